@@ -1,0 +1,327 @@
+//! The lab's three sample instances (contract §0.1), produced by code: the same Study, Series and SOP
+//! Instance UIDs and attributes as the official download, 979×985 RGB secondary-capture images of a red
+//! triangle, a green square and a blue circle. Checks work by UID, so either set passes them.
+
+use std::path::{Path, PathBuf};
+
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR, dicom_value};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+
+/// The lab study.
+pub const STUDY_UID: &str = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420";
+/// Series 1: red and green.
+pub const SERIES1_UID: &str = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652";
+/// Series 2: blue.
+pub const SERIES2_UID: &str = "1.2.826.0.1.3680043.8.498.77033797676425927098669402985243398207";
+pub const RED_UID: &str = "1.2.826.0.1.3680043.8.498.47359123102728459884412887463296905395";
+pub const GREEN_UID: &str = "1.2.826.0.1.3680043.8.498.12714725698140337137334606354172323212";
+pub const BLUE_UID: &str = "1.2.826.0.1.3680043.8.498.13273713909719068980354078852867170114";
+/// Secondary Capture Image Storage.
+pub const SOP_CLASS_UID: &str = "1.2.840.10008.5.1.4.1.1.7";
+pub const ROWS: u16 = 979;
+pub const COLUMNS: u16 = 985;
+/// One RGB frame: 979 × 985 × 3.
+pub const FRAME_BYTES: usize = ROWS as usize * COLUMNS as usize * 3;
+
+/// dicomlab's implementation class UID (under the same root the samples use for examples).
+const IMPLEMENTATION_UID: &str = "1.2.826.0.1.3680043.8.498.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Triangle,
+    Square,
+    Circle,
+}
+
+/// One of the three lab instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// The official file name, e.g. `red-triangle.dcm`.
+    pub file_name: &'static str,
+    /// A short name for lists: `red-triangle`.
+    pub name: &'static str,
+    pub study_uid: &'static str,
+    pub series_uid: &'static str,
+    pub sop_uid: &'static str,
+    instance_number: u32,
+    series_number: u32,
+    comment: &'static str,
+    shape: Shape,
+    rgb: [u8; 3],
+}
+
+/// The three samples, in the order the lab stores them.
+pub const SAMPLES: [Sample; 3] = [
+    Sample {
+        file_name: "red-triangle.dcm",
+        name: "red-triangle",
+        study_uid: STUDY_UID,
+        series_uid: SERIES1_UID,
+        sop_uid: RED_UID,
+        instance_number: 1,
+        series_number: 1,
+        comment: "Fake DICOM - Red Triangle",
+        shape: Shape::Triangle,
+        rgb: [237, 28, 36],
+    },
+    Sample {
+        file_name: "green-square.dcm",
+        name: "green-square",
+        study_uid: STUDY_UID,
+        series_uid: SERIES1_UID,
+        sop_uid: GREEN_UID,
+        instance_number: 2,
+        series_number: 1,
+        comment: "Fake DICOM - Green Square",
+        shape: Shape::Square,
+        rgb: [34, 177, 76],
+    },
+    Sample {
+        file_name: "blue-circle.dcm",
+        name: "blue-circle",
+        study_uid: STUDY_UID,
+        series_uid: SERIES2_UID,
+        sop_uid: BLUE_UID,
+        instance_number: 1,
+        series_number: 2,
+        comment: "Fake DICOM - Blue Circle",
+        shape: Shape::Circle,
+        rgb: [63, 72, 204],
+    },
+];
+
+const BACKGROUND: [u8; 3] = [195, 195, 195];
+
+impl Sample {
+    /// Finds a sample by SOP Instance UID.
+    pub fn by_sop(sop_uid: &str) -> Option<&'static Sample> {
+        SAMPLES.iter().find(|s| s.sop_uid == sop_uid)
+    }
+
+    fn inside(&self, x: f64, y: f64) -> bool {
+        match self.shape {
+            // Apex at (477.5, 237), base on row 717 from column 170 to 785.
+            Shape::Triangle => {
+                (237.0..=717.0).contains(&y) && (x - 477.5).abs() <= (y - 237.0) / 480.0 * 307.5
+            }
+            Shape::Square => (240.0..=736.0).contains(&y) && (236.0..=748.0).contains(&x),
+            Shape::Circle => {
+                let (dx, dy) = ((x - 491.0) / 296.5, (y - 510.5) / 275.0);
+                dx * dx + dy * dy <= 1.0
+            }
+        }
+    }
+
+    /// The interleaved RGB frame.
+    pub fn pixels(&self) -> Vec<u8> {
+        let mut px = Vec::with_capacity(FRAME_BYTES + 1);
+        for y in 0..ROWS {
+            for x in 0..COLUMNS {
+                let c = if self.inside(f64::from(x), f64::from(y)) {
+                    self.rgb
+                } else {
+                    BACKGROUND
+                };
+                px.extend_from_slice(&c);
+            }
+        }
+        px
+    }
+
+    /// The dataset: the 40 elements of the official file.
+    pub fn dataset(&self) -> InMemDicomObject {
+        let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+        let empty = |tag, vr| DataElement::new(tag, vr, PrimitiveValue::Empty);
+        let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
+        let mut pixels = self.pixels();
+        // OB values have even length: one padding byte, as in the official files.
+        pixels.push(0);
+        InMemDicomObject::from_element_iter([
+            s(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
+            DataElement::new(
+                tags::IMAGE_TYPE,
+                VR::CS,
+                dicom_value!(Strs, ["DERIVED", "SECONDARY", "OTHER"]),
+            ),
+            s(tags::SOP_CLASS_UID, VR::UI, SOP_CLASS_UID),
+            s(tags::SOP_INSTANCE_UID, VR::UI, self.sop_uid),
+            s(tags::STUDY_DATE, VR::DA, "20200922"),
+            empty(tags::CONTENT_DATE, VR::DA),
+            empty(tags::ACQUISITION_DATE_TIME, VR::DT),
+            s(tags::STUDY_TIME, VR::TM, "120000"),
+            empty(tags::CONTENT_TIME, VR::TM),
+            empty(tags::ACCESSION_NUMBER, VR::SH),
+            s(tags::MODALITY, VR::CS, "OT"),
+            s(tags::CONVERSION_TYPE, VR::CS, "SYN"),
+            s(tags::REFERRING_PHYSICIAN_NAME, VR::PN, "Doctor Doc"),
+            s(tags::PATIENT_NAME, VR::PN, "Anony Mous"),
+            s(tags::PATIENT_ID, VR::LO, "ID1"),
+            empty(tags::PATIENT_BIRTH_DATE, VR::DA),
+            s(tags::PATIENT_SEX, VR::CS, "F"),
+            s(tags::PATIENT_AGE, VR::AS, "024Y"),
+            empty(tags::PATIENT_POSITION, VR::CS),
+            s(tags::STUDY_INSTANCE_UID, VR::UI, self.study_uid),
+            s(tags::SERIES_INSTANCE_UID, VR::UI, self.series_uid),
+            s(tags::STUDY_ID, VR::SH, "1"),
+            s(tags::SERIES_NUMBER, VR::IS, &self.series_number.to_string()),
+            s(
+                tags::INSTANCE_NUMBER,
+                VR::IS,
+                &self.instance_number.to_string(),
+            ),
+            empty(tags::PATIENT_ORIENTATION, VR::CS),
+            empty(tags::LATERALITY, VR::CS),
+            s(tags::IMAGE_COMMENTS, VR::LT, self.comment),
+            us(tags::SAMPLES_PER_PIXEL, 3),
+            s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB"),
+            us(tags::PLANAR_CONFIGURATION, 0),
+            us(tags::ROWS, ROWS),
+            us(tags::COLUMNS, COLUMNS),
+            DataElement::new(tags::PIXEL_SPACING, VR::DS, dicom_value!(Strs, ["1", "1"])),
+            us(tags::BITS_ALLOCATED, 8),
+            us(tags::BITS_STORED, 8),
+            us(tags::HIGH_BIT, 7),
+            us(tags::PIXEL_REPRESENTATION, 0),
+            us(tags::SMALLEST_IMAGE_PIXEL_VALUE, 0),
+            us(tags::LARGEST_IMAGE_PIXEL_VALUE, 255),
+            DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(pixels.into())),
+        ])
+    }
+
+    /// The Part-10 file, in memory.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, SampleError> {
+        let file = self.dataset().with_meta(meta())?;
+        let mut out = Vec::with_capacity(FRAME_BYTES + 2048);
+        file.write_all(&mut out)?;
+        Ok(out)
+    }
+}
+
+fn meta() -> FileMetaTableBuilder {
+    FileMetaTableBuilder::new()
+        .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        .implementation_class_uid(IMPLEMENTATION_UID)
+        .implementation_version_name("DICOMLAB")
+}
+
+/// Why the samples could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("could not build the file meta group: {0}")]
+    Meta(#[from] dicom_object::WithMetaError),
+    #[error("could not encode the DICOM file: {0}")]
+    Write(#[from] dicom_object::WriteError),
+    #[error("could not write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes the three samples into `dir` (created if needed) under their official names.
+pub fn write_samples(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
+    std::fs::create_dir_all(dir).map_err(|source| SampleError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths = Vec::new();
+    for sample in &SAMPLES {
+        let path = dir.join(sample.file_name);
+        let bytes = sample.to_bytes()?;
+        let tmp = dir.join(format!(".{}.tmp", sample.file_name));
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| SampleError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// A small valid instance for tests and benchmarks: 8×8 grey, with the given UIDs and patient.
+pub fn tiny_instance(
+    study: &str,
+    series: &str,
+    sop: &str,
+    patient_name: &str,
+) -> Result<Vec<u8>, SampleError> {
+    let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
+    let obj = InMemDicomObject::from_element_iter([
+        s(tags::SOP_CLASS_UID, VR::UI, SOP_CLASS_UID),
+        s(tags::SOP_INSTANCE_UID, VR::UI, sop),
+        s(tags::STUDY_DATE, VR::DA, "20240101"),
+        s(tags::MODALITY, VR::CS, "OT"),
+        s(tags::PATIENT_NAME, VR::PN, patient_name),
+        s(tags::PATIENT_ID, VR::LO, "P1"),
+        s(tags::PATIENT_SEX, VR::CS, "M"),
+        s(tags::STUDY_INSTANCE_UID, VR::UI, study),
+        s(tags::SERIES_INSTANCE_UID, VR::UI, series),
+        s(tags::INSTANCE_NUMBER, VR::IS, "1"),
+        us(tags::SAMPLES_PER_PIXEL, 1),
+        s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        us(tags::ROWS, 8),
+        us(tags::COLUMNS, 8),
+        us(tags::BITS_ALLOCATED, 8),
+        us(tags::BITS_STORED, 8),
+        us(tags::HIGH_BIT, 7),
+        us(tags::PIXEL_REPRESENTATION, 0),
+        DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::U8(vec![128u8; 64].into()),
+        ),
+    ]);
+    let file = obj.with_meta(meta())?;
+    let mut out = Vec::new();
+    file.write_all(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_object::OpenFileOptions;
+
+    #[test]
+    fn samples_match_the_contract() {
+        let red = SAMPLES[0];
+        let bytes = red.to_bytes().expect("encode");
+        assert_eq!(&bytes[128..132], b"DICM");
+        let obj = OpenFileOptions::new()
+            .from_reader(&bytes[128..])
+            .expect("parse");
+        assert_eq!(obj.iter().count(), 40);
+        let px = obj
+            .element(tags::PIXEL_DATA)
+            .expect("pixels")
+            .value()
+            .to_bytes()
+            .expect("bytes");
+        assert_eq!(px.len(), FRAME_BYTES + 1);
+        // The centre of the triangle is red, the corner is the grey background.
+        let at = |x: usize, y: usize| &px[(y * COLUMNS as usize + x) * 3..][..3];
+        assert_eq!(at(492, 600), &[237, 28, 36]);
+        assert_eq!(at(0, 0), &BACKGROUND);
+        let sop = obj
+            .element(tags::SOP_INSTANCE_UID)
+            .expect("sop")
+            .to_str()
+            .expect("str");
+        assert_eq!(sop.trim_end_matches('\0'), RED_UID);
+    }
+
+    #[test]
+    fn shapes_differ() {
+        let [r, g, b] = SAMPLES.map(|s| s.pixels());
+        assert_ne!(r, g);
+        assert_ne!(g, b);
+        let blue = b.chunks(3).filter(|c| c == &[63, 72, 204]).count();
+        // The official blue circle covers 257,023 pixels.
+        assert!((250_000..265_000).contains(&blue), "{blue}");
+    }
+}

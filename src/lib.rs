@@ -1,0 +1,6 @@
+//! dicomlab: a terminal companion for the hands-on lab "DICOM service". Every step is checked against the
+//! live service. This crate holds the practice service, the DICOM helpers, and (later) the client, the lab
+//! engine and the TUI.
+
+pub mod dicom;
+pub mod practice;

@@ -1,0 +1,688 @@
+//! Authentication and authorization like Azure's (contract §2): a token endpoint that imitates Azure AD's
+//! client-credentials flow (v1 `resource`, v2 `scope`) and issues signed JWTs, and per-client role
+//! assignments that can change while the service runs — like Azure RBAC, the role is looked up on every
+//! request, so granting "DICOM Data Owner" turns the learner's 403 into 200 without a new token.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::db::{Db, DbError};
+use super::error::{ApiError, ApiResult};
+use super::{Service, SharedService, origin_of};
+
+/// The audience Azure's DICOM service expects, and what the lab's `resource` is.
+pub const DICOM_RESOURCE: &str = "https://dicom.healthcareapis.azure.com";
+
+/// The two Azure roles the lab meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    #[serde(rename = "DICOM Data Owner")]
+    DataOwner,
+    #[serde(rename = "DICOM Data Reader")]
+    DataReader,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::DataOwner => "DICOM Data Owner",
+            Role::DataReader => "DICOM Data Reader",
+        }
+    }
+
+    /// Accepts the full name in any case, or `owner` / `reader`.
+    pub fn parse(s: &str) -> Option<Role> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "dicom data owner" | "owner" | "dataowner" => Some(Role::DataOwner),
+            "dicom data reader" | "reader" | "datareader" => Some(Role::DataReader),
+            _ => None,
+        }
+    }
+
+    fn allows(self, action: Action) -> bool {
+        match self {
+            Role::DataOwner => true,
+            Role::DataReader => action == Action::Read,
+        }
+    }
+}
+
+/// The data actions of contract §2.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Write,
+    Delete,
+    ManageExtendedQueryTags,
+}
+
+/// A client of the token endpoint (an "app registration").
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub name: String,
+}
+
+/// Keys, clients and role assignments.
+pub struct Auth {
+    /// `false` with `--no-auth`: every request is allowed.
+    pub enabled: bool,
+    pub tenant_id: String,
+    /// The client the lab uses; created with the data directory.
+    pub lab_client_id: String,
+    token_lifetime: Duration,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    clients: RwLock<BTreeMap<String, Client>>,
+    roles: RwLock<BTreeMap<String, BTreeSet<Role>>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub aud: String,
+    pub iss: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub tid: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub appid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub azp: Option<String>,
+    pub oid: String,
+    pub sub: String,
+    /// The roles assigned when the token was issued, for display only: like Azure RBAC, authorization
+    /// looks the assignment up on every request.
+    pub roles: Vec<String>,
+    pub ver: String,
+}
+
+fn random_secret() -> String {
+    // 40 characters of two v4 UUIDs: 244 random bits, shaped like an Azure client secret value.
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}~{}", &a[..20], &b[..19])
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Auth {
+    /// Loads (or creates on first start) the tenant, the signing key, the lab client and the assignments.
+    pub fn load(
+        db: &Db,
+        enabled: bool,
+        token_lifetime: Duration,
+        grant_owner: bool,
+    ) -> Result<Self, DbError> {
+        let get_or = |key: &str, make: &dyn Fn() -> String| -> Result<String, DbError> {
+            if let Some(v) = db.meta_get(key)? {
+                return Ok(v);
+            }
+            let v = make();
+            db.meta_set(key, &v)?;
+            Ok(v)
+        };
+        let tenant_id = get_or("tenant_id", &|| uuid::Uuid::new_v4().to_string())?;
+        let key = get_or("signing_key", &random_secret)?;
+        let lab_client_id = get_or("lab_client_id", &|| uuid::Uuid::new_v4().to_string())?;
+        let c = db.lock()?;
+        c.execute(
+            "INSERT OR IGNORE INTO clients(client_id, secret, name) VALUES(?1, ?2, 'dicomlab lab client')",
+            rusqlite::params![lab_client_id, random_secret()],
+        )?;
+        if grant_owner {
+            c.execute(
+                "INSERT OR IGNORE INTO role_assignments(client_id, role) VALUES(?1, ?2)",
+                rusqlite::params![lab_client_id, Role::DataOwner.name()],
+            )?;
+        }
+        let mut clients = BTreeMap::new();
+        let mut stmt = c.prepare("SELECT client_id, secret, name FROM clients")?;
+        for row in stmt.query_map([], |r| {
+            Ok(Client {
+                client_id: r.get(0)?,
+                secret: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })? {
+            let client = row?;
+            clients.insert(client.client_id.clone(), client);
+        }
+        let mut roles: BTreeMap<String, BTreeSet<Role>> = BTreeMap::new();
+        let mut stmt = c.prepare("SELECT client_id, role FROM role_assignments")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (client, role) = row?;
+            if let Some(role) = Role::parse(&role) {
+                roles.entry(client).or_default().insert(role);
+            }
+        }
+        Ok(Self {
+            enabled,
+            tenant_id,
+            lab_client_id,
+            token_lifetime,
+            encoding: EncodingKey::from_secret(key.as_bytes()),
+            decoding: DecodingKey::from_secret(key.as_bytes()),
+            clients: RwLock::new(clients),
+            roles: RwLock::new(roles),
+        })
+    }
+
+    pub fn client(&self, id: &str) -> Option<Client> {
+        self.clients.read().ok()?.get(id).cloned()
+    }
+
+    pub fn roles_of(&self, client_id: &str) -> BTreeSet<Role> {
+        self.roles
+            .read()
+            .ok()
+            .and_then(|r| r.get(client_id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Grants or revokes a role, in memory and in the index. Returns whether anything changed.
+    pub fn set_role(
+        &self,
+        db: &Db,
+        client_id: &str,
+        role: Role,
+        granted: bool,
+    ) -> Result<bool, DbError> {
+        let c = db.lock()?;
+        let changed = if granted {
+            c.execute(
+                "INSERT OR IGNORE INTO role_assignments(client_id, role) VALUES(?1, ?2)",
+                rusqlite::params![client_id, role.name()],
+            )?
+        } else {
+            c.execute(
+                "DELETE FROM role_assignments WHERE client_id = ?1 AND role = ?2",
+                rusqlite::params![client_id, role.name()],
+            )?
+        };
+        if let Ok(mut roles) = self.roles.write() {
+            let set = roles.entry(client_id.to_string()).or_default();
+            if granted {
+                set.insert(role);
+            } else {
+                set.remove(&role);
+            }
+        }
+        Ok(changed > 0)
+    }
+
+    /// Registers another client (e.g. a read-only one for a classroom demo).
+    pub fn create_client(&self, db: &Db, name: &str) -> Result<Client, DbError> {
+        let client = Client {
+            client_id: uuid::Uuid::new_v4().to_string(),
+            secret: random_secret(),
+            name: name.to_string(),
+        };
+        db.lock()?.execute(
+            "INSERT INTO clients(client_id, secret, name) VALUES(?1, ?2, ?3)",
+            rusqlite::params![client.client_id, client.secret, client.name],
+        )?;
+        if let Ok(mut clients) = self.clients.write() {
+            clients.insert(client.client_id.clone(), client.clone());
+        }
+        Ok(client)
+    }
+
+    /// Issues a token for a client.
+    pub fn issue(
+        &self,
+        client_id: &str,
+        audience: &str,
+        v2: bool,
+    ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+        let now = now_secs();
+        let exp = now + self.token_lifetime.as_secs();
+        let claims = Claims {
+            aud: audience.to_string(),
+            iss: if v2 {
+                format!("https://login.microsoftonline.com/{}/v2.0", self.tenant_id)
+            } else {
+                format!("https://sts.windows.net/{}/", self.tenant_id)
+            },
+            iat: now,
+            nbf: now,
+            exp,
+            tid: self.tenant_id.clone(),
+            appid: (!v2).then(|| client_id.to_string()),
+            azp: v2.then(|| client_id.to_string()),
+            oid: client_id.to_string(),
+            sub: client_id.to_string(),
+            roles: self
+                .roles_of(client_id)
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect(),
+            ver: if v2 { "2.0".into() } else { "1.0".into() },
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, self.token_lifetime.as_secs()))
+    }
+
+    fn verify(&self, token: &str) -> Result<Claims, ErrorKind> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[DICOM_RESOURCE, &format!("{DICOM_RESOURCE}/")]);
+        v.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| e.into_kind())
+    }
+}
+
+/// Who is calling a DICOM route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `None` when auth is off.
+    pub client_id: Option<String>,
+}
+
+impl Caller {
+    /// The role check that the real service runs when the handler starts (after the Accept filter).
+    pub fn require(&self, service: &Service, action: Action) -> ApiResult<()> {
+        let Some(client) = &self.client_id else {
+            return Ok(());
+        };
+        if service
+            .auth
+            .roles_of(client)
+            .iter()
+            .any(|r| r.allows(action))
+        {
+            Ok(())
+        } else {
+            tracing::info!(client, ?action, "403: no role allows this data action");
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Authorization failed.",
+            ))
+        }
+    }
+}
+
+fn unauthorized(origin: &str, tenant: &str, error: Option<&str>) -> ApiError {
+    let mut value = format!(
+        "Bearer authorization_uri=\"{origin}/{tenant}\", resource_id=\"{DICOM_RESOURCE}\", realm=\"{DICOM_RESOURCE}\""
+    );
+    if let Some(desc) = error {
+        value.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{desc}\""
+        ));
+    }
+    ApiError::empty(StatusCode::UNAUTHORIZED).with_header(header::WWW_AUTHENTICATE, value)
+}
+
+impl FromRequestParts<SharedService> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &SharedService,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = &service.auth;
+        if !auth.enabled {
+            return Ok(Caller { client_id: None });
+        }
+        let origin = origin_of(&parts.headers, service);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(value) = value else {
+            return Err(unauthorized(&origin, &auth.tenant_id, None));
+        };
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(unauthorized(
+                    &origin,
+                    &auth.tenant_id,
+                    Some("The authorization scheme is not Bearer"),
+                ));
+            }
+        };
+        match auth.verify(token) {
+            Ok(claims) => Ok(Caller {
+                client_id: claims.appid.or(claims.azp),
+            }),
+            Err(kind) => {
+                let desc = match kind {
+                    ErrorKind::ExpiredSignature => "The token is expired",
+                    ErrorKind::InvalidAudience => "The audience is invalid",
+                    ErrorKind::InvalidSignature => "The signature is invalid",
+                    _ => "The token is malformed",
+                };
+                Err(unauthorized(&origin, &auth.tenant_id, Some(desc)))
+            }
+        }
+    }
+}
+
+/// Azure AD's error body.
+fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let now = time::OffsetDateTime::now_utc();
+    let ts = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let trace = uuid::Uuid::new_v4();
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {}\r\nTimestamp: {ts}", uuid::Uuid::new_v4()),
+        "error_codes": [code],
+        "timestamp": ts,
+        "trace_id": trace.to_string(),
+        "correlation_id": uuid::Uuid::new_v4().to_string(),
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `POST /{tenant}/oauth2/token` (v1) and `/{tenant}/oauth2/v2.0/token` (v2).
+pub async fn token_endpoint(
+    State(service): State<SharedService>,
+    Path(tenant): Path<String>,
+    parts: Parts,
+    form: Result<Form<BTreeMap<String, String>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let v2 = parts.uri.path().contains("/v2.0/");
+    let auth = &service.auth;
+    let Ok(Form(form)) = form else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        );
+    };
+    if !tenant.eq_ignore_ascii_case(&auth.tenant_id) {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    }
+    let field = |k: &str| form.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    match field("grant_type") {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                &format!(
+                    "The app requested an unsupported grant type '{other}'. This lab uses client_credentials."
+                ),
+            );
+        }
+        None => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.",
+            );
+        }
+    }
+    let Some(client_id) = field("client_id") else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
+    };
+    let Some(client) = auth.client(client_id) else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+                auth.tenant_id
+            ),
+        );
+    };
+    match field("client_secret") {
+        Some(s) if s == client.secret => {}
+        Some(_) => {
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+            );
+        }
+        None => {
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            );
+        }
+    }
+    let audience = if v2 {
+        match field("scope") {
+            Some(scope)
+                if scope.trim_end_matches("/.default").trim_end_matches('/') == DICOM_RESOURCE
+                    && scope.ends_with("/.default") =>
+            {
+                DICOM_RESOURCE
+            }
+            Some(scope) => {
+                return aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    1002012,
+                    &format!(
+                        "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                    ),
+                );
+            }
+            None => {
+                return aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'scope'.",
+                );
+            }
+        }
+    } else {
+        match field("resource") {
+            Some(r) if r.trim_end_matches('/') == DICOM_RESOURCE => DICOM_RESOURCE,
+            Some(r) => {
+                return aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_resource",
+                    500011,
+                    &format!(
+                        "The resource principal named {r} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+                        auth.tenant_id
+                    ),
+                );
+            }
+            None => {
+                return aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'resource'.",
+                );
+            }
+        }
+    };
+    let (token, lifetime) = match auth.issue(&client.client_id, audience, v2) {
+        Ok(t) => t,
+        Err(e) => return ApiError::internal("token signing", e).into_response(),
+    };
+    tracing::info!(client = client.client_id, v2, "token issued");
+    let now = now_secs();
+    let body = if v2 {
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token})
+    } else {
+        json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime.to_string(),
+            "ext_expires_in": lifetime.to_string(),
+            "expires_on": (now + lifetime).to_string(),
+            "not_before": now.to_string(),
+            "resource": audience,
+            "access_token": token,
+        })
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    resp
+}
+
+/// The admin routes answer only on loopback: they stand for the Azure portal's "Access control (IAM)".
+fn require_loopback(peer: Option<std::net::SocketAddr>) -> ApiResult<()> {
+    match peer {
+        Some(addr) if addr.ip().is_loopback() => Ok(()),
+        None => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Role administration is only available on loopback.",
+        )),
+    }
+}
+
+fn peer(parts: &Parts) -> Option<std::net::SocketAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// `GET /admin/roles`: clients and their roles (never secrets).
+pub async fn list_roles(State(service): State<SharedService>, parts: Parts) -> ApiResult<Response> {
+    require_loopback(peer(&parts))?;
+    let clients = service
+        .auth
+        .clients
+        .read()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let list: Vec<_> = clients
+        .values()
+        .map(|c| {
+            let roles: Vec<_> = service
+                .auth
+                .roles_of(&c.client_id)
+                .iter()
+                .map(|r| r.name())
+                .collect();
+            json!({"clientId": c.client_id, "name": c.name, "roles": roles,
+                   "labClient": c.client_id == service.auth.lab_client_id})
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+/// `PUT` (grant) and `DELETE` (revoke) `/admin/roles/{client}/{role}`.
+pub async fn change_role(
+    State(service): State<SharedService>,
+    Path((client, role)): Path<(String, String)>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    require_loopback(peer(&parts))?;
+    let Some(role) = Role::parse(&role) else {
+        return Err(ApiError::bad_request(format!(
+            "Unknown role '{role}'. Use 'DICOM Data Owner' (owner) or 'DICOM Data Reader' (reader)."
+        )));
+    };
+    if service.auth.client(&client).is_none() {
+        return Err(ApiError::not_found(format!(
+            "No client with id '{client}'."
+        )));
+    }
+    let grant = parts.method == axum::http::Method::PUT;
+    let svc = service.clone();
+    let client2 = client.clone();
+    let changed =
+        tokio::task::spawn_blocking(move || svc.auth.set_role(&svc.db, &client2, role, grant))
+            .await
+            .map_err(|e| ApiError::internal("role change", e))?
+            .map_err(|e| ApiError::internal("role change", e))?;
+    tracing::info!(
+        client,
+        role = role.name(),
+        grant,
+        changed,
+        "role assignment changed"
+    );
+    let roles: Vec<_> = service
+        .auth
+        .roles_of(&client)
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    Ok(Json(json!({"clientId": client, "roles": roles, "changed": changed})).into_response())
+}
+
+/// `POST /admin/clients` `{"name": "..."}`: registers a client and returns its id and secret once.
+pub async fn create_client(
+    State(service): State<SharedService>,
+    parts: Parts,
+    body: Option<Json<serde_json::Value>>,
+) -> ApiResult<Response> {
+    require_loopback(peer(&parts))?;
+    let name = body
+        .as_ref()
+        .and_then(|b| b.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("extra client")
+        .to_string();
+    let svc = service.clone();
+    let client = tokio::task::spawn_blocking(move || svc.auth.create_client(&svc.db, &name))
+        .await
+        .map_err(|e| ApiError::internal("create client", e))?
+        .map_err(|e| ApiError::internal("create client", e))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"clientId": client.client_id, "clientSecret": client.secret, "name": client.name})),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names() {
+        assert_eq!(Role::parse("DICOM Data Owner"), Some(Role::DataOwner));
+        assert_eq!(Role::parse("reader"), Some(Role::DataReader));
+        assert_eq!(Role::parse("admin"), None);
+        assert!(Role::DataReader.allows(Action::Read));
+        assert!(!Role::DataReader.allows(Action::Write));
+        assert!(Role::DataOwner.allows(Action::ManageExtendedQueryTags));
+    }
+}

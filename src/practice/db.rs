@@ -1,0 +1,109 @@
+//! The practice service's index in SQLite (WAL): instances, searchable values, change feed, extended query
+//! tags, operations, clients and role assignments. Files live on disk beside it (see `blobs`).
+//! All calls are synchronous; the handlers run them on the blocking pool.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Why the index could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the practice service's database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the practice service's database lock is poisoned (a request panicked)")]
+    Poisoned,
+}
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS instances(
+    watermark INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL, transfer_syntax TEXT NOT NULL,
+    blob TEXT NOT NULL, size INTEGER NOT NULL, frames INTEGER NOT NULL,
+    created TEXT NOT NULL, metadata TEXT NOT NULL,
+    UNIQUE(study_uid, series_uid, sop_uid));
+CREATE INDEX IF NOT EXISTS ix_instances_series ON instances(series_uid);
+CREATE INDEX IF NOT EXISTS ix_instances_sop ON instances(sop_uid);
+CREATE TABLE IF NOT EXISTS attr_index(
+    watermark INTEGER NOT NULL REFERENCES instances(watermark) ON DELETE CASCADE,
+    tag INTEGER NOT NULL, value TEXT, num REAL);
+CREATE INDEX IF NOT EXISTS ix_attr_value ON attr_index(tag, value);
+CREATE INDEX IF NOT EXISTS ix_attr_num ON attr_index(tag, num);
+CREATE INDEX IF NOT EXISTS ix_attr_watermark ON attr_index(watermark);
+CREATE TABLE IF NOT EXISTS changefeed(
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,
+    action TEXT NOT NULL, timestamp TEXT NOT NULL, watermark INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_changefeed_uids ON changefeed(sop_uid, series_uid, study_uid);
+CREATE INDEX IF NOT EXISTS ix_changefeed_time ON changefeed(timestamp, sequence);
+CREATE TABLE IF NOT EXISTS eqt(
+    key INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, vr TEXT NOT NULL,
+    private_creator TEXT, level TEXT NOT NULL, status TEXT NOT NULL, query_status TEXT NOT NULL,
+    error_count INTEGER NOT NULL DEFAULT 0, operation_id TEXT);
+CREATE TABLE IF NOT EXISTS eqt_errors(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tag_key INTEGER NOT NULL REFERENCES eqt(key) ON DELETE CASCADE,
+    study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,
+    created TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS operations(
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL,
+    updated TEXT NOT NULL, percent INTEGER NOT NULL, resources TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clients(client_id TEXT PRIMARY KEY, secret TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS role_assignments(client_id TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY(client_id, role));
+";
+
+/// The index. One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the index at `path`.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Locks the connection for one unit of work.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Connection>, DbError> {
+        self.conn.lock().map_err(|_| DbError::Poisoned)
+    }
+
+    /// A value of the `meta` table (service keys, lab client).
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>, DbError> {
+        let c = self.lock()?;
+        Ok(
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?,
+        )
+    }
+
+    pub fn meta_set(&self, key: &str, value: &str) -> Result<(), DbError> {
+        let c = self.lock()?;
+        c.execute(
+            "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Every blob name the index refers to (for clean-up of files a crash left behind).
+    pub fn blob_names(&self) -> Result<std::collections::HashSet<String>, DbError> {
+        let c = self.lock()?;
+        let mut stmt = c.prepare("SELECT blob FROM instances")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names)
+    }
+}

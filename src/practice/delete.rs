@@ -1,0 +1,145 @@
+//! DELETE of a study, series or instance (contract §6): 204, then 404; each deleted instance adds a
+//! `Delete` change-feed entry; files are removed after the index commits.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use rusqlite::params;
+
+use super::auth::{Action, Caller};
+use super::error::{ApiError, ApiResult};
+use super::{ApiVersion, Service, SharedService, now_timestamp};
+use crate::dicom::is_valid_uid;
+
+/// Which instances a delete targets.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub study: String,
+    pub series: Option<String>,
+    pub sop: Option<String>,
+}
+
+impl Target {
+    fn validate(&self) -> ApiResult<()> {
+        for (name, v) in [
+            ("StudyInstanceUid", Some(&self.study)),
+            ("SeriesInstanceUid", self.series.as_ref()),
+            ("SopInstanceUid", self.sop.as_ref()),
+        ] {
+            if let Some(v) = v
+                && !is_valid_uid(v)
+            {
+                return Err(ApiError::bad_uid(name, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn not_found(&self) -> ApiError {
+        let what = if self.sop.is_some() {
+            "instance"
+        } else if self.series.is_some() {
+            "series"
+        } else {
+            "study"
+        };
+        ApiError::not_found(format!("The specified {what} cannot be found."))
+    }
+}
+
+/// Deletes the target's instances; returns how many were removed.
+pub fn delete_instances(svc: &Service, target: &Target) -> Result<usize, super::db::DbError> {
+    let mut conn = svc.db.lock()?;
+    let tx = conn.transaction()?;
+    let rows: Vec<(i64, String, String, String, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT watermark, study_uid, series_uid, sop_uid, blob FROM instances
+             WHERE study_uid = ?1 AND (?2 IS NULL OR series_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3)",
+        )?;
+        stmt.query_map(params![target.study, target.series, target.sop], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    for (watermark, study, series, sop, _) in &rows {
+        tx.execute("DELETE FROM instances WHERE watermark = ?1", [watermark])?;
+        tx.execute(
+            "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
+             VALUES(?1, ?2, ?3, 'Delete', ?4, ?5)",
+            params![study, series, sop, now_timestamp(), watermark],
+        )?;
+    }
+    tx.commit()?;
+    drop(conn);
+    for (_, _, _, _, blob) in &rows {
+        if let Err(e) = std::fs::remove_file(svc.blobs.path(blob)) {
+            tracing::warn!("could not remove {blob}: {e}");
+        }
+    }
+    Ok(rows.len())
+}
+
+async fn run(svc: SharedService, caller: Caller, target: Target) -> ApiResult<StatusCode> {
+    target.validate()?;
+    caller.require(&svc, Action::Delete)?;
+    let t = target.clone();
+    let n = svc.db(move |s| delete_instances(s, &t)).await?;
+    if n == 0 {
+        Err(target.not_found())
+    } else {
+        Ok(StatusCode::NO_CONTENT)
+    }
+}
+
+pub async fn delete_study(
+    State(svc): State<SharedService>,
+    _version: ApiVersion,
+    caller: Caller,
+    Path((_, study)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    run(
+        svc,
+        caller,
+        Target {
+            study,
+            series: None,
+            sop: None,
+        },
+    )
+    .await
+}
+
+pub async fn delete_series(
+    State(svc): State<SharedService>,
+    _version: ApiVersion,
+    caller: Caller,
+    Path((_, study, series)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    run(
+        svc,
+        caller,
+        Target {
+            study,
+            series: Some(series),
+            sop: None,
+        },
+    )
+    .await
+}
+
+pub async fn delete_instance(
+    State(svc): State<SharedService>,
+    _version: ApiVersion,
+    caller: Caller,
+    Path((_, study, series, sop)): Path<(String, String, String, String)>,
+) -> ApiResult<StatusCode> {
+    run(
+        svc,
+        caller,
+        Target {
+            study,
+            series: Some(series),
+            sop: Some(sop),
+        },
+    )
+    .await
+}

@@ -1,0 +1,477 @@
+//! The practice service: a local DICOM service that answers like Azure Health Data Services' DICOM service
+//! (contract `azure-dicom-api.md`), so the whole lab runs offline and the tests run against a real server.
+//! `dicomlab serve` runs it; [`start`] runs it in-process on a loopback port (the TUI and the tests).
+
+pub mod accept;
+pub mod auth;
+pub mod blobs;
+pub mod changefeed;
+pub mod db;
+pub mod delete;
+pub mod eqt;
+pub mod error;
+pub mod index;
+pub mod multipart;
+pub mod qido;
+pub mod stow;
+pub mod wado;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use self::auth::Auth;
+use self::blobs::Blobs;
+use self::db::{Db, DbError};
+use self::error::{ApiError, ApiResult};
+
+/// How to run the practice service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Data directory; `None` = a temporary one removed when the service stops.
+    pub data_dir: Option<PathBuf>,
+    /// `false` = `--no-auth`: no token needed, every data action allowed.
+    pub auth: bool,
+    /// Start with "DICOM Data Owner" already granted to the lab client (tests, and `serve --grant-owner`).
+    /// By default the lab client has no role, so exercise 3 "assign the role" is real.
+    pub grant_owner: bool,
+    /// Lifetime of issued tokens (Azure: about 60 minutes).
+    pub token_lifetime: Duration,
+    /// A re-index takes at least this long, so learners can watch the operation run (Azure's take
+    /// seconds to minutes). Tests set it to zero.
+    pub reindex_min_duration: Duration,
+    /// Largest accepted request body; larger gets 413 (contract §3.2: 2 GiB).
+    pub max_request_bytes: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            auth: true,
+            grant_owner: false,
+            token_lifetime: Duration::from_secs(3599),
+            reindex_min_duration: Duration::from_secs(2),
+            max_request_bytes: 2 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The running service's state, shared by every handler.
+pub struct Service {
+    pub db: Db,
+    pub blobs: Blobs,
+    pub auth: Auth,
+    pub config: ServiceConfig,
+    /// `http://127.0.0.1:PORT`, used when a request has no Host header.
+    pub default_origin: String,
+    /// Serialises the start of re-index operations (one at a time, contract §8.3).
+    pub reindex_gate: tokio::sync::Mutex<()>,
+}
+
+pub type SharedService = Arc<Service>;
+
+impl Service {
+    /// Runs an index call on the blocking pool.
+    pub async fn db<R, F>(self: &Arc<Self>, f: F) -> ApiResult<R>
+    where
+        F: FnOnce(&Service) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let svc = self.clone();
+        tokio::task::spawn_blocking(move || f(&svc))
+            .await
+            .map_err(|e| ApiError::internal("index task", e))?
+            .map_err(|e| ApiError::internal("index", e))
+    }
+}
+
+/// What a caller needs to use a running service.
+pub struct RunningService {
+    /// `http://127.0.0.1:PORT`
+    pub origin: String,
+    /// `http://127.0.0.1:PORT/v1`: what the lab calls the base URL.
+    pub base_url: String,
+    /// The authority host the client puts before `/{tenant}/oauth2/token`.
+    pub authority: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub resource: String,
+    pub data_dir: PathBuf,
+    service: SharedService,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl RunningService {
+    /// The v1 token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/token", self.authority, self.tenant_id)
+    }
+    /// The v2 token endpoint.
+    pub fn token_url_v2(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant_id)
+    }
+    pub fn service(&self) -> &SharedService {
+        &self.service
+    }
+    /// Grants or revokes a role for the lab client (what the Azure portal's IAM blade does).
+    pub fn set_lab_role(&self, role: auth::Role, granted: bool) -> Result<bool, DbError> {
+        self.service
+            .auth
+            .set_role(&self.service.db, &self.client_id, role, granted)
+    }
+    /// Stops accepting requests and waits for the server task.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the service on `config.addr` and returns once it accepts connections.
+pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> {
+    let (data_dir, temp) = match &config.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("dicomlab-practice-")
+                .tempdir()
+                .map_err(|source| StartError::DataDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let db = Db::open(&data_dir.join("index.sqlite"))?;
+    let blobs = Blobs::open(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    match blobs.remove_unreferenced(&db.blob_names()?) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!("removed {n} file(s) left by an interrupted store"),
+        Err(e) => tracing::warn!("could not clean the blob folder: {e}"),
+    }
+    eqt::recover_interrupted(&db)?;
+    let auth = Auth::load(&db, config.auth, config.token_lifetime, config.grant_owner)?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let origin = format!("http://{addr}");
+    let secret = auth
+        .client(&auth.lab_client_id)
+        .map(|c| c.secret)
+        .unwrap_or_default();
+    let service = Arc::new(Service {
+        db,
+        blobs,
+        default_origin: origin.clone(),
+        reindex_gate: tokio::sync::Mutex::new(()),
+        config,
+        auth,
+    });
+    let app = router(service.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("practice service stopped: {e}");
+        }
+    });
+    tracing::info!(%origin, "practice service listening");
+    Ok(RunningService {
+        base_url: format!("{origin}/v1"),
+        authority: origin.clone(),
+        origin,
+        tenant_id: service.auth.tenant_id.clone(),
+        client_id: service.auth.lab_client_id.clone(),
+        client_secret: secret,
+        resource: auth::DICOM_RESOURCE.to_string(),
+        data_dir,
+        service,
+        shutdown: Some(tx),
+        task: Some(task),
+        _temp: temp,
+    })
+}
+
+/// The origin (`scheme://host[:port]`) of a request: every URL the service returns is built from it.
+pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if !host.is_empty() && !host.contains(['/', ' ', '"']) => {
+            format!("{proto}://{host}")
+        }
+        _ => service.default_origin.clone(),
+    }
+}
+
+/// The API version of a route, from its first path segment (contract §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion {
+    pub v2: bool,
+    /// The segment as the route spelled it (`v1`, `v1.0-prerelease`, `v2`), reused in returned URLs.
+    pub segment: &'static str,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiVersion {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let seg = parts
+            .uri
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
+        match seg {
+            "v1" => Ok(ApiVersion {
+                v2: false,
+                segment: "v1",
+            }),
+            "v1.0-prerelease" => Ok(ApiVersion {
+                v2: false,
+                segment: "v1.0-prerelease",
+            }),
+            "v2" => Ok(ApiVersion {
+                v2: true,
+                segment: "v2",
+            }),
+            other
+                if other.starts_with('v')
+                    && other[1..].starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                let body = json!({"error": {
+                    "code": "UnsupportedApiVersion",
+                    "message": format!("The HTTP resource that matches the request URI '{}' does not support the API version '{}'.", parts.uri, &other[1..]),
+                }});
+                Err(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: Some(body.to_string()),
+                    headers: Vec::new(),
+                })
+            }
+            _ => Err(ApiError::empty(StatusCode::NOT_FOUND)),
+        }
+    }
+}
+
+/// The URL prefix of a versioned route for this request: `<origin>/v1`.
+pub fn versioned_base(headers: &HeaderMap, service: &Service, version: ApiVersion) -> String {
+    format!("{}/{}", origin_of(headers, service), version.segment)
+}
+
+async fn health(State(service): State<SharedService>) -> Response {
+    let db_ok = service
+        .db(|s| s.db.lock().map(|c| c.execute_batch("SELECT 1").is_ok()))
+        .await;
+    let healthy = matches!(db_ok, Ok(true));
+    let status = if healthy { "Healthy" } else { "Unhealthy" };
+    let body = json!({"overallStatus": status, "details": [
+        {"name": "DataStoreHealthCheck", "status": status, "description": "The practice service's index (SQLite) answers."},
+    ]});
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn partitions_disabled() -> ApiError {
+    ApiError::bad_request("Data partitions feature is disabled.")
+}
+
+async fn not_found() -> ApiError {
+    ApiError::empty(StatusCode::NOT_FOUND)
+}
+
+/// Logs each request (never its Authorization header) and adds `api-supported-versions`.
+async fn log_requests(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = next.run(req).await;
+    if path.starts_with("/v") {
+        resp.headers_mut().insert(
+            "api-supported-versions",
+            HeaderValue::from_static("1.0-prerelease, 1, 2"),
+        );
+    }
+    tracing::info!(%method, %path, status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+/// Every route of the service.
+pub fn router(service: SharedService) -> Router {
+    let instance = "/{v}/studies/{study}/series/{series}/instances/{sop}";
+    Router::new()
+        .route("/health/check", get(health))
+        .route("/{v}/oauth2/token", post(auth::token_endpoint))
+        .route("/{v}/oauth2/v2.0/token", post(auth::token_endpoint))
+        .route("/admin/roles", get(auth::list_roles))
+        .route(
+            "/admin/roles/{client}/{role}",
+            put(auth::change_role).delete(auth::change_role),
+        )
+        .route("/admin/clients", post(auth::create_client))
+        .route("/{v}/studies", get(qido::search_studies).post(stow::store))
+        .route("/{v}/series", get(qido::search_series))
+        .route("/{v}/instances", get(qido::search_instances))
+        .route(
+            "/{v}/studies/{study}",
+            get(wado::retrieve_study)
+                .post(stow::store_in_study)
+                .delete(delete::delete_study),
+        )
+        .route("/{v}/studies/{study}/metadata", get(wado::study_metadata))
+        .route(
+            "/{v}/studies/{study}/series",
+            get(qido::search_series_in_study),
+        )
+        .route(
+            "/{v}/studies/{study}/instances",
+            get(qido::search_instances_in_study),
+        )
+        .route(
+            "/{v}/studies/{study}/series/{series}",
+            get(wado::retrieve_series).delete(delete::delete_series),
+        )
+        .route(
+            "/{v}/studies/{study}/series/{series}/metadata",
+            get(wado::series_metadata),
+        )
+        .route(
+            "/{v}/studies/{study}/series/{series}/instances",
+            get(qido::search_instances_in_series),
+        )
+        .route(
+            instance,
+            get(wado::retrieve_instance).delete(delete::delete_instance),
+        )
+        .route(
+            &format!("{instance}/metadata"),
+            get(wado::instance_metadata),
+        )
+        .route(
+            &format!("{instance}/rendered"),
+            get(wado::rendered_instance),
+        )
+        .route(
+            &format!("{instance}/frames/{{frames}}"),
+            get(wado::retrieve_frames),
+        )
+        .route(
+            &format!("{instance}/frames/{{frames}}/rendered"),
+            get(wado::rendered_frame),
+        )
+        .route("/{v}/changefeed", get(changefeed::feed))
+        .route("/{v}/changefeed/latest", get(changefeed::latest))
+        .route("/{v}/extendedquerytags", get(eqt::list).post(eqt::add))
+        .route(
+            "/{v}/extendedquerytags/{path}",
+            get(eqt::get_one).patch(eqt::update).delete(eqt::delete),
+        )
+        .route("/{v}/extendedquerytags/{path}/errors", get(eqt::errors))
+        .route("/{v}/operations/{id}", get(eqt::operation))
+        .route(
+            "/{v}/partitions",
+            get(partitions_disabled).post(partitions_disabled),
+        )
+        .route(
+            "/{v}/partitions/{*rest}",
+            axum::routing::any(partitions_disabled),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(log_requests))
+        .with_state(service)
+}
+
+/// Timestamps as the service writes them: UTC with seven fractional digits and `+00:00`.
+pub fn now_timestamp() -> String {
+    format_timestamp(time::OffsetDateTime::now_utc())
+}
+
+pub fn format_timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 100
+    )
+}

@@ -1,0 +1,621 @@
+//! STOW-RS (contract §3): `POST /v{n}/studies[/{study}]`, single-part `application/dicom` or
+//! `multipart/related`, streamed to disk, validated like the real service (v1: required and indexed tags;
+//! v2: required tags fail, the rest are dropped with warnings) and stored atomically.
+
+use std::path::Path as FsPath;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dicom_core::value::Value as DicomValue;
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use super::accept::accepts_dicom_json;
+use super::auth::{Action, Caller};
+use super::eqt::{self, EqtDef};
+use super::error::{ApiError, ApiResult};
+use super::index::{self, CORE_ATTRIBUTES};
+use super::multipart::{ReceivedPart, receive_related, receive_single};
+use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
+use crate::dicom::json::dataset_to_json;
+use crate::dicom::uid::{is_valid_uid, trim_uid};
+use crate::dicom::vr;
+
+/// Failure and warning reasons of contract §3.5.
+pub mod reason {
+    pub const PROCESSING_FAILURE: u16 = 272;
+    pub const VALIDATION_FAILED: u16 = 43264;
+    pub const SOP_INSTANCE_ALREADY_EXISTS: u16 = 45070;
+    pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 45063;
+    pub const ATTRIBUTES_DROPPED: u16 = 1;
+}
+
+/// What happened to one instance of a request.
+#[derive(Debug)]
+enum Outcome {
+    Stored {
+        class: String,
+        sop: String,
+        url: String,
+        warning: Option<u16>,
+        comments: Vec<String>,
+    },
+    Failed {
+        reason: u16,
+        class: Option<String>,
+        sop: Option<String>,
+        comments: Vec<String>,
+    },
+}
+
+/// How the request body is framed.
+enum Framing {
+    Single,
+    Related {
+        boundary: String,
+        type_param: Option<String>,
+    },
+}
+
+/// Contract §3.2: exactly `application/dicom`, or `multipart/related` with a boundary and no `start`.
+fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
+    if ct.eq_ignore_ascii_case("application/dicom") {
+        return Ok(Framing::Single);
+    }
+    let Ok(mime) = ct.parse::<mime::Mime>() else {
+        return Err(ApiError::unsupported_media());
+    };
+    if mime.type_() != mime::MULTIPART || !mime.subtype().as_str().eq_ignore_ascii_case("related") {
+        return Err(ApiError::unsupported_media());
+    }
+    if mime.get_param("start").is_some() {
+        return Err(ApiError::unsupported_media());
+    }
+    let Some(boundary) = mime.get_param(mime::BOUNDARY) else {
+        return Err(ApiError::unsupported_media());
+    };
+    let type_param = mime.get_param("type").map(|t| t.as_str().to_string());
+    Ok(Framing::Related {
+        boundary: boundary.as_str().to_string(),
+        type_param,
+    })
+}
+
+/// `POST /v{n}/studies`
+pub async fn store(
+    State(svc): State<SharedService>,
+    version: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    store_impl(svc, version, caller, None, headers, body).await
+}
+
+/// `POST /v{n}/studies/{study}`
+pub async fn store_in_study(
+    State(svc): State<SharedService>,
+    version: ApiVersion,
+    caller: Caller,
+    Path((_, study)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    store_impl(svc, version, caller, Some(study), headers, body).await
+}
+
+async fn store_impl(
+    svc: SharedService,
+    version: ApiVersion,
+    caller: Caller,
+    study: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if !accepts_dicom_json(&headers) {
+        return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
+    }
+    let framing = framing(&headers)?;
+    caller.require(&svc, Action::Write)?;
+    if let Some(s) = &study
+        && !is_valid_uid(s)
+    {
+        return Err(ApiError::bad_uid("StudyInstanceUid", s));
+    }
+    let max = svc.config.max_request_bytes;
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > max) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body exceeds the maximum allowed size of {max} bytes."),
+        ));
+    }
+    let parts = match framing {
+        Framing::Single => vec![receive_single(body, &svc.blobs, max).await?],
+        Framing::Related { .. } if declared_len == Some(0) => Vec::new(),
+        Framing::Related {
+            boundary,
+            type_param,
+        } => receive_related(body, &boundary, type_param.as_deref(), &svc.blobs, max).await?,
+    };
+    if parts.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let base = versioned_base(&headers, &svc, version);
+    let study_for_task = study.clone();
+    let (outcomes, multi_valued) = svc
+        .db(move |s| {
+            let eqts = eqt::active_tags(s)?;
+            let mut outcomes = Vec::with_capacity(parts.len());
+            let mut multi = false;
+            for part in &parts {
+                let (o, m) = process(s, version, study_for_task.as_deref(), &base, &eqts, part);
+                multi |= m;
+                outcomes.push(o);
+            }
+            Ok((outcomes, multi))
+        })
+        .await?;
+    let mut resp = respond(&svc, &headers, version, study.as_deref(), outcomes);
+    if multi_valued {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "299 {host}: \"One or more indexed Dicom tag(s) have multiple values, only first value is indexed.\""
+        )) {
+            resp.headers_mut().insert(header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn respond(
+    svc: &Service,
+    headers: &HeaderMap,
+    version: ApiVersion,
+    study: Option<&str>,
+    outcomes: Vec<Outcome>,
+) -> Response {
+    let mut referenced = Vec::new();
+    let mut failed = Vec::new();
+    let mut any_warning = false;
+    for o in outcomes {
+        match o {
+            Outcome::Stored {
+                class,
+                sop,
+                url,
+                warning,
+                comments,
+            } => {
+                let mut item = Map::new();
+                item.insert("00081150".into(), json!({"vr": "UI", "Value": [class]}));
+                item.insert("00081155".into(), json!({"vr": "UI", "Value": [sop]}));
+                item.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
+                if let Some(w) = warning {
+                    any_warning = true;
+                    item.insert("00081196".into(), json!({"vr": "US", "Value": [w]}));
+                }
+                if version.v2 {
+                    item.insert("00741048".into(), comment_sequence(&comments));
+                }
+                referenced.push(Value::Object(item));
+            }
+            Outcome::Failed {
+                reason,
+                class,
+                sop,
+                comments,
+            } => {
+                let mut item = Map::new();
+                if let Some(c) = class {
+                    item.insert("00081150".into(), json!({"vr": "UI", "Value": [c]}));
+                }
+                if let Some(s) = sop {
+                    item.insert("00081155".into(), json!({"vr": "UI", "Value": [s]}));
+                }
+                item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
+                if !comments.is_empty() {
+                    item.insert("00741048".into(), comment_sequence(&comments));
+                }
+                failed.push(Value::Object(item));
+            }
+        }
+    }
+    let mut body = Map::new();
+    if let Some(study) = study
+        && !referenced.is_empty()
+    {
+        let url = format!("{}/studies/{study}", versioned_base(headers, svc, version));
+        body.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
+    }
+    let status = if referenced.is_empty() {
+        StatusCode::CONFLICT
+    } else if !failed.is_empty() || (version.v2 && any_warning) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    if !failed.is_empty() {
+        body.insert("00081198".into(), json!({"vr": "SQ", "Value": failed}));
+    }
+    if !referenced.is_empty() {
+        body.insert("00081199".into(), json!({"vr": "SQ", "Value": referenced}));
+    }
+    let mut resp = (status, Value::Object(body).to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    resp
+}
+
+fn comment_sequence(comments: &[String]) -> Value {
+    if comments.is_empty() {
+        return json!({"vr": "SQ"});
+    }
+    let items: Vec<Value> = comments
+        .iter()
+        .map(|c| json!({"00000902": {"vr": "LO", "Value": [c]}}))
+        .collect();
+    json!({"vr": "SQ", "Value": items})
+}
+
+/// `(gggg,eeee)` in lower-case hex, as the service's error comments write tags.
+fn tag_text(tag: Tag) -> String {
+    format!("({:04x},{:04x})", tag.0, tag.1)
+}
+
+/// The single string value of an element, trimmed; `None` when absent, empty or multi-valued.
+fn single_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    let e = obj.element_opt(tag).ok()??;
+    if e.value().multiplicity() != 1 {
+        return None;
+    }
+    e.value()
+        .to_str()
+        .ok()
+        .map(|s| trim_uid(&s).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Checks every string value of an element against its VR; the first failure as an error comment.
+fn validate_element(obj: &InMemDicomObject, tag: Tag, vr_override: Option<VR>) -> Option<String> {
+    let e = obj.element_opt(tag).ok()??;
+    let vr = vr_override.unwrap_or(e.vr());
+    let DicomValue::Primitive(p) = e.value() else {
+        return None;
+    };
+    if matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR | VR::UC) || vr::is_bulk(vr) {
+        return None;
+    }
+    let values = p.to_multi_str();
+    for v in values.iter() {
+        if let Err(why) = vr::check_str(vr, v) {
+            return Some(format!(
+                "DICOM100: {} - Content \"{}\" does not validate VR {}: {}",
+                tag_text(tag),
+                v.trim_end_matches(['\0', ' ']),
+                vr,
+                why
+            ));
+        }
+    }
+    None
+}
+
+/// Validates, indexes and stores one received file. Returns its outcome and whether an indexed tag had
+/// several values.
+fn process(
+    svc: &Service,
+    version: ApiVersion,
+    study_in_path: Option<&str>,
+    base: &str,
+    eqts: &[EqtDef],
+    part: &ReceivedPart,
+) -> (Outcome, bool) {
+    let failed = |reason, class: Option<String>, sop: Option<String>, comments| {
+        (
+            Outcome::Failed {
+                reason,
+                class,
+                sop,
+                comments,
+            },
+            false,
+        )
+    };
+    if part.size == 0 {
+        return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
+    }
+    if let Err(e) = zero_preamble(&part.path) {
+        tracing::warn!("could not zero the preamble: {e}");
+    }
+    let file = match OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(&part.path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::info!("stored body is not a DICOM file: {e}");
+            return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
+        }
+    };
+    let ts = file
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_string();
+    let obj: &InMemDicomObject = &file;
+    let class = single_str(obj, tags::SOP_CLASS_UID);
+    let sop = single_str(obj, tags::SOP_INSTANCE_UID);
+    let study = single_str(obj, tags::STUDY_INSTANCE_UID);
+    let series = single_str(obj, tags::SERIES_INSTANCE_UID);
+
+    // Required attributes (contract §3.6).
+    let mut required_errors = Vec::new();
+    for (tag, value) in [
+        (tags::SOP_CLASS_UID, &class),
+        (tags::STUDY_INSTANCE_UID, &study),
+        (tags::SERIES_INSTANCE_UID, &series),
+        (tags::SOP_INSTANCE_UID, &sop),
+    ] {
+        match value {
+            None => required_errors.push(format!(
+                "DICOM100: {} - The required tag '{}' is missing.",
+                tag_text(tag),
+                tag_text(tag)
+            )),
+            Some(v) if !is_valid_uid(v) => required_errors.push(format!(
+                "DICOM100: {} - Content \"{v}\" does not validate VR UI: DICOM Identifier is invalid",
+                tag_text(tag)
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut warnings = Vec::new();
+    let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
+    let patient_id_value = single_str(obj, tags::PATIENT_ID).is_some();
+    let missing_pid = format!(
+        "DICOM100: {} - The required tag '{}' is missing.",
+        tag_text(tags::PATIENT_ID),
+        tag_text(tags::PATIENT_ID)
+    );
+    if !patient_id_present || (!version.v2 && !patient_id_value) {
+        required_errors.push(missing_pid);
+    } else if !patient_id_value {
+        warnings.push(missing_pid);
+    }
+    let (Some(class), Some(sop), Some(study), Some(series)) =
+        (class.clone(), sop.clone(), study, series)
+    else {
+        return failed(reason::VALIDATION_FAILED, class, sop, required_errors);
+    };
+    if !required_errors.is_empty() {
+        return failed(
+            reason::VALIDATION_FAILED,
+            Some(class),
+            Some(sop),
+            required_errors,
+        );
+    }
+    if let Some(expected) = study_in_path
+        && !trim_uid(expected).trim().eq_ignore_ascii_case(&study)
+    {
+        return failed(
+            reason::VALIDATION_FAILED,
+            Some(class),
+            Some(sop),
+            Vec::new(),
+        );
+    }
+
+    // Indexed attributes must validate in v1; in v2 anything invalid is dropped with a warning.
+    let indexed: Vec<(Tag, Option<VR>)> = CORE_ATTRIBUTES
+        .iter()
+        .map(|a| (a.tag, None))
+        .chain(eqts.iter().map(|t| (t.tag, Some(t.vr))))
+        .collect();
+    let mut dropped: Vec<Tag> = Vec::new();
+    if version.v2 {
+        for e in obj.iter() {
+            let tag = e.header().tag;
+            if let Some(comment) = validate_element(obj, tag, None) {
+                warnings.push(comment);
+                dropped.push(tag);
+            }
+        }
+    } else {
+        let errors: Vec<String> = indexed
+            .iter()
+            .filter_map(|(tag, vr)| validate_element(obj, *tag, *vr))
+            .collect();
+        if !errors.is_empty() {
+            return failed(reason::VALIDATION_FAILED, Some(class), Some(sop), errors);
+        }
+    }
+
+    let mut metadata = dataset_to_json(obj);
+    for tag in &dropped {
+        metadata.remove(&crate::dicom::json::tag_key(*tag));
+    }
+    let frames = obj
+        .element_opt(tags::NUMBER_OF_FRAMES)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().to_int::<u32>().ok())
+        .unwrap_or_else(|| u32::from(obj.element_opt(tags::ROWS).ok().flatten().is_some()));
+    let mut multi_valued = false;
+    let mut values = Vec::new();
+    for (tag, vr_override) in &indexed {
+        let vr =
+            vr_override.or_else(|| CORE_ATTRIBUTES.iter().find(|a| a.tag == *tag).map(|a| a.vr));
+        let Some(vr) = vr else { continue };
+        multi_valued |= index::is_multi_valued(&metadata, *tag);
+        let (text, num) = index::index_value(&metadata, *tag, vr);
+        if text.is_some() || num.is_some() {
+            values.push((tag_number(*tag), text, num));
+        }
+    }
+    let mut warning = None;
+    if ts == "1.2.840.10008.1.2" {
+        warning = Some(reason::DATASET_DOES_NOT_MATCH_SOP_CLASS);
+    }
+    if version.v2 && !warnings.is_empty() {
+        warning = Some(reason::ATTRIBUTES_DROPPED);
+    }
+    let record = NewInstance {
+        study: study.clone(),
+        series: series.clone(),
+        sop: sop.clone(),
+        class: class.clone(),
+        transfer_syntax: ts,
+        size: part.size,
+        frames,
+        metadata: Value::Object(metadata).to_string(),
+        values,
+    };
+    match insert(svc, &part.path, &record) {
+        Ok(true) => {
+            let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
+            (
+                Outcome::Stored {
+                    class,
+                    sop,
+                    url,
+                    warning,
+                    comments: warnings,
+                },
+                multi_valued,
+            )
+        }
+        Ok(false) => failed(
+            reason::SOP_INSTANCE_ALREADY_EXISTS,
+            Some(class),
+            Some(sop),
+            Vec::new(),
+        ),
+        Err(e) => {
+            tracing::error!("store failed: {e}");
+            failed(
+                reason::PROCESSING_FAILURE,
+                Some(class),
+                Some(sop),
+                Vec::new(),
+            )
+        }
+    }
+}
+
+/// The service overwrites the 128-byte preamble with zeros (contract §3.2).
+fn zero_preamble(path: &FsPath) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let mut head = [0u8; 132];
+    if f.read_exact(&mut head).is_err() || &head[128..132] != b"DICM" {
+        return Ok(());
+    }
+    if head[..128].iter().any(|b| *b != 0) {
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(&[0u8; 128])?;
+    }
+    Ok(())
+}
+
+/// A tag as the index stores it.
+pub fn tag_number(tag: Tag) -> i64 {
+    (i64::from(tag.0) << 16) | i64::from(tag.1)
+}
+
+/// An instance ready for the index.
+struct NewInstance {
+    study: String,
+    series: String,
+    sop: String,
+    class: String,
+    transfer_syntax: String,
+    size: u64,
+    frames: u32,
+    metadata: String,
+    values: Vec<(i64, Option<String>, Option<f64>)>,
+}
+
+/// Moves the file into place and records the instance, its searchable values and a `Create` change-feed
+/// entry in one transaction. `Ok(false)` when the same Study/Series/SOP triple is already stored.
+fn insert(
+    svc: &Service,
+    tmp: &FsPath,
+    rec: &NewInstance,
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let mut conn = svc.db.lock()?;
+    let tx = conn.transaction()?;
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
+            params![rec.study, rec.series, rec.sop],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    let blob = svc.blobs.commit(tmp)?;
+    let result = (|| -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                rec.study,
+                rec.series,
+                rec.sop,
+                rec.class,
+                rec.transfer_syntax,
+                blob,
+                rec.size as i64,
+                rec.frames,
+                now_timestamp(),
+                rec.metadata
+            ],
+        )?;
+        let watermark = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO attr_index(watermark, tag, value, num) VALUES(?1, ?2, ?3, ?4)",
+            )?;
+            for (tag, text, num) in &rec.values {
+                stmt.execute(params![watermark, tag, text, num])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
+             VALUES(?1, ?2, ?3, 'Create', ?4, ?5)",
+            params![rec.study, rec.series, rec.sop, now_timestamp(), watermark],
+        )?;
+        Ok(())
+    })();
+    match result.and_then(|()| tx.commit()) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_file(svc.blobs.path(&blob));
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! WADO-RS (contract §4): study / series / instance retrieval streamed from disk (single part or
+//! multipart/related), metadata with unquoted ETags and 304, frames (1-based), and rendered PNG / JPEG
+//! decoded from the pixel data. The practice service does not transcode: a transfer syntax other than the
+//! stored one (or `*`) gets 406 with that reason.
+
+use std::path::PathBuf;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dicom_object::OpenFileOptions;
+use futures_util::stream::{self, BoxStream};
+use futures_util::{StreamExt, TryStreamExt};
+use rusqlite::params;
+use serde_json::Value;
+use tokio_util::io::ReaderStream;
+
+use super::accept::{MediaRange, accepts_dicom_json, parse as parse_accept};
+use super::auth::{Action, Caller};
+use super::changefeed::Params;
+use super::error::{ApiError, ApiResult};
+use super::{ApiVersion, Service, SharedService};
+use crate::dicom::is_valid_uid;
+
+/// Explicit VR Little Endian: the default transfer syntax of WADO.
+pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+const JPEG2000: &str = "1.2.840.10008.1.2.4.90";
+/// Files above this size are not transcoded or rendered (contract §4.2).
+const RENDER_LIMIT: u64 = 100 * 1024 * 1024;
+
+/// A stored instance, as retrieval needs it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub watermark: i64,
+    pub blob: String,
+    pub transfer_syntax: String,
+    pub frames: u32,
+    pub size: u64,
+}
+
+/// The resource a request names.
+#[derive(Debug, Clone)]
+struct Target {
+    study: String,
+    series: Option<String>,
+    sop: Option<String>,
+}
+
+impl Target {
+    fn validate(&self) -> ApiResult<()> {
+        for (name, v) in [
+            ("StudyInstanceUid", Some(&self.study)),
+            ("SeriesInstanceUid", self.series.as_ref()),
+            ("SopInstanceUid", self.sop.as_ref()),
+        ] {
+            if let Some(v) = v
+                && !is_valid_uid(v)
+            {
+                return Err(ApiError::bad_uid(name, v));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the target's instances, or the 404 the real service gives.
+fn find(svc: &Service, t: &Target) -> Result<Result<Vec<Stored>, ApiError>, super::db::DbError> {
+    let c = svc.db.lock()?;
+    let mut stmt = c.prepare_cached(
+        "SELECT watermark, blob, transfer_syntax, frames, size FROM instances
+         WHERE study_uid = ?1 AND (?2 IS NULL OR series_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3)
+         ORDER BY watermark",
+    )?;
+    let rows: Vec<Stored> = stmt
+        .query_map(params![t.study, t.series, t.sop], |r| {
+            Ok(Stored {
+                watermark: r.get(0)?,
+                blob: r.get(1)?,
+                transfer_syntax: r.get(2)?,
+                frames: r.get(3)?,
+                size: r.get::<_, i64>(4)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    if !rows.is_empty() {
+        return Ok(Ok(rows));
+    }
+    let count = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<i64> {
+        c.query_row(sql, args, |r| r.get(0))
+    };
+    let study_exists = count(
+        "SELECT COUNT(*) FROM instances WHERE study_uid = ?1",
+        &[&t.study],
+    )? > 0;
+    let what = if !study_exists {
+        "study"
+    } else if t.sop.is_none() {
+        "series"
+    } else if let Some(series) = &t.series
+        && count(
+            "SELECT COUNT(*) FROM instances WHERE study_uid = ?1 AND series_uid = ?2",
+            &[&t.study, series],
+        )? == 0
+    {
+        "series"
+    } else {
+        "instance"
+    };
+    Ok(Err(ApiError::not_found(format!(
+        "The specified {what} cannot be found."
+    ))))
+}
+
+async fn lookup(svc: &SharedService, t: &Target) -> ApiResult<Vec<Stored>> {
+    t.validate()?;
+    let t2 = t.clone();
+    svc.db(move |s| find(s, &t2)).await?
+}
+
+/// What the Accept header asked of a retrieve.
+#[derive(Debug, Clone, PartialEq)]
+struct Choice {
+    multipart: bool,
+    /// `*` or a UID.
+    transfer_syntax: String,
+}
+
+fn not_acceptable_retrieve() -> ApiError {
+    ApiError::not_acceptable(
+        "The request headers are not acceptable. Send Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=* (several instances need transfer-syntax=*).",
+    )
+}
+
+/// Picks the first acceptable media range, by descending q (contract §4.2).
+fn choose(
+    ranges: &[MediaRange],
+    part_media: &str,
+    single_allowed: bool,
+    allowed_ts: &[&str],
+    default_ts: &str,
+) -> Option<Choice> {
+    let mut sorted: Vec<&MediaRange> = ranges.iter().filter(|r| r.q > 0.0).collect();
+    sorted.sort_by(|a, b| b.q.partial_cmp(&a.q).unwrap_or(std::cmp::Ordering::Equal));
+    for r in sorted {
+        let choice = match r.media.as_str() {
+            "multipart/related" => {
+                let ty = r.type_param.as_deref().unwrap_or(part_media);
+                if ty != part_media {
+                    continue;
+                }
+                Choice {
+                    multipart: true,
+                    transfer_syntax: r.transfer_syntax.clone().unwrap_or(default_ts.into()),
+                }
+            }
+            m if m == part_media && single_allowed => Choice {
+                multipart: false,
+                transfer_syntax: r.transfer_syntax.clone().unwrap_or(default_ts.into()),
+            },
+            // A literal */* parses as single part; the instance and frame routes answer it as multipart with `*`.
+            "*/*" if single_allowed => Choice {
+                multipart: true,
+                transfer_syntax: "*".into(),
+            },
+            _ => continue,
+        };
+        if allowed_ts.contains(&choice.transfer_syntax.as_str()) {
+            return Some(choice);
+        }
+    }
+    None
+}
+
+/// The transfer syntax to send for a stored file, or 406 when it would need transcoding.
+fn effective_ts(choice: &Choice, stored: &Stored) -> ApiResult<String> {
+    if choice.transfer_syntax == "*" || choice.transfer_syntax == stored.transfer_syntax {
+        Ok(stored.transfer_syntax.clone())
+    } else {
+        Err(ApiError::not_acceptable(format!(
+            "The instance is stored as {} and the practice service does not transcode to {}; ask for transfer-syntax=*.",
+            stored.transfer_syntax, choice.transfer_syntax
+        )))
+    }
+}
+
+fn file_stream(path: PathBuf) -> BoxStream<'static, std::io::Result<Bytes>> {
+    stream::once(async move { tokio::fs::File::open(path).await })
+        .map_ok(|f| ReaderStream::with_capacity(f, 256 * 1024))
+        .try_flatten()
+        .boxed()
+}
+
+/// A streamed multipart/related body: `(part content type, file)` in order.
+fn multipart_body(parts: Vec<(String, PathBuf)>) -> (String, Body) {
+    let boundary = uuid::Uuid::new_v4().to_string();
+    let mut segments: Vec<BoxStream<'static, std::io::Result<Bytes>>> = Vec::new();
+    for (i, (ct, path)) in parts.into_iter().enumerate() {
+        let lead = if i == 0 { "" } else { "\r\n" };
+        let head = Bytes::from(format!("{lead}--{boundary}\r\nContent-Type: {ct}\r\n\r\n"));
+        segments.push(stream::iter([Ok(head)]).boxed());
+        segments.push(file_stream(path));
+    }
+    let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+    segments.push(stream::iter([Ok(tail)]).boxed());
+    (
+        format!("multipart/related; boundary={boundary}"),
+        Body::from_stream(stream::iter(segments).flatten()),
+    )
+}
+
+fn with_content_type(mut resp: Response, ct: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(ct) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+async fn retrieve(
+    svc: SharedService,
+    caller: Caller,
+    headers: HeaderMap,
+    t: Target,
+) -> ApiResult<Response> {
+    let ranges = parse_accept(&headers);
+    let instance_level = t.sop.is_some();
+    let allowed = ["*", EXPLICIT_LE, JPEG2000];
+    let Some(choice) = choose(
+        &ranges,
+        "application/dicom",
+        instance_level,
+        &allowed,
+        EXPLICIT_LE,
+    ) else {
+        return Err(not_acceptable_retrieve());
+    };
+    caller.require(&svc, Action::Read)?;
+    let found = lookup(&svc, &t).await?;
+    if found.len() > 1 && choice.transfer_syntax != "*" {
+        return Err(ApiError::not_acceptable(format!(
+            "This resource holds {} instances: several instances can only be retrieved with transfer-syntax=*.",
+            found.len()
+        )));
+    }
+    if !choice.multipart {
+        let stored = &found[0];
+        let ts = effective_ts(&choice, stored)?;
+        let resp = (
+            StatusCode::OK,
+            [(header::CONTENT_LENGTH, stored.size.to_string())],
+            Body::from_stream(file_stream(svc.blobs.path(&stored.blob))),
+        )
+            .into_response();
+        return Ok(with_content_type(
+            resp,
+            &format!("application/dicom; transfer-syntax={ts}"),
+        ));
+    }
+    let mut parts = Vec::with_capacity(found.len());
+    for stored in &found {
+        let ts = effective_ts(&choice, stored)?;
+        parts.push((
+            format!("application/dicom; transfer-syntax={ts}"),
+            svc.blobs.path(&stored.blob),
+        ));
+    }
+    let (ct, body) = multipart_body(parts);
+    Ok(with_content_type(
+        (StatusCode::OK, body).into_response(),
+        &ct,
+    ))
+}
+
+pub async fn retrieve_study(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    retrieve(
+        svc,
+        caller,
+        headers,
+        Target {
+            study,
+            series: None,
+            sop: None,
+        },
+    )
+    .await
+}
+
+pub async fn retrieve_series(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    retrieve(
+        svc,
+        caller,
+        headers,
+        Target {
+            study,
+            series: Some(series),
+            sop: None,
+        },
+    )
+    .await
+}
+
+pub async fn retrieve_instance(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series, sop)): Path<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    retrieve(
+        svc,
+        caller,
+        headers,
+        Target {
+            study,
+            series: Some(series),
+            sop: Some(sop),
+        },
+    )
+    .await
+}
+
+async fn metadata(
+    svc: SharedService,
+    caller: Caller,
+    headers: HeaderMap,
+    t: Target,
+) -> ApiResult<Response> {
+    if !accepts_dicom_json(&headers) {
+        return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
+    }
+    caller.require(&svc, Action::Read)?;
+    let found = lookup(&svc, &t).await?;
+    let etag = if t.sop.is_some() {
+        found[0].watermark.to_string()
+    } else {
+        format!(
+            "{}-{}",
+            found.iter().map(|s| s.watermark).max().unwrap_or(0),
+            found.len()
+        )
+    };
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if if_none_match.is_some_and(|v| v.eq_ignore_ascii_case(&etag)) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let watermarks: Vec<i64> = found.iter().map(|s| s.watermark).collect();
+    let docs = svc
+        .db(move |s| {
+            let c = s.db.lock()?;
+            let mut stmt =
+                c.prepare_cached("SELECT metadata FROM instances WHERE watermark = ?1")?;
+            let mut out = Vec::with_capacity(watermarks.len());
+            for w in watermarks {
+                let m: String = stmt.query_row([w], |r| r.get(0))?;
+                out.push(serde_json::from_str::<Value>(&m).unwrap_or(Value::Null));
+            }
+            Ok(out)
+        })
+        .await?;
+    let mut resp = (StatusCode::OK, Value::Array(docs).to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+pub async fn study_metadata(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    metadata(
+        svc,
+        caller,
+        headers,
+        Target {
+            study,
+            series: None,
+            sop: None,
+        },
+    )
+    .await
+}
+
+pub async fn series_metadata(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    metadata(
+        svc,
+        caller,
+        headers,
+        Target {
+            study,
+            series: Some(series),
+            sop: None,
+        },
+    )
+    .await
+}
+
+pub async fn instance_metadata(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series, sop)): Path<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    metadata(
+        svc,
+        caller,
+        headers,
+        Target {
+            study,
+            series: Some(series),
+            sop: Some(sop),
+        },
+    )
+    .await
+}
+
+fn bad_frames() -> ApiError {
+    ApiError::bad_request(
+        "The specified frames value is not valid. At least one frame number should be present, and each should be greater than 0.",
+    )
+}
+
+/// `1,3` → `[1, 3]`; 0, negatives and garbage are 400 (contract §4.3).
+fn parse_frames(s: &str) -> ApiResult<Vec<u32>> {
+    let frames: Vec<u32> = s
+        .split(',')
+        .map(|f| {
+            f.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .and_then(|n| u32::try_from(n).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad_frames)?;
+    if frames.is_empty() {
+        Err(bad_frames())
+    } else {
+        Ok(frames)
+    }
+}
+
+/// Reads the raw bytes of the given (1-based) frames from a stored file.
+fn read_frames(path: &std::path::Path, frames: &[u32]) -> Result<Vec<Vec<u8>>, String> {
+    use dicom_core::value::Value as DV;
+    use dicom_dictionary_std::tags;
+    let obj = OpenFileOptions::new()
+        .open_file(path)
+        .map_err(|e| e.to_string())?;
+    let int = |tag| {
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.value().to_int::<usize>().ok())
+    };
+    let pixel = obj.element(tags::PIXEL_DATA).map_err(|e| e.to_string())?;
+    match pixel.value() {
+        DV::PixelSequence(seq) => {
+            let fragments = seq.fragments();
+            frames
+                .iter()
+                .map(|f| {
+                    fragments
+                        .get(*f as usize - 1)
+                        .cloned()
+                        .ok_or_else(|| "frame not found".to_string())
+                })
+                .collect()
+        }
+        DV::Primitive(p) => {
+            let bytes = p.to_bytes();
+            let (rows, cols) = (
+                int(tags::ROWS).unwrap_or(0),
+                int(tags::COLUMNS).unwrap_or(0),
+            );
+            let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+            let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
+            let size = (rows * cols * spp * bits).div_ceil(8);
+            if size == 0 {
+                return Err("the instance has no image dimensions".into());
+            }
+            frames
+                .iter()
+                .map(|f| {
+                    let start = (*f as usize - 1) * size;
+                    bytes
+                        .get(start..start + size)
+                        .map(<[u8]>::to_vec)
+                        .ok_or_else(|| "frame not found".to_string())
+                })
+                .collect()
+        }
+        DV::Sequence(_) => Err("pixel data is a sequence".into()),
+    }
+}
+
+pub async fn retrieve_frames(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series, sop, frames)): Path<(String, String, String, String, String)>,
+) -> ApiResult<Response> {
+    let ranges = parse_accept(&headers);
+    let choice = choose(
+        &ranges,
+        "application/octet-stream",
+        true,
+        &["*", EXPLICIT_LE],
+        EXPLICIT_LE,
+    )
+    .ok_or_else(not_acceptable_retrieve)?;
+    caller.require(&svc, Action::Read)?;
+    let t = Target {
+        study,
+        series: Some(series),
+        sop: Some(sop),
+    };
+    t.validate()?;
+    let frames = parse_frames(&frames)?;
+    if !choice.multipart && frames.len() > 1 {
+        return Err(ApiError::bad_request(
+            "Several frames can only be returned as multipart/related; type=\"application/octet-stream\".",
+        ));
+    }
+    let stored = lookup(&svc, &t).await?.remove(0);
+    if frames.iter().any(|f| *f > stored.frames) {
+        return Err(ApiError::not_found("The specified frame cannot be found."));
+    }
+    let ts = effective_ts(&choice, &stored)?;
+    let path = svc.blobs.path(&stored.blob);
+    let data = tokio::task::spawn_blocking(move || read_frames(&path, &frames))
+        .await
+        .map_err(|e| ApiError::internal("frames", e))?
+        .map_err(|e| ApiError::not_found(format!("The specified frame cannot be found: {e}")))?;
+    let part_ct = format!("application/octet-stream; transfer-syntax={ts}");
+    if !choice.multipart {
+        let resp = (StatusCode::OK, data.into_iter().next().unwrap_or_default()).into_response();
+        return Ok(with_content_type(resp, &part_ct));
+    }
+    let boundary = uuid::Uuid::new_v4().to_string();
+    let mut body = Vec::new();
+    for (i, frame) in data.iter().enumerate() {
+        if i > 0 {
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: {part_ct}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(frame);
+    }
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Ok(with_content_type(
+        (StatusCode::OK, body).into_response(),
+        &format!("multipart/related; boundary={boundary}"),
+    ))
+}
+
+/// Renders one frame to PNG or JPEG.
+fn render(path: &std::path::Path, frame: u32, png: bool, quality: u8) -> Result<Vec<u8>, String> {
+    use dicom_pixeldata::PixelDecoder;
+    let obj = OpenFileOptions::new()
+        .open_file(path)
+        .map_err(|e| e.to_string())?;
+    let decoded = obj.decode_pixel_data().map_err(|e| e.to_string())?;
+    let img = decoded
+        .to_dynamic_image(frame - 1)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if png {
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .map_err(|e| e.to_string())?;
+    } else {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+            .encode_image(&img.to_rgb8())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+async fn rendered(
+    svc: SharedService,
+    caller: Caller,
+    headers: HeaderMap,
+    t: Target,
+    frame: u32,
+    q: Vec<(String, String)>,
+) -> ApiResult<Response> {
+    let ranges = parse_accept(&headers);
+    let png = match ranges.as_slice() {
+        [] => false,
+        [r] if r.media == "image/jpeg" => false,
+        [r] if r.media == "image/png" => true,
+        _ => {
+            return Err(ApiError::not_acceptable(
+                "Rendered images are image/jpeg or image/png: ask for exactly one.",
+            ));
+        }
+    };
+    caller.require(&svc, Action::Read)?;
+    let quality = Params::new(q).int("quality", 100, 1, 100)?;
+    let stored = lookup(&svc, &t).await?.remove(0);
+    if frame > stored.frames {
+        return Err(ApiError::not_found("The specified frame cannot be found."));
+    }
+    if stored.size > RENDER_LIMIT {
+        return Err(ApiError::not_acceptable(
+            "The instance is too large to render (over 100 MB).",
+        ));
+    }
+    let path = svc.blobs.path(&stored.blob);
+    let bytes = tokio::task::spawn_blocking(move || render(&path, frame, png, quality as u8))
+        .await
+        .map_err(|e| ApiError::internal("render", e))?
+        .map_err(|e| {
+            ApiError::not_acceptable(format!("The instance could not be rendered: {e}"))
+        })?;
+    let ct = if png { "image/png" } else { "image/jpeg" };
+    Ok(with_content_type(
+        (StatusCode::OK, bytes).into_response(),
+        ct,
+    ))
+}
+
+pub async fn rendered_instance(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series, sop)): Path<(String, String, String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let t = Target {
+        study,
+        series: Some(series),
+        sop: Some(sop),
+    };
+    rendered(svc, caller, headers, t, 1, q).await
+}
+
+pub async fn rendered_frame(
+    State(svc): State<SharedService>,
+    _v: ApiVersion,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((_, study, series, sop, frame)): Path<(String, String, String, String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let frame = match parse_frames(&frame)?.as_slice() {
+        [f] => *f,
+        _ => return Err(bad_frames()),
+    };
+    let t = Target {
+        study,
+        series: Some(series),
+        sop: Some(sop),
+    };
+    rendered(svc, caller, headers, t, frame, q).await
+}
