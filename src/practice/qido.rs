@@ -575,14 +575,16 @@ async fn search(
     let q = parse_query(raw.as_deref().unwrap_or(""), &route, version, &eqts)?;
     let erroneous = q.erroneous.join(",");
     let results = svc.db(move |s| run(s, &route, &q)).await?;
-    if results.is_empty() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    let mut resp = (StatusCode::OK, Value::Array(results).to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/dicom+json"),
-    );
+    let mut resp = if results.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        let mut r = (StatusCode::OK, Value::Array(results).to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/dicom+json"),
+        );
+        r
+    };
     if !erroneous.is_empty()
         && let Ok(v) = HeaderValue::from_str(&erroneous)
     {
