@@ -86,7 +86,17 @@ fn primitive_values(vr: VR, p: &PrimitiveValue) -> Option<Vec<Value>> {
             if strs.iter().all(|s| trim(s).trim_start().is_empty()) {
                 return None;
             }
-            strs.iter().map(|s| string_value(vr, trim(s))).collect()
+            strs.iter()
+                .flat_map(|s| {
+                    // A value read from a file is split already; one built in memory may not be.
+                    if matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR) {
+                        vec![s.as_str()]
+                    } else {
+                        s.split('\\').collect()
+                    }
+                })
+                .map(|s| string_value(vr, trim(s)))
+                .collect()
         }
     };
     (!values.is_empty()).then_some(values)
