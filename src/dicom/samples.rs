@@ -210,14 +210,26 @@ fn meta() -> FileMetaTableBuilder {
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     #[error("could not build the file meta group: {0}")]
-    Meta(#[from] dicom_object::WithMetaError),
+    Meta(Box<dicom_object::WithMetaError>),
     #[error("could not encode the DICOM file: {0}")]
-    Write(#[from] dicom_object::WriteError),
+    Write(Box<dicom_object::WriteError>),
     #[error("could not write {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<dicom_object::WithMetaError> for SampleError {
+    fn from(e: dicom_object::WithMetaError) -> Self {
+        Self::Meta(Box::new(e))
+    }
+}
+
+impl From<dicom_object::WriteError> for SampleError {
+    fn from(e: dicom_object::WriteError) -> Self {
+        Self::Write(Box::new(e))
+    }
 }
 
 /// Writes the three samples into `dir` (created if needed) under their official names.

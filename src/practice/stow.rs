@@ -346,8 +346,10 @@ fn process(
     if let Err(e) = zero_preamble(&part.path) {
         tracing::warn!("could not zero the preamble: {e}");
     }
+    // Read through PixelData (not past it): a truncated file must fail; elements after the pixels are
+    // rare trailers that metadata does not need. Memory is bounded by the pixel data of one file.
     let file = match OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
+        .read_to(tags::PIXEL_DATA)
         .open_file(&part.path)
     {
         Ok(f) => f,
@@ -356,6 +358,12 @@ fn process(
             return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
         }
     };
+    if let Err(why) = check_pixel_data(&file) {
+        tracing::info!("stored body is incomplete: {why}");
+        let sop = single_str(&file, tags::SOP_INSTANCE_UID);
+        let class = single_str(&file, tags::SOP_CLASS_UID);
+        return failed(reason::VALIDATION_FAILED, class, sop, Vec::new());
+    }
     let ts = file
         .meta()
         .transfer_syntax()
@@ -519,6 +527,44 @@ fn process(
                 Vec::new(),
             )
         }
+    }
+}
+
+/// An image must carry all of its pixel data: a file cut short ends the parse early without an error, so
+/// check the element is there and (for native pixel data) long enough for every frame.
+fn check_pixel_data(obj: &InMemDicomObject) -> Result<(), String> {
+    let int = |tag| {
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.value().to_int::<u64>().ok())
+    };
+    let (Some(rows), Some(cols)) = (int(tags::ROWS), int(tags::COLUMNS)) else {
+        return Ok(());
+    };
+    let pixel = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .ok_or("an image without PixelData (is the file truncated?)")?;
+    match pixel.value() {
+        DicomValue::Primitive(p) => {
+            let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
+            let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+            let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+            let needed = (rows * cols * spp * bits * frames).div_ceil(8);
+            let have = p.calculate_byte_len() as u64;
+            if have < needed {
+                return Err(format!(
+                    "PixelData holds {have} bytes, the image needs {needed}"
+                ));
+            }
+            Ok(())
+        }
+        DicomValue::PixelSequence(seq) if seq.fragments().is_empty() => {
+            Err("no pixel fragments".into())
+        }
+        _ => Ok(()),
     }
 }
 

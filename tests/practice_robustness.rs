@@ -1,0 +1,554 @@
+//! The practice service under stress of a different kind: restarts, a kill in the middle of a store, bad
+//! input of every sort, token errors, live role changes, and size limits.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+use dicom_core::VR;
+use dicom_dictionary_std::tags;
+use dicomlab::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+use dicomlab::practice::auth::Role;
+use dicomlab::practice::{self, ServiceConfig};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
+use serde_json::Value;
+
+fn config_in(dir: &std::path::Path) -> ServiceConfig {
+    ServiceConfig {
+        data_dir: Some(dir.to_path_buf()),
+        grant_owner: true,
+        reindex_min_duration: Duration::ZERO,
+        ..ServiceConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn restart_on_the_same_data_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab = Lab::start_with(config_in(dir.path())).await;
+    lab.store_samples().await;
+    let (_, _, text) = lab
+        .json_request(
+            Method::POST,
+            &lab.url("extendedquerytags"),
+            r#"[{"Path":"PatientSex","Level":"Study"}]"#,
+        )
+        .await;
+    let reference: Value = serde_json::from_str(&text).expect("json");
+    lab.wait_operation(reference["href"].as_str().expect("href"))
+        .await;
+    let (client, secret, tenant) = (
+        lab.svc.client_id.clone(),
+        lab.svc.client_secret.clone(),
+        lab.svc.tenant_id.clone(),
+    );
+    let old_token = lab.token.clone();
+    lab.svc.shutdown().await;
+
+    let svc = practice::start(ServiceConfig {
+        grant_owner: false,
+        ..config_in(dir.path())
+    })
+    .await
+    .expect("restart");
+    assert_eq!(
+        (&svc.client_id, &svc.client_secret, &svc.tenant_id),
+        (&client, &secret, &tenant)
+    );
+    let lab = Lab {
+        http: reqwest::Client::new(),
+        token: old_token,
+        svc,
+    };
+    let (status, found) = lab.get_json(&lab.url("studies?PatientSex=F")).await;
+    assert_eq!(
+        status, 200,
+        "an old token, the role and the tag survive a restart"
+    );
+    assert_eq!(first_str(&found[0], "0020000D").as_deref(), Some(STUDY_UID));
+    let (_, feed) = lab.get_json(&lab.url("changefeed")).await;
+    assert_eq!(feed.as_array().map(Vec::len), Some(3));
+    let r = lab
+        .get(&lab.url(&format!(
+            "studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}"
+        )))
+        .header(ACCEPT, "application/dicom; transfer-syntax=*")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}
+
+/// Sends headers and half of a body over a raw socket, then kills the server process.
+#[tokio::test]
+async fn a_kill_in_the_middle_of_a_store_leaves_no_half_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = env!("CARGO_BIN_EXE_dicomlab");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let spawn = || {
+        std::process::Command::new(exe)
+            .args([
+                "serve",
+                "--no-auth",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn dicomlab serve")
+    };
+    let wait_up = || {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("service did not come up");
+    };
+    let mut child = spawn();
+    wait_up();
+    let file = sample_files().remove(0);
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        sock,
+        "POST /v1/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/dicom+json\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
+        file.len()
+    )
+    .expect("headers");
+    sock.write_all(&file[..file.len() / 2]).expect("half body");
+    sock.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(300));
+    let tmp_files = std::fs::read_dir(dir.path().join("tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(tmp_files, 1, "the upload is being streamed to disk");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    let mut child = spawn();
+    wait_up();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let r = http
+        .get(format!("{base}/instances?SOPInstanceUID={RED_UID}"))
+        .header(ACCEPT, DICOM_JSON)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204, "nothing half-stored is visible");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count(),
+        0,
+        "leftovers removed"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs"))
+            .expect("blobs")
+            .count(),
+        0
+    );
+    // And the same file stores cleanly afterwards.
+    let r = http
+        .post(format!("{base}/studies"))
+        .header(ACCEPT, DICOM_JSON)
+        .header(CONTENT_TYPE, "application/dicom")
+        .body(file)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let mut s = String::new();
+    let _ = sock.read_to_string(&mut s);
+}
+
+#[tokio::test]
+async fn unreferenced_files_are_removed_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("blobs")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("blobs").join("orphan.dcm"),
+        b"left by a crash",
+    )
+    .expect("write");
+    let svc = practice::start(config_in(dir.path())).await.expect("start");
+    assert!(!dir.path().join("blobs").join("orphan.dcm").exists());
+    svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_contract_status_and_a_reason() {
+    let lab = Lab::start().await;
+    // Garbage and truncated files: the item fails (409 / 43264).
+    let red = sample_files().remove(0);
+    for body in [
+        b"this is not DICOM".to_vec(),
+        red[..1000].to_vec(),
+        vec![0u8; 4096],
+        Vec::new(),
+    ] {
+        let (status, resp) = lab.store_single("studies", body).await;
+        assert_eq!(status, 409, "{resp}");
+        assert_eq!(
+            first_str(&values(&resp, "00081198")[0], "00081197").as_deref(),
+            Some("43264")
+        );
+    }
+    // Malformed multipart: 400 with a reason.
+    let r = lab
+        .http
+        .post(lab.url("studies"))
+        .bearer_auth(&lab.token)
+        .header(ACCEPT, DICOM_JSON)
+        .header(
+            CONTENT_TYPE,
+            "multipart/related; type=\"application/dicom\"; boundary=xyz",
+        )
+        .body("--xyz\r\nContent-Type: application/dicom\r\n\r\nno closing boundary")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    assert!(!r.text().await.expect("text").is_empty());
+    // A later part without a Content-Type: 415.
+    let (ct, _) = multipart_related(&[]);
+    // (A part with no header lines at all is refused as malformed by the multipart parser: 400.)
+    let body = "--dicomlab-test-boundary\r\nContent-Type: application/dicom\r\n\r\nx\r\n--dicomlab-test-boundary\r\nContent-Description: second\r\n\r\ny\r\n--dicomlab-test-boundary--\r\n";
+    let r = lab
+        .http
+        .post(lab.url("studies"))
+        .bearer_auth(&lab.token)
+        .header(ACCEPT, DICOM_JSON)
+        .header(CONTENT_TYPE, ct)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 415);
+    // Bad UIDs in paths, including traversal attempts.
+    for path in [
+        "studies/..%2F..%2Fetc/metadata".to_string(),
+        "studies/1.2.3/series/..%2Fx/metadata".to_string(),
+        format!("studies/{}/metadata", "9".repeat(65)),
+        "studies/1.2.abc/metadata".to_string(),
+    ] {
+        let (status, _) = lab.get_json(&lab.url(&path)).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    // Huge values: a 10,000-character PatientName fails validation in v1, and a huge query value is fine.
+    let long = "A".repeat(10_000);
+    let file = instance(
+        &uid(),
+        &uid(),
+        &uid(),
+        &[(tags::PATIENT_NAME, VR::PN, &long)],
+    );
+    let (status, _) = lab.store_single("studies", file).await;
+    assert_eq!(status, 409);
+    let (status, _) = lab
+        .get_json(&lab.url(&format!("studies?PatientID={long}")))
+        .await;
+    assert_eq!(status, 204);
+    // Query errors.
+    for q in [
+        "studies?limit=0",
+        "studies?limit=201",
+        "studies?limit=x",
+        "studies?offset=-1",
+        "studies?PatientName=",
+        "studies?studyinstanceuid=1",
+        "studies?includefield=all&includefield=PatientAge",
+        "studies?PatientName=a&00100010=b",
+        "studies?StudyDate=2020-01-01",
+        "studies?StudyDate=-",
+        "studies?StudyDate=20200102-20200101",
+        "studies?PatientName=%3Cscript",
+        "studies?ReferencedSOPSequence.ReferencedSOPInstanceUID=1",
+    ] {
+        let (status, body) = lab.get_json(&lab.url(q)).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(
+            body.as_str().is_some_and(|s| !s.is_empty()),
+            "{q} has a reason"
+        );
+    }
+    // Tag and operation garbage.
+    for body in [
+        "{not json",
+        "{}",
+        "[]",
+        r#"[{"Path":"Nope","Level":"Study"}]"#,
+        r#"[{"Path":"PatientSex","Level":"Study","VR":"LT"}]"#,
+        r#"[{"Path":"PatientSex","Level":"Study","VR":"DA"}]"#,
+        r#"[{"Path":"00191002","Level":"Study","VR":"LO"}]"#,
+        r#"[{"Path":"PatientSex","Level":"Study","PrivateCreator":"X"}]"#,
+        r#"[{"Path":"PatientSex","Level":"Study"},{"Path":"00100040","Level":"Study"}]"#,
+        r#"[{"Path":"PatientSex","Level":1}]"#,
+    ] {
+        let (status, _, text) = lab
+            .json_request(Method::POST, &lab.url("extendedquerytags"), body)
+            .await;
+        assert_eq!(status, 400, "{body}: {text}");
+    }
+    let r = lab
+        .http
+        .post(lab.url("extendedquerytags"))
+        .bearer_auth(&lab.token)
+        .header(CONTENT_TYPE, "text/plain")
+        .body("[]")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 415);
+    for id in ["1", "not-a-guid", "00000000000000000000000000000000"] {
+        let r = lab
+            .get(&lab.url(&format!("operations/{id}")))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404, "{id}");
+    }
+    for body in [
+        r#"{"QueryStatus":"Maybe"}"#,
+        r#"{"QueryStatus":"Enabled","Other":1}"#,
+        "[]",
+    ] {
+        let (status, _, _) = lab
+            .json_request(
+                Method::PATCH,
+                &lab.url("extendedquerytags/PatientSex"),
+                body,
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    // Versions and partitions.
+    let (status, body) = lab
+        .get_json(&format!("{}/v3/studies", lab.svc.origin))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("UnsupportedApiVersion"));
+    let (status, _) = lab.get_json(&format!("{}/studies", lab.svc.origin)).await;
+    assert_eq!(status, 404, "a base URL without /v1 matches no route");
+    let (status, _) = lab.get_json(&lab.url("partitions/foo/studies")).await;
+    assert_eq!(status, 400);
+    // The service is still fine.
+    let r = lab
+        .http
+        .get(format!("{}/health/check", lab.svc.origin))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let lab = Lab::start_with(ServiceConfig {
+        grant_owner: true,
+        max_request_bytes: 100_000,
+        ..ServiceConfig::default()
+    })
+    .await;
+    let (status, _) = lab.store_single("studies", sample_files().remove(0)).await;
+    assert_eq!(status, 413);
+    // Chunked (no Content-Length): cut off while streaming.
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+        sample_files()
+            .remove(0)
+            .chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    ));
+    let r = lab
+        .http
+        .post(lab.url("studies"))
+        .bearer_auth(&lab.token)
+        .header(ACCEPT, DICOM_JSON)
+        .header(CONTENT_TYPE, "application/dicom")
+        .body(body)
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+}
+
+/// Form fields, URL, expected status, `error`, and the AADSTS code.
+type TokenCase<'a> = (&'a [(&'a str, &'a str)], String, u16, &'a str, &'a str);
+
+async fn token_form(lab: &Lab, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = lab.http.post(url).form(form).send().await.expect("send");
+    (r.status().as_u16(), r.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_look_like_azure_ad() {
+    let lab = Lab::start().await;
+    let s = &lab.svc;
+    let cases: [TokenCase; 5] = [
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &s.client_id),
+                ("client_secret", "wrong"),
+                ("resource", &s.resource),
+            ],
+            s.token_url(),
+            401,
+            "invalid_client",
+            "AADSTS7000215",
+        ),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "00000000-0000-0000-0000-000000000000"),
+                ("client_secret", "x"),
+                ("resource", &s.resource),
+            ],
+            s.token_url(),
+            400,
+            "unauthorized_client",
+            "AADSTS700016",
+        ),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &s.client_id),
+                ("client_secret", &s.client_secret),
+                ("resource", "https://management.azure.com"),
+            ],
+            s.token_url(),
+            400,
+            "invalid_resource",
+            "AADSTS500011",
+        ),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &s.client_id),
+                ("client_secret", &s.client_secret),
+                ("resource", &s.resource),
+            ],
+            format!("{}/not-my-tenant/oauth2/token", s.origin),
+            400,
+            "invalid_request",
+            "AADSTS90002",
+        ),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &s.client_id),
+                ("client_secret", &s.client_secret),
+                ("scope", "https://dicom.healthcareapis.azure.com"),
+            ],
+            s.token_url_v2(),
+            400,
+            "invalid_scope",
+            "AADSTS1002012",
+        ),
+    ];
+    for (form, url, status, error, code) in cases {
+        let (got, body) = token_form(&lab, &url, form).await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(body["error"], error);
+        assert!(
+            body["error_description"]
+                .as_str()
+                .expect("description")
+                .starts_with(code),
+            "{body}"
+        );
+        assert!(body["error_codes"].is_array() && body["trace_id"].is_string());
+    }
+    let (status, body) = token_form(
+        &lab,
+        &s.token_url_v2(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &s.client_id),
+            ("client_secret", &s.client_secret),
+            ("scope", "https://dicom.healthcareapis.azure.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body["expires_in"].is_number(), "v2 expires_in is a number");
+    assert!(body.get("resource").is_none());
+}
+
+#[tokio::test]
+async fn expired_wrong_audience_and_foreign_tokens_are_401() {
+    let lab = Lab::start_with(ServiceConfig {
+        grant_owner: true,
+        token_lifetime: Duration::from_secs(1),
+        ..ServiceConfig::default()
+    })
+    .await;
+    let (wrong_aud, _) = lab
+        .svc
+        .service()
+        .auth
+        .issue(&lab.svc.client_id, "https://management.azure.com", false)
+        .expect("issue");
+    let other = practice::start(ServiceConfig::default())
+        .await
+        .expect("other");
+    let foreign = token(&lab.http, &other).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for (tok, what) in [
+        (&lab.token, "expired"),
+        (&wrong_aud, "audience"),
+        (&foreign, "signature"),
+        (&"garbage".to_string(), "malformed"),
+    ] {
+        let r = lab
+            .http
+            .get(lab.url("changefeed"))
+            .bearer_auth(tok)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 401, "{what}");
+        let www = r.headers()[WWW_AUTHENTICATE].to_str().expect("header");
+        assert!(www.contains("error=\"invalid_token\""), "{what}: {www}");
+    }
+}
+
+#[tokio::test]
+async fn granting_the_role_turns_403_into_200_with_the_same_token() {
+    let lab = Lab::start_with(ServiceConfig::default()).await;
+    let read = || lab.get(&lab.url("changefeed?limit=1")).send();
+    assert_eq!(read().await.expect("send").status(), 403);
+    let r = lab
+        .http
+        .put(format!(
+            "{}/admin/roles/{}/DICOM%20Data%20Owner",
+            lab.svc.origin, lab.svc.client_id
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(read().await.expect("send").status(), 200);
+    lab.svc
+        .set_lab_role(Role::DataOwner, false)
+        .expect("revoke");
+    assert_eq!(read().await.expect("send").status(), 403);
+    let (status, _) = lab.get_json(&lab.url("changefeed")).await;
+    assert_eq!(status, 403);
+}
