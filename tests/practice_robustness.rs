@@ -82,6 +82,16 @@ async fn restart_on_the_same_data_keeps_everything() {
     assert_eq!(r.status(), 200);
 }
 
+/// Files under `blobs/` (in its shard folders).
+fn blob_files(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("blobs"))
+        .expect("blobs")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|shard| std::fs::read_dir(shard.path()).expect("shard").count())
+        .sum()
+}
+
 /// Sends headers and half of a body over a raw socket, then kills the server process.
 #[tokio::test]
 async fn a_kill_in_the_middle_of_a_store_leaves_no_half_instance() {
@@ -128,10 +138,11 @@ async fn a_kill_in_the_middle_of_a_store_leaves_no_half_instance() {
     sock.write_all(&file[..file.len() / 2]).expect("half body");
     sock.flush().expect("flush");
     std::thread::sleep(Duration::from_millis(300));
-    let tmp_files = std::fs::read_dir(dir.path().join("tmp"))
-        .expect("tmp")
-        .count();
-    assert_eq!(tmp_files, 1, "the upload is being streamed to disk");
+    assert_eq!(
+        blob_files(dir.path()),
+        1,
+        "the upload is being streamed to its blob path"
+    );
     child.kill().expect("kill");
     child.wait().expect("wait");
 
@@ -147,17 +158,9 @@ async fn a_kill_in_the_middle_of_a_store_leaves_no_half_instance() {
         .expect("send");
     assert_eq!(r.status(), 204, "nothing half-stored is visible");
     assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp"))
-            .expect("tmp")
-            .count(),
+        blob_files(dir.path()),
         0,
-        "leftovers removed"
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("blobs"))
-            .expect("blobs")
-            .count(),
-        0
+        "the half-written file is removed at start"
     );
     // And the same file stores cleanly afterwards.
     let r = http
@@ -178,14 +181,11 @@ async fn a_kill_in_the_middle_of_a_store_leaves_no_half_instance() {
 #[tokio::test]
 async fn unreferenced_files_are_removed_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("blobs")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("blobs").join("orphan.dcm"),
-        b"left by a crash",
-    )
-    .expect("write");
+    std::fs::create_dir_all(dir.path().join("blobs/ab")).expect("mkdir");
+    std::fs::write(dir.path().join("blobs/ab/orphan.dcm"), b"left by a crash").expect("write");
     let svc = practice::start(config_in(dir.path())).await.expect("start");
-    assert!(!dir.path().join("blobs").join("orphan.dcm").exists());
+    assert!(!dir.path().join("blobs/ab/orphan.dcm").exists());
+    assert_eq!(blob_files(dir.path()), 0);
     svc.shutdown().await;
 }
 

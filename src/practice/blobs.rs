@@ -1,57 +1,58 @@
-//! Part-10 files on disk. A store writes into `tmp/`, then renames into `blobs/` before the index commits,
-//! so a crash leaves at worst an unreferenced file (removed at the next start), never a half instance.
+//! Part-10 files on disk, in 256 shard folders (`blobs/ab/<uuid>.dcm`) so concurrent stores do not queue
+//! on one directory lock. An upload is written straight to its final path; it becomes part of the service
+//! only when the index commits a row naming it. A crash therefore leaves at worst an unreferenced file,
+//! removed at the next start — never a half instance.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// The two folders under the data directory.
+/// The blob folder.
 #[derive(Debug, Clone)]
 pub struct Blobs {
-    tmp: PathBuf,
-    blobs: PathBuf,
+    root: PathBuf,
 }
 
 impl Blobs {
     pub fn open(data: &Path) -> std::io::Result<Self> {
+        let root = data.join("blobs");
+        // `tmp/` was used by earlier versions; anything there is from a request that never finished.
         let tmp = data.join("tmp");
-        let blobs = data.join("blobs");
-        // Anything left in tmp/ is from a request that never finished.
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&tmp)?;
-        std::fs::create_dir_all(&blobs)?;
-        Ok(Self { tmp, blobs })
+        for shard in 0..=255u8 {
+            std::fs::create_dir_all(root.join(format!("{shard:02x}")))?;
+        }
+        Ok(Self { root })
     }
 
-    /// A fresh path for an upload in progress.
-    pub fn tmp_path(&self) -> PathBuf {
-        self.tmp.join(uuid::Uuid::new_v4().simple().to_string())
+    /// A fresh name for an upload: `ab/<uuid>.dcm`.
+    pub fn new_name(&self) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}/{id}.dcm", &id[..2])
     }
 
-    /// Where a committed blob lives.
+    /// Where a blob lives.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.blobs.join(name)
+        self.root.join(name)
     }
 
-    /// Moves an upload into place under a new name and returns the name.
-    pub fn commit(&self, tmp: &Path) -> std::io::Result<String> {
-        let name = format!("{}.dcm", uuid::Uuid::new_v4().simple());
-        std::fs::rename(tmp, self.path(&name))?;
-        Ok(name)
-    }
-
-    /// Removes files the index does not know (left by a crash between rename and commit).
-    pub fn remove_unreferenced(
-        &self,
-        known: &std::collections::HashSet<String>,
-    ) -> std::io::Result<usize> {
+    /// Removes files the index does not know (left by a crash or a kill mid-upload).
+    pub fn remove_unreferenced(&self, known: &HashSet<String>) -> std::io::Result<usize> {
         let mut removed = 0;
-        for entry in std::fs::read_dir(&self.blobs)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
+        for shard in std::fs::read_dir(&self.root)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            let shard_name = shard.file_name().to_string_lossy().into_owned();
+            for entry in std::fs::read_dir(shard.path())? {
+                let entry = entry?;
+                let name = format!("{shard_name}/{}", entry.file_name().to_string_lossy());
+                if !known.contains(&name) {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
             }
         }
         Ok(removed)

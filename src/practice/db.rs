@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS attr_index(
     tag INTEGER NOT NULL, value TEXT, num REAL);
 CREATE INDEX IF NOT EXISTS ix_attr_value ON attr_index(tag, value);
 CREATE INDEX IF NOT EXISTS ix_attr_num ON attr_index(tag, num);
-CREATE INDEX IF NOT EXISTS ix_attr_watermark ON attr_index(watermark);
+CREATE INDEX IF NOT EXISTS ix_attr_watermark ON attr_index(watermark, tag);
 CREATE TABLE IF NOT EXISTS changefeed(
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
     study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,

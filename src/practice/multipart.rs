@@ -11,17 +11,88 @@ use tokio::io::AsyncWriteExt;
 use super::blobs::Blobs;
 use super::error::ApiError;
 
-/// One received part, on disk in `tmp/`. The file is removed when this is dropped unless taken.
+/// Parts up to this size are also kept in memory, so validation parses them without reading the file back.
+const KEEP_IN_MEMORY: u64 = 1024 * 1024;
+
+/// One received part, written to its blob path. The file is removed when this is dropped unless the index
+/// committed it (`keep`).
 #[derive(Debug)]
 pub struct ReceivedPart {
+    /// The blob name (`ab/<uuid>.dcm`).
+    pub name: String,
     pub path: PathBuf,
     pub size: u64,
+    /// The whole part when it is small.
+    pub bytes: Option<Vec<u8>>,
+    pub keep: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for ReceivedPart {
     fn drop(&mut self) {
-        // Already moved into blobs/ (commit) or never created: both fine.
-        let _ = std::fs::remove_file(&self.path);
+        if !self.keep.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes a part to disk, zeroing the 128-byte preamble on the way (contract §3.2) and keeping a copy of
+/// small parts in memory.
+struct PartWriter {
+    out: tokio::io::BufWriter<tokio::fs::File>,
+    part: ReceivedPart,
+    /// The first 132 bytes, held until the `DICM` marker at 128 can be seen.
+    head: Vec<u8>,
+    head_written: bool,
+    memory: Vec<u8>,
+}
+
+impl PartWriter {
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<(), ApiError> {
+        self.part.size += chunk.len() as u64;
+        if self.part.size <= KEEP_IN_MEMORY {
+            self.memory.extend_from_slice(chunk);
+        }
+        if !self.head_written {
+            let take = (132 - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.head.len() < 132 {
+                return Ok(());
+            }
+            self.write_head().await?;
+        }
+        self.out
+            .write_all(chunk)
+            .await
+            .map_err(|e| ApiError::internal("write upload", e))
+    }
+
+    async fn write_head(&mut self) -> Result<(), ApiError> {
+        if self.head.len() == 132 && &self.head[128..132] == b"DICM" {
+            self.head[..128].fill(0);
+            if self.memory.len() >= 132 {
+                self.memory[..128].fill(0);
+            }
+        }
+        self.head_written = true;
+        self.out
+            .write_all(&self.head)
+            .await
+            .map_err(|e| ApiError::internal("write upload", e))
+    }
+
+    async fn finish(mut self) -> Result<ReceivedPart, ApiError> {
+        if !self.head_written {
+            self.write_head().await?;
+        }
+        self.out
+            .flush()
+            .await
+            .map_err(|e| ApiError::internal("write upload", e))?;
+        if self.part.size <= KEEP_IN_MEMORY {
+            self.part.bytes = Some(std::mem::take(&mut self.memory));
+        }
+        Ok(self.part)
     }
 }
 
@@ -57,34 +128,36 @@ fn io_to_api(e: &std::io::Error, max: u64) -> ApiError {
     }
 }
 
-async fn create(
-    blobs: &Blobs,
-) -> Result<(tokio::io::BufWriter<tokio::fs::File>, ReceivedPart), ApiError> {
-    let path = blobs.tmp_path();
+async fn create(blobs: &Blobs) -> Result<PartWriter, ApiError> {
+    let name = blobs.new_name();
+    let path = blobs.path(&name);
     let file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| ApiError::internal("create upload file", e))?;
-    Ok((
-        tokio::io::BufWriter::with_capacity(256 * 1024, file),
-        ReceivedPart { path, size: 0 },
-    ))
+    Ok(PartWriter {
+        out: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+        part: ReceivedPart {
+            name,
+            path,
+            size: 0,
+            bytes: None,
+            keep: false.into(),
+        },
+        head: Vec::with_capacity(132),
+        head_written: false,
+        memory: Vec::new(),
+    })
 }
 
 /// Streams a single-part body to one file.
 pub async fn receive_single(body: Body, blobs: &Blobs, max: u64) -> Result<ReceivedPart, ApiError> {
-    let (mut out, mut part) = create(blobs).await?;
+    let mut writer = create(blobs).await?;
     let mut stream = std::pin::pin!(limited(body, max));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| io_to_api(&e, max))?;
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::internal("write upload", e))?;
-        part.size += chunk.len() as u64;
+        writer.write(&chunk).await?;
     }
-    out.flush()
-        .await
-        .map_err(|e| ApiError::internal("write upload", e))?;
-    Ok(part)
+    writer.finish().await
 }
 
 /// The media type of a part, lower-cased, parameters included (compared exactly, contract §3.2).
@@ -123,23 +196,15 @@ pub async fn receive_related(
             return Err(ApiError::unsupported_media());
         }
         let mut field = field;
-        let (mut out, mut part) = create(blobs).await?;
+        let mut writer = create(blobs).await?;
         loop {
             match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|e| ApiError::internal("write upload", e))?;
-                    part.size += chunk.len() as u64;
-                }
+                Ok(Some(chunk)) => writer.write(&chunk).await?,
                 Ok(None) => break,
                 Err(e) => return Err(multer_error(e, max)),
             }
         }
-        out.flush()
-            .await
-            .map_err(|e| ApiError::internal("write upload", e))?;
-        parts.push(part);
+        parts.push(writer.finish().await?);
     }
     Ok(parts)
 }

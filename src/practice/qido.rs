@@ -379,10 +379,9 @@ fn where_clause(conds: &[Cond]) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
     let mut sql = vec!["1=1".to_string()];
     let mut args: Vec<V> = Vec::new();
+    // Drive from the (tag, value) index: an IN over matching rows, never a scan of every instance.
     let exists = |inner: &str| {
-        format!(
-            "EXISTS (SELECT 1 FROM attr_index a WHERE a.watermark = i.watermark AND a.tag = ? AND {inner})"
-        )
+        format!("i.watermark IN (SELECT a.watermark FROM attr_index a WHERE a.tag = ? AND {inner})")
     };
     for c in conds {
         match c {
@@ -443,8 +442,8 @@ fn where_clause(conds: &[Cond]) -> (String, Vec<rusqlite::types::Value>) {
             }
             Cond::ModalitiesInStudy(m) => {
                 sql.push(
-                    "EXISTS (SELECT 1 FROM instances j JOIN attr_index a ON a.watermark = j.watermark
-                      WHERE j.study_uid = i.study_uid AND a.tag = ? AND a.value = ?)"
+                    "i.study_uid IN (SELECT j.study_uid FROM attr_index a CROSS JOIN instances j
+                      ON j.watermark = a.watermark WHERE a.tag = ? AND a.value = ?)"
                         .into(),
                 );
                 args.push(V::Integer(tag_number(tags::MODALITY)));
@@ -500,7 +499,8 @@ fn run(svc: &Service, route: &Route, q: &Query) -> Result<Vec<Value>, super::db:
         }
         if q.returned.contains(&tags::MODALITIES_IN_STUDY) {
             let mut s = c.prepare_cached(
-                "SELECT DISTINCT a.value FROM instances j JOIN attr_index a ON a.watermark = j.watermark
+                // CROSS JOIN keeps SQLite from starting at every Modality row of the (tag, value) index.
+                "SELECT DISTINCT a.value FROM instances j CROSS JOIN attr_index a ON a.watermark = j.watermark
                  WHERE j.study_uid = ?1 AND a.tag = ?2 ORDER BY a.value",
             )?;
             let mods: Vec<String> = s

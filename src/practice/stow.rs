@@ -2,8 +2,6 @@
 //! `multipart/related`, streamed to disk, validated like the real service (v1: required and indexed tags;
 //! v2: required tags fail, the rest are dropped with warnings) and stored atomically.
 
-use std::path::Path as FsPath;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -343,15 +341,15 @@ fn process(
     if part.size == 0 {
         return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
     }
-    if let Err(e) = zero_preamble(&part.path) {
-        tracing::warn!("could not zero the preamble: {e}");
-    }
     // Read through PixelData (not past it): a truncated file must fail; elements after the pixels are
     // rare trailers that metadata does not need. Memory is bounded by the pixel data of one file.
-    let file = match OpenFileOptions::new()
-        .read_to(tags::PIXEL_DATA)
-        .open_file(&part.path)
-    {
+    // Small parts are parsed from the copy kept in memory.
+    let options = OpenFileOptions::new().read_to(tags::PIXEL_DATA);
+    let parsed = match &part.bytes {
+        Some(bytes) => options.from_reader(bytes.as_slice()),
+        None => options.open_file(&part.path),
+    };
+    let file = match parsed {
         Ok(f) => f,
         Err(e) => {
             tracing::info!("stored body is not a DICOM file: {e}");
@@ -498,7 +496,7 @@ fn process(
         metadata: Value::Object(metadata).to_string(),
         values,
     };
-    match insert(svc, &part.path, &record) {
+    match insert(svc, part, &record) {
         Ok(true) => {
             let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
             (
@@ -568,24 +566,6 @@ fn check_pixel_data(obj: &InMemDicomObject) -> Result<(), String> {
     }
 }
 
-/// The service overwrites the 128-byte preamble with zeros (contract §3.2).
-fn zero_preamble(path: &FsPath) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)?;
-    let mut head = [0u8; 132];
-    if f.read_exact(&mut head).is_err() || &head[128..132] != b"DICM" {
-        return Ok(());
-    }
-    if head[..128].iter().any(|b| *b != 0) {
-        f.seek(SeekFrom::Start(0))?;
-        f.write_all(&[0u8; 128])?;
-    }
-    Ok(())
-}
-
 /// A tag as the index stores it.
 pub fn tag_number(tag: Tag) -> i64 {
     (i64::from(tag.0) << 16) | i64::from(tag.1)
@@ -604,11 +584,12 @@ struct NewInstance {
     values: Vec<(i64, Option<String>, Option<f64>)>,
 }
 
-/// Moves the file into place and records the instance, its searchable values and a `Create` change-feed
-/// entry in one transaction. `Ok(false)` when the same Study/Series/SOP triple is already stored.
+/// Records the instance (its file already written under its blob name), its searchable values and a
+/// `Create` change-feed entry in one transaction; only then is the file kept. `Ok(false)` when the same
+/// Study/Series/SOP triple is already stored.
 fn insert(
     svc: &Service,
-    tmp: &FsPath,
+    part: &ReceivedPart,
     rec: &NewInstance,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = svc.db.lock()?;
@@ -623,7 +604,7 @@ fn insert(
     if exists.is_some() {
         return Ok(false);
     }
-    let blob = svc.blobs.commit(tmp)?;
+    let blob = &part.name;
     let result = (|| -> rusqlite::Result<()> {
         tx.execute(
             "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
@@ -657,11 +638,8 @@ fn insert(
         )?;
         Ok(())
     })();
-    match result.and_then(|()| tx.commit()) {
-        Ok(()) => Ok(true),
-        Err(e) => {
-            let _ = std::fs::remove_file(svc.blobs.path(&blob));
-            Err(e.into())
-        }
-    }
+    result.and_then(|()| tx.commit())?;
+    // Committed: the file is part of the service now (on any error it is removed with the part).
+    part.keep.store(true, std::sync::atomic::Ordering::Release);
+    Ok(true)
 }

@@ -27,19 +27,29 @@ impl Drop for Orthanc {
 }
 
 fn binary() -> Option<PathBuf> {
-    ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"].iter().map(PathBuf::from).find(|p| p.exists())
+    ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 /// Starts Orthanc, or returns `None` (after printing why) when it is not installed.
 pub fn start() -> Option<Orthanc> {
     let required = std::env::var("DICOMLAB_REQUIRE_ORTHANC").is_ok_and(|v| v == "1");
     let (Some(bin), true) = (binary(), std::path::Path::new(PLUGIN).exists()) else {
-        assert!(!required, "DICOMLAB_REQUIRE_ORTHANC=1 but Orthanc or its DICOMweb plugin is not installed");
+        assert!(
+            !required,
+            "DICOMLAB_REQUIRE_ORTHANC=1 but Orthanc or its DICOMweb plugin is not installed"
+        );
         eprintln!("SKIPPED: Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)");
         return None;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let storage = dir.path().join("storage");
     let config = serde_json::json!({
         "Name": "dicomlab-test",
@@ -64,13 +74,18 @@ pub fn start() -> Option<Orthanc> {
         .expect("spawn Orthanc");
     let origin = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let orthanc = Orthanc { child, dicomweb: format!("{origin}/dicom-web"), origin, _dir: dir };
+    let orthanc = Orthanc {
+        child,
+        dicomweb: format!("{origin}/dicom-web"),
+        origin,
+        _dir: dir,
+    };
     while started.elapsed() < Duration::from_secs(30) {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
             let _ = write!(s, "GET /system HTTP/1.0\r\n\r\n");
             let mut buf = String::new();
-            if s.read_to_string(&mut buf).is_ok() && buf.starts_with("HTTP/1.0 200") {
+            if s.read_to_string(&mut buf).is_ok() && buf.get(9..12) == Some("200") {
                 return Some(orthanc);
             }
         }

@@ -1,0 +1,197 @@
+//! Practice-service benchmark (a bench binary, not a timed test): `cargo bench --bench practice`.
+//!
+//! - ingest: 1,000 small instances over STOW (multipart/related, one instance per request — the framing
+//!   Orthanc's DICOMweb plugin accepts), 4 concurrent clients, instances/s; the same against Orthanc when
+//!   it is installed.
+//! - QIDO latency: p50 / p99 over 2,000 lab-style searches with 10,000 instances stored.
+
+#[path = "../tests/common/orthanc.rs"]
+mod orthanc;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dicomlab::dicom::samples::tiny_instance;
+use dicomlab::practice::{self, ServiceConfig};
+
+const INGEST: usize = 1_000;
+const CLIENTS: usize = 4;
+const QIDO_INSTANCES: usize = 10_000;
+const QIDO_QUERIES: usize = 2_000;
+
+struct Inst {
+    study: String,
+    series: String,
+    sop: String,
+    patient: String,
+    bytes: Vec<u8>,
+}
+
+fn instances(n: usize, per_study: usize, tag: &str) -> Vec<Inst> {
+    (0..n)
+        .map(|i| {
+            let study = format!("1.2.826.0.1.3680043.8.498.7{tag}.{}", i / per_study + 1);
+            let series = format!("{study}.1");
+            let sop = format!("{series}.{}", i + 1);
+            let patient = format!("Patient{}^Bench", i / per_study);
+            let bytes = tiny_instance(&study, &series, &sop, &patient).expect("instance");
+            Inst {
+                study,
+                series,
+                sop,
+                patient,
+                bytes,
+            }
+        })
+        .collect()
+}
+
+fn multipart(bytes: &[u8]) -> Vec<u8> {
+    let mut body = b"--benchboundary\r\nContent-Type: application/dicom\r\n\r\n".to_vec();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(b"\r\n--benchboundary--\r\n");
+    body
+}
+
+/// Stores every instance with `CLIENTS` concurrent clients; returns instances per second.
+async fn ingest(url: &str, items: Arc<Vec<Inst>>) -> f64 {
+    let http = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, next, items, url) = (http.clone(), next.clone(), items.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = http
+                    .post(&url)
+                    .header("Accept", "application/dicom+json")
+                    .header(
+                        "Content-Type",
+                        "multipart/related; type=\"application/dicom\"; boundary=benchboundary",
+                    )
+                    .body(multipart(&item.bytes))
+                    .send()
+                    .await
+                    .expect("store");
+                assert!(r.status().is_success(), "store answered {}", r.status());
+                let _ = r.bytes().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    items.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn qido(base: &str, items: &[Inst]) {
+    let http = reqwest::Client::new();
+    let kinds = [
+        "study by UID",
+        "study by PatientName",
+        "instance by SOP UID",
+        "instances of a study",
+    ];
+    let mut all = Vec::with_capacity(QIDO_QUERIES);
+    let mut per_kind: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
+    for q in 0..QIDO_QUERIES {
+        let item = &items[(q * 7919) % items.len()];
+        let kind = q % kinds.len();
+        let url = match kind {
+            0 => format!("{base}/studies?StudyInstanceUID={}", item.study),
+            1 => format!("{base}/studies?PatientName={}", item.patient),
+            2 => format!("{base}/instances?SOPInstanceUID={}", item.sop),
+            _ => format!("{base}/studies/{}/instances", item.study),
+        };
+        let start = Instant::now();
+        let r = http
+            .get(&url)
+            .header("Accept", "application/dicom+json")
+            .send()
+            .await
+            .expect("query");
+        assert_eq!(r.status(), 200, "{url}");
+        let body = r.bytes().await.expect("body");
+        let took = start.elapsed();
+        assert!(body.len() > 2);
+        all.push(took);
+        per_kind[kind].push(took);
+        let _ = &item.series;
+    }
+    all.sort();
+    println!(
+        "qido: {QIDO_QUERIES} searches over {QIDO_INSTANCES} instances: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&all, 0.5).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3
+    );
+    for (name, mut v) in kinds.iter().zip(per_kind) {
+        v.sort();
+        println!(
+            "  {name:<22} p50 {:.3} ms  p99 {:.3} ms",
+            percentile(&v, 0.5).as_secs_f64() * 1e3,
+            percentile(&v, 0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
+fn config() -> ServiceConfig {
+    ServiceConfig {
+        auth: false,
+        ..ServiceConfig::default()
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; DICOMLAB_BENCH=ingest|qido runs one part only.
+    let only = std::env::var("DICOMLAB_BENCH").unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        if only != "qido" {
+            ingest_vs_orthanc().await;
+        }
+        if only != "ingest" {
+            qido_latency().await;
+        }
+    });
+}
+
+async fn ingest_vs_orthanc() {
+    let items = Arc::new(instances(INGEST, 5, "1"));
+    let svc = practice::start(config()).await.expect("practice service");
+    let ours = ingest(&format!("{}/studies", svc.base_url), items.clone()).await;
+    println!(
+        "ingest: practice service  {ours:>8.0} instances/s  ({INGEST} instances, {CLIENTS} clients)"
+    );
+    svc.shutdown().await;
+
+    match orthanc::start() {
+        Some(o) => {
+            let theirs = ingest(&format!("{}/studies", o.dicomweb), items.clone()).await;
+            println!(
+                "ingest: Orthanc 1.10      {theirs:>8.0} instances/s  (same instances, same clients)"
+            );
+            println!("ingest: ratio             {:>8.2}×", ours / theirs);
+        }
+        None => println!("ingest: Orthanc not installed; no comparison"),
+    }
+}
+
+async fn qido_latency() {
+    let items = instances(QIDO_INSTANCES, 5, "2");
+    let svc = practice::start(config()).await.expect("practice service");
+    let loaded = ingest(&format!("{}/studies", svc.base_url), Arc::new(items)).await;
+    println!("qido: loaded {QIDO_INSTANCES} instances at {loaded:.0} instances/s");
+    let items = instances(QIDO_INSTANCES, 5, "2");
+    qido(&svc.base_url, &items).await;
+    svc.shutdown().await;
+}
