@@ -11,18 +11,19 @@ use tokio::io::AsyncWriteExt;
 use super::blobs::Blobs;
 use super::error::ApiError;
 
-/// Parts up to this size are also kept in memory, so validation parses them without reading the file back.
+/// Parts up to this size are received in memory: validated without a file round trip, and never written
+/// when they fail.
 const KEEP_IN_MEMORY: u64 = 1024 * 1024;
 
-/// One received part, written to its blob path. The file is removed when this is dropped unless the index
-/// committed it (`keep`).
+/// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
+/// The file is removed when this is dropped unless the index committed it (`keep`).
 #[derive(Debug)]
 pub struct ReceivedPart {
     /// The blob name (`ab/<uuid>.dcm`).
     pub name: String,
     pub path: PathBuf,
     pub size: u64,
-    /// The whole part when it is small.
+    /// The whole part when it is small; then nothing is on disk yet.
     pub bytes: Option<Vec<u8>>,
     pub keep: std::sync::atomic::AtomicBool,
 }
@@ -35,62 +36,52 @@ impl Drop for ReceivedPart {
     }
 }
 
-/// Writes a part to disk, zeroing the 128-byte preamble on the way (contract §3.2) and keeping a copy of
-/// small parts in memory.
+/// Receives a part: small parts stay in memory (written to their blob path only once validated, by the
+/// store step); a part that grows past `KEEP_IN_MEMORY` spills to its blob path and streams from there.
+/// The 128-byte preamble is zeroed on the way (contract §3.2).
 struct PartWriter {
-    out: tokio::io::BufWriter<tokio::fs::File>,
     part: ReceivedPart,
-    /// The first 132 bytes, held until the `DICM` marker at 128 can be seen.
-    head: Vec<u8>,
-    head_written: bool,
     memory: Vec<u8>,
+    out: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    preamble_checked: bool,
 }
 
 impl PartWriter {
-    async fn write(&mut self, mut chunk: &[u8]) -> Result<(), ApiError> {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
         self.part.size += chunk.len() as u64;
-        if self.part.size <= KEEP_IN_MEMORY {
-            self.memory.extend_from_slice(chunk);
+        if let Some(out) = &mut self.out {
+            return out
+                .write_all(chunk)
+                .await
+                .map_err(|e| ApiError::internal("write upload", e));
         }
-        if !self.head_written {
-            let take = (132 - self.head.len()).min(chunk.len());
-            self.head.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-            if self.head.len() < 132 {
-                return Ok(());
-            }
-            self.write_head().await?;
-        }
-        self.out
-            .write_all(chunk)
-            .await
-            .map_err(|e| ApiError::internal("write upload", e))
-    }
-
-    async fn write_head(&mut self) -> Result<(), ApiError> {
-        if self.head.len() == 132 && &self.head[128..132] == b"DICM" {
-            self.head[..128].fill(0);
-            if self.memory.len() >= 132 {
+        self.memory.extend_from_slice(chunk);
+        if !self.preamble_checked && self.memory.len() >= 132 {
+            self.preamble_checked = true;
+            if &self.memory[128..132] == b"DICM" {
                 self.memory[..128].fill(0);
             }
         }
-        self.head_written = true;
-        self.out
-            .write_all(&self.head)
-            .await
-            .map_err(|e| ApiError::internal("write upload", e))
+        if self.part.size > KEEP_IN_MEMORY {
+            let file = tokio::fs::File::create(&self.part.path)
+                .await
+                .map_err(|e| ApiError::internal("create upload file", e))?;
+            let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+            out.write_all(&std::mem::take(&mut self.memory))
+                .await
+                .map_err(|e| ApiError::internal("write upload", e))?;
+            self.out = Some(out);
+        }
+        Ok(())
     }
 
     async fn finish(mut self) -> Result<ReceivedPart, ApiError> {
-        if !self.head_written {
-            self.write_head().await?;
-        }
-        self.out
-            .flush()
-            .await
-            .map_err(|e| ApiError::internal("write upload", e))?;
-        if self.part.size <= KEEP_IN_MEMORY {
-            self.part.bytes = Some(std::mem::take(&mut self.memory));
+        match &mut self.out {
+            Some(out) => out
+                .flush()
+                .await
+                .map_err(|e| ApiError::internal("write upload", e))?,
+            None => self.part.bytes = Some(std::mem::take(&mut self.memory)),
         }
         Ok(self.part)
     }
@@ -131,11 +122,7 @@ fn io_to_api(e: &std::io::Error, max: u64) -> ApiError {
 async fn create(blobs: &Blobs) -> Result<PartWriter, ApiError> {
     let name = blobs.new_name();
     let path = blobs.path(&name);
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::internal("create upload file", e))?;
     Ok(PartWriter {
-        out: tokio::io::BufWriter::with_capacity(256 * 1024, file),
         part: ReceivedPart {
             name,
             path,
@@ -143,9 +130,9 @@ async fn create(blobs: &Blobs) -> Result<PartWriter, ApiError> {
             bytes: None,
             keep: false.into(),
         },
-        head: Vec::with_capacity(132),
-        head_written: false,
         memory: Vec::new(),
+        out: None,
+        preamble_checked: false,
     })
 }
 

@@ -595,21 +595,25 @@ fn insert(
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
     let exists: Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
-            params![rec.study, rec.series, rec.sop],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get(0))
         .optional()?;
     if exists.is_some() {
         return Ok(false);
     }
     let blob = &part.name;
+    if let Some(bytes) = &part.bytes {
+        // A small part reaches the disk only now, validated; still invisible until the commit below.
+        std::fs::write(&part.path, bytes)?;
+    }
     let result = (|| -> rusqlite::Result<()> {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
              VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+        )?
+        .execute(params![
                 rec.study,
                 rec.series,
                 rec.sop,
@@ -631,11 +635,17 @@ fn insert(
                 stmt.execute(params![watermark, tag, text, num])?;
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
              VALUES(?1, ?2, ?3, 'Create', ?4, ?5)",
-            params![rec.study, rec.series, rec.sop, now_timestamp(), watermark],
-        )?;
+        )?
+        .execute(params![
+            rec.study,
+            rec.series,
+            rec.sop,
+            now_timestamp(),
+            watermark
+        ])?;
         Ok(())
     })();
     result.and_then(|()| tx.commit())?;
