@@ -35,6 +35,11 @@ fn binary() -> Option<PathBuf> {
 
 /// Starts Orthanc, or returns `None` (after printing why) when it is not installed.
 pub fn start() -> Option<Orthanc> {
+    start_in(&std::env::temp_dir())
+}
+
+/// Same, with its storage under `parent`.
+pub fn start_in(parent: &std::path::Path) -> Option<Orthanc> {
     let required = std::env::var("DICOMLAB_REQUIRE_ORTHANC").is_ok_and(|v| v == "1");
     let (Some(bin), true) = (binary(), std::path::Path::new(PLUGIN).exists()) else {
         assert!(
@@ -44,7 +49,7 @@ pub fn start() -> Option<Orthanc> {
         eprintln!("SKIPPED: Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)");
         return None;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir_in(parent).expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
