@@ -3,4 +3,5 @@
 //! engine and the TUI.
 
 pub mod dicom;
+pub mod dicomweb;
 pub mod practice;

@@ -30,8 +30,20 @@ impl Secret {
         if self.0.is_empty() {
             return String::new();
         }
-        let tail: String = self.0.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-        if self.0.chars().count() <= 8 { "••••••••".into() } else { format!("••••••••{tail}") }
+        let tail: String = self
+            .0
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if self.0.chars().count() <= 8 {
+            "••••••••".into()
+        } else {
+            format!("••••••••{tail}")
+        }
     }
 }
 
@@ -89,11 +101,20 @@ impl AuthConfig {
     /// The token endpoint of an `azure` config.
     pub fn token_url(&self) -> Option<String> {
         match self {
-            AuthConfig::Azure { tenant_id, authority, token_version, .. } => Some(format!(
+            AuthConfig::Azure {
+                tenant_id,
+                authority,
+                token_version,
+                ..
+            } => Some(format!(
                 "{}/{}/oauth2/{}token",
                 authority.trim_end_matches('/'),
                 tenant_id.trim(),
-                if *token_version == TokenVersion::V2 { "v2.0/" } else { "" }
+                if *token_version == TokenVersion::V2 {
+                    "v2.0/"
+                } else {
+                    ""
+                }
             )),
             _ => None,
         }
@@ -115,7 +136,9 @@ impl Claims {
     /// Decodes the payload of a JWT without checking its signature.
     pub fn decode(jwt: &str) -> Option<Claims> {
         let payload = jwt.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
         let v: Value = serde_json::from_slice(&bytes).ok()?;
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         Some(Claims {
@@ -125,7 +148,11 @@ impl Claims {
             roles: v
                 .get("roles")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
             exp: v.get("exp").and_then(Value::as_u64),
         })
@@ -147,13 +174,21 @@ impl Token {
         let expires_at = claims
             .as_ref()
             .and_then(|c| c.exp)
-            .map_or(SystemTime::now() + Duration::from_secs(3600), |e| UNIX_EPOCH + Duration::from_secs(e));
-        Token { access_token: Secret::new(jwt), expires_at, claims }
+            .map_or(SystemTime::now() + Duration::from_secs(3600), |e| {
+                UNIX_EPOCH + Duration::from_secs(e)
+            });
+        Token {
+            access_token: Secret::new(jwt),
+            expires_at,
+            claims,
+        }
     }
 
     /// Time left, zero once lapsed.
     pub fn remaining(&self) -> Duration {
-        self.expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+        self.expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Refresh five minutes before it lapses (the checks require at least that much life).
@@ -166,7 +201,12 @@ impl Token {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("{error} ({code}): {description}")]
-    Aad { status: u16, error: String, code: String, description: String },
+    Aad {
+        status: u16,
+        error: String,
+        code: String,
+        description: String,
+    },
     #[error("the token endpoint answered {status}: {body}")]
     Unexpected { status: u16, body: String },
     #[error("the token endpoint's answer has no access_token")]
@@ -201,23 +241,39 @@ pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<Token, TokenError>
         body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
     })?;
     if !(200..300).contains(&status) {
-        let description = v.get("error_description").and_then(Value::as_str).unwrap_or("").to_string();
+        let description = v
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let code = description
             .split(':')
             .next()
             .filter(|c| c.starts_with("AADSTS"))
             .map(str::to_string)
-            .or_else(|| v.get("error_codes").and_then(|c| c.get(0)).and_then(Value::as_u64).map(|c| format!("AADSTS{c}")))
+            .or_else(|| {
+                v.get("error_codes")
+                    .and_then(|c| c.get(0))
+                    .and_then(Value::as_u64)
+                    .map(|c| format!("AADSTS{c}"))
+            })
             .unwrap_or_default();
         let first_line = description.lines().next().unwrap_or("").to_string();
         return Err(TokenError::Aad {
             status,
-            error: v.get("error").and_then(Value::as_str).unwrap_or("error").to_string(),
+            error: v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_string(),
             code,
             description: first_line,
         });
     }
-    let access = v.get("access_token").and_then(Value::as_str).ok_or(TokenError::NoToken)?;
+    let access = v
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::NoToken)?;
     let mut token = Token::from_jwt(access);
     if let Some(secs) = expires_in(&v) {
         token.expires_at = SystemTime::now() + Duration::from_secs(secs);
@@ -238,8 +294,14 @@ mod tests {
 
     #[test]
     fn expires_in_string_or_number() {
-        assert_eq!(expires_in(&serde_json::json!({"expires_in": "3599"})), Some(3599));
-        assert_eq!(expires_in(&serde_json::json!({"expires_in": 3599})), Some(3599));
+        assert_eq!(
+            expires_in(&serde_json::json!({"expires_in": "3599"})),
+            Some(3599)
+        );
+        assert_eq!(
+            expires_in(&serde_json::json!({"expires_in": 3599})),
+            Some(3599)
+        );
     }
 
     #[test]
@@ -260,10 +322,16 @@ mod tests {
             authority: "https://login.microsoftonline.com/".into(),
             token_version: TokenVersion::V1,
         };
-        assert_eq!(a.token_url().as_deref(), Some("https://login.microsoftonline.com/t/oauth2/token"));
+        assert_eq!(
+            a.token_url().as_deref(),
+            Some("https://login.microsoftonline.com/t/oauth2/token")
+        );
         if let AuthConfig::Azure { token_version, .. } = &mut a {
             *token_version = TokenVersion::V2;
         }
-        assert_eq!(a.token_url().as_deref(), Some("https://login.microsoftonline.com/t/oauth2/v2.0/token"));
+        assert_eq!(
+            a.token_url().as_deref(),
+            Some("https://login.microsoftonline.com/t/oauth2/v2.0/token")
+        );
     }
 }

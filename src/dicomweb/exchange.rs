@@ -1,0 +1,118 @@
+//! One request and its answer, as the learner sees it: method, URL, status, time, headers, a body excerpt,
+//! and an equivalent curl command (the token shown as `$TOKEN`, a secret never).
+
+use serde::Serialize;
+
+/// What went over the wire.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    /// Request headers; `Authorization` is already replaced by a placeholder.
+    pub request_headers: Vec<(String, String)>,
+    /// How the body is given to curl: `--data-binary @red-triangle.dcm`, `-d '…'`, `--data-urlencode …`.
+    pub request_body: Vec<String>,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub response_headers: Vec<(String, String)>,
+    /// Up to 4 KiB of a text body, or `<N bytes of TYPE>`.
+    pub response_excerpt: String,
+    /// A transport error instead of an answer.
+    pub error: Option<String>,
+}
+
+/// Quotes a word for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+impl Exchange {
+    /// The request as a curl command a learner can paste.
+    pub fn curl(&self) -> String {
+        let mut parts = vec!["curl".to_string()];
+        if self.method != "GET" {
+            parts.push(format!("-X {}", self.method));
+        }
+        parts.push(shell_quote(&self.url));
+        for (k, v) in &self.request_headers {
+            // $TOKEN stays expandable: double quotes.
+            if v.contains("$TOKEN") || v.contains("$PASSWORD") {
+                parts.push(format!("-H \"{k}: {v}\""));
+            } else {
+                parts.push(format!("-H {}", shell_quote(&format!("{k}: {v}"))));
+            }
+        }
+        parts.extend(self.request_body.iter().cloned());
+        parts.join(" \\\n  ")
+    }
+
+    /// A one-line summary: `POST /v1/studies  200  84 ms`.
+    pub fn summary(&self) -> String {
+        let path = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            });
+        match (self.status, &self.error) {
+            (Some(s), _) => format!("{} {path}  {s}  {} ms", self.method, self.duration_ms),
+            (None, Some(e)) => format!("{} {path}  failed: {e}", self.method),
+            _ => format!("{} {path}", self.method),
+        }
+    }
+}
+
+/// A body excerpt for display.
+pub fn excerpt(content_type: &str, body: &[u8]) -> String {
+    let texty = content_type.is_empty()
+        || content_type.contains("json")
+        || content_type.starts_with("text/")
+        || content_type.contains("xml");
+    if texty && let Ok(s) = std::str::from_utf8(&body[..body.len().min(4096)]) {
+        let mut out = s.to_string();
+        if body.len() > 4096 {
+            out.push_str(&format!("… ({} bytes in all)", body.len()));
+        }
+        return out;
+    }
+    format!(
+        "<{} bytes of {}>",
+        body.len(),
+        if content_type.is_empty() {
+            "data"
+        } else {
+            content_type
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_never_shows_the_token() {
+        let e = Exchange {
+            method: "POST".into(),
+            url: "http://127.0.0.1:8042/v1/studies".into(),
+            request_headers: vec![
+                ("Accept".into(), "application/dicom+json".into()),
+                ("Authorization".into(), "Bearer $TOKEN".into()),
+            ],
+            request_body: vec!["--data-binary @red-triangle.dcm".into()],
+            ..Exchange::default()
+        };
+        let c = e.curl();
+        assert!(c.starts_with("curl \\\n  -X POST"), "{c}");
+        assert!(c.contains("-H \"Authorization: Bearer $TOKEN\""));
+        assert!(c.contains("-H 'Accept: application/dicom+json'"));
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
