@@ -4,4 +4,5 @@
 
 pub mod dicom;
 pub mod dicomweb;
+pub mod lab;
 pub mod practice;
