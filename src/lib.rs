@@ -2,6 +2,7 @@
 //! live service. This crate holds the practice service, the DICOM helpers, and (later) the client, the lab
 //! engine and the TUI.
 
+pub mod config;
 pub mod dicom;
 pub mod dicomweb;
 pub mod lab;

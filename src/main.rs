@@ -7,6 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use dicomlab::config::{Config, Profile};
+use dicomlab::dicomweb::StoreMode;
+use dicomlab::lab::engine::Session;
+use dicomlab::lab::progress::{ProgressStore, Status};
+use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, ServiceConfig, auth::Role};
 
 #[derive(Parser, Debug)]
@@ -16,12 +21,48 @@ use dicomlab::practice::{self, ServiceConfig, auth::Role};
     about = "Walks you through the hands-on lab \"DICOM service\" and checks each step against the live service."
 )]
 struct Cli {
+    /// Config file (default: the dicomlab config dir's config.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Profile: practice (the embedded service), azure, generic, or one of yours.
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// A lab file instead of the embedded one.
+    #[arg(long, global = true)]
+    lab: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Check every step (or one) against the service; exit 0 only when every required step passes.
+    Check {
+        /// Only this step id.
+        #[arg(long)]
+        step: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The learner's progress, for an instructor (never a secret or a token).
+    Report {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+    },
+    /// Do a step (what the TUI's "do it" does), then check it.
+    Run {
+        /// The step id, e.g. store-samples.
+        step: String,
+        /// The folder with the official sample files (default: generated ones).
+        #[arg(long)]
+        samples: Option<PathBuf>,
+        /// Store with one multipart/related request instead of one request per file.
+        #[arg(long)]
+        multipart: bool,
+    },
+    /// List the lab's steps.
+    Steps,
     /// Run the practice service: a local DICOM service that answers like Azure's.
     Serve(ServeArgs),
     /// Write the lab's three sample instances (red triangle, green square, blue circle).
@@ -58,6 +99,12 @@ enum RoleAction {
     },
     /// Show every client and its roles.
     List,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ReportFormat {
+    Md,
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
@@ -236,23 +283,318 @@ async fn role(service: &str, action: RoleAction) -> Result<()> {
     Ok(())
 }
 
+/// Logs of the headless commands go to a file in the data dir, never to the terminal.
+fn log_to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = dicomlab::config::data_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "dicomlab.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DICOMLAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=warn")),
+        )
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+struct Loaded {
+    lab: Lab,
+    profile_name: String,
+    profile: Profile,
+}
+
+fn load(cli: &Cli) -> Result<Loaded> {
+    let lab = match &cli.lab {
+        Some(p) => Lab::load(p)?,
+        None => Lab::embedded()?,
+    };
+    let path = match &cli.config {
+        Some(p) => p.clone(),
+        None => dicomlab::config::default_path()
+            .context("no config dir on this system: pass --config FILE")?,
+    };
+    let config = Config::load(&path)?;
+    let (profile_name, profile) = config.active(cli.profile.as_deref())?;
+    Ok(Loaded {
+        lab,
+        profile_name,
+        profile,
+    })
+}
+
+async fn open_session(l: &Loaded) -> Result<Session> {
+    let problems = l.profile.problems();
+    if !problems.is_empty() {
+        eprintln!(
+            "profile '{}' has problems: {}",
+            l.profile_name,
+            problems.join("; ")
+        );
+    }
+    Ok(Session::open(
+        &l.profile,
+        Some(dicomlab::config::data_dir().join("practice")),
+        None,
+    )
+    .await?)
+}
+
+fn progress_store() -> ProgressStore {
+    let store = ProgressStore::load(&dicomlab::config::data_dir().join("progress.json"));
+    if let Some(w) = &store.warning {
+        eprintln!("warning: {w}");
+    }
+    store
+}
+
+fn symbol(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Pass { .. } => "✓",
+        Outcome::Fail { .. } | Outcome::Error { .. } => "✗",
+        Outcome::Blocked { .. } => "○",
+        Outcome::NotSupported { .. } => "–",
+    }
+}
+
+fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome) {
+    let title = lab.step(step_id).map_or("", |s| s.title.as_str());
+    let optional = if lab.step(step_id).is_some_and(|s| s.optional) {
+        " (optional)"
+    } else {
+        ""
+    };
+    println!(" {} {step_id:<20} {title}{optional}", symbol(o));
+    match o {
+        Outcome::Fail {
+            expected,
+            observed,
+            diagnosis,
+        } => {
+            println!("     expected  {expected}");
+            println!("     observed  {observed}");
+            println!("     fix       {diagnosis}");
+        }
+        Outcome::Pass { detail } => println!("     {detail}"),
+        Outcome::Blocked { reason } => println!("     blocked: {reason}"),
+        Outcome::NotSupported { reason } => println!("     not supported: {reason}"),
+        Outcome::Error { message } => println!("     error: {message}"),
+    }
+}
+
+async fn check(cli: &Cli, step: Option<String>, json: bool) -> Result<std::process::ExitCode> {
+    let l = load(cli)?;
+    if let Some(s) = &step
+        && l.lab.step(s).is_none()
+    {
+        bail!("no step '{s}' in {} (see `dicomlab steps`)", l.lab.title);
+    }
+    let session = open_session(&l).await?;
+    let mut store = progress_store();
+    let results = session.check_all(&l.lab, &mut store, step.as_deref()).await;
+    store.save()?;
+    let required_ok = results.iter().all(|(id, o)| {
+        o.is_pass()
+            || matches!(o, Outcome::NotSupported { .. })
+            || l.lab.step(id).is_some_and(|s| s.optional)
+    });
+    if json {
+        let items: Vec<_> = results
+            .iter()
+            .map(|(id, o)| serde_json::json!({"step": id, "outcome": o}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "lab": l.lab.id, "profile": l.profile_name, "target": session.client.base(), "steps": items, "ok": required_ok,
+            }))?
+        );
+    } else {
+        println!(
+            "{} · profile {} · {}",
+            l.lab.title,
+            l.profile_name,
+            session.client.base()
+        );
+        for (id, o) in &results {
+            print_outcome(&l.lab, id, o);
+        }
+        let passed = results.iter().filter(|(_, o)| o.is_pass()).count();
+        println!(
+            "{passed}/{} passed{}",
+            results.len(),
+            if required_ok {
+                " — every required step is done"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if required_ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+async fn run_step(
+    cli: &Cli,
+    step: &str,
+    samples: Option<PathBuf>,
+    multipart: bool,
+) -> Result<std::process::ExitCode> {
+    let l = load(cli)?;
+    let Some(s) = l.lab.step(step) else {
+        bail!("no step '{step}' in {} (see `dicomlab steps`)", l.lab.title)
+    };
+    let session = open_session(&l).await?;
+    let mode = if multipart {
+        StoreMode::Multipart
+    } else {
+        StoreMode::Single
+    };
+    match dicomlab::lab::actions::perform(&session, &s.check, samples.as_deref(), mode).await {
+        Ok(done) => println!("did: {done}"),
+        Err(e) => println!("could not do it: {e}"),
+    }
+    let mut store = progress_store();
+    let outcome = session
+        .check_step(&l.lab, &mut store, step)
+        .await
+        .context("step vanished")?;
+    store.save()?;
+    print_outcome(&l.lab, step, &outcome);
+    Ok(if outcome.is_pass() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+/// `println!` into a String.
+macro_rules! outln {
+    ($o:expr) => { $o.push('\n') };
+    ($o:expr, $($arg:tt)*) => {{ $o.push_str(&format!($($arg)*)); $o.push('\n'); }};
+}
+
+fn report(cli: &Cli, format: ReportFormat) -> Result<()> {
+    let l = load(cli)?;
+    let store = progress_store();
+    let mut o = String::new();
+    let targets = store
+        .progress
+        .labs
+        .get(&l.lab.id)
+        .cloned()
+        .unwrap_or_default();
+    match format {
+        ReportFormat::Json => {
+            outln!(
+                o,
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"lab": l.lab.id, "title": l.lab.title, "targets": targets})
+                )?
+            );
+        }
+        ReportFormat::Md => {
+            outln!(o, "# {} — progress\n", l.lab.title);
+            if targets.is_empty() {
+                outln!(o, "No step checked yet.");
+            }
+            for (target, steps) in &targets {
+                let done = l
+                    .lab
+                    .steps()
+                    .filter(|s| steps.get(&s.id).is_some_and(|p| p.status == Status::Done))
+                    .count();
+                outln!(
+                    o,
+                    "## Target: {target}\n\n{done} of {} steps done.\n",
+                    l.lab.steps().count()
+                );
+                outln!(
+                    o,
+                    "| step | status | attempts | first | last | last failure |"
+                );
+                outln!(o, "|---|---|---|---|---|---|");
+                for s in l.lab.steps() {
+                    match steps.get(&s.id) {
+                        Some(p) => outln!(
+                            o,
+                            "| {} | {:?} | {} | {} | {} | {} |",
+                            s.title,
+                            p.status,
+                            p.attempts,
+                            p.first,
+                            p.last,
+                            p.last_failure.as_deref().unwrap_or("").replace('|', "\\|")
+                        ),
+                        None => outln!(o, "| {} | pending | 0 | | | |", s.title),
+                    }
+                }
+                outln!(o);
+            }
+        }
+    }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
+    Ok(())
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    let _log = if matches!(cli.command, Some(Command::Serve(_))) {
+        None
+    } else {
+        log_to_file()
+    };
+    let ok = Ok(std::process::ExitCode::SUCCESS);
+    match &cli.command {
+        Some(Command::Check { step, json }) => return check(&cli, step.clone(), *json).await,
+        Some(Command::Run {
+            step,
+            samples,
+            multipart,
+        }) => return run_step(&cli, step, samples.clone(), *multipart).await,
+        Some(Command::Report { format }) => {
+            report(&cli, *format)?;
+            return ok;
+        }
+        Some(Command::Steps) => {
+            let l = load(&cli)?;
+            for e in &l.lab.exercises {
+                println!("{}", e.title);
+                for s in &e.steps {
+                    println!(
+                        "  {:<22} {}{}",
+                        s.id,
+                        s.title,
+                        if s.optional { " (optional)" } else { "" }
+                    );
+                }
+            }
+            return ok;
+        }
+        _ => {}
+    }
     match cli.command {
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(args).await?,
         Some(Command::Samples { out }) => {
             let paths = dicomlab::dicom::samples::write_samples(&out)?;
             for p in paths {
                 println!("{}", p.display());
             }
-            Ok(())
         }
-        Some(Command::Role { service, action }) => role(&service, action).await,
-        None => {
+        Some(Command::Role { service, action }) => role(&service, action).await?,
+        _ => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
-            Ok(())
         }
     }
+    ok
 }

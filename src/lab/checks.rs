@@ -89,7 +89,7 @@ fn pass(detail: impl Into<String>) -> Outcome {
 }
 
 /// What kind of server the lab runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     /// The practice service (embedded or `dicomlab serve`).
@@ -437,9 +437,19 @@ async fn store(ctx: &CheckContext<'_>) -> Outcome {
     }
 }
 
+/// Name, level, study, series, filter, and the tag whose value must come back.
+type SearchCase = (
+    &'static str,
+    Level,
+    Option<&'static str>,
+    Option<&'static str>,
+    (&'static str, &'static str),
+    &'static str,
+);
+
 async fn search(ctx: &CheckContext<'_>) -> Outcome {
     let expected = "each of the six searches finds the expected UID";
-    let cases: [(&str, Level, Option<&str>, Option<&str>, (&str, &str), &str); 6] = [
+    let cases: [SearchCase; 6] = [
         (
             "studies?StudyInstanceUID",
             Level::Studies,
@@ -489,8 +499,7 @@ async fn search(ctx: &CheckContext<'_>) -> Outcome {
             "00080018",
         ),
     ];
-    let mut ok = 0;
-    for (name, level, study, series, (k, v), tag) in cases {
+    for (ok, (name, level, study, series, (k, v), tag)) in cases.into_iter().enumerate() {
         let a = answer!(
             ctx.client.search(level, study, series, &[(k, v)]).await,
             expected
@@ -514,7 +523,6 @@ async fn search(ctx: &CheckContext<'_>) -> Outcome {
                 "check the UIDs in the query",
             );
         }
-        ok += 1;
     }
     pass("all six searches found the lab's UIDs")
 }

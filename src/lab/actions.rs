@@ -1,0 +1,197 @@
+//! What "do it" does for each kind of step: the same requests a learner would send, through the client.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::engine::Session;
+use super::model::Check;
+use crate::dicom::samples::{BLUE_UID, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
+use crate::dicomweb::{ClientError, Level, StoreMode, get_ci};
+use crate::practice::auth::Role;
+
+/// Why an action could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write the samples: {0}")]
+    Samples(#[from] crate::dicom::samples::SampleError),
+    #[error("{0}")]
+    Manual(String),
+}
+
+/// The sample files: from `dir` when given (the official download), else generated into the scratch folder.
+pub fn sample_files(session: &Session, dir: Option<&Path>) -> Result<Vec<PathBuf>, ActionError> {
+    match dir {
+        Some(d) => Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect()),
+        None => {
+            let d = session.scratch.path().join("samples");
+            if !d.join(SAMPLES[2].file_name).exists() {
+                crate::dicom::samples::write_samples(&d)?;
+            }
+            Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect())
+        }
+    }
+}
+
+/// Performs a step's action; returns what was done, in a sentence.
+pub async fn perform(
+    session: &Session,
+    check: &Check,
+    samples: Option<&Path>,
+    mode: StoreMode,
+) -> Result<String, ActionError> {
+    let c = &session.client;
+    let inst = format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}");
+    Ok(match check {
+        Check::ServiceExists => {
+            let a = c.get_anonymous("changefeed/latest").await?;
+            format!("the service answered {}", a.status)
+        }
+        Check::Environment => "nothing to send: the environment is the configuration".into(),
+        Check::Token => {
+            let t = c.fetch_token().await?;
+            format!("got a token, {} min left", t.remaining().as_secs() / 60)
+        }
+        Check::Role => match &session.practice {
+            Some(p) => {
+                p.set_lab_role(Role::DataOwner, true)
+                    .map_err(|e| ActionError::Manual(e.to_string()))?;
+                format!("granted DICOM Data Owner to client {}", p.client_id)
+            }
+            None => {
+                return Err(ActionError::Manual(
+                    "assign the role in the Azure portal: DICOM service → Access control (IAM) → Add role assignment → DICOM Data Owner".into(),
+                ));
+            }
+        },
+        Check::Store => {
+            let files = sample_files(session, samples)?;
+            let answers = c.store(&files, mode, None, 3, None).await?;
+            let codes: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
+            format!("stored {} file(s): {}", files.len(), codes.join(", "))
+        }
+        Check::Search => {
+            let a = c
+                .search(
+                    Level::Studies,
+                    None,
+                    None,
+                    &[("StudyInstanceUID", STUDY_UID)],
+                )
+                .await?;
+            let b = c
+                .search(Level::Instances, Some(STUDY_UID), None, &[])
+                .await?;
+            format!(
+                "{} study, {} instances found",
+                a.results().len(),
+                b.results().len()
+            )
+        }
+        Check::Retrieve => {
+            let dir = session.scratch.path().join("retrieved");
+            let (a, files) = c
+                .retrieve_to_dir(
+                    &format!("studies/{STUDY_UID}"),
+                    "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+                    &dir,
+                )
+                .await?;
+            format!(
+                "{}: {} file(s) saved in {}",
+                a.status,
+                files.len(),
+                dir.display()
+            )
+        }
+        Check::ChangeFeed => {
+            let a = c.change_feed(0, 100, false).await?;
+            format!(
+                "{}: {} entries",
+                a.status,
+                a.json()
+                    .and_then(|v| v.as_array().map(Vec::len))
+                    .unwrap_or(0)
+            )
+        }
+        Check::TagAdded { tag } => {
+            let a = c
+                .post_json(
+                    "extendedquerytags",
+                    json!([{"Path": tag, "Level": "Study"}]),
+                )
+                .await?;
+            if a.status != 202 {
+                return Ok(format!("{}: {}", a.status, a.text()));
+            }
+            let href = a
+                .json()
+                .and_then(|v| {
+                    get_ci(&v, "href")
+                        .and_then(|h| h.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            let op = c.poll_operation(&href, Duration::from_secs(120)).await?;
+            let status = op
+                .json()
+                .and_then(|v| {
+                    get_ci(&v, "status")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            format!("added {tag}; its re-index operation is {status}")
+        }
+        Check::TagUsed { tag, value } => {
+            let a = c
+                .search(
+                    Level::Studies,
+                    None,
+                    None,
+                    &[(tag.as_str(), value.as_str())],
+                )
+                .await?;
+            format!("{}: {} study(ies)", a.status, a.results().len())
+        }
+        Check::TagUpdated { tag, query_status } => {
+            let status = if query_status.eq_ignore_ascii_case("disabled") {
+                "Disabled"
+            } else {
+                "Enabled"
+            };
+            let a = c
+                .patch_json(
+                    &format!("extendedquerytags/{tag}"),
+                    json!({"QueryStatus": status}),
+                )
+                .await?;
+            format!("{}: QueryStatus {status}", a.status)
+        }
+        Check::TagDeleted { tag } => {
+            let a = c.delete(&format!("extendedquerytags/{tag}")).await?;
+            format!("{}: {tag} deleted", a.status)
+        }
+        Check::Viewer => {
+            let a = c.get(&format!("{inst}/rendered"), "image/png").await?;
+            let path = session.scratch.path().join("red-triangle.png");
+            tokio::fs::write(&path, &a.body).await?;
+            format!("{}: saved {}", a.status, path.display())
+        }
+        Check::Deleted { level } => {
+            let path = match level.as_str() {
+                "instance" => inst,
+                "series" => format!("studies/{STUDY_UID}/series/{SERIES1_UID}"),
+                _ => format!("studies/{STUDY_UID}"),
+            };
+            let a = c.delete(&path).await?;
+            let _ = (GREEN_UID, BLUE_UID);
+            format!("{}: DELETE {path}", a.status)
+        }
+    })
+}
