@@ -460,6 +460,11 @@ impl DicomWebClient {
         .await
     }
 
+    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes).
+    pub async fn put_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
+        self.send(Method::PUT, url, &[], Body::None, false).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {
         self.send(Method::DELETE, &self.url(path), &[], Body::None, true)
             .await

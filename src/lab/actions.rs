@@ -63,6 +63,31 @@ pub async fn perform(
                     .map_err(|e| ActionError::Manual(e.to_string()))?;
                 format!("granted DICOM Data Owner to client {}", p.client_id)
             }
+            None if session.kind == super::checks::TargetKind::Practice => {
+                // A practice service of its own (`dicomlab serve`): its loopback admin route.
+                let client_id = match c.auth() {
+                    crate::dicomweb::AuthConfig::Azure { client_id, .. } => client_id.clone(),
+                    _ => return Err(ActionError::Manual("this profile has no client id".into())),
+                };
+                let origin = c
+                    .base()
+                    .rsplit_once('/')
+                    .map_or(c.base(), |(o, _)| o)
+                    .to_string();
+                let a = c
+                    .put_anonymous(&format!(
+                        "{origin}/admin/roles/{client_id}/DICOM%20Data%20Owner"
+                    ))
+                    .await?;
+                if !a.ok() {
+                    return Err(ActionError::Manual(format!(
+                        "the practice service answered {}: {}",
+                        a.status,
+                        a.text()
+                    )));
+                }
+                format!("granted DICOM Data Owner to client {client_id}")
+            }
             None => {
                 return Err(ActionError::Manual(
                     "assign the role in the Azure portal: DICOM service → Access control (IAM) → Add role assignment → DICOM Data Owner".into(),

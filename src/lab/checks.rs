@@ -136,10 +136,40 @@ pub fn diagnose(ctx: &CheckContext<'_>, a: &Answer) -> String {
         404 => "404 Not Found: a UID in the path is wrong, or the instance is not stored (yet).".into(),
         406 => "406 Not Acceptable: add transfer-syntax=* to the Accept header (several instances cannot be sent in one fixed transfer syntax).".into(),
         415 => "415 Unsupported Media Type: send Content-Type: application/dicom (one file) or multipart/related; type=\"application/dicom\"; boundary=….".into(),
-        409 => "409 Conflict: see the FailureReason — 45070 means already stored (fine), 43264 means not a valid DICOM file or the wrong study.".into(),
+        409 if a.exchange.url.contains("/extendedquerytags") => format!(
+            "409 Conflict: {} — the tag exists already, or another re-index operation is still running (wait for it: GET the operation in the Location header).",
+            a.text().trim()
+        ),
+        409 => stow_conflict(a),
         400 => format!("400 Bad Request: {}", a.text().trim()),
         s if s >= 500 => format!("{s}: the service failed; try again in a moment."),
         s => format!("unexpected status {s}"),
+    }
+}
+
+/// A STOW 409 read through its FailureReason codes (contract §3.5).
+fn stow_conflict(a: &Answer) -> String {
+    let reasons: Vec<u64> = a
+        .json()
+        .and_then(|v| v.get("00081198")?.get("Value")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| item.get("00081197")?.get("Value")?.get(0)?.as_u64())
+        .collect();
+    let mut parts = Vec::new();
+    if reasons.contains(&45070) {
+        parts.push("45070: already stored — that counts as done (delete it first to replace it)");
+    }
+    if reasons.contains(&43264) {
+        parts.push("43264: not a valid DICOM file, a required attribute is missing or invalid, or the file belongs to another study than the one in the URL");
+    }
+    if reasons.contains(&45071) {
+        parts.push("45071: the same instance is being stored by another request");
+    }
+    if parts.is_empty() {
+        "409 Conflict: no instance was stored; see the FailureReason of each item.".into()
+    } else {
+        format!("409 Conflict: {}", parts.join("; "))
     }
 }
 
