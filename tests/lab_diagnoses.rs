@@ -1,0 +1,381 @@
+//! Every diagnosis the checks give, produced for real against the practice service (or a dead address).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use dicomlab::config::{GenericAuth, Profile};
+use dicomlab::dicom::samples::{SERIES1_UID, STUDY_UID};
+use dicomlab::dicomweb::{Secret, StoreMode};
+use dicomlab::lab::checks::{self, CheckContext, TargetKind};
+use dicomlab::lab::engine::Session;
+use dicomlab::lab::model::Check;
+use dicomlab::lab::{Lab, Outcome};
+use dicomlab::practice::{self, RunningService, ServiceConfig};
+use serde_json::json;
+
+fn profile_for(svc: &RunningService) -> Profile {
+    let mut p = Profile::new(TargetKind::Practice);
+    p.base_url = svc.base_url.clone();
+    p.tenant_id = svc.tenant_id.clone();
+    p.client_id = svc.client_id.clone();
+    p.client_secret = Secret::new(svc.client_secret.clone());
+    p.authority = svc.authority.clone();
+    p
+}
+
+async fn service(config: ServiceConfig) -> RunningService {
+    practice::start(ServiceConfig {
+        grant_owner: true,
+        reindex_min_duration: Duration::ZERO,
+        ..config
+    })
+    .await
+    .expect("service")
+}
+
+async fn run(profile: &Profile, check: Check) -> Outcome {
+    let session = Session::open(profile, None, None).await.expect("session");
+    let ctx = CheckContext {
+        client: &session.client,
+        target: session.kind,
+        passed: HashSet::new(),
+        scratch: session.scratch.path().into(),
+    };
+    checks::run(&ctx, &check).await
+}
+
+fn text(o: &Outcome) -> String {
+    match o {
+        Outcome::Fail {
+            expected,
+            observed,
+            diagnosis,
+        } => format!("{expected} | {observed} | {diagnosis}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn has(o: &Outcome, needles: &[&str]) {
+    let t = text(o);
+    for n in needles {
+        assert!(t.contains(n), "'{n}' missing from: {t}");
+    }
+}
+
+#[tokio::test]
+async fn no_token_and_expired_token_are_401() {
+    let svc = service(ServiceConfig {
+        token_lifetime: Duration::from_secs(1),
+        ..ServiceConfig::default()
+    })
+    .await;
+    let mut none = Profile::new(TargetKind::Generic);
+    none.base_url = svc.base_url.clone();
+    has(&run(&none, Check::Role).await, &["401", "token"]);
+    let token = token(&reqwest::Client::new(), &svc).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut pasted = none.clone();
+    pasted.auth = GenericAuth::Bearer;
+    pasted.token = Secret::new(token);
+    has(&run(&pasted, Check::Role).await, &["401", "expired"]);
+}
+
+#[tokio::test]
+async fn wrong_audience() {
+    let svc = service(ServiceConfig::default()).await;
+    let (tok, _) = svc
+        .service()
+        .auth
+        .issue(&svc.client_id, "https://management.azure.com", false)
+        .expect("issue");
+    let mut p = Profile::new(TargetKind::Generic);
+    p.base_url = svc.base_url.clone();
+    p.auth = GenericAuth::Bearer;
+    p.token = Secret::new(tok);
+    has(
+        &run(&p, Check::Token).await,
+        &[
+            "audience is https://management.azure.com",
+            "resource=https://dicom.healthcareapis.azure.com",
+        ],
+    );
+    has(&run(&p, Check::Role).await, &["401", "audience"]);
+}
+
+#[tokio::test]
+async fn base_url_without_v1() {
+    let svc = service(ServiceConfig::default()).await;
+    let mut p = profile_for(&svc);
+    p.base_url = svc.origin.clone();
+    has(&run(&p, Check::ServiceExists).await, &["404", "add /v1"]);
+    has(&run(&p, Check::Environment).await, &["add /v1"]);
+    p.base_url = format!("{}/studies", svc.base_url);
+    has(&run(&p, Check::Environment).await, &["/studies"]);
+}
+
+#[tokio::test]
+async fn http_answers_read_as_the_lab_needs() {
+    let svc = service(ServiceConfig::default()).await;
+    let session = Session::open(&profile_for(&svc), None, None)
+        .await
+        .expect("session");
+    let ctx = CheckContext {
+        client: &session.client,
+        target: session.kind,
+        passed: HashSet::new(),
+        scratch: session.scratch.path().into(),
+    };
+    let c = &session.client;
+    let files = dicomlab::lab::actions::sample_files(&session, None).expect("samples");
+    c.store(&files, StoreMode::Single, None, 3, None)
+        .await
+        .expect("store");
+    // 406 without transfer-syntax=*.
+    let a = c
+        .get(
+            &format!("studies/{STUDY_UID}"),
+            "multipart/related; type=\"application/dicom\"",
+        )
+        .await
+        .expect("get");
+    assert_eq!(a.status, 406);
+    assert!(checks::diagnose(&ctx, &a).contains("transfer-syntax=*"));
+    // 409 45070: already stored counts as done.
+    let a = c
+        .store(&files[..1], StoreMode::Single, None, 1, None)
+        .await
+        .expect("store")
+        .remove(0);
+    assert_eq!(a.status, 409);
+    assert!(checks::diagnose(&ctx, &a).contains("45070: already stored — that counts as done"));
+    // 409 43264: wrong study in the URL.
+    let a = c
+        .store(&files[..1], StoreMode::Multipart, Some("1.2.3.4"), 1, None)
+        .await
+        .expect("store")
+        .remove(0);
+    assert_eq!(a.status, 409);
+    assert!(checks::diagnose(&ctx, &a).contains("43264"));
+    // 415: a JSON body to STOW.
+    let a = c.post_json("studies", json!({})).await.expect("post");
+    assert_eq!(a.status, 415);
+    assert!(checks::diagnose(&ctx, &a).contains("Content-Type"));
+    // 404 on a wrong UID.
+    let a = c
+        .get(
+            &format!("studies/{STUDY_UID}/series/1.2.3/metadata"),
+            "application/dicom+json",
+        )
+        .await
+        .expect("get");
+    assert!(checks::diagnose(&ctx, &a).contains("UID in the path is wrong"));
+    // Tags: 400 already a core attribute, 400 bad VR / level, 409 exists.
+    let a = c
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "ManufacturerModelName", "VR": "LO", "Level": "Series"}]),
+        )
+        .await
+        .expect("post");
+    assert_eq!(a.status, 400);
+    assert!(checks::diagnose(&ctx, &a).contains("already supported"));
+    let a = c
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "PatientSex", "VR": "LT", "Level": "Study"}]),
+        )
+        .await
+        .expect("post");
+    assert!(checks::diagnose(&ctx, &a).contains("400 Bad Request: The VR code 'LT'"));
+    let a = c
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "PatientSex", "Level": "Studys"}]),
+        )
+        .await
+        .expect("post");
+    assert!(checks::diagnose(&ctx, &a).contains("Expected value 'Studys'"));
+    let a = c
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "PatientSex", "Level": "Study"}]),
+        )
+        .await
+        .expect("post");
+    assert_eq!(a.status, 202);
+    let href = a
+        .json()
+        .and_then(|v| v["href"].as_str().map(str::to_string))
+        .expect("href");
+    c.poll_operation(&href, Duration::from_secs(10))
+        .await
+        .expect("poll");
+    let a = c
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "PatientSex", "Level": "Study"}]),
+        )
+        .await
+        .expect("post");
+    assert_eq!(a.status, 409);
+    assert!(checks::diagnose(&ctx, &a).contains("exists already"));
+    let _ = SERIES1_UID;
+}
+
+#[tokio::test]
+async fn a_tag_still_adding() {
+    let svc = practice::start(ServiceConfig {
+        grant_owner: true,
+        reindex_min_duration: Duration::from_secs(5),
+        ..ServiceConfig::default()
+    })
+    .await
+    .expect("service");
+    let session = Session::open(&profile_for(&svc), None, None)
+        .await
+        .expect("session");
+    let a = session
+        .client
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "PatientSex", "Level": "Study"}]),
+        )
+        .await
+        .expect("post");
+    assert_eq!(a.status, 202);
+    let o = run(
+        &profile_for(&svc),
+        Check::TagAdded {
+            tag: "PatientSex".into(),
+        },
+    )
+    .await;
+    has(&o, &["status adding", "re-index", "still running"]);
+    // Another add while it runs: 409 with the running operation.
+    let b = session
+        .client
+        .post_json(
+            "extendedquerytags",
+            json!([{"Path": "PatientAge", "Level": "Study"}]),
+        )
+        .await
+        .expect("post");
+    assert_eq!(b.status, 409);
+    assert!(b.text().contains("already an active re-index operation"));
+}
+
+#[tokio::test]
+async fn token_errors_from_azure_ad() {
+    let svc = service(ServiceConfig::default()).await;
+    let mut p = profile_for(&svc);
+    p.client_secret = Secret::new("not-the-secret");
+    has(&run(&p, Check::Token).await, &["AADSTS7000215", "Value"]);
+    let mut p = profile_for(&svc);
+    p.client_id = "00000000-0000-0000-0000-000000000001".into();
+    has(&run(&p, Check::Token).await, &["AADSTS700016"]);
+    let mut p = profile_for(&svc);
+    p.resource = "https://management.azure.com".into();
+    has(&run(&p, Check::Token).await, &["AADSTS500011"]);
+    let mut p = profile_for(&svc);
+    p.tenant_id = "someone-else".into();
+    has(&run(&p, Check::Token).await, &["AADSTS90002"]);
+    // A check that needs a token says it is blocked on it.
+    let mut p = profile_for(&svc);
+    p.client_secret = Secret::new("not-the-secret");
+    assert!(matches!(
+        run(&p, Check::Store).await,
+        Outcome::Blocked { .. }
+    ));
+}
+
+#[tokio::test]
+async fn dns_and_connection_refused() {
+    let mut p = Profile::new(TargetKind::Generic);
+    p.base_url = "http://dicomlab-no-such-host.invalid/v1".into();
+    has(&run(&p, Check::ServiceExists).await, &["host not found"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    p.base_url = format!("http://127.0.0.1:{port}/v1");
+    has(
+        &run(&p, Check::ServiceExists).await,
+        &["connection refused"],
+    );
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_lab_is_renewed() {
+    let svc = service(ServiceConfig {
+        token_lifetime: Duration::from_secs(2),
+        ..ServiceConfig::default()
+    })
+    .await;
+    let p = profile_for(&svc);
+    let session = Session::open(&p, None, None).await.expect("session");
+    let ctx = CheckContext {
+        client: &session.client,
+        target: session.kind,
+        passed: HashSet::new(),
+        scratch: session.scratch.path().into(),
+    };
+    assert!(checks::run(&ctx, &Check::Role).await.is_pass());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        checks::run(&ctx, &Check::Role).await.is_pass(),
+        "the client fetched a new token"
+    );
+    // The token step itself asks for at least five minutes of life.
+    has(
+        &checks::run(&ctx, &Check::Token).await,
+        &["expires in", "request a new token"],
+    );
+}
+
+#[tokio::test]
+async fn change_feed_paging_v1_windows_and_v2_offsets() {
+    let svc = service(ServiceConfig::default()).await;
+    let session = Session::open(&profile_for(&svc), None, None)
+        .await
+        .expect("session");
+    for i in 0..150 {
+        let bytes = dicomlab::dicom::samples::tiny_instance(
+            &format!("1.2.3.{i}"),
+            "1.2.3.9",
+            &format!("1.2.3.9.{i}"),
+            "Other^Learner",
+        )
+        .expect("instance");
+        assert_eq!(
+            session
+                .client
+                .store_bytes(bytes.into(), "other.dcm")
+                .await
+                .expect("store")
+                .status,
+            200
+        );
+    }
+    let files = dicomlab::lab::actions::sample_files(&session, None).expect("samples");
+    session
+        .client
+        .store(&files, StoreMode::Single, None, 3, None)
+        .await
+        .expect("store");
+    assert!(
+        run(&profile_for(&svc), Check::ChangeFeed).await.is_pass(),
+        "v1: sequence windows"
+    );
+    let mut v2 = profile_for(&svc);
+    v2.base_url = format!("{}/v2", svc.origin);
+    assert!(
+        run(&v2, Check::ChangeFeed).await.is_pass(),
+        "v2: row offsets"
+    );
+    let lab = Lab::embedded().expect("lab");
+    assert!(lab.step("change-feed").is_some());
+}
