@@ -1,0 +1,200 @@
+//! Client benchmark (a bench binary, not a timed test): `cargo bench --bench client`.
+//!
+//! - bulk STOW of 500 small instances to the practice service (a separate `dicomlab serve` process)
+//!   with 1, 4 and 8 concurrent requests: instances/s and the client's peak RSS; the same 500 with
+//!   Python's dicomweb-client (one `store_instances` call per file) when it is installed.
+//! - a 1 GB study (10 instances of 100 MB) retrieved to disk: the client's peak RSS.
+//!
+//! Peak RSS is the process's VmHWM, reset before each measurement (`/proc/self/clear_refs` = 5).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR, dicom_value};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use dicomlab::dicom::samples::tiny_instance;
+use dicomlab::dicomweb::{AuthConfig, DicomWebClient, StoreMode};
+
+const BULK: usize = 500;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args([
+            "serve",
+            "--no-auth",
+            "--ephemeral",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dicomlab serve");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Server(child, format!("http://127.0.0.1:{port}/v1"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("dicomlab serve did not start");
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn write_bulk(dir: &Path, tag: &str) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).expect("dir");
+    (0..BULK)
+        .map(|i| {
+            let study = format!("1.2.826.0.1.3680043.8.498.8{tag}.{}", i / 10);
+            let series = format!("{study}.1");
+            let bytes = tiny_instance(&study, &series, &format!("{series}.{i}"), "Bulk^Bench")
+                .expect("instance");
+            let path = dir.join(format!("{i:04}.dcm"));
+            std::fs::write(&path, bytes).expect("write");
+            path
+        })
+        .collect()
+}
+
+/// One instance of ~100 MB: 100 frames of 1024 × 1024 8-bit grey.
+fn write_big(path: &Path, study: &str, i: usize) {
+    let (rows, cols, frames) = (1024u16, 1024u16, 100usize);
+    let pixels = vec![(i * 20 % 256) as u8; rows as usize * cols as usize * frames];
+    let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
+    let sop = format!("{study}.1.{i}");
+    let obj = InMemDicomObject::from_element_iter([
+        s(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.7.2"),
+        s(tags::SOP_INSTANCE_UID, VR::UI, &sop),
+        s(tags::PATIENT_ID, VR::LO, "BIG"),
+        s(tags::STUDY_INSTANCE_UID, VR::UI, study),
+        s(tags::SERIES_INSTANCE_UID, VR::UI, &format!("{study}.1")),
+        s(tags::NUMBER_OF_FRAMES, VR::IS, &frames.to_string()),
+        us(tags::SAMPLES_PER_PIXEL, 1),
+        s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        us(tags::ROWS, rows),
+        us(tags::COLUMNS, cols),
+        us(tags::BITS_ALLOCATED, 8),
+        us(tags::BITS_STORED, 8),
+        us(tags::HIGH_BIT, 7),
+        us(tags::PIXEL_REPRESENTATION, 0),
+        DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(pixels.into())),
+    ]);
+    let file = obj
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
+        .expect("meta");
+    file.write_to_file(path).expect("write big");
+}
+
+fn python_baseline(base: &str, dir: &Path) -> Option<f64> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/client_stow.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(base)
+        .arg(dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "python baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let work = tempfile::tempdir().expect("tmp");
+    rt.block_on(async {
+        let server = serve();
+        let client = DicomWebClient::new(&server.1, AuthConfig::None).expect("client");
+        let mut ours = Vec::new();
+        for (n, concurrency) in [1usize, 4, 8].into_iter().enumerate() {
+            let files = write_bulk(&work.path().join(format!("bulk{n}")), &n.to_string());
+            reset_peak_rss();
+            let start = Instant::now();
+            let answers = client.store(&files, StoreMode::Single, None, concurrency, None).await.expect("store");
+            let rate = files.len() as f64 / start.elapsed().as_secs_f64();
+            assert!(answers.iter().all(|a| a.status == 200));
+            println!("stow: {BULK} instances, {concurrency} concurrent: {rate:>7.0} instances/s, client peak RSS {:.1} MB", peak_rss_mb());
+            ours.push((concurrency, rate));
+        }
+        let files_dir = work.path().join("python");
+        write_bulk(&files_dir, "9");
+        match python_baseline(&server.1, &files_dir) {
+            Some(py) => {
+                println!("stow: Python dicomweb-client (one store_instances call per file): {py:.0} instances/s");
+                for (c, r) in &ours {
+                    println!("stow: dicomlab with {c} concurrent = {:.1}× Python", r / py);
+                }
+            }
+            None => println!("stow: Python dicomweb-client not available; no comparison"),
+        }
+
+        // A 1 GB study: 10 instances of 100 MB, stored (streamed), then retrieved to disk.
+        let study = "1.2.826.0.1.3680043.8.498.77";
+        let big_dir = work.path().join("big");
+        std::fs::create_dir_all(&big_dir).expect("dir");
+        let mut big = Vec::new();
+        for i in 0..10 {
+            let p = big_dir.join(format!("big{i}.dcm"));
+            write_big(&p, study, i);
+            big.push(p);
+        }
+        let answers = client.store(&big, StoreMode::Single, None, 2, None).await.expect("store big");
+        assert!(answers.iter().all(|a| a.status == 200), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+        let total: u64 = big.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        reset_peak_rss();
+        let start = Instant::now();
+        let out = work.path().join("retrieved");
+        let (a, parts) = client
+            .retrieve_to_dir(&format!("studies/{study}"), "multipart/related; type=\"application/dicom\"; transfer-syntax=*", &out)
+            .await
+            .expect("retrieve");
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(a.status, 200);
+        let got: u64 = parts.iter().map(|p| p.size).sum();
+        assert_eq!(got, total);
+        println!(
+            "wado: {:.2} GB study ({} parts) to disk in {secs:.1} s ({:.0} MB/s), client peak RSS {:.1} MB",
+            total as f64 / 1e9,
+            parts.len(),
+            total as f64 / 1e6 / secs,
+            peak_rss_mb()
+        );
+        drop(server);
+    });
+}
