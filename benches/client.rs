@@ -35,7 +35,7 @@ fn serve() -> Server {
         .local_addr()
         .expect("addr")
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
         .args([
             "serve",
             "--no-auth",
@@ -53,6 +53,8 @@ fn serve() -> Server {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("dicomlab serve did not start");
 }
 
