@@ -7,3 +7,4 @@ pub mod dicom;
 pub mod dicomweb;
 pub mod lab;
 pub mod practice;
+pub mod tui;

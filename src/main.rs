@@ -63,6 +63,12 @@ enum Command {
     },
     /// List the lab's steps.
     Steps,
+    /// The terminal UI (what `dicomlab` alone opens).
+    Tui {
+        /// The folder with the official sample files (default: generated ones).
+        #[arg(long)]
+        samples: Option<PathBuf>,
+    },
     /// Run the practice service: a local DICOM service that answers like Azure's.
     Serve(ServeArgs),
     /// Write the lab's three sample instances (red triangle, green square, blue circle).
@@ -545,6 +551,26 @@ fn report(cli: &Cli, format: ReportFormat) -> Result<()> {
     Ok(())
 }
 
+async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        bail!("the TUI needs a terminal; for scripts use `dicomlab check`, `run` and `report`");
+    }
+    let l = load(cli)?;
+    let data = dicomlab::config::data_dir();
+    dicomlab::tui::run(dicomlab::tui::Options {
+        lab: l.lab,
+        profile_name: l.profile_name,
+        profile: l.profile,
+        progress_path: data.join("progress.json"),
+        practice_data: data.join("practice"),
+        samples,
+        log_path: data.join("dicomlab.log"),
+    })
+    .await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<std::process::ExitCode> {
     let cli = Cli::parse();
@@ -591,10 +617,9 @@ async fn main() -> Result<std::process::ExitCode> {
             }
         }
         Some(Command::Role { service, action }) => role(&service, action).await?,
-        _ => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-        }
+        Some(Command::Tui { ref samples }) => tui(&cli, samples.clone()).await?,
+        None => tui(&cli, None).await?,
+        _ => {}
     }
     ok
 }

@@ -246,6 +246,14 @@ impl DicomWebClient {
         }
     }
 
+    /// The token in hand, without fetching one (for the countdown in the status bar).
+    pub fn cached_token(&self) -> Option<Token> {
+        match &self.auth {
+            AuthConfig::Bearer { token } => Some(Token::from_jwt(token.expose())),
+            _ => self.token.try_lock().ok().and_then(|t| t.clone()),
+        }
+    }
+
     /// Asks the token endpoint for a new token (what the lab's `AuthorizeGetToken` request does).
     pub async fn fetch_token(&self) -> Result<Token, ClientError> {
         let AuthConfig::Azure {
@@ -541,12 +549,16 @@ impl DicomWebClient {
                 answer.map(|a| vec![a])
             }
             StoreMode::Single => {
-                let jobs = files.iter().enumerate().map(|(i, f)| {
+                // Boxed futures in a Vec: keeps the whole store future `Send` for `tokio::spawn`.
+                let mut jobs: Vec<
+                    futures_util::future::BoxFuture<'_, Result<Answer, ClientError>>,
+                > = Vec::new();
+                for (i, f) in files.iter().enumerate() {
                     let url = url.clone();
                     let counter = counters[i].clone();
                     let progress = progress.clone();
                     let size = sizes[i];
-                    async move {
+                    jobs.push(Box::pin(async move {
                         let a = self
                             .store_request(
                                 &url,
@@ -564,8 +576,8 @@ impl DicomWebClient {
                             });
                         }
                         a
-                    }
-                });
+                    }));
+                }
                 let answers: Vec<Result<Answer, ClientError>> = futures_util::stream::iter(jobs)
                     .buffered(concurrency.max(1))
                     .collect()

@@ -1,0 +1,513 @@
+//! The TUI's state and its `update`: pure, no I/O. Every result of async work comes back as a [`Msg`];
+//! every piece of work to do leaves as an [`Effect`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::dicomweb::Exchange;
+use crate::lab::Outcome;
+use crate::lab::checks::TargetKind;
+use crate::lab::model::Lab;
+use crate::lab::progress::{Status, StepProgress};
+
+/// Where a step's check stands, as the view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckState {
+    NotChecked,
+    Checking,
+    Checked(Outcome),
+}
+
+/// A step as the TUI tracks it.
+#[derive(Debug, Clone)]
+pub struct StepView {
+    pub check: CheckState,
+    /// From the progress file: done / failed / skipped.
+    pub saved: Option<Status>,
+    /// Hints revealed so far.
+    pub hints_shown: usize,
+    /// "do it" running.
+    pub doing: bool,
+    /// What the last "do it" did.
+    pub did: Option<Result<String, String>>,
+}
+
+/// Which pane has the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Checklist,
+    Step,
+}
+
+/// A question on screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirm {
+    ResetStep(String),
+    /// Typed confirmation: the learner types `reset`.
+    ResetAll(String),
+    Quit,
+}
+
+/// Everything on screen.
+pub struct App {
+    pub lab: Lab,
+    pub profile: String,
+    pub target: TargetKind,
+    pub base_url: String,
+    pub steps: HashMap<String, StepView>,
+    /// Index into `lab.steps()`.
+    pub selected: usize,
+    pub focus: Focus,
+    pub show_exchange: bool,
+    pub show_help: bool,
+    pub confirm: Option<Confirm>,
+    pub last_exchange: Option<Exchange>,
+    pub token_left: Option<Duration>,
+    /// A one-line message (copied, saved, errors).
+    pub status: Option<String>,
+    pub quit: bool,
+    /// ASCII symbols instead of Unicode (TERM=linux, or DICOMLAB_ASCII=1).
+    pub ascii: bool,
+    /// NO_COLOR: symbols carry everything.
+    pub no_color: bool,
+    /// Scroll of the step pane.
+    pub scroll: u16,
+}
+
+/// Work for the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Check(String),
+    CheckAll,
+    Do(String),
+    Skip(String),
+    Reset(Option<String>),
+    /// Copy to the clipboard with OSC 52 (works over SSH).
+    Copy(String),
+    Quit,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Resize,
+    Checked {
+        step: String,
+        outcome: Outcome,
+    },
+    Did {
+        step: String,
+        result: Result<String, String>,
+    },
+    Exchange(Exchange),
+    TokenLeft(Option<Duration>),
+    Saved(Result<(), String>),
+    Progress(std::collections::BTreeMap<String, StepProgress>),
+}
+
+impl App {
+    pub fn new(lab: Lab, profile: String, target: TargetKind, base_url: String) -> App {
+        let steps = lab
+            .steps()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    StepView {
+                        check: CheckState::NotChecked,
+                        saved: None,
+                        hints_shown: 0,
+                        doing: false,
+                        did: None,
+                    },
+                )
+            })
+            .collect();
+        App {
+            lab,
+            profile,
+            target,
+            base_url,
+            steps,
+            selected: 0,
+            focus: Focus::Checklist,
+            show_exchange: true,
+            show_help: false,
+            confirm: None,
+            last_exchange: None,
+            token_left: None,
+            status: None,
+            quit: false,
+            ascii: false,
+            no_color: false,
+            scroll: 0,
+        }
+    }
+
+    pub fn step_ids(&self) -> Vec<String> {
+        self.lab.steps().map(|s| s.id.clone()).collect()
+    }
+
+    pub fn selected_id(&self) -> String {
+        self.lab
+            .steps()
+            .nth(self.selected)
+            .map(|s| s.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Done = passed now, or saved as done.
+    pub fn is_done(&self, id: &str) -> bool {
+        self.steps.get(id).is_some_and(|s| {
+            matches!(&s.check, CheckState::Checked(o) if o.is_pass())
+                || (s.saved == Some(Status::Done)
+                    && !matches!(&s.check, CheckState::Checked(Outcome::Fail { .. })))
+        })
+    }
+
+    /// Whether anything runs (quit asks first).
+    pub fn busy(&self) -> bool {
+        self.steps
+            .values()
+            .any(|s| s.doing || s.check == CheckState::Checking)
+    }
+
+    /// Moves to the first step not done yet (resume where the learner left off).
+    pub fn resume(&mut self) {
+        let ids = self.step_ids();
+        self.selected = ids
+            .iter()
+            .position(|id| {
+                !self.is_done(id)
+                    && self
+                        .steps
+                        .get(id)
+                        .is_none_or(|s| s.saved != Some(Status::Skipped))
+            })
+            .unwrap_or(0);
+    }
+
+    fn view_mut(&mut self, id: &str) -> Option<&mut StepView> {
+        self.steps.get_mut(id)
+    }
+}
+
+/// The single place state changes.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(key) => on_key(app, key),
+        Msg::Resize => Vec::new(),
+        Msg::Checked { step, outcome } => {
+            if let Some(s) = app.view_mut(&step) {
+                if outcome.is_pass() {
+                    s.saved = Some(Status::Done);
+                }
+                s.check = CheckState::Checked(outcome);
+            }
+            Vec::new()
+        }
+        Msg::Did { step, result } => {
+            if let Some(s) = app.view_mut(&step) {
+                s.doing = false;
+                s.did = Some(result);
+                s.check = CheckState::Checking;
+            }
+            // Checks also run after each action.
+            vec![Effect::Check(step)]
+        }
+        Msg::Exchange(e) => {
+            app.last_exchange = Some(e);
+            Vec::new()
+        }
+        Msg::TokenLeft(t) => {
+            app.token_left = t;
+            Vec::new()
+        }
+        Msg::Saved(r) => {
+            if let Err(e) = r {
+                app.status = Some(format!("progress not saved: {e}"));
+            }
+            Vec::new()
+        }
+        Msg::Progress(saved) => {
+            for (id, view) in app.steps.iter_mut() {
+                view.saved = saved.get(id).map(|p| p.status);
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        app.quit = true;
+        return vec![Effect::Quit];
+    }
+    if let Some(confirm) = app.confirm.clone() {
+        return on_confirm(app, confirm, key);
+    }
+    if app.show_help {
+        app.show_help = false;
+        return Vec::new();
+    }
+    app.status = None;
+    let count = app.lab.steps().count();
+    let id = app.selected_id();
+    match key.code {
+        KeyCode::Char('q') => {
+            if app.busy() {
+                app.confirm = Some(Confirm::Quit);
+                Vec::new()
+            } else {
+                app.quit = true;
+                vec![Effect::Quit]
+            }
+        }
+        KeyCode::Char('?') | KeyCode::F(1) => {
+            app.show_help = true;
+            Vec::new()
+        }
+        KeyCode::Down | KeyCode::Char('j') if app.focus == Focus::Checklist => {
+            app.selected = (app.selected + 1).min(count.saturating_sub(1));
+            app.scroll = 0;
+            Vec::new()
+        }
+        KeyCode::Up | KeyCode::Char('k') if app.focus == Focus::Checklist => {
+            app.selected = app.selected.saturating_sub(1);
+            app.scroll = 0;
+            Vec::new()
+        }
+        KeyCode::Down | KeyCode::Char('j') => {
+            app.scroll = app.scroll.saturating_add(1);
+            Vec::new()
+        }
+        KeyCode::Up | KeyCode::Char('k') => {
+            app.scroll = app.scroll.saturating_sub(1);
+            Vec::new()
+        }
+        KeyCode::Right | KeyCode::Char('n') => {
+            app.selected = (app.selected + 1).min(count.saturating_sub(1));
+            app.scroll = 0;
+            Vec::new()
+        }
+        KeyCode::Left | KeyCode::Char('p') => {
+            app.selected = app.selected.saturating_sub(1);
+            app.scroll = 0;
+            Vec::new()
+        }
+        KeyCode::Char('g') | KeyCode::Home => {
+            app.selected = 0;
+            Vec::new()
+        }
+        KeyCode::Char('G') | KeyCode::End => {
+            app.selected = count.saturating_sub(1);
+            Vec::new()
+        }
+        KeyCode::Tab | KeyCode::Enter if app.focus == Focus::Checklist => {
+            app.focus = Focus::Step;
+            Vec::new()
+        }
+        KeyCode::Tab | KeyCode::Esc => {
+            app.focus = Focus::Checklist;
+            Vec::new()
+        }
+        KeyCode::Char('c') => {
+            if let Some(s) = app.view_mut(&id) {
+                s.check = CheckState::Checking;
+            }
+            vec![Effect::Check(id)]
+        }
+        KeyCode::Char('C') => {
+            for s in app.steps.values_mut() {
+                s.check = CheckState::Checking;
+            }
+            vec![Effect::CheckAll]
+        }
+        KeyCode::Char('d') => match app.view_mut(&id) {
+            Some(s) if !s.doing => {
+                s.doing = true;
+                vec![Effect::Do(id)]
+            }
+            _ => Vec::new(),
+        },
+        KeyCode::Char('h') => {
+            let total = app.lab.step(&id).map_or(0, |s| s.hints.len());
+            if let Some(s) = app.view_mut(&id) {
+                if s.hints_shown < total {
+                    s.hints_shown += 1;
+                } else {
+                    app.status = Some("no more hints for this step".into());
+                }
+            }
+            Vec::new()
+        }
+        KeyCode::Char('s') => {
+            if let Some(s) = app.view_mut(&id) {
+                s.saved = Some(Status::Skipped);
+            }
+            app.selected = (app.selected + 1).min(count.saturating_sub(1));
+            vec![Effect::Skip(id)]
+        }
+        KeyCode::Char('r') => {
+            app.confirm = Some(Confirm::ResetStep(id));
+            Vec::new()
+        }
+        KeyCode::Char('R') => {
+            app.confirm = Some(Confirm::ResetAll(String::new()));
+            Vec::new()
+        }
+        KeyCode::Char('e') => {
+            app.show_exchange = !app.show_exchange;
+            Vec::new()
+        }
+        KeyCode::Char('y') => match &app.last_exchange {
+            Some(e) => {
+                app.status = Some("copied the last request as curl (OSC 52)".into());
+                vec![Effect::Copy(e.curl())]
+            }
+            None => {
+                app.status = Some("no request sent yet".into());
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
+    match confirm {
+        Confirm::ResetStep(id) => {
+            app.confirm = None;
+            if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                if let Some(s) = app.view_mut(&id) {
+                    s.saved = None;
+                    s.check = CheckState::NotChecked;
+                    s.hints_shown = 0;
+                    s.did = None;
+                }
+                app.status = Some(format!("{id} reset"));
+                return vec![Effect::Reset(Some(id))];
+            }
+            Vec::new()
+        }
+        Confirm::ResetAll(mut typed) => match key.code {
+            KeyCode::Esc => {
+                app.confirm = None;
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                typed.pop();
+                app.confirm = Some(Confirm::ResetAll(typed));
+                Vec::new()
+            }
+            KeyCode::Enter if typed == "reset" => {
+                app.confirm = None;
+                for s in app.steps.values_mut() {
+                    s.saved = None;
+                    s.check = CheckState::NotChecked;
+                    s.hints_shown = 0;
+                    s.did = None;
+                }
+                app.selected = 0;
+                app.status = Some("all progress reset".into());
+                vec![Effect::Reset(None)]
+            }
+            KeyCode::Char(c) if typed.len() < 10 => {
+                typed.push(c);
+                app.confirm = Some(Confirm::ResetAll(typed));
+                Vec::new()
+            }
+            _ => {
+                app.confirm = Some(Confirm::ResetAll(typed));
+                Vec::new()
+            }
+        },
+        Confirm::Quit => {
+            app.confirm = None;
+            if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                app.quit = true;
+                return vec![Effect::Quit];
+            }
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App::new(
+            Lab::embedded().expect("lab"),
+            "practice".into(),
+            TargetKind::Practice,
+            "http://127.0.0.1:8042/v1".into(),
+        )
+    }
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn check_and_do_are_effects_not_io() {
+        let mut a = app();
+        assert_eq!(
+            update(&mut a, key('c')),
+            vec![Effect::Check("service-exists".into())]
+        );
+        assert_eq!(a.steps["service-exists"].check, CheckState::Checking);
+        assert_eq!(
+            update(&mut a, key('d')),
+            vec![Effect::Do("service-exists".into())]
+        );
+        // After an action, its check runs.
+        let fx = update(
+            &mut a,
+            Msg::Did {
+                step: "service-exists".into(),
+                result: Ok("ok".into()),
+            },
+        );
+        assert_eq!(fx, vec![Effect::Check("service-exists".into())]);
+    }
+
+    #[test]
+    fn reset_all_needs_the_typed_word() {
+        let mut a = app();
+        update(&mut a, key('R'));
+        for c in "rese".chars() {
+            update(&mut a, key(c));
+        }
+        assert!(
+            update(
+                &mut a,
+                Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+            )
+            .is_empty()
+        );
+        update(&mut a, key('t'));
+        assert_eq!(
+            update(
+                &mut a,
+                Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+            ),
+            vec![Effect::Reset(None)]
+        );
+    }
+
+    #[test]
+    fn hints_are_progressive_and_quit_asks_while_busy() {
+        let mut a = app();
+        update(&mut a, key('h'));
+        update(&mut a, key('h'));
+        assert_eq!(a.steps["service-exists"].hints_shown, 2);
+        update(&mut a, key('d'));
+        assert!(update(&mut a, key('q')).is_empty());
+        assert_eq!(a.confirm, Some(Confirm::Quit));
+        assert_eq!(update(&mut a, key('y')), vec![Effect::Quit]);
+    }
+}

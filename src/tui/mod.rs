@@ -1,0 +1,202 @@
+//! The terminal UI: one [`app::App`] state, [`app::Msg`] messages, a pure [`app::update`] that returns
+//! [`app::Effect`]s, a runtime that runs effects on tokio and sends results back as messages, and a
+//! [`view::view`] that only reads. It redraws after messages, never at a fixed rate.
+
+pub mod app;
+pub mod view;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::sync::{Mutex, mpsc};
+
+use self::app::{App, Effect, Msg, update};
+use crate::config::Profile;
+use crate::dicomweb::StoreMode;
+use crate::lab::engine::{Session, SessionError};
+use crate::lab::model::Lab;
+use crate::lab::progress::ProgressStore;
+
+/// Why the TUI stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("terminal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the TUI needs to start.
+pub struct Options {
+    pub lab: Lab,
+    pub profile_name: String,
+    pub profile: Profile,
+    pub progress_path: PathBuf,
+    pub practice_data: PathBuf,
+    /// The official sample files, when the learner has them.
+    pub samples: Option<PathBuf>,
+    pub log_path: PathBuf,
+}
+
+/// Runs the TUI until the learner quits.
+pub async fn run(opts: Options) -> Result<(), TuiError> {
+    let (ex_tx, mut ex_rx) = mpsc::unbounded_channel();
+    let session = Arc::new(
+        Session::open(&opts.profile, Some(opts.practice_data.clone()), Some(ex_tx)).await?,
+    );
+    let store = Arc::new(Mutex::new(ProgressStore::load(&opts.progress_path)));
+    let mut app = App::new(
+        opts.lab.clone(),
+        opts.profile_name.clone(),
+        session.kind,
+        session.client.base().to_string(),
+    );
+    app.ascii = std::env::var("DICOMLAB_ASCII").is_ok_and(|v| v == "1")
+        || std::env::var("TERM").is_ok_and(|t| t == "linux" || t == "vt100");
+    app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    {
+        let s = store.lock().await;
+        if let Some(w) = &s.warning {
+            app.status = Some(w.clone());
+        }
+        let saved = s.steps(&app.lab.id, &session.target_key);
+        update(&mut app, Msg::Progress(saved));
+    }
+    app.resume();
+
+    // The panic hook restores the terminal first, then says where the log is.
+    let log_path = opts.log_path.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        ratatui::restore();
+        previous(info);
+        eprintln!(
+            "dicomlab stopped on an internal error; the log is at {}",
+            log_path.display()
+        );
+    }));
+    let mut terminal = ratatui::init();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = ex_rx.recv().await {
+                if tx.send(Msg::Exchange(e)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut events = EventStream::new();
+    // The token countdown moves in minutes: a slow tick is enough.
+    let mut tick = tokio::time::interval(Duration::from_secs(20));
+    let lab = Arc::new(opts.lab);
+    terminal.draw(|f| view::view(&app, f))?;
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(m) = rx.recv() => m,
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => Msg::Key(k),
+                Some(Ok(Event::Resize(..))) => Msg::Resize,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            _ = tick.tick() => Msg::TokenLeft(session.client.cached_token().map(|t| t.remaining())),
+        };
+        let mut effects = update(&mut app, first);
+        // A burst of results costs one frame.
+        while let Ok(m) = rx.try_recv() {
+            effects.extend(update(&mut app, m));
+        }
+        for effect in effects {
+            spawn_effect(effect, &session, &store, &lab, &tx, opts.samples.clone());
+        }
+        if app.quit {
+            break;
+        }
+        terminal.draw(|f| view::view(&app, f))?;
+    }
+    ratatui::restore();
+    let _ = store.lock().await.save();
+    Ok(())
+}
+
+fn spawn_effect(
+    effect: Effect,
+    session: &Arc<Session>,
+    store: &Arc<Mutex<ProgressStore>>,
+    lab: &Arc<Lab>,
+    tx: &mpsc::UnboundedSender<Msg>,
+    samples: Option<PathBuf>,
+) {
+    let (session, store, lab, tx) = (session.clone(), store.clone(), lab.clone(), tx.clone());
+    match effect {
+        Effect::Check(id) => {
+            tokio::spawn(async move {
+                let mut s = store.lock().await;
+                if let Some(outcome) = session.check_step(&lab, &mut s, &id).await {
+                    let _ = tx.send(Msg::Checked { step: id, outcome });
+                }
+                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+                let _ = tx.send(Msg::TokenLeft(
+                    session.client.cached_token().map(|t| t.remaining()),
+                ));
+            });
+        }
+        Effect::CheckAll => {
+            tokio::spawn(async move {
+                let mut s = store.lock().await;
+                for (step, outcome) in session.check_all(&lab, &mut s, None).await {
+                    let _ = tx.send(Msg::Checked { step, outcome });
+                }
+                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+                let _ = tx.send(Msg::TokenLeft(
+                    session.client.cached_token().map(|t| t.remaining()),
+                ));
+            });
+        }
+        Effect::Do(id) => {
+            tokio::spawn(async move {
+                let Some(step) = lab.step(&id) else { return };
+                let result = crate::lab::actions::perform(
+                    &session,
+                    &step.check,
+                    samples.as_deref(),
+                    StoreMode::Single,
+                )
+                .await
+                .map_err(|e| e.to_string());
+                let _ = tx.send(Msg::Did { step: id, result });
+            });
+        }
+        Effect::Skip(id) => {
+            tokio::spawn(async move {
+                let mut s = store.lock().await;
+                s.skip(&lab.id, &session.target_key, &id);
+                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+            });
+        }
+        Effect::Reset(id) => {
+            tokio::spawn(async move {
+                let mut s = store.lock().await;
+                s.reset(&lab.id, &session.target_key, id.as_deref());
+                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+            });
+        }
+        Effect::Copy(text) => {
+            // OSC 52: the terminal (even over SSH, in tmux with set-clipboard on) puts it on the clipboard.
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+            let mut out = std::io::stdout();
+            let _ = write!(out, "\x1b]52;c;{b64}\x07");
+            let _ = out.flush();
+        }
+        Effect::Quit => {}
+    }
+}

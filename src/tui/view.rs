@@ -1,0 +1,444 @@
+//! `view(&App, &mut Frame)`: reads the state, draws, does nothing else (no I/O on the render path).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::app::{App, CheckState, Confirm, Focus};
+use crate::lab::Outcome;
+use crate::lab::progress::Status;
+
+/// The symbol of a step in the checklist, Unicode or ASCII.
+pub fn symbol(app: &App, id: &str, selected: bool) -> &'static str {
+    let s = &app.steps[id];
+    let (u, a) = match &s.check {
+        _ if s.doing => ("…", "."),
+        CheckState::Checking => ("…", "."),
+        CheckState::Checked(Outcome::Pass { .. }) => ("✓", "+"),
+        CheckState::Checked(Outcome::Fail { .. } | Outcome::Error { .. }) => ("✗", "x"),
+        CheckState::Checked(Outcome::NotSupported { .. }) => ("–", "-"),
+        _ if s.saved == Some(Status::Done) => ("✓", "+"),
+        _ if s.saved == Some(Status::Skipped) => ("⤼", "~"),
+        _ if s.saved == Some(Status::Failed) => ("✗", "x"),
+        _ if selected => ("»", ">"),
+        _ => ("○", "o"),
+    };
+    if app.ascii { a } else { u }
+}
+
+fn style(app: &App, color: Color) -> Style {
+    if app.no_color {
+        Style::default()
+    } else {
+        Style::default().fg(color)
+    }
+}
+
+fn symbol_style(app: &App, sym: &str) -> Style {
+    match sym {
+        "✓" | "+" => style(app, Color::Green),
+        "✗" | "x" => style(app, Color::Red),
+        "…" | "." => style(app, Color::Yellow),
+        "–" | "-" | "⤼" | "~" => style(app, Color::DarkGray),
+        _ => Style::default(),
+    }
+}
+
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+/// Fills `{baseUrl}` and friends in lab text.
+pub fn fill(app: &App, text: &str) -> String {
+    text.replace("{baseUrl}", &app.base_url)
+}
+
+pub fn view(app: &App, f: &mut Frame) {
+    let area = f.area();
+    let wide = area.width >= 100;
+    let [header, body, bar] = Layout::vertical([
+        Constraint::Length(if wide { 1 } else { 2 }),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(app, f, header, wide);
+    if wide {
+        let [left, right] =
+            Layout::horizontal([Constraint::Length(36), Constraint::Min(40)]).areas(body);
+        draw_checklist(app, f, left);
+        draw_right(app, f, right);
+    } else {
+        draw_right(app, f, body);
+    }
+    draw_bar(app, f, bar);
+    if app.show_help {
+        draw_help(app, f, area);
+    }
+    if let Some(c) = &app.confirm {
+        draw_confirm(c, f, area);
+    }
+}
+
+fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
+    let total = app.lab.steps().count();
+    let done = app.step_ids().iter().filter(|id| app.is_done(id)).count();
+    let token = match app.token_left {
+        Some(d) if d.as_secs() >= 60 => format!("token {} min", d.as_secs() / 60),
+        Some(d) if d.as_secs() > 0 => format!("token {} s", d.as_secs()),
+        Some(_) => "token expired".into(),
+        None => "no token".into(),
+    };
+    let line = if wide {
+        Line::from(vec![
+            Span::styled(" dicomlab", bold()),
+            Span::raw(format!(" · {}   ", app.lab.title)),
+            Span::raw(format!("target: {} ({})   ", app.profile, app.base_url)),
+            Span::raw(format!("{token}   ")),
+            Span::raw(format!("step {}/{total} · {done} done", app.selected + 1)),
+        ])
+    } else {
+        Line::from(vec![
+            Span::styled(" dicomlab", bold()),
+            Span::raw(format!(
+                " · {} · {token} · step {}/{total} · {done} done",
+                app.profile,
+                app.selected + 1
+            )),
+        ])
+    };
+    if wide {
+        f.render_widget(Paragraph::new(line), area);
+    } else {
+        // Narrow: the checklist collapses to one line of symbols.
+        let ids = app.step_ids();
+        let strip: Vec<Span> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let sym = symbol(app, id, i == app.selected);
+                let st = if i == app.selected {
+                    symbol_style(app, sym).add_modifier(Modifier::REVERSED)
+                } else {
+                    symbol_style(app, sym)
+                };
+                Span::styled(sym, st)
+            })
+            .collect();
+        let mut second = vec![Span::raw(" ")];
+        second.extend(strip);
+        f.render_widget(Paragraph::new(vec![line, Line::from(second)]), area);
+    }
+}
+
+fn draw_checklist(app: &App, f: &mut Frame, area: Rect) {
+    let current = app
+        .lab
+        .exercise_of(&app.selected_id())
+        .map(|e| e.id.clone());
+    let mut lines = Vec::new();
+    let mut index = 0usize;
+    for (n, ex) in app.lab.exercises.iter().enumerate() {
+        let all_done = ex
+            .steps
+            .iter()
+            .all(|s| app.is_done(&s.id) || app.steps[&s.id].saved == Some(Status::Skipped));
+        let expanded = current.as_deref() == Some(ex.id.as_str());
+        let head_sym = if all_done {
+            if app.ascii { "+" } else { "✓" }
+        } else if expanded {
+            if app.ascii { ">" } else { "»" }
+        } else if app.ascii {
+            "o"
+        } else {
+            "○"
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {head_sym} "), symbol_style(app, head_sym)),
+            Span::styled(
+                format!("{} {}", n + 1, ex.title),
+                if expanded { bold() } else { Style::default() },
+            ),
+        ]));
+        for s in &ex.steps {
+            if expanded {
+                let selected = index == app.selected;
+                let sym = symbol(app, &s.id, selected);
+                let mut st = Style::default();
+                if selected {
+                    st = st.add_modifier(Modifier::REVERSED);
+                }
+                lines.push(Line::from(vec![
+                    Span::raw("    "),
+                    Span::styled(format!("{sym} "), symbol_style(app, sym)),
+                    Span::styled(s.title.clone(), st),
+                ]));
+            }
+            index += 1;
+        }
+    }
+    let border = if app.focus == Focus::Checklist {
+        bold()
+    } else {
+        Style::default()
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Exercises ")
+        .border_style(border);
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn draw_right(app: &App, f: &mut Frame, area: Rect) {
+    let exchange_height = if app.show_exchange && app.last_exchange.is_some() {
+        (area.height / 3).max(5)
+    } else {
+        0
+    };
+    let [step_area, ex_area] =
+        Layout::vertical([Constraint::Min(5), Constraint::Length(exchange_height)]).areas(area);
+    draw_step(app, f, step_area);
+    if exchange_height > 0 {
+        draw_exchange(app, f, ex_area);
+    }
+}
+
+fn draw_step(app: &App, f: &mut Frame, area: Rect) {
+    let id = app.selected_id();
+    let Some(step) = app.lab.step(&id) else {
+        return;
+    };
+    let view = &app.steps[&id];
+    let mut instructions: Vec<Line> = fill(app, &step.instructions)
+        .lines()
+        .map(|l| Line::raw(l.to_string()))
+        .collect();
+    let mut lines: Vec<Line> = Vec::new();
+    let label = |s: &str| Span::styled(format!("{s:<9}"), bold());
+    match &view.check {
+        CheckState::NotChecked => lines.push(Line::from(vec![
+            label("Check"),
+            Span::raw("not checked yet — press c"),
+        ])),
+        CheckState::Checking => {
+            lines.push(Line::from(vec![label("Check"), Span::raw("checking…")]))
+        }
+        CheckState::Checked(o) => {
+            let sym = symbol(app, &id, false);
+            let head = format!("{sym} {}", o.label());
+            match o {
+                Outcome::Fail {
+                    expected,
+                    observed,
+                    diagnosis,
+                } => {
+                    lines.push(Line::from(vec![
+                        label("Check"),
+                        Span::styled(head, symbol_style(app, sym)),
+                    ]));
+                    lines.push(Line::from(vec![
+                        label("expected"),
+                        Span::raw(expected.clone()),
+                    ]));
+                    lines.push(Line::from(vec![
+                        label("observed"),
+                        Span::raw(observed.clone()),
+                    ]));
+                    lines.push(Line::from(vec![
+                        label("fix"),
+                        Span::raw(fill(app, diagnosis)),
+                    ]));
+                }
+                other => lines.push(Line::from(vec![
+                    label("Check"),
+                    Span::styled(head, symbol_style(app, sym)),
+                    Span::raw(format!(": {}", other.one_line())),
+                ])),
+            }
+        }
+    }
+    if view.doing {
+        lines.push(Line::from(vec![label("Doing"), Span::raw("…")]));
+    } else if let Some(did) = &view.did {
+        let text = match did {
+            Ok(t) => t.clone(),
+            Err(e) => format!("could not: {e}"),
+        };
+        lines.push(Line::from(vec![label("Did"), Span::raw(text)]));
+    }
+    for (i, h) in step.hints.iter().take(view.hints_shown).enumerate() {
+        lines.push(Line::from(vec![
+            label(&format!("Hint {}/{}", i + 1, step.hints.len())),
+            Span::raw(fill(app, h)),
+        ]));
+    }
+    // On a short terminal what the check found comes first; the instructions follow (scroll with j/k).
+    if area.height < 30 {
+        lines.push(Line::raw(""));
+        lines.append(&mut instructions);
+    } else {
+        instructions.push(Line::raw(""));
+        instructions.append(&mut lines);
+        lines = instructions;
+    }
+    if let Some(show) = &step.show_me {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(Span::styled("Show me", bold())));
+        for l in fill(app, show).lines() {
+            lines.push(Line::raw(format!("  {l}")));
+        }
+    }
+    let n = app.selected + 1;
+    let optional = if step.optional { " (optional)" } else { "" };
+    let border = if app.focus == Focus::Step {
+        bold()
+    } else {
+        Style::default()
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" {n} · {}{optional} ", step.title))
+        .border_style(border);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((app.scroll, 0)),
+        area,
+    );
+}
+
+fn draw_exchange(app: &App, f: &mut Frame, area: Rect) {
+    let Some(e) = &app.last_exchange else { return };
+    let mut lines = vec![Line::from(Span::styled(e.summary(), bold()))];
+    for l in e
+        .response_excerpt
+        .lines()
+        .take(area.height.saturating_sub(3) as usize)
+    {
+        lines.push(Line::raw(l.to_string()));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Last exchange ");
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+/// The keys that work now.
+pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
+    if app.confirm.is_some() {
+        return vec![("y", "yes"), ("other", "no")];
+    }
+    if app.show_help {
+        return vec![("any key", "close")];
+    }
+    let mut v = vec![("d", "do it"), ("c", "check"), ("h", "hint")];
+    if app.last_exchange.is_some() {
+        v.push(("y", "copy curl"));
+        v.push(("e", "exchange"));
+    }
+    v.extend([
+        ("s", "skip"),
+        ("r", "reset"),
+        ("↑↓", "step"),
+        ("Tab", "pane"),
+        ("?", "keys"),
+        ("q", "quit"),
+    ]);
+    v
+}
+
+fn draw_bar(app: &App, f: &mut Frame, area: Rect) {
+    let mut spans = Vec::new();
+    if let Some(s) = &app.status {
+        spans.push(Span::styled(format!(" {s} "), style(app, Color::Yellow)));
+        spans.push(Span::raw(" "));
+    }
+    for (k, what) in commands(app) {
+        spans.push(Span::styled(format!(" {k}"), bold()));
+        spans.push(Span::raw(format!(" {what} ")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// Every key, by pane.
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "↑ ↓  j k",
+        "previous / next step (checklist), scroll (step pane)",
+    ),
+    ("← →  p n", "previous / next step"),
+    ("g G", "first / last step"),
+    ("Tab Enter Esc", "move between the checklist and the step"),
+    ("d", "do the step (send its requests), then check it"),
+    ("c / C", "check this step / every step"),
+    ("h", "reveal the next hint"),
+    (
+        "y",
+        "copy the last request as curl (OSC 52, works over SSH)",
+    ),
+    ("e", "show / hide the last exchange"),
+    ("s", "skip the step"),
+    (
+        "r / R",
+        "reset this step (asks) / all progress (type reset)",
+    ),
+    ("?  F1", "this help"),
+    ("q  Ctrl-C", "quit (asks while something runs)"),
+];
+
+fn draw_help(_app: &App, f: &mut Frame, area: Rect) {
+    let rect = centered(area, 78, HELP.len() as u16 + 4);
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<15}"), bold()),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::default().borders(Borders::ALL).title(" Keys "))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn draw_confirm(c: &Confirm, f: &mut Frame, area: Rect) {
+    let text = match c {
+        Confirm::ResetStep(id) => format!("Reset the step {id}? Its progress is forgotten. (y/n)"),
+        Confirm::ResetAll(typed) => format!(
+            "Reset ALL progress of this lab on this target? Type reset and Enter (Esc cancels): {typed}"
+        ),
+        Confirm::Quit => "A request is still running. Quit anyway? (y/n)".into(),
+    };
+    let rect = centered(area, 64, 5);
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(text)
+            .block(Block::default().borders(Borders::ALL).title(" Confirm "))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
