@@ -311,6 +311,8 @@ struct Loaded {
     lab: Lab,
     profile_name: String,
     profile: Profile,
+    /// Every profile, with environment overrides applied.
+    profiles: std::collections::BTreeMap<String, Profile>,
 }
 
 fn load(cli: &Cli) -> Result<Loaded> {
@@ -325,10 +327,14 @@ fn load(cli: &Cli) -> Result<Loaded> {
     };
     let config = Config::load(&path)?;
     let (profile_name, profile) = config.active(cli.profile.as_deref())?;
+    // Environment overrides apply to the active profile only.
+    let mut profiles = config.profiles.clone();
+    profiles.insert(profile_name.clone(), profile.clone());
     Ok(Loaded {
         lab,
         profile_name,
         profile,
+        profiles,
     })
 }
 
@@ -562,6 +568,7 @@ async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         lab: l.lab,
         profile_name: l.profile_name,
         profile: l.profile,
+        profiles: l.profiles,
         progress_path: data.join("progress.json"),
         practice_data: data.join("practice"),
         samples,

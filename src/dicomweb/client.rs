@@ -254,6 +254,13 @@ impl DicomWebClient {
         }
     }
 
+    /// Gets a new token now and keeps it for the requests that follow (the token step's "do it").
+    pub async fn refresh_token(&self) -> Result<Token, ClientError> {
+        let t = self.fetch_token().await?;
+        *self.token.lock().await = Some(t.clone());
+        Ok(t)
+    }
+
     /// Asks the token endpoint for a new token (what the lab's `AuthorizeGetToken` request does).
     pub async fn fetch_token(&self) -> Result<Token, ClientError> {
         let AuthConfig::Azure {

@@ -54,7 +54,7 @@ pub async fn perform(
         }
         Check::Environment => "nothing to send: the environment is the configuration".into(),
         Check::Token => {
-            let t = c.fetch_token().await?;
+            let t = c.refresh_token().await?;
             format!("got a token, {} min left", t.remaining().as_secs() / 60)
         }
         Check::Role => match &session.practice {

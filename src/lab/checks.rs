@@ -339,7 +339,7 @@ fn environment(ctx: &CheckContext<'_>) -> Outcome {
 async fn token(ctx: &CheckContext<'_>) -> Outcome {
     let expected = "a token whose audience is the resource, valid for at least 5 more minutes";
     let (token, resource) = match ctx.client.auth() {
-        AuthConfig::Azure { resource, .. } => match ctx.client.fetch_token().await {
+        AuthConfig::Azure { resource, .. } => match ctx.client.refresh_token().await {
             Ok(t) => (t, resource.clone()),
             Err(e) => return fail(expected, e.to_string(), diagnose_error(&e)),
         },

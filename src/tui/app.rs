@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::dicomweb::Exchange;
+use crate::dicomweb::{Claims, Exchange};
 use crate::lab::Outcome;
 use crate::lab::checks::TargetKind;
 use crate::lab::model::Lab;
@@ -74,6 +74,14 @@ pub struct App {
     pub no_color: bool,
     /// Scroll of the step pane.
     pub scroll: u16,
+    /// The token's claims, for the token step.
+    pub claims: Option<Claims>,
+    /// The profiles `t` cycles through.
+    pub profiles: Vec<String>,
+    /// A target switch in progress.
+    pub switching: bool,
+    /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
+    pub last_tried: Option<String>,
 }
 
 /// Work for the runtime.
@@ -86,6 +94,8 @@ pub enum Effect {
     Reset(Option<String>),
     /// Copy to the clipboard with OSC 52 (works over SSH).
     Copy(String),
+    /// Open another profile's target.
+    SwitchTarget(String),
     Quit,
 }
 
@@ -104,6 +114,17 @@ pub enum Msg {
     },
     Exchange(Exchange),
     TokenLeft(Option<Duration>),
+    /// The token's decoded claims (shown on the token step).
+    Claims(Option<Claims>),
+    /// Another target is open now.
+    Switched {
+        profile: String,
+        target: TargetKind,
+        base_url: String,
+        saved: std::collections::BTreeMap<String, StepProgress>,
+    },
+    /// Switching failed.
+    SwitchFailed(String),
     Saved(Result<(), String>),
     Progress(std::collections::BTreeMap<String, StepProgress>),
 }
@@ -143,6 +164,10 @@ impl App {
             ascii: false,
             no_color: false,
             scroll: 0,
+            claims: None,
+            profiles: Vec::new(),
+            switching: false,
+            last_tried: None,
         }
     }
 
@@ -223,6 +248,43 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::TokenLeft(t) => {
             app.token_left = t;
+            Vec::new()
+        }
+        Msg::Claims(c) => {
+            app.claims = c;
+            Vec::new()
+        }
+        Msg::Switched {
+            profile,
+            target,
+            base_url,
+            saved,
+        } => {
+            app.switching = false;
+            app.last_tried = None;
+            app.profile = profile;
+            app.target = target;
+            app.base_url = base_url;
+            app.last_exchange = None;
+            app.claims = None;
+            app.token_left = None;
+            for view in app.steps.values_mut() {
+                *view = StepView {
+                    check: CheckState::NotChecked,
+                    saved: None,
+                    hints_shown: 0,
+                    doing: false,
+                    did: None,
+                };
+            }
+            update(app, Msg::Progress(saved));
+            app.resume();
+            app.status = Some(format!("now on {} ({})", app.profile, app.base_url));
+            Vec::new()
+        }
+        Msg::SwitchFailed(e) => {
+            app.switching = false;
+            app.status = Some(format!("could not switch: {e}"));
             Vec::new()
         }
         Msg::Saved(r) => {
@@ -357,6 +419,22 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('R') => {
             app.confirm = Some(Confirm::ResetAll(String::new()));
             Vec::new()
+        }
+        KeyCode::Char('t') if !app.switching && !app.busy() && app.profiles.len() > 1 => {
+            let from = app
+                .last_tried
+                .clone()
+                .unwrap_or_else(|| app.profile.clone());
+            let next = app
+                .profiles
+                .iter()
+                .position(|p| *p == from)
+                .map_or(0, |i| (i + 1) % app.profiles.len());
+            let name = app.profiles[next].clone();
+            app.last_tried = Some(name.clone());
+            app.switching = true;
+            app.status = Some(format!("opening {name}…"));
+            vec![Effect::SwitchTarget(name)]
         }
         KeyCode::Char('e') => {
             app.show_exchange = !app.show_exchange;

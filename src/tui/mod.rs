@@ -35,6 +35,8 @@ pub struct Options {
     pub lab: Lab,
     pub profile_name: String,
     pub profile: Profile,
+    /// Every profile, for the target switcher (`t`).
+    pub profiles: std::collections::BTreeMap<String, Profile>,
     pub progress_path: PathBuf,
     pub practice_data: PathBuf,
     /// The official sample files, when the learner has them.
@@ -45,8 +47,13 @@ pub struct Options {
 /// Runs the TUI until the learner quits.
 pub async fn run(opts: Options) -> Result<(), TuiError> {
     let (ex_tx, mut ex_rx) = mpsc::unbounded_channel();
-    let session = Arc::new(
-        Session::open(&opts.profile, Some(opts.practice_data.clone()), Some(ex_tx)).await?,
+    let mut session = Arc::new(
+        Session::open(
+            &opts.profile,
+            Some(opts.practice_data.clone()),
+            Some(ex_tx.clone()),
+        )
+        .await?,
     );
     let store = Arc::new(Mutex::new(ProgressStore::load(&opts.progress_path)));
     let mut app = App::new(
@@ -58,6 +65,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     app.ascii = std::env::var("DICOMLAB_ASCII").is_ok_and(|v| v == "1")
         || std::env::var("TERM").is_ok_and(|t| t == "linux" || t == "vt100");
     app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    app.profiles = opts.profiles.keys().cloned().collect();
     {
         let s = store.lock().await;
         if let Some(w) = &s.warning {
@@ -91,6 +99,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
             }
         });
     }
+    let (switch_tx, mut switch_rx) = mpsc::unbounded_channel::<(String, Result<Session, String>)>();
     let mut events = EventStream::new();
     // The token countdown moves in minutes: a slow tick is enough.
     let mut tick = tokio::time::interval(Duration::from_secs(20));
@@ -107,6 +116,14 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
+            Some((name, opened)) = switch_rx.recv() => match opened {
+                Ok(new) => {
+                    session = Arc::new(new);
+                    let saved = store.lock().await.steps(&lab.id, &session.target_key);
+                    Msg::Switched { profile: name, target: session.kind, base_url: session.client.base().to_string(), saved }
+                }
+                Err(e) => Msg::SwitchFailed(e),
+            },
             _ = tick.tick() => Msg::TokenLeft(session.client.cached_token().map(|t| t.remaining())),
         };
         let mut effects = update(&mut app, first);
@@ -115,6 +132,29 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
             effects.extend(update(&mut app, m));
         }
         for effect in effects {
+            if let Effect::SwitchTarget(name) = &effect {
+                let (name, switch_tx, ex_tx) = (name.clone(), switch_tx.clone(), ex_tx.clone());
+                let profile = opts.profiles.get(&name).cloned();
+                let data = opts.practice_data.clone();
+                tokio::spawn(async move {
+                    let opened = match profile {
+                        Some(p)
+                            if p.kind != crate::lab::checks::TargetKind::Practice
+                                && p.base_url.trim().is_empty() =>
+                        {
+                            Err(format!(
+                                "profile {name} has no base URL yet: set it in the config file (see config.example.toml)"
+                            ))
+                        }
+                        Some(p) => Session::open(&p, Some(data), Some(ex_tx))
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err(format!("no profile {name}")),
+                    };
+                    let _ = switch_tx.send((name, opened));
+                });
+                continue;
+            }
             spawn_effect(effect, &session, &store, &lab, &tx, opts.samples.clone());
         }
         if app.quit {
@@ -144,9 +184,7 @@ fn spawn_effect(
                     let _ = tx.send(Msg::Checked { step: id, outcome });
                 }
                 let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
-                let _ = tx.send(Msg::TokenLeft(
-                    session.client.cached_token().map(|t| t.remaining()),
-                ));
+                send_token(&session, &tx);
             });
         }
         Effect::CheckAll => {
@@ -156,9 +194,7 @@ fn spawn_effect(
                     let _ = tx.send(Msg::Checked { step, outcome });
                 }
                 let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
-                let _ = tx.send(Msg::TokenLeft(
-                    session.client.cached_token().map(|t| t.remaining()),
-                ));
+                send_token(&session, &tx);
             });
         }
         Effect::Do(id) => {
@@ -197,6 +233,13 @@ fn spawn_effect(
             let _ = write!(out, "\x1b]52;c;{b64}\x07");
             let _ = out.flush();
         }
-        Effect::Quit => {}
+        Effect::SwitchTarget(_) | Effect::Quit => {}
     }
+}
+
+/// The token's time left and claims, for the status bar and the token step.
+fn send_token(session: &Session, tx: &mpsc::UnboundedSender<Msg>) {
+    let token = session.client.cached_token();
+    let _ = tx.send(Msg::TokenLeft(token.as_ref().map(|t| t.remaining())));
+    let _ = tx.send(Msg::Claims(token.and_then(|t| t.claims)));
 }

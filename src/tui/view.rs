@@ -259,6 +259,35 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
             }
         }
     }
+    if step.check == crate::lab::model::Check::Token
+        && let Some(c) = &app.claims
+    {
+        let left = app.token_left.map_or_else(String::new, |d| {
+            format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+        });
+        lines.push(Line::from(vec![
+            label("Token"),
+            Span::raw(format!("aud {}", c.aud.as_deref().unwrap_or("?"))),
+        ]));
+        lines.push(Line::from(vec![
+            label(""),
+            Span::raw(format!("tid {}", c.tid.as_deref().unwrap_or("?"))),
+        ]));
+        lines.push(Line::from(vec![
+            label(""),
+            Span::raw(format!("app {}", c.app.as_deref().unwrap_or("?"))),
+        ]));
+        if !c.roles.is_empty() {
+            lines.push(Line::from(vec![
+                label(""),
+                Span::raw(format!("roles {}", c.roles.join(", "))),
+            ]));
+        }
+        lines.push(Line::from(vec![
+            label(""),
+            Span::raw(format!("expires in {left}")),
+        ]));
+    }
     if view.doing {
         lines.push(Line::from(vec![label("Doing"), Span::raw("…")]));
     } else if let Some(did) = &view.did {
@@ -397,6 +426,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("e", "show / hide the last exchange"),
     ("s", "skip the step"),
+    ("t", "switch target: practice → azure → generic (profiles)"),
     (
         "r / R",
         "reset this step (asks) / all progress (type reset)",
