@@ -189,12 +189,15 @@ fn token_step_shows_claims_and_countdown() {
     a.profiles = vec!["azure".into(), "generic".into(), "practice".into()];
     first_steps_done(&mut a);
     select(&mut a, "get-token");
-    update(&mut a, Msg::Claims(Some(dicomlab::dicomweb::Claims {
-        aud: Some("https://dicom.healthcareapis.azure.com".into()),
-        tid: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
-        app: Some("7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into()),
-        roles: vec![],
-        exp: Some(1_800_000_000),
-    })));
+    update(
+        &mut a,
+        Msg::Claims(Some(dicomlab::dicomweb::Claims {
+            aud: Some("https://dicom.healthcareapis.azure.com".into()),
+            tid: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+            app: Some("7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into()),
+            roles: vec![],
+            exp: Some(1_800_000_000),
+        })),
+    );
     render(&a, "token_claims");
 }

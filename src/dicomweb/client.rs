@@ -401,54 +401,59 @@ impl DicomWebClient {
                     req.form(form)
                 }
             };
-            let started = Instant::now();
-            let resp = req.send().await;
-            exchange.duration_ms = started.elapsed().as_millis() as u64;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = ClientError::from_reqwest(&e, url, self.timeout);
-                    exchange.error = Some(err.to_string());
-                    self.report(&exchange);
-                    return Err(err);
-                }
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let retry_after = retry_after(&headers);
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| ClientError::from_reqwest(&e, url, self.timeout))?;
-            exchange.duration_ms = started.elapsed().as_millis() as u64;
-            exchange.status = Some(status.as_u16());
-            exchange.response_headers = header_list(&headers);
-            let ct = headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            exchange.response_excerpt = excerpt(ct, &body);
-            self.report(&exchange);
-            if matches!(
-                status,
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            ) && attempt < self.retries
-            {
+            let answer = self.finish(req, exchange, url).await?;
+            if is_busy(answer.status) && attempt < self.retries {
                 attempt += 1;
-                let wait = retry_after
+                let wait = retry_after(&answer.headers)
                     .unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt)))
                     .min(Duration::from_secs(30));
                 tracing::info!(url, ?wait, attempt, "server busy; retrying");
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Ok(Answer {
-                status: status.as_u16(),
-                headers,
-                body,
-                exchange,
-            });
+            return Ok(answer);
         }
+    }
+
+    /// Sends a built request, reads the whole answer and reports the exchange (or the transport error).
+    async fn finish(
+        &self,
+        req: reqwest::RequestBuilder,
+        mut exchange: Exchange,
+        url: &str,
+    ) -> Result<Answer, ClientError> {
+        let started = Instant::now();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let err = ClientError::from_reqwest(&e, url, self.timeout);
+                exchange.duration_ms = started.elapsed().as_millis() as u64;
+                exchange.error = Some(err.to_string());
+                self.report(&exchange);
+                return Err(err);
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::from_reqwest(&e, url, self.timeout))?;
+        exchange.duration_ms = started.elapsed().as_millis() as u64;
+        exchange.status = Some(status);
+        exchange.response_headers = header_list(&headers);
+        let ct = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        exchange.response_excerpt = excerpt(ct, &body);
+        self.report(&exchange);
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            exchange,
+        })
     }
 
     /// GET `{base}/{path}` with an Accept header.
@@ -660,56 +665,19 @@ impl DicomWebClient {
                     .request_headers
                     .push(("Authorization".into(), shown.clone()));
             }
-            let started = Instant::now();
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = ClientError::from_reqwest(&e, url, self.timeout);
-                    exchange.error = Some(err.to_string());
-                    self.report(&exchange);
-                    return Err(err);
-                }
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| ClientError::from_reqwest(&e, url, self.timeout))?;
-            exchange.duration_ms = started.elapsed().as_millis() as u64;
-            exchange.status = Some(status.as_u16());
-            exchange.response_headers = header_list(&headers);
-            exchange.response_excerpt = excerpt(
-                headers
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or(""),
-                &body,
-            );
-            self.report(&exchange);
-            if matches!(
-                status,
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            ) && attempt < self.retries
-            {
+            let answer = self.finish(req, exchange, url).await?;
+            if is_busy(answer.status) && attempt < self.retries {
                 attempt += 1;
                 for c in counters {
                     c.reset();
                 }
-                tokio::time::sleep(
-                    retry_after(&headers)
-                        .unwrap_or(Duration::from_secs(1))
-                        .min(Duration::from_secs(30)),
-                )
-                .await;
+                let wait = retry_after(&answer.headers)
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(Duration::from_secs(30));
+                tokio::time::sleep(wait).await;
                 continue;
             }
-            return Ok(Answer {
-                status: status.as_u16(),
-                headers,
-                body,
-                exchange,
-            });
+            return Ok(answer);
         }
     }
 
@@ -895,6 +863,12 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// 429 and 503: the server asks to come back later.
+fn is_busy(status: u16) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS.as_u16()
+        || status == StatusCode::SERVICE_UNAVAILABLE.as_u16()
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

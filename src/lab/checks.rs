@@ -774,12 +774,18 @@ async fn tags_supported(ctx: &CheckContext<'_>) -> Result<Option<Outcome>, Clien
     })
 }
 
+/// The outcome to give when the tags API is missing or failing; `None` when tags can be checked.
+async fn tags_unavailable(ctx: &CheckContext<'_>, expected: &str) -> Option<Outcome> {
+    match tags_supported(ctx).await {
+        Ok(o) => o,
+        Err(e) => Some(failed_error(expected, &e)),
+    }
+}
+
 async fn tag_added(ctx: &CheckContext<'_>, tag: &str) -> Outcome {
     let expected = format!("the tag {tag} with status ready");
-    match tags_supported(ctx).await {
-        Ok(Some(o)) => return o,
-        Ok(None) => {}
-        Err(e) => return failed_error(&expected, &e),
+    if let Some(o) = tags_unavailable(ctx, &expected).await {
+        return o;
     }
     let a = answer!(
         ctx.client
@@ -835,10 +841,8 @@ async fn tag_added(ctx: &CheckContext<'_>, tag: &str) -> Outcome {
 
 async fn tag_used(ctx: &CheckContext<'_>, tag: &str, value: &str) -> Outcome {
     let expected = format!("/studies?{tag}={value} finds the lab study");
-    match tags_supported(ctx).await {
-        Ok(Some(o)) => return o,
-        Ok(None) => {}
-        Err(e) => return failed_error(&expected, &e),
+    if let Some(o) = tags_unavailable(ctx, &expected).await {
+        return o;
     }
     let a = answer!(
         ctx.client
@@ -872,10 +876,8 @@ async fn tag_used(ctx: &CheckContext<'_>, tag: &str, value: &str) -> Outcome {
 
 async fn tag_updated(ctx: &CheckContext<'_>, tag: &str, query_status: &str) -> Outcome {
     let expected = format!("{tag} with queryStatus {query_status}");
-    match tags_supported(ctx).await {
-        Ok(Some(o)) => return o,
-        Ok(None) => {}
-        Err(e) => return failed_error(&expected, &e),
+    if let Some(o) = tags_unavailable(ctx, &expected).await {
+        return o;
     }
     let a = answer!(
         ctx.client
@@ -910,10 +912,8 @@ async fn tag_updated(ctx: &CheckContext<'_>, tag: &str, query_status: &str) -> O
 
 async fn tag_deleted(ctx: &CheckContext<'_>, tag: &str) -> Outcome {
     let expected = format!("{tag} gone (404)");
-    match tags_supported(ctx).await {
-        Ok(Some(o)) => return o,
-        Ok(None) => {}
-        Err(e) => return failed_error(&expected, &e),
+    if let Some(o) = tags_unavailable(ctx, &expected).await {
+        return o;
     }
     // A tag that was never added is also 404: only a tag that was seen ready can be seen deleted.
     if !ctx

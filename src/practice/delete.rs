@@ -6,45 +6,9 @@ use axum::http::StatusCode;
 use rusqlite::params;
 
 use super::auth::{Action, Caller};
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
+use super::uids::UidPath as Target;
 use super::{ApiVersion, Service, SharedService, now_timestamp};
-use crate::dicom::is_valid_uid;
-
-/// Which instances a delete targets.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub study: String,
-    pub series: Option<String>,
-    pub sop: Option<String>,
-}
-
-impl Target {
-    fn validate(&self) -> ApiResult<()> {
-        for (name, v) in [
-            ("StudyInstanceUid", Some(&self.study)),
-            ("SeriesInstanceUid", self.series.as_ref()),
-            ("SopInstanceUid", self.sop.as_ref()),
-        ] {
-            if let Some(v) = v
-                && !is_valid_uid(v)
-            {
-                return Err(ApiError::bad_uid(name, v));
-            }
-        }
-        Ok(())
-    }
-
-    fn not_found(&self) -> ApiError {
-        let what = if self.sop.is_some() {
-            "instance"
-        } else if self.series.is_some() {
-            "series"
-        } else {
-            "study"
-        };
-        ApiError::not_found(format!("The specified {what} cannot be found."))
-    }
-}
 
 /// Deletes the target's instances; returns how many were removed.
 pub fn delete_instances(svc: &Service, target: &Target) -> Result<usize, super::db::DbError> {

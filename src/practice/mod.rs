@@ -14,6 +14,7 @@ pub mod index;
 pub mod multipart;
 pub mod qido;
 pub mod stow;
+pub mod uids;
 pub mod wado;
 
 use std::net::SocketAddr;

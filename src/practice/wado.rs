@@ -20,8 +20,8 @@ use super::accept::{MediaRange, accepts_dicom_json, parse as parse_accept};
 use super::auth::{Action, Caller};
 use super::changefeed::Params;
 use super::error::{ApiError, ApiResult};
+use super::uids::UidPath as Target;
 use super::{ApiVersion, Service, SharedService};
-use crate::dicom::is_valid_uid;
 
 /// Explicit VR Little Endian: the default transfer syntax of WADO.
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -37,31 +37,6 @@ pub struct Stored {
     pub transfer_syntax: String,
     pub frames: u32,
     pub size: u64,
-}
-
-/// The resource a request names.
-#[derive(Debug, Clone)]
-struct Target {
-    study: String,
-    series: Option<String>,
-    sop: Option<String>,
-}
-
-impl Target {
-    fn validate(&self) -> ApiResult<()> {
-        for (name, v) in [
-            ("StudyInstanceUid", Some(&self.study)),
-            ("SeriesInstanceUid", self.series.as_ref()),
-            ("SopInstanceUid", self.sop.as_ref()),
-        ] {
-            if let Some(v) = v
-                && !is_valid_uid(v)
-            {
-                return Err(ApiError::bad_uid(name, v));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Finds the target's instances, or the 404 the real service gives.

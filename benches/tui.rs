@@ -1,0 +1,111 @@
+//! TUI benchmark (a bench binary, not a timed test): `cargo bench --bench tui`. Needs tmux.
+//!
+//! Runs the release binary in a 120×40 tmux pane on the embedded practice service and measures the time
+//! to first frame, the CPU it uses while idle for 10 s (it should redraw only on messages), and its
+//! peak RSS after the whole lab has been done in it.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .arg("-L")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: utime is the 14th field, stime the 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn status_kb(pid: &str, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    if !Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        println!("tui: tmux is not installed; nothing measured");
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let socket = format!("dicomlab-bench-{}", std::process::id());
+    let exe = env!("CARGO_BIN_EXE_dicomlab");
+    let command = format!(
+        "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color {exe}",
+        h = home.path().display()
+    );
+    let start = Instant::now();
+    tmux(
+        &socket,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "b",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &command,
+        ],
+    );
+    loop {
+        if tmux(&socket, &["capture-pane", "-t", "b", "-p"]).contains("Exercises") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no first frame");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first_frame = start.elapsed();
+    let pid = tmux(&socket, &["list-panes", "-t", "b", "-F", "#{pane_pid}"])
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = cpu_seconds(&pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let idle = cpu_seconds(&pid) - before;
+    // The whole lab, step by step, to see memory after real work (the render of the image included).
+    for _ in 0..17 {
+        tmux(&socket, &["send-keys", "-t", "b", "d"]);
+        std::thread::sleep(Duration::from_millis(2500));
+        tmux(&socket, &["send-keys", "-t", "b", "n"]);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let hwm = status_kb(&pid, "VmHWM:") / 1024.0;
+    let screen = tmux(&socket, &["capture-pane", "-t", "b", "-p"]);
+    let done = screen.lines().next().unwrap_or("").to_string();
+    tmux(&socket, &["send-keys", "-t", "b", "q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&socket, &["kill-server"]);
+    println!(
+        "tui: first frame after {:.0} ms (process start, embedded practice service included)",
+        first_frame.as_secs_f64() * 1e3
+    );
+    println!(
+        "tui: CPU while idle for 10 s: {:.2} s ({:.1}%)",
+        idle,
+        idle * 10.0
+    );
+    println!(
+        "tui: peak RSS after the whole lab: {hwm:.1} MB (process incl. the embedded practice service)"
+    );
+    println!("tui: header at the end: {}", done.trim());
+}
