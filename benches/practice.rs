@@ -21,7 +21,6 @@ const QIDO_QUERIES: usize = 2_000;
 
 struct Inst {
     study: String,
-    series: String,
     sop: String,
     patient: String,
     bytes: Vec<u8>,
@@ -37,7 +36,6 @@ fn instances(n: usize, per_study: usize, tag: &str) -> Vec<Inst> {
             let bytes = tiny_instance(&study, &series, &sop, &patient).expect("instance");
             Inst {
                 study,
-                series,
                 sop,
                 patient,
                 bytes,
@@ -123,7 +121,6 @@ async fn qido(base: &str, items: &[Inst]) {
         assert!(body.len() > 2);
         all.push(took);
         per_kind[kind].push(took);
-        let _ = &item.series;
     }
     all.sort();
     println!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use dicomlab::config::{GenericAuth, Profile};
-use dicomlab::dicom::samples::{SERIES1_UID, STUDY_UID};
+use dicomlab::dicom::samples::STUDY_UID;
 use dicomlab::dicomweb::{Secret, StoreMode};
 use dicomlab::lab::checks::{self, CheckContext, TargetKind};
 use dicomlab::lab::engine::Session;
@@ -222,7 +222,6 @@ async fn http_answers_read_as_the_lab_needs() {
         .expect("post");
     assert_eq!(a.status, 409);
     assert!(checks::diagnose(&ctx, &a).contains("exists already"));
-    let _ = SERIES1_UID;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::engine::Session;
 use super::model::Check;
-use crate::dicom::samples::{BLUE_UID, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
+use crate::dicom::samples::{RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
 use crate::dicomweb::{ClientError, Level, StoreMode, get_ci};
 use crate::practice::auth::Role;
 
@@ -215,7 +215,6 @@ pub async fn perform(
                 _ => format!("studies/{STUDY_UID}"),
             };
             let a = c.delete(&path).await?;
-            let _ = (GREEN_UID, BLUE_UID);
             format!("{}: DELETE {path}", a.status)
         }
     })

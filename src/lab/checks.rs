@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::model::Check;
 use crate::dicom::samples::{
-    BLUE_UID, FRAME_BYTES, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, SERIES2_UID, STUDY_UID,
+    BLUE_UID, FRAME_BYTES, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, STUDY_UID,
 };
 use crate::dicomweb::{
     Answer, AuthConfig, ClientError, DicomWebClient, Level, TokenError, eq_ci, get_ci,
@@ -997,7 +997,6 @@ async fn deleted(ctx: &CheckContext<'_>, level: &str) -> Outcome {
             return failed_answer(ctx, &expected, &a);
         }
         if !a.results().is_empty() {
-            let _ = SERIES2_UID;
             return fail(
                 expected,
                 format!("{uid} is still found"),

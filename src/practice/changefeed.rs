@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rusqlite::params;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -179,13 +178,13 @@ pub async fn feed(
     } else {
         let offset = p.int("offset", 0, 0, i64::MAX)?;
         let limit = p.int("limit", 10, 1, 100)?;
+        // v1: a window of sequence numbers, offset < sequence <= offset + limit (contract §7.2).
+        let upper = offset.saturating_add(limit);
         svc.db(move |s| {
             read_rows(
                 s,
                 &format!("{SELECT} WHERE c.sequence > ?1 AND c.sequence <= ?2 ORDER BY c.sequence"),
-                params![offset, offset.saturating_add(limit)]
-                    .iter()
-                    .as_slice(),
+                &[&offset, &upper],
             )
         })
         .await?
