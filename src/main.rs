@@ -372,7 +372,11 @@ fn symbol(o: &Outcome) -> &'static str {
     }
 }
 
-fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome) {
+fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)]) {
+    let fill = |t: &str| {
+        vars.iter()
+            .fold(t.to_string(), |acc, (k, v)| acc.replace(k.as_str(), v))
+    };
     let title = lab.step(step_id).map_or("", |s| s.title.as_str());
     let optional = if lab.step(step_id).is_some_and(|s| s.optional) {
         " (optional)"
@@ -388,7 +392,7 @@ fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome) {
         } => {
             println!("     expected  {expected}");
             println!("     observed  {observed}");
-            println!("     fix       {diagnosis}");
+            println!("     fix       {}", fill(diagnosis));
         }
         Outcome::Pass { detail } => println!("     {detail}"),
         Outcome::Blocked { reason } => println!("     blocked: {reason}"),
@@ -432,7 +436,7 @@ async fn check(cli: &Cli, step: Option<String>, json: bool) -> Result<std::proce
             session.client.base()
         );
         for (id, o) in &results {
-            print_outcome(&l.lab, id, o);
+            print_outcome(&l.lab, id, o, &session.placeholders());
         }
         let passed = results.iter().filter(|(_, o)| o.is_pass()).count();
         println!(
@@ -478,7 +482,7 @@ async fn run_step(
         .await
         .context("step vanished")?;
     store.save()?;
-    print_outcome(&l.lab, step, &outcome);
+    print_outcome(&l.lab, step, &outcome, &session.placeholders());
     Ok(if outcome.is_pass() {
         std::process::ExitCode::SUCCESS
     } else {

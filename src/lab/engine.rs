@@ -186,6 +186,34 @@ impl Session {
         out
     }
 
+    /// The values lab text may name: `{baseUrl}`, `{tokenUrl}`, `{tenantId}`, `{clientId}`, `{resource}`
+    /// (never the secret), plus the lab's UIDs.
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+        let mut v = vec![
+            ("{baseUrl}".to_string(), self.client.base().to_string()),
+            ("{study}".to_string(), STUDY_UID.to_string()),
+            ("{series1}".to_string(), SERIES1_UID.to_string()),
+            ("{red}".to_string(), RED_UID.to_string()),
+        ];
+        if let AuthConfig::Azure {
+            tenant_id,
+            client_id,
+            resource,
+            ..
+        } = self.client.auth()
+        {
+            v.push((
+                "{tokenUrl}".into(),
+                self.client.auth().token_url().unwrap_or_default(),
+            ));
+            v.push(("{tenantId}".into(), tenant_id.clone()));
+            v.push(("{clientId}".into(), client_id.clone()));
+            v.push(("{resource}".into(), resource.clone()));
+        }
+        v
+    }
+
     /// How long until the current token lapses (None: no token in use yet).
     pub async fn token_left(&self) -> Option<Duration> {
         self.client

@@ -80,6 +80,8 @@ pub struct App {
     pub profiles: Vec<String>,
     /// A target switch in progress.
     pub switching: bool,
+    /// Placeholders of lab text and their values for this target (`{baseUrl}` …; never a secret).
+    pub vars: Vec<(String, String)>,
     /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
     pub last_tried: Option<String>,
 }
@@ -121,6 +123,7 @@ pub enum Msg {
         profile: String,
         target: TargetKind,
         base_url: String,
+        vars: Vec<(String, String)>,
         saved: std::collections::BTreeMap<String, StepProgress>,
     },
     /// Switching failed.
@@ -168,6 +171,7 @@ impl App {
             profiles: Vec::new(),
             switching: false,
             last_tried: None,
+            vars: Vec::new(),
         }
     }
 
@@ -258,8 +262,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             profile,
             target,
             base_url,
+            vars,
             saved,
         } => {
+            app.vars = vars;
             app.switching = false;
             app.last_tried = None;
             app.profile = profile;

@@ -66,6 +66,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         || std::env::var("TERM").is_ok_and(|t| t == "linux" || t == "vt100");
     app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     app.profiles = opts.profiles.keys().cloned().collect();
+    app.vars = session.placeholders();
     {
         let s = store.lock().await;
         if let Some(w) = &s.warning {
@@ -120,7 +121,13 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                 Ok(new) => {
                     session = Arc::new(new);
                     let saved = store.lock().await.steps(&lab.id, &session.target_key);
-                    Msg::Switched { profile: name, target: session.kind, base_url: session.client.base().to_string(), saved }
+                    Msg::Switched {
+                        profile: name,
+                        target: session.kind,
+                        base_url: session.client.base().to_string(),
+                        vars: session.placeholders(),
+                        saved,
+                    }
                 }
                 Err(e) => Msg::SwitchFailed(e),
             },

@@ -52,7 +52,11 @@ fn bold() -> Style {
 
 /// Fills `{baseUrl}` and friends in lab text.
 pub fn fill(app: &App, text: &str) -> String {
-    text.replace("{baseUrl}", &app.base_url)
+    let mut out = text.replace("{baseUrl}", &app.base_url);
+    for (k, v) in &app.vars {
+        out = out.replace(k.as_str(), v);
+    }
+    out
 }
 
 pub fn view(app: &App, f: &mut Frame) {
