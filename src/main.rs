@@ -63,6 +63,14 @@ enum Command {
     },
     /// List the lab's steps.
     Steps,
+    /// Import the workshop's Postman environment (dicom-service.postman_environment.json) into a profile.
+    ImportPostman {
+        /// The exported environment file.
+        file: PathBuf,
+        /// The profile to fill (default: azure).
+        #[arg(long = "into", default_value = "azure")]
+        into: String,
+    },
     /// The terminal UI (what `dicomlab` alone opens).
     Tui {
         /// The folder with the official sample files (default: generated ones).
@@ -600,6 +608,31 @@ async fn main() -> Result<std::process::ExitCode> {
         }) => return run_step(&cli, step, samples.clone(), *multipart).await,
         Some(Command::Report { format }) => {
             report(&cli, *format)?;
+            return ok;
+        }
+        Some(Command::ImportPostman { file, into }) => {
+            let path = match &cli.config {
+                Some(p) => p.clone(),
+                None => dicomlab::config::default_path()
+                    .context("no config dir on this system: pass --config FILE")?,
+            };
+            let mut config = Config::load(&path)?;
+            let profile = config
+                .profiles
+                .entry(into.clone())
+                .or_insert_with(|| Profile::new(dicomlab::lab::checks::TargetKind::Azure));
+            let imported = dicomlab::config::import_postman(file, profile)?;
+            let problems = profile.problems();
+            config.profile = into.clone();
+            config.save(&path)?;
+            println!(
+                "imported {} into profile '{into}' of {} (now the active profile)",
+                imported.join(", "),
+                path.display()
+            );
+            for p in problems {
+                println!("  still to fix: {p}");
+            }
             return ok;
         }
         Some(Command::Steps) => {

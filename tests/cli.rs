@@ -1,0 +1,98 @@
+//! The real binary, headless: Postman import into a 0600 config, `check` naming the problem, and neither
+//! the progress file nor `report` ever holding the secret.
+
+use std::process::Command;
+
+const SECRET: &str = "s3cr3t-value-never-printed";
+
+fn dicomlab(home: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env_remove("DICOMLAB_PROFILE")
+        .output()
+        .expect("run dicomlab");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn postman_import_check_and_report_keep_the_secret_private() {
+    let home = tempfile::tempdir().expect("home");
+    let env = home.path().join("dicom-service.postman_environment.json");
+    std::fs::write(
+        &env,
+        format!(
+            r#"{{"id":"x","name":"dicom-service","values":[
+            {{"key":"tenantId","value":"72f988bf-86f1-41af-91ab-2d7cd011db47","enabled":true}},
+            {{"key":"clientId","value":"11111111-2222-3333-4444-555555555555","enabled":true}},
+            {{"key":"clientSecret","value":"{SECRET}","enabled":true}},
+            {{"key":"bearerToken","value":"","enabled":true}},
+            {{"key":"resource","value":"https://dicom.healthcareapis.azure.com","enabled":true}},
+            {{"key":"baseUrl","value":"https://ws-dicom.dicom.azurehealthcareapis.com","enabled":true}}]}}"#
+        ),
+    )
+    .expect("env file");
+    let config = home.path().join("config.toml");
+    let c = config.to_str().expect("path");
+    let (ok, out) = dicomlab(
+        home.path(),
+        &["--config", c, "import-postman", env.to_str().expect("path")],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("must end in /v1"), "{out}");
+    assert!(!out.contains(SECRET));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&config)
+                .expect("config")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    // The environment step fails on the missing /v1, and says so; no network needed.
+    let (ok, out) = dicomlab(
+        home.path(),
+        &["--config", c, "check", "--step", "environment-values"],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("add /v1"), "{out}");
+    assert!(!out.contains(SECRET), "{out}");
+    let (ok, out) = dicomlab(home.path(), &["--config", c, "report", "--format", "json"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("environment-values") && !out.contains(SECRET),
+        "{out}"
+    );
+    let progress =
+        std::fs::read_to_string(home.path().join("data/dicomlab/progress.json")).expect("progress");
+    assert!(!progress.contains(SECRET));
+}
+
+#[test]
+fn a_broken_lab_file_names_the_line() {
+    let home = tempfile::tempdir().expect("home");
+    let lab = home.path().join("lab.toml");
+    std::fs::write(&lab, "format_version = 1\nid = \"x\"\ntitle = \"x\"\n[[exercise]]\nid = \"e\"\ntitle = \"e\"\n[[exercise.step]]\nid = \"s\"\ntitle = \"s\"\ninstructions = \"i\"\ncheck = { kind = \"telepathy\" }\n").expect("lab");
+    let (ok, out) = dicomlab(
+        home.path(),
+        &["--lab", lab.to_str().expect("path"), "steps"],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("line 11") && out.contains("telepathy"),
+        "{out}"
+    );
+}
