@@ -16,16 +16,6 @@ use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, RunningService, ServiceConfig};
 use serde_json::json;
 
-fn profile_for(svc: &RunningService) -> Profile {
-    let mut p = Profile::new(TargetKind::Practice);
-    p.base_url = svc.base_url.clone();
-    p.tenant_id = svc.tenant_id.clone();
-    p.client_id = svc.client_id.clone();
-    p.client_secret = Secret::new(svc.client_secret.clone());
-    p.authority = svc.authority.clone();
-    p
-}
-
 async fn service(config: ServiceConfig) -> RunningService {
     practice::start(ServiceConfig {
         grant_owner: true,

@@ -6,28 +6,15 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dicomlab::config::Profile;
 use dicomlab::dicom::samples::{RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
 use dicomlab::dicomweb::StoreMode;
 use dicomlab::lab::actions::perform;
-use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::lab::progress::ProgressStore;
 use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, RunningService, ServiceConfig};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
-
-/// A learner's profile pointing at a running practice service (as with `dicomlab serve`).
-pub fn profile_for(svc: &RunningService) -> Profile {
-    let mut p = Profile::new(TargetKind::Practice);
-    p.base_url = svc.base_url.clone();
-    p.tenant_id = svc.tenant_id.clone();
-    p.client_id = svc.client_id.clone();
-    p.client_secret = dicomlab::dicomweb::Secret::new(svc.client_secret.clone());
-    p.authority = svc.authority.clone();
-    p
-}
 
 async fn fresh() -> (
     RunningService,
