@@ -552,3 +552,54 @@ async fn granting_the_role_turns_403_into_200_with_the_same_token() {
     let (status, _) = lab.get_json(&lab.url("changefeed")).await;
     assert_eq!(status, 403);
 }
+
+/// Twelve parts of ~690 KB: past the request's in-memory budget (8 MB) the rest stream to disk; all store.
+#[tokio::test]
+async fn many_medium_parts_past_the_memory_budget_all_store() {
+    use dicom_core::value::PrimitiveValue;
+    use dicom_core::{DataElement, dicom_value};
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+    let lab = Lab::start().await;
+    let study = uid();
+    let files: Vec<Vec<u8>> = (0..12)
+        .map(|i| {
+            let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+            let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
+            let sop = format!("{study}.{i}");
+            let obj = InMemDicomObject::from_element_iter([
+                s(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.7"),
+                s(tags::SOP_INSTANCE_UID, VR::UI, &sop),
+                s(tags::PATIENT_ID, VR::LO, "MEM"),
+                s(tags::STUDY_INSTANCE_UID, VR::UI, &study),
+                s(tags::SERIES_INSTANCE_UID, VR::UI, &format!("{study}.99")),
+                us(tags::SAMPLES_PER_PIXEL, 3),
+                s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB"),
+                us(tags::ROWS, 480),
+                us(tags::COLUMNS, 480),
+                us(tags::BITS_ALLOCATED, 8),
+                us(tags::BITS_STORED, 8),
+                us(tags::HIGH_BIT, 7),
+                us(tags::PIXEL_REPRESENTATION, 0),
+                DataElement::new(
+                    tags::PIXEL_DATA,
+                    VR::OB,
+                    PrimitiveValue::U8(vec![i as u8; 480 * 480 * 3].into()),
+                ),
+            ]);
+            let file = obj
+                .with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
+                .expect("meta");
+            let mut out = Vec::new();
+            file.write_all(&mut out).expect("write");
+            out
+        })
+        .collect();
+    let (status, body) = lab.store_multipart(&lab.url("studies"), &files).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(values(&body, "00081199").len(), 12);
+    let (status, found) = lab
+        .get_json(&lab.url(&format!("studies/{study}/instances")))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found.as_array().map(Vec::len), Some(12));
+}

@@ -14,6 +14,8 @@ use super::error::ApiError;
 /// Parts up to this size are received in memory: validated without a file round trip, and never written
 /// when they fail.
 const KEEP_IN_MEMORY: u64 = 1024 * 1024;
+/// At most this much of one request is held in memory; later parts stream to disk.
+const REQUEST_MEMORY_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
 /// The file is removed when this is dropped unless the index committed it (`keep`).
@@ -44,6 +46,8 @@ struct PartWriter {
     memory: Vec<u8>,
     out: Option<tokio::io::BufWriter<tokio::fs::File>>,
     preamble_checked: bool,
+    /// This part spills to disk past this many bytes (≤ KEEP_IN_MEMORY, less when the request's budget is short).
+    keep_limit: u64,
 }
 
 impl PartWriter {
@@ -62,7 +66,8 @@ impl PartWriter {
                 self.memory[..128].fill(0);
             }
         }
-        if self.part.size > KEEP_IN_MEMORY {
+        // Spill only once the preamble has been seen (and zeroed), so what reaches the disk is final.
+        if self.part.size > self.keep_limit && self.preamble_checked {
             let file = tokio::fs::File::create(&self.part.path)
                 .await
                 .map_err(|e| ApiError::internal("create upload file", e))?;
@@ -119,7 +124,7 @@ fn io_to_api(e: &std::io::Error, max: u64) -> ApiError {
     }
 }
 
-async fn create(blobs: &Blobs) -> Result<PartWriter, ApiError> {
+async fn create(blobs: &Blobs, keep_limit: u64) -> Result<PartWriter, ApiError> {
     let name = blobs.new_name();
     let path = blobs.path(&name);
     Ok(PartWriter {
@@ -133,12 +138,13 @@ async fn create(blobs: &Blobs) -> Result<PartWriter, ApiError> {
         memory: Vec::new(),
         out: None,
         preamble_checked: false,
+        keep_limit,
     })
 }
 
 /// Streams a single-part body to one file.
 pub async fn receive_single(body: Body, blobs: &Blobs, max: u64) -> Result<ReceivedPart, ApiError> {
-    let mut writer = create(blobs).await?;
+    let mut writer = create(blobs, KEEP_IN_MEMORY).await?;
     let mut stream = std::pin::pin!(limited(body, max));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| io_to_api(&e, max))?;
@@ -183,7 +189,16 @@ pub async fn receive_related(
             return Err(ApiError::unsupported_media());
         }
         let mut field = field;
-        let mut writer = create(blobs).await?;
+        let in_memory: u64 = parts
+            .iter()
+            .filter(|p: &&ReceivedPart| p.bytes.is_some())
+            .map(|p| p.size)
+            .sum();
+        let mut writer = create(
+            blobs,
+            KEEP_IN_MEMORY.min(REQUEST_MEMORY_BUDGET.saturating_sub(in_memory)),
+        )
+        .await?;
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => writer.write(&chunk).await?,
