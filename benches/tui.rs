@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 fn tmux(socket: &str, args: &[&str]) -> String {
     let out = Command::new("tmux")
+        .env("TERM", "xterm-256color")
         .arg("-L")
         .arg(socket)
         .args(args)
