@@ -74,3 +74,50 @@ async fn a_server_that_stays_busy_gets_its_answer_back() {
         "the first try and three retries"
     );
 }
+
+/// STOW bodies are streamed without `Expect: 100-continue` (some gateways mishandle it).
+#[tokio::test]
+async fn stow_never_sends_expect_100_continue() {
+    use axum::routing::post;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let s = seen.clone();
+    let app = Router::new().route(
+        "/v1/studies",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                if let Ok(mut v) = s.lock() {
+                    v.push(
+                        headers
+                            .get("expect")
+                            .and_then(|e| e.to_str().ok())
+                            .map(str::to_string),
+                    );
+                }
+                (StatusCode::OK, format!("{}", body.len()))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let dir = tempfile::tempdir().expect("tmp");
+    let files = dicomlab::dicom::samples::write_samples(dir.path()).expect("samples");
+    let client =
+        DicomWebClient::new(&format!("http://{addr}/v1"), AuthConfig::None).expect("client");
+    for mode in [
+        dicomlab::dicomweb::StoreMode::Single,
+        dicomlab::dicomweb::StoreMode::Multipart,
+    ] {
+        let answers = client
+            .store(&files, mode, None, 2, None)
+            .await
+            .expect("store");
+        assert!(answers.iter().all(|a| a.status == 200));
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 4, "3 single-part requests and 1 multipart");
+    assert!(seen.iter().all(Option::is_none), "{seen:?}");
+}
