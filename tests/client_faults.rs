@@ -81,23 +81,26 @@ async fn stow_never_sends_expect_100_continue() {
     use axum::routing::post;
     let seen = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
     let s = seen.clone();
-    let app = Router::new().route(
-        "/v1/studies",
-        post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let s = s.clone();
-            async move {
-                if let Ok(mut v) = s.lock() {
-                    v.push(
-                        headers
-                            .get("expect")
-                            .and_then(|e| e.to_str().ok())
-                            .map(str::to_string),
-                    );
+    let app = Router::new()
+        .route(
+            "/v1/studies",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let s = s.clone();
+                async move {
+                    if let Ok(mut v) = s.lock() {
+                        v.push(
+                            headers
+                                .get("expect")
+                                .and_then(|e| e.to_str().ok())
+                                .map(str::to_string),
+                        );
+                    }
+                    (StatusCode::OK, format!("{}", body.len()))
                 }
-                (StatusCode::OK, format!("{}", body.len()))
-            }
-        }),
-    );
+            }),
+        )
+        // The samples are 2.9 MB: past axum's default 2 MB limit for `Bytes`.
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
