@@ -201,3 +201,18 @@ fn token_step_shows_claims_and_countdown() {
     );
     render(&a, "token_claims");
 }
+
+#[test]
+fn viewer_shows_the_image_in_half_blocks() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    select(&mut a, "viewer");
+    pass(&mut a, "viewer", "rendered PNG of 985 × 979");
+    let red = dicomlab::dicom::samples::SAMPLES[0];
+    let img = image::RgbImage::from_raw(985, 979, red.pixels()).expect("image");
+    update(
+        &mut a,
+        Msg::Image(Ok(std::sync::Arc::new(image::DynamicImage::ImageRgb8(img)))),
+    );
+    render(&a, "viewer_image");
+}

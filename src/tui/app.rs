@@ -82,6 +82,10 @@ pub struct App {
     pub switching: bool,
     /// Placeholders of lab text and their values for this target (`{baseUrl}` …; never a secret).
     pub vars: Vec<(String, String)>,
+    /// The rendered image of the viewer step, decoded (drawn by the view; fetched by an effect).
+    pub image: Option<std::sync::Arc<image::DynamicImage>>,
+    /// How images reach this terminal: kitty / sixel / iTerm2 when detected at start, else half-blocks.
+    pub picker: ratatui_image::picker::Picker,
     /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
     pub last_tried: Option<String>,
 }
@@ -98,6 +102,8 @@ pub enum Effect {
     Copy(String),
     /// Open another profile's target.
     SwitchTarget(String),
+    /// Fetch the red triangle's rendered image for the viewer.
+    LoadImage,
     Quit,
 }
 
@@ -128,6 +134,8 @@ pub enum Msg {
     },
     /// Switching failed.
     SwitchFailed(String),
+    /// The viewer's image, decoded (or why not).
+    Image(Result<std::sync::Arc<image::DynamicImage>, String>),
     Saved(Result<(), String>),
     Progress(std::collections::BTreeMap<String, StepProgress>),
 }
@@ -172,6 +180,8 @@ impl App {
             switching: false,
             last_tried: None,
             vars: Vec::new(),
+            image: None,
+            picker: ratatui_image::picker::Picker::halfblocks(),
         }
     }
 
@@ -238,13 +248,29 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Did { step, result } => {
+            let viewer = result.is_ok()
+                && app
+                    .lab
+                    .step(&step)
+                    .is_some_and(|s| s.check == crate::lab::model::Check::Viewer);
             if let Some(s) = app.view_mut(&step) {
                 s.doing = false;
                 s.did = Some(result);
                 s.check = CheckState::Checking;
             }
-            // Checks also run after each action.
-            vec![Effect::Check(step)]
+            // Checks also run after each action; the viewer's action also shows the image.
+            let mut fx = vec![Effect::Check(step)];
+            if viewer {
+                fx.push(Effect::LoadImage);
+            }
+            fx
+        }
+        Msg::Image(r) => {
+            match r {
+                Ok(img) => app.image = Some(img),
+                Err(e) => app.status = Some(format!("no image: {e}")),
+            }
+            Vec::new()
         }
         Msg::Exchange(e) => {
             app.last_exchange = Some(e);
@@ -441,6 +467,15 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.switching = true;
             app.status = Some(format!("opening {name}…"));
             vec![Effect::SwitchTarget(name)]
+        }
+        KeyCode::Char('v')
+            if app
+                .lab
+                .step(&id)
+                .is_some_and(|s| s.check == crate::lab::model::Check::Viewer) =>
+        {
+            app.status = Some("fetching the rendered image…".into());
+            vec![Effect::LoadImage]
         }
         KeyCode::Char('e') => {
             app.show_exchange = !app.show_exchange;

@@ -89,6 +89,18 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         );
     }));
     let mut terminal = ratatui::init();
+    // Ask the terminal which graphics it has (kitty, sixel, iTerm2) only when its environment says it
+    // has some: the query's reader outlives its timeout on a terminal that never answers and would eat
+    // the learner's first key. Half-blocks otherwise — they work everywhere, over SSH and in tmux too.
+    if graphics_terminal() {
+        let options = ratatui_image::picker::cap_parser::QueryStdioOptions {
+            timeout: Duration::from_millis(500),
+            ..Default::default()
+        };
+        if let Ok(p) = ratatui_image::picker::Picker::from_query_stdio_with_options(options) {
+            app.picker = p;
+        }
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     {
         let tx = tx.clone();
@@ -240,8 +252,48 @@ fn spawn_effect(
             let _ = write!(out, "\x1b]52;c;{b64}\x07");
             let _ = out.flush();
         }
+        Effect::LoadImage => {
+            tokio::spawn(async move {
+                use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+                let path = format!(
+                    "studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}/rendered"
+                );
+                let result = match session.client.get(&path, "image/png").await {
+                    Ok(a) if a.ok() => tokio::task::spawn_blocking(move || {
+                        image::load_from_memory(&a.body)
+                            .map(Arc::new)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string())),
+                    Ok(a) => Err(format!("the service answered {}", a.status)),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send(Msg::Image(result));
+            });
+        }
         Effect::SwitchTarget(_) | Effect::Quit => {}
     }
+}
+
+/// Whether the terminal announces a graphics protocol (or `DICOMLAB_GRAPHICS=query` asks to probe).
+fn graphics_terminal() -> bool {
+    let var = |k: &str| std::env::var(k).unwrap_or_default().to_ascii_lowercase();
+    match var("DICOMLAB_GRAPHICS").as_str() {
+        "query" => return true,
+        "halfblocks" => return false,
+        _ => {}
+    }
+    let term = var("TERM");
+    let program = var("TERM_PROGRAM");
+    std::env::var_os("KITTY_WINDOW_ID").is_some()
+        || std::env::var_os("WEZTERM_EXECUTABLE").is_some()
+        || ["kitty", "foot", "mlterm", "ghostty", "wezterm", "sixel"]
+            .iter()
+            .any(|t| term.contains(t))
+        || ["iterm.app", "wezterm", "ghostty"]
+            .iter()
+            .any(|p| program == *p)
 }
 
 /// The token's time left and claims, for the status bar and the token step.

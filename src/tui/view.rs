@@ -214,6 +214,46 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
     let Some(step) = app.lab.step(&id) else {
         return;
     };
+    if step.check == crate::lab::model::Check::Viewer
+        && let Some(img) = &app.image
+    {
+        // The text keeps a third; the image gets the rest, fitted to the cells.
+        let [text, picture] = Layout::vertical([
+            Constraint::Length((area.height / 3).max(4)),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        draw_step_text(app, f, text, &id, step);
+        draw_image(app, f, picture, img);
+        return;
+    }
+    draw_step_text(app, f, area, &id, step);
+}
+
+fn draw_image(app: &App, f: &mut Frame, area: Rect, img: &image::DynamicImage) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" red-triangle.dcm · 985 × 979 · rendered ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let size = ratatui::layout::Size {
+        width: inner.width,
+        height: inner.height,
+    };
+    match app
+        .picker
+        .new_protocol(img.clone(), size, ratatui_image::Resize::Fit(None))
+    {
+        Ok(protocol) => f.render_widget(ratatui_image::Image::new(&protocol), inner),
+        Err(e) => f.render_widget(
+            Paragraph::new(format!("cannot draw the image here: {e}")),
+            inner,
+        ),
+    }
+}
+
+fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::lab::model::Step) {
+    let id = id.to_string();
     let view = &app.steps[&id];
     let mut instructions: Vec<Line> = fill(app, &step.instructions)
         .lines()
