@@ -124,10 +124,11 @@ fn io_to_api(e: &std::io::Error, max: u64) -> ApiError {
     }
 }
 
-async fn create(blobs: &Blobs, keep_limit: u64) -> Result<PartWriter, ApiError> {
+/// A writer for a new part; nothing touches the disk until the part outgrows its memory allowance.
+fn create(blobs: &Blobs, keep_limit: u64) -> PartWriter {
     let name = blobs.new_name();
     let path = blobs.path(&name);
-    Ok(PartWriter {
+    PartWriter {
         part: ReceivedPart {
             name,
             path,
@@ -139,12 +140,12 @@ async fn create(blobs: &Blobs, keep_limit: u64) -> Result<PartWriter, ApiError> 
         out: None,
         preamble_checked: false,
         keep_limit,
-    })
+    }
 }
 
 /// Streams a single-part body to one file.
 pub async fn receive_single(body: Body, blobs: &Blobs, max: u64) -> Result<ReceivedPart, ApiError> {
-    let mut writer = create(blobs, KEEP_IN_MEMORY).await?;
+    let mut writer = create(blobs, KEEP_IN_MEMORY);
     let mut stream = std::pin::pin!(limited(body, max));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| io_to_api(&e, max))?;
@@ -197,8 +198,7 @@ pub async fn receive_related(
         let mut writer = create(
             blobs,
             KEEP_IN_MEMORY.min(REQUEST_MEMORY_BUDGET.saturating_sub(in_memory)),
-        )
-        .await?;
+        );
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => writer.write(&chunk).await?,
