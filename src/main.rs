@@ -590,8 +590,18 @@ async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<std::process::ExitCode> {
+fn main() -> Result<std::process::ExitCode> {
+    // A small blocking pool: the practice service runs its index calls there, and every extra thread
+    // costs memory (its own malloc arena) that a laptop in a classroom would rather keep.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_cli())
+}
+
+async fn run_cli() -> Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let _log = if matches!(cli.command, Some(Command::Serve(_))) {
         None

@@ -132,9 +132,12 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     std::thread::sleep(Duration::from_millis(500));
     t.cmd(&["kill-server"]);
 
-    // Restart: the progress is still there.
-    t.start(home.path());
-    let s = t.wait_for("the restarted TUI", |s| s.contains("Exercises"), 30);
+    // Restart, on a tmux server of its own (the old one may still be going away): the progress is there.
+    let t2 = Tmux {
+        socket: format!("{}-restart", t.socket),
+    };
+    t2.start(home.path());
+    let s = t2.wait_for("the restarted TUI", |s| s.contains("Exercises"), 30);
     assert!(header(&s).contains(&format!("{steps} done")), "{s}");
-    t.keys("q");
+    t2.keys("q");
 }
