@@ -371,15 +371,6 @@ fn progress_store() -> ProgressStore {
     store
 }
 
-fn symbol(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Pass { .. } => "✓",
-        Outcome::Fail { .. } | Outcome::Error { .. } => "✗",
-        Outcome::Blocked { .. } => "○",
-        Outcome::NotSupported { .. } => "–",
-    }
-}
-
 fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)]) {
     let fill = |t: &str| {
         vars.iter()
@@ -391,7 +382,7 @@ fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)
     } else {
         ""
     };
-    println!(" {} {step_id:<20} {title}{optional}", symbol(o));
+    println!(" {} {step_id:<20} {title}{optional}", o.symbol(false));
     match o {
         Outcome::Fail {
             expected,

@@ -55,6 +55,17 @@ impl Outcome {
             Outcome::Error { .. } => "error",
         }
     }
+    /// The symbol that carries the outcome without color: ✓ ✗ ○ – (or + x o - in ASCII).
+    pub fn symbol(&self, ascii: bool) -> &'static str {
+        let (u, a) = match self {
+            Outcome::Pass { .. } => ("✓", "+"),
+            Outcome::Fail { .. } | Outcome::Error { .. } => ("✗", "x"),
+            Outcome::Blocked { .. } => ("○", "o"),
+            Outcome::NotSupported { .. } => ("–", "-"),
+        };
+        if ascii { a } else { u }
+    }
+
     /// One line for lists and progress files.
     pub fn one_line(&self) -> String {
         match self {

@@ -16,9 +16,10 @@ pub fn symbol(app: &App, id: &str, selected: bool) -> &'static str {
     let (u, a) = match &s.check {
         _ if s.doing => ("…", "."),
         CheckState::Checking => ("…", "."),
-        CheckState::Checked(Outcome::Pass { .. }) => ("✓", "+"),
-        CheckState::Checked(Outcome::Fail { .. } | Outcome::Error { .. }) => ("✗", "x"),
-        CheckState::Checked(Outcome::NotSupported { .. }) => ("–", "-"),
+        // A blocked step shows what progress says (done, skipped) or pending.
+        CheckState::Checked(o) if !matches!(o, Outcome::Blocked { .. }) => {
+            return o.symbol(app.ascii);
+        }
         _ if s.saved == Some(Status::Done) => ("✓", "+"),
         _ if s.saved == Some(Status::Skipped) => ("⤼", "~"),
         _ if s.saved == Some(Status::Failed) => ("✗", "x"),
