@@ -321,6 +321,8 @@ struct Loaded {
     profile: Profile,
     /// Every profile, with environment overrides applied.
     profiles: std::collections::BTreeMap<String, Profile>,
+    /// The config file (the TUI's environment screen saves there).
+    config_path: PathBuf,
 }
 
 fn load(cli: &Cli) -> Result<Loaded> {
@@ -343,6 +345,7 @@ fn load(cli: &Cli) -> Result<Loaded> {
         profile_name,
         profile,
         profiles,
+        config_path: path,
     })
 }
 
@@ -576,6 +579,7 @@ async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         practice_data: data.join("practice"),
         samples,
         log_path: data.join("dicomlab.log"),
+        config_path: Some(l.config_path),
     })
     .await?;
     Ok(())

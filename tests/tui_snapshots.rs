@@ -216,3 +216,423 @@ fn viewer_shows_the_image_in_half_blocks() {
     );
     render(&a, "viewer_image");
 }
+
+// ---- The exercise screens, each with the focus on it, in pass and fail states. ----
+
+use dicomlab::dicom::samples::{BLUE_UID, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
+use dicomlab::tui::app::Focus;
+use dicomlab::tui::screens::{Done, FeedRow, InstanceResult, What};
+use serde_json::{Value, json};
+
+fn fail(a: &mut App, id: &str, expected: &str, observed: &str, fix: &str) {
+    update(
+        a,
+        Msg::Checked {
+            step: id.into(),
+            outcome: Outcome::Fail {
+                expected: expected.into(),
+                observed: observed.into(),
+                diagnosis: fix.into(),
+            },
+        },
+    );
+}
+
+fn on_screen(a: &mut App, id: &str) {
+    select(a, id);
+    a.focus = Focus::Panel;
+}
+
+fn done(a: &mut App, d: Done) {
+    update(a, Msg::Done(d));
+}
+
+fn press(a: &mut App, code: KeyCode) {
+    update(a, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+/// A sample's metadata as the service returns it (no pixel data).
+fn metadata(i: usize) -> Value {
+    let mut m = dicomlab::dicom::json::dataset_to_json(&SAMPLES[i].dataset());
+    m.remove("7FE00010");
+    Value::Object(m)
+}
+
+fn azure_profile(base: &str) -> dicomlab::config::Profile {
+    let mut p = dicomlab::config::Profile::new(TargetKind::Azure);
+    p.tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".into();
+    p.client_id = "7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into();
+    p.client_secret = dicomlab::dicomweb::Secret::new("Zq8~s3cr3t-value-never-shown");
+    p.base_url = base.into();
+    p
+}
+
+#[test]
+fn environment_screen() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "environment-values");
+    done(
+        &mut a,
+        Done::Profile {
+            name: "azure".into(),
+            profile: azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com/v1"),
+            editable: true,
+        },
+    );
+    render(&a, "environment_pass");
+
+    let mut a = app();
+    on_screen(&mut a, "environment-values");
+    done(
+        &mut a,
+        Done::Profile {
+            name: "azure".into(),
+            profile: azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com"),
+            editable: true,
+        },
+    );
+    fail(
+        &mut a,
+        "environment-values",
+        "a tenant id, client id, client secret, resource and a base URL ending in /v1",
+        "the base URL must end in /v1 (every DICOM route is versioned)",
+        "fix these values on the Environment screen (or in the config file)",
+    );
+    // Editing the base URL: the cursor is in the last field.
+    press(&mut a, KeyCode::Char('i'));
+    for _ in 0..4 {
+        press(&mut a, KeyCode::Tab);
+    }
+    let text = format!("{:?}", {
+        let mut t = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
+        t.draw(|f| view(&a, f)).expect("draw");
+        t.backend().clone()
+    });
+    assert!(
+        !text.contains("s3cr3t"),
+        "the secret must never be on screen"
+    );
+    render(&a, "environment_fail");
+}
+
+fn stored_files(a: &mut App) {
+    done(
+        a,
+        Done::Files(Ok((
+            None,
+            SAMPLES
+                .iter()
+                .map(|s| {
+                    (
+                        format!("/tmp/dicomlab-x/samples/{}", s.file_name).into(),
+                        2_893_334,
+                    )
+                })
+                .collect(),
+        ))),
+    );
+}
+
+#[test]
+fn store_screen() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "store-samples");
+    stored_files(&mut a);
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        Done::Stored(Ok((
+            vec![200, 200, 200],
+            [RED_UID, GREEN_UID, BLUE_UID]
+                .iter()
+                .map(|u| InstanceResult {
+                    sop_uid: u.to_string(),
+                    stored: true,
+                    code: None,
+                })
+                .collect(),
+        ))),
+    );
+    pass(
+        &mut a,
+        "store-samples",
+        "3 of 3 instances found: 1 study, 2 series",
+    );
+    render(&a, "store_screen_pass");
+
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "store-samples");
+    stored_files(&mut a);
+    press(&mut a, KeyCode::Char('m'));
+    press(&mut a, KeyCode::Enter);
+    // Mid-transfer: the gauges.
+    for (file, sent) in [(0, 2_893_334), (1, 1_400_000), (2, 0)] {
+        done(
+            &mut a,
+            Done::StoreProgress(dicomlab::dicomweb::StoreProgress {
+                file,
+                sent,
+                total: 2_893_334,
+                done: false,
+            }),
+        );
+    }
+    render(&a, "store_screen_progress");
+    done(
+        &mut a,
+        Done::Stored(Ok((
+            vec![409],
+            vec![
+                InstanceResult {
+                    sop_uid: RED_UID.into(),
+                    stored: false,
+                    code: Some(45070),
+                },
+                InstanceResult {
+                    sop_uid: "1.2.3.4".into(),
+                    stored: false,
+                    code: Some(43264),
+                },
+            ],
+        ))),
+    );
+    fail(
+        &mut a,
+        "store-samples",
+        "the three sample instances stored",
+        "1 of 3 found",
+        "409 Conflict: 43264: not a valid DICOM file, a required attribute is missing or invalid, or the file belongs to another study than the one in the URL",
+    );
+    render(&a, "store_screen_fail");
+}
+
+fn study_result() -> Value {
+    json!({
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Anonymized^Patient"}]},
+        "00100020": {"vr": "LO", "Value": ["pat-001"]},
+        "00080020": {"vr": "DA", "Value": ["20200101"]},
+        "00080061": {"vr": "CS", "Value": ["OT"]},
+        "00081030": {"vr": "LO", "Value": ["Lab study"]},
+        "0020000D": {"vr": "UI", "Value": [STUDY_UID]},
+    })
+}
+
+#[test]
+fn search_screen() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "search-samples");
+    press(&mut a, KeyCode::Char('/'));
+    for c in "PatientID=pat-001".chars() {
+        press(&mut a, KeyCode::Char(c));
+    }
+    press(&mut a, KeyCode::Enter);
+    done(&mut a, Done::Searched(Ok((200, vec![study_result()]))));
+    pass(
+        &mut a,
+        "search-samples",
+        "the six searches find the samples",
+    );
+    render(&a, "search_pass");
+    // Enter opens the result as a tag tree.
+    press(&mut a, KeyCode::Enter);
+    render(&a, "search_result_open");
+
+    let mut a = app();
+    on_screen(&mut a, "search-samples");
+    press(&mut a, KeyCode::Char('/'));
+    for c in "patientname=Anne".chars() {
+        press(&mut a, KeyCode::Char(c));
+    }
+    press(&mut a, KeyCode::Enter);
+    fail(
+        &mut a,
+        "search-samples",
+        "each of the six searches finds the lab study",
+        "GET /v1/studies?PatientName=Anonymized  204  3 ms",
+        "204 No Content: nothing matched. Store the samples first (exercise 'Store instances').",
+    );
+    render(&a, "search_fail");
+}
+
+#[test]
+fn retrieve_screen() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "retrieve-samples");
+    press(&mut a, KeyCode::Char('4'));
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        Done::Retrieved(Ok((
+            "200: metadata of 3 instance(s), 5841 bytes".into(),
+            Some(vec![metadata(0), metadata(1), metadata(2)]),
+        ))),
+    );
+    pass(
+        &mut a,
+        "retrieve-samples",
+        "study, series, instance, metadata, frame and rendered retrieved",
+    );
+    render(&a, "retrieve_metadata_pass");
+
+    let mut a = app();
+    on_screen(&mut a, "retrieve-samples");
+    assert_eq!(a.screens.retrieve.what, What::Study);
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        Done::Retrieved(Err(
+            "the service answered 406: the requested transfer syntax is not supported".into(),
+        )),
+    );
+    fail(
+        &mut a,
+        "retrieve-samples",
+        "200 and the three instances for the study",
+        "GET /v1/studies/… 406",
+        "406 Not Acceptable: add transfer-syntax=* to the Accept header (several instances cannot be sent in one fixed transfer syntax).",
+    );
+    render(&a, "retrieve_fail");
+}
+
+fn feed_rows() -> Vec<FeedRow> {
+    [RED_UID, GREEN_UID, BLUE_UID]
+        .iter()
+        .enumerate()
+        .map(|(i, sop)| FeedRow {
+            sequence: i as u64 + 1,
+            action: "Create".into(),
+            state: "Current".into(),
+            timestamp: format!("2026-11-28T09:1{i}:03.127Z"),
+            study: STUDY_UID.into(),
+            series: SERIES1_UID.into(),
+            sop: sop.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn change_feed_screen() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "change-feed");
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        Done::Feed {
+            result: Ok(feed_rows()),
+            append: false,
+        },
+    );
+    press(&mut a, KeyCode::Char('f'));
+    pass(&mut a, "change-feed", "3 Create entries for the samples");
+    render(&a, "change_feed_pass");
+
+    let mut a = app();
+    on_screen(&mut a, "change-feed");
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        Done::Feed {
+            result: Err("the service answered 403: Forbidden".into()),
+            append: false,
+        },
+    );
+    fail(
+        &mut a,
+        "change-feed",
+        "Create entries for the three samples",
+        "GET /v1/changefeed  403",
+        "403 Forbidden: the token is valid but the app has no role that allows this.",
+    );
+    render(&a, "change_feed_fail");
+}
+
+#[test]
+fn tags_screen() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    on_screen(&mut a, "tag-add");
+    done(
+        &mut a,
+        Done::Tags(Ok(vec![json!({
+            "Path": "00100040", "VR": "CS", "Level": "Study", "Status": "Adding",
+            "QueryStatus": "Enabled", "ErrorCount": 0
+        })])),
+    );
+    done(
+        &mut a,
+        Done::Operation {
+            id: "0f8c2e6ab47d4e8cb1d96cf1a32c7a0e".into(),
+            status: "running".into(),
+            percent: Some(40),
+        },
+    );
+    render(&a, "tags_progress");
+    done(
+        &mut a,
+        Done::TagChanged(Ok(
+            "added PatientSex; its re-index operation completed".into()
+        )),
+    );
+    done(
+        &mut a,
+        Done::Tags(Ok(vec![json!({
+            "Path": "00100040", "VR": "CS", "Level": "Study", "Status": "Ready",
+            "QueryStatus": "Enabled", "ErrorCount": 0
+        })])),
+    );
+    pass(&mut a, "tag-add", "00100040 PatientSex is Ready");
+    render(&a, "tags_pass");
+    // Delete asks first.
+    press(&mut a, KeyCode::Char('D'));
+    render(&a, "tags_delete_confirm");
+
+    let mut a = app();
+    on_screen(&mut a, "tag-add");
+    press(&mut a, KeyCode::Char('+'));
+    render(&a, "tags_add_form");
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        Done::TagChanged(Err(
+            "the service answered 409: The extended query tag(s) '00100040' already exist.".into(),
+        )),
+    );
+    fail(
+        &mut a,
+        "tag-add",
+        "PatientSex added at study level, Ready",
+        "POST /v1/extendedquerytags  409",
+        "409 Conflict: the tag exists already, or another re-index operation is still running.",
+    );
+    render(&a, "tags_fail");
+}
+
+#[test]
+fn role_screen_after_grant() {
+    let mut a = app();
+    pass(
+        &mut a,
+        "service-exists",
+        "the service answered 401 without a token",
+    );
+    on_screen(&mut a, "role-assigned");
+    press(&mut a, KeyCode::Char('+'));
+    done(
+        &mut a,
+        Done::Role(Ok(
+            "granted DICOM Data Owner to client 7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into(),
+        )),
+    );
+    pass(
+        &mut a,
+        "role-assigned",
+        "an authenticated read answered 200",
+    );
+    render(&a, "role_pass");
+}

@@ -485,6 +485,11 @@ impl DicomWebClient {
         self.send(Method::PUT, url, &[], Body::None, false).await
     }
 
+    /// A DELETE without a token on an absolute URL (the practice service's loopback admin routes).
+    pub async fn delete_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
+        self.send(Method::DELETE, url, &[], Body::None, false).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {
         self.send(Method::DELETE, &self.url(path), &[], Body::None, true)
             .await

@@ -38,6 +38,50 @@ pub fn sample_files(session: &Session, dir: Option<&Path>) -> Result<Vec<PathBuf
     }
 }
 
+/// Grants (or revokes) the lab client's DICOM Data Owner role on a practice service: the embedded one
+/// directly, one of `dicomlab serve` through its loopback admin route. Elsewhere it says where to do it.
+pub async fn set_role(session: &Session, grant: bool) -> Result<String, ActionError> {
+    let c = &session.client;
+    let done = |client_id: &str| {
+        if grant {
+            format!("granted DICOM Data Owner to client {client_id}")
+        } else {
+            format!("revoked DICOM Data Owner from client {client_id}")
+        }
+    };
+    match &session.practice {
+        Some(p) => {
+            p.set_lab_role(Role::DataOwner, grant)
+                .map_err(|e| ActionError::Manual(e.to_string()))?;
+            Ok(done(&p.client_id))
+        }
+        None if session.kind == super::checks::TargetKind::Practice => {
+            let client_id = match c.auth() {
+                crate::dicomweb::AuthConfig::Azure { client_id, .. } => client_id.clone(),
+                _ => return Err(ActionError::Manual("this profile has no client id".into())),
+            };
+            let origin = c.base().rsplit_once('/').map_or(c.base(), |(o, _)| o);
+            let url = format!("{origin}/admin/roles/{client_id}/DICOM%20Data%20Owner");
+            let a = if grant {
+                c.put_anonymous(&url).await?
+            } else {
+                c.delete_anonymous(&url).await?
+            };
+            if !a.ok() {
+                return Err(ActionError::Manual(format!(
+                    "the practice service answered {}: {}",
+                    a.status,
+                    a.text()
+                )));
+            }
+            Ok(done(&client_id))
+        }
+        None => Err(ActionError::Manual(
+            "assign the role in the Azure portal: DICOM service → Access control (IAM) → Add role assignment → DICOM Data Owner".into(),
+        )),
+    }
+}
+
 /// Performs a step's action; returns what was done, in a sentence.
 pub async fn perform(
     session: &Session,
@@ -57,43 +101,7 @@ pub async fn perform(
             let t = c.refresh_token().await?;
             format!("got a token, {} min left", t.remaining().as_secs() / 60)
         }
-        Check::Role => match &session.practice {
-            Some(p) => {
-                p.set_lab_role(Role::DataOwner, true)
-                    .map_err(|e| ActionError::Manual(e.to_string()))?;
-                format!("granted DICOM Data Owner to client {}", p.client_id)
-            }
-            None if session.kind == super::checks::TargetKind::Practice => {
-                // A practice service of its own (`dicomlab serve`): its loopback admin route.
-                let client_id = match c.auth() {
-                    crate::dicomweb::AuthConfig::Azure { client_id, .. } => client_id.clone(),
-                    _ => return Err(ActionError::Manual("this profile has no client id".into())),
-                };
-                let origin = c
-                    .base()
-                    .rsplit_once('/')
-                    .map_or(c.base(), |(o, _)| o)
-                    .to_string();
-                let a = c
-                    .put_anonymous(&format!(
-                        "{origin}/admin/roles/{client_id}/DICOM%20Data%20Owner"
-                    ))
-                    .await?;
-                if !a.ok() {
-                    return Err(ActionError::Manual(format!(
-                        "the practice service answered {}: {}",
-                        a.status,
-                        a.text()
-                    )));
-                }
-                format!("granted DICOM Data Owner to client {client_id}")
-            }
-            None => {
-                return Err(ActionError::Manual(
-                    "assign the role in the Azure portal: DICOM service → Access control (IAM) → Add role assignment → DICOM Data Owner".into(),
-                ));
-            }
-        },
+        Check::Role => set_role(session, true).await?,
         Check::Store => {
             let files = sample_files(session, samples)?;
             let answers = c.store(&files, mode, None, 3, None).await?;

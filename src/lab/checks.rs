@@ -167,20 +167,34 @@ fn stow_conflict(a: &Answer) -> String {
         .iter()
         .filter_map(|item| item.get("00081197")?.get("Value")?.get(0)?.as_u64())
         .collect();
-    let mut parts = Vec::new();
-    if reasons.contains(&45070) {
-        parts.push("45070: already stored — that counts as done (delete it first to replace it)");
-    }
-    if reasons.contains(&43264) {
-        parts.push("43264: not a valid DICOM file, a required attribute is missing or invalid, or the file belongs to another study than the one in the URL");
-    }
-    if reasons.contains(&45071) {
-        parts.push("45071: the same instance is being stored by another request");
+    let mut parts: Vec<String> = Vec::new();
+    for code in [45070, 43264, 45071] {
+        if reasons.contains(&code) {
+            parts.push(format!("{code}: {}", reason_text(code)));
+        }
     }
     if parts.is_empty() {
         "409 Conflict: no instance was stored; see the FailureReason of each item.".into()
     } else {
         format!("409 Conflict: {}", parts.join("; "))
+    }
+}
+
+/// What a STOW FailureReason or WarningReason code means (contract §3.5), in the learner's words.
+pub fn reason_text(code: u64) -> &'static str {
+    match code {
+        45070 => "already stored — that counts as done (delete it first to replace it)",
+        43264 => {
+            "not a valid DICOM file, a required attribute is missing or invalid, or the file belongs to another study than the one in the URL"
+        }
+        43265 => "the instance's StudyInstanceUID is not the study in the URL",
+        45071 => "the same instance is being stored by another request",
+        45063 => {
+            "warning: the dataset does not match its SOP class (an implicit VR file): stored anyway"
+        }
+        1 => "warning (v2): some attributes failed validation and were left out of the metadata",
+        272 => "the service failed to read or store it: try again",
+        _ => "a code the lab does not know: see the service's documentation",
     }
 }
 

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+
+use super::screens::{Done, Screen, Screens, Work};
 
 use crate::dicomweb::{Claims, Exchange};
 use crate::lab::Outcome;
@@ -39,6 +41,8 @@ pub struct StepView {
 pub enum Focus {
     Checklist,
     Step,
+    /// The exercise's screen (store, search, …).
+    Panel,
 }
 
 /// A question on screen.
@@ -47,6 +51,8 @@ pub enum Confirm {
     ResetStep(String),
     /// Typed confirmation: the learner types `reset`.
     ResetAll(String),
+    /// Delete an extended query tag.
+    DeleteTag(String),
     Quit,
 }
 
@@ -88,10 +94,14 @@ pub struct App {
     pub picker: ratatui_image::picker::Picker,
     /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
     pub last_tried: Option<String>,
+    /// The per-exercise screens.
+    pub screens: Screens,
+    /// Mouse capture (off by default: it breaks the terminal's text selection).
+    pub mouse: bool,
 }
 
 /// Work for the runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Check(String),
     CheckAll,
@@ -104,6 +114,12 @@ pub enum Effect {
     SwitchTarget(String),
     /// Fetch the red triangle's rendered image for the viewer.
     LoadImage,
+    /// A screen's request.
+    Work(Work),
+    /// Abort every request in flight.
+    Cancel,
+    /// Turn mouse capture on or off.
+    Mouse(bool),
     Quit,
 }
 
@@ -138,6 +154,13 @@ pub enum Msg {
     Image(Result<std::sync::Arc<image::DynamicImage>, String>),
     Saved(Result<(), String>),
     Progress(std::collections::BTreeMap<String, StepProgress>),
+    /// A screen's request came back.
+    Done(Done),
+    /// The requests in flight were aborted.
+    Cancelled,
+    Mouse(MouseEvent),
+    /// The live tail's tick (only while the change feed is followed).
+    Tail,
 }
 
 impl App {
@@ -182,7 +205,26 @@ impl App {
             vars: Vec::new(),
             image: None,
             picker: ratatui_image::picker::Picker::halfblocks(),
+            screens: Screens::default(),
+            mouse: false,
         }
+    }
+
+    /// The screen of the selected step, if it has one.
+    pub fn screen(&self) -> Option<Screen> {
+        self.lab
+            .step(&self.selected_id())
+            .and_then(|s| Screen::of(&s.check))
+    }
+
+    /// A v2 base URL (the change feed pages differently).
+    pub fn v2(&self) -> bool {
+        self.base_url.trim_end_matches('/').ends_with("/v2")
+    }
+
+    /// Whether something animates (the runtime ticks only then).
+    pub fn ticking(&self) -> bool {
+        self.screens.feed.following
     }
 
     pub fn step_ids(&self) -> Vec<String> {
@@ -211,6 +253,7 @@ impl App {
         self.steps
             .values()
             .any(|s| s.doing || s.check == CheckState::Checking)
+            || self.screens.busy()
     }
 
     /// Moves to the first step not done yet (resume where the learner left off).
@@ -236,7 +279,70 @@ impl App {
 /// The single place state changes.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
-        Msg::Key(key) => on_key(app, key),
+        Msg::Key(key) => {
+            let before = app.selected;
+            let mut fx = on_key(app, key);
+            if app.selected != before {
+                fx.extend(entered(app));
+            }
+            fx
+        }
+        Msg::Done(d) => {
+            let refresh_tags = matches!(d, Done::TagChanged(_));
+            let finished = app.screens.done(d);
+            let mut fx = Vec::new();
+            if refresh_tags {
+                app.screens.tags.running = true;
+                fx.push(Effect::Work(Work::TagsList));
+            }
+            // Checks also run after each action.
+            if finished && app.screen().is_some() {
+                let id = app.selected_id();
+                if let Some(s) = app.view_mut(&id) {
+                    s.check = CheckState::Checking;
+                }
+                fx.push(Effect::Check(id));
+            }
+            fx
+        }
+        Msg::Cancelled => {
+            for s in app.steps.values_mut() {
+                s.doing = false;
+                if s.check == CheckState::Checking {
+                    s.check = CheckState::NotChecked;
+                }
+            }
+            app.screens.cancel();
+            app.status = Some("cancelled".into());
+            Vec::new()
+        }
+        Msg::Mouse(m) => {
+            let code = match m.kind {
+                MouseEventKind::ScrollDown => KeyCode::Down,
+                MouseEventKind::ScrollUp => KeyCode::Up,
+                MouseEventKind::Down(_) => {
+                    // A click moves the focus to the pane under the pointer (the checklist is 36 wide).
+                    app.focus = if m.column < 36 {
+                        Focus::Checklist
+                    } else if app.screen().is_some() {
+                        Focus::Panel
+                    } else {
+                        Focus::Step
+                    };
+                    return Vec::new();
+                }
+                _ => return Vec::new(),
+            };
+            update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+        }
+        Msg::Tail => {
+            let v2 = app.v2();
+            app.screens
+                .feed_tick(v2)
+                .into_iter()
+                .map(Effect::Work)
+                .collect()
+        }
         Msg::Resize => Vec::new(),
         Msg::Checked { step, outcome } => {
             if let Some(s) = app.view_mut(&step) {
@@ -310,9 +416,26 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 };
             }
             update(app, Msg::Progress(saved));
-            app.resume();
+            app.screens.cancel();
+            app.screens.search.results.clear();
+            app.screens.feed.rows.clear();
+            app.screens.tags.rows.clear();
+            app.screens.store.files.clear();
+            let env_step = app.screen() == Some(Screen::Environment);
+            if !env_step {
+                app.resume();
+            }
             app.status = Some(format!("now on {} ({})", app.profile, app.base_url));
-            Vec::new()
+            // A saved environment is checked at once on the target it opened.
+            let mut fx = entered(app);
+            if env_step {
+                let id = app.selected_id();
+                if let Some(s) = app.view_mut(&id) {
+                    s.check = CheckState::Checking;
+                }
+                fx.push(Effect::Check(id));
+            }
+            fx
         }
         Msg::SwitchFailed(e) => {
             app.switching = false;
@@ -349,6 +472,26 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     app.status = None;
     let count = app.lab.steps().count();
     let id = app.selected_id();
+    if app.focus == Focus::Panel
+        && let Some(screen) = app.screen()
+    {
+        if key.code == KeyCode::Char('D') && screen == Screen::Tags && !app.screens.editing(screen)
+        {
+            match app.screens.selected_tag() {
+                Some(tag) => app.confirm = Some(Confirm::DeleteTag(tag)),
+                None => app.status = Some("no tag selected: a lists the tags".into()),
+            }
+            return Vec::new();
+        }
+        let editing = app.screens.editing(screen);
+        let v2 = app.v2();
+        if let Some(work) = app.screens.key(screen, key, v2) {
+            return work.into_iter().map(Effect::Work).collect();
+        }
+        if editing {
+            return Vec::new();
+        }
+    }
     match key.code {
         KeyCode::Char('q') => {
             if app.busy() {
@@ -399,13 +542,51 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.selected = count.saturating_sub(1);
             Vec::new()
         }
-        KeyCode::Tab | KeyCode::Enter if app.focus == Focus::Checklist => {
-            app.focus = Focus::Step;
+        KeyCode::Enter if app.focus == Focus::Checklist => {
+            app.focus = if app.screen().is_some() {
+                Focus::Panel
+            } else {
+                Focus::Step
+            };
             Vec::new()
         }
-        KeyCode::Tab | KeyCode::Esc => {
+        KeyCode::Tab => {
+            app.focus = match app.focus {
+                Focus::Checklist => Focus::Step,
+                Focus::Step if app.screen().is_some() => Focus::Panel,
+                _ => Focus::Checklist,
+            };
+            Vec::new()
+        }
+        KeyCode::BackTab => {
+            app.focus = match app.focus {
+                Focus::Checklist if app.screen().is_some() => Focus::Panel,
+                Focus::Checklist | Focus::Panel => Focus::Step,
+                Focus::Step => Focus::Checklist,
+            };
+            Vec::new()
+        }
+        KeyCode::Esc => {
             app.focus = Focus::Checklist;
             Vec::new()
+        }
+        KeyCode::Char('x') => {
+            if app.busy() {
+                app.status = Some("cancelling…".into());
+                vec![Effect::Cancel]
+            } else {
+                app.status = Some("nothing to cancel".into());
+                Vec::new()
+            }
+        }
+        KeyCode::Char('M') => {
+            app.mouse = !app.mouse;
+            app.status = Some(if app.mouse {
+                "mouse on: wheel scrolls, click focuses (text selection needs Shift)".into()
+            } else {
+                "mouse off: the terminal selects text again".into()
+            });
+            vec![Effect::Mouse(app.mouse)]
         }
         KeyCode::Char('c') => {
             if let Some(s) = app.view_mut(&id) {
@@ -495,6 +676,37 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     }
 }
 
+/// Entering a step whose screen shows the service's state loads it (files to store, the tag list).
+pub fn entered(app: &mut App) -> Vec<Effect> {
+    app.scroll = 0;
+    match app.screen() {
+        Some(Screen::Store) if app.screens.store.files.is_empty() && !app.screens.store.loading => {
+            app.screens.store.loading = true;
+            vec![Effect::Work(Work::ListFiles(
+                app.screens.store.folder.clone(),
+            ))]
+        }
+        Some(Screen::Tags) if app.screens.tags.rows.is_empty() && !app.screens.tags.running => {
+            app.screens.tags.running = true;
+            vec![Effect::Work(Work::TagsList)]
+        }
+        Some(Screen::Search) => {
+            // The tag step's search starts with the tag filled in.
+            if let Some(crate::lab::model::Check::TagUsed { tag, value }) =
+                app.lab.step(&app.selected_id()).map(|s| s.check.clone())
+            {
+                let f = &mut app.screens.search;
+                if !f.form.value(0).contains(tag.as_str()) {
+                    f.form.fields[0].set(&format!("{tag}={value}"));
+                    f.level = crate::dicomweb::Level::Studies;
+                }
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
     match confirm {
         Confirm::ResetStep(id) => {
@@ -543,6 +755,14 @@ fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
                 Vec::new()
             }
         },
+        Confirm::DeleteTag(tag) => {
+            app.confirm = None;
+            if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                app.screens.tags.running = true;
+                return vec![Effect::Work(Work::TagDelete(tag))];
+            }
+            Vec::new()
+        }
         Confirm::Quit => {
             app.confirm = None;
             if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {

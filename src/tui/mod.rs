@@ -3,7 +3,10 @@
 //! [`view::view`] that only reads. It redraws after messages, never at a fixed rate.
 
 pub mod app;
+pub mod panels;
+pub mod screens;
 pub mod view;
+pub mod work;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,7 +18,8 @@ use futures_util::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 
 use self::app::{App, Effect, Msg, update};
-use crate::config::Profile;
+use self::screens::{Done, Work};
+use crate::config::{Config, Profile};
 use crate::dicomweb::StoreMode;
 use crate::lab::engine::{Session, SessionError};
 use crate::lab::model::Lab;
@@ -42,6 +46,8 @@ pub struct Options {
     /// The official sample files, when the learner has them.
     pub samples: Option<PathBuf>,
     pub log_path: PathBuf,
+    /// Where the environment screen saves (None: it cannot save).
+    pub config_path: Option<PathBuf>,
 }
 
 /// Runs the TUI until the learner quits.
@@ -76,6 +82,13 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         update(&mut app, Msg::Progress(saved));
     }
     app.resume();
+    update(
+        &mut app,
+        Msg::Done(form_profile(&opts.profile_name, &opts.profile, &session)),
+    );
+    let mut profiles = opts.profiles.clone();
+    // Requests in flight, for `x` (cancel).
+    let mut inflight: Vec<tokio::task::AbortHandle> = Vec::new();
 
     // The panic hook restores the terminal first, then says where the log is.
     let log_path = opts.log_path.clone();
@@ -116,15 +129,20 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     let mut events = EventStream::new();
     // The token countdown moves in minutes: a slow tick is enough.
     let mut tick = tokio::time::interval(Duration::from_secs(20));
+    // The change feed's live tail polls every 2 s, only while it is followed.
+    let mut tail = tokio::time::interval(Duration::from_secs(2));
     let lab = Arc::new(opts.lab);
+    let mut pending = app::entered(&mut app);
     terminal.draw(|f| view::view(&app, f))?;
     loop {
+        let mut effects = std::mem::take(&mut pending);
         let first = tokio::select! {
             biased;
             Some(m) = rx.recv() => m,
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => Msg::Key(k),
                 Some(Ok(Event::Resize(..))) => Msg::Resize,
+                Some(Ok(Event::Mouse(m))) if app.mouse => Msg::Mouse(m),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
@@ -133,6 +151,9 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                 Ok(new) => {
                     session = Arc::new(new);
                     let saved = store.lock().await.steps(&lab.id, &session.target_key);
+                    if let Some(p) = profiles.get(&name) {
+                        let _ = tx.send(Msg::Done(form_profile(&name, p, &session)));
+                    }
                     Msg::Switched {
                         profile: name,
                         target: session.kind,
@@ -144,48 +165,144 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                 Err(e) => Msg::SwitchFailed(e),
             },
             _ = tick.tick() => Msg::TokenLeft(session.client.cached_token().map(|t| t.remaining())),
+            _ = tail.tick(), if app.ticking() => Msg::Tail,
         };
-        let mut effects = update(&mut app, first);
+        effects.extend(update(&mut app, first));
         // A burst of results costs one frame.
         while let Ok(m) = rx.try_recv() {
             effects.extend(update(&mut app, m));
         }
+        inflight.retain(|h| !h.is_finished());
         for effect in effects {
-            if let Effect::SwitchTarget(name) = &effect {
-                let (name, switch_tx, ex_tx) = (name.clone(), switch_tx.clone(), ex_tx.clone());
-                let profile = opts.profiles.get(&name).cloned();
-                let data = opts.practice_data.clone();
-                tokio::spawn(async move {
-                    let opened = match profile {
-                        Some(p)
-                            if p.kind != crate::lab::checks::TargetKind::Practice
-                                && p.base_url.trim().is_empty() =>
-                        {
-                            Err(format!(
-                                "profile {name} has no base URL yet: set it in the config file (see config.example.toml)"
-                            ))
-                        }
-                        Some(p) => Session::open(&p, Some(data), Some(ex_tx))
-                            .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("no profile {name}")),
+            match effect {
+                Effect::SwitchTarget(name) => {
+                    let profile = profiles.get(&name).cloned();
+                    let data = opts.practice_data.clone();
+                    switch_to(name, profile, data, &switch_tx, &ex_tx);
+                }
+                Effect::Work(Work::SaveProfile { name, profile }) => {
+                    let profile = *profile;
+                    let saved = save_profile(opts.config_path.clone(), &name, &profile).await;
+                    let ok = saved.is_ok();
+                    update(&mut app, Msg::Done(Done::ProfileSaved(saved)));
+                    if ok {
+                        profiles.insert(name.clone(), profile.clone());
+                        app.switching = true;
+                        let data = opts.practice_data.clone();
+                        switch_to(name, Some(profile), data, &switch_tx, &ex_tx);
+                    }
+                }
+                Effect::Cancel => {
+                    for h in inflight.drain(..) {
+                        h.abort();
+                    }
+                    let _ = tx.send(Msg::Cancelled);
+                }
+                Effect::Mouse(on) => {
+                    use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+                    let _ = if on {
+                        crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+                    } else {
+                        crossterm::execute!(std::io::stdout(), DisableMouseCapture)
                     };
-                    let _ = switch_tx.send((name, opened));
-                });
-                continue;
+                }
+                other => {
+                    if let Some(h) =
+                        spawn_effect(other, &session, &store, &lab, &tx, opts.samples.clone())
+                    {
+                        inflight.push(h);
+                    }
+                }
             }
-            spawn_effect(effect, &session, &store, &lab, &tx, opts.samples.clone());
         }
         if app.quit {
             break;
         }
         terminal.draw(|f| view::view(&app, f))?;
     }
+    if app.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
     ratatui::restore();
     let _ = store.lock().await.save();
     Ok(())
 }
 
+/// Opens a profile's session in the background; the result comes back on `switch_tx`.
+fn switch_to(
+    name: String,
+    profile: Option<Profile>,
+    data: PathBuf,
+    switch_tx: &mpsc::UnboundedSender<(String, Result<Session, String>)>,
+    ex_tx: &mpsc::UnboundedSender<crate::dicomweb::Exchange>,
+) {
+    let (switch_tx, ex_tx) = (switch_tx.clone(), ex_tx.clone());
+    tokio::spawn(async move {
+        let opened = match profile {
+            Some(p)
+                if p.kind != crate::lab::checks::TargetKind::Practice
+                    && p.base_url.trim().is_empty() =>
+            {
+                Err(format!(
+                    "profile {name} has no base URL yet: fill in the Environment screen or the config file"
+                ))
+            }
+            Some(p) => Session::open(&p, Some(data), Some(ex_tx))
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err(format!("no profile {name}")),
+        };
+        let _ = switch_tx.send((name, opened));
+    });
+}
+
+/// The profile as the environment form shows it: the embedded service's values (read-only) or the
+/// profile's own.
+fn form_profile(name: &str, profile: &Profile, session: &Session) -> Done {
+    let embedded = session.practice.is_some();
+    let mut shown = profile.clone();
+    if embedded
+        && let crate::dicomweb::AuthConfig::Azure {
+            tenant_id,
+            client_id,
+            client_secret,
+            resource,
+            ..
+        } = session.client.auth()
+    {
+        shown.tenant_id = tenant_id.clone();
+        shown.client_id = client_id.clone();
+        shown.client_secret = client_secret.clone();
+        shown.resource = resource.clone();
+        shown.base_url = session.client.base().to_string();
+    }
+    Done::Profile {
+        name: name.to_string(),
+        profile: shown,
+        editable: !embedded,
+    }
+}
+
+/// Writes a profile into the config file (mode 0600, atomically) and makes it the active one.
+async fn save_profile(
+    path: Option<PathBuf>,
+    name: &str,
+    profile: &Profile,
+) -> Result<PathBuf, String> {
+    let path = path.ok_or("no config file: start dicomlab with --config FILE")?;
+    let (name, profile) = (name.to_string(), profile.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+        config.profiles.insert(name.clone(), profile);
+        config.profile = name;
+        config.save(&path).map_err(|e| e.to_string())?;
+        Ok(path)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Runs an effect; returns the handle of a request that `x` may cancel.
 fn spawn_effect(
     effect: Effect,
     session: &Arc<Session>,
@@ -193,49 +310,47 @@ fn spawn_effect(
     lab: &Arc<Lab>,
     tx: &mpsc::UnboundedSender<Msg>,
     samples: Option<PathBuf>,
-) {
+) -> Option<tokio::task::AbortHandle> {
     let (session, store, lab, tx) = (session.clone(), store.clone(), lab.clone(), tx.clone());
-    match effect {
-        Effect::Check(id) => {
-            tokio::spawn(async move {
-                let mut s = store.lock().await;
-                if let Some(outcome) = session.check_step(&lab, &mut s, &id).await {
-                    let _ = tx.send(Msg::Checked { step: id, outcome });
-                }
-                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
-                send_token(&session, &tx);
-            });
-        }
-        Effect::CheckAll => {
-            tokio::spawn(async move {
-                let mut s = store.lock().await;
-                for (step, outcome) in session.check_all(&lab, &mut s, None).await {
-                    let _ = tx.send(Msg::Checked { step, outcome });
-                }
-                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
-                send_token(&session, &tx);
-            });
-        }
-        Effect::Do(id) => {
-            tokio::spawn(async move {
-                let Some(step) = lab.step(&id) else { return };
-                let result = crate::lab::actions::perform(
-                    &session,
-                    &step.check,
-                    samples.as_deref(),
-                    StoreMode::Single,
-                )
-                .await
-                .map_err(|e| e.to_string());
-                let _ = tx.send(Msg::Did { step: id, result });
-            });
-        }
+    let handle = match effect {
+        Effect::Work(w) => tokio::spawn(async move {
+            work::run(w, &session, samples, &tx).await;
+        }),
+        Effect::Check(id) => tokio::spawn(async move {
+            let mut s = store.lock().await;
+            if let Some(outcome) = session.check_step(&lab, &mut s, &id).await {
+                let _ = tx.send(Msg::Checked { step: id, outcome });
+            }
+            let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+            send_token(&session, &tx);
+        }),
+        Effect::CheckAll => tokio::spawn(async move {
+            let mut s = store.lock().await;
+            for (step, outcome) in session.check_all(&lab, &mut s, None).await {
+                let _ = tx.send(Msg::Checked { step, outcome });
+            }
+            let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+            send_token(&session, &tx);
+        }),
+        Effect::Do(id) => tokio::spawn(async move {
+            let Some(step) = lab.step(&id) else { return };
+            let result = crate::lab::actions::perform(
+                &session,
+                &step.check,
+                samples.as_deref(),
+                StoreMode::Single,
+            )
+            .await
+            .map_err(|e| e.to_string());
+            let _ = tx.send(Msg::Did { step: id, result });
+        }),
         Effect::Skip(id) => {
             tokio::spawn(async move {
                 let mut s = store.lock().await;
                 s.skip(&lab.id, &session.target_key, &id);
                 let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
             });
+            return None;
         }
         Effect::Reset(id) => {
             tokio::spawn(async move {
@@ -243,6 +358,7 @@ fn spawn_effect(
                 s.reset(&lab.id, &session.target_key, id.as_deref());
                 let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
             });
+            return None;
         }
         Effect::Copy(text) => {
             // OSC 52: the terminal (even over SSH, in tmux with set-clipboard on) puts it on the clipboard.
@@ -251,29 +367,28 @@ fn spawn_effect(
             let mut out = std::io::stdout();
             let _ = write!(out, "\x1b]52;c;{b64}\x07");
             let _ = out.flush();
+            return None;
         }
-        Effect::LoadImage => {
-            tokio::spawn(async move {
-                use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
-                let path = format!(
-                    "studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}/rendered"
-                );
-                let result = match session.client.get(&path, "image/png").await {
-                    Ok(a) if a.ok() => tokio::task::spawn_blocking(move || {
-                        image::load_from_memory(&a.body)
-                            .map(Arc::new)
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string())),
-                    Ok(a) => Err(format!("the service answered {}", a.status)),
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = tx.send(Msg::Image(result));
-            });
-        }
-        Effect::SwitchTarget(_) | Effect::Quit => {}
-    }
+        Effect::LoadImage => tokio::spawn(async move {
+            use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+            let path =
+                format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}/rendered");
+            let result = match session.client.get(&path, "image/png").await {
+                Ok(a) if a.ok() => tokio::task::spawn_blocking(move || {
+                    image::load_from_memory(&a.body)
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+                Ok(a) => Err(format!("the service answered {}", a.status)),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Msg::Image(result));
+        }),
+        Effect::SwitchTarget(_) | Effect::Quit | Effect::Cancel | Effect::Mouse(_) => return None,
+    };
+    Some(handle.abort_handle())
 }
 
 /// Whether the terminal announces a graphics protocol (or `DICOMLAB_GRAPHICS=query` asks to probe).

@@ -197,7 +197,9 @@ fn draw_checklist(app: &App, f: &mut Frame, area: Rect) {
 }
 
 fn draw_right(app: &App, f: &mut Frame, area: Rect) {
-    let exchange_height = if app.show_exchange && app.last_exchange.is_some() {
+    // On a short terminal a focused screen gets the room of the last exchange (e brings it back).
+    let crowded = app.focus == Focus::Panel && area.height < 30;
+    let exchange_height = if app.show_exchange && app.last_exchange.is_some() && !crowded {
         (area.height / 3).max(5)
     } else {
         0
@@ -226,6 +228,21 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
         .areas(area);
         draw_step_text(app, f, text, &id, step);
         draw_image(app, f, picture, img);
+        return;
+    }
+    if let Some(screen) = super::screens::Screen::of(&step.check) {
+        // The screen below the step's text: most of the room while it has the keys.
+        let panel = if app.focus == Focus::Panel {
+            area.height * 2 / 3
+        } else {
+            area.height / 2
+        }
+        .min(super::panels::wanted_height(app, screen))
+        .clamp(5.min(area.height), area.height.saturating_sub(4).max(5));
+        let [text, rest] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(panel)]).areas(area);
+        draw_step_text(app, f, text, &id, step);
+        super::panels::draw(app, f, rest, screen);
         return;
     }
     draw_step_text(app, f, area, &id, step);
@@ -413,7 +430,26 @@ pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.show_help {
         return vec![("any key", "close")];
     }
+    if app.focus == Focus::Panel
+        && let Some(screen) = app.screen()
+    {
+        let mut v = super::panels::keys(app, screen);
+        if !app.screens.editing(screen) {
+            if app.busy() {
+                v.push(("x", "cancel"));
+            }
+            v.push(("c", "check"));
+            if !v.iter().any(|(k, _)| *k == "Esc") {
+                v.push(("Esc", "checklist"));
+            }
+            v.push(("?", "keys"));
+        }
+        return v;
+    }
     let mut v = vec![("d", "do it"), ("c", "check"), ("h", "hint")];
+    if app.busy() {
+        v.push(("x", "cancel"));
+    }
     if app.last_exchange.is_some() {
         v.push(("y", "copy curl"));
         v.push(("e", "exchange"));
@@ -461,7 +497,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("← →  p n", "previous / next step"),
     ("g G", "first / last step"),
-    ("Tab Enter Esc", "move between the checklist and the step"),
+    (
+        "Tab Enter Esc",
+        "move between the checklist, the step and its screen",
+    ),
     ("d", "do the step (send its requests), then check it"),
     ("c / C", "check this step / every step"),
     ("h", "reveal the next hint"),
@@ -476,21 +515,32 @@ pub const HELP: &[(&str, &str)] = &[
         "r / R",
         "reset this step (asks) / all progress (type reset)",
     ),
+    ("x", "cancel the requests in flight"),
+    ("M", "mouse on/off (on: wheel scrolls, click focuses)"),
     ("?  F1", "this help"),
     ("q  Ctrl-C", "quit (asks while something runs)"),
 ];
 
-fn draw_help(_app: &App, f: &mut Frame, area: Rect) {
-    let rect = centered(area, 78, HELP.len() as u16 + 4);
-    let lines: Vec<Line> = HELP
-        .iter()
-        .map(|(k, v)| {
-            Line::from(vec![
-                Span::styled(format!(" {k:<15}"), bold()),
-                Span::raw(*v),
-            ])
-        })
-        .collect();
+fn draw_help(app: &App, f: &mut Frame, area: Rect) {
+    let key_line = |k: &str, v: &str| {
+        Line::from(vec![
+            Span::styled(format!(" {k:<15}"), bold()),
+            Span::raw(v.to_string()),
+        ])
+    };
+    let mut lines: Vec<Line> = Vec::new();
+    // The focused screen's keys first.
+    if app.focus == Focus::Panel
+        && let Some(screen) = app.screen()
+    {
+        lines.push(Line::styled(format!(" {} screen", screen.title()), bold()));
+        for (k, v) in super::panels::keys(app, screen) {
+            lines.push(key_line(k, v));
+        }
+        lines.push(Line::raw(""));
+    }
+    lines.extend(HELP.iter().map(|(k, v)| key_line(k, v)));
+    let rect = centered(area, 78, lines.len() as u16 + 2);
     f.render_widget(Clear, rect);
     f.render_widget(
         Paragraph::new(lines)
@@ -505,6 +555,9 @@ fn draw_confirm(c: &Confirm, f: &mut Frame, area: Rect) {
         Confirm::ResetStep(id) => format!("Reset the step {id}? Its progress is forgotten. (y/n)"),
         Confirm::ResetAll(typed) => format!(
             "Reset ALL progress of this lab on this target? Type reset and Enter (Esc cancels): {typed}"
+        ),
+        Confirm::DeleteTag(tag) => format!(
+            "Delete the extended query tag {tag}? Searching on it stops and its index is dropped. (y/n)"
         ),
         Confirm::Quit => "A request is still running. Quit anyway? (y/n)".into(),
     };
