@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 struct Tmux {
     socket: String,
+    /// The TUI's HOME (its log is under it).
+    home: Option<std::path::PathBuf>,
 }
 
 impl Tmux {
@@ -24,6 +26,10 @@ impl Tmux {
     fn keys(&self, keys: &str) {
         self.cmd(&["send-keys", "-t", "lab", keys]);
     }
+    /// Types text literally (no key-name lookup).
+    fn type_text(&self, text: &str) {
+        self.cmd(&["send-keys", "-t", "lab", "-l", text]);
+    }
     fn screen(&self) -> String {
         self.cmd(&["capture-pane", "-t", "lab", "-p"])
     }
@@ -34,17 +40,32 @@ impl Tmux {
             if pred(&s) {
                 return s;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "timed out waiting for {what}; screen:\n{s}"
-            );
+            if start.elapsed() >= Duration::from_secs(secs) {
+                // The TUI's log says what it did with the keys.
+                let log = self
+                    .home
+                    .as_ref()
+                    .and_then(|h| {
+                        std::fs::read_to_string(h.join("data/dicomlab/dicomlab.log")).ok()
+                    })
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "timed out waiting for {what}; screen:\n{s}\nlog tail:\n{}",
+                    tail.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     fn start(&self, home: &std::path::Path) {
+        self.start_with(home, "");
+    }
+    fn start_with(&self, home: &std::path::Path, args: &str) {
         let exe = env!("CARGO_BIN_EXE_dicomlab");
         let command = format!(
-            "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color {exe}; sleep 30",
+            "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color DICOMLAB_LOG=info,dicomlab::tui=debug {exe} {args}; sleep 30",
             h = home.display()
         );
         self.cmd(&[
@@ -86,6 +107,26 @@ fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
 }
 
+/// Waits for step `n` to be the current one.
+fn at_step(t: &Tmux, n: usize) {
+    t.wait_for(
+        &format!("step {n}"),
+        |s| header(s).contains(&format!("step {n}/17")),
+        10,
+    );
+}
+
+/// Waits for the current step's check to pass (and fails fast on a failed check).
+fn passes(t: &Tmux, what: &str) -> String {
+    let s = t.wait_for(
+        what,
+        |s| s.contains("Check    ✓ pass") || s.contains("Check    ✗"),
+        90,
+    );
+    assert!(s.contains("Check    ✓ pass"), "{what} did not pass:\n{s}");
+    s
+}
+
 #[test]
 fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     if !tmux_available() {
@@ -94,6 +135,7 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     let home = tempfile::tempdir().expect("home");
     let t = Tmux {
         socket: format!("dicomlab-e2e-{}", std::process::id()),
+        home: Some(home.path().to_path_buf()),
     };
     t.start(home.path());
     t.wait_for(
@@ -135,9 +177,216 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     // Restart, on a tmux server of its own (the old one may still be going away): the progress is there.
     let t2 = Tmux {
         socket: format!("{}-restart", t.socket),
+        home: Some(home.path().to_path_buf()),
     };
     t2.start(home.path());
     let s = t2.wait_for("the restarted TUI", |s| s.contains("Exercises"), 30);
     assert!(header(&s).contains(&format!("{steps} done")), "{s}");
     t2.keys("q");
+}
+
+/// The screens, on a practice service of the test's own (as `dicomlab serve` would be) whose profile
+/// starts empty: the learner imports the workshop's Postman environment on the Environment screen, saves
+/// it (0600) and does every exercise through its screen — not with `d`.
+#[test]
+fn every_exercise_through_its_screen_from_a_postman_import() {
+    if !tmux_available() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let svc = rt
+        .block_on(dicomlab::practice::start(
+            dicomlab::practice::ServiceConfig {
+                reindex_min_duration: Duration::from_millis(1500),
+                ..Default::default()
+            },
+        ))
+        .expect("practice service");
+    let home = tempfile::tempdir().expect("home");
+    let config = home.path().join("dicomlab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "profile = \"served\"\n[profiles.served]\nkind = \"practice\"\nbase_url = \"{}\"\nauthority = \"{}\"\n",
+            svc.base_url, svc.authority
+        ),
+    )
+    .expect("config");
+    let postman = home.path().join("dicom-service.postman_environment.json");
+    let value = |k: &str, v: &str| serde_json::json!({"key": k, "value": v, "type": "default", "enabled": true});
+    std::fs::write(
+        &postman,
+        serde_json::json!({"name": "dicom-service", "values": [
+            value("tenantId", &svc.tenant_id),
+            value("clientId", &svc.client_id),
+            value("clientSecret", &svc.client_secret),
+            value("resource", &svc.resource),
+            value("baseUrl", &svc.base_url),
+        ]})
+        .to_string(),
+    )
+    .expect("postman file");
+    let t = Tmux {
+        socket: format!("dicomlab-e2e-screens-{}", std::process::id()),
+        home: Some(home.path().to_path_buf()),
+    };
+    t.start_with(home.path(), &format!("--config {}", config.display()));
+    at_step(&t, 1);
+    t.keys("d");
+    passes(&t, "the service answers");
+
+    // Environment: import, save, and the TUI reopens the target with the values.
+    t.keys("n");
+    t.keys("n");
+    at_step(&t, 3);
+    t.keys("Enter");
+    t.keys("I");
+    t.keys("C-u");
+    t.type_text(&postman.display().to_string());
+    t.keys("Enter");
+    t.wait_for("the import", |s| s.contains("imported"), 10);
+    t.keys("w");
+    let s = passes(&t, "the environment, saved and reopened");
+    assert!(
+        !s.contains(&svc.client_secret),
+        "the secret is on screen:\n{s}"
+    );
+    let saved = std::fs::read_to_string(&config).expect("config");
+    assert!(saved.contains(&svc.client_id), "{saved}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the config holds a secret");
+    }
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 4);
+    t.keys("c");
+    passes(&t, "the environment values");
+
+    // Role: 403 until granted on the role screen.
+    t.keys("p");
+    t.keys("p");
+    at_step(&t, 2);
+    t.keys("c");
+    t.wait_for("the 403", |s| s.contains("403"), 30);
+    t.keys("Enter");
+    t.keys("+");
+    passes(&t, "the role, granted");
+    t.keys("Escape");
+    for _ in 0..3 {
+        t.keys("n");
+    }
+    at_step(&t, 5);
+    t.keys("d");
+    passes(&t, "the token");
+
+    // Store: multipart, from the screen.
+    t.keys("n");
+    at_step(&t, 6);
+    t.keys("Enter");
+    t.wait_for("the files", |s| s.contains("☑ red-triangle.dcm"), 20);
+    t.keys("m");
+    t.wait_for(
+        "multipart mode",
+        |s| s.contains("multipart/related: one request"),
+        5,
+    );
+    t.keys("Enter");
+    let s = passes(&t, "the store");
+    assert!(s.contains("one multipart request: 200"), "{s}");
+
+    // Search: every study, then open the result.
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 7);
+    t.keys("Enter");
+    t.keys("Enter");
+    t.wait_for("the results", |s| s.contains("200 · 1 result(s)"), 20);
+    passes(&t, "the searches");
+    t.keys("Enter");
+    t.wait_for(
+        "the result's tag tree",
+        |s| s.contains("(0010,0010) PatientName"),
+        5,
+    );
+    t.keys("Escape");
+
+    // Retrieve: the metadata as a tag tree.
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 8);
+    t.keys("Enter");
+    t.keys("4");
+    t.keys("Enter");
+    t.wait_for(
+        "the metadata tree",
+        |s| s.contains("metadata of 3 instance(s)") && s.contains("Instance 1"),
+        20,
+    );
+    passes(&t, "the retrieves");
+
+    // Change feed.
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 9);
+    t.keys("Enter");
+    t.keys("Enter");
+    t.wait_for("the feed table", |s| s.contains("Create  Current"), 20);
+    passes(&t, "the change feed");
+
+    // Extended query tags: add (the operation runs ≥ 1.5 s), search with it, disable, delete (asks).
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 10);
+    t.keys("Enter");
+    t.wait_for(
+        "the empty tag list",
+        |s| s.contains("no extended query tag yet"),
+        20,
+    );
+    t.keys("+");
+    t.keys("Enter");
+    t.wait_for("the operation", |s| s.contains("re-index"), 20);
+    passes(&t, "the tag added");
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 11);
+    t.keys("Enter");
+    t.wait_for("the prefilled filter", |s| s.contains("PatientSex=F"), 5);
+    t.keys("a");
+    passes(&t, "the search with the tag");
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 12);
+    t.keys("Enter");
+    t.wait_for("the tag in the list", |s| s.contains("PatientSex"), 10);
+    t.keys("u");
+    passes(&t, "the tag disabled");
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, 13);
+    t.keys("Enter");
+    t.keys("D");
+    t.wait_for(
+        "the confirmation",
+        |s| s.contains("Delete the extended query tag"),
+        5,
+    );
+    t.keys("y");
+    passes(&t, "the tag deleted");
+    t.keys("Escape");
+    for n in 14..=17 {
+        t.keys("n");
+        at_step(&t, n);
+        t.keys("d");
+        passes(&t, &format!("step {n}"));
+    }
+    t.wait_for("every step done", |s| header(s).contains("17 done"), 10);
+    t.keys("q");
+    drop(svc);
 }

@@ -76,7 +76,7 @@ pub fn excerpt(content_type: &str, body: &[u8]) -> String {
         || content_type.starts_with("text/")
         || content_type.contains("xml");
     if texty && let Ok(s) = std::str::from_utf8(&body[..body.len().min(4096)]) {
-        let mut out = s.to_string();
+        let mut out = redact(s);
         if body.len() > 4096 {
             out.push_str(&format!("… ({} bytes in all)", body.len()));
         }
@@ -93,9 +93,73 @@ pub fn excerpt(content_type: &str, body: &[u8]) -> String {
     )
 }
 
+/// JSON members whose value is a credential: shown masked, never whole.
+const SECRET_KEYS: [&str; 5] = [
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "password",
+];
+
+/// Masks the values of credential members in JSON text (works on a truncated excerpt too).
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    for key in SECRET_KEYS {
+        let needle = format!("\"{key}\"");
+        let mut from = 0;
+        while let Some(i) = out[from..].find(&needle).map(|i| i + from) {
+            let after = i + needle.len();
+            let rest = &out[after..];
+            let trimmed = rest.trim_start();
+            let Some(colon) = trimmed.strip_prefix(':') else {
+                from = after;
+                continue;
+            };
+            let value = colon.trim_start();
+            let Some(inner) = value.strip_prefix('"') else {
+                from = after;
+                continue;
+            };
+            let start = out.len() - inner.len();
+            // The value ends at the next unescaped quote (or where the excerpt stops).
+            let mut end = out.len();
+            let mut escaped = false;
+            for (n, c) in inner.char_indices() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => {
+                        end = start + n;
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+            let len = out[start..end].chars().count();
+            let masked = format!("••••({len} chars, masked)");
+            out.replace_range(start..end, &masked);
+            from = start + masked.len();
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_in_bodies_are_masked() {
+        let body =
+            br#"{"token_type":"Bearer","access_token":"eyJ0eXAi.secret.part","expires_in":"3599"}"#;
+        let e = excerpt("application/json", body);
+        assert!(!e.contains("eyJ0eXAi"), "{e}");
+        assert!(e.contains("\"expires_in\":\"3599\""), "{e}");
+        assert!(e.contains("masked"), "{e}");
+        // A truncated excerpt is masked to its end.
+        assert!(!redact(r#"{"access_token": "eyJ0eX"#).contains("eyJ"));
+        assert_eq!(redact(r#"{"a":"b"}"#), r#"{"a":"b"}"#);
+    }
 
     #[test]
     fn curl_never_shows_the_token() {

@@ -699,6 +699,9 @@ pub fn entered(app: &mut App) -> Vec<Effect> {
                 if !f.form.value(0).contains(tag.as_str()) {
                     f.form.fields[0].set(&format!("{tag}={value}"));
                     f.level = crate::dicomweb::Level::Studies;
+                    f.results.clear();
+                    f.detail = None;
+                    f.status = None;
                 }
             }
             Vec::new()

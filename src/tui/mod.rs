@@ -167,7 +167,18 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
             _ = tick.tick() => Msg::TokenLeft(session.client.cached_token().map(|t| t.remaining())),
             _ = tail.tick(), if app.ticking() => Msg::Tail,
         };
+        if let Msg::Key(k) = &first {
+            // Never the characters: a form may be taking a secret.
+            let code = match k.code {
+                crossterm::event::KeyCode::Char(_) => "a character".to_string(),
+                c => format!("{c:?}"),
+            };
+            tracing::debug!(code, modifiers = ?k.modifiers, focus = ?app.focus, "key");
+        }
         effects.extend(update(&mut app, first));
+        if !effects.is_empty() {
+            tracing::debug!(?effects, "effects");
+        }
         // A burst of results costs one frame.
         while let Ok(m) = rx.try_recv() {
             effects.extend(update(&mut app, m));

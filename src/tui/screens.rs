@@ -126,7 +126,11 @@ pub enum Work {
         name: String,
         profile: Box<Profile>,
     },
-    ImportPostman(PathBuf),
+    /// Reads a Postman environment into `into` (the profile the form shows, or a new azure one).
+    ImportPostman {
+        path: PathBuf,
+        into: Box<Profile>,
+    },
 }
 
 /// A file to store.
@@ -270,7 +274,14 @@ impl Form {
                 self.focus = (self.focus + self.fields.len().max(1) - 1) % self.fields.len().max(1);
             }
             // Newlines have no place in a one-line field.
-            KeyCode::Char('m' | 'j') if ctrl => {}
+            KeyCode::Char('m') if ctrl => {}
+            // Ctrl-U clears the field, as in a shell.
+            KeyCode::Char('u') if ctrl => {
+                if let Some(f) = self.fields.get_mut(self.focus) {
+                    f.input.move_cursor(ratatui_textarea::CursorMove::End);
+                    f.input.delete_line_by_head();
+                }
+            }
             _ => {
                 if let Some(f) = self.fields.get_mut(self.focus) {
                     f.input.input(key);
@@ -823,10 +834,18 @@ impl Screens {
                 FormKey::Submit => {
                     let path = form.value(0).trim().to_string();
                     env.import = None;
+                    let into = if env.editable {
+                        env.profile()
+                    } else {
+                        Profile::new(TargetKind::Azure)
+                    };
                     if path.is_empty() {
                         Vec::new()
                     } else {
-                        vec![Work::ImportPostman(expand_home(&path))]
+                        vec![Work::ImportPostman {
+                            path: expand_home(&path),
+                            into: Box::new(into),
+                        }]
                     }
                 }
                 FormKey::Leave => {
@@ -938,6 +957,10 @@ impl Screens {
                     .filter(|f| f.chosen)
                     .map(|f| f.path.clone())
                     .collect();
+                if st.loading {
+                    st.error = Some("still listing the files: a moment".into());
+                    return Some(Vec::new());
+                }
                 if files.is_empty() {
                     st.error = Some("no file chosen: Space chooses, o picks a folder".into());
                     return Some(Vec::new());

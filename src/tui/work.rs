@@ -167,9 +167,9 @@ pub async fn run(
                 .map_err(|e| e.to_string());
             send(Done::Role(r));
         }
-        Work::ImportPostman(path) => {
+        Work::ImportPostman { path, into } => {
             let r = tokio::task::spawn_blocking(move || {
-                let mut p = crate::config::Profile::new(crate::lab::checks::TargetKind::Azure);
+                let mut p = *into;
                 crate::config::import_postman(&path, &mut p)
                     .map(|names| (p, names))
                     .map_err(|e| e.to_string())
