@@ -107,6 +107,22 @@ fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
 }
 
+/// When the lab has just become complete the final screen is up: see it, and close it.
+fn close_summary(t: &Tmux, screen: &str) {
+    let s = if screen.contains("Check    ✓ pass") {
+        // The summary comes in the frame of the last required check, or just after it.
+        std::thread::sleep(Duration::from_millis(200));
+        t.screen()
+    } else {
+        screen.to_string()
+    };
+    if s.contains("Lab complete") {
+        assert!(s.contains("dicomlab report"), "{s}");
+        t.keys("Escape");
+        t.wait_for("the summary to close", |s| !s.contains("Lab complete"), 5);
+    }
+}
+
 /// Waits for step `n` to be the current one.
 fn at_step(t: &Tmux, n: usize) {
     t.wait_for(
@@ -162,6 +178,7 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
             60,
         );
         assert!(s.contains("Check    ✓ pass"), "step {n} did not pass:\n{s}");
+        close_summary(&t, &s);
         t.keys("n");
     }
     let s = t.wait_for(
@@ -273,9 +290,15 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.keys("p");
     at_step(&t, 2);
     t.keys("c");
-    t.wait_for("the 403", |s| s.contains("403"), 30);
+    t.wait_for(
+        "the 403",
+        |s| s.contains("Check    ✗") && s.contains("403 Forbidden"),
+        30,
+    );
     t.keys("Enter");
     t.keys("+");
+    // The 403 is on screen until the grant's own check comes back.
+    t.wait_for("the grant", |s| s.contains("granted DICOM Data Owner"), 10);
     passes(&t, "the role, granted");
     t.keys("Escape");
     for _ in 0..3 {
@@ -379,6 +402,9 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     );
     t.keys("y");
     passes(&t, "the tag deleted");
+    // Every required step is done: the final screen says so and names the report.
+    let s = t.wait_for("the summary", |s| s.contains("Lab complete"), 5);
+    close_summary(&t, &s);
     t.keys("Escape");
     for n in 14..=17 {
         t.keys("n");

@@ -636,3 +636,28 @@ fn role_screen_after_grant() {
     );
     render(&a, "role_pass");
 }
+
+#[test]
+fn summary_when_the_lab_is_complete() {
+    let mut a = app();
+    let ids = a.step_ids();
+    let required: Vec<String> = ids
+        .iter()
+        .filter(|id| a.lab.step(id).is_some_and(|s| !s.optional))
+        .cloned()
+        .collect();
+    for id in &required {
+        assert!(
+            !a.show_summary,
+            "the summary came before the lab was complete"
+        );
+        pass(&mut a, id, "done");
+    }
+    assert!(a.show_summary, "completing the lab shows the final screen");
+    render(&a, "summary");
+    // Any key closes it; it does not come back on the next pass.
+    press(&mut a, KeyCode::Esc);
+    assert!(!a.show_summary);
+    pass(&mut a, "viewer", "rendered");
+    assert!(!a.show_summary);
+}

@@ -112,6 +112,11 @@ impl Session {
         }
     }
 
+    /// The learner-facing reading of an answer that is not a success (401 vs 403, missing /v1, 406…).
+    pub fn diagnose(&self, a: &crate::dicomweb::Answer) -> String {
+        super::checks::diagnose(&self.context(HashSet::new()), a)
+    }
+
     /// Checks that passed before, from progress: the prerequisites of the delete checks.
     pub fn passed_before(&self, lab: &Lab, store: &ProgressStore) -> HashSet<Check> {
         let steps = store.steps(&lab.id, &self.target_key);

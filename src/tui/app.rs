@@ -98,6 +98,8 @@ pub struct App {
     pub screens: Screens,
     /// Mouse capture (off by default: it breaks the terminal's text selection).
     pub mouse: bool,
+    /// The final screen: the summary and the `dicomlab report` hint.
+    pub show_summary: bool,
 }
 
 /// Work for the runtime.
@@ -207,7 +209,16 @@ impl App {
             picker: ratatui_image::picker::Picker::halfblocks(),
             screens: Screens::default(),
             mouse: false,
+            show_summary: false,
         }
+    }
+
+    /// Every required step done (skipped ones count as not done).
+    pub fn complete(&self) -> bool {
+        self.lab
+            .steps()
+            .filter(|s| !s.optional)
+            .all(|s| self.is_done(&s.id))
     }
 
     /// The screen of the selected step, if it has one.
@@ -345,11 +356,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Resize => Vec::new(),
         Msg::Checked { step, outcome } => {
+            let was_complete = app.complete();
             if let Some(s) = app.view_mut(&step) {
                 if outcome.is_pass() {
                     s.saved = Some(Status::Done);
                 }
                 s.check = CheckState::Checked(outcome);
+            }
+            // The lab just became complete: the final screen, once.
+            if !was_complete && app.complete() {
+                app.show_summary = true;
             }
             Vec::new()
         }
@@ -469,6 +485,10 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         app.show_help = false;
         return Vec::new();
     }
+    if app.show_summary {
+        app.show_summary = false;
+        return Vec::new();
+    }
     app.status = None;
     let count = app.lab.steps().count();
     let id = app.selected_id();
@@ -578,6 +598,10 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 app.status = Some("nothing to cancel".into());
                 Vec::new()
             }
+        }
+        KeyCode::Char('S') => {
+            app.show_summary = true;
+            Vec::new()
         }
         KeyCode::Char('M') => {
             app.mouse = !app.mouse;
@@ -851,5 +875,64 @@ mod tests {
         assert!(update(&mut a, key('q')).is_empty());
         assert_eq!(a.confirm, Some(Confirm::Quit));
         assert_eq!(update(&mut a, key('y')), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn x_cancels_what_runs_and_the_ui_forgets_it() {
+        let mut a = app();
+        assert!(update(&mut a, key('x')).is_empty(), "nothing to cancel");
+        update(&mut a, key('c'));
+        assert!(a.busy());
+        assert_eq!(update(&mut a, key('x')), vec![Effect::Cancel]);
+        update(&mut a, Msg::Cancelled);
+        assert!(!a.busy());
+        assert_eq!(a.steps["service-exists"].check, CheckState::NotChecked);
+    }
+
+    #[test]
+    fn screens_get_the_keys_when_focused_and_esc_gives_them_back() {
+        let mut a = app();
+        a.selected = a
+            .step_ids()
+            .iter()
+            .position(|s| s == "change-feed")
+            .expect("step");
+        let enter = Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        update(&mut a, enter.clone());
+        assert_eq!(a.focus, Focus::Panel);
+        // `f` follows the feed; the runtime then ticks, and each tick asks for what came next.
+        update(&mut a, key('f'));
+        assert!(a.ticking());
+        assert_eq!(
+            update(&mut a, Msg::Tail),
+            vec![Effect::Work(Work::Feed {
+                offset: 0,
+                limit: 10,
+                append: true
+            })]
+        );
+        // `n` is not the screen's: it still moves to the next step, which loads the tag list.
+        let fx = update(&mut a, key('n'));
+        assert_eq!(fx, vec![Effect::Work(Work::TagsList)]);
+        update(
+            &mut a,
+            Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+        );
+        assert_eq!(a.focus, Focus::Checklist);
+    }
+
+    #[test]
+    fn mouse_is_a_toggle_and_its_wheel_scrolls() {
+        let mut a = app();
+        assert_eq!(update(&mut a, key('M')), vec![Effect::Mouse(true)]);
+        let wheel = MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 50,
+            row: 5,
+            modifiers: KeyModifiers::NONE,
+        };
+        update(&mut a, Msg::Mouse(wheel));
+        assert_eq!(a.selected, 1, "the wheel moves in the focused checklist");
+        assert_eq!(update(&mut a, key('M')), vec![Effect::Mouse(false)]);
     }
 }

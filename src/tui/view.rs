@@ -79,6 +79,9 @@ pub fn view(app: &App, f: &mut Frame) {
         draw_right(app, f, body);
     }
     draw_bar(app, f, bar);
+    if app.show_summary {
+        draw_summary(app, f, area);
+    }
     if app.show_help {
         draw_help(app, f, area);
     }
@@ -427,7 +430,7 @@ pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
     if app.confirm.is_some() {
         return vec![("y", "yes"), ("other", "no")];
     }
-    if app.show_help {
+    if app.show_help || app.show_summary {
         return vec![("any key", "close")];
     }
     if app.focus == Focus::Panel
@@ -516,6 +519,7 @@ pub const HELP: &[(&str, &str)] = &[
         "reset this step (asks) / all progress (type reset)",
     ),
     ("x", "cancel the requests in flight"),
+    ("S", "the summary (and how to make the report)"),
     ("M", "mouse on/off (on: wheel scrolls, click focuses)"),
     ("?  F1", "this help"),
     ("q  Ctrl-C", "quit (asks while something runs)"),
@@ -545,6 +549,76 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(
         Paragraph::new(lines)
             .block(Block::default().borders(Borders::ALL).title(" Keys "))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+/// The final screen: what is done per exercise, and the report for the instructor.
+fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
+    let total = app.lab.steps().count();
+    let done = app.step_ids().iter().filter(|id| app.is_done(id)).count();
+    let mut lines = vec![
+        Line::styled(
+            if app.complete() {
+                format!(
+                    " Lab complete: {done} of {total} steps done on {}.",
+                    app.profile
+                )
+            } else {
+                format!(" {done} of {total} steps done on {} so far.", app.profile)
+            },
+            bold(),
+        ),
+        Line::raw(""),
+    ];
+    for (n, ex) in app.lab.exercises.iter().enumerate() {
+        let d = ex.steps.iter().filter(|s| app.is_done(&s.id)).count();
+        let skipped = ex
+            .steps
+            .iter()
+            .filter(|s| app.steps[&s.id].saved == Some(Status::Skipped) && !app.is_done(&s.id))
+            .count();
+        // An exercise is done when its required steps are.
+        let all = ex.steps.iter().all(|s| s.optional || app.is_done(&s.id))
+            && ex.steps.iter().any(|s| app.is_done(&s.id));
+        let sym = match (all, app.ascii) {
+            (true, false) => "✓",
+            (true, true) => "+",
+            (false, false) => "○",
+            (false, true) => "o",
+        };
+        let optional = ex.steps.iter().all(|s| s.optional);
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {sym} "), symbol_style(app, sym)),
+            Span::raw(format!(
+                "{:<2} {:<32} {d}/{}{}{}",
+                n + 1,
+                ex.title,
+                ex.steps.len(),
+                if skipped > 0 {
+                    format!(", {skipped} skipped")
+                } else {
+                    String::new()
+                },
+                if optional { " (optional)" } else { "" }
+            )),
+        ]));
+    }
+    lines.extend([
+        Line::raw(""),
+        Line::raw(" For your instructor: every step, its attempts, times and last failure:"),
+        Line::styled(
+            "   dicomlab report > report.md      (or --format json)",
+            bold(),
+        ),
+        Line::raw(" It never holds a secret or a token."),
+    ]);
+    let rect = centered(area, 78, lines.len() as u16 + 2);
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::default().borders(Borders::ALL).title(" Summary "))
             .wrap(Wrap { trim: false }),
         rect,
     );

@@ -60,7 +60,7 @@ pub async fn run(
                     if a.ok() {
                         Ok((a.status, a.results()))
                     } else {
-                        Err(refused(&a))
+                        Err(refused(session, &a))
                     }
                 });
             send(Done::Searched(r));
@@ -79,7 +79,7 @@ pub async fn run(
                     if a.ok() {
                         Ok(a.results().iter().map(feed_row).collect())
                     } else {
-                        Err(refused(&a))
+                        Err(refused(session, &a))
                     }
                 });
             send(Done::Feed { result: r, append });
@@ -89,7 +89,7 @@ pub async fn run(
                 if a.ok() {
                     Ok(a.json().filter(|v| v.is_object()).map(|v| feed_row(&v)))
                 } else {
-                    Err(refused(&a))
+                    Err(refused(session, &a))
                 }
             });
             send(Done::Latest(r));
@@ -103,7 +103,7 @@ pub async fn run(
                     if a.ok() {
                         Ok(a.results())
                     } else {
-                        Err(refused(&a))
+                        Err(refused(session, &a))
                     }
                 });
             send(Done::Tags(r));
@@ -115,7 +115,7 @@ pub async fn run(
                 .map_err(err)
                 .and_then(|a| match a.json() {
                     Some(v) if a.ok() => Ok(v),
-                    _ => Err(refused(&a)),
+                    _ => Err(refused(session, &a)),
                 });
             send(Done::Tag(r));
         }
@@ -142,7 +142,7 @@ pub async fn run(
                             a.status
                         ))
                     } else {
-                        Err(refused(&a))
+                        Err(refused(session, &a))
                     }
                 });
             send(Done::TagChanged(r));
@@ -156,7 +156,7 @@ pub async fn run(
                     if a.ok() {
                         Ok(format!("{}: {path} deleted", a.status))
                     } else {
-                        Err(refused(&a))
+                        Err(refused(session, &a))
                     }
                 });
             send(Done::TagChanged(r));
@@ -186,16 +186,9 @@ fn err(e: ClientError) -> String {
     format!("{e} — {}", diagnose_error(&e))
 }
 
-/// A refusal in a line: status and the service's words.
-fn refused(a: &Answer) -> String {
-    let text = a.text();
-    let text = text.trim();
-    let short: String = text.chars().take(200).collect();
-    if short.is_empty() {
-        format!("the service answered {}", a.status)
-    } else {
-        format!("the service answered {}: {short}", a.status)
-    }
+/// A refusal in a line: what the service answered, read for the learner (the fix included).
+fn refused(session: &Session, a: &Answer) -> String {
+    session.diagnose(a)
 }
 
 /// The files of a folder (`.dcm`, sorted) or the generated samples, with their sizes.
@@ -293,7 +286,7 @@ async fn retrieve(session: &Session, what: What) -> Result<(String, Option<Vec<V
     if what == What::Metadata {
         let a = c.get(&path, accept).await.map_err(err)?;
         if !a.ok() {
-            return Err(refused(&a));
+            return Err(refused(session, &a));
         }
         let all = a.results();
         return Ok((
@@ -313,13 +306,7 @@ async fn retrieve(session: &Session, what: What) -> Result<(String, Option<Vec<V
         .join(what.label().replace(' ', "-"));
     let (a, saved) = c.retrieve_to_dir(&path, accept, &dir).await.map_err(err)?;
     if !a.ok() {
-        return Err(format!(
-            "the service answered {}{}",
-            a.status,
-            a.header("content-type")
-                .map(|_| String::new())
-                .unwrap_or_default()
-        ));
+        return Err(refused(session, &a));
     }
     let bytes: u64 = saved.iter().map(|p| p.size).sum();
     Ok((
@@ -361,7 +348,7 @@ async fn add_tag(
         .await
         .map_err(err)?;
     if a.status != 202 {
-        return Err(refused(&a));
+        return Err(refused(session, &a));
     }
     let href = a
         .json()
