@@ -84,13 +84,35 @@ fn main() {
     std::thread::sleep(Duration::from_secs(10));
     let idle = cpu_seconds(&pid) - before;
     // The whole lab, step by step, to see memory after real work (the render of the image included).
+    let mut per_step = Vec::new();
     for _ in 0..17 {
         tmux(&socket, &["send-keys", "-t", "b", "d"]);
-        std::thread::sleep(Duration::from_millis(2500));
+        // Until the step's check is back (or 60 s).
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(60) {
+            let s = tmux(&socket, &["capture-pane", "-t", "b", "-p"]);
+            if s.contains("Did ")
+                && (s.contains("Check    ✓")
+                    || s.contains("Check    ✗")
+                    || s.contains("Check    –"))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The viewer's image is decoded after its check.
+        std::thread::sleep(Duration::from_millis(500));
+        // The final screen comes up when the last required step passes: close it.
+        if tmux(&socket, &["capture-pane", "-t", "b", "-p"]).contains("Lab complete") {
+            tmux(&socket, &["send-keys", "-t", "b", "Escape"]);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        per_step.push(format!("{:.0}", status_kb(&pid, "VmRSS:") / 1024.0));
         tmux(&socket, &["send-keys", "-t", "b", "n"]);
     }
     std::thread::sleep(Duration::from_secs(1));
     let hwm = status_kb(&pid, "VmHWM:") / 1024.0;
+    println!("tui: RSS after each step (MB): {}", per_step.join(" "));
     let screen = tmux(&socket, &["capture-pane", "-t", "b", "-p"]);
     let done = screen.lines().next().unwrap_or("").to_string();
     tmux(&socket, &["send-keys", "-t", "b", "q"]);

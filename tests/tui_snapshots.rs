@@ -661,3 +661,50 @@ fn summary_when_the_lab_is_complete() {
     pass(&mut a, "viewer", "rendered");
     assert!(!a.show_summary);
 }
+
+#[test]
+fn portal_token_and_viewer_failures() {
+    // The service URL without /v1.
+    let mut a = app();
+    fail(
+        &mut a,
+        "service-exists",
+        "an answer from the DICOM service at the base URL",
+        "GET /changefeed/latest  404  41 ms",
+        "404 Not Found on a base URL without a version: add /v1 to the base URL (every DICOM route is versioned).",
+    );
+    render(&a, "portal_fail");
+    let mut a = app();
+    pass(
+        &mut a,
+        "service-exists",
+        "the service answered 401 without a token: it exists and wants one",
+    );
+    render(&a, "portal_pass");
+
+    // A wrong client secret.
+    let mut a = app();
+    first_steps_done(&mut a);
+    select(&mut a, "get-token");
+    fail(
+        &mut a,
+        "get-token",
+        "a token whose audience is the resource, valid for at least 5 more minutes",
+        "POST https://login.microsoftonline.com/…/oauth2/token → 401 AADSTS7000215: Invalid client secret provided.",
+        "AADSTS7000215: the client secret is wrong — use the secret's Value (shown once when it was created), not its Secret ID.",
+    );
+    render(&a, "token_fail");
+
+    // The viewer when the instance is not stored.
+    let mut a = app();
+    first_steps_done(&mut a);
+    select(&mut a, "viewer");
+    fail(
+        &mut a,
+        "viewer",
+        "a PNG rendering of red-triangle.dcm",
+        "GET /v1/studies/…/instances/…/rendered  404  2 ms",
+        "404 Not Found: a UID in the path is wrong, or the instance is not stored (yet).",
+    );
+    render(&a, "viewer_fail");
+}

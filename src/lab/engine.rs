@@ -52,6 +52,7 @@ impl Session {
             if profile.kind == TargetKind::Practice && profile.base_url.trim().is_empty() {
                 let svc = practice::start(ServiceConfig {
                     data_dir: practice_data,
+                    heavy_jobs: 1,
                     ..ServiceConfig::default()
                 })
                 .await?;

@@ -55,6 +55,10 @@ pub struct ServiceConfig {
     pub reindex_min_duration: Duration,
     /// Largest accepted request body; larger gets 413 (contract §3.2: 2 GiB).
     pub max_request_bytes: u64,
+    /// How many instances are validated or rendered at once (each holds its pixel data in memory);
+    /// 0 = one per core. The TUI's embedded service uses 1: a learner stores three files, and a
+    /// classroom laptop keeps the memory.
+    pub heavy_jobs: usize,
 }
 
 impl Default for ServiceConfig {
@@ -67,6 +71,7 @@ impl Default for ServiceConfig {
             token_lifetime: Duration::from_secs(3599),
             reindex_min_duration: Duration::from_secs(2),
             max_request_bytes: 2 * 1024 * 1024 * 1024,
+            heavy_jobs: 0,
         }
     }
 }
@@ -98,6 +103,8 @@ pub struct Service {
     pub default_origin: String,
     /// Serialises the start of re-index operations (one at a time, contract §8.3).
     pub reindex_gate: tokio::sync::Mutex<()>,
+    /// Bounds the memory of validation and rendering (`ServiceConfig::heavy_jobs`).
+    pub heavy: tokio::sync::Semaphore,
 }
 
 pub type SharedService = Arc<Service>;
@@ -227,6 +234,10 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         blobs,
         default_origin: origin.clone(),
         reindex_gate: tokio::sync::Mutex::new(()),
+        heavy: tokio::sync::Semaphore::new(match config.heavy_jobs {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }),
         config,
         auth,
     });

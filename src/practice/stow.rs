@@ -154,6 +154,12 @@ async fn store_impl(
     }
     let base = versioned_base(&headers, &svc, version);
     let study_for_task = study.clone();
+    // Validation holds each file's pixel data in memory: bounded by the service's heavy-job permits.
+    let _permit = svc
+        .heavy
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("validation gate", e))?;
     let (outcomes, multi_valued) = svc
         .db(move |s| {
             let eqts = eqt::active_tags(s)?;

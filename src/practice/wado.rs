@@ -534,6 +534,11 @@ pub async fn retrieve_frames(
     }
     let ts = effective_ts(&choice, &stored)?;
     let path = svc.blobs.path(&stored.blob);
+    let _permit = svc
+        .heavy
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("frames gate", e))?;
     let data = tokio::task::spawn_blocking(move || read_frames(&path, &frames))
         .await
         .map_err(|e| ApiError::internal("frames", e))?
@@ -614,6 +619,11 @@ async fn rendered(
         ));
     }
     let path = svc.blobs.path(&stored.blob);
+    let _permit = svc
+        .heavy
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("render gate", e))?;
     let bytes = tokio::task::spawn_blocking(move || render(&path, frame, png, quality as u8))
         .await
         .map_err(|e| ApiError::internal("render", e))?

@@ -88,8 +88,9 @@ pub struct App {
     pub switching: bool,
     /// Placeholders of lab text and their values for this target (`{baseUrl}` …; never a secret).
     pub vars: Vec<(String, String)>,
-    /// The rendered image of the viewer step, decoded (drawn by the view; fetched by an effect).
-    pub image: Option<std::sync::Arc<image::DynamicImage>>,
+    /// The rendered image of the viewer step, ready to draw: the protocol resizes it once per size and
+    /// keeps the result (a cache behind a RefCell: drawing the same size again costs nothing).
+    pub image: Option<std::cell::RefCell<ratatui_image::protocol::StatefulProtocol>>,
     /// How images reach this terminal: kitty / sixel / iTerm2 when detected at start, else half-blocks.
     pub picker: ratatui_image::picker::Picker,
     /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
@@ -100,6 +101,8 @@ pub struct App {
     pub mouse: bool,
     /// The final screen: the summary and the `dicomlab report` hint.
     pub show_summary: bool,
+    /// The viewer's action is done: show its image when its check is back.
+    pub image_after_check: bool,
 }
 
 /// Work for the runtime.
@@ -114,8 +117,9 @@ pub enum Effect {
     Copy(String),
     /// Open another profile's target.
     SwitchTarget(String),
-    /// Fetch the red triangle's rendered image for the viewer.
-    LoadImage,
+    /// The red triangle's rendered image for the viewer: fetched (`true`), or the PNG the step's action
+    /// just saved when there is one (`false`).
+    LoadImage(bool),
     /// A screen's request.
     Work(Work),
     /// Abort every request in flight.
@@ -210,6 +214,7 @@ impl App {
             screens: Screens::default(),
             mouse: false,
             show_summary: false,
+            image_after_check: false,
         }
     }
 
@@ -356,6 +361,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Resize => Vec::new(),
         Msg::Checked { step, outcome } => {
+            let mut fx = Vec::new();
+            if app.image_after_check
+                && app
+                    .lab
+                    .step(&step)
+                    .is_some_and(|s| s.check == crate::lab::model::Check::Viewer)
+            {
+                app.image_after_check = false;
+                fx.push(Effect::LoadImage(false));
+            }
             let was_complete = app.complete();
             if let Some(s) = app.view_mut(&step) {
                 if outcome.is_pass() {
@@ -367,7 +382,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if !was_complete && app.complete() {
                 app.show_summary = true;
             }
-            Vec::new()
+            fx
         }
         Msg::Did { step, result } => {
             let viewer = result.is_ok()
@@ -380,16 +395,17 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 s.did = Some(result);
                 s.check = CheckState::Checking;
             }
-            // Checks also run after each action; the viewer's action also shows the image.
-            let mut fx = vec![Effect::Check(step)];
-            if viewer {
-                fx.push(Effect::LoadImage);
-            }
-            fx
+            // Checks also run after each action; the viewer's action also shows the image, once its check
+            // is back (the service renders one image at a time; the TUI decodes it after).
+            app.image_after_check |= viewer;
+            vec![Effect::Check(step)]
         }
         Msg::Image(r) => {
             match r {
-                Ok(img) => app.image = Some(img),
+                Ok(img) => {
+                    let img = std::sync::Arc::try_unwrap(img).unwrap_or_else(|a| (*a).clone());
+                    app.image = Some(std::cell::RefCell::new(app.picker.new_resize_protocol(img)));
+                }
                 Err(e) => app.status = Some(format!("no image: {e}")),
             }
             Vec::new()
@@ -680,7 +696,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 .is_some_and(|s| s.check == crate::lab::model::Check::Viewer) =>
         {
             app.status = Some("fetching the rendered image…".into());
-            vec![Effect::LoadImage]
+            vec![Effect::LoadImage(true)]
         }
         KeyCode::Char('e') => {
             app.show_exchange = !app.show_exchange;

@@ -380,20 +380,29 @@ fn spawn_effect(
             let _ = out.flush();
             return None;
         }
-        Effect::LoadImage => tokio::spawn(async move {
+        Effect::LoadImage(fresh) => tokio::spawn(async move {
             use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
             let path =
                 format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}/rendered");
-            let result = match session.client.get(&path, "image/png").await {
-                Ok(a) if a.ok() => tokio::task::spawn_blocking(move || {
-                    image::load_from_memory(&a.body)
+            // After "do it" the PNG is on disk already: no second rendering by the service.
+            let saved = session.scratch.path().join("red-triangle.png");
+            let body: Result<Vec<u8>, String> = match tokio::fs::read(&saved).await {
+                Ok(b) if !fresh => Ok(b),
+                _ => match session.client.get(&path, "image/png").await {
+                    Ok(a) if a.ok() => Ok(a.body.to_vec()),
+                    Ok(a) => Err(format!("the service answered {}", a.status)),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            let result = match body {
+                Ok(body) => tokio::task::spawn_blocking(move || {
+                    image::load_from_memory(&body)
                         .map(Arc::new)
                         .map_err(|e| e.to_string())
                 })
                 .await
                 .unwrap_or_else(|e| Err(e.to_string())),
-                Ok(a) => Err(format!("the service answered {}", a.status)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             let _ = tx.send(Msg::Image(result));
         }),

@@ -230,7 +230,7 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
         ])
         .areas(area);
         draw_step_text(app, f, text, &id, step);
-        draw_image(app, f, picture, img);
+        draw_image(f, picture, img);
         return;
     }
     if let Some(screen) = super::screens::Screen::of(&step.check) {
@@ -251,25 +251,23 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
     draw_step_text(app, f, area, &id, step);
 }
 
-fn draw_image(app: &App, f: &mut Frame, area: Rect, img: &image::DynamicImage) {
+fn draw_image(
+    f: &mut Frame,
+    area: Rect,
+    img: &std::cell::RefCell<ratatui_image::protocol::StatefulProtocol>,
+) {
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" red-triangle.dcm · 985 × 979 · rendered ");
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let size = ratatui::layout::Size {
-        width: inner.width,
-        height: inner.height,
-    };
-    match app
-        .picker
-        .new_protocol(img.clone(), size, ratatui_image::Resize::Fit(None))
-    {
-        Ok(protocol) => f.render_widget(ratatui_image::Image::new(&protocol), inner),
-        Err(e) => f.render_widget(
-            Paragraph::new(format!("cannot draw the image here: {e}")),
+    // The protocol is only borrowed here, never elsewhere: a failed borrow would mean a nested draw.
+    if let Ok(mut protocol) = img.try_borrow_mut() {
+        f.render_stateful_widget(
+            ratatui_image::StatefulImage::default(),
             inner,
-        ),
+            &mut *protocol,
+        );
     }
 }
 
