@@ -124,6 +124,22 @@ async fn every_step_through_the_client_passes_and_the_lab_ends_green() {
         let optional = lab.step(id).is_some_and(|s| s.optional);
         assert!(o.is_pass() || optional, "{id}: {o:?}");
     }
+    // Checked alone, a step whose state a later step moved on (the tag deleted after it was added and
+    // disabled) still counts, and says why; one never done does not.
+    let o = session
+        .check_step(&lab, &mut store, "tag-add")
+        .await
+        .expect("step");
+    assert!(
+        matches!(&o, Outcome::Pass { detail } if detail.contains("moved the state on")),
+        "{o:?}"
+    );
+    store.reset(&lab.id, &session.target_key, Some("tag-add"));
+    let o = session
+        .check_step(&lab, &mut store, "tag-add")
+        .await
+        .expect("step");
+    assert!(!o.is_pass(), "{o:?}");
     // The optional deletes, in order; each passes.
     for id in ["delete-instance", "delete-series", "delete-study"] {
         let step = lab.step(id).expect("step");

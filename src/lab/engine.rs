@@ -127,6 +127,49 @@ impl Session {
             .collect()
     }
 
+    /// What a check needs from progress: the checks passed before, and the saved state of every step.
+    pub fn before(&self, lab: &Lab, store: &ProgressStore) -> Before {
+        Before {
+            passed: self.passed_before(lab, store),
+            saved: store.steps(&lab.id, &self.target_key),
+        }
+    }
+
+    /// Runs one step's check without touching progress (the caller records it): the TUI holds no lock
+    /// while the requests run. A step done before whose state a later step of its exercise has moved on
+    /// (saved as done: the tag deleted after it was added) counts as passed, and says so.
+    pub async fn run_check(&self, lab: &Lab, before: &Before, step_id: &str) -> Option<Outcome> {
+        let step = lab.step(step_id)?;
+        let ctx = self.context(before.passed.clone());
+        let outcome = checks::run(&ctx, &step.check).await;
+        let done = |id: &str| {
+            before
+                .saved
+                .get(id)
+                .is_some_and(|p| p.status == Status::Done)
+        };
+        let later_done = lab.exercise_of(step_id).is_some_and(|ex| {
+            ex.steps
+                .iter()
+                .skip_while(|s| s.id != step_id)
+                .skip(1)
+                .any(|s| done(&s.id))
+        });
+        if !outcome.is_pass()
+            && !matches!(outcome, Outcome::NotSupported { .. })
+            && done(step_id)
+            && later_done
+        {
+            return Some(moved_on(&outcome));
+        }
+        Some(outcome)
+    }
+
+    /// Records an outcome in progress.
+    pub fn record(&self, lab: &Lab, store: &mut ProgressStore, step_id: &str, outcome: &Outcome) {
+        record(store, lab, &self.target_key, step_id, outcome);
+    }
+
     /// Runs one step's check and records it.
     pub async fn check_step(
         &self,
@@ -134,10 +177,9 @@ impl Session {
         store: &mut ProgressStore,
         step_id: &str,
     ) -> Option<Outcome> {
-        let step = lab.step(step_id)?;
-        let ctx = self.context(self.passed_before(lab, store));
-        let outcome = checks::run(&ctx, &step.check).await;
-        record(store, lab, &self.target_key, step_id, &outcome);
+        let before = self.before(lab, store);
+        let outcome = self.run_check(lab, &before, step_id).await?;
+        self.record(lab, store, step_id, &outcome);
         Some(outcome)
     }
 
@@ -150,8 +192,22 @@ impl Session {
         store: &mut ProgressStore,
         only: Option<&str>,
     ) -> Vec<(String, Outcome)> {
-        let mut passed = self.passed_before(lab, store);
-        let before = store.steps(&lab.id, &self.target_key);
+        let before = self.before(lab, store);
+        let out = self.run_all(lab, &before, only).await;
+        for (id, o) in &out {
+            self.record(lab, store, id, o);
+        }
+        out
+    }
+
+    /// [`Session::check_all`] without touching progress (the caller records).
+    pub async fn run_all(
+        &self,
+        lab: &Lab,
+        before: &Before,
+        only: Option<&str>,
+    ) -> Vec<(String, Outcome)> {
+        let mut passed = before.passed.clone();
         let mut out: Vec<(String, Outcome)> = Vec::new();
         for step in lab.steps() {
             if only.is_some_and(|o| o != step.id) {
@@ -170,24 +226,19 @@ impl Session {
                 let later_passes = ids[i + 1..]
                     .iter()
                     .any(|l| out.iter().any(|(s, o)| s == l && o.is_pass()));
-                let was_done = before.get(*id).is_some_and(|p| p.status == Status::Done);
+                let was_done = before
+                    .saved
+                    .get(*id)
+                    .is_some_and(|p| p.status == Status::Done);
                 if let Some((_, o)) = out.iter_mut().find(|(s, _)| s == id)
                     && !o.is_pass()
                     && !matches!(o, Outcome::NotSupported { .. })
                     && was_done
                     && later_passes
                 {
-                    *o = Outcome::Pass {
-                        detail: format!(
-                            "done earlier; a later step has moved the state on ({})",
-                            o.one_line()
-                        ),
-                    };
+                    *o = moved_on(o);
                 }
             }
-        }
-        for (id, o) in &out {
-            record(store, lab, &self.target_key, id, o);
         }
         out
     }
@@ -228,6 +279,22 @@ impl Session {
             .ok()
             .flatten()
             .map(|t| t.remaining())
+    }
+}
+
+/// What progress says before a check runs (see [`Session::before`]).
+pub struct Before {
+    pub passed: HashSet<Check>,
+    pub saved: std::collections::BTreeMap<String, crate::lab::progress::StepProgress>,
+}
+
+/// A step done before, whose state a later step moved on: a pass that says so.
+fn moved_on(o: &Outcome) -> Outcome {
+    Outcome::Pass {
+        detail: format!(
+            "done earlier; a later step has moved the state on ({})",
+            o.one_line()
+        ),
     }
 }
 

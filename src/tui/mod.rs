@@ -328,16 +328,23 @@ fn spawn_effect(
             work::run(w, &session, samples, &tx).await;
         }),
         Effect::Check(id) => tokio::spawn(async move {
-            let mut s = store.lock().await;
-            if let Some(outcome) = session.check_step(&lab, &mut s, &id).await {
+            // Progress is locked only to read it and to record: never while requests run.
+            let before = session.before(&lab, &*store.lock().await);
+            if let Some(outcome) = session.run_check(&lab, &before, &id).await {
+                let mut s = store.lock().await;
+                session.record(&lab, &mut s, &id, &outcome);
+                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+                drop(s);
                 let _ = tx.send(Msg::Checked { step: id, outcome });
             }
-            let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
             send_token(&session, &tx);
         }),
         Effect::CheckAll => tokio::spawn(async move {
+            let before = session.before(&lab, &*store.lock().await);
+            let out = session.run_all(&lab, &before, None).await;
             let mut s = store.lock().await;
-            for (step, outcome) in session.check_all(&lab, &mut s, None).await {
+            for (step, outcome) in out {
+                session.record(&lab, &mut s, &step, &outcome);
                 let _ = tx.send(Msg::Checked { step, outcome });
             }
             let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
