@@ -103,6 +103,8 @@ pub struct App {
     pub show_summary: bool,
     /// The viewer's action is done: show its image when its check is back.
     pub image_after_check: bool,
+    /// The terminal's width: below 100 columns there is no checklist pane (a click cannot land on it).
+    pub width: u16,
 }
 
 /// Work for the runtime.
@@ -133,7 +135,8 @@ pub enum Effect {
 #[derive(Debug, Clone)]
 pub enum Msg {
     Key(KeyEvent),
-    Resize,
+    /// The terminal's new size (columns, rows).
+    Resize(u16, u16),
     Checked {
         step: String,
         outcome: Outcome,
@@ -215,6 +218,7 @@ impl App {
             mouse: false,
             show_summary: false,
             image_after_check: false,
+            width: 120,
         }
     }
 
@@ -338,7 +342,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 MouseEventKind::ScrollUp => KeyCode::Up,
                 MouseEventKind::Down(_) => {
                     // A click moves the focus to the pane under the pointer (the checklist is 36 wide).
-                    app.focus = if m.column < 36 {
+                    app.focus = if app.width >= 100 && m.column < 36 {
                         Focus::Checklist
                     } else if app.screen().is_some() {
                         Focus::Panel
@@ -359,7 +363,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 .map(Effect::Work)
                 .collect()
         }
-        Msg::Resize => Vec::new(),
+        Msg::Resize(width, _) => {
+            app.width = width;
+            Vec::new()
+        }
         Msg::Checked { step, outcome } => {
             let mut fx = Vec::new();
             if app.image_after_check

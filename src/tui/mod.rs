@@ -102,6 +102,9 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         );
     }));
     let mut terminal = ratatui::init();
+    if let Ok(size) = terminal.size() {
+        update(&mut app, Msg::Resize(size.width, size.height));
+    }
     // Ask the terminal which graphics it has (kitty, sixel, iTerm2) only when its environment says it
     // has some: the query's reader outlives its timeout on a terminal that never answers and would eat
     // the learner's first key. Half-blocks otherwise — they work everywhere, over SSH and in tmux too.
@@ -141,7 +144,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
             Some(m) = rx.recv() => m,
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => Msg::Key(k),
-                Some(Ok(Event::Resize(..))) => Msg::Resize,
+                Some(Ok(Event::Resize(w, h))) => Msg::Resize(w, h),
                 Some(Ok(Event::Mouse(m))) if app.mouse => Msg::Mouse(m),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
