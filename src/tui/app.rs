@@ -309,14 +309,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Done(d) => {
             let refresh_tags = matches!(d, Done::TagChanged(_));
-            let finished = app.screens.done(d);
+            let from = d.screen();
+            app.screens.done(d);
             let mut fx = Vec::new();
             if refresh_tags {
                 app.screens.tags.running = true;
                 fx.push(Effect::Work(Work::TagsList));
             }
-            // Checks also run after each action.
-            if finished && app.screen().is_some() {
+            // Checks also run after each action (of the step still on screen: not of one moved to since).
+            if from.is_some() && app.screen() == from {
                 let id = app.selected_id();
                 if let Some(s) = app.view_mut(&id) {
                     s.check = CheckState::Checking;

@@ -201,6 +201,21 @@ pub enum Done {
     ProfileSaved(Result<PathBuf, String>),
 }
 
+impl Done {
+    /// The screen whose action this result finishes (its step's check then runs).
+    pub fn screen(&self) -> Option<Screen> {
+        Some(match self {
+            Done::Stored(_) => Screen::Store,
+            Done::Searched(_) => Screen::Search,
+            Done::Retrieved(_) => Screen::Retrieve,
+            Done::Feed { append: false, .. } => Screen::ChangeFeed,
+            Done::TagChanged(_) => Screen::Tags,
+            Done::Role(_) => Screen::Role,
+            _ => return None,
+        })
+    }
+}
+
 /// A labelled single-line input.
 pub struct Field {
     pub label: &'static str,
@@ -546,6 +561,8 @@ pub struct FeedScreen {
     pub latest: Option<FeedRow>,
     pub running: bool,
     pub error: Option<String>,
+    /// The base URL is v2 (rows to skip) rather than v1 (a sequence cursor).
+    pub v2: bool,
 }
 
 /// The extended-query-tags screen.
@@ -648,6 +665,7 @@ impl Default for Screens {
                 latest: None,
                 running: false,
                 error: None,
+                v2: false,
             },
             tags: TagsScreen {
                 rows: Vec::new(),
@@ -1086,6 +1104,7 @@ impl Screens {
 
     fn feed_key(&mut self, key: KeyEvent, v2: bool) -> Option<Vec<Work>> {
         let f = &mut self.feed;
+        f.v2 = v2;
         let max = if v2 { 200 } else { 100 };
         let load = |f: &mut FeedScreen| {
             f.running = true;
@@ -1137,6 +1156,7 @@ impl Screens {
     /// The live tail's tick: fetch what came after the last row.
     pub fn feed_tick(&mut self, v2: bool) -> Vec<Work> {
         let f = &mut self.feed;
+        f.v2 = v2;
         if !f.following || f.running {
             return Vec::new();
         }
@@ -1253,8 +1273,8 @@ impl Screens {
             .map(str::to_string)
     }
 
-    /// A result came back. Returns true when it finished something the step's check should look at.
-    pub fn done(&mut self, d: Done) -> bool {
+    /// A result came back.
+    pub fn done(&mut self, d: Done) {
         match d {
             Done::Files(r) => {
                 let st = &mut self.store;
@@ -1281,14 +1301,12 @@ impl Screens {
                     }
                     Err(e) => st.error = Some(e),
                 }
-                false
             }
             Done::StoreProgress(p) => {
                 // Progress is per chosen file, in order.
                 if let Some(f) = self.store.files.iter_mut().filter(|f| f.chosen).nth(p.file) {
                     f.sent = p.sent.min(f.size.max(p.total));
                 }
-                false
             }
             Done::Stored(r) => {
                 let st = &mut self.store;
@@ -1313,7 +1331,6 @@ impl Screens {
                     }
                     Err(e) => st.error = Some(e),
                 }
-                true
             }
             Done::Searched(r) => {
                 let s = &mut self.search;
@@ -1327,7 +1344,6 @@ impl Screens {
                     }
                     Err(e) => s.error = Some(e),
                 }
-                true
             }
             Done::Retrieved(r) => {
                 let rt = &mut self.retrieve;
@@ -1339,7 +1355,6 @@ impl Screens {
                     }
                     Err(e) => rt.result = Some(Err(e)),
                 }
-                true
             }
             Done::Feed { result, append } => {
                 let f = &mut self.feed;
@@ -1350,8 +1365,14 @@ impl Screens {
                         // The tail keeps the newest 500 rows.
                         let extra = f.rows.len().saturating_sub(500);
                         if extra > 0 {
-                            f.rows.drain(..extra);
-                            f.offset += extra as u64;
+                            let dropped: Vec<FeedRow> = f.rows.drain(..extra).collect();
+                            // The table now starts after the rows dropped: v2 skips them, v1's cursor
+                            // moves to the last one's sequence.
+                            f.offset = if f.v2 {
+                                f.offset + extra as u64
+                            } else {
+                                dropped.last().map_or(f.offset, |r| r.sequence)
+                            };
                         }
                         f.selected = f.rows.len().saturating_sub(1);
                         f.error = None;
@@ -1366,7 +1387,6 @@ impl Screens {
                         f.error = Some(e);
                     }
                 }
-                !append
             }
             Done::Latest(r) => {
                 let f = &mut self.feed;
@@ -1375,7 +1395,6 @@ impl Screens {
                     Ok(row) => f.latest = row,
                     Err(e) => f.error = Some(e),
                 }
-                false
             }
             Done::Tags(r) => {
                 let t = &mut self.tags;
@@ -1387,7 +1406,6 @@ impl Screens {
                     }
                     Err(e) => t.message = Some(Err(e)),
                 }
-                false
             }
             Done::Tag(r) => {
                 let t = &mut self.tags;
@@ -1396,7 +1414,6 @@ impl Screens {
                     Ok(v) => t.detail = Some(v),
                     Err(e) => t.message = Some(Err(e)),
                 }
-                false
             }
             Done::Operation {
                 id,
@@ -1404,18 +1421,15 @@ impl Screens {
                 percent,
             } => {
                 self.tags.operation = Some((id, status, percent));
-                false
             }
             Done::TagChanged(r) => {
                 let t = &mut self.tags;
                 t.running = false;
                 t.message = Some(r);
-                true
             }
             Done::Role(r) => {
                 self.role.running = false;
                 self.role.message = Some(r);
-                true
             }
             Done::Profile {
                 name,
@@ -1423,7 +1437,6 @@ impl Screens {
                 editable,
             } => {
                 self.env.load(name, profile, editable);
-                false
             }
             Done::Imported(r) => {
                 let env = &mut self.env;
@@ -1444,7 +1457,6 @@ impl Screens {
                     }
                     Err(e) => env.message = Some(Err(e)),
                 }
-                false
             }
             Done::ProfileSaved(r) => {
                 let env = &mut self.env;
@@ -1459,7 +1471,6 @@ impl Screens {
                     }
                     Err(e) => env.message = Some(Err(format!("not saved: {e}"))),
                 }
-                false
             }
         }
     }
@@ -1601,6 +1612,22 @@ mod tests {
                 append: false
             }])
         );
+        // The live tail keeps the newest 500 rows; v1's cursor moves past the rows it dropped.
+        s.feed.rows.clear();
+        s.feed.offset = 0;
+        s.feed.following = true;
+        s.feed.running = false;
+        assert_eq!(s.feed_tick(false).len(), 1);
+        s.done(Done::Feed {
+            result: Ok((1..=600)
+                .map(|n| feed_row(&json!({"Sequence": n, "Action": "Create"})))
+                .collect()),
+            append: true,
+        });
+        assert_eq!(s.feed.rows.len(), 500);
+        assert_eq!(s.feed.offset, 100);
+        assert_eq!(s.feed.rows[0].sequence, 101);
+        s.feed.following = false;
         // The limit doubles up to the version's maximum.
         for _ in 0..10 {
             s.key(Screen::ChangeFeed, key(KeyCode::Char('+')), false);
