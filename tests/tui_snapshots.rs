@@ -214,6 +214,10 @@ fn viewer_shows_the_image_in_half_blocks() {
         &mut a,
         Msg::Image(Ok(std::sync::Arc::new(image::DynamicImage::ImageRgb8(img)))),
     );
+    update(
+        &mut a,
+        Msg::ImageAttributes(dicomlab::tui::screens::key_attributes(&metadata(0))),
+    );
     render(&a, "viewer_image");
 }
 

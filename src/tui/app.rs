@@ -105,6 +105,8 @@ pub struct App {
     pub image_after_check: bool,
     /// The terminal's width: below 100 columns there is no checklist pane (a click cannot land on it).
     pub width: u16,
+    /// The viewed instance's key attributes, shown beside the image.
+    pub image_attributes: Vec<(String, String)>,
 }
 
 /// Work for the runtime.
@@ -161,6 +163,8 @@ pub enum Msg {
     SwitchFailed(String),
     /// The viewer's image, decoded (or why not).
     Image(Result<std::sync::Arc<image::DynamicImage>, String>),
+    /// The viewed instance's key attributes (keyword, value), from its metadata.
+    ImageAttributes(Vec<(String, String)>),
     Saved(Result<(), String>),
     Progress(std::collections::BTreeMap<String, StepProgress>),
     /// A screen's request came back.
@@ -219,6 +223,7 @@ impl App {
             show_summary: false,
             image_after_check: false,
             width: 120,
+            image_attributes: Vec::new(),
         }
     }
 
@@ -407,6 +412,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             // is back (the service renders one image at a time; the TUI decodes it after).
             app.image_after_check |= viewer;
             vec![Effect::Check(step)]
+        }
+        Msg::ImageAttributes(a) => {
+            app.image_attributes = a;
+            Vec::new()
         }
         Msg::Image(r) => {
             match r {

@@ -415,6 +415,16 @@ fn spawn_effect(
                 Err(e) => Err(e),
             };
             let _ = tx.send(Msg::Image(result));
+            // The key attributes beside the picture, from the instance's metadata.
+            let inst = format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}");
+            if let Ok(a) = session
+                .client
+                .get(&format!("{inst}/metadata"), "application/dicom+json")
+                .await
+                && let Some(ds) = a.results().first()
+            {
+                let _ = tx.send(Msg::ImageAttributes(screens::key_attributes(ds)));
+            }
         }),
         Effect::SwitchTarget(_) | Effect::Quit | Effect::Cancel | Effect::Mouse(_) => return None,
     };

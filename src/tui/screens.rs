@@ -485,6 +485,26 @@ pub fn value_of(ds: &Value, tag: &str) -> String {
     ds.get(tag).map(element_text).unwrap_or_default()
 }
 
+/// The attributes a viewer shows beside an image, those the dataset has.
+pub fn key_attributes(ds: &Value) -> Vec<(String, String)> {
+    [
+        ("PatientName", "00100010"),
+        ("PatientID", "00100020"),
+        ("StudyDate", "00080020"),
+        ("Modality", "00080060"),
+        ("SeriesDescription", "0008103E"),
+        ("InstanceNumber", "00200013"),
+        ("Rows", "00280010"),
+        ("Columns", "00280011"),
+        ("PhotometricInterpretation", "00280004"),
+        ("BitsAllocated", "00280100"),
+    ]
+    .iter()
+    .filter(|(_, tag)| ds.get(*tag).is_some())
+    .map(|(k, tag)| (k.to_string(), value_of(ds, tag)))
+    .collect()
+}
+
 /// The columns of the results table per level: keywords, never only hex tags.
 pub fn columns(level: Level) -> &'static [(&'static str, &'static str)] {
     match level {

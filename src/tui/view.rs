@@ -230,7 +230,32 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
         ])
         .areas(area);
         draw_step_text(app, f, text, &id, step);
-        draw_image(f, picture, img);
+        // The key attributes beside the picture when there is room.
+        if !app.image_attributes.is_empty() && picture.width >= 70 {
+            let [pic, attrs] =
+                Layout::horizontal([Constraint::Min(30), Constraint::Length(40)]).areas(picture);
+            draw_image(f, pic, img);
+            let lines: Vec<Line> = app
+                .image_attributes
+                .iter()
+                .map(|(k, v)| {
+                    Line::from(vec![
+                        Span::styled(format!("{k:<26}"), bold()),
+                        Span::raw(v.clone()),
+                    ])
+                })
+                .collect();
+            f.render_widget(
+                Paragraph::new(lines).block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .title(" Key attributes "),
+                ),
+                attrs,
+            );
+        } else {
+            draw_image(f, picture, img);
+        }
         return;
     }
     if let Some(screen) = super::screens::Screen::of(&step.check) {
