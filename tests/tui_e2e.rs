@@ -1,7 +1,12 @@
-//! End to end: the real binary in a pseudo-terminal (tmux send-keys / capture-pane), through the whole
-//! lab on the embedded practice service — every step done with `d` and seen checked off — then restarted
-//! and seen to keep the progress. Skipped with a printed reason when tmux is missing, unless
-//! `DICOMLAB_REQUIRE_TMUX=1` (set by `.ci/run`).
+//! End to end: the real binary in a pseudo-terminal (tmux send-keys / capture-pane).
+//! 1. The whole lab on the embedded practice service, every step done with `d` and seen checked off,
+//!    then a restart that shows the progress kept.
+//! 2. Every exercise through its screen on a practice service of the test's own, starting from an empty
+//!    profile: the Postman environment imported and saved (0600) on the Environment screen, the role
+//!    granted, the store (multipart), searches, metadata, change feed, tags (add, search, disable,
+//!    delete with its confirmation) — each seen checked off, and the final screen.
+//!
+//! Skipped with a printed reason when tmux is missing, unless `DICOMLAB_REQUIRE_TMUX=1` (set by `.ci/run`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};

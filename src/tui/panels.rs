@@ -404,7 +404,7 @@ fn search(app: &App, f: &mut Frame, area: Rect) {
         return;
     }
     let cols = columns(s.level);
-    let header = Row::new(cols.iter().map(|(k, _)| Cell::from(*k))).style(bold());
+    let header = Row::new(cols.iter().map(|(k, _)| Cell::from(*k)));
     let rows = s.results.iter().map(|v| {
         Row::new(
             cols.iter()
@@ -429,11 +429,23 @@ fn search(app: &App, f: &mut Frame, area: Rect) {
             }
         })
         .collect();
+    draw_table(f, rest, header, rows, widths, s.selected);
+}
+
+/// A table with a header and the selected row highlighted.
+fn draw_table<'a>(
+    f: &mut Frame,
+    area: Rect,
+    header: Row<'a>,
+    rows: impl IntoIterator<Item = Row<'a>>,
+    widths: impl IntoIterator<Item = Constraint>,
+    selected: usize,
+) {
     let table = Table::new(rows, widths)
-        .header(header)
+        .header(header.style(bold()))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(Some(s.selected));
-    f.render_stateful_widget(table, rest, &mut state);
+    let mut state = TableState::default().with_selected(Some(selected));
+    f.render_stateful_widget(table, area, &mut state);
 }
 
 fn draw_tree(app: &App, f: &mut Frame, area: Rect, tree: &TagTree, keys: &str) {
@@ -583,22 +595,16 @@ fn feed(app: &App, f: &mut Frame, area: Rect) {
             Cell::from(short_uid(&r.sop, 14)),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(5),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(19),
-            Constraint::Min(8),
-            Constraint::Min(8),
-            Constraint::Min(8),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(Some(fd.selected));
-    f.render_stateful_widget(table, rest, &mut state);
+    let widths = [
+        Constraint::Length(5),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(19),
+        Constraint::Min(8),
+        Constraint::Min(8),
+        Constraint::Min(8),
+    ];
+    draw_table(f, rest, header, rows, widths, fd.selected);
 }
 
 fn tags(app: &App, f: &mut Frame, area: Rect) {
@@ -660,7 +666,7 @@ fn tags(app: &App, f: &mut Frame, area: Rect) {
             })
             .unwrap_or_default()
     };
-    let header = Row::new(["Path", "VR", "Level", "Status", "QueryStatus", "Errors"]).style(bold());
+    let header = Row::new(["Path", "VR", "Level", "Status", "QueryStatus", "Errors"]);
     let rows = t.rows.iter().map(|v| {
         let path = s(v, "Path");
         let keyword = crate::dicom::tags::resolve(&path)
@@ -677,21 +683,15 @@ fn tags(app: &App, f: &mut Frame, area: Rect) {
             s(v, "ErrorCount"),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(12),
-            Constraint::Length(3),
-            Constraint::Length(9),
-            Constraint::Length(8),
-            Constraint::Length(11),
-            Constraint::Length(6),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(Some(t.selected));
-    f.render_stateful_widget(table, rest, &mut state);
+    let widths = [
+        Constraint::Min(12),
+        Constraint::Length(3),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(11),
+        Constraint::Length(6),
+    ];
+    draw_table(f, rest, header, rows, widths, t.selected);
 }
 
 /// The keys of a screen, for the command bar and the help.

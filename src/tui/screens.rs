@@ -980,12 +980,8 @@ impl Screens {
                 }
                 Some(Vec::new())
             }
-            KeyCode::Down | KeyCode::Char('j') => {
-                st.selected = (st.selected + 1).min(st.files.len().saturating_sub(1));
-                Some(Vec::new())
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                st.selected = st.selected.saturating_sub(1);
+            code @ (KeyCode::Down | KeyCode::Up | KeyCode::Char('j' | 'k')) => {
+                move_selection(&mut st.selected, st.files.len(), code);
                 Some(Vec::new())
             }
             KeyCode::Enter if !st.running => {
@@ -1066,12 +1062,8 @@ impl Screens {
                 }
                 Vec::new()
             }
-            KeyCode::Down | KeyCode::Char('j') => {
-                s.selected = (s.selected + 1).min(s.results.len().saturating_sub(1));
-                Vec::new()
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                s.selected = s.selected.saturating_sub(1);
+            code @ (KeyCode::Down | KeyCode::Up | KeyCode::Char('j' | 'k')) => {
+                move_selection(&mut s.selected, s.results.len(), code);
                 Vec::new()
             }
             _ => return None,
@@ -1161,12 +1153,8 @@ impl Screens {
                 f.following = !f.following;
                 Vec::new()
             }
-            KeyCode::Down | KeyCode::Char('j') => {
-                f.selected = (f.selected + 1).min(f.rows.len().saturating_sub(1));
-                Vec::new()
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                f.selected = f.selected.saturating_sub(1);
+            code @ (KeyCode::Down | KeyCode::Up | KeyCode::Char('j' | 'k')) => {
+                move_selection(&mut f.selected, f.rows.len(), code);
                 Vec::new()
             }
             _ => return None,
@@ -1267,12 +1255,8 @@ impl Screens {
                 }
                 _ => Vec::new(),
             },
-            KeyCode::Down | KeyCode::Char('j') => {
-                t.selected = (t.selected + 1).min(t.rows.len().saturating_sub(1));
-                Vec::new()
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                t.selected = t.selected.saturating_sub(1);
+            code @ (KeyCode::Down | KeyCode::Up | KeyCode::Char('j' | 'k')) => {
+                move_selection(&mut t.selected, t.rows.len(), code);
                 Vec::new()
             }
             KeyCode::Esc if t.detail.is_some() => {
@@ -1514,6 +1498,18 @@ impl SearchScreen {
             }
         }
     }
+}
+
+/// ↑↓ (and j k) move a selection within `len` rows; false for any other key.
+fn move_selection(selected: &mut usize, len: usize, code: KeyCode) -> bool {
+    match code {
+        KeyCode::Down | KeyCode::Char('j') => {
+            *selected = (*selected + 1).min(len.saturating_sub(1))
+        }
+        KeyCode::Up | KeyCode::Char('k') => *selected = selected.saturating_sub(1),
+        _ => return false,
+    }
+    true
 }
 
 /// `~/x` → `$HOME/x`.
