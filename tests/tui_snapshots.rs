@@ -153,6 +153,13 @@ fn change_feed_not_supported_on_a_generic_server() {
         },
     );
     render(&a, "change_feed_not_supported");
+    // Its screen says so too, and takes no keys.
+    a.focus = Focus::Panel;
+    press(&mut a, KeyCode::Enter);
+    assert!(
+        !a.screens.feed.running,
+        "no request to a server without a change feed"
+    );
 }
 
 #[test]

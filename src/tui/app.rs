@@ -242,6 +242,19 @@ impl App {
             .and_then(|s| Screen::of(&s.check))
     }
 
+    /// Why the target has nothing for a screen (a DICOMweb server without Azure's extensions).
+    pub fn unsupported(&self, screen: Screen) -> Option<&'static str> {
+        match (self.target, screen) {
+            (TargetKind::Generic, Screen::ChangeFeed) => Some(
+                "this server has no change feed: it is an Azure DICOM service feature (try it on the practice service)",
+            ),
+            (TargetKind::Generic, Screen::Tags) => Some(
+                "this server has no extended query tags: they are an Azure DICOM service feature (try them on the practice service)",
+            ),
+            _ => None,
+        }
+    }
+
     /// A v2 base URL (the change feed pages differently).
     pub fn v2(&self) -> bool {
         self.base_url.trim_end_matches('/').ends_with("/v2")
@@ -527,6 +540,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let id = app.selected_id();
     if app.focus == Focus::Panel
         && let Some(screen) = app.screen()
+        && app.unsupported(screen).is_none()
     {
         if key.code == KeyCode::Char('D') && screen == Screen::Tags && !app.screens.editing(screen)
         {
@@ -743,7 +757,11 @@ pub fn entered(app: &mut App) -> Vec<Effect> {
                 app.screens.store.folder.clone(),
             ))]
         }
-        Some(Screen::Tags) if app.screens.tags.rows.is_empty() && !app.screens.tags.running => {
+        Some(Screen::Tags)
+            if app.screens.tags.rows.is_empty()
+                && !app.screens.tags.running
+                && app.unsupported(Screen::Tags).is_none() =>
+        {
             app.screens.tags.running = true;
             vec![Effect::Work(Work::TagsList)]
         }

@@ -70,6 +70,9 @@ fn bar(app: &App, done: u64, total: u64, width: usize) -> String {
 /// The rows a screen wants (tables and trees want all there is).
 pub fn wanted_height(app: &App, screen: Screen) -> u16 {
     let s = &app.screens;
+    if app.unsupported(screen).is_some() {
+        return 4;
+    }
     let message = |m: &Option<Result<String, String>>| u16::from(m.is_some()) * 2;
     2 + match screen {
         Screen::Role => 3 + u16::from(s.role.running) + message(&s.role.message),
@@ -101,6 +104,18 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect, screen: Screen) {
         .border_style(if focused { bold() } else { Style::default() });
     let inner = block.inner(area);
     f.render_widget(block, area);
+    if let Some(why) = app.unsupported(screen) {
+        let sym = if app.ascii { "-" } else { "–" };
+        paragraph(
+            f,
+            inner,
+            vec![Line::from(vec![
+                Span::styled(sym, color(app, Color::DarkGray)),
+                Span::raw(format!(" not supported: {why}")),
+            ])],
+        );
+        return;
+    }
     match screen {
         Screen::Role => role(app, f, inner),
         Screen::Environment => environment(app, f, inner),
@@ -697,6 +712,9 @@ fn tags(app: &App, f: &mut Frame, area: Rect) {
 /// The keys of a screen, for the command bar and the help.
 pub fn keys(app: &App, screen: Screen) -> Vec<(&'static str, &'static str)> {
     let s = &app.screens;
+    if app.unsupported(screen).is_some() {
+        return Vec::new();
+    }
     if s.editing(screen) {
         return vec![("Tab", "next field"), ("Enter", "done"), ("Esc", "cancel")];
     }

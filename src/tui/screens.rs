@@ -700,7 +700,15 @@ impl Default for Screens {
     }
 }
 
+/// The fields of a profile: Azure's client credentials, or a DICOMweb server's URL and basic auth.
 fn env_form(p: &Profile) -> Form {
+    if p.kind == TargetKind::Generic {
+        return Form::new(vec![
+            Field::new("base URL", &p.base_url, false),
+            Field::new("username", &p.username, false),
+            Field::new("password", p.password.expose(), true),
+        ]);
+    }
     Form::new(vec![
         Field::new("tenant id", &p.tenant_id, false),
         Field::new("client id", &p.client_id, false),
@@ -724,11 +732,19 @@ impl EnvScreen {
     /// The profile as the form has it now.
     pub fn profile(&self) -> Profile {
         let mut p = self.base.clone();
-        p.tenant_id = self.form.value(0).trim().to_string();
-        p.client_id = self.form.value(1).trim().to_string();
-        p.client_secret = crate::dicomweb::Secret::new(self.form.value(2).trim());
-        p.resource = self.form.value(3).trim().to_string();
-        p.base_url = self.form.value(4).trim().to_string();
+        for f in &self.form.fields {
+            let v = f.value().trim().to_string();
+            match f.label {
+                "tenant id" => p.tenant_id = v,
+                "client id" => p.client_id = v,
+                "secret" => p.client_secret = crate::dicomweb::Secret::new(v),
+                "resource" => p.resource = v,
+                "base URL" => p.base_url = v,
+                "username" => p.username = v,
+                "password" => p.password = crate::dicomweb::Secret::new(v),
+                _ => {}
+            }
+        }
         p
     }
 
