@@ -144,6 +144,7 @@ pub fn diagnose(ctx: &CheckContext<'_>, a: &Answer) -> String {
         404 if ctx.target != TargetKind::Generic && !has_version(ctx.client.base()) => {
             "404 Not Found on a base URL without a version: add /v1 to the base URL (every DICOM route is versioned).".into()
         }
+        404 if a.exchange.url.contains("/extendedquerytags") => "404 Not Found: there is no such extended query tag (GET extendedquerytags lists them).".into(),
         404 => "404 Not Found: a UID in the path is wrong, or the instance is not stored (yet).".into(),
         406 => "406 Not Acceptable: add transfer-syntax=* to the Accept header (several instances cannot be sent in one fixed transfer syntax).".into(),
         415 => "415 Unsupported Media Type: send Content-Type: application/dicom (one file) or multipart/related; type=\"application/dicom\"; boundary=….".into(),

@@ -112,6 +112,23 @@ pub async fn store_in_study(
     store_impl(svc, version, caller, Some(study), headers, body).await
 }
 
+/// How much of a refused request body is read (and dropped) so that its answer reaches the client.
+/// Beyond it the connection is closed: a refused multi-gigabyte upload is not worth waiting for.
+const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads and drops up to `limit` bytes of a body.
+async fn discard(body: Body, limit: u64) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut n = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        n += chunk.len() as u64;
+        if n > limit {
+            break;
+        }
+    }
+}
+
 async fn store_impl(
     svc: SharedService,
     version: ApiVersion,
@@ -120,16 +137,28 @@ async fn store_impl(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    if !accepts_dicom_json(&headers) {
-        return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
-    }
-    let framing = framing(&headers)?;
-    caller.require(&svc, Action::Write)?;
-    if let Some(s) = &study
-        && !is_valid_uid(s)
-    {
-        return Err(ApiError::bad_uid("StudyInstanceUid", s));
-    }
+    let checked = (|| {
+        if !accepts_dicom_json(&headers) {
+            return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
+        }
+        let framing = framing(&headers)?;
+        caller.require(&svc, Action::Write)?;
+        if let Some(s) = &study
+            && !is_valid_uid(s)
+        {
+            return Err(ApiError::bad_uid("StudyInstanceUid", s));
+        }
+        Ok(framing)
+    })();
+    let framing = match checked {
+        Ok(f) => f,
+        Err(e) => {
+            // Read the body before refusing it: a client still sending it would otherwise see its
+            // connection closed (a broken pipe) instead of the 401 / 403 / 406 / 415 that says why.
+            discard(body, DISCARD_LIMIT).await;
+            return Err(e);
+        }
+    };
     let max = svc.config.max_request_bytes;
     let declared_len = headers
         .get(header::CONTENT_LENGTH)

@@ -43,9 +43,14 @@ pub async fn run(
             };
             let r = c.store(&files, mode, None, 3, Some(ptx)).await;
             let _ = forward.await;
-            send(Done::Stored(
-                r.map(|answers| read_stow(&answers)).map_err(err),
-            ));
+            let r = r.map_err(err).and_then(|answers| {
+                // A refusal of the whole request (401, 403, 415…) has no per-instance results.
+                match answers.iter().find(|a| !a.ok() && a.status != 409) {
+                    Some(a) => Err(refused(session, a)),
+                    None => Ok(read_stow(&answers)),
+                }
+            });
+            send(Done::Stored(r));
         }
         Work::Search { level, params } => {
             let p: Vec<(&str, &str)> = params
@@ -182,8 +187,15 @@ pub async fn run(
     }
 }
 
+/// A transport or token failure and its reading (once when the reading adds nothing).
 fn err(e: ClientError) -> String {
-    format!("{e} — {}", diagnose_error(&e))
+    let said = e.to_string();
+    let reading = diagnose_error(&e);
+    if reading == said {
+        said
+    } else {
+        format!("{said} — {reading}")
+    }
 }
 
 /// A refusal in a line: what the service answered, read for the learner (the fix included).
