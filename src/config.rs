@@ -287,6 +287,38 @@ fn apply_env(p: &mut Profile, get: impl Fn(&str) -> Option<String>) {
     }
 }
 
+/// What to write back for a profile edited after environment overrides were applied (the TUI's
+/// environment screen): a value that came from an environment variable and was left as it was goes
+/// back to the file's own, so a `DICOMLAB_CLIENT_SECRET` never lands in the file by a save.
+pub fn without_env(
+    edited: &Profile,
+    stored: &Profile,
+    get: impl Fn(&str) -> Option<String>,
+) -> Profile {
+    let mut overridden = stored.clone();
+    apply_env(&mut overridden, get);
+    let mut out = edited.clone();
+    macro_rules! keep_file_value {
+        ($($f:ident),*) => {$(
+            if overridden.$f != stored.$f && edited.$f == overridden.$f {
+                out.$f = stored.$f.clone();
+            }
+        )*};
+    }
+    keep_file_value!(
+        base_url,
+        tenant_id,
+        client_id,
+        resource,
+        authority,
+        username,
+        client_secret,
+        password,
+        token
+    );
+    out
+}
+
 /// Writes a file that may hold a secret: created with mode 0600 on Unix.
 pub fn write_private(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
     use std::io::Write;
@@ -414,5 +446,25 @@ mod tests {
         );
         std::fs::write(&path, "[]").expect("write");
         assert!(import_postman(&path, &mut p).is_err());
+    }
+
+    #[test]
+    fn a_save_does_not_write_what_the_environment_provided() {
+        let mut stored = Profile::new(TargetKind::Azure);
+        stored.client_secret = Secret::new("from-the-file");
+        stored.tenant_id = "t-file".into();
+        let env = |k: &str| match k {
+            "DICOMLAB_CLIENT_SECRET" => Some("from-the-env".to_string()),
+            "DICOMLAB_TENANT_ID" => Some("t-env".to_string()),
+            _ => None,
+        };
+        let mut shown = stored.clone();
+        apply_env(&mut shown, env);
+        // The learner changed the tenant id in the form, not the secret.
+        let mut edited = shown.clone();
+        edited.tenant_id = "t-typed".into();
+        let out = without_env(&edited, &stored, env);
+        assert_eq!(out.client_secret.expose(), "from-the-file");
+        assert_eq!(out.tenant_id, "t-typed");
     }
 }

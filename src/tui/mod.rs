@@ -307,6 +307,12 @@ async fn save_profile(
     let (name, profile) = (name.to_string(), profile.clone());
     tokio::task::spawn_blocking(move || {
         let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+        let stored = config
+            .profiles
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| Profile::new(profile.kind));
+        let profile = crate::config::without_env(&profile, &stored, |k| std::env::var(k).ok());
         config.profiles.insert(name.clone(), profile);
         config.profile = name;
         config.save(&path).map_err(|e| e.to_string())?;
