@@ -360,14 +360,23 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 MouseEventKind::ScrollDown => KeyCode::Down,
                 MouseEventKind::ScrollUp => KeyCode::Up,
                 MouseEventKind::Down(_) => {
-                    // A click moves the focus to the pane under the pointer (the checklist is 36 wide).
-                    app.focus = if app.width >= 100 && m.column < 36 {
-                        Focus::Checklist
-                    } else if app.screen().is_some() {
-                        Focus::Panel
+                    // A click moves the focus to the pane under the pointer (the checklist is 36 wide);
+                    // on a checklist row it selects that step (an exercise's row: its first step).
+                    if app.width >= 100 && m.column < 36 {
+                        app.focus = Focus::Checklist;
+                        if let Some(i) = checklist_row(app, m.row)
+                            && i != app.selected
+                        {
+                            app.selected = i;
+                            return entered(app);
+                        }
                     } else {
-                        Focus::Step
-                    };
+                        app.focus = if app.screen().is_some() {
+                            Focus::Panel
+                        } else {
+                            Focus::Step
+                        };
+                    }
                     return Vec::new();
                 }
                 _ => return Vec::new(),
@@ -653,7 +662,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('M') => {
             app.mouse = !app.mouse;
             app.status = Some(if app.mouse {
-                "mouse on: wheel scrolls, click focuses (text selection needs Shift)".into()
+                "mouse on: wheel scrolls, a click picks a step or a pane (text selection needs Shift)".into()
             } else {
                 "mouse off: the terminal selects text again".into()
             });
@@ -745,6 +754,34 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         },
         _ => Vec::new(),
     }
+}
+
+/// The step under a terminal row of the wide layout's checklist (the view draws: a header row, the
+/// pane's border, then per exercise its row and, for the current exercise, a row per step).
+pub fn checklist_row(app: &App, row: u16) -> Option<usize> {
+    let line = usize::from(row.checked_sub(2)?);
+    let current = app
+        .lab
+        .exercise_of(&app.selected_id())
+        .map(|e| e.id.clone());
+    let mut n = 0usize;
+    let mut first = 0usize;
+    for ex in &app.lab.exercises {
+        if n == line {
+            return Some(first);
+        }
+        n += 1;
+        if current.as_deref() == Some(ex.id.as_str()) {
+            for i in 0..ex.steps.len() {
+                if n == line {
+                    return Some(first + i);
+                }
+                n += 1;
+            }
+        }
+        first += ex.steps.len();
+    }
+    None
 }
 
 /// Entering a step whose screen shows the service's state loads it (files to store, the tag list).
@@ -984,6 +1021,19 @@ mod tests {
         };
         update(&mut a, Msg::Mouse(wheel));
         assert_eq!(a.selected, 1, "the wheel moves in the focused checklist");
+        // A click on exercise 4's row: rows 2–5 are exercise 1, exercise 2 (expanded), its step, exercise 3.
+        let click = |row| MouseEvent {
+            kind: MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: 5,
+            row,
+            modifiers: KeyModifiers::NONE,
+        };
+        update(&mut a, Msg::Mouse(click(2 + 4)));
+        assert_eq!(a.selected_id(), "get-token");
+        // Now exercise 4 is expanded: its step is on row 6, the store exercise's row is row 7.
+        let fx = update(&mut a, Msg::Mouse(click(2 + 5)));
+        assert_eq!(a.selected_id(), "store-samples");
+        assert_eq!(fx, vec![Effect::Work(Work::ListFiles(None))]);
         assert_eq!(update(&mut a, key('M')), vec![Effect::Mouse(false)]);
     }
 }
