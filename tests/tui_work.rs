@@ -5,12 +5,13 @@
 mod orthanc;
 
 use dicomlab::config::Profile;
+use dicomlab::dicom::samples::{SERIES1_UID, STUDY_UID};
 use dicomlab::dicomweb::{Level, StoreMode};
 use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::practice::{ServiceConfig, start};
 use dicomlab::tui::app::Msg;
-use dicomlab::tui::screens::{Done, What, Work};
+use dicomlab::tui::screens::{Done, Scope, What, Work};
 use tokio::sync::mpsc;
 
 /// Runs one piece of work; returns every `Done` it sent, in order.
@@ -120,6 +121,7 @@ async fn every_screen_on_the_practice_service() {
         run(
             Work::Search {
                 level: Level::Studies,
+                scope: Scope::default(),
                 params: vec![("PatientID".into(), "ID1".into())],
             },
             &session,
@@ -133,6 +135,7 @@ async fn every_screen_on_the_practice_service() {
         run(
             Work::Search {
                 level: Level::Studies,
+                scope: Scope::default(),
                 params: vec![("StudyDate".into(), "yesterday".into())],
             },
             &session,
@@ -255,13 +258,18 @@ async fn store_search_and_retrieve_screens_on_orthanc() {
         run(
             Work::Search {
                 level: Level::Instances,
+                scope: Scope {
+                    study: Some(STUDY_UID.into()),
+                    series: Some(SERIES1_UID.into()),
+                },
                 params: Vec::new(),
             },
             &session,
         )
         .await,
     ) {
-        Done::Searched(Ok((200, r))) => assert_eq!(r.len(), 3),
+        // Within the first series: the red triangle and the green square.
+        Done::Searched(Ok((200, r))) => assert_eq!(r.len(), 2),
         other => panic!("{other:?}"),
     }
     match last(run(Work::Retrieve(What::Metadata), &session).await) {

@@ -390,6 +390,22 @@ fn search(app: &App, f: &mut Frame, area: Rect) {
             Span::styled("  offset ", bold()),
             Span::raw(s.form.value(3)),
         ]));
+        // The scope only when there is one.
+        let (study, series) = (s.form.value(4), s.form.value(5));
+        if !study.trim().is_empty() || !series.trim().is_empty() {
+            head.push(Line::from(vec![
+                Span::styled(" within       ", bold()),
+                Span::raw(format!(
+                    "study {}{}",
+                    short_uid(study.trim(), 24),
+                    if series.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" · series {}", short_uid(series.trim(), 24))
+                    }
+                )),
+            ]));
+        }
     }
     match (&s.error, s.running, s.status) {
         (Some(e), _, _) => head.push(Line::from(vec![

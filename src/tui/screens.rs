@@ -98,6 +98,8 @@ pub enum Work {
     },
     Search {
         level: Level,
+        /// The study (and series) the search is within: `/studies/{study}/series/{series}/instances`.
+        scope: Scope,
         params: Vec<(String, String)>,
     },
     Retrieve(What),
@@ -131,6 +133,13 @@ pub enum Work {
         path: PathBuf,
         into: Box<Profile>,
     },
+}
+
+/// Where a search looks: everywhere, within a study, or within a series of a study.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub study: Option<String>,
+    pub series: Option<String>,
 }
 
 /// A file to store.
@@ -661,6 +670,8 @@ impl Default for Screens {
                     Field::new("includefield", "", false),
                     Field::new("limit", "100", false),
                     Field::new("offset", "0", false),
+                    Field::new("in study", "", false),
+                    Field::new("in series", "", false),
                 ]),
                 status: None,
                 results: Vec::new(),
@@ -758,10 +769,42 @@ impl EnvScreen {
 }
 
 impl SearchScreen {
+    /// Where the form searches, or what is wrong with it (QIDO's routes: studies at the root only;
+    /// series within a study; instances within a study or a series of it).
+    pub fn scope(&self) -> Result<Scope, String> {
+        let uid = |i: usize, what: &str| {
+            let v = self.form.value(i).trim().to_string();
+            match v.as_str() {
+                "" => Ok(None),
+                u if crate::dicom::uid::is_valid_uid(u) => Ok(Some(v)),
+                _ => Err(format!(
+                    "the {what} UID '{v}' is not a UID (digits and dots)"
+                )),
+            }
+        };
+        let scope = Scope {
+            study: uid(4, "study")?,
+            series: uid(5, "series")?,
+        };
+        match (self.level, &scope.study, &scope.series) {
+            (Level::Studies, Some(_), _) | (Level::Studies, _, Some(_)) => {
+                Err("studies are searched at the root: clear 'in study' / 'in series'".into())
+            }
+            (Level::Series, _, Some(_)) => {
+                Err("series are searched within a study, not within a series".into())
+            }
+            (_, None, Some(_)) => Err("'in series' needs 'in study' too".into()),
+            _ => Ok(scope),
+        }
+    }
+
     /// The query parameters the form makes, or what is wrong with it.
     pub fn params(&self) -> Result<Vec<(String, String)>, Vec<String>> {
         let mut out = Vec::new();
         let mut problems = Vec::new();
+        if let Err(e) = self.scope() {
+            problems.push(e);
+        }
         for token in self.form.value(0).split_whitespace() {
             match token.split_once('=') {
                 Some((k, v)) if !k.is_empty() => {
@@ -1498,18 +1541,23 @@ impl Screens {
 
 impl SearchScreen {
     fn run(&mut self) -> Vec<Work> {
-        match self.params() {
-            Ok(params) => {
+        match (self.params(), self.scope()) {
+            (Ok(params), Ok(scope)) => {
                 self.running = true;
                 self.error = None;
                 self.detail = None;
                 vec![Work::Search {
                     level: self.level,
+                    scope,
                     params,
                 }]
             }
-            Err(p) => {
+            (Err(p), _) => {
                 self.error = Some(p.join("; "));
+                Vec::new()
+            }
+            (_, Err(p)) => {
+                self.error = Some(p);
                 Vec::new()
             }
         }
@@ -1603,6 +1651,24 @@ mod tests {
         assert!(p.contains(&("PatientName".into(), "Anne*".into())));
         assert!(p.contains(&("fuzzymatching".into(), "true".into())));
         assert!(p.contains(&("limit".into(), "100".into())));
+        // Scope: series within a study; never studies within one; a series needs its study.
+        s.search.level = Level::Series;
+        s.search.form.fields[4].set("1.2.3");
+        assert_eq!(
+            s.search.scope(),
+            Ok(Scope {
+                study: Some("1.2.3".into()),
+                series: None
+            })
+        );
+        s.search.level = Level::Studies;
+        assert!(s.search.scope().is_err());
+        s.search.level = Level::Instances;
+        s.search.form.fields[4].set("");
+        s.search.form.fields[5].set("1.2.3.4");
+        assert!(s.search.scope().is_err());
+        s.search.form.fields[5].set("");
+        s.search.level = Level::Studies;
         s.search.form.fields[0].set("patientname=x junk");
         let e = s.search.params().expect_err("invalid");
         assert_eq!(e.len(), 2, "{e:?}");

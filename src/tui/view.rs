@@ -543,7 +543,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("x", "cancel the requests in flight"),
     ("S", "the summary (and how to make the report)"),
-    ("M", "mouse on/off (wheel scrolls, a click picks a step or a pane)"),
+    (
+        "M",
+        "mouse on/off (wheel scrolls, a click picks a step or a pane)",
+    ),
     ("?  F1", "this help"),
     ("q  Ctrl-C", "quit (asks while something runs)"),
 ];

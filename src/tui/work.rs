@@ -52,13 +52,17 @@ pub async fn run(
             });
             send(Done::Stored(r));
         }
-        Work::Search { level, params } => {
+        Work::Search {
+            level,
+            scope,
+            params,
+        } => {
             let p: Vec<(&str, &str)> = params
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let r = c
-                .search(level, None, None, &p)
+                .search(level, scope.study.as_deref(), scope.series.as_deref(), &p)
                 .await
                 .map_err(err)
                 .and_then(|a| {
