@@ -5,13 +5,13 @@
 mod orthanc;
 
 use dicomlab::config::Profile;
-use dicomlab::dicom::samples::{SERIES1_UID, STUDY_UID};
+use dicomlab::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
 use dicomlab::dicomweb::{Level, StoreMode};
 use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::practice::{ServiceConfig, start};
 use dicomlab::tui::app::Msg;
-use dicomlab::tui::screens::{Done, Scope, What, Work};
+use dicomlab::tui::screens::{Done, Scope, Uids, What, Work};
 use tokio::sync::mpsc;
 
 /// Runs one piece of work; returns every `Done` it sent, in order.
@@ -26,6 +26,18 @@ async fn run(work: Work, session: &Session) -> Vec<Done> {
         }
     }
     out
+}
+
+/// Retrieve, of the lab's red triangle (the screen's default UIDs).
+fn retrieve(what: What) -> Work {
+    Work::Retrieve {
+        what,
+        uids: Uids {
+            study: STUDY_UID.into(),
+            series: SERIES1_UID.into(),
+            instance: RED_UID.into(),
+        },
+    }
 }
 
 fn last(done: Vec<Done>) -> Done {
@@ -148,12 +160,25 @@ async fn every_screen_on_the_practice_service() {
     );
 
     // Retrieve: the study as three files; the metadata as datasets for the tree.
-    match last(run(Work::Retrieve(What::Study), &session).await) {
+    match last(run(retrieve(What::Study), &session).await) {
         Done::Retrieved(Ok((summary, None))) => assert!(summary.contains("3 file(s)"), "{summary}"),
         other => panic!("{other:?}"),
     }
-    match last(run(Work::Retrieve(What::Metadata), &session).await) {
+    match last(run(retrieve(What::Metadata), &session).await) {
         Done::Retrieved(Ok((_, Some(m)))) => assert_eq!(m.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    // Another instance of the series, by its UIDs.
+    let green = Work::Retrieve {
+        what: What::Instance,
+        uids: Uids {
+            study: STUDY_UID.into(),
+            series: SERIES1_UID.into(),
+            instance: dicomlab::dicom::samples::GREEN_UID.into(),
+        },
+    };
+    match last(run(green, &session).await) {
+        Done::Retrieved(Ok((summary, None))) => assert!(summary.contains("1 file(s)"), "{summary}"),
         other => panic!("{other:?}"),
     }
 
@@ -272,11 +297,11 @@ async fn store_search_and_retrieve_screens_on_orthanc() {
         Done::Searched(Ok((200, r))) => assert_eq!(r.len(), 2),
         other => panic!("{other:?}"),
     }
-    match last(run(Work::Retrieve(What::Metadata), &session).await) {
+    match last(run(retrieve(What::Metadata), &session).await) {
         Done::Retrieved(Ok((_, Some(m)))) => assert_eq!(m.len(), 3),
         other => panic!("{other:?}"),
     }
-    match last(run(Work::Retrieve(What::Series), &session).await) {
+    match last(run(retrieve(What::Series), &session).await) {
         Done::Retrieved(Ok((summary, None))) => assert!(summary.contains("2 file(s)"), "{summary}"),
         other => panic!("{other:?}"),
     }

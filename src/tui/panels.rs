@@ -528,8 +528,23 @@ fn retrieve(app: &App, f: &mut Frame, area: Rect) {
             choices.push(Span::raw(label));
         }
     }
-    let mut head = vec![
-        Line::from(choices),
+    let mut head = vec![Line::from(choices)];
+    if r.form.editing {
+        for i in 0..r.form.fields.len() {
+            head.push(field_line(app, &r.form, i, area.width));
+        }
+    } else {
+        head.push(Line::from(vec![
+            Span::styled("of ", bold()),
+            Span::raw(format!(
+                "study {} · series {} · instance {} (/)",
+                short_uid(r.form.value(0).trim(), 12),
+                short_uid(r.form.value(1).trim(), 12),
+                short_uid(r.form.value(2).trim(), 12)
+            )),
+        ]));
+    }
+    head.extend([
         Line::raw(match r.what {
             What::Metadata => "Accept: application/dicom+json → a tag tree (Space folds)",
             What::Instance => "Accept: application/dicom; transfer-syntax=* → one file",
@@ -541,7 +556,7 @@ fn retrieve(app: &App, f: &mut Frame, area: Rect) {
                 "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=* (without it: 406)"
             }
         }),
-    ];
+    ]);
     if r.running {
         head.push(Line::raw("retrieving…  (x cancels)"));
     }
@@ -756,7 +771,12 @@ pub fn keys(app: &App, screen: Screen) -> Vec<(&'static str, &'static str)> {
             ("l", "level"),
             ("z", "fuzzy"),
         ],
-        Screen::Retrieve => vec![("1-6 w", "what"), ("Enter", "fetch"), ("Space", "fold")],
+        Screen::Retrieve => vec![
+            ("1-6 w", "what"),
+            ("/", "UIDs"),
+            ("Enter", "fetch"),
+            ("Space", "fold"),
+        ],
         Screen::ChangeFeed => vec![
             ("Enter", "load"),
             ("[ ]", "page"),

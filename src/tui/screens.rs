@@ -102,7 +102,10 @@ pub enum Work {
         scope: Scope,
         params: Vec<(String, String)>,
     },
-    Retrieve(What),
+    Retrieve {
+        what: What,
+        uids: Uids,
+    },
     Feed {
         offset: u64,
         limit: u32,
@@ -133,6 +136,14 @@ pub enum Work {
         path: PathBuf,
         into: Box<Profile>,
     },
+}
+
+/// The instance (and its series and study) retrieve fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uids {
+    pub study: String,
+    pub series: String,
+    pub instance: String,
 }
 
 /// Where a search looks: everywhere, within a study, or within a series of a study.
@@ -573,6 +584,8 @@ pub struct SearchScreen {
 /// The retrieve screen.
 pub struct RetrieveScreen {
     pub what: What,
+    /// Study, series and instance UIDs (the lab's red triangle to start with).
+    pub form: Form,
     pub running: bool,
     pub result: Option<Result<String, String>>,
     pub tree: Option<TagTree>,
@@ -682,6 +695,11 @@ impl Default for Screens {
             },
             retrieve: RetrieveScreen {
                 what: What::Study,
+                form: Form::new(vec![
+                    Field::new("study", crate::dicom::samples::STUDY_UID, false),
+                    Field::new("series", crate::dicom::samples::SERIES1_UID, false),
+                    Field::new("instance", crate::dicom::samples::RED_UID, false),
+                ]),
                 running: false,
                 result: None,
                 tree: None,
@@ -893,6 +911,7 @@ impl Screens {
             }
             Screen::Store => self.store.picking.is_some(),
             Screen::Search => self.search.form.editing,
+            Screen::Retrieve => self.retrieve.form.editing,
             Screen::Tags => self.tags.form.is_some(),
             _ => false,
         }
@@ -1131,6 +1150,19 @@ impl Screens {
 
     fn retrieve_key(&mut self, key: KeyEvent) -> Option<Vec<Work>> {
         let r = &mut self.retrieve;
+        if r.form.editing {
+            return Some(match r.form.key(key) {
+                FormKey::Submit => {
+                    r.form.editing = false;
+                    r.fetch()
+                }
+                FormKey::Leave | FormKey::Used => Vec::new(),
+            });
+        }
+        if key.code == KeyCode::Char('/') {
+            r.form.editing = true;
+            return Some(Vec::new());
+        }
         let pick = |w: What| Some(w);
         let chosen = match key.code {
             KeyCode::Char(c @ '1'..='6') => pick(What::ALL[(c as u8 - b'1') as usize]),
@@ -1146,11 +1178,7 @@ impl Screens {
             return Some(Vec::new());
         }
         Some(match key.code {
-            KeyCode::Enter if !r.running => {
-                r.running = true;
-                r.result = None;
-                vec![Work::Retrieve(r.what)]
-            }
+            KeyCode::Enter if !r.running => r.fetch(),
             KeyCode::Down | KeyCode::Char('j') if r.tree.is_some() => {
                 if let Some(t) = &mut r.tree {
                     t.down();
@@ -1539,6 +1567,44 @@ impl Screens {
     }
 }
 
+impl RetrieveScreen {
+    /// The UIDs of the form, or which one is not a UID.
+    pub fn uids(&self) -> Result<Uids, String> {
+        let get = |i: usize, what: &str| {
+            let v = self.form.value(i).trim().to_string();
+            if crate::dicom::uid::is_valid_uid(&v) {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "the {what} UID '{v}' is not a UID (digits and dots)"
+                ))
+            }
+        };
+        Ok(Uids {
+            study: get(0, "study")?,
+            series: get(1, "series")?,
+            instance: get(2, "instance")?,
+        })
+    }
+
+    fn fetch(&mut self) -> Vec<Work> {
+        match self.uids() {
+            Ok(uids) => {
+                self.running = true;
+                self.result = None;
+                vec![Work::Retrieve {
+                    what: self.what,
+                    uids,
+                }]
+            }
+            Err(e) => {
+                self.result = Some(Err(e));
+                Vec::new()
+            }
+        }
+    }
+}
+
 impl SearchScreen {
     fn run(&mut self) -> Vec<Work> {
         match (self.params(), self.scope()) {
@@ -1678,6 +1744,29 @@ mod tests {
             Some(vec![])
         );
         assert!(s.search.error.is_some());
+    }
+
+    #[test]
+    fn retrieve_takes_the_uids_of_its_form() {
+        let mut s = Screens::default();
+        s.key(Screen::Retrieve, key(KeyCode::Char('3')), false);
+        let w = s.key(Screen::Retrieve, key(KeyCode::Enter), false);
+        assert!(
+            matches!(&w, Some(v) if matches!(v.as_slice(), [Work::Retrieve { what: What::Instance, uids }] if uids.instance == crate::dicom::samples::RED_UID)),
+            "{w:?}"
+        );
+        s.retrieve.running = false;
+        s.key(Screen::Retrieve, key(KeyCode::Char('/')), false);
+        assert!(s.editing(Screen::Retrieve));
+        for c in "x".chars() {
+            s.key(Screen::Retrieve, key(KeyCode::Char(c)), false);
+        }
+        // Enter in the form fetches, or says which UID is not one.
+        assert_eq!(
+            s.key(Screen::Retrieve, key(KeyCode::Enter), false),
+            Some(vec![])
+        );
+        assert!(matches!(&s.retrieve.result, Some(Err(e)) if e.contains("study UID")));
     }
 
     #[test]

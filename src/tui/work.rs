@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::app::Msg;
-use super::screens::{Done, InstanceResult, What, Work, feed_row};
-use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+use super::screens::{Done, InstanceResult, Uids, What, Work, feed_row};
 use crate::dicomweb::{Answer, ClientError, get_ci};
 use crate::lab::checks::diagnose_error;
 use crate::lab::engine::Session;
@@ -74,7 +73,9 @@ pub async fn run(
                 });
             send(Done::Searched(r));
         }
-        Work::Retrieve(what) => send(Done::Retrieved(retrieve(session, what).await)),
+        Work::Retrieve { what, uids } => {
+            send(Done::Retrieved(retrieve(session, what, &uids).await));
+        }
         Work::Feed {
             offset,
             limit,
@@ -280,19 +281,21 @@ pub fn read_stow(answers: &[Answer]) -> (Vec<u16>, Vec<InstanceResult>) {
     (answers.iter().map(|a| a.status).collect(), out)
 }
 
-async fn retrieve(session: &Session, what: What) -> Result<(String, Option<Vec<Value>>), String> {
+async fn retrieve(
+    session: &Session,
+    what: What,
+    uids: &Uids,
+) -> Result<(String, Option<Vec<Value>>), String> {
     let c = &session.client;
-    let series = format!("studies/{STUDY_UID}/series/{SERIES1_UID}");
-    let inst = format!("{series}/instances/{RED_UID}");
+    let study = format!("studies/{}", uids.study);
+    let series = format!("{study}/series/{}", uids.series);
+    let inst = format!("{series}/instances/{}", uids.instance);
     let any = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
     let (path, accept) = match what {
-        What::Study => (format!("studies/{STUDY_UID}"), any),
+        What::Study => (study.clone(), any),
         What::Series => (series, any),
         What::Instance => (inst, "application/dicom; transfer-syntax=*"),
-        What::Metadata => (
-            format!("studies/{STUDY_UID}/metadata"),
-            "application/dicom+json",
-        ),
+        What::Metadata => (format!("{study}/metadata"), "application/dicom+json"),
         What::Frame => (
             format!("{inst}/frames/1"),
             "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
