@@ -559,6 +559,12 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             return Vec::new();
         }
+        if key.code == KeyCode::Char('>')
+            && screen == Screen::Search
+            && !app.screens.editing(screen)
+        {
+            return to_retrieve(app);
+        }
         let editing = app.screens.editing(screen);
         let v2 = app.v2();
         if let Some(work) = app.screens.key(screen, key, v2) {
@@ -754,6 +760,36 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         },
         _ => Vec::new(),
     }
+}
+
+/// `>` on a search result: its UIDs go to the retrieve screen, which gets the keys.
+fn to_retrieve(app: &mut App) -> Vec<Effect> {
+    let s = &app.screens.search;
+    let Some(result) = s.results.get(s.selected) else {
+        app.status = Some("no result selected: search first".into());
+        return Vec::new();
+    };
+    let uid = |tag| super::screens::value_of(result, tag);
+    let (study, series, instance) = (uid("0020000D"), uid("0020000E"), uid("00080018"));
+    let form = &mut app.screens.retrieve.form;
+    for (i, v) in [study, series, instance].iter().enumerate() {
+        if !v.is_empty()
+            && let Some(f) = form.fields.get_mut(i)
+        {
+            f.set(v);
+        }
+    }
+    let Some(i) = app
+        .lab
+        .steps()
+        .position(|s| s.check == crate::lab::model::Check::Retrieve)
+    else {
+        return Vec::new();
+    };
+    app.selected = i;
+    app.focus = Focus::Panel;
+    app.status = Some("the result's UIDs are in the retrieve form: Enter fetches".into());
+    entered(app)
 }
 
 /// The step under a terminal row of the wide layout's checklist (the view draws: a header row, the
@@ -1007,6 +1043,31 @@ mod tests {
             Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
         );
         assert_eq!(a.focus, Focus::Checklist);
+    }
+
+    #[test]
+    fn a_search_result_goes_to_the_retrieve_screen() {
+        let mut a = app();
+        a.selected = a
+            .step_ids()
+            .iter()
+            .position(|s| s == "search-samples")
+            .expect("step");
+        a.focus = Focus::Panel;
+        assert!(update(&mut a, key('>')).is_empty(), "no result yet");
+        a.screens.search.results = vec![serde_json::json!({
+            "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+            "0020000E": {"vr": "UI", "Value": ["1.2.3.4"]},
+            "00080018": {"vr": "UI", "Value": ["1.2.3.4.5"]}
+        })];
+        update(&mut a, key('>'));
+        assert_eq!(a.selected_id(), "retrieve-samples");
+        assert_eq!(a.focus, Focus::Panel);
+        let f = &a.screens.retrieve.form;
+        assert_eq!(
+            (f.value(0), f.value(1), f.value(2)),
+            ("1.2.3".into(), "1.2.3.4".into(), "1.2.3.4.5".into())
+        );
     }
 
     #[test]

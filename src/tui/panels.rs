@@ -762,11 +762,12 @@ pub fn keys(app: &App, screen: Screen) -> Vec<(&'static str, &'static str)> {
             ("o", "folder"),
         ],
         Screen::Search if s.search.detail.is_some() => {
-            vec![("Space", "fold"), ("Esc", "results")]
+            vec![("Space", "fold"), (">", "to retrieve"), ("Esc", "results")]
         }
         Screen::Search => vec![
             ("/", "edit"),
             ("Enter", "search/open"),
+            (">", "to retrieve"),
             ("a", "again"),
             ("l", "level"),
             ("z", "fuzzy"),
