@@ -326,6 +326,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             fx
         }
         Msg::Done(d) => {
+            if matches!(d, Done::ProfileSaved(Err(_))) {
+                app.switching = false;
+            }
             let refresh_tags = matches!(d, Done::TagChanged(_));
             let from = d.screen();
             app.screens.done(d);

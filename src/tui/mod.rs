@@ -128,7 +128,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
             }
         });
     }
-    let (switch_tx, mut switch_rx) = mpsc::unbounded_channel::<(String, Result<Session, String>)>();
+    let (switch_tx, mut switch_rx) = mpsc::unbounded_channel::<Opened>();
     let mut events = EventStream::new();
     // The token countdown moves in minutes: a slow tick is enough.
     let mut tick = tokio::time::interval(Duration::from_secs(20));
@@ -150,9 +150,13 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
-            Some((name, opened)) = switch_rx.recv() => match opened {
+            Some((name, saved_profile, opened)) = switch_rx.recv() => match opened {
                 Ok(new) => {
                     session = Arc::new(new);
+                    // A profile saved from the environment screen is the one `t` opens from now on.
+                    if let Some(p) = saved_profile {
+                        profiles.insert(name.clone(), p);
+                    }
                     let saved = store.lock().await.steps(&lab.id, &session.target_key);
                     if let Some(p) = profiles.get(&name) {
                         let _ = tx.send(Msg::Done(form_profile(&name, p, &session)));
@@ -191,20 +195,29 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
             match effect {
                 Effect::SwitchTarget(name) => {
                     let profile = profiles.get(&name).cloned();
-                    let data = opts.practice_data.clone();
-                    switch_to(name, profile, data, &switch_tx, &ex_tx);
+                    let (data, switch_tx, ex_tx) =
+                        (opts.practice_data.clone(), switch_tx.clone(), ex_tx.clone());
+                    tokio::spawn(async move {
+                        let opened = open_profile(&name, profile, data, ex_tx).await;
+                        let _ = switch_tx.send((name, None, opened));
+                    });
                 }
                 Effect::Work(Work::SaveProfile { name, profile }) => {
-                    let profile = *profile;
-                    let saved = save_profile(opts.config_path.clone(), &name, &profile).await;
-                    let ok = saved.is_ok();
-                    update(&mut app, Msg::Done(Done::ProfileSaved(saved)));
-                    if ok {
-                        profiles.insert(name.clone(), profile.clone());
-                        app.switching = true;
-                        let data = opts.practice_data.clone();
-                        switch_to(name, Some(profile), data, &switch_tx, &ex_tx);
-                    }
+                    // Saved off the loop (a slow disk never blocks a key), then opened like `t` does.
+                    app.switching = true;
+                    let (path, data) = (opts.config_path.clone(), opts.practice_data.clone());
+                    let (tx, switch_tx, ex_tx) = (tx.clone(), switch_tx.clone(), ex_tx.clone());
+                    tokio::spawn(async move {
+                        let profile = *profile;
+                        let saved = save_profile(path, &name, &profile).await;
+                        let ok = saved.is_ok();
+                        let _ = tx.send(Msg::Done(Done::ProfileSaved(saved)));
+                        if ok {
+                            let opened =
+                                open_profile(&name, Some(profile.clone()), data, ex_tx).await;
+                            let _ = switch_tx.send((name, Some(profile), opened));
+                        }
+                    });
                 }
                 Effect::Cancel => {
                     for h in inflight.drain(..) {
@@ -242,32 +255,31 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     Ok(())
 }
 
-/// Opens a profile's session in the background; the result comes back on `switch_tx`.
-fn switch_to(
-    name: String,
+/// A profile's session opened in the background: its name, the profile when it was just saved (the
+/// runtime keeps it for `t`), and the session or why not.
+type Opened = (String, Option<Profile>, Result<Session, String>);
+
+/// Opens a profile's session.
+async fn open_profile(
+    name: &str,
     profile: Option<Profile>,
     data: PathBuf,
-    switch_tx: &mpsc::UnboundedSender<(String, Result<Session, String>)>,
-    ex_tx: &mpsc::UnboundedSender<crate::dicomweb::Exchange>,
-) {
-    let (switch_tx, ex_tx) = (switch_tx.clone(), ex_tx.clone());
-    tokio::spawn(async move {
-        let opened = match profile {
-            Some(p)
-                if p.kind != crate::lab::checks::TargetKind::Practice
-                    && p.base_url.trim().is_empty() =>
-            {
-                Err(format!(
-                    "profile {name} has no base URL yet: fill in the Environment screen or the config file"
-                ))
-            }
-            Some(p) => Session::open(&p, Some(data), Some(ex_tx))
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err(format!("no profile {name}")),
-        };
-        let _ = switch_tx.send((name, opened));
-    });
+    ex_tx: mpsc::UnboundedSender<crate::dicomweb::Exchange>,
+) -> Result<Session, String> {
+    match profile {
+        Some(p)
+            if p.kind != crate::lab::checks::TargetKind::Practice
+                && p.base_url.trim().is_empty() =>
+        {
+            Err(format!(
+                "profile {name} has no base URL yet: fill in the Environment screen or the config file"
+            ))
+        }
+        Some(p) => Session::open(&p, Some(data), Some(ex_tx))
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err(format!("no profile {name}")),
+    }
 }
 
 /// The profile as the environment form shows it: the embedded service's values (read-only) or the
