@@ -242,13 +242,24 @@ pub fn write_samples(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
     for sample in &SAMPLES {
         let path = dir.join(sample.file_name);
         let bytes = sample.to_bytes()?;
-        let tmp = dir.join(format!(".{}.tmp", sample.file_name));
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| SampleError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        // A temporary file of its own, renamed into place: two writers at once (the TUI lists the
+        // samples while "do it" stores them) each leave a whole file, never a half one or an error.
+        let io = |source| SampleError::Io {
+            path: path.clone(),
+            source,
+        };
+        let prefix = format!(".{}.", sample.file_name);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        // Sample files are not private: the usual mode, not a temporary file's 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+        std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
         paths.push(path);
     }
     Ok(paths)
@@ -335,5 +346,25 @@ mod tests {
         let blue = b.chunks(3).filter(|c| c == &[63, 72, 204]).count();
         // The official blue circle covers 257,023 pixels.
         assert!((250_000..265_000).contains(&blue), "{blue}");
+    }
+
+    #[test]
+    fn writers_at_once_each_leave_whole_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || write_samples(&d))
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().expect("thread").is_ok());
+        }
+        for s in &SAMPLES {
+            let on_disk = std::fs::read(dir.path().join(s.file_name)).expect("file");
+            assert_eq!(on_disk, s.to_bytes().expect("bytes"));
+        }
+        // Nothing left behind but the three files.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 3);
     }
 }
