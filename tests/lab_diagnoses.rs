@@ -200,7 +200,7 @@ async fn http_answers_read_as_the_lab_needs() {
         .json()
         .and_then(|v| v["href"].as_str().map(str::to_string))
         .expect("href");
-    c.poll_operation(&href, Duration::from_secs(10))
+    c.poll_operation(&href, Duration::from_secs(10), None)
         .await
         .expect("poll");
     let a = c

@@ -836,10 +836,12 @@ impl DicomWebClient {
     }
 
     /// Polls an operation (id or href) until it leaves `running`, with backoff, up to `limit`.
+    /// Each answer's JSON also goes to `progress` (a screen's progress bar).
     pub async fn poll_operation(
         &self,
         id_or_href: &str,
         limit: Duration,
+        progress: Option<&mpsc::UnboundedSender<Value>>,
     ) -> Result<Answer, ClientError> {
         let path = match id_or_href.rsplit_once("/operations/") {
             Some((_, id)) => format!("operations/{id}"),
@@ -849,6 +851,9 @@ impl DicomWebClient {
         let mut wait = Duration::from_millis(200);
         loop {
             let a = self.get(&path, "application/json").await?;
+            if let (Some(tx), Some(v)) = (progress, a.json()) {
+                let _ = tx.send(v);
+            }
             if a.status != 202 || started.elapsed() >= limit {
                 return Ok(a);
             }

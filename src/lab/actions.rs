@@ -82,6 +82,40 @@ pub async fn set_role(session: &Session, grant: bool) -> Result<String, ActionEr
     }
 }
 
+/// How adding an extended query tag went.
+#[derive(Debug)]
+pub enum TagAdd {
+    /// The service did not start it (no 202): its answer.
+    Refused(Box<crate::dicomweb::Answer>),
+    /// The re-index operation stopped running, or `limit` passed while it still ran (`running`).
+    Ended { status: String },
+}
+
+/// Adds an extended query tag (`tag` as the service takes it: Path, VR, Level) and follows its
+/// re-index operation for up to `limit`; each poll's JSON goes to `progress`.
+pub async fn add_tag(
+    session: &Session,
+    tag: serde_json::Value,
+    limit: Duration,
+    progress: Option<&tokio::sync::mpsc::UnboundedSender<serde_json::Value>>,
+) -> Result<TagAdd, ActionError> {
+    let c = &session.client;
+    let a = c.post_json("extendedquerytags", json!([tag])).await?;
+    if a.status != 202 {
+        return Ok(TagAdd::Refused(Box::new(a)));
+    }
+    let text = |v: &serde_json::Value, k: &str| {
+        get_ci(v, k)
+            .and_then(|s| s.as_str())
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let href = a.json().map(|v| text(&v, "href")).unwrap_or_default();
+    let op = c.poll_operation(&href, limit, progress).await?;
+    let status = op.json().map(|v| text(&v, "status")).unwrap_or_default();
+    Ok(TagAdd::Ended { status })
+}
+
 /// Performs a step's action; returns what was done, in a sentence.
 pub async fn perform(
     session: &Session,
@@ -153,33 +187,13 @@ pub async fn perform(
             )
         }
         Check::TagAdded { tag } => {
-            let a = c
-                .post_json(
-                    "extendedquerytags",
-                    json!([{"Path": tag, "Level": "Study"}]),
-                )
-                .await?;
-            if a.status != 202 {
-                return Ok(format!("{}: {}", a.status, a.text()));
+            let tag_json = json!({"Path": tag, "Level": "Study"});
+            match add_tag(session, tag_json, Duration::from_secs(120), None).await? {
+                TagAdd::Refused(a) => format!("{}: {}", a.status, a.text()),
+                TagAdd::Ended { status } => {
+                    format!("added {tag}; its re-index operation is {status}")
+                }
             }
-            let href = a
-                .json()
-                .and_then(|v| {
-                    get_ci(&v, "href")
-                        .and_then(|h| h.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            let op = c.poll_operation(&href, Duration::from_secs(120)).await?;
-            let status = op
-                .json()
-                .and_then(|v| {
-                    get_ci(&v, "status")
-                        .and_then(|s| s.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            format!("added {tag}; its re-index operation is {status}")
         }
         Check::TagUsed { tag, value } => {
             let a = c

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::app::Msg;
 use super::screens::{Done, InstanceResult, Uids, What, Work, feed_row};
 use crate::dicomweb::{Answer, ClientError, get_ci};
+use crate::lab::actions::TagAdd;
 use crate::lab::checks::diagnose_error;
 use crate::lab::engine::Session;
 
@@ -354,60 +355,50 @@ pub fn human(n: u64) -> String {
     }
 }
 
-/// Adds a tag and follows its re-index operation, reporting each poll.
+/// Adds a tag and follows its re-index operation, each poll shown as the screen's progress bar.
 async fn add_tag(
     session: &Session,
     tag: Value,
     path: &str,
     tx: &mpsc::UnboundedSender<Msg>,
 ) -> Result<String, String> {
-    let c = &session.client;
-    let a = c
-        .post_json("extendedquerytags", json!([tag]))
-        .await
-        .map_err(err)?;
-    if a.status != 202 {
-        return Err(refused(session, &a));
-    }
-    let href = a
-        .json()
-        .and_then(|v| {
-            get_ci(&v, "href")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+    let (ptx, mut prx) = mpsc::unbounded_channel::<Value>();
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(v) = prx.recv().await {
+                let id = get_ci(&v, "operationId")
+                    .or_else(|| get_ci(&v, "id"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let status = get_ci(&v, "status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
+                let percent = get_ci(&v, "percentComplete").and_then(Value::as_u64);
+                let _ = tx.send(Msg::Done(Done::Operation {
+                    id,
+                    status,
+                    percent,
+                }));
+            }
         })
-        .unwrap_or_default();
-    let id = href.rsplit('/').next().unwrap_or_default().to_string();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    let mut wait = Duration::from_millis(250);
-    loop {
-        let op = c
-            .get(&format!("operations/{id}"), "application/json")
-            .await
-            .map_err(err)?;
-        let v = op.json().unwrap_or(Value::Null);
-        let status = get_ci(&v, "status")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        let percent = get_ci(&v, "percentComplete").and_then(Value::as_u64);
-        let _ = tx.send(Msg::Done(Done::Operation {
-            id: id.clone(),
-            status: status.clone(),
-            percent,
-        }));
-        let s = status.to_ascii_lowercase();
-        if !matches!(s.as_str(), "running" | "notstarted") || !op.ok() {
-            return if matches!(s.as_str(), "completed" | "succeeded") {
+    };
+    let limit = Duration::from_secs(300);
+    let added = crate::lab::actions::add_tag(session, tag, limit, Some(&ptx)).await;
+    drop(ptx);
+    let _ = forward.await;
+    match added.map_err(|e| e.to_string())? {
+        TagAdd::Refused(a) => Err(refused(session, &a)),
+        TagAdd::Ended { status } => match status.to_ascii_lowercase().as_str() {
+            "completed" | "succeeded" => {
                 Ok(format!("added {path}; its re-index operation {status}"))
-            } else {
-                Err(format!("the re-index operation of {path} ended {status}"))
-            };
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("the re-index of {path} still runs after 5 minutes"));
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(3));
+            }
+            "running" | "notstarted" => {
+                Err(format!("the re-index of {path} still runs after 5 minutes"))
+            }
+            _ => Err(format!("the re-index operation of {path} ended {status}")),
+        },
     }
 }
