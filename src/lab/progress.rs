@@ -124,13 +124,7 @@ impl ProgressStore {
         failure: Option<String>,
     ) {
         let now = now();
-        let entry = self
-            .progress
-            .labs
-            .entry(lab.into())
-            .or_default()
-            .entry(target.into())
-            .or_default();
+        let entry = self.steps_mut(lab, target);
         let rec = entry.entry(step.into()).or_insert_with(|| StepProgress {
             status: Status::Failed,
             attempts: 0,
@@ -152,15 +146,19 @@ impl ProgressStore {
         }
     }
 
-    pub fn skip(&mut self, lab: &str, target: &str, step: &str) {
-        let now = now();
-        let entry = self
-            .progress
+    /// The steps of a lab on a target, created empty when new.
+    fn steps_mut(&mut self, lab: &str, target: &str) -> &mut BTreeMap<String, StepProgress> {
+        self.progress
             .labs
             .entry(lab.into())
             .or_default()
             .entry(target.into())
-            .or_default();
+            .or_default()
+    }
+
+    pub fn skip(&mut self, lab: &str, target: &str, step: &str) {
+        let now = now();
+        let entry = self.steps_mut(lab, target);
         entry.insert(
             step.into(),
             StepProgress {
