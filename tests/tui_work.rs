@@ -1,6 +1,7 @@
 //! The screens' requests (`tui::work`), each sent to a real server and read back as the screen shows
 //! it: the practice service (every screen, refusals explained) and Orthanc (store, search, retrieve).
 
+mod common;
 #[path = "common/orthanc.rs"]
 mod orthanc;
 
@@ -63,13 +64,9 @@ async fn every_screen_on_the_practice_service() {
     })
     .await
     .expect("service");
-    let mut p = Profile::new(TargetKind::Practice);
-    p.base_url = svc.base_url.clone();
-    p.tenant_id = svc.tenant_id.clone();
-    p.client_id = svc.client_id.clone();
-    p.client_secret = dicomlab::dicomweb::Secret::new(svc.client_secret.clone());
-    p.authority = svc.authority.clone();
-    let session = Session::open(&p, None, None).await.expect("session");
+    let session = Session::open(&common::profile_for(&svc), None, None)
+        .await
+        .expect("session");
     let files = files(&session).await;
 
     // No role yet: the store is refused as a whole, and the screen says what to do.

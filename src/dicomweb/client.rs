@@ -548,14 +548,7 @@ impl DicomWebClient {
             let sizes = sizes.clone();
             tokio::spawn(async move {
                 loop {
-                    for (i, c) in counters.iter().enumerate() {
-                        let _ = tx.send(StoreProgress {
-                            file: i,
-                            sent: c.get(),
-                            total: sizes[i],
-                            done: false,
-                        });
-                    }
+                    report_progress(&tx, &counters, &sizes, false);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             })
@@ -606,14 +599,7 @@ impl DicomWebClient {
             w.abort();
         }
         if let Some(tx) = progress {
-            for (i, c) in counters.iter().enumerate() {
-                let _ = tx.send(StoreProgress {
-                    file: i,
-                    sent: c.get(),
-                    total: sizes[i],
-                    done: true,
-                });
-            }
+            report_progress(&tx, &counters, &sizes, true);
         }
         result
     }
@@ -860,6 +846,23 @@ impl DicomWebClient {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Each file's bytes sent so far, to a store's progress channel.
+fn report_progress(
+    tx: &mpsc::UnboundedSender<StoreProgress>,
+    counters: &[Counter],
+    sizes: &[u64],
+    done: bool,
+) {
+    for (i, (c, total)) in counters.iter().zip(sizes).enumerate() {
+        let _ = tx.send(StoreProgress {
+            file: i,
+            sent: c.get(),
+            total: *total,
+            done,
+        });
     }
 }
 
