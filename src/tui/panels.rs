@@ -9,28 +9,17 @@ use serde_json::Value;
 
 use super::app::{App, Focus};
 use super::screens::{Form, Screen, TagTree, What, columns, value_of};
+use super::view::{bold, style};
 use super::work::human;
 use crate::dicomweb::{Level, StoreMode, get_ci};
 use crate::lab::checks::{TargetKind, reason_text};
 
-fn bold() -> Style {
-    Style::default().add_modifier(Modifier::BOLD)
-}
-
-fn color(app: &App, c: Color) -> Style {
-    if app.no_color {
-        Style::default()
-    } else {
-        Style::default().fg(c)
-    }
-}
-
 fn ok_sym(app: &App, ok: bool) -> Span<'static> {
     match (ok, app.ascii) {
-        (true, false) => Span::styled("✓", color(app, Color::Green)),
-        (true, true) => Span::styled("+", color(app, Color::Green)),
-        (false, false) => Span::styled("✗", color(app, Color::Red)),
-        (false, true) => Span::styled("x", color(app, Color::Red)),
+        (true, false) => Span::styled("✓", style(app, Color::Green)),
+        (true, true) => Span::styled("+", style(app, Color::Green)),
+        (false, false) => Span::styled("✗", style(app, Color::Red)),
+        (false, true) => Span::styled("x", style(app, Color::Red)),
     }
 }
 
@@ -110,7 +99,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect, screen: Screen) {
             f,
             inner,
             vec![Line::from(vec![
-                Span::styled(sym, color(app, Color::DarkGray)),
+                Span::styled(sym, style(app, Color::DarkGray)),
                 Span::raw(format!(" not supported: {why}")),
             ])],
         );
@@ -295,7 +284,7 @@ fn store(app: &App, f: &mut Frame, area: Rect) {
         let status = match file.status {
             Some(s) => Span::styled(
                 format!(" {s}"),
-                color(
+                style(
                     app,
                     if (200..300).contains(&s) {
                         Color::Green
@@ -594,7 +583,7 @@ fn feed(app: &App, f: &mut Frame, area: Rect) {
     if fd.following {
         head.push(Line::styled(
             "● following: new entries appear every 2 s",
-            color(app, Color::Yellow),
+            style(app, Color::Yellow),
         ));
     }
     if let Some(l) = &fd.latest {

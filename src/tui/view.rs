@@ -29,7 +29,8 @@ pub fn symbol(app: &App, id: &str, selected: bool) -> &'static str {
     if app.ascii { a } else { u }
 }
 
-fn style(app: &App, color: Color) -> Style {
+/// A foreground color, or none under NO_COLOR.
+pub(super) fn style(app: &App, color: Color) -> Style {
     if app.no_color {
         Style::default()
     } else {
@@ -47,7 +48,7 @@ fn symbol_style(app: &App, sym: &str) -> Style {
     }
 }
 
-fn bold() -> Style {
+pub(super) fn bold() -> Style {
     Style::default().add_modifier(Modifier::BOLD)
 }
 
