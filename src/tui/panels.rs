@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::app::{App, Focus};
 use super::screens::{Form, Screen, TagTree, What, columns, value_of};
-use super::view::{bold, style};
+use super::view::{bold, glyph, style};
 use super::work::human;
 use crate::dicomweb::{Level, StoreMode, get_ci};
 use crate::lab::checks::{TargetKind, reason_text};
@@ -94,7 +94,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect, screen: Screen) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     if let Some(why) = app.unsupported(screen) {
-        let sym = if app.ascii { "-" } else { "–" };
+        let sym = glyph(app, "–", "-");
         paragraph(
             f,
             inner,
@@ -163,11 +163,7 @@ fn field_line(app: &App, form: &Form, i: usize, width: u16) -> Line<'static> {
         value
     };
     let focus = form.editing && form.focus == i;
-    let mark = if focus {
-        if app.ascii { ">" } else { "›" }
-    } else {
-        " "
-    };
+    let mark = if focus { glyph(app, "›", ">") } else { " " };
     let room = (width as usize).saturating_sub(14);
     let shown: String = if shown.chars().count() > room {
         let n = shown.chars().count();

@@ -26,7 +26,12 @@ pub fn symbol(app: &App, id: &str, selected: bool) -> &'static str {
         _ if selected => ("»", ">"),
         _ => ("○", "o"),
     };
-    if app.ascii { a } else { u }
+    glyph(app, u, a)
+}
+
+/// A Unicode symbol, or its ASCII fallback (TERM=linux, DICOMLAB_ASCII=1).
+pub(super) fn glyph(app: &App, unicode: &'static str, ascii: &'static str) -> &'static str {
+    if app.ascii { ascii } else { unicode }
 }
 
 /// A foreground color, or none under NO_COLOR.
@@ -156,13 +161,11 @@ fn draw_checklist(app: &App, f: &mut Frame, area: Rect) {
             .all(|s| app.is_done(&s.id) || app.steps[&s.id].saved == Some(Status::Skipped));
         let expanded = current.as_deref() == Some(ex.id.as_str());
         let head_sym = if all_done {
-            if app.ascii { "+" } else { "✓" }
+            glyph(app, "✓", "+")
         } else if expanded {
-            if app.ascii { ">" } else { "»" }
-        } else if app.ascii {
-            "o"
+            glyph(app, "»", ">")
         } else {
-            "○"
+            glyph(app, "○", "o")
         };
         lines.push(Line::from(vec![
             Span::styled(format!(" {head_sym} "), symbol_style(app, head_sym)),
