@@ -119,7 +119,9 @@ async fn http_answers_read_as_the_lab_needs() {
         scratch: session.scratch.path().into(),
     };
     let c = &session.client;
-    let files = dicomlab::lab::actions::sample_files(&session, None).expect("samples");
+    let files = dicomlab::lab::actions::sample_files(&session, None)
+        .await
+        .expect("samples");
     c.store(&files, StoreMode::Single, None, 3, None)
         .await
         .expect("store");
@@ -349,7 +351,9 @@ async fn change_feed_paging_v1_windows_and_v2_offsets() {
             200
         );
     }
-    let files = dicomlab::lab::actions::sample_files(&session, None).expect("samples");
+    let files = dicomlab::lab::actions::sample_files(&session, None)
+        .await
+        .expect("samples");
     session
         .client
         .store(&files, StoreMode::Single, None, 3, None)

@@ -171,7 +171,9 @@ async fn multipart_store_through_the_client_passes_too() {
             .is_pass()
     );
     // Storing again: 409 with 45070 — already stored, still done.
-    let files = dicomlab::lab::actions::sample_files(&session, None).expect("files");
+    let files = dicomlab::lab::actions::sample_files(&session, None)
+        .await
+        .expect("files");
     let answers = session
         .client
         .store(&files, StoreMode::Single, None, 1, None)

@@ -24,18 +24,23 @@ pub enum ActionError {
     Manual(String),
 }
 
-/// The sample files: from `dir` when given (the official download), else generated into the scratch folder.
-pub fn sample_files(session: &Session, dir: Option<&Path>) -> Result<Vec<PathBuf>, ActionError> {
-    match dir {
-        Some(d) => Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect()),
-        None => {
-            let d = session.scratch.path().join("samples");
-            if !d.join(SAMPLES[2].file_name).exists() {
-                crate::dicom::samples::write_samples(&d)?;
-            }
-            Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect())
-        }
+/// The sample files: from `dir` when given (the official download), else generated into the scratch
+/// folder — on the blocking pool, since that writes three 2.9 MB files.
+pub async fn sample_files(
+    session: &Session,
+    dir: Option<&Path>,
+) -> Result<Vec<PathBuf>, ActionError> {
+    let d = match dir {
+        Some(d) => return Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect()),
+        None => session.scratch.path().join("samples"),
+    };
+    if !d.join(SAMPLES[2].file_name).exists() {
+        let target = d.clone();
+        tokio::task::spawn_blocking(move || crate::dicom::samples::write_samples(&target))
+            .await
+            .map_err(|e| ActionError::Manual(format!("the sample writer stopped: {e}")))??;
     }
+    Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect())
 }
 
 /// Grants (or revokes) the lab client's DICOM Data Owner role on a practice service: the embedded one
@@ -137,7 +142,7 @@ pub async fn perform(
         }
         Check::Role => set_role(session, true).await?,
         Check::Store => {
-            let files = sample_files(session, samples)?;
+            let files = sample_files(session, samples).await?;
             let answers = c.store(&files, mode, None, 3, None).await?;
             let codes: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
             format!("stored {} file(s): {}", files.len(), codes.join(", "))

@@ -230,10 +230,9 @@ async fn list_files(
             out.sort();
             out
         }
-        None => {
-            let s: &Session = session;
-            crate::lab::actions::sample_files(s, None).map_err(|e| e.to_string())?
-        }
+        None => crate::lab::actions::sample_files(session, None)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     let mut sized = Vec::new();
     for f in files {
