@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dicomweb::auth::{AZURE_AUTHORITY, DICOM_RESOURCE, Secret, TokenVersion};
-use crate::lab::checks::TargetKind;
+use crate::target::TargetKind;
 
 fn default_resource() -> String {
     DICOM_RESOURCE.into()
@@ -61,6 +61,36 @@ pub struct Profile {
     /// A pasted bearer token (generic `bearer`).
     #[serde(default, skip_serializing_if = "Secret::is_empty")]
     pub token: Secret,
+    /// The Log Analytics workspace the DICOM service sends its audit logs to (Azure: its Workspace
+    /// ID; a served practice service: found by itself). Empty: no audit log.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log_workspace: String,
+    /// The Log Analytics query API (default `https://api.loganalytics.io`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log_endpoint: String,
+    /// How late audit records may arrive, in seconds (Azure: 600 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_delay_secs: Option<u64>,
+    /// The service is shared with other learners: the change feed alone cannot say who stored what.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+/// What progress is keyed by for a profile: `practice` for the embedded service, else its base URL.
+pub fn target_key(p: &Profile) -> String {
+    if p.kind == TargetKind::Practice && p.base_url.trim().is_empty() {
+        "practice".into()
+    } else {
+        p.base_url.trim().trim_end_matches('/').to_string()
+    }
+}
+
+/// `scheme://host[:port]` of a URL (the practice service's routes outside the versioned base).
+pub fn origin_of(url: &str) -> String {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => url.trim().trim_end_matches('/').to_string(),
+    }
 }
 
 impl Profile {
@@ -78,6 +108,10 @@ impl Profile {
             username: String::new(),
             password: Secret::default(),
             token: Secret::default(),
+            log_workspace: String::new(),
+            log_endpoint: String::new(),
+            log_delay_secs: None,
+            shared: false,
         }
     }
 
@@ -135,6 +169,9 @@ pub struct Config {
     /// The active profile.
     #[serde(default = "default_profile")]
     pub profile: String,
+    /// The learner's name, for the report an instructor reads (asked once; empty: declined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learner: Option<String>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -149,6 +186,7 @@ impl Default for Config {
         profiles.insert("generic".into(), generic);
         Config {
             profile: default_profile(),
+            learner: None,
             profiles,
         }
     }

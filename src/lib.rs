@@ -1,10 +1,12 @@
 //! dicomlab: a terminal companion for the hands-on lab "DICOM service". Every step is checked against the
-//! live service. This crate holds the practice service, the DICOM helpers, and (later) the client, the lab
-//! engine and the TUI.
+//! service's own records. This crate holds the DICOMweb client, the lab engine, the practice service, the
+//! DICOM helpers and the TUI.
 
 pub mod config;
 pub mod dicom;
 pub mod dicomweb;
 pub mod lab;
 pub mod practice;
+pub mod target;
+pub mod text;
 pub mod tui;

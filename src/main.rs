@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use dicomlab::config::{Config, Profile};
 use dicomlab::dicomweb::StoreMode;
 use dicomlab::lab::engine::Session;
-use dicomlab::lab::progress::{ProgressStore, Status};
+use dicomlab::lab::progress::ProgressStore;
 use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, ServiceConfig, auth::Role};
 
@@ -45,10 +45,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The learner's progress, for an instructor (never a secret or a token).
+    /// The learner's progress, for an instructor: each step's verdict, the evidence it rests on, when,
+    /// and the time it took (never a secret or a token).
     Report {
         #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
+        /// The learner's name (kept in the config; asked once when missing and a terminal is there).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Answer a step's question (where the service keeps no record of your reads): checked against
+    /// the service; a right answer is the step's evidence.
+    Answer {
+        /// The step id, e.g. retrieve-samples.
+        step: String,
+        /// Your answer.
+        value: String,
+    },
+    /// Work with lab files.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
     },
     /// Do a step (what the TUI's "do it" does), then check it.
     Run {
@@ -87,8 +104,8 @@ enum Command {
     },
     /// Grant, revoke or list roles on a running practice service (what the Azure portal's IAM blade does).
     Role {
-        /// The practice service's origin or base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8042")]
+        /// The practice service's origin or base URL (before or after grant / revoke / list).
+        #[arg(long, global = true, default_value = "http://127.0.0.1:8042")]
         service: String,
         #[command(subcommand)]
         action: RoleAction,
@@ -113,6 +130,16 @@ enum RoleAction {
     },
     /// Show every client and its roles.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabAction {
+    /// Check a lab file: its format, step ids, prerequisites, instance names, placeholders and
+    /// requests, each problem with its line.
+    Lint {
+        /// The lab file.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -144,6 +171,9 @@ struct ServeArgs {
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 3599)]
     token_seconds: u64,
+    /// Hold audit-log records back this many seconds, the way Azure delivers them minutes late.
+    #[arg(long, default_value_t = 0)]
+    audit_delay: u64,
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -172,6 +202,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         grant_owner: args.grant_owner,
         token_lifetime: Duration::from_secs(args.token_seconds.max(1)),
         reindex_min_duration: Duration::from_secs_f64(args.reindex_seconds.clamp(0.0, 3600.0)),
+        audit_delay: Duration::from_secs(args.audit_delay.min(24 * 3600)),
         ..ServiceConfig::default()
     };
     let running = practice::start(config).await?;
@@ -187,14 +218,28 @@ async fn serve(args: ServeArgs) -> Result<()> {
         println!("  clientId             {}", running.client_id);
         println!("  clientSecret         {}", running.client_secret);
         println!("  resource             {}", running.resource);
+        println!(
+            "  audit log            {}/loganalytics/v1/workspaces/{}/query (workspace {}; token resource https://api.loganalytics.io)",
+            running.origin,
+            running.workspace_id(),
+            running.workspace_id()
+        );
         let roles = running.service().auth.roles_of(&running.client_id);
-        if roles.is_empty() {
+        let names: Vec<_> = roles.iter().map(|r| r.name()).collect();
+        if !roles
+            .iter()
+            .any(|r| matches!(r, Role::DataOwner | Role::DataReader))
+        {
             println!(
-                "  roles                none yet: grant with `dicomlab role grant --service {}`",
+                "  roles                {}no DICOM role yet: grant with `dicomlab role grant --service {}`",
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}; ", names.join(", "))
+                },
                 running.origin
             );
         } else {
-            let names: Vec<_> = roles.iter().map(|r| r.name()).collect();
             println!("  roles                {}", names.join(", "));
         }
     }
@@ -375,9 +420,14 @@ fn progress_store() -> ProgressStore {
 }
 
 fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)]) {
+    use dicomlab::text::visible;
     let fill = |t: &str| {
-        vars.iter()
-            .fold(t.to_string(), |acc, (k, v)| acc.replace(k.as_str(), v))
+        visible(
+            &vars
+                .iter()
+                .fold(t.to_string(), |acc, (k, v)| acc.replace(k.as_str(), v)),
+        )
+        .into_owned()
     };
     let title = lab.step(step_id).map_or("", |s| s.title.as_str());
     let optional = if lab.step(step_id).is_some_and(|s| s.optional) {
@@ -391,15 +441,53 @@ fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)
             expected,
             observed,
             diagnosis,
+            ..
         } => {
-            println!("     expected  {expected}");
-            println!("     observed  {observed}");
+            println!("     expected  {}", fill(expected));
+            println!("     observed  {}", fill(observed));
             println!("     fix       {}", fill(diagnosis));
         }
-        Outcome::Pass { detail } => println!("     {detail}"),
-        Outcome::Blocked { reason } => println!("     blocked: {reason}"),
-        Outcome::NotSupported { reason } => println!("     not supported: {reason}"),
-        Outcome::Error { message } => println!("     error: {message}"),
+        Outcome::Pass { detail, evidence } => {
+            println!("     {}", fill(detail));
+            let when = evidence
+                .at
+                .as_deref()
+                .map(|a| format!(" · {}", dicomlab::lab::clock::human(a)))
+                .unwrap_or_default();
+            println!(
+                "     evidence  {}: {}{when}",
+                evidence.source.label(),
+                fill(&evidence.summary)
+            );
+        }
+        Outcome::Ready { detail, .. } => println!("     ready: {}", fill(detail)),
+        Outcome::Waiting { reason, .. } => println!("     waiting: {}", fill(reason)),
+        Outcome::Blocked { reason } => println!("     blocked: {}", fill(reason)),
+        Outcome::NotSupported { reason } => println!("     not supported: {}", fill(reason)),
+        Outcome::Error { message } => println!("     error: {}", fill(message)),
+    }
+    for (i, t) in o.tried().iter().enumerate() {
+        let tool = t
+            .tool
+            .as_ref()
+            .map(|t| format!(" from {t}"))
+            .unwrap_or_default();
+        println!(
+            "     {} {} {}{tool} → {}: {}",
+            if i == 0 { "you tried" } else { "         " },
+            dicomlab::lab::checks::local_time(&t.at),
+            fill(&t.line),
+            t.status,
+            fill(&t.diagnosis)
+        );
+    }
+    if !o.is_pass()
+        && let Some(q) = lab.step(step_id).and_then(|s| s.question.as_ref())
+    {
+        println!(
+            "     question  {} (answer with `dicomlab answer {step_id} VALUE`)",
+            fill(&q.ask)
+        );
     }
 }
 
@@ -438,11 +526,11 @@ async fn check(cli: &Cli, step: Option<String>, json: bool) -> Result<std::proce
             session.client.base()
         );
         for (id, o) in &results {
-            print_outcome(&l.lab, id, o, &session.placeholders());
+            print_outcome(&l.lab, id, o, &session.placeholders(&l.lab));
         }
         let passed = results.iter().filter(|(_, o)| o.is_pass()).count();
         println!(
-            "{passed}/{} passed{}",
+            "{passed}/{} done{}",
             results.len(),
             if required_ok {
                 " — every required step is done"
@@ -468,23 +556,60 @@ async fn run_step(
     let Some(s) = l.lab.step(step) else {
         bail!("no step '{step}' in {} (see `dicomlab steps`)", l.lab.title)
     };
-    let session = open_session(&l).await?;
+    // The exchanges of the action are the learner's, done in dicomlab: kept as evidence.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let problems = l.profile.problems();
+    if !problems.is_empty() {
+        eprintln!(
+            "profile '{}' has problems: {}",
+            l.profile_name,
+            problems.join("; ")
+        );
+    }
+    let session = Session::open(
+        &l.profile,
+        Some(dicomlab::config::data_dir().join("practice")),
+        Some(tx),
+    )
+    .await?;
     let mode = if multipart {
         StoreMode::Multipart
     } else {
         StoreMode::Single
     };
-    match dicomlab::lab::actions::perform(&session, &s.check, samples.as_deref(), mode).await {
-        Ok(done) => println!("did: {done}"),
-        Err(e) => println!("could not do it: {e}"),
-    }
     let mut store = progress_store();
+    let subject = l.lab.step_of_kind("tag_added").and_then(|t| {
+        store
+            .steps(&l.lab.id, &session.target_key)
+            .get(&t.id)?
+            .subject
+            .clone()
+    });
+    match dicomlab::lab::actions::perform(
+        &session,
+        &l.lab,
+        s,
+        samples.as_deref(),
+        mode,
+        subject.as_deref(),
+    )
+    .await
+    {
+        Ok(done) => println!("did: {}", dicomlab::text::visible(&done)),
+        Err(e) => println!(
+            "could not do it: {}",
+            dicomlab::text::visible(&e.to_string())
+        ),
+    }
+    while let Ok(e) = rx.try_recv() {
+        session.keep_exchange(&l.lab, &mut store, &e);
+    }
     let outcome = session
         .check_step(&l.lab, &mut store, step)
         .await
         .context("step vanished")?;
     store.save()?;
-    print_outcome(&l.lab, step, &outcome, &session.placeholders());
+    print_outcome(&l.lab, step, &outcome, &session.placeholders(&l.lab));
     Ok(if outcome.is_pass() {
         std::process::ExitCode::SUCCESS
     } else {
@@ -492,75 +617,82 @@ async fn run_step(
     })
 }
 
-/// `println!` into a String.
-macro_rules! outln {
-    ($o:expr) => { $o.push('\n') };
-    ($o:expr, $($arg:tt)*) => {{ $o.push_str(&format!($($arg)*)); $o.push('\n'); }};
+async fn answer(cli: &Cli, step: &str, value: &str) -> Result<std::process::ExitCode> {
+    let l = load(cli)?;
+    if l.lab.step(step).is_none() {
+        bail!("no step '{step}' in {} (see `dicomlab steps`)", l.lab.title);
+    }
+    let session = open_session(&l).await?;
+    let mut store = progress_store();
+    let before = session.before(&l.lab, &store);
+    let outcome = session.answer(&l.lab, &before, step, value).await;
+    match outcome.evidence() {
+        Some(e) => store.credit(&l.lab.id, &session.target_key, step, e.clone()),
+        None => session.record(&l.lab, &mut store, step, &outcome),
+    }
+    store.save()?;
+    print_outcome(&l.lab, step, &outcome, &session.placeholders(&l.lab));
+    Ok(if outcome.is_pass() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
-fn report(cli: &Cli, format: ReportFormat) -> Result<()> {
+/// The learner's name for the report: `--name` (kept in the config), the config's, or asked once on
+/// a terminal.
+fn learner_name(cli: &Cli, given: Option<String>) -> Result<Option<String>> {
+    use std::io::IsTerminal;
+    let path = config_path(cli)?;
+    let mut config = Config::load(&path)?;
+    let name = match given {
+        Some(n) => Some(n.trim().to_string()),
+        None if config.learner.is_some() => return Ok(config.learner.filter(|n| !n.is_empty())),
+        None if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
+            eprint!("Your name, for the report (Enter to leave it out): ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Some(
+                line.trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(80)
+                    .collect(),
+            )
+        }
+        None => return Ok(None),
+    };
+    config.learner = name.clone();
+    config.save(&path)?;
+    Ok(name.filter(|n| !n.is_empty()))
+}
+
+fn report(cli: &Cli, format: ReportFormat, name: Option<String>) -> Result<()> {
     let l = load(cli)?;
+    let learner = learner_name(cli, name)?;
     let store = progress_store();
-    let mut o = String::new();
     let targets = store
         .progress
         .labs
         .get(&l.lab.id)
         .cloned()
         .unwrap_or_default();
-    match format {
-        ReportFormat::Json => {
-            outln!(
-                o,
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"lab": l.lab.id, "title": l.lab.title, "targets": targets})
-                )?
-            );
-        }
-        ReportFormat::Md => {
-            outln!(o, "# {} — progress\n", l.lab.title);
-            if targets.is_empty() {
-                outln!(o, "No step checked yet.");
-            }
-            for (target, steps) in &targets {
-                let done = l
-                    .lab
-                    .steps()
-                    .filter(|s| steps.get(&s.id).is_some_and(|p| p.status == Status::Done))
-                    .count();
-                outln!(
-                    o,
-                    "## Target: {target}\n\n{done} of {} steps done.\n",
-                    l.lab.steps().count()
-                );
-                outln!(
-                    o,
-                    "| step | status | attempts | first | last | last failure |"
-                );
-                outln!(o, "|---|---|---|---|---|---|");
-                for s in l.lab.steps() {
-                    match steps.get(&s.id) {
-                        Some(p) => outln!(
-                            o,
-                            "| {} | {:?} | {} | {} | {} | {} |",
-                            s.title,
-                            p.status,
-                            p.attempts,
-                            p.first,
-                            p.last,
-                            p.last_failure.as_deref().unwrap_or("").replace('|', "\\|")
-                        ),
-                        None => outln!(o, "| {} | pending | 0 | | | |", s.title),
-                    }
-                }
-                outln!(o);
-            }
-        }
-    }
+    let format = match format {
+        ReportFormat::Md => dicomlab::lab::report::Format::Md,
+        ReportFormat::Json => dicomlab::lab::report::Format::Json,
+    };
+    let o = dicomlab::lab::report::render(&l.lab, learner.as_deref(), &targets, format);
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
     Ok(())
+}
+
+fn config_path(cli: &Cli) -> Result<PathBuf> {
+    match &cli.config {
+        Some(p) => Ok(p.clone()),
+        None => dicomlab::config::default_path()
+            .context("no config dir on this system: pass --config FILE"),
+    }
 }
 
 async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
@@ -641,25 +773,65 @@ async fn run_cli(cli: Cli) -> Result<std::process::ExitCode> {
             samples,
             multipart,
         }) => return run_step(&cli, step, samples.clone(), *multipart).await,
-        Some(Command::Report { format }) => {
-            report(&cli, *format)?;
+        Some(Command::Report { format, name }) => {
+            report(&cli, *format, name.clone())?;
             return ok;
         }
-        Some(Command::ImportPostman { file, into }) => {
-            let path = match &cli.config {
-                Some(p) => p.clone(),
-                None => dicomlab::config::default_path()
-                    .context("no config dir on this system: pass --config FILE")?,
+        Some(Command::Answer { step, value }) => return answer(&cli, step, value).await,
+        Some(Command::Lab {
+            action: LabAction::Lint { file },
+        }) => {
+            return match Lab::load(file) {
+                Ok(lab) => {
+                    println!(
+                        "{}: lab '{}' is valid — {} exercises, {} steps, {} dataset instances",
+                        file.display(),
+                        lab.id,
+                        lab.exercises.len(),
+                        lab.steps().count(),
+                        lab.dataset.instances.len()
+                    );
+                    ok
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(std::process::ExitCode::FAILURE)
+                }
             };
+        }
+        Some(Command::ImportPostman { file, into }) => {
+            let path = config_path(&cli)?;
             let mut config = Config::load(&path)?;
             let profile = config
                 .profiles
                 .entry(into.clone())
-                .or_insert_with(|| Profile::new(dicomlab::lab::checks::TargetKind::Azure));
+                .or_insert_with(|| Profile::new(dicomlab::target::TargetKind::Azure));
             let imported = dicomlab::config::import_postman(file, profile)?;
             let problems = profile.problems();
+            let target = dicomlab::config::target_key(profile);
             config.profile = into.clone();
             config.save(&path)?;
+            // Done in dicomlab: the import is the evidence of the lab's import step.
+            if let Ok(l) = load(&cli)
+                && let Some(step) = l.lab.step_of_kind("postman_import")
+            {
+                let mut store = progress_store();
+                store.credit(
+                    &l.lab.id,
+                    &target,
+                    &step.id,
+                    dicomlab::lab::evidence::Evidence::new(
+                        dicomlab::lab::evidence::Source::Dicomlab,
+                        format!(
+                            "imported {} ({}) into profile {into}",
+                            file.display(),
+                            imported.join(", ")
+                        ),
+                        Some(time::OffsetDateTime::now_utc()),
+                    ),
+                );
+                store.save()?;
+            }
             println!(
                 "imported {} into profile '{into}' of {} (now the active profile)",
                 imported.join(", "),

@@ -1,6 +1,9 @@
 //! The lab's three sample instances (contract §0.1), produced by code: the same Study, Series and SOP
 //! Instance UIDs and attributes as the official download, 979×985 RGB secondary-capture images of a red
 //! triangle, a green square and a blue circle. Checks work by UID, so either set passes them.
+//!
+//! Other labs draw their own: [`shape_instance`] makes a secondary-capture image of a shape in a colour,
+//! with the UIDs and attributes the lab file declares.
 
 use std::path::{Path, PathBuf};
 
@@ -100,6 +103,11 @@ impl Sample {
         SAMPLES.iter().find(|s| s.sop_uid == sop_uid)
     }
 
+    /// Finds a sample by its short name (`red-triangle`): a lab's built-in generator.
+    pub fn by_name(name: &str) -> Option<&'static Sample> {
+        SAMPLES.iter().find(|s| s.name == name)
+    }
+
     fn inside(&self, x: f64, y: f64) -> bool {
         match self.shape {
             // Apex at (477.5, 237), base on row 717 from column 170 to 785.
@@ -132,6 +140,23 @@ impl Sample {
 
     /// The dataset: the 40 elements of the official file.
     pub fn dataset(&self) -> InMemDicomObject {
+        self.dataset_with(self.study_uid, self.series_uid, self.sop_uid)
+    }
+
+    /// The Part-10 file with other UIDs (a lab that reuses the picture for its own dataset).
+    pub fn to_bytes_with(
+        &self,
+        study: &str,
+        series: &str,
+        sop: &str,
+    ) -> Result<Vec<u8>, SampleError> {
+        let file = self.dataset_with(study, series, sop).with_meta(meta())?;
+        let mut out = Vec::with_capacity(FRAME_BYTES + 2048);
+        file.write_all(&mut out)?;
+        Ok(out)
+    }
+
+    fn dataset_with(&self, study: &str, series: &str, sop: &str) -> InMemDicomObject {
         let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
         let empty = |tag, vr| DataElement::new(tag, vr, PrimitiveValue::Empty);
         let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
@@ -146,7 +171,7 @@ impl Sample {
                 dicom_value!(Strs, ["DERIVED", "SECONDARY", "OTHER"]),
             ),
             s(tags::SOP_CLASS_UID, VR::UI, SOP_CLASS_UID),
-            s(tags::SOP_INSTANCE_UID, VR::UI, self.sop_uid),
+            s(tags::SOP_INSTANCE_UID, VR::UI, sop),
             s(tags::STUDY_DATE, VR::DA, "20200922"),
             empty(tags::CONTENT_DATE, VR::DA),
             empty(tags::ACQUISITION_DATE_TIME, VR::DT),
@@ -162,8 +187,8 @@ impl Sample {
             s(tags::PATIENT_SEX, VR::CS, "F"),
             s(tags::PATIENT_AGE, VR::AS, "024Y"),
             empty(tags::PATIENT_POSITION, VR::CS),
-            s(tags::STUDY_INSTANCE_UID, VR::UI, self.study_uid),
-            s(tags::SERIES_INSTANCE_UID, VR::UI, self.series_uid),
+            s(tags::STUDY_INSTANCE_UID, VR::UI, study),
+            s(tags::SERIES_INSTANCE_UID, VR::UI, series),
             s(tags::STUDY_ID, VR::SH, "1"),
             s(tags::SERIES_NUMBER, VR::IS, &self.series_number.to_string()),
             s(
@@ -192,11 +217,214 @@ impl Sample {
 
     /// The Part-10 file, in memory.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SampleError> {
-        let file = self.dataset().with_meta(meta())?;
-        let mut out = Vec::with_capacity(FRAME_BYTES + 2048);
-        file.write_all(&mut out)?;
-        Ok(out)
+        self.to_bytes_with(self.study_uid, self.series_uid, self.sop_uid)
     }
+}
+
+/// A drawn instance of another lab: a shape in a colour on grey, `rows` × `columns`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeSpec {
+    /// `triangle`, `square`, `circle`, `diamond` or `star`.
+    pub shape: String,
+    /// `#rrggbb`.
+    pub color: String,
+    #[serde(default = "default_side")]
+    pub rows: u16,
+    #[serde(default = "default_side")]
+    pub columns: u16,
+}
+
+fn default_side() -> u16 {
+    256
+}
+
+/// The largest side a lab may ask a generator for.
+const MAX_SIDE: u16 = 2048;
+
+impl ShapeSpec {
+    /// What is wrong with it, in an instructor's words.
+    pub fn validate(&self) -> Result<(), String> {
+        if !["triangle", "square", "circle", "diamond", "star"].contains(&self.shape.as_str()) {
+            return Err(format!(
+                "'{}' is not a shape the generator draws (triangle, square, circle, diamond, star)",
+                self.shape
+            ));
+        }
+        if self.rgb().is_none() {
+            return Err(format!(
+                "'{}' is not a colour of the form #rrggbb",
+                self.color
+            ));
+        }
+        if !(8..=MAX_SIDE).contains(&self.rows) || !(8..=MAX_SIDE).contains(&self.columns) {
+            return Err(format!("rows and columns must be between 8 and {MAX_SIDE}"));
+        }
+        Ok(())
+    }
+
+    fn rgb(&self) -> Option<[u8; 3]> {
+        let h = self.color.strip_prefix('#')?;
+        if h.len() != 6 || !h.is_ascii() {
+            return None;
+        }
+        let c = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok();
+        Some([c(0)?, c(2)?, c(4)?])
+    }
+
+    /// Whether (x, y) in unit coordinates (0..1, y down) is inside the shape.
+    fn inside(&self, x: f64, y: f64) -> bool {
+        let (dx, dy) = (x - 0.5, y - 0.5);
+        match self.shape.as_str() {
+            "triangle" => (0.2..=0.8).contains(&y) && dx.abs() <= (y - 0.2) / 0.6 * 0.32,
+            "square" => dx.abs() <= 0.27 && dy.abs() <= 0.27,
+            "circle" => dx * dx + dy * dy <= 0.3 * 0.3,
+            "diamond" => dx.abs() + dy.abs() <= 0.33,
+            _ => {
+                // A five-pointed star: a radius that varies with the angle.
+                let r = (dx * dx + dy * dy).sqrt();
+                let a = dy.atan2(dx) + std::f64::consts::FRAC_PI_2;
+                let k = (a * 5.0 / (2.0 * std::f64::consts::PI)).rem_euclid(1.0);
+                let edge = 0.16 + 0.18 * (1.0 - 2.0 * (k - 0.5).abs());
+                r <= edge
+            }
+        }
+    }
+}
+
+/// A secondary-capture instance of a shape, with the given UIDs and the lab's attributes (keyword →
+/// value; values are written with the keyword's dictionary VR).
+pub fn shape_instance(
+    spec: &ShapeSpec,
+    study: &str,
+    series: &str,
+    sop: &str,
+    attributes: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<u8>, SampleError> {
+    let bad = |m: String| SampleError::Io {
+        path: PathBuf::from(sop),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
+    };
+    spec.validate().map_err(bad)?;
+    let rgb = spec.rgb().unwrap_or(BACKGROUND);
+    let (rows, cols) = (spec.rows, spec.columns);
+    let mut px = Vec::with_capacity(usize::from(rows) * usize::from(cols) * 3 + 1);
+    for y in 0..rows {
+        for x in 0..cols {
+            let inside = spec.inside(
+                (f64::from(x) + 0.5) / f64::from(cols),
+                (f64::from(y) + 0.5) / f64::from(rows),
+            );
+            px.extend_from_slice(if inside { &rgb } else { &BACKGROUND });
+        }
+    }
+    if px.len() % 2 == 1 {
+        px.push(0);
+    }
+    let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
+    let mut obj = InMemDicomObject::from_element_iter([
+        s(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
+        s(tags::SOP_CLASS_UID, VR::UI, SOP_CLASS_UID),
+        s(tags::SOP_INSTANCE_UID, VR::UI, sop),
+        s(tags::MODALITY, VR::CS, "OT"),
+        s(tags::CONVERSION_TYPE, VR::CS, "SYN"),
+        s(tags::PATIENT_NAME, VR::PN, "Anony Mous"),
+        s(tags::PATIENT_ID, VR::LO, "DICOMLAB"),
+        s(tags::STUDY_INSTANCE_UID, VR::UI, study),
+        s(tags::SERIES_INSTANCE_UID, VR::UI, series),
+        s(tags::INSTANCE_NUMBER, VR::IS, "1"),
+        us(tags::SAMPLES_PER_PIXEL, 3),
+        s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB"),
+        us(tags::PLANAR_CONFIGURATION, 0),
+        us(tags::ROWS, rows),
+        us(tags::COLUMNS, cols),
+        us(tags::BITS_ALLOCATED, 8),
+        us(tags::BITS_STORED, 8),
+        us(tags::HIGH_BIT, 7),
+        us(tags::PIXEL_REPRESENTATION, 0),
+        DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(px.into())),
+    ]);
+    for (keyword, value) in attributes {
+        let Some(attr) = super::tags::resolve(keyword) else {
+            return Err(bad(format!("'{keyword}' is not a DICOM keyword")));
+        };
+        let vr = attr.vr.unwrap_or(VR::LO);
+        if super::vr::is_bulk(vr) || vr == VR::SQ {
+            return Err(bad(format!(
+                "'{keyword}' cannot be set from a lab file (VR {vr:?})"
+            )));
+        }
+        let value = match vr {
+            VR::US => dicom_value!(
+                U16,
+                [value
+                    .trim()
+                    .parse::<u16>()
+                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
+            ),
+            VR::UL => dicom_value!(
+                U32,
+                [value
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
+            ),
+            VR::SS => dicom_value!(
+                I16,
+                [value
+                    .trim()
+                    .parse::<i16>()
+                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
+            ),
+            VR::SL => dicom_value!(
+                I32,
+                [value
+                    .trim()
+                    .parse::<i32>()
+                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
+            ),
+            _ => {
+                if let Err(why) = super::vr::check_str(vr, value) {
+                    return Err(bad(format!("{keyword} = '{value}': {why}")));
+                }
+                PrimitiveValue::from(value.as_str())
+            }
+        };
+        obj.put(DataElement::new(attr.tag, vr, value));
+    }
+    let file = obj.with_meta(meta())?;
+    let mut out = Vec::new();
+    file.write_all(&mut out)?;
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` through a temporary file of its own, renamed into place: two writers at
+/// once each leave a whole file, never a half one or an error.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SampleError> {
+    let io = |source| SampleError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let prefix = format!(
+        ".{}.",
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    // Sample files are not private: the usual mode, not a temporary file's 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 fn meta() -> FileMetaTableBuilder {
@@ -241,25 +469,7 @@ pub fn write_samples(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
     let mut paths = Vec::new();
     for sample in &SAMPLES {
         let path = dir.join(sample.file_name);
-        let bytes = sample.to_bytes()?;
-        // A temporary file of its own, renamed into place: two writers at once (the TUI lists the
-        // samples while "do it" stores them) each leave a whole file, never a half one or an error.
-        let io = |source| SampleError::Io {
-            path: path.clone(),
-            source,
-        };
-        let prefix = format!(".{}.", sample.file_name);
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        // Sample files are not private: the usual mode, not a temporary file's 0600.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o644));
-        }
-        let mut tmp = builder.tempfile_in(dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
+        write_atomically(&path, &sample.to_bytes()?)?;
         paths.push(path);
     }
     Ok(paths)

@@ -130,6 +130,8 @@ pub struct Claims {
     pub app: Option<String>,
     pub roles: Vec<String>,
     pub exp: Option<u64>,
+    /// The object id of the app's service principal: what Azure's logs name the caller by.
+    pub oid: Option<String>,
 }
 
 impl Claims {
@@ -155,6 +157,7 @@ impl Claims {
                 })
                 .unwrap_or_default(),
             exp: v.get("exp").and_then(Value::as_u64),
+            oid: s("oid"),
         })
     }
 }

@@ -131,6 +131,13 @@ pub struct StoreProgress {
     pub done: bool,
 }
 
+/// Now, as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// The QIDO levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -163,12 +170,22 @@ pub struct DicomWebClient {
     http: reqwest::Client,
     base: String,
     auth: AuthConfig,
-    token: Mutex<Option<Token>>,
+    /// Shared with the client's checking twin ([`DicomWebClient::checking`]): one token for both.
+    token: std::sync::Arc<Mutex<Option<Token>>>,
     sink: Option<mpsc::UnboundedSender<Exchange>>,
     timeout: Duration,
     /// Retries on 429 / 503 (honouring Retry-After).
     retries: u32,
+    /// Requests are the checks' own: marked (User-Agent `dicomlab-check/…`, and a `dicomlab-check`
+    /// query parameter where the route ignores unknown ones) so that no record of them is taken for
+    /// the learner's.
+    by_check: bool,
 }
+
+/// The User-Agent of the checks' requests: the practice service's audit log keeps it.
+pub const CHECK_USER_AGENT: &str = concat!("dicomlab-check/", env!("CARGO_PKG_VERSION"));
+/// The query parameter that marks a check's read in a log that keeps only the URI (Azure's audit log).
+pub const CHECK_MARK: &str = "dicomlab-check=1";
 
 impl DicomWebClient {
     /// A client for `base` (e.g. `https://ws-dicom.dicom.azurehealthcareapis.com/v1`).
@@ -186,11 +203,42 @@ impl DicomWebClient {
             http,
             base,
             auth,
-            token: Mutex::new(None),
+            token: std::sync::Arc::new(Mutex::new(None)),
             sink: None,
             timeout,
             retries: 3,
+            by_check: false,
         })
+    }
+
+    /// The same client for checks: it shares the token and the exchange sink, and marks its requests
+    /// as the checks' own.
+    pub fn checking(&self) -> DicomWebClient {
+        DicomWebClient {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: self.auth.clone(),
+            token: self.token.clone(),
+            sink: self.sink.clone(),
+            timeout: self.timeout,
+            retries: self.retries,
+            by_check: true,
+        }
+    }
+
+    /// Whether this is a checking client.
+    pub fn is_checking(&self) -> bool {
+        self.by_check
+    }
+
+    /// `path` with the check mark added when this client checks (for routes that ignore unknown
+    /// query parameters: the change feed, extended query tags, operations).
+    pub fn marked(&self, path: &str) -> String {
+        if !self.by_check {
+            return path.to_string();
+        }
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}{CHECK_MARK}")
     }
 
     /// Sends every exchange to `sink` (the TUI's "last exchange" pane).
@@ -213,6 +261,27 @@ impl DicomWebClient {
             self.base.clone()
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    /// A new exchange record for a request about to be sent.
+    fn exchange(&self, method: &str, url: &str) -> Exchange {
+        Exchange {
+            method: method.to_string(),
+            url: url.to_string(),
+            by_check: self.by_check,
+            at: now_rfc3339(),
+            ..Exchange::default()
+        }
+    }
+
+    /// A request builder; a checking client's requests say so in their User-Agent.
+    fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, url);
+        if self.by_check {
+            req.header(reqwest::header::USER_AGENT, CHECK_USER_AGENT)
+        } else {
+            req
         }
     }
 
@@ -364,12 +433,8 @@ impl DicomWebClient {
         };
         let mut attempt = 0;
         loop {
-            let mut exchange = Exchange {
-                method: method.to_string(),
-                url: url.to_string(),
-                ..Exchange::default()
-            };
-            let mut req = self.http.request(method.clone(), url);
+            let mut exchange = self.exchange(method.as_str(), url);
+            let mut req = self.request(method.clone(), url);
             for (k, v) in headers {
                 req = req.header(*k, *v);
                 exchange
@@ -463,6 +528,36 @@ impl DicomWebClient {
             &self.url(path),
             &[("Accept", accept)],
             Body::None,
+            true,
+        )
+        .await
+    }
+
+    /// GET of an absolute URL without credentials (a practice service's discovery route).
+    pub async fn get_anonymous_url(&self, url: &str) -> Result<Answer, ClientError> {
+        self.send(
+            Method::GET,
+            url,
+            &[("Accept", "application/json")],
+            Body::None,
+            false,
+        )
+        .await
+    }
+
+    /// A store of nothing: `multipart/related` with zero parts. The service checks the write
+    /// permission, then answers 204 and stores nothing — how the role step asks "may this app write?".
+    pub async fn probe_store(&self) -> Result<Answer, ClientError> {
+        let boundary = "dicomlab-probe";
+        let ct = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+        self.send(
+            Method::POST,
+            &self.url("studies"),
+            &[("Accept", "application/dicom+json"), ("Content-Type", &ct)],
+            Body::Bytes(
+                Bytes::from(format!("--{boundary}--\r\n")),
+                vec![format!("--data-binary $'--{boundary}--\\r\\n'")],
+            ),
             true,
         )
         .await
@@ -614,11 +709,7 @@ impl DicomWebClient {
         let auth = self.auth_header().await?;
         let mut attempt = 0;
         loop {
-            let mut exchange = Exchange {
-                method: "POST".into(),
-                url: url.to_string(),
-                ..Exchange::default()
-            };
+            let mut exchange = self.exchange("POST", url);
             let (ct, stream) = if related {
                 multipart::related_body(files, counters)
             } else {
@@ -710,15 +801,11 @@ impl DicomWebClient {
         tokio::fs::create_dir_all(dir).await?;
         let url = self.url(path);
         let auth = self.auth_header().await?;
-        let mut exchange = Exchange {
-            method: "GET".into(),
-            url: url.clone(),
-            ..Exchange::default()
-        };
+        let mut exchange = self.exchange("GET", &url);
         exchange
             .request_headers
             .push(("Accept".into(), accept.to_string()));
-        let mut req = self.http.get(&url).header(ACCEPT, accept);
+        let mut req = self.request(Method::GET, &url).header(ACCEPT, accept);
         if let Some((v, shown)) = &auth {
             req = req.header(AUTHORIZATION, v.clone());
             exchange
@@ -811,14 +898,17 @@ impl DicomWebClient {
         include_metadata: bool,
     ) -> Result<Answer, ClientError> {
         self.get(
-            &format!("changefeed?offset={offset}&limit={limit}&includeMetadata={include_metadata}"),
+            &self.marked(&format!(
+                "changefeed?offset={offset}&limit={limit}&includeMetadata={include_metadata}"
+            )),
             "application/json",
         )
         .await
     }
 
     pub async fn change_feed_latest(&self) -> Result<Answer, ClientError> {
-        self.get("changefeed/latest", "application/json").await
+        self.get(&self.marked("changefeed/latest"), "application/json")
+            .await
     }
 
     /// Polls an operation (id or href) until it leaves `running`, with backoff, up to `limit`.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// What went over the wire.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Exchange {
     pub method: String,
     pub url: String,
@@ -19,6 +19,13 @@ pub struct Exchange {
     pub response_excerpt: String,
     /// A transport error instead of an answer.
     pub error: Option<String>,
+    /// Sent by a check (dicomlab reading the service's state or records), not by the learner: it never
+    /// counts as the learner's attempt.
+    #[serde(default)]
+    pub by_check: bool,
+    /// When it was sent (RFC 3339, UTC).
+    #[serde(default)]
+    pub at: String,
 }
 
 /// Quotes a word for a POSIX shell.

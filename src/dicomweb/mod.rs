@@ -7,11 +7,13 @@
 pub mod auth;
 pub mod client;
 pub mod exchange;
+pub mod loganalytics;
 pub mod multipart;
 
 pub use auth::{AuthConfig, Claims, Secret, Token, TokenError, TokenVersion};
 pub use client::{Answer, ClientError, DicomWebClient, Level, StoreMode, StoreProgress};
 pub use exchange::Exchange;
+pub use loganalytics::{LogError, LogReader, LogTable};
 
 /// Compares JSON names and enum values the way the contract asks (§12): without case.
 pub fn eq_ci(a: &str, b: &str) -> bool {

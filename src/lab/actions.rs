@@ -1,15 +1,18 @@
-//! What "do it" does for each kind of step: the same requests a learner would send, through the client.
+//! What "do it" does for each step: the requests the lab asks of the learner, sent through the learner's
+//! client, so they land in the service's records as the learner's (and in dicomlab's own, as done here).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::checks::accept_for;
 use super::engine::Session;
-use super::model::Check;
-use crate::dicom::samples::{RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
-use crate::dicomweb::{ClientError, Level, StoreMode, get_ci};
+use super::model::{Check, Lab, Level, Step};
+use super::request::RequestPattern;
+use crate::dicomweb::{ClientError, StoreMode, get_ci};
 use crate::practice::auth::Role;
+use crate::target::TargetKind;
 
 /// Why an action could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -24,23 +27,20 @@ pub enum ActionError {
     Manual(String),
 }
 
-/// The sample files: from `dir` when given (the official download), else generated into the scratch
-/// folder — on the blocking pool, since that writes three 2.9 MB files.
+/// The lab's instance files: from `dir` when given (the official download), else made into the
+/// scratch folder — on the blocking pool, since that writes megabytes.
 pub async fn sample_files(
     session: &Session,
+    lab: &Lab,
     dir: Option<&Path>,
 ) -> Result<Vec<PathBuf>, ActionError> {
-    let d = match dir {
-        Some(d) => return Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect()),
-        None => session.scratch.path().join("samples"),
-    };
-    if !d.join(SAMPLES[2].file_name).exists() {
-        let target = d.clone();
-        tokio::task::spawn_blocking(move || crate::dicom::samples::write_samples(&target))
-            .await
-            .map_err(|e| ActionError::Manual(format!("the sample writer stopped: {e}")))??;
-    }
-    Ok(SAMPLES.iter().map(|s| d.join(s.file_name)).collect())
+    let dataset = lab.dataset.clone();
+    let dir = dir.map(Path::to_path_buf);
+    let out = session.scratch.path().join("samples");
+    tokio::task::spawn_blocking(move || dataset.files(dir.as_deref(), &out))
+        .await
+        .map_err(|e| ActionError::Manual(format!("the sample writer stopped: {e}")))?
+        .map_err(ActionError::from)
 }
 
 /// Grants (or revokes) the lab client's DICOM Data Owner role on a practice service: the embedded one
@@ -60,12 +60,12 @@ pub async fn set_role(session: &Session, grant: bool) -> Result<String, ActionEr
                 .map_err(|e| ActionError::Manual(e.to_string()))?;
             Ok(done(&p.client_id))
         }
-        None if session.kind == super::checks::TargetKind::Practice => {
+        None if session.kind == TargetKind::Practice => {
             let client_id = match c.auth() {
                 crate::dicomweb::AuthConfig::Azure { client_id, .. } => client_id.clone(),
                 _ => return Err(ActionError::Manual("this profile has no client id".into())),
             };
-            let origin = c.base().rsplit_once('/').map_or(c.base(), |(o, _)| o);
+            let origin = crate::config::origin_of(c.base());
             let url = format!("{origin}/admin/roles/{client_id}/DICOM%20Data%20Owner");
             let a = if grant {
                 c.put_anonymous(&url).await?
@@ -121,89 +121,115 @@ pub async fn add_tag(
     Ok(TagAdd::Ended { status })
 }
 
-/// Performs a step's action; returns what was done, in a sentence.
+/// The request of a lab pattern, sent as the learner would (with the Accept header the route needs).
+pub async fn send_pattern(
+    session: &Session,
+    lab: &Lab,
+    pattern: &str,
+) -> Result<crate::dicomweb::Answer, ActionError> {
+    let filled = lab.dataset.fill(pattern);
+    let p = RequestPattern::parse(&filled).map_err(ActionError::Manual)?;
+    let mut path = p.segments.join("/");
+    if !p.query.is_empty() {
+        path.push('?');
+        path.push_str(&serde_urlencoded::to_string(&p.query).unwrap_or_default());
+    }
+    let c = &session.client;
+    Ok(match p.method.as_str() {
+        "DELETE" => c.delete(&path).await?,
+        "GET" if accept_for(&p).starts_with("multipart/") => {
+            let dir = session
+                .scratch
+                .path()
+                .join(format!("retrieved-{}", uuid::Uuid::new_v4().simple()));
+            let (a, _) = c.retrieve_to_dir(&path, accept_for(&p), &dir).await?;
+            a
+        }
+        "GET" => c.get(&path, accept_for(&p)).await?,
+        other => {
+            return Err(ActionError::Manual(format!(
+                "dicomlab does not send {other} requests for you: the step's screen does"
+            )));
+        }
+    })
+}
+
+/// Performs a step's action; returns what was done, in a sentence. `subject` is the learner's tag for
+/// the tag steps (the one the add step credited).
 pub async fn perform(
     session: &Session,
-    check: &Check,
+    lab: &Lab,
+    step: &Step,
     samples: Option<&Path>,
     mode: StoreMode,
+    subject: Option<&str>,
 ) -> Result<String, ActionError> {
     let c = &session.client;
-    let inst = format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}");
-    Ok(match check {
+    let suggested_tag = || {
+        subject
+            .map(str::to_string)
+            .or_else(|| {
+                lab.steps().find_map(|s| match &s.check {
+                    Check::TagAdded { suggest } => suggest.clone(),
+                    _ => None,
+                })
+            })
+            .unwrap_or_else(|| "PatientSex".into())
+    };
+    Ok(match &step.check {
         Check::ServiceExists => {
             let a = c.get_anonymous("changefeed/latest").await?;
             format!("the service answered {}", a.status)
         }
-        Check::Environment => "nothing to send: the environment is the configuration".into(),
+        Check::Environment | Check::PostmanImport => {
+            "nothing to send: the environment is your configuration (Environment screen)".into()
+        }
         Check::Token => {
             let t = c.refresh_token().await?;
             format!("got a token, {} min left", t.remaining().as_secs() / 60)
         }
-        Check::Role => set_role(session, true).await?,
-        Check::Store => {
-            let files = sample_files(session, samples).await?;
+        Check::Role { .. } => set_role(session, true).await?,
+        Check::Store { instances } => {
+            let all = sample_files(session, lab, samples).await?;
+            let files: Vec<PathBuf> = lab
+                .dataset
+                .instances
+                .iter()
+                .zip(all)
+                .filter(|(i, _)| instances.contains(&i.name))
+                .map(|(_, f)| f)
+                .collect();
             let answers = c.store(&files, mode, None, 3, None).await?;
             let codes: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
             format!("stored {} file(s): {}", files.len(), codes.join(", "))
         }
-        Check::Search => {
-            let a = c
-                .search(
-                    Level::Studies,
-                    None,
-                    None,
-                    &[("StudyInstanceUID", STUDY_UID)],
-                )
-                .await?;
-            let b = c
-                .search(Level::Instances, Some(STUDY_UID), None, &[])
-                .await?;
-            format!(
-                "{} study, {} instances found",
-                a.results().len(),
-                b.results().len()
-            )
+        Check::Requests { requests, .. } => {
+            let mut lines = Vec::new();
+            for r in requests {
+                let Some(first) = r.alternatives().first().map(|s| s.to_string()) else {
+                    continue;
+                };
+                let a = send_pattern(session, lab, &first).await?;
+                lines.push(a.exchange.summary());
+            }
+            format!("sent {} request(s): {}", lines.len(), lines.join("; "))
         }
-        Check::Retrieve => {
-            let dir = session.scratch.path().join("retrieved");
-            let (a, files) = c
-                .retrieve_to_dir(
-                    &format!("studies/{STUDY_UID}"),
-                    "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
-                    &dir,
-                )
-                .await?;
-            format!(
-                "{}: {} file(s) saved in {}",
-                a.status,
-                files.len(),
-                dir.display()
-            )
-        }
-        Check::ChangeFeed => {
-            let a = c.change_feed(0, 100, false).await?;
-            format!(
-                "{}: {} entries",
-                a.status,
-                a.json()
-                    .and_then(|v| v.as_array().map(Vec::len))
-                    .unwrap_or(0)
-            )
-        }
-        Check::TagAdded { tag } => {
+        Check::TagAdded { suggest } => {
+            let tag = suggest.clone().unwrap_or_else(|| "PatientSex".into());
             let tag_json = json!({"Path": tag, "Level": "Study"});
             match add_tag(session, tag_json, Duration::from_secs(120), None).await? {
-                TagAdd::Refused(a) => format!("{}: {}", a.status, a.text()),
+                TagAdd::Refused(a) => format!("{}: {}", a.status, crate::text::visible(&a.text())),
                 TagAdd::Ended { status } => {
                     format!("added {tag}; its re-index operation is {status}")
                 }
             }
         }
-        Check::TagUsed { tag, value } => {
+        Check::TagUsed { value } => {
+            let tag = suggested_tag();
+            let value = value.clone().unwrap_or_default();
             let a = c
                 .search(
-                    Level::Studies,
+                    crate::dicomweb::Level::Studies,
                     None,
                     None,
                     &[(tag.as_str(), value.as_str())],
@@ -211,7 +237,8 @@ pub async fn perform(
                 .await?;
             format!("{}: {} study(ies)", a.status, a.results().len())
         }
-        Check::TagUpdated { tag, query_status } => {
+        Check::TagUpdated { query_status } => {
+            let tag = suggested_tag();
             let status = if query_status.eq_ignore_ascii_case("disabled") {
                 "Disabled"
             } else {
@@ -225,21 +252,21 @@ pub async fn perform(
                 .await?;
             format!("{}: QueryStatus {status}", a.status)
         }
-        Check::TagDeleted { tag } => {
+        Check::TagDeleted => {
+            let tag = suggested_tag();
             let a = c.delete(&format!("extendedquerytags/{tag}")).await?;
             format!("{}: {tag} deleted", a.status)
         }
-        Check::Viewer => {
-            let a = c.get(&format!("{inst}/rendered"), "image/png").await?;
-            let path = session.scratch.path().join("red-triangle.png");
-            tokio::fs::write(&path, &a.body).await?;
-            format!("{}: saved {}", a.status, path.display())
-        }
-        Check::Deleted { level } => {
-            let path = match level.as_str() {
-                "instance" => inst,
-                "series" => format!("studies/{STUDY_UID}/series/{SERIES1_UID}"),
-                _ => format!("studies/{STUDY_UID}"),
+        Check::Deleted { level, instance } => {
+            let Some(i) = lab.dataset.instance(instance) else {
+                return Err(ActionError::Manual(format!(
+                    "the dataset has no instance '{instance}'"
+                )));
+            };
+            let path = match level {
+                Level::Instance => i.path(),
+                Level::Series => format!("studies/{}/series/{}", i.study, i.series),
+                Level::Study => format!("studies/{}", i.study),
             };
             let a = c.delete(&path).await?;
             format!("{}: DELETE {path}", a.status)

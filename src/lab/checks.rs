@@ -1,66 +1,101 @@
-//! Step checks. A check reads the service's state and never trusts what dicomlab did, so a step done with
-//! Postman, curl or Python passes too. On a shared service other data exists: match by UID, never by counts.
+//! Step checks. A ✓ is a claim about the learner: the service's own records (its change feed, its audit
+//! log, what it holds as the result of the learner's write) show that the learner's client did the step,
+//! or the learner did it inside dicomlab (see [`super::evidence`]). A check reads those records; "the
+//! service could answer this now" is never a pass, only *ready*. A failure says what was expected, what
+//! was observed, and the fix — with the learner's own failed attempts, from any tool, diagnosed.
+//!
+//! Every outcome is computed from the gathered [`Records`] plus, for the few steps whose record is the
+//! service itself (it exists, the role, a generic server's stored data), one probe of the checks' own.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
-use super::model::Check;
-use crate::dicom::samples::{
-    BLUE_UID, FRAME_BYTES, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, STUDY_UID,
-};
-use crate::dicomweb::{
-    Answer, AuthConfig, ClientError, DicomWebClient, Level, TokenError, eq_ci, get_ci,
-};
+use super::dataset::Instance;
+use super::diagnose::{Failed, Place, diagnose_answer, diagnose_status};
+use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source};
+use super::model::{AnswerFrom, Check, Lab, Level, Permission, Step};
+use super::progress::StepProgress;
+use super::request::RequestPattern;
+use crate::dicomweb::{AuthConfig, DicomWebClient, get_ci};
+
+pub use super::diagnose::{diagnose_error, reason_text};
+pub use crate::target::TargetKind;
+
+/// One of the learner's failed attempts at a step, diagnosed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tried {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `POST /v1/studies`
+    pub line: String,
+    pub status: u16,
+    /// `Postman`, `curl`… when the record says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    pub source: Source,
+    pub diagnosis: String,
+}
 
 /// What a check concluded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
-    Pass {
-        detail: String,
-    },
+    /// Done: the evidence says so.
+    Pass { detail: String, evidence: Evidence },
+    /// Tried and not done (or partly done): what was expected, what the records show, the fix.
     Fail {
         expected: String,
         observed: String,
         diagnosis: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tried: Vec<Tried>,
     },
-    /// A prerequisite is missing: do an earlier step first.
-    Blocked {
+    /// Nothing of it in the records yet; the service is ready for it.
+    Ready {
+        detail: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tried: Vec<Tried>,
+    },
+    /// The record may not have arrived yet (Azure's audit log comes minutes late): never a failure.
+    Waiting {
         reason: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tried: Vec<Tried>,
     },
+    /// A prerequisite is missing, or something before it failed: do that first.
+    Blocked { reason: String },
     /// The server lacks the feature (a generic DICOMweb server without change feed or tags).
-    NotSupported {
-        reason: String,
-    },
+    NotSupported { reason: String },
     /// The check itself could not run.
-    Error {
-        message: String,
-    },
+    Error { message: String },
 }
 
 impl Outcome {
     pub fn is_pass(&self) -> bool {
         matches!(self, Outcome::Pass { .. })
     }
-    /// A short label: `pass`, `fail`, `blocked`, `not supported`, `error`.
+    /// A short label: `pass`, `fail`, `ready`, `waiting`, `blocked`, `not supported`, `error`.
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Pass { .. } => "pass",
             Outcome::Fail { .. } => "fail",
+            Outcome::Ready { .. } => "ready",
+            Outcome::Waiting { .. } => "waiting",
             Outcome::Blocked { .. } => "blocked",
             Outcome::NotSupported { .. } => "not supported",
             Outcome::Error { .. } => "error",
         }
     }
-    /// The symbol that carries the outcome without color: ✓ ✗ ○ – (or + x o - in ASCII).
+    /// The symbol that carries the outcome without color: ✓ ✗ ○ … – (or + x o ~ - in ASCII).
     pub fn symbol(&self, ascii: bool) -> &'static str {
         let (u, a) = match self {
             Outcome::Pass { .. } => ("✓", "+"),
             Outcome::Fail { .. } | Outcome::Error { .. } => ("✗", "x"),
-            Outcome::Blocked { .. } => ("○", "o"),
+            Outcome::Ready { .. } | Outcome::Blocked { .. } => ("○", "o"),
+            Outcome::Waiting { .. } => ("…", "~"),
             Outcome::NotSupported { .. } => ("–", "-"),
         };
         if ascii { a } else { u }
@@ -69,14 +104,34 @@ impl Outcome {
     /// One line for lists and progress files.
     pub fn one_line(&self) -> String {
         match self {
-            Outcome::Pass { detail } => detail.clone(),
+            Outcome::Pass { detail, .. } => detail.clone(),
             Outcome::Fail {
                 observed,
                 diagnosis,
                 ..
             } => format!("{observed} — {diagnosis}"),
+            Outcome::Ready { detail, .. } => format!("ready: {detail}"),
+            Outcome::Waiting { reason, .. } => reason.clone(),
             Outcome::Blocked { reason } | Outcome::NotSupported { reason } => reason.clone(),
             Outcome::Error { message } => message.clone(),
+        }
+    }
+
+    /// The evidence of a pass.
+    pub fn evidence(&self) -> Option<&Evidence> {
+        match self {
+            Outcome::Pass { evidence, .. } => Some(evidence),
+            _ => None,
+        }
+    }
+
+    /// The learner's failed attempts it carries.
+    pub fn tried(&self) -> &[Tried] {
+        match self {
+            Outcome::Fail { tried, .. }
+            | Outcome::Ready { tried, .. }
+            | Outcome::Waiting { tried, .. } => tried,
+            _ => &[],
         }
     }
 }
@@ -85,186 +140,688 @@ fn fail(
     expected: impl Into<String>,
     observed: impl Into<String>,
     diagnosis: impl Into<String>,
+    tried: Vec<Tried>,
 ) -> Outcome {
     Outcome::Fail {
         expected: expected.into(),
         observed: observed.into(),
         diagnosis: diagnosis.into(),
+        tried,
     }
 }
 
-fn pass(detail: impl Into<String>) -> Outcome {
+fn pass(detail: impl Into<String>, evidence: Evidence) -> Outcome {
     Outcome::Pass {
         detail: detail.into(),
+        evidence,
     }
 }
 
-/// What kind of server the lab runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// The practice service (embedded or `dicomlab serve`).
-    Practice,
-    /// Azure Health Data Services.
-    Azure,
-    /// Any DICOMweb server (Orthanc…).
-    Generic,
+fn ready(detail: impl Into<String>, tried: Vec<Tried>) -> Outcome {
+    Outcome::Ready {
+        detail: detail.into(),
+        tried,
+    }
 }
 
 /// Everything a check may use.
 pub struct CheckContext<'a> {
+    /// The checks' own client (its requests are marked, never taken for the learner's).
     pub client: &'a DicomWebClient,
     pub target: TargetKind,
-    /// Checks that passed before (prerequisites of the delete checks, which a state alone cannot prove).
-    pub passed: HashSet<Check>,
+    pub lab: &'a Lab,
+    pub records: &'a Records,
+    /// This target's saved progress.
+    pub saved: &'a BTreeMap<String, StepProgress>,
+    /// Steps done (saved, or passed earlier in this run).
+    pub done: &'a HashSet<String>,
+    /// Records older than this do not count for the step (its last reset).
+    pub since: Option<OffsetDateTime>,
     /// Where retrieved files go.
     pub scratch: PathBuf,
+    /// The service is shared with other learners: the change feed alone cannot say who stored.
+    pub shared: bool,
+    /// What is wrong with the profile's values (one validation: `Profile::problems`).
+    pub profile_problems: &'a [String],
+}
+
+impl CheckContext<'_> {
+    fn place(&self) -> Place<'_> {
+        Place {
+            target: self.target,
+            base: self.client.base(),
+            client_id: match self.client.auth() {
+                AuthConfig::Azure { client_id, .. } => Some(client_id.as_str()),
+                _ => None,
+            },
+        }
+    }
+
+    fn diagnose_attempt(&self, a: &Attempt) -> String {
+        diagnose_status(
+            self.place(),
+            &Failed {
+                method: &a.method,
+                url: &a.url,
+                status: a.status,
+                detail: a.detail.as_deref(),
+                ..Failed::default()
+            },
+        )
+    }
+
+    fn tried_of(&self, a: &Attempt) -> Tried {
+        Tried {
+            at: a.at.clone(),
+            line: a.line(),
+            status: a.status,
+            tool: a.tool.clone(),
+            source: a.source,
+            diagnosis: self.diagnose_attempt(a),
+        }
+    }
+
+    /// The learner's most recent failed attempts (newest first, at most three) that `belongs` to the
+    /// step, made after its last success.
+    fn tried(
+        &self,
+        belongs: impl Fn(&Attempt) -> bool,
+        failed: impl Fn(&Attempt) -> bool,
+    ) -> Vec<Tried> {
+        let mut mine: Vec<&Attempt> = self
+            .records
+            .attempts
+            .iter()
+            .filter(|a| self.since.is_none_or(|s| a.time().is_none_or(|t| t >= s)))
+            .filter(|a| belongs(a))
+            .collect();
+        mine.sort_by_key(|a| std::cmp::Reverse(a.time()));
+        mine.iter()
+            .take_while(|a| failed(a))
+            .take(3)
+            .map(|a| self.tried_of(a))
+            .collect()
+    }
+
+    /// Whether a missing audit record may still be on its way (Azure delivers them minutes late).
+    fn may_still_arrive(&self, step: &Step) -> bool {
+        let AuditState::Read { delay_secs } = self.records.audit else {
+            return false;
+        };
+        if delay_secs == 0 {
+            return false;
+        }
+        let since = self
+            .saved
+            .get(&step.id)
+            .and_then(|p| p.waiting_since.as_deref())
+            .and_then(crate::dicomweb::parse_timestamp);
+        since.is_none_or(|s| {
+            OffsetDateTime::now_utc() - s < time::Duration::seconds(delay_secs as i64)
+        })
+    }
+
+    fn waiting(&self, tried: Vec<Tried>) -> Outcome {
+        let AuditState::Read { delay_secs } = self.records.audit else {
+            return ready("", tried);
+        };
+        Outcome::Waiting {
+            reason: format!(
+                "waiting for the audit log: no record of it yet. Azure delivers audit records late (usually within {} min); dicomlab looks again on its own",
+                delay_secs.div_ceil(60).max(1)
+            ),
+            tried,
+        }
+    }
+
+    /// Why records of reads cannot show this step, when they cannot.
+    fn reads_unrecorded(&self) -> Option<String> {
+        match &self.records.audit {
+            AuditState::Read { .. } => None,
+            AuditState::NotConfigured => Some(match self.target {
+                TargetKind::Generic => {
+                    "this server keeps no record of reads dicomlab can see".into()
+                }
+                _ => "the audit log is not set up (profile: log_workspace)".into(),
+            }),
+            AuditState::Failed(why) => Some(format!("the audit log could not be read: {why}")),
+        }
+    }
+
+    fn fill(&self, text: &str) -> String {
+        self.lab.dataset.fill(text)
+    }
+
+    fn saved_subject(&self, kind: &str) -> Option<String> {
+        let step = self.lab.step_of_kind(kind)?;
+        self.saved.get(&step.id).and_then(|p| p.subject.clone())
+    }
 }
 
 const DICOM_JSON: &str = "application/dicom+json";
 const MULTI_ANY: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
 
-/// The learner-facing reading of an HTTP answer that is not a success.
-pub fn diagnose(ctx: &CheckContext<'_>, a: &Answer) -> String {
-    let client_id = match ctx.client.auth() {
-        AuthConfig::Azure { client_id, .. } => client_id.clone(),
-        _ => String::from("(your client)"),
+/// Runs a step's check.
+pub async fn run(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
+    match &step.check {
+        Check::ServiceExists => service_exists(ctx).await,
+        Check::Role { may } => role(ctx, *may).await,
+        Check::Environment => environment(ctx),
+        Check::PostmanImport => ready(
+            "import the workshop's Postman environment on the Environment screen (I), or run `dicomlab import-postman FILE`",
+            Vec::new(),
+        ),
+        Check::Token => token(ctx, step).await,
+        Check::Store { instances } => store(ctx, step, instances).await,
+        Check::Requests { requests, status } => {
+            let specs: Vec<Vec<String>> = requests
+                .iter()
+                .map(|r| r.alternatives().iter().map(|a| ctx.fill(a)).collect())
+                .collect();
+            let labels: Vec<Option<String>> = requests
+                .iter()
+                .map(|r| r.label().map(str::to_string))
+                .collect();
+            requests_check(ctx, step, &specs, &labels, status)
+        }
+        Check::TagAdded { suggest } => tag_added(ctx, step, suggest.as_deref()),
+        Check::TagUsed { value } => tag_used(ctx, step, value.as_deref()),
+        Check::TagUpdated { query_status } => tag_updated(ctx, step, query_status),
+        Check::TagDeleted => tag_deleted(ctx, step),
+        Check::Deleted { level, instance } => deleted(ctx, step, *level, instance).await,
+    }
+}
+
+async fn service_exists(ctx: &CheckContext<'_>) -> Outcome {
+    let expected = "any HTTP answer from the service URL (401 without a token proves it exists)";
+    let mut a = match ctx.client.get_anonymous("changefeed/latest").await {
+        Ok(a) => a,
+        Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), Vec::new()),
     };
-    match a.status {
-        401 => {
-            let why = a.header("www-authenticate").and_then(|w| w.split("error_description=\"").nth(1)).map(|d| d.trim_end_matches('"').to_string());
+    if a.status == 404 {
+        a = match ctx.client.get_anonymous("studies?limit=1").await {
+            Ok(a) => a,
+            Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), Vec::new()),
+        };
+        if a.status == 404 {
+            return fail(
+                expected,
+                a.exchange.summary(),
+                diagnose_answer(ctx.place(), &a),
+                Vec::new(),
+            );
+        }
+    }
+    pass(
+        format!("the service answered {} without a token", a.status),
+        Evidence::new(
+            Source::ServiceState,
             format!(
-                "401 Unauthorized: the service did not accept the token{}. Get a new token (exercise 'Get an access token'); check that its audience is the resource https://dicom.healthcareapis.azure.com and that it has not expired.",
-                why.map(|w| format!(" ({w})")).unwrap_or_default()
-            )
-        }
-        403 => format!(
-            "403 Forbidden: the token is valid but the app has no role that allows this. Assign \"DICOM Data Owner\" to client {client_id} on the DICOM service (Access control (IAM)); on Azure a new assignment can take several minutes."
+                "the service at {} answers ({} without a token)",
+                ctx.client.base(),
+                a.status
+            ),
+            Some(OffsetDateTime::now_utc()),
         ),
-        404 if ctx.target != TargetKind::Generic && !has_version(ctx.client.base()) => {
-            "404 Not Found on a base URL without a version: add /v1 to the base URL (every DICOM route is versioned).".into()
-        }
-        404 if a.exchange.url.contains("/extendedquerytags") => "404 Not Found: there is no such extended query tag (GET extendedquerytags lists them).".into(),
-        404 => "404 Not Found: a UID in the path is wrong, or the instance is not stored (yet).".into(),
-        406 => "406 Not Acceptable: add transfer-syntax=* to the Accept header (several instances cannot be sent in one fixed transfer syntax).".into(),
-        415 => "415 Unsupported Media Type: send Content-Type: application/dicom (one file) or multipart/related; type=\"application/dicom\"; boundary=….".into(),
-        409 if a.exchange.url.contains("/extendedquerytags") => format!(
-            "409 Conflict: {} — the tag exists already, or another re-index operation is still running (wait for it: GET the operation in the Location header).",
-            a.text().trim()
-        ),
-        409 => stow_conflict(a),
-        400 => format!("400 Bad Request: {}", a.text().trim()),
-        s if s >= 500 => format!("{s}: the service failed; try again in a moment."),
-        s => format!("unexpected status {s}"),
-    }
-}
-
-/// A STOW 409 read through its FailureReason codes (contract §3.5).
-fn stow_conflict(a: &Answer) -> String {
-    let reasons: Vec<u64> = a
-        .json()
-        .and_then(|v| v.get("00081198")?.get("Value")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| item.get("00081197")?.get("Value")?.get(0)?.as_u64())
-        .collect();
-    let mut parts: Vec<String> = Vec::new();
-    for code in [45070, 43264, 45071] {
-        if reasons.contains(&code) {
-            parts.push(format!("{code}: {}", reason_text(code)));
-        }
-    }
-    if parts.is_empty() {
-        "409 Conflict: no instance was stored; see the FailureReason of each item.".into()
-    } else {
-        format!("409 Conflict: {}", parts.join("; "))
-    }
-}
-
-/// What a STOW FailureReason or WarningReason code means (contract §3.5), in the learner's words.
-pub fn reason_text(code: u64) -> &'static str {
-    match code {
-        45070 => "already stored — that counts as done (delete it first to replace it)",
-        43264 => {
-            "not a valid DICOM file, a required attribute is missing or invalid, or the file belongs to another study than the one in the URL"
-        }
-        43265 => "the instance's StudyInstanceUID is not the study in the URL",
-        45071 => "the same instance is being stored by another request",
-        45063 => {
-            "warning: the dataset does not match its SOP class (an implicit VR file): stored anyway"
-        }
-        1 => "warning (v2): some attributes failed validation and were left out of the metadata",
-        272 => "the service failed to read or store it: try again",
-        _ => "a code the lab does not know: see the service's documentation",
-    }
-}
-
-fn has_version(base: &str) -> bool {
-    let b = base.trim_end_matches('/');
-    b.ends_with("/v1") || b.ends_with("/v2") || b.ends_with("/v1.0-prerelease")
-}
-
-/// The reading of a transport or token failure.
-pub fn diagnose_error(e: &ClientError) -> String {
-    match e {
-        ClientError::Dns { host } => {
-            format!("host not found: {host}. Check the service URL for typos.")
-        }
-        ClientError::Connect { url } => format!(
-            "connection refused: nothing answers at {url}. Is the service running (practice service: `dicomlab serve`)?"
-        ),
-        ClientError::Timeout { .. } => {
-            "no answer in time: the service or the network is slow; try again.".into()
-        }
-        ClientError::Tls { .. } => {
-            "TLS failed: the URL's certificate is not trusted (https with a wrong host name?)."
-                .into()
-        }
-        ClientError::Token(t) => diagnose_token(t),
-        other => other.to_string(),
-    }
-}
-
-fn diagnose_token(t: &TokenError) -> String {
-    match t.aadsts() {
-        Some("AADSTS7000215") => "AADSTS7000215: the client secret is wrong. Use the secret's Value (shown once when created), not its Secret ID.".into(),
-        Some("AADSTS7000218") => "AADSTS7000218: no client secret was sent.".into(),
-        Some("AADSTS700016") => "AADSTS700016: no app with this client id in this tenant. Check clientId and tenantId.".into(),
-        Some("AADSTS90002") => "AADSTS90002: tenant not found. Check tenantId (the Directory (tenant) ID).".into(),
-        Some("AADSTS500011") => "AADSTS500011: the resource is wrong. It is https://dicom.healthcareapis.azure.com.".into(),
-        Some("AADSTS1002012") | Some("AADSTS70011") => "invalid scope: on the v2 endpoint the scope is https://dicom.healthcareapis.azure.com/.default.".into(),
-        _ => t.to_string(),
-    }
-}
-
-/// The outcome for an answer that should have been a success.
-fn failed_answer(ctx: &CheckContext<'_>, expected: &str, a: &Answer) -> Outcome {
-    fail(
-        expected,
-        format!("{} answered {}", a.exchange.summary(), a.status),
-        diagnose(ctx, a),
     )
 }
 
-fn failed_error(expected: &str, e: &ClientError) -> Outcome {
-    match e {
-        ClientError::Token(_) => Outcome::Blocked {
-            reason: format!("no token: {}", diagnose_error(e)),
-        },
-        _ => fail(expected, e.to_string(), diagnose_error(e)),
+/// The role: an empty store (zero parts: nothing is stored) shows whether the app may write; a read
+/// whether it may read. DICOM Data Reader may read but not write.
+async fn role(ctx: &CheckContext<'_>, may: Permission) -> Outcome {
+    if ctx.target == TargetKind::Generic {
+        return Outcome::NotSupported {
+            reason:
+                "this server has no Azure roles: access is whatever its own configuration allows"
+                    .into(),
+        };
+    }
+    let (expected, answer) = match may {
+        Permission::Write => (
+            "an empty store (it stores nothing) that is neither 401 nor 403: the app may write",
+            ctx.client.probe_store().await,
+        ),
+        Permission::Read => (
+            "an authenticated read that is neither 401 nor 403",
+            ctx.client
+                .get(&ctx.client.marked("changefeed?limit=1"), "application/json")
+                .await,
+        ),
+    };
+    let a = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            return if matches!(e, crate::dicomweb::ClientError::Token(_)) {
+                Outcome::Blocked {
+                    reason: format!("no token: {}", diagnose_error(&e)),
+                }
+            } else {
+                fail(expected, e.to_string(), diagnose_error(&e), Vec::new())
+            };
+        }
+    };
+    if a.ok() {
+        let what = match may {
+            Permission::Write => {
+                "the service let the app write (an empty store answered 204; nothing was stored)"
+            }
+            Permission::Read => "the service let the app read",
+        };
+        return pass(
+            format!("{what}: the role is assigned"),
+            Evidence::new(Source::ServiceState, what, Some(OffsetDateTime::now_utc())),
+        );
+    }
+    let mut diagnosis = diagnose_answer(ctx.place(), &a);
+    if a.status == 403 && may == Permission::Write {
+        diagnosis.push_str(" DICOM Data Reader is not enough: it reads but cannot store.");
+    }
+    fail(expected, a.exchange.summary(), diagnosis, Vec::new())
+}
+
+fn environment(ctx: &CheckContext<'_>) -> Outcome {
+    let expected = "tenant id, client id, client secret, resource and a base URL ending in /v1";
+    if ctx.profile_problems.is_empty() {
+        pass(
+            format!("base URL {}; every value is set", ctx.client.base()),
+            Evidence::new(
+                Source::Local,
+                format!(
+                    "the profile holds every value (base URL {})",
+                    ctx.client.base()
+                ),
+                None,
+            ),
+        )
+    } else {
+        fail(
+            expected,
+            ctx.profile_problems.join("; "),
+            "fix these values on the Environment screen (or in the config file)",
+            Vec::new(),
+        )
     }
 }
 
-macro_rules! answer {
-    ($expr:expr, $expected:expr) => {
-        match $expr {
-            Ok(a) => a,
-            Err(e) => return failed_error($expected, &e),
+async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
+    let expected = "a token request of your app, or a request your app sent with a valid token";
+    if !matches!(
+        ctx.client.auth(),
+        AuthConfig::Azure { .. } | AuthConfig::Bearer { .. }
+    ) {
+        return Outcome::NotSupported {
+            reason: "this target does not use tokens".into(),
+        };
+    }
+    let attempts = ctx.records.attempts_since(ctx.since);
+    if let Some(a) = attempts.iter().find(|a| a.is_token_request() && a.ok()) {
+        return pass(
+            format!(
+                "your app got a token ({}{})",
+                local_time(&a.at),
+                tool_suffix(a)
+            ),
+            Evidence::new(
+                a.source,
+                format!(
+                    "token request of your app answered 200 ({}{})",
+                    a.at,
+                    tool_suffix(a)
+                ),
+                a.time(),
+            ),
+        );
+    }
+    if let Some(a) = attempts
+        .iter()
+        .find(|a| !a.is_token_request() && a.status != 401 && a.status != 0)
+    {
+        return pass(
+            format!(
+                "your app sent a request with a valid token ({} {}{})",
+                a.line(),
+                local_time(&a.at),
+                tool_suffix(a)
+            ),
+            Evidence::new(
+                a.source,
+                format!(
+                    "{} answered {} with your app's token{}",
+                    a.line(),
+                    a.status,
+                    tool_suffix(a)
+                ),
+                a.time(),
+            ),
+        );
+    }
+    let tried = ctx.tried(|a| a.is_token_request() || a.status == 401, |a| !a.ok());
+    if ctx.may_still_arrive(step) && ctx.records.audit_read() {
+        return ctx.waiting(tried);
+    }
+    // Not done: say whether the values would get one (a check's own token, never credit).
+    match ctx.client.token().await {
+        Ok(Some(t)) => {
+            let left = t.remaining().as_secs() / 60;
+            let aud = t
+                .claims
+                .as_ref()
+                .and_then(|c| c.aud.clone())
+                .unwrap_or_default();
+            ready(
+                format!(
+                    "your values get a token (audience {aud}, {left} min): now request one yourself — press d, or send Postman's AuthorizeGetToken"
+                ),
+                tried,
+            )
         }
-    };
+        Ok(None) => ready("no token is needed on this target", tried),
+        Err(e) => fail(expected, e.to_string(), diagnose_error(&e), tried),
+    }
 }
 
-fn first_str(obj: &Value, tag: &str) -> Option<String> {
+fn tool_suffix(a: &Attempt) -> String {
+    a.tool
+        .as_ref()
+        .map(|t| format!(", from {t}"))
+        .unwrap_or_default()
+}
+
+/// `14:03` in local time when it can be told, else the UTC time.
+pub fn local_time(at: &str) -> String {
+    match crate::dicomweb::parse_timestamp(at) {
+        Some(t) => {
+            let t = super::clock::to_local(t);
+            format!("{:02}:{:02}", t.hour(), t.minute())
+        }
+        None => at.to_string(),
+    }
+}
+
+fn store_patterns() -> Vec<RequestPattern> {
+    ["POST studies", "POST studies/x1"]
+        .iter()
+        .filter_map(|p| RequestPattern::parse(p).ok())
+        .collect()
+}
+
+fn is_store(a: &Attempt) -> bool {
+    store_patterns()
+        .iter()
+        .any(|p| p.loosely_matches(&a.method, &a.url))
+}
+
+/// Create entries in the change feed, attributed to the learner by the audit log where it names callers.
+async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome {
+    let wanted: Vec<&Instance> = names
+        .iter()
+        .filter_map(|n| ctx.lab.dataset.instance(n))
+        .collect();
+    let titles = |v: &[&Instance]| v.iter().map(|i| i.display()).collect::<Vec<_>>().join(", ");
+    let expected = format!("Create entries in the change feed for {}", titles(&wanted));
+    let tried = ctx.tried(is_store, |a| !a.ok());
+    let Some(feed) = &ctx.records.feed else {
+        if let Some(a) = &ctx.records.feed_error {
+            return fail(
+                expected,
+                format!("the change feed: {}", a.exchange.summary()),
+                diagnose_answer(ctx.place(), a),
+                tried,
+            );
+        }
+        return store_without_feed(ctx, &wanted, tried).await;
+    };
+    let since = ctx.since;
+    let created: Vec<(&Instance, &FeedEntry)> = wanted
+        .iter()
+        .filter_map(|i| {
+            feed.iter()
+                .filter(|e| e.sop == i.sop && e.action.eq_ignore_ascii_case("create"))
+                .filter(|e| since.is_none_or(|s| e.timestamp.is_none_or(|t| t >= s)))
+                .next_back()
+                .map(|e| (*i, e))
+        })
+        .collect();
+    // Who stored them: the audit log, where its rows name callers.
+    let attributed = ctx.records.audit_read() && ctx.records.audit_names_caller;
+    if ctx.shared && !attributed {
+        let why = ctx
+            .reads_unrecorded()
+            .unwrap_or_else(|| "its rows name no caller".into());
+        return fail(
+            expected,
+            format!(
+                "{} of {} have Create entries, but this service is shared and {why}",
+                created.len(),
+                wanted.len()
+            ),
+            "on a shared service the change feed names no caller: set up the audit log (profile log_workspace), or use a service of your own",
+            tried,
+        );
+    }
+    let near = |a: &Attempt, e: &FeedEntry| match (a.time(), e.timestamp) {
+        (Some(at), Some(ts)) => {
+            at >= ts - time::Duration::minutes(2) && at <= ts + time::Duration::minutes(10)
+        }
+        _ => true,
+    };
+    let mut mine = Vec::new();
+    let mut by_others = Vec::new();
+    for (i, e) in &created {
+        if !attributed {
+            mine.push((*i, *e));
+            continue;
+        }
+        let own = ctx
+            .records
+            .attempts
+            .iter()
+            .any(|a| a.source == Source::AuditLog && is_store(a) && a.ok() && near(a, e))
+            || ctx
+                .records
+                .attempts
+                .iter()
+                .any(|a| a.source == Source::Dicomlab && is_store(a) && a.ok() && near(a, e));
+        if own {
+            mine.push((*i, *e));
+        } else {
+            let other = ctx
+                .records
+                .others
+                .iter()
+                .find(|a| is_store(a) && a.ok() && near(a, e));
+            by_others.push((*i, *e, other.map(|a| a.at.clone())));
+        }
+    }
+    if mine.len() == wanted.len() && !wanted.is_empty() {
+        let latest = mine.iter().filter_map(|(_, e)| e.timestamp).max();
+        let seqs: Vec<String> = mine
+            .iter()
+            .map(|(i, e)| format!("#{} {}", e.sequence, i.display()))
+            .collect();
+        let who = if attributed {
+            ", stored by your app (audit log)"
+        } else {
+            ""
+        };
+        return pass(
+            format!(
+                "{} of {} stored: {}",
+                mine.len(),
+                wanted.len(),
+                titles(&wanted)
+            ),
+            Evidence::new(
+                Source::ChangeFeed,
+                format!("Create entries {}{who}", seqs.join(", ")),
+                latest,
+            ),
+        );
+    }
+    if !by_others.is_empty() {
+        let who: Vec<String> = by_others
+            .iter()
+            .map(|(i, e, at)| {
+                format!(
+                    "{} (#{}{})",
+                    i.display(),
+                    e.sequence,
+                    at.as_ref()
+                        .map(|a| format!(", {}", local_time(a)))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        return fail(
+            expected,
+            format!(
+                "{} stored by another client, not by yours: {}",
+                by_others.len(),
+                who.join(", ")
+            ),
+            "the lab's sample UIDs can be stored once per service: on a shared service ask for a service of your own (or the instructor deletes the study); your own store then answers 200",
+            tried,
+        );
+    }
+    let missing: Vec<&Instance> = wanted
+        .iter()
+        .filter(|i| !mine.iter().any(|(m, _)| m.sop == i.sop))
+        .copied()
+        .collect();
+    if mine.is_empty() {
+        if let Some(t) = tried.first() {
+            return fail(
+                expected,
+                format!(
+                    "no Create entry yet; your last attempt: {} answered {}",
+                    t.line, t.status
+                ),
+                t.diagnosis.clone(),
+                tried,
+            );
+        }
+        let _ = step;
+        return ready(
+            format!(
+                "nothing stored yet: POST {} to {{baseUrl}}/studies",
+                titles(&wanted)
+            ),
+            tried,
+        );
+    }
+    fail(
+        expected,
+        format!("{} of {} stored", mine.len(), wanted.len()),
+        format!("still to store: {}", titles(&missing)),
+        tried,
+    )
+}
+
+/// A server without a change feed: its stored data is the record (and dicomlab's own stores).
+async fn store_without_feed(
+    ctx: &CheckContext<'_>,
+    wanted: &[&Instance],
+    tried: Vec<Tried>,
+) -> Outcome {
+    let expected = "the instances stored on the server (found by SOP Instance UID)";
+    let mut found = Vec::new();
+    for i in wanted {
+        let a = match ctx
+            .client
+            .search(
+                crate::dicomweb::Level::Instances,
+                None,
+                None,
+                &[("SOPInstanceUID", i.sop.as_str())],
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
+        };
+        if !a.ok() && a.status != 204 {
+            return fail(
+                expected,
+                a.exchange.summary(),
+                diagnose_answer(ctx.place(), &a),
+                tried,
+            );
+        }
+        if a.results()
+            .iter()
+            .any(|r| first_str(r, "00080018").as_deref() == Some(i.sop.as_str()))
+        {
+            found.push(*i);
+        }
+    }
+    let names = |v: &[&Instance]| v.iter().map(|i| i.display()).collect::<Vec<_>>().join(", ");
+    if found.len() == wanted.len() {
+        let by_dicomlab = ctx
+            .records
+            .attempts_since(ctx.since)
+            .into_iter()
+            .filter(|a| a.source == Source::Dicomlab && is_store(a) && a.ok())
+            .next_back();
+        let evidence = match by_dicomlab {
+            Some(a) => Evidence::new(
+                Source::Dicomlab,
+                format!(
+                    "stored from dicomlab ({} answered {}); found on the server",
+                    a.line(),
+                    a.status
+                ),
+                a.time(),
+            ),
+            None => Evidence::new(
+                Source::ServiceState,
+                "found on the server (a server without a change feed keeps no history of writes: its stored data is the record)",
+                Some(OffsetDateTime::now_utc()),
+            ),
+        };
+        return pass(
+            format!(
+                "{} of {} found: {}",
+                found.len(),
+                wanted.len(),
+                names(wanted)
+            ),
+            evidence,
+        );
+    }
+    if found.is_empty() {
+        return match tried.first() {
+            Some(t) => fail(
+                expected,
+                format!(
+                    "none found; your last attempt: {} answered {}",
+                    t.line, t.status
+                ),
+                t.diagnosis.clone(),
+                tried,
+            ),
+            None => ready(
+                format!(
+                    "nothing stored yet: POST {} to {{baseUrl}}/studies",
+                    names(wanted)
+                ),
+                tried,
+            ),
+        };
+    }
+    let missing: Vec<&Instance> = wanted
+        .iter()
+        .filter(|i| !found.iter().any(|f| f.sop == i.sop))
+        .copied()
+        .collect();
+    fail(
+        expected,
+        format!("{} of {} found", found.len(), wanted.len()),
+        format!("still to store: {}", names(&missing)),
+        tried,
+    )
+}
+
+fn first_str(obj: &serde_json::Value, tag: &str) -> Option<String> {
     obj.get(tag)?
         .get("Value")?
         .get(0)?
@@ -272,763 +829,835 @@ fn first_str(obj: &Value, tag: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Runs one check.
-pub async fn run(ctx: &CheckContext<'_>, check: &Check) -> Outcome {
-    match check {
-        Check::ServiceExists => service_exists(ctx).await,
-        Check::Environment => environment(ctx),
-        Check::Token => token(ctx).await,
-        Check::Role => role(ctx).await,
-        Check::Store => store(ctx).await,
-        Check::Search => search(ctx).await,
-        Check::Retrieve => retrieve(ctx).await,
-        Check::ChangeFeed => change_feed(ctx).await,
-        Check::TagAdded { tag } => tag_added(ctx, tag).await,
-        Check::TagUsed { tag, value } => tag_used(ctx, tag, value).await,
-        Check::TagUpdated { tag, query_status } => tag_updated(ctx, tag, query_status).await,
-        Check::TagDeleted { tag } => tag_deleted(ctx, tag).await,
-        Check::Viewer => viewer(ctx).await,
-        Check::Deleted { level } => deleted(ctx, level).await,
+/// Whether a status counts as success for a request of the step.
+fn accepted(method: &str, status: u16, allowed: &[u16]) -> bool {
+    if !allowed.is_empty() {
+        return allowed.contains(&status);
     }
+    (200..300).contains(&status) && !(status == 204 && method.eq_ignore_ascii_case("GET"))
 }
 
-async fn service_exists(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "any HTTP answer from the service URL (401 without a token proves it exists)";
-    let a = answer!(
-        ctx.client.get_anonymous("changefeed/latest").await,
-        expected
-    );
-    if a.status != 404 {
-        return pass(format!("the service answered {} without a token", a.status));
-    }
-    let b = answer!(ctx.client.get_anonymous("studies?limit=1").await, expected);
-    if b.status == 404 {
-        return failed_answer(ctx, expected, &b);
-    }
-    pass(format!("the service answered {} without a token", b.status))
-}
-
-fn environment(ctx: &CheckContext<'_>) -> Outcome {
-    let base = ctx.client.base();
-    let expected = "tenant id, client id, client secret, resource and a base URL ending in /v1";
-    let mut problems = Vec::new();
-    if base.trim_end_matches('/').ends_with("/studies") {
-        problems.push(
-            "the base URL ends in /studies: remove it (the lab adds /studies itself)".to_string(),
-        );
-    } else if ctx.target != TargetKind::Generic && !has_version(base) {
-        problems.push("the base URL has no version: add /v1".to_string());
-    }
-    if ctx.target == TargetKind::Azure && base.starts_with("http://") {
-        problems.push("Azure's DICOM service is served over https only".to_string());
-    }
-    if let AuthConfig::Azure {
-        tenant_id,
-        client_id,
-        client_secret,
-        resource,
-        ..
-    } = ctx.client.auth()
-    {
-        for (v, name) in [
-            (tenant_id.as_str(), "tenantId"),
-            (client_id.as_str(), "clientId"),
-            (resource.as_str(), "resource"),
-        ] {
-            if v.trim().is_empty() {
-                problems.push(format!("{name} is empty"));
-            }
-        }
-        if client_secret.is_empty() {
-            problems.push("clientSecret is empty".into());
-        }
-        if !resource.trim().is_empty()
-            && resource.trim().trim_end_matches('/') != crate::dicomweb::auth::DICOM_RESOURCE
-        {
-            problems.push(format!(
-                "resource is {resource}; the DICOM service's is {}",
-                crate::dicomweb::auth::DICOM_RESOURCE
-            ));
-        }
-    }
-    if problems.is_empty() {
-        pass(format!("base URL {base}; every value is set"))
-    } else {
-        fail(
-            expected,
-            problems.join("; "),
-            "fix these values on the Environment screen (or in the config file)",
-        )
-    }
-}
-
-async fn token(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "a token whose audience is the resource, valid for at least 5 more minutes";
-    let (token, resource) = match ctx.client.auth() {
-        AuthConfig::Azure { resource, .. } => match ctx.client.refresh_token().await {
-            Ok(t) => (t, resource.clone()),
-            Err(e) => return fail(expected, e.to_string(), diagnose_error(&e)),
-        },
-        AuthConfig::Bearer { token } => (
-            crate::dicomweb::Token::from_jwt(token.expose()),
-            crate::dicomweb::auth::DICOM_RESOURCE.to_string(),
-        ),
-        _ => {
-            return Outcome::NotSupported {
-                reason: "this target does not use tokens".into(),
-            };
-        }
-    };
-    let claims = token.claims.clone().unwrap_or_default();
-    if let Some(aud) = &claims.aud
-        && aud.trim_end_matches('/') != resource.trim().trim_end_matches('/')
-    {
-        return fail(
-            expected,
-            format!("the token's audience is {aud}"),
-            format!("request the token with resource={resource}"),
-        );
-    }
-    let left = token.remaining().as_secs();
-    if left < 300 {
-        return fail(
-            expected,
-            format!("the token expires in {left} s"),
-            "request a new token",
-        );
-    }
-    pass(format!(
-        "token for {} (app {}), {} min left",
-        claims.aud.unwrap_or_default(),
-        claims.app.unwrap_or_default(),
-        left / 60
-    ))
-}
-
-async fn role(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "an authenticated read that is neither 401 nor 403";
-    let mut a = answer!(
-        ctx.client
-            .get("changefeed?limit=1", "application/json")
-            .await,
-        expected
-    );
-    if a.status == 404 {
-        a = answer!(
-            ctx.client.get("studies?limit=1", DICOM_JSON).await,
-            expected
-        );
-    }
-    if a.ok() {
-        pass(format!("an authenticated read answered {}", a.status))
-    } else {
-        failed_answer(ctx, expected, &a)
-    }
-}
-
-/// The samples found by SOP Instance UID: (sop, study, series) of each found.
-async fn found_samples(
+/// The learner made each of these requests (one alternative each) and it succeeded.
+fn requests_check(
     ctx: &CheckContext<'_>,
-) -> Result<Result<Vec<(String, String, String)>, Answer>, ClientError> {
-    let mut found = Vec::new();
-    for s in &SAMPLES {
-        let a = ctx
-            .client
-            .search(
-                Level::Instances,
-                None,
-                None,
-                &[("SOPInstanceUID", s.sop_uid)],
-            )
-            .await?;
-        if !a.ok() {
-            return Ok(Err(a));
-        }
-        for r in a.results() {
-            if first_str(&r, "00080018").as_deref() == Some(s.sop_uid) {
-                found.push((
-                    s.sop_uid.to_string(),
-                    first_str(&r, "0020000D").unwrap_or_default(),
-                    first_str(&r, "0020000E").unwrap_or_default(),
-                ));
-                break;
-            }
-        }
-    }
-    Ok(Ok(found))
-}
-
-async fn store(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "the 3 sample instances found by SOP Instance UID (1 study, 2 series)";
-    let found = match found_samples(ctx).await {
-        Ok(Ok(f)) => f,
-        Ok(Err(a)) => return failed_answer(ctx, expected, &a),
-        Err(e) => return failed_error(expected, &e),
+    step: &Step,
+    specs: &[Vec<String>],
+    labels: &[Option<String>],
+    allowed: &[u16],
+) -> Outcome {
+    let patterns: Vec<Vec<RequestPattern>> = specs
+        .iter()
+        .map(|alts| {
+            alts.iter()
+                .filter_map(|a| RequestPattern::parse(a).ok())
+                .collect()
+        })
+        .collect();
+    let shown = |i: usize| -> String {
+        labels[i]
+            .clone()
+            .or_else(|| patterns[i].first().map(RequestPattern::display))
+            .unwrap_or_default()
     };
-    let studies: HashSet<&str> = found.iter().map(|f| f.1.as_str()).collect();
-    let series: HashSet<&str> = found.iter().map(|f| f.2.as_str()).collect();
-    match found.len() {
-        3 => pass(format!(
-            "3 of 3 instances found: {} study, {} series",
-            studies.len(),
-            series.len()
-        )),
-        0 => fail(
-            expected,
-            "none of the 3 found (searches answered 204: nothing stored yet)",
-            "POST the three .dcm files to {baseUrl}/studies",
-        ),
-        n => {
-            let missing: Vec<&str> = SAMPLES
-                .iter()
-                .filter(|s| !found.iter().any(|f| f.0 == s.sop_uid))
-                .map(|s| s.name)
-                .collect();
-            fail(
-                expected,
-                format!("{n} of 3 instances found"),
-                format!("still to store: {}", missing.join(", ")),
-            )
+    let attempts = ctx.records.attempts_since(ctx.since);
+    let mut done: Vec<(usize, &Attempt)> = Vec::new();
+    for (i, alts) in patterns.iter().enumerate() {
+        if let Some(a) = attempts.iter().find(|a| {
+            accepted(&a.method, a.status, allowed)
+                && alts.iter().any(|p| p.matches(&a.method, &a.url))
+        }) {
+            done.push((i, a));
         }
     }
-}
-
-/// Name, level, study, series, filter, and the tag whose value must come back.
-type SearchCase = (
-    &'static str,
-    Level,
-    Option<&'static str>,
-    Option<&'static str>,
-    (&'static str, &'static str),
-    &'static str,
-);
-
-async fn search(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "each of the six searches finds the expected UID";
-    let cases: [SearchCase; 6] = [
-        (
-            "studies?StudyInstanceUID",
-            Level::Studies,
-            None,
-            None,
-            ("StudyInstanceUID", STUDY_UID),
-            "0020000D",
-        ),
-        (
-            "series?SeriesInstanceUID",
-            Level::Series,
-            None,
-            None,
-            ("SeriesInstanceUID", SERIES1_UID),
-            "0020000E",
-        ),
-        (
-            "studies/{study}/series",
-            Level::Series,
-            Some(STUDY_UID),
-            None,
-            ("SeriesInstanceUID", SERIES1_UID),
-            "0020000E",
-        ),
-        (
-            "instances?SOPInstanceUID",
-            Level::Instances,
-            None,
-            None,
-            ("SOPInstanceUID", RED_UID),
-            "00080018",
-        ),
-        (
-            "studies/{study}/instances",
-            Level::Instances,
-            Some(STUDY_UID),
-            None,
-            ("SOPInstanceUID", RED_UID),
-            "00080018",
-        ),
-        (
-            "studies/{study}/series/{series}/instances",
-            Level::Instances,
-            Some(STUDY_UID),
-            Some(SERIES1_UID),
-            ("SOPInstanceUID", RED_UID),
-            "00080018",
-        ),
-    ];
-    for (ok, (name, level, study, series, (k, v), tag)) in cases.into_iter().enumerate() {
-        let a = answer!(
-            ctx.client.search(level, study, series, &[(k, v)]).await,
-            expected
-        );
-        if !a.ok() {
-            return failed_answer(ctx, expected, &a);
-        }
-        if !a
-            .results()
+    let belongs = |a: &Attempt| {
+        patterns
             .iter()
-            .any(|r| first_str(r, tag).as_deref() == Some(v))
-        {
-            if ok == 0 {
-                return Outcome::Blocked {
-                    reason: format!("the search {name} found nothing: store the samples first"),
-                };
-            }
+            .flatten()
+            .any(|p| p.loosely_matches(&a.method, &a.url))
+    };
+    let tried = ctx.tried(belongs, |a| !accepted(&a.method, a.status, allowed));
+    let expected = if patterns.len() == 1 {
+        shown(0)
+    } else {
+        format!(
+            "these {} requests, each answered with success: {}",
+            patterns.len(),
+            (0..patterns.len())
+                .map(shown)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    if done.len() == patterns.len() {
+        let source = if done.iter().all(|(_, a)| a.source == Source::AuditLog) {
+            Source::AuditLog
+        } else if done.iter().any(|(_, a)| a.source == Source::AuditLog) {
+            Source::AuditLog
+        } else {
+            Source::Dicomlab
+        };
+        let last = done.iter().filter_map(|(_, a)| a.time()).max();
+        let tools: HashSet<String> = done.iter().filter_map(|(_, a)| a.tool.clone()).collect();
+        let mut tools: Vec<String> = tools.into_iter().collect();
+        tools.sort();
+        let summary = if done.len() == 1 {
+            let a = done[0].1;
+            format!("{} answered {}{}", a.line(), a.status, tool_suffix(a))
+        } else {
+            format!(
+                "{} requests answered with success{}",
+                done.len(),
+                if tools.is_empty() {
+                    String::new()
+                } else {
+                    format!(", from {}", tools.join(" and "))
+                }
+            )
+        };
+        return pass(
+            if done.len() == 1 {
+                summary.clone()
+            } else {
+                format!("all {} requests done", done.len())
+            },
+            Evidence::new(source, summary, last),
+        );
+    }
+    let missing: Vec<String> = (0..patterns.len())
+        .filter(|i| !done.iter().any(|(d, _)| d == i))
+        .map(shown)
+        .collect();
+    if done.is_empty() {
+        if let Some(t) = tried.first() {
             return fail(
                 expected,
-                format!("{name} did not return {v}"),
-                "check the UIDs in the query",
+                format!("your last attempt: {} answered {}", t.line, t.status),
+                t.diagnosis.clone(),
+                tried,
             );
         }
-    }
-    pass("all six searches found the lab's UIDs")
-}
-
-/// Reads the SOP Instance UID of a DICOM file on disk.
-fn sop_of(path: &std::path::Path) -> Option<String> {
-    let obj = dicom_object::OpenFileOptions::new()
-        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
-        .open_file(path)
-        .ok()?;
-    let e = obj
-        .element(dicom_dictionary_std::tags::SOP_INSTANCE_UID)
-        .ok()?;
-    e.to_str()
-        .ok()
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-}
-
-async fn retrieve(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "the study (3 parts), the instance (a DICOM file with its SOP UID), its metadata and frame 1";
-    let dir = ctx
-        .scratch
-        .join(format!("retrieve-{}", uuid::Uuid::new_v4().simple()));
-    let inst = format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}");
-    // Instance: single part where the server allows it (Orthanc only answers multipart).
-    let accept = if ctx.target == TargetKind::Generic {
-        MULTI_ANY
-    } else {
-        "application/dicom; transfer-syntax=*"
-    };
-    let (a, files) = answer!(
-        ctx.client
-            .retrieve_to_dir(&inst, accept, &dir.join("instance"))
-            .await,
-        expected
-    );
-    if a.status == 404 {
-        return Outcome::Blocked {
-            reason: "the red triangle instance is not stored: store the samples first".into(),
-        };
-    }
-    if !a.ok() {
-        return failed_answer(ctx, expected, &a);
-    }
-    if files.first().and_then(|f| sop_of(&f.path)).as_deref() != Some(RED_UID) {
-        return fail(
-            expected,
-            "the instance retrieved is not a DICOM file with the red triangle's SOP UID",
-            "retrieve .../instances/{red}",
-        );
-    }
-    // Study, multipart.
-    let (a, files) = answer!(
-        ctx.client
-            .retrieve_to_dir(
-                &format!("studies/{STUDY_UID}"),
-                MULTI_ANY,
-                &dir.join("study")
-            )
-            .await,
-        expected
-    );
-    if !a.ok() {
-        return failed_answer(ctx, expected, &a);
-    }
-    let sops: HashSet<String> = files.iter().filter_map(|f| sop_of(&f.path)).collect();
-    if ![RED_UID, GREEN_UID, BLUE_UID]
-        .iter()
-        .all(|u| sops.contains(*u))
-    {
-        return fail(
-            expected,
-            format!("the study came back with {} part(s)", files.len()),
-            "store all three samples first",
-        );
-    }
-    // Metadata.
-    let m = answer!(
-        ctx.client
-            .get(&format!("{inst}/metadata"), DICOM_JSON)
-            .await,
-        expected
-    );
-    let meta = m
-        .json()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default();
-    if !m.ok()
-        || meta
-            .first()
-            .and_then(|o| first_str(o, "00080018"))
-            .as_deref()
-            != Some(RED_UID)
-    {
-        return if m.ok() {
-            fail(
-                expected,
-                "metadata without the SOP UID",
-                "GET …/metadata with Accept: application/dicom+json",
-            )
-        } else {
-            failed_answer(ctx, expected, &m)
-        };
-    }
-    // Frame 1.
-    let (f, frames) = answer!(
-        ctx.client
-            .retrieve_to_dir(
-                &format!("{inst}/frames/1"),
-                "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
-                &dir.join("frames")
-            )
-            .await,
-        expected
-    );
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    if !f.ok() {
-        return failed_answer(ctx, expected, &f);
-    }
-    match frames.first().map(|p| p.size) {
-        Some(n) if n as usize == FRAME_BYTES => pass(format!(
-            "study: {} parts; instance, metadata and frame 1 ({FRAME_BYTES} bytes) retrieved",
-            files.len()
-        )),
-        other => fail(
-            expected,
-            format!("frame 1 has {} bytes", other.unwrap_or(0)),
-            format!("expected {FRAME_BYTES} bytes (979 × 985 × 3)"),
-        ),
-    }
-}
-
-fn is_v2(base: &str) -> bool {
-    base.trim_end_matches('/').ends_with("/v2")
-}
-
-async fn change_feed(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "Create entries for the 3 sample SOP Instance UIDs";
-    let latest = answer!(ctx.client.change_feed_latest().await, expected);
-    if latest.status == 404 {
-        return Outcome::NotSupported {
-            reason: "this server has no change feed (an Azure DICOM service feature)".into(),
-        };
-    }
-    if !(latest.ok() || latest.status == 204) {
-        return failed_answer(ctx, expected, &latest);
-    }
-    let last = latest
-        .json()
-        .and_then(|v| get_ci(&v, "sequence").and_then(Value::as_u64))
-        .unwrap_or(0);
-    let wanted: HashSet<&str> = [RED_UID, GREEN_UID, BLUE_UID].into();
-    let mut seen: HashSet<String> = HashSet::new();
-    let (mut offset, limit) = (0u64, 100u32);
-    let v2 = is_v2(ctx.client.base());
-    for _ in 0..10_000 {
-        let a = answer!(ctx.client.change_feed(offset, limit, false).await, expected);
-        if !a.ok() {
-            return failed_answer(ctx, expected, &a);
+        if ctx.may_still_arrive(step) {
+            return ctx.waiting(tried);
         }
-        let entries = a
-            .json()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default();
-        for e in &entries {
-            let action = get_ci(e, "action").and_then(Value::as_str).unwrap_or("");
-            let sop = get_ci(e, "sopInstanceUid")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if eq_ci(action, "create") && wanted.contains(sop) {
-                seen.insert(sop.to_string());
-            }
-        }
-        if v2 {
-            // v2: offset skips rows; a short page is the end.
-            offset += entries.len() as u64;
-            if entries.len() < limit as usize {
-                break;
-            }
-        } else {
-            // v1: offset is a sequence cursor; an empty window is not the end until we pass `latest`.
-            let max = entries
-                .iter()
-                .filter_map(|e| get_ci(e, "sequence").and_then(Value::as_u64))
-                .max();
-            offset = max.unwrap_or(offset + u64::from(limit));
-            if offset >= last {
-                break;
-            }
-        }
+        return ready(not_recorded_hint(ctx, step), tried);
     }
-    match seen.len() {
-        3 => pass("Create entries found for all 3 samples"),
-        n => fail(
-            expected,
-            format!("{n} of 3 found in the change feed"),
-            "store the samples; every store adds a Create entry",
-        ),
-    }
-}
-
-/// Whether the server has extended query tags (404 on the list route means no).
-async fn tags_supported(ctx: &CheckContext<'_>) -> Result<Option<Outcome>, ClientError> {
-    let a = ctx
-        .client
-        .get("extendedquerytags?limit=1", "application/json")
-        .await?;
-    Ok(match a.status {
-        404 => Some(Outcome::NotSupported {
-            reason: "this server has no extended query tags (an Azure DICOM service feature)"
-                .into(),
-        }),
-        s if (200..300).contains(&s) => None,
-        _ => Some(failed_answer(
-            ctx,
-            "the extended query tags API answers",
-            &a,
-        )),
-    })
-}
-
-/// The outcome to give when the tags API is missing or failing; `None` when tags can be checked.
-async fn tags_unavailable(ctx: &CheckContext<'_>, expected: &str) -> Option<Outcome> {
-    match tags_supported(ctx).await {
-        Ok(o) => o,
-        Err(e) => Some(failed_error(expected, &e)),
-    }
-}
-
-async fn tag_added(ctx: &CheckContext<'_>, tag: &str) -> Outcome {
-    let expected = format!("the tag {tag} with status ready");
-    if let Some(o) = tags_unavailable(ctx, &expected).await {
-        return o;
-    }
-    let a = answer!(
-        ctx.client
-            .get(&format!("extendedquerytags/{tag}"), "application/json")
-            .await,
-        &expected
-    );
-    if a.status == 404 {
-        return fail(
-            &expected,
-            format!("{tag} is not there (404)"),
-            format!(
-                "POST [{{\"Path\":\"{tag}\",\"Level\":\"Study\"}}] to {{baseUrl}}/extendedquerytags. (The workshop's ManufacturerModelName answers 400 'already supported': it is a core attribute now.)"
-            ),
-        );
-    }
-    if !a.ok() {
-        return failed_answer(ctx, &expected, &a);
-    }
-    let v = a.json().unwrap_or_default();
-    let status = get_ci(&v, "status")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if eq_ci(&status, "ready") {
-        return pass(format!(
-            "{tag} is ready (queryStatus {})",
-            get_ci(&v, "queryStatus")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-        ));
-    }
-    let mut observed = format!("{tag} has status {status}");
-    if let Some(op) = get_ci(&v, "operation")
-        .and_then(|o| get_ci(o, "id"))
-        .and_then(Value::as_str)
-        && let Ok(o) = ctx
-            .client
-            .get(&format!("operations/{op}"), "application/json")
-            .await
-        && let Some(p) = o
-            .json()
-            .and_then(|j| get_ci(&j, "percentComplete").and_then(Value::as_u64))
-    {
-        observed.push_str(&format!(" (re-index {p}% done)"));
+    if ctx.may_still_arrive(step) && tried.is_empty() {
+        return ctx.waiting(tried);
     }
     fail(
         expected,
-        observed,
-        "the re-index operation is still running: poll its href until it completes, then check again",
+        format!("{} of {} done", done.len(), patterns.len()),
+        match tried.first() {
+            Some(t) => format!(
+                "still to do: {}. Your last attempt: {} answered {}: {}",
+                missing.join("; "),
+                t.line,
+                t.status,
+                t.diagnosis
+            ),
+            None => format!("still to do: {}", missing.join("; ")),
+        },
+        tried,
     )
 }
 
-async fn tag_used(ctx: &CheckContext<'_>, tag: &str, value: &str) -> Outcome {
-    let expected = format!("/studies?{tag}={value} finds the lab study");
-    if let Some(o) = tags_unavailable(ctx, &expected).await {
-        return o;
+/// What to tell a learner whose reads leave no record dicomlab can see.
+fn not_recorded_hint(ctx: &CheckContext<'_>, step: &Step) -> String {
+    match (ctx.reads_unrecorded(), &step.question) {
+        (Some(why), Some(q)) => format!("no record of it yet ({why}): do it (press d, or with your tool), then answer the question — {}", q.ask),
+        (Some(why), None) => format!("no record of it yet ({why}): do it here (press d, or on the screen below)"),
+        (None, _) => "nothing of it in the service's records yet: send the requests (press d, or with Postman, curl or Python)".into(),
     }
-    let a = answer!(
-        ctx.client
-            .search(Level::Studies, None, None, &[(tag, value)])
-            .await,
-        &expected
-    );
-    if a.status == 400 {
-        return fail(
-            &expected,
-            format!("400: {}", a.text().trim()),
-            format!(
-                "the tag {tag} must exist, be ready and be enabled (add it and wait for its operation)"
-            ),
-        );
+}
+
+/// A tag name as the service would take it, compared by tag.
+fn same_tag(a: &str, b: &str) -> bool {
+    match (
+        crate::dicom::tags::resolve(a),
+        crate::dicom::tags::resolve(b),
+    ) {
+        (Some(x), Some(y)) => x.tag == y.tag,
+        _ => a.eq_ignore_ascii_case(b),
     }
-    if !a.ok() {
-        return failed_answer(ctx, &expected, &a);
+}
+
+/// The keyword of a tag path when it has one (`00100040` → `PatientSex`).
+fn tag_name(path: &str) -> String {
+    crate::dicom::tags::resolve(path).map_or_else(|| path.to_string(), |a| a.display_name())
+}
+
+/// The tag segment of an `extendedquerytags/{path}` request.
+fn tag_of_url(url: &str) -> Option<String> {
+    let (segs, _) = super::request::route_of(url)?;
+    (segs.first().map(String::as_str) == Some("extendedquerytags")).then(|| segs.get(1).cloned())?
+}
+
+/// The learner's tag: the one the tag step credited, else one the records show.
+pub fn learner_tag(ctx: &CheckContext<'_>, suggest: Option<&str>) -> Option<String> {
+    if let Some(s) = ctx.saved_subject("tag_added") {
+        return Some(s);
     }
-    if a.results()
-        .iter()
-        .any(|r| first_str(r, "0020000D").as_deref() == Some(STUDY_UID))
+    if let Some(tags) = &ctx.records.tags
+        && !tags.is_empty()
     {
-        pass(format!("/studies?{tag}={value} found the lab study"))
-    } else {
-        Outcome::Blocked {
-            reason: "the search found no lab study: store the samples first".into(),
+        if let Some(s) = suggest
+            && let Some(t) = tags.iter().find(|t| same_tag(&t.path, s))
+        {
+            return Some(tag_name(&t.path));
         }
+        return tags.last().map(|t| tag_name(&t.path));
     }
-}
-
-async fn tag_updated(ctx: &CheckContext<'_>, tag: &str, query_status: &str) -> Outcome {
-    let expected = format!("{tag} with queryStatus {query_status}");
-    if let Some(o) = tags_unavailable(ctx, &expected).await {
-        return o;
-    }
-    let a = answer!(
-        ctx.client
-            .get(&format!("extendedquerytags/{tag}"), "application/json")
-            .await,
-        &expected
-    );
-    if a.status == 404 {
-        return Outcome::Blocked {
-            reason: format!("{tag} is not there: add it first"),
-        };
-    }
-    if !a.ok() {
-        return failed_answer(ctx, &expected, &a);
-    }
-    let v = a.json().unwrap_or_default();
-    let got = get_ci(&v, "queryStatus")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if eq_ci(got, query_status) {
-        pass(format!("{tag} has queryStatus {got}"))
-    } else {
-        fail(
-            expected,
-            format!("queryStatus is {got}"),
-            format!(
-                "PATCH {{\"QueryStatus\": \"{query_status}\"}} to {{baseUrl}}/extendedquerytags/{tag}"
-            ),
-        )
-    }
-}
-
-async fn tag_deleted(ctx: &CheckContext<'_>, tag: &str) -> Outcome {
-    let expected = format!("{tag} gone (404)");
-    if let Some(o) = tags_unavailable(ctx, &expected).await {
-        return o;
-    }
-    // A tag that was never added is also 404: only a tag that was seen ready can be seen deleted.
-    if !ctx
-        .passed
+    // From the learner's own requests on a tag (the add's body is not in any record).
+    ctx.records
+        .attempts_since(ctx.since)
         .iter()
-        .any(|c| matches!(c, Check::TagAdded { tag: t } if t == tag))
+        .filter(|a| a.ok())
+        .find_map(|a| tag_of_url(&a.url))
+        .map(|t| tag_name(&t))
+}
+
+fn tags_unavailable(ctx: &CheckContext<'_>) -> Option<Outcome> {
+    if ctx.records.tags.is_some() {
+        return None;
+    }
+    Some(match &ctx.records.tags_error {
+        Some(a) => fail(
+            "the extended query tags API answers",
+            format!("{}", a.exchange.summary()),
+            diagnose_answer(ctx.place(), a),
+            Vec::new(),
+        ),
+        None => Outcome::NotSupported {
+            reason: "this server has no extended query tags (an Azure DICOM service feature)"
+                .into(),
+        },
+    })
+}
+
+fn is_tag_route(a: &Attempt) -> bool {
+    a.url.contains("/extendedquerytags")
+}
+
+fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&str>) -> Outcome {
+    if let Some(o) = tags_unavailable(ctx) {
+        return o;
+    }
+    let expected = format!(
+        "an extended query tag added and re-indexed (the lab suggests {})",
+        suggest.unwrap_or("PatientSex")
+    );
+    let tried = ctx.tried(
+        |a| is_tag_route(a) && a.method.eq_ignore_ascii_case("POST"),
+        |a| !a.ok(),
+    );
+    let tag = learner_tag(ctx, suggest);
+    let listed = tag.as_deref().and_then(|t| {
+        ctx.records
+            .tags
+            .as_ref()?
+            .iter()
+            .find(|e| same_tag(&e.path, t))
+    });
+    let add = ctx
+        .records
+        .attempts_since(ctx.since)
+        .into_iter()
+        .find(|a| is_tag_route(a) && a.method.eq_ignore_ascii_case("POST") && a.status == 202);
+    if let Some(e) = listed
+        && e.status.eq_ignore_ascii_case("adding")
     {
-        return Outcome::Blocked {
+        return Outcome::Waiting {
             reason: format!(
-                "add {tag} first (its check must pass before its deletion can be checked)"
+                "{} is being re-indexed (status adding): its operation is still running",
+                tag_name(&e.path)
             ),
+            tried,
         };
     }
-    let a = answer!(
-        ctx.client
-            .get(&format!("extendedquerytags/{tag}"), "application/json")
-            .await,
-        &expected
-    );
-    match a.status {
-        404 => pass(format!("{tag} is deleted (404)")),
-        s if (200..300).contains(&s) => fail(
-            expected,
-            format!("{tag} is still there"),
-            format!("DELETE {{baseUrl}}/extendedquerytags/{tag}"),
+    let name = tag.clone().unwrap_or_default();
+    match (add, listed) {
+        (Some(a), _) => pass(
+            format!("{name} added ({}{})", local_time(&a.at), tool_suffix(a)),
+            Evidence::new(
+                a.source,
+                format!(
+                    "{} answered 202 (the re-index started){}; tag {name}",
+                    a.line(),
+                    tool_suffix(a)
+                ),
+                a.time(),
+            )
+            .about(name.clone()),
         ),
-        _ => failed_answer(ctx, &expected, &a),
-    }
-}
-
-async fn viewer(ctx: &CheckContext<'_>) -> Outcome {
-    let expected = "a rendered PNG of 985 × 979 pixels";
-    let path = format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}/rendered");
-    let a = answer!(ctx.client.get(&path, "image/png").await, expected);
-    if a.status == 404 {
-        return Outcome::Blocked {
-            reason: "the red triangle is not stored: store the samples first".into(),
-        };
-    }
-    if !a.ok() {
-        return failed_answer(ctx, expected, &a);
-    }
-    match image::load_from_memory(&a.body) {
-        Ok(img) if (img.width(), img.height()) == (985, 979) => pass("rendered PNG of 985 × 979"),
-        Ok(img) => fail(
-            expected,
-            format!("an image of {} × {}", img.width(), img.height()),
-            "render the red triangle's instance",
+        (None, Some(e)) => pass(
+            format!("{name} is in the tag list (status {})", e.status),
+            Evidence::new(
+                Source::ServiceState,
+                format!(
+                    "the service's tag list holds {name} (status {}, queryStatus {})",
+                    e.status, e.query_status
+                ),
+                None,
+            )
+            .about(name.clone()),
         ),
-        Err(e) => fail(
-            expected,
-            format!("not an image: {e}"),
-            "send Accept: image/png",
-        ),
-    }
-}
-
-async fn deleted(ctx: &CheckContext<'_>, level: &str) -> Outcome {
-    let (gone, what): (&[&str], String) = match level {
-        "instance" => (&[RED_UID], "the red triangle instance".into()),
-        "series" => (&[RED_UID, GREEN_UID], format!("series {SERIES1_UID}")),
-        _ => (
-            &[RED_UID, GREEN_UID, BLUE_UID],
-            format!("study {STUDY_UID}"),
-        ),
-    };
-    let expected = format!("{what} deleted");
-    if !ctx.passed.contains(&Check::Store) {
-        return Outcome::Blocked {
-            reason: "store the samples first: a delete is checked against what was stored".into(),
-        };
-    }
-    for uid in gone {
-        let a = answer!(
-            ctx.client
-                .search(Level::Instances, None, None, &[("SOPInstanceUID", uid)])
-                .await,
-            &expected
-        );
-        if !a.ok() && a.status != 204 {
-            return failed_answer(ctx, &expected, &a);
-        }
-        if !a.results().is_empty() {
-            return fail(
+        (None, None) => match tried.first() {
+            Some(t) => fail(
                 expected,
-                format!("{uid} is still found"),
-                format!("DELETE the {level} (DELETE answers 204, then 404)"),
+                format!("your last attempt: {} answered {}", t.line, t.status),
+                t.diagnosis.clone(),
+                tried,
+            ),
+            None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
+            None => ready(
+                format!(
+                    "no tag yet: POST [{{\"Path\":\"{}\",\"Level\":\"Study\"}}] to {{baseUrl}}/extendedquerytags",
+                    suggest.unwrap_or("PatientSex")
+                ),
+                tried,
+            ),
+        },
+    }
+}
+
+/// The subject of a tag step: the learner's tag, or why it is not known.
+fn subject_or_block(ctx: &CheckContext<'_>) -> Result<String, Outcome> {
+    let suggest = ctx.lab.steps().find_map(|s| match &s.check {
+        Check::TagAdded { suggest } => suggest.clone(),
+        _ => None,
+    });
+    learner_tag(ctx, suggest.as_deref()).ok_or_else(|| Outcome::Blocked {
+        reason: "add an extended query tag first (its step names the tag the next steps use)"
+            .into(),
+    })
+}
+
+fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome {
+    if let Some(o) = tags_unavailable(ctx) {
+        return o;
+    }
+    let tag = match subject_or_block(ctx) {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
+    let expected = format!(
+        "a search with {tag} (e.g. /studies?{tag}={}) that finds something",
+        value.unwrap_or("…")
+    );
+    let uses = |a: &Attempt| {
+        a.method.eq_ignore_ascii_case("GET")
+            && super::request::route_of(&a.url).is_some_and(|(segs, q)| {
+                matches!(
+                    segs.last().map(String::as_str),
+                    Some("studies" | "series" | "instances")
+                ) && q.iter().any(|(k, _)| same_tag(k, &tag))
+            })
+    };
+    let attempts = ctx.records.attempts_since(ctx.since);
+    if let Some(a) = attempts.iter().find(|a| uses(a) && a.status == 200) {
+        return pass(
+            format!(
+                "searched with {tag} ({}{})",
+                local_time(&a.at),
+                tool_suffix(a)
+            ),
+            Evidence::new(
+                a.source,
+                format!("{} answered 200{}", a.line(), tool_suffix(a)),
+                a.time(),
+            ),
+        );
+    }
+    let tried = ctx.tried(uses, |a| a.status != 200);
+    match tried.first() {
+        Some(t) => fail(
+            expected,
+            format!("your last attempt: {} answered {}", t.line, t.status),
+            t.diagnosis.clone(),
+            tried,
+        ),
+        None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
+        None => ready(not_recorded_hint(ctx, step), tried),
+    }
+}
+
+fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outcome {
+    if let Some(o) = tags_unavailable(ctx) {
+        return o;
+    }
+    let tag = match subject_or_block(ctx) {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
+    let expected = format!("{tag} with queryStatus {query_status}");
+    let is_patch = |a: &Attempt| {
+        a.method.eq_ignore_ascii_case("PATCH")
+            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, &tag))
+    };
+    let patched = ctx
+        .records
+        .attempts_since(ctx.since)
+        .into_iter()
+        .find(|a| is_patch(a) && a.status == 200);
+    let listed = ctx
+        .records
+        .tags
+        .as_ref()
+        .and_then(|tags| tags.iter().find(|e| same_tag(&e.path, &tag)));
+    let tried = ctx.tried(is_patch, |a| a.status != 200);
+    match (listed, patched) {
+        (Some(e), p) if e.query_status.eq_ignore_ascii_case(query_status) => pass(
+            format!("{tag} has queryStatus {}", e.query_status),
+            match p {
+                Some(a) => Evidence::new(
+                    a.source,
+                    format!(
+                        "{} answered 200{}; the tag list shows queryStatus {}",
+                        a.line(),
+                        tool_suffix(a),
+                        e.query_status
+                    ),
+                    a.time(),
+                ),
+                None => Evidence::new(
+                    Source::ServiceState,
+                    format!(
+                        "the service's tag list shows {tag} with queryStatus {}",
+                        e.query_status
+                    ),
+                    None,
+                ),
+            },
+        ),
+        // The tag is gone now (deleted later): the record of the update is what is left.
+        (None, Some(a)) => pass(
+            format!(
+                "{tag} was updated ({}{})",
+                local_time(&a.at),
+                tool_suffix(a)
+            ),
+            Evidence::new(
+                a.source,
+                format!(
+                    "{} answered 200{} (the record keeps the request, not its body)",
+                    a.line(),
+                    tool_suffix(a)
+                ),
+                a.time(),
+            ),
+        ),
+        (Some(e), _) => match tried.first() {
+            Some(t) => fail(
+                expected,
+                format!(
+                    "queryStatus is {}; your last attempt: {} answered {}",
+                    e.query_status, t.line, t.status
+                ),
+                t.diagnosis.clone(),
+                tried,
+            ),
+            None => ready(
+                format!(
+                    "{tag} has queryStatus {}: PATCH {{\"QueryStatus\": \"{query_status}\"}} to {{baseUrl}}/extendedquerytags/{tag}",
+                    e.query_status
+                ),
+                tried,
+            ),
+        },
+        (None, None) => match tried.first() {
+            Some(t) => fail(
+                expected,
+                format!("your last attempt: {} answered {}", t.line, t.status),
+                t.diagnosis.clone(),
+                tried,
+            ),
+            None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
+            None => Outcome::Blocked {
+                reason: format!("{tag} is not in the tag list: add it first"),
+            },
+        },
+    }
+}
+
+fn tag_deleted(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
+    if let Some(o) = tags_unavailable(ctx) {
+        return o;
+    }
+    let tag = match subject_or_block(ctx) {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
+    let expected = format!("{tag} deleted (DELETE answered 204)");
+    let is_delete = |a: &Attempt| {
+        a.method.eq_ignore_ascii_case("DELETE")
+            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, &tag))
+    };
+    if let Some(a) = ctx
+        .records
+        .attempts_since(ctx.since)
+        .into_iter()
+        .find(|a| is_delete(a) && a.status == 204)
+    {
+        return pass(
+            format!("{tag} deleted ({}{})", local_time(&a.at), tool_suffix(a)),
+            Evidence::new(
+                a.source,
+                format!("{} answered 204{}", a.line(), tool_suffix(a)),
+                a.time(),
+            ),
+        );
+    }
+    let listed = ctx
+        .records
+        .tags
+        .as_ref()
+        .is_some_and(|tags| tags.iter().any(|e| same_tag(&e.path, &tag)));
+    let added = ctx
+        .lab
+        .step_of_kind("tag_added")
+        .is_some_and(|s| ctx.done.contains(&s.id));
+    let tried = ctx.tried(is_delete, |a| a.status != 204);
+    if !listed && added && ctx.saved_subject("tag_added").is_some() {
+        return pass(
+            format!("{tag} is gone from the tag list"),
+            Evidence::new(
+                Source::ServiceState,
+                format!("{tag} was in the tag list when its addition was checked, and is gone now"),
+                None,
+            ),
+        );
+    }
+    match tried.first() {
+        Some(t) => fail(
+            expected,
+            format!("your last attempt: {} answered {}", t.line, t.status),
+            t.diagnosis.clone(),
+            tried,
+        ),
+        None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
+        None if listed => ready(
+            format!("{tag} is still in the tag list: DELETE {{baseUrl}}/extendedquerytags/{tag}"),
+            tried,
+        ),
+        None => Outcome::Blocked {
+            reason: format!("add {tag} first: its deletion is checked against its addition"),
+        },
+    }
+}
+
+async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) -> Outcome {
+    let Some(of) = ctx.lab.dataset.instance(name) else {
+        return Outcome::Error {
+            message: format!("the dataset has no instance '{name}'"),
+        };
+    };
+    let path = match level {
+        Level::Study => format!("studies/{}", of.study),
+        Level::Series => format!("studies/{}/series/{}", of.study, of.series),
+        Level::Instance => of.path(),
+    };
+    let what = match level {
+        Level::Instance => format!("the {} instance", of.display()),
+        Level::Series => format!("the series of the {}", of.display()),
+        Level::Study => format!("the study of the {}", of.display()),
+    };
+    let expected = format!("{what} deleted (DELETE {path} answered 204)");
+    let Ok(pattern) = RequestPattern::parse(&format!("DELETE {path}")) else {
+        return Outcome::Error {
+            message: format!("cannot read the route {path}"),
+        };
+    };
+    let attempts = ctx.records.attempts_since(ctx.since);
+    let scope = ctx.lab.dataset.in_scope(of, level);
+    let feed_deletes = |e: &&FeedEntry| {
+        e.action.eq_ignore_ascii_case("delete") && scope.iter().any(|i| i.sop == e.sop)
+    };
+    if let Some(a) = attempts
+        .iter()
+        .find(|a| pattern.matches(&a.method, &a.url) && a.status == 204)
+    {
+        let seqs: Vec<String> = ctx
+            .records
+            .feed
+            .iter()
+            .flatten()
+            .filter(feed_deletes)
+            .map(|e| format!("#{}", e.sequence))
+            .collect();
+        let feed = if seqs.is_empty() {
+            String::new()
+        } else {
+            format!("; change feed Delete entries {}", seqs.join(", "))
+        };
+        return pass(
+            format!("{what} deleted ({}{})", local_time(&a.at), tool_suffix(a)),
+            Evidence::new(
+                a.source,
+                format!("{} answered 204{}{feed}", a.line(), tool_suffix(a)),
+                a.time(),
+            ),
+        );
+    }
+    let belongs = |a: &Attempt| pattern.loosely_matches(&a.method, &a.url);
+    let tried = ctx.tried(belongs, |a| a.status != 204);
+    // Without a record of the route, the change feed shows the deletes (it cannot tell the level).
+    if !ctx.records.audit_read()
+        && let Some(feed) = &ctx.records.feed
+    {
+        let since = ctx.since;
+        let gone: Vec<&FeedEntry> = feed
+            .iter()
+            .filter(feed_deletes)
+            .filter(|e| since.is_none_or(|s| e.timestamp.is_none_or(|t| t >= s)))
+            .collect();
+        if !scope.is_empty()
+            && scope.iter().all(|i| gone.iter().any(|e| e.sop == i.sop))
+            && !ctx.shared
+        {
+            let latest = gone.iter().filter_map(|e| e.timestamp).max();
+            let seqs: Vec<String> = gone.iter().map(|e| format!("#{}", e.sequence)).collect();
+            return pass(
+                format!("{what} deleted"),
+                Evidence::new(
+                    Source::ChangeFeed,
+                    format!("Delete entries {}", seqs.join(", ")),
+                    latest,
+                ),
             );
         }
     }
-    pass(format!("{what} is gone"))
+    if ctx.records.feed.is_none() && !ctx.records.audit_read() {
+        // A server without history: the instances gone after the store was done.
+        let stored = ctx
+            .lab
+            .step_of_kind("store")
+            .is_some_and(|s| ctx.done.contains(&s.id));
+        if stored {
+            let mut all_gone = true;
+            for i in &scope {
+                match ctx
+                    .client
+                    .search(
+                        crate::dicomweb::Level::Instances,
+                        None,
+                        None,
+                        &[("SOPInstanceUID", i.sop.as_str())],
+                    )
+                    .await
+                {
+                    Ok(a) if a.results().is_empty() && (a.ok() || a.status == 204) => {}
+                    Ok(_) => all_gone = false,
+                    Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
+                }
+            }
+            if all_gone {
+                return pass(
+                    format!("{what} is gone"),
+                    Evidence::new(
+                        Source::ServiceState,
+                        format!("{what} was stored and is no longer found on the server"),
+                        Some(OffsetDateTime::now_utc()),
+                    ),
+                );
+            }
+        }
+    }
+    match tried.first() {
+        Some(t) => fail(
+            expected,
+            format!("your last attempt: {} answered {}", t.line, t.status),
+            t.diagnosis.clone(),
+            tried,
+        ),
+        None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
+        None => ready(format!("DELETE {{baseUrl}}/{path}"), tried),
+    }
+}
+
+/// The true answer of a step's question, read from the service now (by the checks' client).
+pub async fn true_answer(ctx: &CheckContext<'_>, from: &AnswerFrom) -> Result<String, String> {
+    let inst = |n: &str| {
+        ctx.lab
+            .dataset
+            .instance(n)
+            .ok_or_else(|| format!("the dataset has no instance '{n}'"))
+    };
+    let read = |e: crate::dicomweb::ClientError| diagnose_error(&e);
+    match from {
+        AnswerFrom::Metadata {
+            instance,
+            attribute,
+        } => {
+            let i = inst(instance)?;
+            let a = ctx
+                .client
+                .get(&format!("{}/metadata", i.path()), DICOM_JSON)
+                .await
+                .map_err(read)?;
+            if !a.ok() {
+                return Err(diagnose_answer(ctx.place(), &a));
+            }
+            let attr = crate::dicom::tags::resolve(attribute)
+                .ok_or_else(|| format!("'{attribute}' is not a DICOM keyword"))?;
+            let key = crate::dicom::json::tag_key(attr.tag);
+            let v = a
+                .json()
+                .and_then(|j| j.get(0)?.get(&key)?.get("Value").cloned())
+                .ok_or_else(|| format!("the metadata has no {attribute}"))?;
+            let values: Vec<String> = v
+                .as_array()
+                .map(|arr| {
+                    arr.iter()
+                        .map(|x| match x {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Object(o) => o
+                                .get("Alphabetic")
+                                .and_then(|a| a.as_str())
+                                .unwrap_or_default()
+                                .to_string(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(values.join("\\"))
+        }
+        AnswerFrom::ChangeFeed { instance, action } => {
+            let i = inst(instance)?;
+            let feed = ctx
+                .records
+                .feed
+                .as_ref()
+                .ok_or("this server has no change feed")?;
+            feed.iter()
+                .filter(|e| e.sop == i.sop && e.action.eq_ignore_ascii_case(action))
+                .next_back()
+                .map(|e| e.sequence.to_string())
+                .ok_or_else(|| {
+                    format!(
+                        "the change feed has no {action} entry for the {}",
+                        i.display()
+                    )
+                })
+        }
+        AnswerFrom::Frame { instance, frame } => {
+            let i = inst(instance)?;
+            let dir = ctx
+                .scratch
+                .join(format!("answer-{}", uuid::Uuid::new_v4().simple()));
+            let (a, parts) = ctx
+                .client
+                .retrieve_to_dir(
+                    &format!("{}/frames/{frame}", i.path()),
+                    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+                    &dir,
+                )
+                .await
+                .map_err(read)?;
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            if !a.ok() {
+                return Err(diagnose_answer(ctx.place(), &a));
+            }
+            parts
+                .first()
+                .map(|p| p.size.to_string())
+                .ok_or_else(|| "the frame came back empty".to_string())
+        }
+        AnswerFrom::SearchCount { request } => {
+            let filled = ctx.fill(request);
+            let p = RequestPattern::parse(&filled)?;
+            let mut path = p.segments.join("/");
+            if !p.query.is_empty() {
+                path.push('?');
+                path.push_str(&serde_urlencoded::to_string(&p.query).unwrap_or_default());
+            }
+            let a = ctx.client.get(&path, DICOM_JSON).await.map_err(read)?;
+            if !a.ok() && a.status != 204 {
+                return Err(diagnose_answer(ctx.place(), &a));
+            }
+            Ok(a.results().len().to_string())
+        }
+    }
+}
+
+/// Answers compared as a learner would write them: without case, spaces, thousands separators or
+/// DICOM padding.
+pub fn same_answer(given: &str, truth: &str) -> bool {
+    let norm = |s: &str| {
+        s.trim()
+            .trim_end_matches('\0')
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != ',' && *c != '_' && *c != '\'')
+            .collect::<String>()
+            .to_lowercase()
+    };
+    !norm(given).is_empty() && norm(given) == norm(truth)
+}
+
+/// The accept header a request of a lab step needs (the lab names the route, not the header).
+pub fn accept_for(pattern: &RequestPattern) -> &'static str {
+    let segs: Vec<&str> = pattern.segments.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        [.., "metadata"] => DICOM_JSON,
+        [.., "rendered"] => "image/png",
+        [.., "frames", _] => {
+            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"
+        }
+        ["changefeed", ..] | ["extendedquerytags", ..] | ["operations", ..] => "application/json",
+        [.., "studies" | "series" | "instances"] => DICOM_JSON,
+        _ => MULTI_ANY,
+    }
+}
+
+/// The saved outcome of a step done before: its evidence, as saved.
+pub fn saved_pass(p: &StepProgress) -> Option<Outcome> {
+    let evidence = p.evidence.clone()?;
+    Some(Outcome::Pass {
+        detail: format!("done ({})", evidence.summary),
+        evidence,
+    })
+}
+
+/// Reads `v` (a tag list entry) without case, for the screens.
+pub fn json_text(v: &serde_json::Value, key: &str) -> String {
+    get_ci(v, key)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_compare_as_written() {
+        assert!(same_answer(" 2,892,945 ", "2892945"));
+        assert!(same_answer("024y", "024Y"));
+        assert!(!same_answer("", ""));
+        assert!(!same_answer("25Y", "024Y"));
+    }
+
+    #[test]
+    fn accept_headers_follow_the_route() {
+        let a = |p: &str| accept_for(&RequestPattern::parse(p).expect("parses"));
+        assert_eq!(a("GET studies?StudyInstanceUID=1"), DICOM_JSON);
+        assert_eq!(a("GET studies/1/series/2/metadata"), DICOM_JSON);
+        assert!(a("GET studies/1").contains("transfer-syntax=*"));
+        assert!(a("GET studies/1/series/2/instances/3/frames/1").contains("octet-stream"));
+        assert_eq!(
+            a("GET studies/1/series/2/instances/3/rendered"),
+            "image/png"
+        );
+        assert_eq!(a("GET changefeed"), "application/json");
+    }
+
+    #[test]
+    fn statuses_that_count() {
+        assert!(accepted("GET", 200, &[]));
+        assert!(!accepted("GET", 204, &[]));
+        assert!(accepted("DELETE", 204, &[]));
+        assert!(!accepted("GET", 404, &[]));
+        assert!(accepted("GET", 204, &[204]));
+    }
 }

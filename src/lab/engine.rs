@@ -1,5 +1,6 @@
-//! A lab session: the target (embedded practice service, Azure, or a generic server), its client, and the
-//! running of checks with progress recorded.
+//! A lab session: the target (embedded practice service, a served one, Azure, or a generic server), the
+//! learner's client and the checks' own twin of it, the reader of the service's audit log, and the
+//! running of checks against the gathered records, with progress recorded.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -8,10 +9,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::checks::{self, CheckContext, Outcome, TargetKind};
-use super::model::{Check, Lab};
-use super::progress::{ProgressStore, Status};
+use super::evidence::{self, Evidence, Learner, Needs, Records, Source};
+use super::model::{Check, Lab, Step};
+use super::progress::{ProgressStore, Status, TargetProgress};
 use crate::config::{GenericAuth, Profile};
-use crate::dicomweb::{AuthConfig, ClientError, DicomWebClient, Exchange};
+use crate::dicomweb::loganalytics::LOG_ANALYTICS_ENDPOINT;
+use crate::dicomweb::{AuthConfig, ClientError, DicomWebClient, Exchange, LogReader};
 use crate::practice::{self, RunningService, ServiceConfig, StartError};
 
 /// Why a session could not start.
@@ -25,16 +28,31 @@ pub enum SessionError {
     Scratch(std::io::Error),
 }
 
+/// The port the embedded practice service takes when it is free, so Postman or curl in another
+/// terminal keep working across restarts (the credentials are kept with its data).
+pub const PRACTICE_PORT: u16 = 8042;
+
 /// A target to run the lab against.
 pub struct Session {
     pub kind: TargetKind,
+    /// The learner's client: what "do it" and the screens send.
     pub client: DicomWebClient,
-    /// What progress is keyed by: `practice` for the embedded service (its port changes), else the base URL.
+    /// The checks' client: the same credentials and token, its requests marked as the checks' own.
+    pub checker: DicomWebClient,
+    /// What progress is keyed by: `practice` for the embedded service, else the base URL.
     pub target_key: String,
     /// The embedded practice service, when the profile is `practice` without a base URL.
     pub practice: Option<RunningService>,
     /// Retrieved files and generated samples.
     pub scratch: tempfile::TempDir,
+    /// The audit log's reader, when the target has one.
+    pub log: Option<LogReader>,
+    /// How late audit rows may arrive, in seconds.
+    pub log_delay: u64,
+    /// The service is shared with other learners.
+    pub shared: bool,
+    /// What is wrong with the profile (one validation for config and checks).
+    pub profile_problems: Vec<String>,
 }
 
 impl Session {
@@ -48,14 +66,13 @@ impl Session {
             .prefix("dicomlab-")
             .tempdir()
             .map_err(SessionError::Scratch)?;
-        let (client, practice, target_key) =
+        let mut log_delay = profile.log_delay_secs.unwrap_or(match profile.kind {
+            TargetKind::Azure => 600,
+            _ => 0,
+        });
+        let (client, practice, target_key, log) =
             if profile.kind == TargetKind::Practice && profile.base_url.trim().is_empty() {
-                let svc = practice::start(ServiceConfig {
-                    data_dir: practice_data,
-                    heavy_jobs: 1,
-                    ..ServiceConfig::default()
-                })
-                .await?;
+                let svc = start_embedded(practice_data).await?;
                 let auth = AuthConfig::Azure {
                     tenant_id: svc.tenant_id.clone(),
                     client_id: svc.client_id.clone(),
@@ -64,10 +81,17 @@ impl Session {
                     authority: svc.authority.clone(),
                     token_version: Default::default(),
                 };
+                let log = LogReader::new(
+                    &format!("{}/loganalytics", svc.origin),
+                    svc.workspace_id(),
+                    &auth,
+                )
+                .ok();
                 (
                     DicomWebClient::new(&svc.base_url, auth)?,
                     Some(svc),
                     "practice".to_string(),
+                    log,
                 )
             } else {
                 let auth = match (profile.kind, profile.auth) {
@@ -89,85 +113,241 @@ impl Session {
                     },
                 };
                 let base = profile.base_url.trim().trim_end_matches('/').to_string();
-                (DicomWebClient::new(&base, auth)?, None, base)
+                let client = DicomWebClient::new(&base, auth.clone())?;
+                let log = match profile.kind {
+                    TargetKind::Generic => None,
+                    TargetKind::Practice => {
+                        let origin = crate::config::origin_of(&base);
+                        let found = discover_workspace(&client, &origin).await;
+                        let ws = if profile.log_workspace.trim().is_empty() {
+                            found.as_ref().map(|(w, _)| w.clone())
+                        } else {
+                            Some(profile.log_workspace.trim().to_string())
+                        };
+                        if profile.log_delay_secs.is_none()
+                            && let Some((_, d)) = &found
+                        {
+                            log_delay = *d;
+                        }
+                        ws.and_then(|w| {
+                            LogReader::new(&format!("{origin}/loganalytics"), &w, &auth).ok()
+                        })
+                    }
+                    TargetKind::Azure if !profile.log_workspace.trim().is_empty() => {
+                        let endpoint = if profile.log_endpoint.trim().is_empty() {
+                            LOG_ANALYTICS_ENDPOINT
+                        } else {
+                            profile.log_endpoint.trim()
+                        };
+                        LogReader::new(endpoint, &profile.log_workspace, &auth).ok()
+                    }
+                    TargetKind::Azure => None,
+                };
+                (client, None, base, log)
             };
         let client = match sink {
             Some(s) => client.with_sink(s),
             None => client,
         };
+        let checker = client.checking();
         Ok(Session {
             kind: profile.kind,
             client,
+            checker,
             target_key,
             practice,
             scratch,
+            log,
+            log_delay,
+            shared: profile.shared,
+            profile_problems: profile.problems(),
         })
-    }
-
-    fn context(&self, passed: HashSet<Check>) -> CheckContext<'_> {
-        CheckContext {
-            client: &self.client,
-            target: self.kind,
-            passed,
-            scratch: self.scratch.path().to_path_buf(),
-        }
     }
 
     /// The learner-facing reading of an answer that is not a success (401 vs 403, missing /v1, 406…).
     pub fn diagnose(&self, a: &crate::dicomweb::Answer) -> String {
-        super::checks::diagnose(&self.context(HashSet::new()), a)
+        super::diagnose::diagnose_answer(
+            super::diagnose::Place {
+                target: self.kind,
+                base: self.client.base(),
+                client_id: self.client_id(),
+            },
+            a,
+        )
     }
 
-    /// Checks that passed before, from progress: the prerequisites of the delete checks.
-    pub fn passed_before(&self, lab: &Lab, store: &ProgressStore) -> HashSet<Check> {
-        let steps = store.steps(&lab.id, &self.target_key);
-        lab.steps()
-            .filter(|s| steps.get(&s.id).is_some_and(|p| p.status == Status::Done))
-            .map(|s| s.check.clone())
-            .collect()
-    }
-
-    /// What a check needs from progress: the checks passed before, and the saved state of every step.
-    pub fn before(&self, lab: &Lab, store: &ProgressStore) -> Before {
-        Before {
-            passed: self.passed_before(lab, store),
-            saved: store.steps(&lab.id, &self.target_key),
+    fn client_id(&self) -> Option<&str> {
+        match self.client.auth() {
+            AuthConfig::Azure { client_id, .. } => Some(client_id.as_str()),
+            _ => None,
         }
     }
 
-    /// Runs one step's check without touching progress (the caller records it): the TUI holds no lock
-    /// while the requests run. A step done before whose state a later step of its exercise has moved on
-    /// (saved as done: the tag deleted after it was added) counts as passed, and says so.
-    pub async fn run_check(&self, lab: &Lab, before: &Before, step_id: &str) -> Option<Outcome> {
-        let step = lab.step(step_id)?;
-        let ctx = self.context(before.passed.clone());
-        let outcome = checks::run(&ctx, &step.check).await;
-        let done = |id: &str| {
-            before
-                .saved
-                .get(id)
-                .is_some_and(|p| p.status == Status::Done)
-        };
-        let later_done = lab.exercise_of(step_id).is_some_and(|ex| {
-            ex.steps
-                .iter()
-                .skip_while(|s| s.id != step_id)
-                .skip(1)
-                .any(|s| done(&s.id))
-        });
-        if !outcome.is_pass()
-            && !matches!(outcome, Outcome::NotSupported { .. })
-            && done(step_id)
-            && later_done
+    /// What progress holds for this lab on this target.
+    pub fn before(&self, lab: &Lab, store: &ProgressStore) -> TargetProgress {
+        store.target(&lab.id, &self.target_key)
+    }
+
+    /// Who the learner is in the records: the app's client id and its token's object id.
+    async fn learner(&self) -> Learner {
+        let mut ids = HashSet::new();
+        if let Some(c) = self.client_id() {
+            ids.insert(c.to_string());
+        }
+        if let Ok(Some(t)) = self.checker.token().await
+            && let Some(c) = &t.claims
         {
-            return Some(moved_on(&outcome));
+            ids.extend(c.oid.clone());
+            ids.extend(c.app.clone());
         }
-        Some(outcome)
+        Learner { ids }
+    }
+
+    /// Runs the checks of every step (or only `only`) without touching progress (the caller records):
+    /// the TUI holds no lock while the requests run. A step done before keeps its verdict.
+    pub async fn run_all(
+        &self,
+        lab: &Lab,
+        before: &TargetProgress,
+        only: Option<&str>,
+    ) -> Vec<(String, Outcome)> {
+        let steps: Vec<&Step> = lab
+            .steps()
+            .filter(|s| only.is_none_or(|o| o == s.id))
+            .collect();
+        let mut out: Vec<(String, Outcome)> = Vec::new();
+        let mut done: HashSet<String> = before
+            .steps
+            .iter()
+            .filter(|(_, p)| p.status == Status::Done)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut todo: Vec<&Step> = Vec::new();
+        for s in &steps {
+            match before.steps.get(&s.id).and_then(checks::saved_pass) {
+                Some(o) => out.push((s.id.clone(), o)),
+                None => todo.push(s),
+            }
+        }
+        if todo.is_empty() {
+            return order(lab, out);
+        }
+        let needs = needs_of(&todo, self.kind);
+        let learner = if needs.audit {
+            self.learner().await
+        } else {
+            Learner::default()
+        };
+        let gathered = evidence::gather(
+            &self.checker,
+            self.log.as_ref(),
+            self.log_delay,
+            &learner,
+            &before.did,
+            before.earliest_since(),
+            needs,
+        )
+        .await;
+        let records = match gathered {
+            Ok(r) => r,
+            Err(e) => {
+                // The service (or its token host) cannot be reached: say why once, block the rest.
+                let why = super::diagnose::diagnose_error(&e);
+                let mut first = true;
+                for s in todo {
+                    let o = match &s.check {
+                        Check::Environment => {
+                            self.judge(lab, before, &done, s, &Records::empty()).await
+                        }
+                        Check::Token if matches!(e, ClientError::Token(_)) => Outcome::Fail {
+                            expected: "a token for the DICOM service".into(),
+                            observed: e.to_string(),
+                            diagnosis: why.clone(),
+                            tried: Vec::new(),
+                        },
+                        _ if first => {
+                            first = false;
+                            Outcome::Fail {
+                                expected: "an answer from the service".into(),
+                                observed: crate::text::visible(&e.to_string()).into_owned(),
+                                diagnosis: why.clone(),
+                                tried: Vec::new(),
+                            }
+                        }
+                        _ => Outcome::Blocked {
+                            reason: format!("blocked by: {why}"),
+                        },
+                    };
+                    out.push((s.id.clone(), o));
+                }
+                return order(lab, out);
+            }
+        };
+        for s in todo {
+            let mut o = self.judge(lab, before, &done, s, &records).await;
+            if o.is_pass() {
+                done.insert(s.id.clone());
+            } else if let Some(r) = s.requires.iter().find(|r| !done.contains(*r))
+                && !matches!(o, Outcome::NotSupported { .. } | Outcome::Fail { .. })
+            {
+                let title = lab.step(r).map_or(r.as_str(), |x| x.title.as_str());
+                o = Outcome::Blocked {
+                    reason: format!("do \"{title}\" first"),
+                };
+            }
+            out.push((s.id.clone(), o));
+        }
+        order(lab, out)
+    }
+
+    async fn judge(
+        &self,
+        lab: &Lab,
+        before: &TargetProgress,
+        done: &HashSet<String>,
+        step: &Step,
+        records: &Records,
+    ) -> Outcome {
+        let ctx = CheckContext {
+            client: &self.checker,
+            target: self.kind,
+            lab,
+            records,
+            saved: &before.steps,
+            done,
+            since: before.since(&step.id),
+            scratch: self.scratch.path().to_path_buf(),
+            shared: self.shared,
+            profile_problems: &self.profile_problems,
+        };
+        checks::run(&ctx, step).await
+    }
+
+    /// Runs one step's check (see [`Session::run_all`]).
+    pub async fn run_check(
+        &self,
+        lab: &Lab,
+        before: &TargetProgress,
+        step_id: &str,
+    ) -> Option<Outcome> {
+        lab.step(step_id)?;
+        self.run_all(lab, before, Some(step_id))
+            .await
+            .into_iter()
+            .next()
+            .map(|(_, o)| o)
     }
 
     /// Records an outcome in progress.
     pub fn record(&self, lab: &Lab, store: &mut ProgressStore, step_id: &str, outcome: &Outcome) {
-        record(store, lab, &self.target_key, step_id, outcome);
+        store.record(&lab.id, &self.target_key, step_id, outcome);
+    }
+
+    /// Keeps one of the learner's exchanges sent from dicomlab (never the checks').
+    pub fn keep_exchange(&self, lab: &Lab, store: &mut ProgressStore, e: &Exchange) {
+        if let Some(a) = evidence::Attempt::from_exchange(e) {
+            store.did(&lab.id, &self.target_key, a);
+        }
     }
 
     /// Runs one step's check and records it.
@@ -183,9 +363,7 @@ impl Session {
         Some(outcome)
     }
 
-    /// Runs every check in lab order (or only `only`), recording progress; a pass counts as a
-    /// prerequisite for the steps after it. A step done before whose state a later step of the same
-    /// exercise has moved on (the tag deleted after it was added) counts as passed, and says so.
+    /// Runs every check (or only `only`) and records them.
     pub async fn check_all(
         &self,
         lab: &Lab,
@@ -200,59 +378,96 @@ impl Session {
         out
     }
 
-    /// [`Session::check_all`] without touching progress (the caller records).
-    pub async fn run_all(
+    /// Checks a learner's answer to a step's question against the service; a right answer is the
+    /// step's evidence.
+    pub async fn answer(
         &self,
         lab: &Lab,
-        before: &Before,
-        only: Option<&str>,
-    ) -> Vec<(String, Outcome)> {
-        let mut passed = before.passed.clone();
-        let mut out: Vec<(String, Outcome)> = Vec::new();
-        for step in lab.steps() {
-            if only.is_some_and(|o| o != step.id) {
-                continue;
+        before: &TargetProgress,
+        step_id: &str,
+        given: &str,
+    ) -> Outcome {
+        let Some(step) = lab.step(step_id) else {
+            return Outcome::Error {
+                message: format!("no step '{step_id}'"),
+            };
+        };
+        let Some(q) = &step.question else {
+            return Outcome::Error {
+                message: format!(
+                    "the step '{step_id}' asks no question: it is checked from the service's records"
+                ),
+            };
+        };
+        let needs = Needs {
+            feed: matches!(q.answer, super::model::AnswerFrom::ChangeFeed { .. }),
+            ..Needs::default()
+        };
+        let records = match evidence::gather(
+            &self.checker,
+            None,
+            0,
+            &Learner::default(),
+            &[],
+            None,
+            needs,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return Outcome::Fail {
+                    expected: "an answer from the service".into(),
+                    observed: e.to_string(),
+                    diagnosis: super::diagnose::diagnose_error(&e),
+                    tried: Vec::new(),
+                };
             }
-            let ctx = self.context(passed.clone());
-            let outcome = checks::run(&ctx, &step.check).await;
-            if outcome.is_pass() {
-                passed.insert(step.check.clone());
-            }
-            out.push((step.id.clone(), outcome));
+        };
+        let done = HashSet::new();
+        let ctx = CheckContext {
+            client: &self.checker,
+            target: self.kind,
+            lab,
+            records: &records,
+            saved: &before.steps,
+            done: &done,
+            since: None,
+            scratch: self.scratch.path().to_path_buf(),
+            shared: self.shared,
+            profile_problems: &self.profile_problems,
+        };
+        match checks::true_answer(&ctx, &q.answer).await {
+            Ok(truth) if checks::same_answer(given, &truth) => Outcome::Pass {
+                detail: format!("right: {}", truth.trim()),
+                evidence: Evidence::new(
+                    Source::Answer,
+                    format!(
+                        "answered \"{}\" to \"{}\" — the service says the same",
+                        crate::text::visible(given.trim()),
+                        q.ask
+                    ),
+                    Some(time::OffsetDateTime::now_utc()),
+                ),
+            },
+            Ok(_) => Outcome::Fail {
+                expected: q.ask.clone(),
+                observed: format!("you answered \"{}\"", crate::text::visible(given.trim())),
+                diagnosis:
+                    "that is not what the service says: do the step and read its result again"
+                        .into(),
+                tried: Vec::new(),
+            },
+            Err(why) => Outcome::Blocked {
+                reason: format!("the answer cannot be checked now: {why}"),
+            },
         }
-        for exercise in &lab.exercises {
-            let ids: Vec<&str> = exercise.steps.iter().map(|s| s.id.as_str()).collect();
-            for (i, id) in ids.iter().enumerate() {
-                let later_passes = ids[i + 1..]
-                    .iter()
-                    .any(|l| out.iter().any(|(s, o)| s == l && o.is_pass()));
-                let was_done = before
-                    .saved
-                    .get(*id)
-                    .is_some_and(|p| p.status == Status::Done);
-                if let Some((_, o)) = out.iter_mut().find(|(s, _)| s == id)
-                    && !o.is_pass()
-                    && !matches!(o, Outcome::NotSupported { .. })
-                    && was_done
-                    && later_passes
-                {
-                    *o = moved_on(o);
-                }
-            }
-        }
-        out
     }
 
-    /// The values lab text may name: `{baseUrl}`, `{tokenUrl}`, `{tenantId}`, `{clientId}`, `{resource}`
-    /// (never the secret), plus the lab's UIDs.
-    pub fn placeholders(&self) -> Vec<(String, String)> {
-        use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
-        let mut v = vec![
-            ("{baseUrl}".to_string(), self.client.base().to_string()),
-            ("{study}".to_string(), STUDY_UID.to_string()),
-            ("{series1}".to_string(), SERIES1_UID.to_string()),
-            ("{red}".to_string(), RED_UID.to_string()),
-        ];
+    /// The values lab text may name: `{baseUrl}`, `{tokenUrl}`, `{tenantId}`, `{clientId}`, `{resource}`,
+    /// `{workspaceId}` (never the secret), plus the dataset's (`{red}`, `{red.study}`…).
+    pub fn placeholders(&self, lab: &Lab) -> Vec<(String, String)> {
+        let mut v = vec![("{baseUrl}".to_string(), self.client.base().to_string())];
         if let AuthConfig::Azure {
             tenant_id,
             client_id,
@@ -268,6 +483,13 @@ impl Session {
             v.push(("{clientId}".into(), client_id.clone()));
             v.push(("{resource}".into(), resource.clone()));
         }
+        if let Some(l) = &self.log {
+            v.push(("{workspaceId}".into(), l.workspace().to_string()));
+        }
+        let mut data: Vec<(String, String)> = lab.dataset_values().into_iter().collect();
+        // Longest first: `{red.study}` before `{red}`.
+        data.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+        v.extend(data);
         v
     }
 
@@ -282,32 +504,68 @@ impl Session {
     }
 }
 
-/// What progress says before a check runs (see [`Session::before`]).
-pub struct Before {
-    pub passed: HashSet<Check>,
-    pub saved: std::collections::BTreeMap<String, crate::lab::progress::StepProgress>,
-}
-
-/// A step done before, whose state a later step moved on: a pass that says so.
-fn moved_on(o: &Outcome) -> Outcome {
-    Outcome::Pass {
-        detail: format!(
-            "done earlier; a later step has moved the state on ({})",
-            o.one_line()
-        ),
+/// The embedded practice service, on the stable port when it is free.
+async fn start_embedded(data: Option<PathBuf>) -> Result<RunningService, StartError> {
+    let config = |port: u16| ServiceConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        data_dir: data.clone(),
+        heavy_jobs: 1,
+        ..ServiceConfig::default()
+    };
+    match practice::start(config(PRACTICE_PORT)).await {
+        Err(StartError::Bind { .. }) => practice::start(config(0)).await,
+        other => other,
     }
 }
 
-fn record(store: &mut ProgressStore, lab: &Lab, target: &str, step: &str, outcome: &Outcome) {
-    match outcome {
-        // Not supported is not the learner's failure: leave the record alone.
-        Outcome::NotSupported { .. } => {}
-        o => store.record(
-            &lab.id,
-            target,
-            step,
-            o.is_pass(),
-            (!o.is_pass()).then(|| o.one_line()),
-        ),
+/// A served practice service's workspace id and audit delay.
+async fn discover_workspace(client: &DicomWebClient, origin: &str) -> Option<(String, u64)> {
+    let a = client
+        .get_anonymous_url(&format!("{origin}/loganalytics/v1/workspaces"))
+        .await
+        .ok()?;
+    let v = a.json()?;
+    let first = v.get(0)?;
+    Some((
+        first.get("id")?.as_str()?.to_string(),
+        first
+            .get("delaySeconds")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+    ))
+}
+
+/// What the checks of these steps read.
+fn needs_of(steps: &[&Step], kind: TargetKind) -> Needs {
+    let mut n = Needs::default();
+    for s in steps {
+        match &s.check {
+            Check::Store { .. } | Check::Deleted { .. } => {
+                n.feed = kind != TargetKind::Generic;
+                n.audit = true;
+            }
+            Check::Token | Check::Requests { .. } => n.audit = true,
+            Check::TagAdded { .. }
+            | Check::TagUsed { .. }
+            | Check::TagUpdated { .. }
+            | Check::TagDeleted => {
+                n.tags = kind != TargetKind::Generic;
+                n.audit = true;
+            }
+            _ => {}
+        }
+        if let Some(q) = &s.question
+            && matches!(q.answer, super::model::AnswerFrom::ChangeFeed { .. })
+        {
+            n.feed = kind != TargetKind::Generic;
+        }
     }
+    n
+}
+
+/// Outcomes in lab order.
+fn order(lab: &Lab, mut out: Vec<(String, Outcome)>) -> Vec<(String, Outcome)> {
+    let ids: Vec<&str> = lab.steps().map(|s| s.id.as_str()).collect();
+    out.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
+    out
 }

@@ -1,10 +1,21 @@
-//! The lab as data: `labs/*.toml`, exercises → steps, each with instructions, progressive hints, an
-//! optional "show me" and a check, keyed by stable ids. The default lab is embedded in the binary.
+//! The lab as data: `labs/*.toml`. A lab declares its dataset (the instances it stores, with the UIDs and
+//! attributes the checks expect) and its exercises → steps, each with instructions, progressive hints,
+//! an optional "show me", prerequisites and a parameterised check, keyed by stable ids. The default lab
+//! is embedded in the binary; `--lab FILE` loads another. `labs/README.md` documents the format.
+//!
+//! Loading validates everything a check will rely on — step ids, prerequisites, instance names,
+//! placeholders, request patterns, generators, UIDs — and names the line of the first problem, so an
+//! instructor finds mistakes at `dicomlab lab lint FILE`, never in class.
+
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 
+use super::dataset::{Dataset, DatasetError};
+use super::request::{RequestPattern, RequestSpec};
+
 /// The format this build reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The default lab, embedded.
 pub const DEFAULT_LAB: &str = include_str!("../../labs/dicom-service.toml");
@@ -19,6 +30,9 @@ pub struct Lab {
     pub title: String,
     #[serde(default)]
     pub intro: String,
+    /// The instances the lab stores and the checks look for.
+    #[serde(default)]
+    pub dataset: Dataset,
     #[serde(rename = "exercise")]
     pub exercises: Vec<Exercise>,
 }
@@ -34,6 +48,20 @@ pub struct Exercise {
     pub steps: Vec<Step>,
 }
 
+/// Which of the TUI's screens a step opens below its instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScreenKind {
+    Role,
+    Environment,
+    Store,
+    Search,
+    Retrieve,
+    ChangeFeed,
+    Tags,
+    Viewer,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -44,47 +72,171 @@ pub struct Step {
     /// Revealed one at a time.
     #[serde(default)]
     pub hints: Vec<String>,
-    /// The exact request, with `{baseUrl}` and friends.
+    /// The exact request, with `{baseUrl}`, `{red.study}` and friends.
     #[serde(default)]
     pub show_me: Option<String>,
-    /// Optional steps do not count for `dicomlab check`'s exit code.
+    /// Optional steps do not count for `dicomlab check`'s exit code; untried, a report says "not tried".
     #[serde(default)]
     pub optional: bool,
+    /// Steps that must be done first (ids).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// The screen below the instructions (default: from the check's kind).
+    #[serde(default)]
+    pub screen: Option<ScreenKind>,
+    /// The dataset instance the step's screen starts on (retrieve, viewer).
+    #[serde(default)]
+    pub instance: Option<String>,
     pub check: Check,
+    /// A question only the result answers: the evidence where the service keeps no record of the
+    /// learner's reads (a generic server, Azure without the audit log).
+    #[serde(default)]
+    pub question: Option<Question>,
 }
 
-/// What a step's check verifies (see `checks`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+impl Step {
+    /// The screen this step shows.
+    pub fn screen(&self) -> Option<ScreenKind> {
+        self.screen.or(match &self.check {
+            Check::Role { .. } => Some(ScreenKind::Role),
+            Check::Environment | Check::PostmanImport => Some(ScreenKind::Environment),
+            Check::Store { .. } => Some(ScreenKind::Store),
+            Check::TagAdded { .. } | Check::TagUpdated { .. } | Check::TagDeleted => {
+                Some(ScreenKind::Tags)
+            }
+            Check::TagUsed { .. } => Some(ScreenKind::Search),
+            _ => None,
+        })
+    }
+}
+
+/// What the learner must do for a role step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    Read,
+    #[default]
+    Write,
+}
+
+/// A level of the DICOM model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Study,
+    Series,
+    Instance,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Study => "study",
+            Level::Series => "series",
+            Level::Instance => "instance",
+        }
+    }
+}
+
+/// What a step's check looks for (see `checks`); every kind names the evidence it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Check {
     /// The service URL answers at all (a 401 without a token proves it exists).
     ServiceExists,
-    /// The environment values are all there and well-formed.
+    /// The app holds a role that allows `may` (write: an empty store, which stores nothing, is not 403).
+    Role {
+        #[serde(default)]
+        may: Permission,
+    },
+    /// The environment values are all there and well-formed (the learner's own configuration).
     Environment,
-    /// A token can be had, for the right audience, with time left.
+    /// The workshop's Postman environment was imported into dicomlab.
+    PostmanImport,
+    /// The learner's app got a token (the sign-in log, an authenticated request, or dicomlab's).
     Token,
-    /// An authenticated read is neither 401 nor 403.
-    Role,
-    /// The three samples are stored (found by SOP Instance UID).
-    Store,
-    /// The six searches of the collection find the samples.
-    Search,
-    /// Study, series, instance, metadata, frame and rendered retrieval work.
-    Retrieve,
-    /// The change feed has `Create` entries for the samples.
-    ChangeFeed,
-    /// The extended query tag exists and is ready.
-    TagAdded { tag: String },
-    /// Searching with the tag finds the lab study.
-    TagUsed { tag: String, value: String },
-    /// The tag's QueryStatus is the expected one.
-    TagUpdated { tag: String, query_status: String },
-    /// The tag is gone (404).
-    TagDeleted { tag: String },
-    /// The image can be shown: rendered PNG of the expected size.
-    Viewer,
-    /// An instance / series / study of the samples is deleted.
-    Deleted { level: String },
+    /// These dataset instances were stored (Create entries in the change feed).
+    Store { instances: Vec<String> },
+    /// The learner made these requests, and the service answered each with success.
+    Requests {
+        requests: Vec<RequestSpec>,
+        /// Statuses that count (default: 2xx, but not 204 for a GET: a search that found nothing).
+        #[serde(default)]
+        status: Vec<u16>,
+    },
+    /// An extended query tag was added (any valid tag; `suggest` is the one the lab proposes).
+    TagAdded {
+        #[serde(default)]
+        suggest: Option<String>,
+    },
+    /// A search used the learner's tag and found something (`value`: what the lab suggests).
+    TagUsed {
+        #[serde(default)]
+        value: Option<String>,
+    },
+    /// The learner's tag got this QueryStatus.
+    TagUpdated { query_status: String },
+    /// The learner's tag was deleted.
+    TagDeleted,
+    /// The learner deleted the study / series / instance of a dataset instance.
+    Deleted { level: Level, instance: String },
+}
+
+impl Check {
+    /// The kind's name, as in the lab file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::ServiceExists => "service_exists",
+            Check::Role { .. } => "role",
+            Check::Environment => "environment",
+            Check::PostmanImport => "postman_import",
+            Check::Token => "token",
+            Check::Store { .. } => "store",
+            Check::Requests { .. } => "requests",
+            Check::TagAdded { .. } => "tag_added",
+            Check::TagUsed { .. } => "tag_used",
+            Check::TagUpdated { .. } => "tag_updated",
+            Check::TagDeleted => "tag_deleted",
+            Check::Deleted { .. } => "deleted",
+        }
+    }
+}
+
+/// A question whose answer only the result of the step gives, checked against the service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    pub ask: String,
+    pub answer: AnswerFrom,
+}
+
+/// Where the true answer is read (at answer time, from the service).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AnswerFrom {
+    /// An attribute of an instance's metadata (WADO-RS metadata), e.g. PatientAge.
+    Metadata { instance: String, attribute: String },
+    /// The sequence number of an instance's change-feed entry.
+    ChangeFeed {
+        instance: String,
+        #[serde(default = "create")]
+        action: String,
+    },
+    /// The size in bytes of a frame of an instance.
+    Frame {
+        instance: String,
+        #[serde(default = "one")]
+        frame: u32,
+    },
+    /// How many results a search returns.
+    SearchCount { request: String },
+}
+
+fn create() -> String {
+    "Create".into()
+}
+fn one() -> u32 {
+    1
 }
 
 /// Why a lab file could not be used.
@@ -98,12 +250,28 @@ pub enum LabError {
     #[error("the lab file {path} is not valid: {message}")]
     Parse { path: String, message: String },
     #[error(
-        "the lab file {path} has format_version {found}; this dicomlab reads version {FORMAT_VERSION}"
+        "the lab file {path} has format_version {found}; this dicomlab reads version {FORMAT_VERSION} (labs/README.md describes it)"
     )]
     Version { path: String, found: u32 },
-    #[error("the lab file {path} uses the step id '{id}' twice")]
-    DuplicateId { path: String, id: String },
+    /// A problem found after parsing, with the line it is on.
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
+
+/// The placeholders lab text may use besides the dataset's (`{red}`, `{red.study}`…).
+pub const TARGET_PLACEHOLDERS: [&str; 7] = [
+    "baseUrl",
+    "tokenUrl",
+    "tenantId",
+    "clientId",
+    "resource",
+    "tag",
+    "workspaceId",
+];
 
 impl Lab {
     /// The embedded default lab.
@@ -111,16 +279,20 @@ impl Lab {
         Self::parse(DEFAULT_LAB, "<embedded dicom-service.toml>")
     }
 
-    /// Loads a lab file (`--lab FILE`).
+    /// Loads a lab file (`--lab FILE`); files the dataset names are found beside it.
     pub fn load(path: &std::path::Path) -> Result<Lab, LabError> {
         let text = std::fs::read_to_string(path).map_err(|source| LabError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut lab = Self::parse(&text, &path.display().to_string())?;
+        if let Some(dir) = path.parent() {
+            lab.dataset.set_folder(dir);
+        }
+        Ok(lab)
     }
 
-    /// Parses lab text; errors name the line (toml's message carries it).
+    /// Parses and validates lab text; errors name the line.
     pub fn parse(text: &str, path: &str) -> Result<Lab, LabError> {
         #[derive(Deserialize)]
         struct Version {
@@ -140,16 +312,129 @@ impl Lab {
             path: path.to_string(),
             message: e.to_string(),
         })?;
-        let mut seen = std::collections::HashSet::new();
-        for s in lab.steps() {
-            if !seen.insert(s.id.clone()) {
-                return Err(LabError::DuplicateId {
-                    path: path.to_string(),
-                    id: s.id.clone(),
-                });
+        lab.validate(text, path)?;
+        Ok(lab)
+    }
+
+    /// Everything a check relies on, checked once at load.
+    fn validate(&self, text: &str, path: &str) -> Result<(), LabError> {
+        let at = |needle: &str, after: usize| line_of(text, needle, after);
+        let invalid = |line: usize, message: String| LabError::Invalid {
+            path: path.to_string(),
+            line,
+            message,
+        };
+        self.dataset
+            .validate()
+            .map_err(|DatasetError { name, message }| {
+                invalid(at(&format!("\"{name}\""), 0), message)
+            })?;
+        let mut seen = HashSet::new();
+        let mut earlier: HashSet<&str> = HashSet::new();
+        for s in self.steps() {
+            let step_line = at(&format!("\"{}\"", s.id), 0);
+            if !seen.insert(s.id.as_str()) {
+                return Err(invalid(
+                    at(&format!("\"{}\"", s.id), step_line + 1),
+                    format!("the step id '{}' is used twice", s.id),
+                ));
+            }
+            for r in &s.requires {
+                if r == &s.id || !earlier.contains(r.as_str()) {
+                    let why = if self.step(r).is_some() {
+                        "a step may only require steps that come before it"
+                    } else {
+                        "there is no step with that id"
+                    };
+                    return Err(invalid(
+                        at(&format!("\"{r}\""), step_line),
+                        format!("step '{}' requires '{r}': {why}", s.id),
+                    ));
+                }
+            }
+            earlier.insert(s.id.as_str());
+            let names = s.instance_names();
+            for n in names {
+                if self.dataset.instance(n).is_none() {
+                    return Err(invalid(
+                        at(&format!("\"{n}\""), step_line),
+                        format!(
+                            "step '{}' names the instance '{n}', which the dataset does not declare (it has: {})",
+                            s.id,
+                            self.dataset.names().join(", ")
+                        ),
+                    ));
+                }
+            }
+            let texts = [Some(s.instructions.as_str()), s.show_me.as_deref()]
+                .into_iter()
+                .flatten()
+                .chain(s.hints.iter().map(String::as_str))
+                .chain(s.question.as_ref().map(|q| q.ask.as_str()));
+            for t in texts {
+                for p in placeholders(t) {
+                    if !self.knows_placeholder(&p) {
+                        return Err(invalid(
+                            at(&format!("{{{p}}}"), step_line),
+                            format!(
+                                "step '{}' uses the placeholder {{{p}}}, which is neither a target value ({}) nor a dataset instance's ({{name}}, {{name.study}}, {{name.series}}, {{name.file}})",
+                                s.id,
+                                TARGET_PLACEHOLDERS.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            for spec in s.request_specs() {
+                for alt in spec.alternatives() {
+                    let filled = self.dataset.fill(alt);
+                    if let Err(e) = RequestPattern::parse(&filled) {
+                        return Err(invalid(at(alt, step_line), format!("step '{}': {e}", s.id)));
+                    }
+                    for p in placeholders(&filled) {
+                        return Err(invalid(
+                            at(alt, step_line),
+                            format!(
+                                "step '{}': the request '{alt}' uses {{{p}}}, which the dataset does not declare",
+                                s.id
+                            ),
+                        ));
+                    }
+                }
+            }
+            if let Check::Requests { requests, .. } = &s.check
+                && requests.is_empty()
+            {
+                return Err(invalid(
+                    step_line,
+                    format!("step '{}' has a requests check with no request", s.id),
+                ));
+            }
+            if let Check::Store { instances } = &s.check
+                && instances.is_empty()
+            {
+                return Err(invalid(
+                    step_line,
+                    format!("step '{}' has a store check with no instance", s.id),
+                ));
+            }
+            if let Some(n) = &s.instance
+                && self.dataset.instance(n).is_none()
+            {
+                return Err(invalid(
+                    at(&format!("\"{n}\""), step_line),
+                    format!(
+                        "step '{}' shows the instance '{n}', which the dataset does not declare",
+                        s.id
+                    ),
+                ));
             }
         }
-        Ok(lab)
+        Ok(())
+    }
+
+    fn knows_placeholder(&self, p: &str) -> bool {
+        TARGET_PLACEHOLDERS.contains(&p) || self.dataset.placeholder(p).is_some()
     }
 
     /// Every step in order.
@@ -167,11 +452,93 @@ impl Lab {
             .iter()
             .find(|e| e.steps.iter().any(|s| s.id == step_id))
     }
+
+    /// The first step of a kind (e.g. the store step a delete's prerequisites name by default).
+    pub fn step_of_kind(&self, kind: &str) -> Option<&Step> {
+        self.steps().find(|s| s.check.kind() == kind)
+    }
+
+    /// Placeholder values of the dataset (`{red}` → its SOP Instance UID…).
+    pub fn dataset_values(&self) -> BTreeMap<String, String> {
+        self.dataset.values()
+    }
+}
+
+impl Step {
+    /// The dataset instances the step's check and question name.
+    pub fn instance_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        match &self.check {
+            Check::Store { instances } => v.extend(instances.iter().map(String::as_str)),
+            Check::Deleted { instance, .. } => v.push(instance),
+            _ => {}
+        }
+        if let Some(q) = &self.question {
+            match &q.answer {
+                AnswerFrom::Metadata { instance, .. }
+                | AnswerFrom::ChangeFeed { instance, .. }
+                | AnswerFrom::Frame { instance, .. } => v.push(instance),
+                AnswerFrom::SearchCount { .. } => {}
+            }
+        }
+        v
+    }
+
+    /// The request specs of the check (and of a search-count question).
+    pub fn request_specs(&self) -> Vec<RequestSpec> {
+        let mut v = match &self.check {
+            Check::Requests { requests, .. } => requests.clone(),
+            _ => Vec::new(),
+        };
+        if let Some(Question {
+            answer: AnswerFrom::SearchCount { request },
+            ..
+        }) = &self.question
+        {
+            v.push(RequestSpec::One(request.clone()));
+        }
+        v
+    }
+}
+
+/// The `{name}` placeholders of a text.
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        rest = &rest[i + 1..];
+        let Some(j) = rest.find('}') else { break };
+        let name = &rest[..j];
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+        {
+            out.push(name.to_string());
+        }
+        rest = &rest[j + 1..];
+    }
+    out
+}
+
+/// The 1-based line of the first `needle` at or after line `after` (0: the first line of the text).
+fn line_of(text: &str, needle: &str, after: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(after.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map_or(after.max(1), |(i, _)| i + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEAD: &str = "format_version = 2\nid = \"x\"\ntitle = \"x\"\n[[dataset.instance]]\nname = \"a\"\nfile = \"a.dcm\"\ngenerator = \"red-triangle\"\nstudy = \"1.2.3\"\nseries = \"1.2.3.4\"\nsop = \"1.2.3.4.5\"\n[[exercise]]\nid = \"e\"\ntitle = \"e\"\n";
+
+    fn step(id: &str, extra: &str) -> String {
+        format!("[[exercise.step]]\nid = \"{id}\"\ntitle = \"s\"\ninstructions = \"i\"\n{extra}\n")
+    }
 
     #[test]
     fn the_embedded_lab_loads() {
@@ -179,6 +546,7 @@ mod tests {
         assert_eq!(lab.id, "dicom-service");
         assert!(lab.steps().count() >= 15);
         assert!(lab.step("store-samples").is_some());
+        assert_eq!(lab.dataset.names().len(), 3);
         for s in lab.steps() {
             assert!(
                 !s.instructions.trim().is_empty(),
@@ -190,18 +558,96 @@ mod tests {
 
     #[test]
     fn an_unknown_check_kind_names_the_line() {
-        let text = "format_version = 1\nid = \"x\"\ntitle = \"x\"\n[[exercise]]\nid = \"e\"\ntitle = \"e\"\n[[exercise.step]]\nid = \"s\"\ntitle = \"s\"\ninstructions = \"i\"\ncheck = { kind = \"teleport\" }\n";
-        let err = Lab::parse(text, "bad.toml").expect_err("unknown kind");
+        let text = format!("{HEAD}{}", step("s", "check = { kind = \"teleport\" }"));
+        let err = Lab::parse(&text, "bad.toml").expect_err("unknown kind");
         let msg = err.to_string();
         assert!(
-            msg.contains("bad.toml") && msg.contains("line 11") && msg.contains("teleport"),
+            msg.contains("bad.toml") && msg.contains("line 18") && msg.contains("teleport"),
             "{msg}"
         );
     }
 
     #[test]
-    fn a_newer_format_is_refused_clearly() {
-        let err = Lab::parse("format_version = 2\nid = \"x\"\n", "new.toml").expect_err("version");
-        assert!(err.to_string().contains("format_version 2"));
+    fn dangling_requires_unknown_instances_and_placeholders_name_their_line() {
+        let text = format!(
+            "{HEAD}{}",
+            step("s", "requires = [\"nope\"]\ncheck = { kind = \"token\" }")
+        );
+        let msg = Lab::parse(&text, "l.toml")
+            .expect_err("requires")
+            .to_string();
+        assert!(
+            msg.starts_with("l.toml:18:") && msg.contains("'nope'"),
+            "{msg}"
+        );
+
+        let text = format!(
+            "{HEAD}{}",
+            step(
+                "s",
+                "check = { kind = \"store\", instances = [\"a\", \"zz\"] }"
+            )
+        );
+        let msg = Lab::parse(&text, "l.toml")
+            .expect_err("instance")
+            .to_string();
+        assert!(
+            msg.starts_with("l.toml:18:") && msg.contains("'zz'") && msg.contains("it has: a"),
+            "{msg}"
+        );
+
+        let text = format!(
+            "{HEAD}{}",
+            step(
+                "s",
+                "show_me = \"curl {baseUrl}/studies/{b.study}\"\ncheck = { kind = \"token\" }"
+            )
+        );
+        let msg = Lab::parse(&text, "l.toml")
+            .expect_err("placeholder")
+            .to_string();
+        assert!(
+            msg.starts_with("l.toml:18:") && msg.contains("{b.study}"),
+            "{msg}"
+        );
+
+        let text = format!(
+            "{HEAD}{}{}",
+            step("later", "requires = [\"s\"]\ncheck = { kind = \"token\" }"),
+            step("s", "check = { kind = \"token\" }")
+        );
+        let msg = Lab::parse(&text, "l.toml").expect_err("order").to_string();
+        assert!(msg.contains("come before"), "{msg}");
+
+        let text = format!(
+            "{HEAD}{}",
+            step(
+                "s",
+                "check = { kind = \"requests\", requests = [\"FETCH studies/{a.study}\"] }"
+            )
+        );
+        let msg = Lab::parse(&text, "l.toml").expect_err("method").to_string();
+        assert!(msg.contains("FETCH"), "{msg}");
+    }
+
+    #[test]
+    fn a_good_small_lab_loads() {
+        let text = format!(
+            "{HEAD}{}{}",
+            step("store", "check = { kind = \"store\", instances = [\"a\"] }"),
+            step(
+                "look",
+                "requires = [\"store\"]\nshow_me = \"curl {baseUrl}/studies/{a.study}\"\ncheck = { kind = \"requests\", requests = [\"GET studies/{a.study}/metadata\", { any = [\"GET instances?SOPInstanceUID={a}\", \"GET studies?StudyInstanceUID={a.study}\"], label = \"a search\" }] }\nquestion = { ask = \"Age?\", answer = { from = \"metadata\", instance = \"a\", attribute = \"PatientAge\" } }"
+            )
+        );
+        let lab = Lab::parse(&text, "ok.toml").expect("loads");
+        assert_eq!(lab.steps().count(), 2);
+        assert!(lab.step("look").is_some_and(|s| s.question.is_some()));
+    }
+
+    #[test]
+    fn a_version_1_lab_is_refused_clearly() {
+        let err = Lab::parse("format_version = 1\nid = \"x\"\n", "old.toml").expect_err("version");
+        assert!(err.to_string().contains("format_version 1"));
     }
 }

@@ -1,18 +1,28 @@
-//! The learner's progress, per lab and per target (base URL), keyed by step id: status, attempts, first
-//! and last time, last failure. Written atomically (temp file + rename); a corrupt file is moved aside
-//! with a message, never silently lost. Never holds a secret or a token.
+//! The learner's progress, per lab and per target, keyed by step id: status, the evidence a ✓ rests on,
+//! checks run, first and last time, last failure; per target also dicomlab's own exchanges (the
+//! learner's actions inside dicomlab: evidence where the service keeps no record) and reset times.
+//! Once done, a step stays done until it is reset: later checks never undo it.
+//!
+//! Written atomically (a temporary file, fsync'd, renamed); a file that cannot be read or parsed is
+//! moved aside with a message, never silently lost. Never holds a secret or a token.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::checks::Outcome;
+use super::evidence::{Attempt, Evidence, rfc3339};
+
 /// A step's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Done,
+    /// Tried and not done.
     Failed,
+    /// Checked, nothing of it done yet (ready, waiting or blocked).
+    Pending,
     Skipped,
 }
 
@@ -20,36 +30,119 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepProgress {
     pub status: Status,
+    /// How many times it was checked.
     pub attempts: u32,
     /// RFC 3339, UTC.
     pub first: String,
     pub last: String,
-    /// When it passed first (a step may fail again later: its state moved on).
+    /// When it was done (the record's time when it has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
+    /// What the ✓ rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Since when the step waits for a late record (the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
+    /// What the step was about, for the steps after it (the learner's extended query tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
-/// The whole file: lab id → target → step id → record.
+/// Most of dicomlab's own exchanges kept per target.
+const MAX_DID: usize = 500;
+
+/// One lab on one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetProgress {
+    #[serde(default)]
+    pub steps: BTreeMap<String, StepProgress>,
+    /// The learner's requests sent from dicomlab (never the checks'), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub did: Vec<Attempt>,
+    /// When a step was last reset: records before count no more for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resets: BTreeMap<String, String>,
+    /// When the whole lab was last reset on this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_all: Option<String>,
+}
+
+impl TargetProgress {
+    /// Records older than this do not count for `step`.
+    pub fn since(&self, step: &str) -> Option<time::OffsetDateTime> {
+        [self.resets.get(step), self.reset_all.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| crate::dicomweb::parse_timestamp(t))
+            .max()
+    }
+
+    /// The earliest time any step's records must be read from.
+    pub fn earliest_since(&self) -> Option<time::OffsetDateTime> {
+        self.reset_all
+            .as_deref()
+            .and_then(crate::dicomweb::parse_timestamp)
+    }
+}
+
+/// A target's record as files of version 1 held it (steps only), read for migration.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TargetFile {
+    Current(TargetProgress),
+    V1(BTreeMap<String, StepProgress>),
+}
+
+fn read_targets<'de, D>(
+    d: D,
+) -> Result<BTreeMap<String, BTreeMap<String, TargetProgress>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: BTreeMap<String, BTreeMap<String, TargetFile>> = Deserialize::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(lab, targets)| {
+            let t = targets
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        TargetFile::Current(t) => t,
+                        TargetFile::V1(steps) => TargetProgress {
+                            steps,
+                            ..TargetProgress::default()
+                        },
+                    };
+                    (k, v)
+                })
+                .collect();
+            (lab, t)
+        })
+        .collect())
+}
+
+/// The whole file: lab id → target → record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub version: u32,
-    pub labs: BTreeMap<String, BTreeMap<String, BTreeMap<String, StepProgress>>>,
+    #[serde(deserialize_with = "read_targets")]
+    pub labs: BTreeMap<String, BTreeMap<String, TargetProgress>>,
 }
 
 /// Where progress lives, and what loading it found.
 pub struct ProgressStore {
     path: PathBuf,
     pub progress: Progress,
-    /// Set when a corrupt file was moved aside: tell the learner.
+    /// Set when a file that could not be read was moved aside: tell the learner.
     pub warning: Option<String>,
 }
 
 fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// Why progress could not be saved.
@@ -61,42 +154,53 @@ pub struct SaveError {
 }
 
 impl ProgressStore {
-    /// Loads `path`, or starts empty; a file that does not parse is renamed `*.corrupt-<time>`.
+    /// Loads `path`, or starts empty; a file that cannot be read or parsed is renamed `*.corrupt-<time>`.
     pub fn load(path: &Path) -> ProgressStore {
         let mut store = ProgressStore {
             path: path.to_path_buf(),
             progress: Progress {
-                version: 1,
+                version: 2,
                 ..Progress::default()
             },
             warning: None,
         };
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return store;
+        let problem = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return store,
+            Err(e) => e.to_string(),
+            Ok(bytes) => match std::str::from_utf8(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<Progress>(t).map_err(|e| e.to_string()))
+            {
+                Ok(p) => {
+                    store.progress = p;
+                    store.progress.version = 2;
+                    return store;
+                }
+                Err(e) => e,
+            },
         };
-        match serde_json::from_str::<Progress>(&text) {
-            Ok(p) => store.progress = p,
-            Err(e) => {
-                let aside = path.with_extension(format!(
-                    "json.corrupt-{}",
-                    time::OffsetDateTime::now_utc().unix_timestamp()
-                ));
-                let moved = std::fs::rename(path, &aside).is_ok();
-                store.warning = Some(if moved {
-                    format!(
-                        "the progress file {} could not be read ({e}); it was moved to {} and progress starts afresh",
-                        path.display(),
-                        aside.display()
-                    )
-                } else {
-                    format!(
-                        "the progress file {} could not be read ({e}) nor moved aside; it will be overwritten",
-                        path.display()
-                    )
-                });
-                tracing::warn!("{:?}", store.warning);
-            }
+        let aside = path.with_extension(format!(
+            "json.corrupt-{}",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+        ));
+        let moved = std::fs::rename(path, &aside).is_ok();
+        store.warning = Some(if moved {
+            format!(
+                "the progress file {} could not be read ({problem}); it was moved to {} and progress starts afresh",
+                path.display(),
+                aside.display()
+            )
+        } else {
+            format!(
+                "the progress file {} could not be read ({problem}) nor moved aside; progress starts afresh and will not be saved over it",
+                path.display()
+            )
+        });
+        if !moved {
+            // Never overwrite what could not be moved: save beside it instead.
+            store.path = path.with_extension("json.new");
         }
+        tracing::warn!("{:?}", store.warning);
         store
     }
 
@@ -104,8 +208,8 @@ impl ProgressStore {
         &self.path
     }
 
-    /// The records of one lab on one target.
-    pub fn steps(&self, lab: &str, target: &str) -> BTreeMap<String, StepProgress> {
+    /// One lab on one target.
+    pub fn target(&self, lab: &str, target: &str) -> TargetProgress {
         self.progress
             .labs
             .get(lab)
@@ -114,40 +218,12 @@ impl ProgressStore {
             .unwrap_or_default()
     }
 
-    /// Records a check's result.
-    pub fn record(
-        &mut self,
-        lab: &str,
-        target: &str,
-        step: &str,
-        passed: bool,
-        failure: Option<String>,
-    ) {
-        let now = now();
-        let entry = self.steps_mut(lab, target);
-        let rec = entry.entry(step.into()).or_insert_with(|| StepProgress {
-            status: Status::Failed,
-            attempts: 0,
-            first: now.clone(),
-            last: now.clone(),
-            done_at: None,
-            last_failure: None,
-        });
-        rec.attempts += 1;
-        rec.last = now.clone();
-        if passed {
-            rec.status = Status::Done;
-            rec.done_at.get_or_insert(now);
-        } else {
-            if rec.status != Status::Done {
-                rec.status = Status::Failed;
-            }
-            rec.last_failure = failure;
-        }
+    /// The step records of one lab on one target.
+    pub fn steps(&self, lab: &str, target: &str) -> BTreeMap<String, StepProgress> {
+        self.target(lab, target).steps
     }
 
-    /// The steps of a lab on a target, created empty when new.
-    fn steps_mut(&mut self, lab: &str, target: &str) -> &mut BTreeMap<String, StepProgress> {
+    fn target_mut(&mut self, lab: &str, target: &str) -> &mut TargetProgress {
         self.progress
             .labs
             .entry(lab.into())
@@ -156,95 +232,250 @@ impl ProgressStore {
             .or_default()
     }
 
-    pub fn skip(&mut self, lab: &str, target: &str, step: &str) {
+    fn entry(&mut self, lab: &str, target: &str, step: &str) -> &mut StepProgress {
         let now = now();
-        let entry = self.steps_mut(lab, target);
-        entry.insert(
-            step.into(),
-            StepProgress {
-                status: Status::Skipped,
+        self.target_mut(lab, target)
+            .steps
+            .entry(step.into())
+            .or_insert_with(|| StepProgress {
+                status: Status::Pending,
                 attempts: 0,
                 first: now.clone(),
                 last: now,
                 done_at: None,
                 last_failure: None,
-            },
-        );
+                evidence: None,
+                waiting_since: None,
+                subject: None,
+            })
     }
 
-    /// Forgets one step, or every step of the lab on this target.
-    pub fn reset(&mut self, lab: &str, target: &str, step: Option<&str>) {
-        if let Some(t) = self
-            .progress
-            .labs
-            .get_mut(lab)
-            .and_then(|t| t.get_mut(target))
-        {
-            match step {
-                Some(s) => {
-                    t.remove(s);
+    /// Records a check's outcome. A step done stays done (and keeps its first evidence); only a
+    /// reset undoes it.
+    pub fn record(&mut self, lab: &str, target: &str, step: &str, outcome: &Outcome) {
+        if matches!(outcome, Outcome::NotSupported { .. }) {
+            return;
+        }
+        let now = now();
+        let rec = self.entry(lab, target, step);
+        rec.attempts += 1;
+        rec.last = now.clone();
+        if rec.status == Status::Done {
+            return;
+        }
+        match outcome {
+            Outcome::Pass { evidence, .. } => {
+                rec.status = Status::Done;
+                rec.done_at = Some(evidence.at.clone().unwrap_or(now));
+                rec.evidence = Some(evidence.clone());
+                rec.waiting_since = None;
+                if let Some(s) = &evidence.subject {
+                    rec.subject = Some(s.clone());
                 }
-                None => t.clear(),
+            }
+            Outcome::Waiting { .. } => {
+                rec.status = Status::Pending;
+                rec.waiting_since.get_or_insert(now);
+            }
+            Outcome::Fail { .. } | Outcome::Error { .. } => {
+                rec.status = Status::Failed;
+                rec.last_failure = Some(outcome.one_line());
+            }
+            _ => {
+                if rec.status != Status::Skipped {
+                    rec.status = Status::Pending;
+                }
             }
         }
     }
 
-    /// Writes the file atomically: a temp file beside it, then rename.
+    /// Credits a step with evidence found outside a check (an import, an answered question).
+    pub fn credit(&mut self, lab: &str, target: &str, step: &str, evidence: Evidence) {
+        let now = now();
+        let rec = self.entry(lab, target, step);
+        rec.last = now.clone();
+        if rec.status != Status::Done {
+            rec.status = Status::Done;
+            rec.done_at = Some(evidence.at.clone().unwrap_or(now));
+            rec.evidence = Some(evidence);
+        }
+    }
+
+    /// What a step was about (the learner's tag), for the steps after it.
+    pub fn set_subject(&mut self, lab: &str, target: &str, step: &str, subject: &str) {
+        self.entry(lab, target, step).subject = Some(subject.to_string());
+    }
+
+    /// Keeps one of dicomlab's own exchanges (the learner's action), the newest `MAX_DID`.
+    pub fn did(&mut self, lab: &str, target: &str, attempt: Attempt) {
+        let t = self.target_mut(lab, target);
+        t.did.push(attempt);
+        if t.did.len() > MAX_DID {
+            let extra = t.did.len() - MAX_DID;
+            t.did.drain(..extra);
+        }
+    }
+
+    pub fn skip(&mut self, lab: &str, target: &str, step: &str) {
+        let rec = self.entry(lab, target, step);
+        if rec.status != Status::Done {
+            rec.status = Status::Skipped;
+        }
+    }
+
+    /// Forgets one step, or every step of the lab on this target: records before now count no more.
+    pub fn reset(&mut self, lab: &str, target: &str, step: Option<&str>) {
+        let now = now();
+        let t = self.target_mut(lab, target);
+        match step {
+            Some(s) => {
+                t.steps.remove(s);
+                t.resets.insert(s.to_string(), now);
+            }
+            None => {
+                t.steps.clear();
+                t.resets.clear();
+                t.did.clear();
+                t.reset_all = Some(now);
+            }
+        }
+    }
+
+    /// Writes the file atomically: a temporary file beside it, fsync'd, then renamed (and the folder
+    /// fsync'd, so the rename survives a crash).
     pub fn save(&self) -> Result<(), SaveError> {
         let err = |source| SaveError {
             path: self.path.clone(),
             source,
         };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let text =
+            serde_json::to_vec_pretty(&self.progress).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".progress.")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        std::io::Write::write_all(&mut tmp, &text).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        #[cfg(unix)]
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
         }
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&self.progress)
-            .map_err(|e| err(std::io::Error::other(e)))?;
-        std::fs::write(&tmp, text).map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::evidence::Source;
 
-    #[test]
-    fn records_round_trip_and_reset() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("progress.json");
-        let mut s = ProgressStore::load(&path);
-        s.record("lab", "http://x/v1", "store", false, Some("0 of 3".into()));
-        s.record("lab", "http://x/v1", "store", true, None);
-        s.record("lab", "http://x/v1", "token", true, None);
-        s.save().expect("save");
-        let mut again = ProgressStore::load(&path);
-        let steps = again.steps("lab", "http://x/v1");
-        assert_eq!(steps["store"].attempts, 2);
-        assert_eq!(steps["store"].status, Status::Done);
-        again.reset("lab", "http://x/v1", Some("store"));
-        assert!(!again.steps("lab", "http://x/v1").contains_key("store"));
-        again.reset("lab", "http://x/v1", None);
-        assert!(again.steps("lab", "http://x/v1").is_empty());
+    fn pass() -> Outcome {
+        Outcome::Pass {
+            detail: "d".into(),
+            evidence: Evidence {
+                source: Source::ChangeFeed,
+                summary: "Create entries".into(),
+                at: Some("2026-11-30T14:00:00Z".into()),
+                subject: None,
+            },
+        }
+    }
+
+    fn failed() -> Outcome {
+        Outcome::Fail {
+            expected: "e".into(),
+            observed: "o".into(),
+            diagnosis: "x".into(),
+            tried: Vec::new(),
+        }
     }
 
     #[test]
-    fn a_corrupt_file_is_moved_aside() {
+    fn done_stays_done_until_reset() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("progress.json");
-        std::fs::write(&path, "{ not json").expect("write");
+        let mut s = ProgressStore::load(&path);
+        s.record("lab", "t", "store", &failed());
+        s.record("lab", "t", "store", &pass());
+        s.record("lab", "t", "store", &failed());
+        s.save().expect("save");
+        let mut again = ProgressStore::load(&path);
+        let steps = again.steps("lab", "t");
+        assert_eq!(steps["store"].attempts, 3);
+        assert_eq!(steps["store"].status, Status::Done);
+        assert_eq!(
+            steps["store"].done_at.as_deref(),
+            Some("2026-11-30T14:00:00Z")
+        );
+        assert_eq!(
+            steps["store"].evidence.as_ref().map(|e| e.source),
+            Some(Source::ChangeFeed)
+        );
+        again.reset("lab", "t", Some("store"));
+        assert!(!again.steps("lab", "t").contains_key("store"));
+        assert!(again.target("lab", "t").since("store").is_some());
+        again.reset("lab", "t", None);
+        assert!(again.steps("lab", "t").is_empty());
+        assert!(again.target("lab", "t").earliest_since().is_some());
+    }
+
+    #[test]
+    fn a_version_1_file_is_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        std::fs::write(&path, r#"{"version":1,"labs":{"dicom-service":{"practice":{"store-samples":{"status":"done","attempts":2,"first":"2026-11-01T10:00:00Z","last":"2026-11-01T10:05:00Z"}}}}}"#).expect("write");
         let s = ProgressStore::load(&path);
-        assert!(s.warning.as_deref().is_some_and(|w| w.contains("moved")));
+        assert!(s.warning.is_none(), "{:?}", s.warning);
+        assert_eq!(
+            s.steps("dicom-service", "practice")["store-samples"].status,
+            Status::Done
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_moved_aside() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        for bad in [&b"{ not json"[..], &[0xff, 0xfe, 0x00, 0x13][..]] {
+            std::fs::write(&path, bad).expect("write");
+            let s = ProgressStore::load(&path);
+            assert!(s.warning.as_deref().is_some_and(|w| w.contains("moved")));
+        }
         let aside: Vec<_> = std::fs::read_dir(dir.path())
             .expect("dir")
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
             .collect();
-        assert_eq!(aside.len(), 1);
-        assert_eq!(
-            std::fs::read_to_string(aside[0].path()).expect("read"),
-            "{ not json"
+        assert!(!aside.is_empty());
+    }
+
+    #[test]
+    fn dicomlabs_own_exchanges_are_bounded() {
+        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
+        for i in 0..(MAX_DID + 10) {
+            s.did(
+                "lab",
+                "t",
+                Attempt {
+                    at: "2026-11-30T14:00:00Z".into(),
+                    method: "GET".into(),
+                    url: format!("/v1/studies?n={i}"),
+                    status: 200,
+                    source: Source::Dicomlab,
+                    tool: None,
+                    detail: None,
+                },
+            );
+        }
+        let t = s.target("lab", "t");
+        assert_eq!(t.did.len(), MAX_DID);
+        assert!(
+            t.did
+                .last()
+                .is_some_and(|a| a.url.ends_with(&format!("n={}", MAX_DID + 9)))
         );
     }
 }

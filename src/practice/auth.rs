@@ -22,14 +22,27 @@ use super::{Service, SharedService, origin_of};
 
 /// The audience Azure's DICOM service expects, and what the lab's `resource` is.
 pub const DICOM_RESOURCE: &str = "https://dicom.healthcareapis.azure.com";
+/// The audience of the Log Analytics query API (the practice service's audit-log route takes it too).
+pub const LOG_ANALYTICS_RESOURCE: &str = "https://api.loganalytics.io";
 
-/// The two Azure roles the lab meets.
+/// Whether a token may be asked for this resource (v1 `resource`, or v2 `scope` without `/.default`).
+fn known_resource(r: &str) -> Option<&'static str> {
+    let r = r.trim().trim_end_matches('/');
+    [DICOM_RESOURCE, LOG_ANALYTICS_RESOURCE]
+        .into_iter()
+        .find(|k| *k == r)
+}
+
+/// The Azure roles the lab meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {
     #[serde(rename = "DICOM Data Owner")]
     DataOwner,
     #[serde(rename = "DICOM Data Reader")]
     DataReader,
+    /// Reads the workspace's logs (the audit log the checks use); no DICOM data action.
+    #[serde(rename = "Log Analytics Reader")]
+    LogAnalyticsReader,
 }
 
 impl Role {
@@ -37,6 +50,7 @@ impl Role {
         match self {
             Role::DataOwner => "DICOM Data Owner",
             Role::DataReader => "DICOM Data Reader",
+            Role::LogAnalyticsReader => "Log Analytics Reader",
         }
     }
 
@@ -46,6 +60,7 @@ impl Role {
         match s.as_str() {
             "dicom data owner" | "owner" | "dataowner" => Some(Role::DataOwner),
             "dicom data reader" | "reader" | "datareader" => Some(Role::DataReader),
+            "log analytics reader" | "log-reader" | "logreader" => Some(Role::LogAnalyticsReader),
             _ => None,
         }
     }
@@ -54,6 +69,7 @@ impl Role {
         match self {
             Role::DataOwner => true,
             Role::DataReader => action == Action::Read,
+            Role::LogAnalyticsReader => false,
         }
     }
 }
@@ -148,6 +164,18 @@ impl Auth {
             "INSERT OR IGNORE INTO clients(client_id, secret, name) VALUES(?1, ?2, 'dicomlab lab client')",
             rusqlite::params![lab_client_id, random_secret()],
         )?;
+        // The practice workspace is set up as an instructor sets Azure's up: the lab client may read the
+        // audit log ("Log Analytics Reader"). Once: a learner may revoke it.
+        if c.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES('log_reader_granted', '1')",
+            [],
+        )? > 0
+        {
+            c.execute(
+                "INSERT OR IGNORE INTO role_assignments(client_id, role) VALUES(?1, ?2)",
+                rusqlite::params![lab_client_id, Role::LogAnalyticsReader.name()],
+            )?;
+        }
         if grant_owner {
             c.execute(
                 "INSERT OR IGNORE INTO role_assignments(client_id, role) VALUES(?1, ?2)",
@@ -236,12 +264,25 @@ impl Auth {
             secret: random_secret(),
             name: name.to_string(),
         };
-        db.lock()?.execute(
-            "INSERT INTO clients(client_id, secret, name) VALUES(?1, ?2, ?3)",
-            rusqlite::params![client.client_id, client.secret, client.name],
-        )?;
+        {
+            let c = db.lock()?;
+            c.execute(
+                "INSERT INTO clients(client_id, secret, name) VALUES(?1, ?2, ?3)",
+                rusqlite::params![client.client_id, client.secret, client.name],
+            )?;
+            c.execute(
+                "INSERT OR IGNORE INTO role_assignments(client_id, role) VALUES(?1, ?2)",
+                rusqlite::params![client.client_id, Role::LogAnalyticsReader.name()],
+            )?;
+        }
         if let Ok(mut clients) = self.clients.write() {
             clients.insert(client.client_id.clone(), client.clone());
+        }
+        if let Ok(mut roles) = self.roles.write() {
+            roles
+                .entry(client.client_id.clone())
+                .or_default()
+                .insert(Role::LogAnalyticsReader);
         }
         Ok(client)
     }
@@ -288,6 +329,86 @@ impl Auth {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .map(|d| d.claims)
             .map_err(|e| e.into_kind())
+    }
+}
+
+/// Why a token was refused by the Log Analytics route (its error codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Invalid,
+    Audience,
+    NoApp,
+}
+
+impl TokenRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenRefusal::Invalid | TokenRefusal::NoApp => "InvalidAuthenticationToken",
+            TokenRefusal::Audience => "InvalidAuthenticationTokenAudience",
+        }
+    }
+    pub fn message(self) -> &'static str {
+        match self {
+            TokenRefusal::Invalid => {
+                "The access token is invalid (expired, or not signed by this service)."
+            }
+            TokenRefusal::Audience => {
+                "The access token has the wrong audience: ask for a token with resource https://api.loganalytics.io (v2: scope https://api.loganalytics.io/.default)."
+            }
+            TokenRefusal::NoApp => "The access token names no application (appid / azp).",
+        }
+    }
+}
+
+impl Auth {
+    /// Verifies a token for another audience than the DICOM service's; answers the app it was issued to.
+    pub fn verify_for(&self, token: &str, audience: &str) -> Result<String, TokenRefusal> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[audience, &format!("{audience}/")]);
+        v.leeway = 0;
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &v) {
+            Ok(d) => d.claims.appid.or(d.claims.azp).ok_or(TokenRefusal::NoApp),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidAudience) => Err(TokenRefusal::Audience),
+            Err(_) => Err(TokenRefusal::Invalid),
+        }
+    }
+
+    /// Who a request says it is, for the audit log's `Identity` column: the claims of its bearer token
+    /// when this service signed it (expired or for another audience too: the log names the caller of a
+    /// refused request), else `{}`.
+    pub fn identity(&self, headers: &axum::http::HeaderMap) -> serde_json::Value {
+        let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+        else {
+            return json!({});
+        };
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_aud = false;
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.required_spec_claims.clear();
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &v) {
+            Ok(d) => {
+                let c = d.claims;
+                let mut claims = serde_json::Map::new();
+                claims.insert("iss".into(), c.iss.into());
+                claims.insert("oid".into(), c.oid.into());
+                claims.insert("tid".into(), c.tid.into());
+                claims.insert("aud".into(), c.aud.into());
+                if let Some(a) = c.appid {
+                    claims.insert("appid".into(), a.into());
+                }
+                if let Some(a) = c.azp {
+                    claims.insert("azp".into(), a.into());
+                }
+                json!({"claims": claims})
+            }
+            Err(_) => json!({}),
+        }
     }
 }
 
@@ -487,10 +608,10 @@ pub async fn token_endpoint(
     let audience = if v2 {
         match field("scope") {
             Some(scope)
-                if scope.trim_end_matches("/.default").trim_end_matches('/') == DICOM_RESOURCE
-                    && scope.ends_with("/.default") =>
+                if scope.ends_with("/.default")
+                    && known_resource(scope.trim_end_matches("/.default")).is_some() =>
             {
-                DICOM_RESOURCE
+                known_resource(scope.trim_end_matches("/.default")).unwrap_or(DICOM_RESOURCE)
             }
             Some(scope) => {
                 return aad_error(
@@ -513,7 +634,7 @@ pub async fn token_endpoint(
         }
     } else {
         match field("resource") {
-            Some(r) if r.trim_end_matches('/') == DICOM_RESOURCE => DICOM_RESOURCE,
+            Some(r) if known_resource(r).is_some() => known_resource(r).unwrap_or(DICOM_RESOURCE),
             Some(r) => {
                 return aad_error(
                     StatusCode::BAD_REQUEST,

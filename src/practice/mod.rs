@@ -3,6 +3,7 @@
 //! `dicomlab serve` runs it; [`start`] runs it in-process on a loopback port (the TUI and the tests).
 
 pub mod accept;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod changefeed;
@@ -11,6 +12,7 @@ pub mod delete;
 pub mod eqt;
 pub mod error;
 pub mod index;
+pub mod kql;
 pub mod multipart;
 pub mod qido;
 pub mod stow;
@@ -59,6 +61,9 @@ pub struct ServiceConfig {
     /// 0 = one per core. The TUI's embedded service uses 1: a learner stores three files, and a
     /// classroom laptop keeps the memory.
     pub heavy_jobs: usize,
+    /// Audit-log rows become visible to queries this long after they are written (Azure delivers
+    /// resource logs minutes late; 0 = at once).
+    pub audit_delay: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -72,6 +77,7 @@ impl Default for ServiceConfig {
             reindex_min_duration: Duration::from_secs(2),
             max_request_bytes: 2 * 1024 * 1024 * 1024,
             heavy_jobs: 0,
+            audit_delay: Duration::ZERO,
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct Service {
     pub reindex_gate: tokio::sync::Mutex<()>,
     /// Bounds the memory of validation and rendering (`ServiceConfig::heavy_jobs`).
     pub heavy: tokio::sync::Semaphore,
+    /// Who did what: the audit and sign-in logs, read through the Log Analytics-shaped route.
+    pub audit: audit::AuditLog,
 }
 
 pub type SharedService = Arc<Service>;
@@ -161,9 +169,15 @@ impl RunningService {
             .auth
             .set_role(&self.service.db, &self.client_id, role, granted)
     }
-    /// Stops accepting requests and waits for the server task.
+    /// The practice workspace's id (the audit log is read at `{origin}/loganalytics/v1/workspaces/{id}/query`).
+    pub fn workspace_id(&self) -> &str {
+        &self.service.audit.workspace_id
+    }
+    /// Stops accepting requests and waits for the server task; the audit log's buffer is written.
     pub async fn shutdown(mut self) {
         self.stop().await;
+        let svc = self.service.clone();
+        let _ = tokio::task::spawn_blocking(move || svc.audit.flush(&svc.db)).await;
     }
     async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -214,6 +228,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     }
     eqt::recover_interrupted(&db)?;
     let auth = Auth::load(&db, config.auth, config.token_lifetime, config.grant_owner)?;
+    let audit = audit::AuditLog::open(&db, config.audit_delay)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Bind {
@@ -240,7 +255,9 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         }),
         config,
         auth,
+        audit,
     });
+    audit::spawn_flusher(Arc::downgrade(&service));
     let app = router(service.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -456,6 +473,11 @@ pub fn router(service: SharedService) -> Router {
         )
         .route("/{v}/extendedquerytags/{path}/errors", get(eqt::errors))
         .route("/{v}/operations/{id}", get(eqt::operation))
+        .route("/loganalytics/v1/workspaces", get(audit::workspaces))
+        .route(
+            "/loganalytics/v1/workspaces/{workspace}/query",
+            get(audit::query).post(audit::query),
+        )
         .route(
             "/{v}/partitions",
             get(partitions_disabled).post(partitions_disabled),
@@ -465,6 +487,10 @@ pub fn router(service: SharedService) -> Router {
             axum::routing::any(partitions_disabled),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            audit::record,
+        ))
         .layer(axum::middleware::from_fn(log_requests))
         .with_state(service)
 }

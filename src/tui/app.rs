@@ -34,6 +34,8 @@ pub struct StepView {
     pub doing: bool,
     /// What the last "do it" did.
     pub did: Option<Result<String, String>>,
+    /// What the step was about, from progress (the learner's extended query tag).
+    pub subject: Option<String>,
 }
 
 /// Which pane has the keys.
@@ -130,6 +132,15 @@ pub enum Effect {
     Cancel,
     /// Turn mouse capture on or off.
     Mouse(bool),
+    /// Keep one of the learner's exchanges in progress (done in dicomlab).
+    Keep(Exchange),
+    /// Check an answer to the step's question against the service.
+    Answer {
+        step: String,
+        value: String,
+    },
+    /// Save the learner's name in the config (empty: declined).
+    SaveName(String),
     Quit,
 }
 
@@ -189,11 +200,12 @@ impl App {
                         hints_shown: 0,
                         doing: false,
                         did: None,
+                        subject: None,
                     },
                 )
             })
             .collect();
-        App {
+        let mut app = App {
             lab,
             profile,
             target,
@@ -224,7 +236,21 @@ impl App {
             image_after_check: false,
             width: 120,
             image_attributes: Vec::new(),
+        };
+        // The retrieve form starts on the instance the lab's retrieve step names.
+        let start = app
+            .lab
+            .steps()
+            .find(|s| s.screen() == Some(crate::lab::model::ScreenKind::Retrieve))
+            .and_then(|s| s.instance.as_deref())
+            .and_then(|n| app.lab.dataset.instance(n))
+            .map(|i| [i.study.clone(), i.series.clone(), i.sop.clone()]);
+        if let Some(uids) = start {
+            for (f, v) in app.screens.retrieve.form.fields.iter_mut().zip(uids) {
+                f.set(&v);
+            }
         }
+        app
     }
 
     /// Every required step done (skipped ones count as not done).
@@ -237,9 +263,7 @@ impl App {
 
     /// The screen of the selected step, if it has one.
     pub fn screen(&self) -> Option<Screen> {
-        self.lab
-            .step(&self.selected_id())
-            .and_then(|s| Screen::of(&s.check))
+        self.lab.step(&self.selected_id()).and_then(Screen::of)
     }
 
     /// Why the target has nothing for a screen (a DICOMweb server without Azure's extensions).
@@ -277,13 +301,44 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Done = passed now, or saved as done.
+    /// Done = passed now, or saved as done: once done, a step stays done until it is reset.
     pub fn is_done(&self, id: &str) -> bool {
         self.steps.get(id).is_some_and(|s| {
             matches!(&s.check, CheckState::Checked(o) if o.is_pass())
-                || (s.saved == Some(Status::Done)
-                    && !matches!(&s.check, CheckState::Checked(Outcome::Fail { .. })))
+                || s.saved == Some(Status::Done)
         })
+    }
+
+    /// Whether the step shows the viewer.
+    pub fn is_viewer(&self, id: &str) -> bool {
+        self.lab
+            .step(id)
+            .is_some_and(|s| s.screen() == Some(crate::lab::model::ScreenKind::Viewer))
+    }
+
+    /// Steps waiting for a late record (the audit log): checked again on a slow tick.
+    pub fn waiting(&self) -> Vec<String> {
+        self.lab
+            .steps()
+            .filter(|s| {
+                self.steps.get(&s.id).is_some_and(|v| {
+                    matches!(&v.check, CheckState::Checked(Outcome::Waiting { .. }))
+                })
+            })
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    /// The learner's extended query tag: the one the tag step credited, else the one the lab suggests.
+    pub fn learner_tag(&self) -> Option<String> {
+        let add = self.lab.step_of_kind("tag_added")?;
+        self.steps
+            .get(&add.id)
+            .and_then(|v| v.subject.clone())
+            .or_else(|| match &add.check {
+                crate::lab::model::Check::TagAdded { suggest } => suggest.clone(),
+                _ => None,
+            })
     }
 
     /// Whether anything runs (quit asks first).
@@ -400,12 +455,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Checked { step, outcome } => {
             let mut fx = Vec::new();
-            if app.image_after_check
-                && app
-                    .lab
-                    .step(&step)
-                    .is_some_and(|s| s.check == crate::lab::model::Check::Viewer)
-            {
+            if app.image_after_check && app.is_viewer(&step) {
                 app.image_after_check = false;
                 fx.push(Effect::LoadImage(false));
             }
@@ -413,6 +463,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if let Some(s) = app.view_mut(&step) {
                 if outcome.is_pass() {
                     s.saved = Some(Status::Done);
+                    if let Some(sub) = outcome.evidence().and_then(|e| e.subject.clone()) {
+                        s.subject = Some(sub);
+                    }
                 }
                 s.check = CheckState::Checked(outcome);
             }
@@ -423,11 +476,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             fx
         }
         Msg::Did { step, result } => {
-            let viewer = result.is_ok()
-                && app
-                    .lab
-                    .step(&step)
-                    .is_some_and(|s| s.check == crate::lab::model::Check::Viewer);
+            let viewer = result.is_ok() && app.is_viewer(&step);
             if let Some(s) = app.view_mut(&step) {
                 s.doing = false;
                 s.did = Some(result);
@@ -453,8 +502,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Exchange(e) => {
-            app.last_exchange = Some(e);
-            Vec::new()
+            // The learner's own requests sent from dicomlab are kept: evidence where the service
+            // keeps no record of them (never the checks' requests).
+            let keep = !e.by_check && e.status.is_some();
+            app.last_exchange = Some(e.clone());
+            if keep {
+                vec![Effect::Keep(e)]
+            } else {
+                Vec::new()
+            }
         }
         Msg::TokenLeft(t) => {
             app.token_left = t;
@@ -487,6 +543,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     hints_shown: 0,
                     doing: false,
                     did: None,
+                    subject: None,
                 };
             }
             update(app, Msg::Progress(saved));
@@ -524,7 +581,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Progress(saved) => {
             for (id, view) in app.steps.iter_mut() {
-                view.saved = saved.get(id).map(|p| p.status);
+                let p = saved.get(id);
+                view.saved = p.map(|p| p.status);
+                view.subject = p.and_then(|p| p.subject.clone());
+                // A step done before shows what its ✓ rests on at once, without a request.
+                if let Some(o) = p.and_then(crate::lab::checks::saved_pass)
+                    && view.check == CheckState::NotChecked
+                {
+                    view.check = CheckState::Checked(o);
+                }
             }
             Vec::new()
         }
@@ -738,12 +803,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.status = Some(format!("opening {name}…"));
             vec![Effect::SwitchTarget(name)]
         }
-        KeyCode::Char('v')
-            if app
-                .lab
-                .step(&id)
-                .is_some_and(|s| s.check == crate::lab::model::Check::Viewer) =>
-        {
+        KeyCode::Char('v') if app.is_viewer(&id) => {
             app.status = Some("fetching the rendered image…".into());
             vec![Effect::LoadImage(true)]
         }
@@ -785,7 +845,7 @@ fn to_retrieve(app: &mut App) -> Vec<Effect> {
     let Some(i) = app
         .lab
         .steps()
-        .position(|s| s.check == crate::lab::model::Check::Retrieve)
+        .position(|s| s.screen() == Some(crate::lab::model::ScreenKind::Retrieve))
     else {
         return Vec::new();
     };
@@ -842,10 +902,12 @@ pub fn entered(app: &mut App) -> Vec<Effect> {
             vec![Effect::Work(Work::TagsList)]
         }
         Some(Screen::Search) => {
-            // The tag step's search starts with the tag filled in.
-            if let Some(crate::lab::model::Check::TagUsed { tag, value }) =
+            // The tag step's search starts with the learner's tag filled in.
+            if let Some(crate::lab::model::Check::TagUsed { value }) =
                 app.lab.step(&app.selected_id()).map(|s| s.check.clone())
+                && let Some(tag) = app.learner_tag()
             {
+                let value = value.unwrap_or_default();
                 let f = &mut app.screens.search;
                 if !f.form.value(0).contains(tag.as_str()) {
                     f.form.fields[0].set(&format!("{tag}={value}"));

@@ -72,7 +72,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
         || std::env::var("TERM").is_ok_and(|t| t == "linux" || t == "vt100");
     app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     app.profiles = opts.profiles.keys().cloned().collect();
-    app.vars = session.placeholders();
+    app.vars = session.placeholders(&opts.lab);
     {
         let s = store.lock().await;
         if let Some(w) = &s.warning {
@@ -165,7 +165,7 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                         profile: name,
                         target: session.kind,
                         base_url: session.client.base().to_string(),
-                        vars: session.placeholders(),
+                        vars: session.placeholders(&lab),
                         saved,
                     }
                 }
@@ -346,7 +346,7 @@ fn spawn_effect(
     let (session, store, lab, tx) = (session.clone(), store.clone(), lab.clone(), tx.clone());
     let handle = match effect {
         Effect::Work(w) => tokio::spawn(async move {
-            work::run(w, &session, samples, &tx).await;
+            work::run(w, &session, &lab, samples, &tx).await;
         }),
         Effect::Check(id) => tokio::spawn(async move {
             // Progress is locked only to read it and to record: never while requests run.
@@ -373,16 +373,48 @@ fn spawn_effect(
         }),
         Effect::Do(id) => tokio::spawn(async move {
             let Some(step) = lab.step(&id) else { return };
+            let subject = lab.step_of_kind("tag_added").and_then(|t| {
+                store
+                    .try_lock()
+                    .ok()?
+                    .steps(&lab.id, &session.target_key)
+                    .get(&t.id)?
+                    .subject
+                    .clone()
+            });
             let result = crate::lab::actions::perform(
                 &session,
-                &step.check,
+                &lab,
+                step,
                 samples.as_deref(),
                 StoreMode::Single,
+                subject.as_deref(),
             )
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| crate::text::visible(&e.to_string()).into_owned());
             let _ = tx.send(Msg::Did { step: id, result });
         }),
+        Effect::Keep(exchange) => {
+            tokio::spawn(async move {
+                let mut s = store.lock().await;
+                session.keep_exchange(&lab, &mut s, &exchange);
+            });
+            return None;
+        }
+        Effect::Answer { step, value } => tokio::spawn(async move {
+            let before = session.before(&lab, &*store.lock().await);
+            let outcome = session.answer(&lab, &before, &step, &value).await;
+            let mut s = store.lock().await;
+            if let Some(e) = outcome.evidence() {
+                s.credit(&lab.id, &session.target_key, &step, e.clone());
+            } else {
+                session.record(&lab, &mut s, &step, &outcome);
+            }
+            let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+            drop(s);
+            let _ = tx.send(Msg::Checked { step, outcome });
+        }),
+        Effect::SaveName(_) => return None,
         Effect::Skip(id) => {
             tokio::spawn(async move {
                 let mut s = store.lock().await;
@@ -408,19 +440,23 @@ fn spawn_effect(
             let _ = out.flush();
             return None;
         }
-        Effect::LoadImage(fresh) => tokio::spawn(async move {
-            use crate::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
-            let path =
-                format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}/rendered");
-            // After "do it" the PNG is on disk already: no second rendering by the service.
-            let saved = session.scratch.path().join("red-triangle.png");
-            let body: Result<Vec<u8>, String> = match tokio::fs::read(&saved).await {
-                Ok(b) if !fresh => Ok(b),
-                _ => match session.client.get(&path, "image/png").await {
-                    Ok(a) if a.ok() => Ok(a.body.to_vec()),
-                    Ok(a) => Err(format!("the service answered {}", a.status)),
-                    Err(e) => Err(e.to_string()),
-                },
+        Effect::LoadImage(_) => tokio::spawn(async move {
+            // The instance the viewer step names (the lab's dataset).
+            let Some(inst) = lab
+                .steps()
+                .find(|s| s.screen() == Some(crate::lab::model::ScreenKind::Viewer))
+                .and_then(|s| s.instance.as_deref())
+                .and_then(|n| lab.dataset.instance(n))
+                .map(|i| i.path())
+            else {
+                let _ = tx.send(Msg::Image(Err("the lab names no instance to view".into())));
+                return;
+            };
+            let path = format!("{inst}/rendered");
+            let body: Result<Vec<u8>, String> = match session.client.get(&path, "image/png").await {
+                Ok(a) if a.ok() => Ok(a.body.to_vec()),
+                Ok(a) => Err(format!("the service answered {}", a.status)),
+                Err(e) => Err(e.to_string()),
             };
             let result = match body {
                 Ok(body) => tokio::task::spawn_blocking(move || {
@@ -434,7 +470,6 @@ fn spawn_effect(
             };
             let _ = tx.send(Msg::Image(result));
             // The key attributes beside the picture, from the instance's metadata.
-            let inst = format!("studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}");
             if let Ok(a) = session
                 .client
                 .get(&format!("{inst}/metadata"), "application/dicom+json")

@@ -11,7 +11,6 @@ use serde_json::Value;
 use crate::config::Profile;
 use crate::dicomweb::{Level, StoreMode, StoreProgress, get_ci};
 use crate::lab::checks::TargetKind;
-use crate::lab::model::Check;
 
 /// The screens an exercise can have below its instructions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,19 +25,18 @@ pub enum Screen {
 }
 
 impl Screen {
-    /// The screen of a step (None: the step pane is all there is).
-    pub fn of(check: &Check) -> Option<Screen> {
-        Some(match check {
-            Check::Role => Screen::Role,
-            Check::Environment => Screen::Environment,
-            Check::Store => Screen::Store,
-            Check::Search | Check::TagUsed { .. } => Screen::Search,
-            Check::Retrieve => Screen::Retrieve,
-            Check::ChangeFeed => Screen::ChangeFeed,
-            Check::TagAdded { .. } | Check::TagUpdated { .. } | Check::TagDeleted { .. } => {
-                Screen::Tags
-            }
-            _ => return None,
+    /// The screen of a step (None: the step pane is all there is; the viewer draws in it).
+    pub fn of(step: &crate::lab::model::Step) -> Option<Screen> {
+        use crate::lab::model::ScreenKind;
+        Some(match step.screen()? {
+            ScreenKind::Role => Screen::Role,
+            ScreenKind::Environment => Screen::Environment,
+            ScreenKind::Store => Screen::Store,
+            ScreenKind::Search => Screen::Search,
+            ScreenKind::Retrieve => Screen::Retrieve,
+            ScreenKind::ChangeFeed => Screen::ChangeFeed,
+            ScreenKind::Tags => Screen::Tags,
+            ScreenKind::Viewer => return None,
         })
     }
 
@@ -696,9 +694,9 @@ impl Default for Screens {
             retrieve: RetrieveScreen {
                 what: What::Study,
                 form: Form::new(vec![
-                    Field::new("study", crate::dicom::samples::STUDY_UID, false),
-                    Field::new("series", crate::dicom::samples::SERIES1_UID, false),
-                    Field::new("instance", crate::dicom::samples::RED_UID, false),
+                    Field::new("study", "", false),
+                    Field::new("series", "", false),
+                    Field::new("instance", "", false),
                 ]),
                 running: false,
                 result: None,

@@ -224,7 +224,7 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
     let Some(step) = app.lab.step(&id) else {
         return;
     };
-    if step.check == crate::lab::model::Check::Viewer
+    if app.is_viewer(&id)
         && let Some(img) = &app.image
     {
         // The text keeps a third; the image gets the rest, fitted to the cells.
@@ -262,7 +262,7 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
         }
         return;
     }
-    if let Some(screen) = super::screens::Screen::of(&step.check) {
+    if let Some(screen) = super::screens::Screen::of(step) {
         // The screen below the step's text: most of the room while it has the keys.
         let panel = if app.focus == Focus::Panel {
             area.height * 2 / 3
@@ -285,9 +285,7 @@ fn draw_image(
     area: Rect,
     img: &std::cell::RefCell<ratatui_image::protocol::StatefulProtocol>,
 ) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(" red-triangle.dcm · 985 × 979 · rendered ");
+    let block = Block::default().borders(Borders::ALL).title(" rendered ");
     let inner = block.inner(area);
     f.render_widget(block, area);
     // The protocol is only borrowed here, never elsewhere: a failed borrow would mean a nested draw.
@@ -325,6 +323,7 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                     expected,
                     observed,
                     diagnosis,
+                    ..
                 } => {
                     lines.push(Line::from(vec![
                         label("Check"),
@@ -332,7 +331,7 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                     ]));
                     lines.push(Line::from(vec![
                         label("expected"),
-                        Span::raw(expected.clone()),
+                        Span::raw(fill(app, expected)),
                     ]));
                     lines.push(Line::from(vec![
                         label("observed"),
@@ -343,13 +342,55 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                         Span::raw(fill(app, diagnosis)),
                     ]));
                 }
+                Outcome::Pass { detail, evidence } => {
+                    lines.push(Line::from(vec![
+                        label("Check"),
+                        Span::styled(head, symbol_style(app, sym)),
+                        Span::raw(format!(": {detail}")),
+                    ]));
+                    let when = evidence
+                        .at
+                        .as_deref()
+                        .map(|a| format!(" · {}", crate::lab::clock::human(a)))
+                        .unwrap_or_default();
+                    lines.push(Line::from(vec![
+                        label("Evidence"),
+                        Span::styled(format!("{}: ", evidence.source.label()), bold()),
+                        Span::raw(format!("{}{when}", evidence.summary)),
+                    ]));
+                }
                 other => lines.push(Line::from(vec![
                     label("Check"),
                     Span::styled(head, symbol_style(app, sym)),
-                    Span::raw(format!(": {}", other.one_line())),
+                    Span::raw(format!(": {}", fill(app, &other.one_line()))),
                 ])),
             }
+            for (i, t) in o.tried().iter().enumerate() {
+                let tool = t
+                    .tool
+                    .as_ref()
+                    .map(|t| format!(" from {t}"))
+                    .unwrap_or_default();
+                lines.push(Line::from(vec![
+                    label(if i == 0 { "You tried" } else { "" }),
+                    Span::raw(format!(
+                        "{} {}{tool} → {}: {}",
+                        crate::lab::checks::local_time(&t.at),
+                        t.line,
+                        t.status,
+                        t.diagnosis
+                    )),
+                ]));
+            }
         }
+    }
+    if let Some(q) = &step.question
+        && !app.is_done(&id)
+    {
+        lines.push(Line::from(vec![
+            label("Question"),
+            Span::raw(format!("{} — press a to answer", fill(app, &q.ask))),
+        ]));
     }
     if step.check == crate::lab::model::Check::Token
         && let Some(c) = &app.claims

@@ -17,6 +17,7 @@ use crate::lab::engine::Session;
 pub async fn run(
     work: Work,
     session: &Session,
+    lab: &crate::lab::model::Lab,
     samples: Option<PathBuf>,
     tx: &mpsc::UnboundedSender<Msg>,
 ) {
@@ -26,7 +27,7 @@ pub async fn run(
     let c = &session.client;
     match work {
         Work::ListFiles(folder) => {
-            let r = list_files(session, folder.or(samples)).await;
+            let r = list_files(session, lab, folder.or(samples)).await;
             send(Done::Files(r));
         }
         Work::Store { files, mode } => {
@@ -212,6 +213,7 @@ fn refused(session: &Session, a: &Answer) -> String {
 /// The files of a folder (`.dcm`, sorted) or the generated samples, with their sizes.
 async fn list_files(
     session: &Session,
+    lab: &crate::lab::model::Lab,
     folder: Option<PathBuf>,
 ) -> Result<super::screens::Listing, String> {
     let files = match &folder {
@@ -230,7 +232,7 @@ async fn list_files(
             out.sort();
             out
         }
-        None => crate::lab::actions::sample_files(session, None)
+        None => crate::lab::actions::sample_files(session, lab, None)
             .await
             .map_err(|e| e.to_string())?,
     };

@@ -1,0 +1,694 @@
+//! What a ✓ rests on. A step is done when the service's own records show that the learner's client did
+//! it — with dicomlab, Postman, curl or Python — or when the learner did it inside dicomlab. Evidence,
+//! strongest first:
+//!
+//! 1. [`Source::ChangeFeed`]: the service's history of writes (Create / Delete entries).
+//! 2. [`Source::AuditLog`]: the service's audit log (Azure: `AHDSDicomAuditLogs` in Log Analytics; the
+//!    practice service keeps the same), and the sign-in log for tokens.
+//! 3. [`Source::ServiceState`]: what the service holds now as the result of the learner's write (the tag
+//!    list, a role assignment, the service itself, a generic server's stored data).
+//! 4. [`Source::Dicomlab`]: dicomlab's own exchange, done by the learner inside dicomlab.
+//! 5. [`Source::Answer`]: a question only the result answers, checked against the service.
+//! 6. [`Source::Local`]: the learner's own configuration.
+//!
+//! "The service would answer this now" is never evidence: a check shows it as *ready*.
+//!
+//! [`Records`] gathers the records once per check run: the learner's attempts (audit rows, sign-in rows,
+//! dicomlab's exchanges), other clients' attempts (to say "stored by someone else"), the change feed and
+//! the tag list. Records of the checks' own requests are left out (see `DicomWebClient::checking`).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::dicomweb::client::CHECK_MARK;
+
+/// The product part of the checks' User-Agent (`dicomlab-check/<version>`).
+const CHECK_AGENT: &str = "dicomlab-check/";
+use crate::dicomweb::{
+    Answer, ClientError, DicomWebClient, LogError, LogReader, LogTable, eq_ci, get_ci,
+    parse_timestamp,
+};
+
+/// A read that did not work: the answer it got, or a failure to reach the service.
+enum ReadError {
+    Answer(Box<Answer>),
+    Client(ClientError),
+}
+
+impl From<ClientError> for ReadError {
+    fn from(e: ClientError) -> Self {
+        ReadError::Client(e)
+    }
+}
+
+/// Where a verdict comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    ChangeFeed,
+    AuditLog,
+    ServiceState,
+    Dicomlab,
+    Answer,
+    Local,
+}
+
+impl Source {
+    /// Whether it rests on the service's records (the alternative: on the learner's own machine).
+    pub fn on_service(self) -> bool {
+        matches!(
+            self,
+            Source::ChangeFeed | Source::AuditLog | Source::ServiceState
+        )
+    }
+
+    /// How reports and screens name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::ChangeFeed => "change feed",
+            Source::AuditLog => "audit log",
+            Source::ServiceState => "service state",
+            Source::Dicomlab => "done in dicomlab",
+            Source::Answer => "answered question",
+            Source::Local => "your configuration",
+        }
+    }
+}
+
+/// What a pass rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub source: Source,
+    /// What the record shows, in a sentence.
+    pub summary: String,
+    /// When the learner did it, as the record says (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// What it is about, for the steps after it (the learner's extended query tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl Evidence {
+    pub fn new(source: Source, summary: impl Into<String>, at: Option<OffsetDateTime>) -> Evidence {
+        Evidence {
+            source,
+            summary: summary.into(),
+            at: at.map(rfc3339),
+            subject: None,
+        }
+    }
+
+    /// The same evidence, about `subject`.
+    pub fn about(mut self, subject: impl Into<String>) -> Evidence {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+/// A request the learner's client made, as a record shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub method: String,
+    /// The request's URI (or path).
+    pub url: String,
+    /// The HTTP status (0: no answer).
+    pub status: u16,
+    pub source: Source,
+    /// The tool that sent it, when the record says (`Postman`, `curl`, `Python`, `dicomlab`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// What else the record says (a token request's AADSTS error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Attempt {
+    pub fn time(&self) -> Option<OffsetDateTime> {
+        parse_timestamp(&self.at)
+    }
+
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `POST /v1/studies`: the method and path (with query) of the request.
+    pub fn line(&self) -> String {
+        let path = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            });
+        format!("{} {}", self.method, crate::text::visible(path))
+    }
+
+    /// A token request (the sign-in log, or dicomlab's own).
+    pub fn is_token_request(&self) -> bool {
+        self.url.contains("/oauth2/")
+    }
+
+    /// An attempt from one of dicomlab's exchanges (the learner's action inside dicomlab).
+    pub fn from_exchange(e: &crate::dicomweb::Exchange) -> Option<Attempt> {
+        if e.by_check {
+            return None;
+        }
+        Some(Attempt {
+            at: if e.at.is_empty() {
+                rfc3339(OffsetDateTime::now_utc())
+            } else {
+                e.at.clone()
+            },
+            method: e.method.clone(),
+            url: e.url.clone(),
+            status: e.status.unwrap_or(0),
+            source: Source::Dicomlab,
+            tool: Some("dicomlab".into()),
+            detail: e.error.clone(),
+        })
+    }
+}
+
+/// The name of the tool in a User-Agent.
+pub fn tool_of(user_agent: &str) -> Option<String> {
+    let ua = user_agent.to_ascii_lowercase();
+    let t = if ua.is_empty() {
+        return None;
+    } else if ua.starts_with("postmanruntime") {
+        "Postman"
+    } else if ua.starts_with("curl") {
+        "curl"
+    } else if ua.contains("python") || ua.contains("dicomweb-client") {
+        "Python"
+    } else if ua.starts_with("dicomlab") {
+        "dicomlab"
+    } else if ua.contains("mozilla") {
+        "a browser"
+    } else if ua.contains("powershell") {
+        "PowerShell"
+    } else {
+        return Some(
+            crate::text::visible(user_agent.split('/').next().unwrap_or(user_agent))
+                .chars()
+                .take(24)
+                .collect(),
+        );
+    };
+    Some(t.into())
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// One change-feed entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub sequence: u64,
+    pub action: String,
+    pub study: String,
+    pub series: String,
+    pub sop: String,
+    pub timestamp: Option<OffsetDateTime>,
+}
+
+/// One extended query tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagEntry {
+    pub path: String,
+    pub status: String,
+    pub query_status: String,
+    pub operation: Option<String>,
+}
+
+/// Whether the audit log could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditState {
+    /// No workspace in the profile (or a generic server).
+    NotConfigured,
+    /// Read; rows arrive `delay_secs` late at most (Azure: minutes).
+    Read { delay_secs: u64 },
+    /// Configured, but the query failed: why.
+    Failed(String),
+}
+
+/// The records a check run reads, gathered once.
+#[derive(Debug, Clone)]
+pub struct Records {
+    /// The learner's attempts (audit rows, sign-in rows, dicomlab's exchanges), oldest first.
+    pub attempts: Vec<Attempt>,
+    /// Other clients' attempts (from the audit log).
+    pub others: Vec<Attempt>,
+    pub audit: AuditState,
+    /// Whether audit rows name their caller (Azure documents that DICOM's may not).
+    pub audit_names_caller: bool,
+    /// The change feed (None: the server has none); from the oldest entry.
+    pub feed: Option<Vec<FeedEntry>>,
+    /// Why the change feed could not be read: the answer it gave.
+    pub feed_error: Option<Box<Answer>>,
+    /// The extended query tags (None: the server has none).
+    pub tags: Option<Vec<TagEntry>>,
+    pub tags_error: Option<Box<Answer>>,
+}
+
+impl Records {
+    /// Records with nothing in them (a check that needs none).
+    pub fn empty() -> Records {
+        Records {
+            attempts: Vec::new(),
+            others: Vec::new(),
+            audit: AuditState::NotConfigured,
+            audit_names_caller: false,
+            feed: None,
+            feed_error: None,
+            tags: None,
+            tags_error: None,
+        }
+    }
+
+    /// The learner's attempts since `since`, audit rows before dicomlab's (the stronger record first),
+    /// each group oldest first.
+    pub fn attempts_since(&self, since: Option<OffsetDateTime>) -> Vec<&Attempt> {
+        let mut v: Vec<&Attempt> = self
+            .attempts
+            .iter()
+            .filter(|a| since.is_none_or(|s| a.time().is_none_or(|t| t >= s)))
+            .collect();
+        v.sort_by_key(|a| (a.source != Source::AuditLog, a.time()));
+        v
+    }
+
+    /// Whether the audit log was read.
+    pub fn audit_read(&self) -> bool {
+        matches!(self.audit, AuditState::Read { .. })
+    }
+}
+
+/// What to gather.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    pub audit: bool,
+    pub feed: bool,
+    pub tags: bool,
+}
+
+/// Who the learner is in the records: the app's client id, and the object id its tokens carry.
+#[derive(Debug, Clone, Default)]
+pub struct Learner {
+    pub ids: HashSet<String>,
+}
+
+impl Learner {
+    fn is(&self, identity: &Value) -> Option<bool> {
+        let claims = identity.get("claims").unwrap_or(identity);
+        let named: Vec<&str> = ["appid", "azp", "oid", "appId", "clientId"]
+            .iter()
+            .filter_map(|k| get_ci(claims, k).and_then(Value::as_str))
+            .collect();
+        if named.is_empty() {
+            return None;
+        }
+        Some(
+            named
+                .iter()
+                .any(|n| self.ids.iter().any(|i| i.eq_ignore_ascii_case(n))),
+        )
+    }
+}
+
+/// Most change-feed entries read in one check run.
+const MAX_FEED: usize = 50_000;
+
+/// Gathers what `needs` asks for. `did` are dicomlab's own exchanges saved in progress.
+pub async fn gather(
+    client: &DicomWebClient,
+    reader: Option<&LogReader>,
+    delay_secs: u64,
+    learner: &Learner,
+    did: &[Attempt],
+    since: Option<OffsetDateTime>,
+    needs: Needs,
+) -> Result<Records, ClientError> {
+    let mut r = Records::empty();
+    r.attempts.extend(did.iter().cloned());
+    if needs.audit {
+        match reader {
+            None => {}
+            // The log is another service (on Azure another host): its failure never blocks the checks.
+            Some(reader) => match read_audit(reader, learner, since).await {
+                Ok((mine, others, named)) => {
+                    r.attempts.extend(mine);
+                    r.others = others;
+                    r.audit_names_caller = named;
+                    r.audit = AuditState::Read { delay_secs };
+                }
+                Err(LogError::Client(e)) => {
+                    r.audit = AuditState::Failed(super::diagnose::diagnose_error(&e));
+                }
+                Err(e) => r.audit = AuditState::Failed(e.to_string()),
+            },
+        }
+    }
+    r.attempts.sort_by_key(Attempt::time);
+    if needs.feed {
+        match read_feed(client).await {
+            Ok(f) => r.feed = f,
+            Err(ReadError::Client(e)) => return Err(e),
+            Err(ReadError::Answer(a)) => r.feed_error = Some(a),
+        }
+    }
+    if needs.tags {
+        match read_tags(client).await {
+            Ok(t) => r.tags = t,
+            Err(ReadError::Client(e)) => return Err(e),
+            Err(ReadError::Answer(a)) => r.tags_error = Some(a),
+        }
+    }
+    Ok(r)
+}
+
+/// A failure to reach the service at all (the checks then say "blocked by …" once).
+pub fn is_transport(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Dns { .. }
+            | ClientError::Connect { .. }
+            | ClientError::Tls { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Token(_)
+    )
+}
+
+/// The query dicomlab sends: completed requests since `since` (Started rows carry no status).
+pub fn audit_query(since: Option<OffsetDateTime>) -> String {
+    let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\" | order by TimeGenerated asc | take 20000",
+        rfc3339(since)
+    )
+}
+
+fn signin_query(since: Option<OffsetDateTime>) -> String {
+    let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "AADServicePrincipalSignInLogs | where TimeGenerated >= datetime({}) | order by TimeGenerated asc | take 2000",
+        rfc3339(since)
+    )
+}
+
+/// The learner's and the others' attempts from the audit and sign-in logs, and whether rows name
+/// their caller.
+async fn read_audit(
+    reader: &LogReader,
+    learner: &Learner,
+    since: Option<OffsetDateTime>,
+) -> Result<(Vec<Attempt>, Vec<Attempt>, bool), LogError> {
+    let table = reader.query(&audit_query(since), None).await?;
+    let (mut mine, mut others) = (Vec::new(), Vec::new());
+    let mut named = false;
+    for row in &table.rows {
+        let Some(a) = audit_attempt(&table, row) else {
+            continue;
+        };
+        match learner.is(&table.dynamic(row, "Identity")) {
+            Some(true) => {
+                named = true;
+                mine.push(a);
+            }
+            Some(false) => {
+                named = true;
+                others.push(a);
+            }
+            // A row that names no caller: the service is the learner's own (or marked shared).
+            None => mine.push(a),
+        }
+    }
+    // The sign-in log is optional on Azure (a tenant exports it, or not).
+    match reader.query(&signin_query(since), None).await {
+        Ok(t) => {
+            for row in &t.rows {
+                if let Some(a) = signin_attempt(&t, row) {
+                    let app = t.text(row, "AppId").unwrap_or_default();
+                    if learner.ids.iter().any(|i| i.eq_ignore_ascii_case(&app)) {
+                        mine.push(a);
+                    }
+                }
+            }
+        }
+        Err(e) if e.no_such_table() => {}
+        Err(e) => tracing::info!("the sign-in log could not be read: {e}"),
+    }
+    Ok((mine, others, named))
+}
+
+/// An audit row as an attempt; None for a start row or one of the checks' own requests.
+pub fn audit_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
+    let result = t.text(row, "ResultType").unwrap_or_default();
+    if eq_ci(&result, "Started") {
+        return None;
+    }
+    let uri = t.text(row, "Uri").unwrap_or_default();
+    let ua = t.text(row, "UserAgent").unwrap_or_default();
+    if uri.contains(CHECK_MARK) || ua.starts_with(CHECK_AGENT) {
+        return None;
+    }
+    let status = t
+        .text(row, "StatusCode")
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(0);
+    let op = t.text(row, "OperationName").unwrap_or_default();
+    Some(Attempt {
+        at: t.text(row, "TimeGenerated").unwrap_or_default(),
+        method: method_of(&op, &uri).to_string(),
+        url: uri,
+        status,
+        source: Source::AuditLog,
+        tool: tool_of(&ua),
+        detail: None,
+    })
+}
+
+fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
+    let ua = t.text(row, "UserAgent").unwrap_or_default();
+    if ua.starts_with(CHECK_AGENT) {
+        return None;
+    }
+    let resource = t.text(row, "ResourceIdentity").unwrap_or_default();
+    // Only tokens for the DICOM service count (dicomlab's own log reads ask for Log Analytics').
+    if resource.contains("loganalytics") {
+        return None;
+    }
+    let result = t.text(row, "ResultType").unwrap_or_default();
+    let ok = result.trim() == "0";
+    Some(Attempt {
+        at: t.text(row, "TimeGenerated").unwrap_or_default(),
+        method: "POST".into(),
+        url: "/oauth2/token".into(),
+        status: if ok { 200 } else { 400 },
+        source: Source::AuditLog,
+        tool: tool_of(&ua),
+        detail: (!ok).then(|| {
+            let d = t.text(row, "ResultDescription").unwrap_or_default();
+            if d.starts_with("AADSTS") {
+                d
+            } else {
+                format!("AADSTS{result}: {d}")
+            }
+        }),
+    })
+}
+
+/// The HTTP method of an audited operation (the audit log records the operation, not the method).
+pub fn method_of(operation: &str, uri: &str) -> &'static str {
+    let op = operation.to_ascii_lowercase().replace(['-', '_', ' '], "");
+    if op.contains("store") || op.starts_with("add") || op.contains("addextendedquerytag") {
+        "POST"
+    } else if op.contains("delete") || op.contains("remove") {
+        "DELETE"
+    } else if op.contains("update") {
+        if uri.contains("extendedquerytags") {
+            "PATCH"
+        } else {
+            "POST"
+        }
+    } else {
+        "GET"
+    }
+}
+
+/// Reads the whole change feed (v1 by sequence windows, v2 by rows), oldest first. None: no change feed.
+async fn read_feed(client: &DicomWebClient) -> Result<Option<Vec<FeedEntry>>, ReadError> {
+    let latest = client.change_feed_latest().await?;
+    if latest.status == 404 {
+        return Ok(None);
+    }
+    if latest.status == 204 {
+        return Ok(Some(Vec::new()));
+    }
+    if !latest.ok() {
+        return Err(ReadError::Answer(Box::new(latest)));
+    }
+    let last = latest
+        .json()
+        .and_then(|v| get_ci(&v, "sequence").and_then(Value::as_u64))
+        .unwrap_or(0);
+    let v2 = client.base().trim_end_matches('/').ends_with("/v2");
+    let mut out = Vec::new();
+    let (mut offset, limit) = (0u64, 100u32);
+    loop {
+        let a = client.change_feed(offset, limit, false).await?;
+        if !a.ok() {
+            return Err(ReadError::Answer(Box::new(a)));
+        }
+        let page = a
+            .json()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        for e in &page {
+            let s = |k: &str| {
+                get_ci(e, k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            out.push(FeedEntry {
+                sequence: get_ci(e, "sequence").and_then(Value::as_u64).unwrap_or(0),
+                action: s("action"),
+                study: s("studyInstanceUid"),
+                series: s("seriesInstanceUid"),
+                sop: s("sopInstanceUid"),
+                timestamp: parse_timestamp(&s("timestamp")),
+            });
+        }
+        if out.len() >= MAX_FEED {
+            break;
+        }
+        if v2 {
+            offset += page.len() as u64;
+            if page.len() < limit as usize {
+                break;
+            }
+        } else {
+            let max = page
+                .iter()
+                .filter_map(|e| get_ci(e, "sequence").and_then(Value::as_u64))
+                .max();
+            offset = max.unwrap_or(offset + u64::from(limit));
+            if offset >= last {
+                break;
+            }
+        }
+    }
+    out.sort_by_key(|e| e.sequence);
+    Ok(Some(out))
+}
+
+/// Reads the extended query tags. None: the server has none.
+async fn read_tags(client: &DicomWebClient) -> Result<Option<Vec<TagEntry>>, ReadError> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let a = client
+            .get(
+                &client.marked(&format!("extendedquerytags?limit=200&offset={offset}")),
+                "application/json",
+            )
+            .await?;
+        match a.status {
+            404 | 405 if offset == 0 => return Ok(None),
+            s if (200..300).contains(&s) => {}
+            _ => return Err(ReadError::Answer(Box::new(a))),
+        }
+        let page = a
+            .json()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        for t in &page {
+            let s = |k: &str| {
+                get_ci(t, k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            out.push(TagEntry {
+                path: s("path"),
+                status: s("status"),
+                query_status: s("queryStatus"),
+                operation: get_ci(t, "operation")
+                    .and_then(|o| get_ci(o, "id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            });
+        }
+        if page.len() < 200 || out.len() >= 1000 {
+            break;
+        }
+        offset += 200;
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_and_methods() {
+        assert_eq!(tool_of("PostmanRuntime/7.39.0").as_deref(), Some("Postman"));
+        assert_eq!(tool_of("curl/8.5.0").as_deref(), Some("curl"));
+        assert_eq!(tool_of("python-requests/2.32").as_deref(), Some("Python"));
+        assert_eq!(tool_of(""), None);
+        assert_eq!(method_of("Store", "/v1/studies"), "POST");
+        assert_eq!(
+            method_of("remove-extended-query-tag", "/v1/extendedquerytags/x"),
+            "DELETE"
+        );
+        assert_eq!(
+            method_of("UpdateExtendedQueryTag", "/v1/extendedquerytags/x"),
+            "PATCH"
+        );
+        assert_eq!(
+            method_of("RetrieveMetadata", "/v1/studies/1/metadata"),
+            "GET"
+        );
+        assert_eq!(
+            method_of("AddExtendedQueryTag", "/v1/extendedquerytags"),
+            "POST"
+        );
+    }
+
+    #[test]
+    fn audit_rows_become_attempts_and_checks_rows_are_left_out() {
+        let body = serde_json::json!({"tables": [{"name": "PrimaryResult",
+        "columns": [{"name": "TimeGenerated", "type": "datetime"}, {"name": "OperationName", "type": "string"},
+                    {"name": "Identity", "type": "dynamic"}, {"name": "StatusCode", "type": "int"},
+                    {"name": "ResultType", "type": "string"}, {"name": "Uri", "type": "string"}],
+        "rows": [
+            ["2026-11-30T14:03:00Z", "Store", {"claims": {"appid": "me"}}, 415, "Failed", "https://h/v1/studies"],
+            ["2026-11-30T14:03:01Z", "Store", {}, null, "Started", "https://h/v1/studies"],
+            ["2026-11-30T14:04:00Z", "ChangeFeed", {"claims": {"appid": "me"}}, 200, "Succeeded", "https://h/v1/changefeed?offset=0&dicomlab-check=1"]
+        ]}]});
+        let t = LogTable::parse(&body).expect("table");
+        let a: Vec<Attempt> = t.rows.iter().filter_map(|r| audit_attempt(&t, r)).collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].method, "POST");
+        assert_eq!(a[0].status, 415);
+        assert_eq!(a[0].line(), "POST /v1/studies");
+        let learner = Learner {
+            ids: ["me".to_string()].into(),
+        };
+        assert_eq!(learner.is(&t.dynamic(&t.rows[0], "Identity")), Some(true));
+        assert_eq!(
+            learner.is(&serde_json::json!({"claims": {"oid": "other"}})),
+            Some(false)
+        );
+        assert_eq!(learner.is(&serde_json::json!({})), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! Requests as a lab names them (`GET studies/{red.study}/metadata`) and as records show them (an audit
+//! row's Uri, a sign-in row, dicomlab's own exchange): [`RequestPattern`] says whether an attempt is the
+//! request a step asks for, exactly (credit) or loosely (the same route with other values: an attempt
+//! at the step, whose failure the step can diagnose).
+
+use serde::Deserialize;
+
+/// One request of a `requests` check: a pattern, or alternatives of which any one will do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RequestSpec {
+    One(String),
+    Any {
+        any: Vec<String>,
+        #[serde(default)]
+        label: Option<String>,
+    },
+}
+
+impl RequestSpec {
+    /// The patterns (as written, before placeholders are filled).
+    pub fn alternatives(&self) -> Vec<&str> {
+        match self {
+            RequestSpec::One(s) => vec![s.as_str()],
+            RequestSpec::Any { any, .. } => any.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// How a list names it.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            RequestSpec::One(_) => None,
+            RequestSpec::Any { label, .. } => label.as_deref(),
+        }
+    }
+}
+
+/// A parsed request pattern: method, path under the base URL, and the query parameters it must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestPattern {
+    pub method: String,
+    /// Path segments under the versioned base (`studies`, `1.2.3`, `metadata`).
+    pub segments: Vec<String>,
+    /// Parameters the request must carry with these values (others may be there too).
+    pub query: Vec<(String, String)>,
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+impl RequestPattern {
+    /// `GET studies?StudyInstanceUID=1.2` (the method may be left out: GET).
+    pub fn parse(text: &str) -> Result<RequestPattern, String> {
+        let text = text.trim();
+        let (method, rest) = match text.split_once(char::is_whitespace) {
+            Some((m, r)) if m.chars().all(|c| c.is_ascii_alphabetic()) => {
+                let m = m.to_ascii_uppercase();
+                if !METHODS.contains(&m.as_str()) {
+                    return Err(format!(
+                        "'{m}' is not an HTTP method a lab request may use ({})",
+                        METHODS.join(", ")
+                    ));
+                }
+                (m, r.trim())
+            }
+            _ => ("GET".to_string(), text),
+        };
+        if rest.is_empty() {
+            return Err(format!("the request '{text}' has no path"));
+        }
+        if rest.contains("://") {
+            return Err(format!(
+                "the request '{text}' must be a path under the base URL (studies/…), not a URL"
+            ));
+        }
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if segments.is_empty() {
+            return Err(format!("the request '{text}' has no path"));
+        }
+        Ok(RequestPattern {
+            method,
+            segments,
+            query: parse_query(query),
+        })
+    }
+
+    /// `GET studies/…?StudyInstanceUID=…` for lists.
+    pub fn display(&self) -> String {
+        let mut s = format!("{} {}", self.method, self.segments.join("/"));
+        if !self.query.is_empty() {
+            let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push('?');
+            s.push_str(&q.join("&"));
+        }
+        s
+    }
+
+    /// Whether a request (method, URL or path) is exactly this one: same method, same path under the
+    /// base URL, and every parameter of the pattern with its value.
+    pub fn matches(&self, method: &str, url: &str) -> bool {
+        if !method.eq_ignore_ascii_case(&self.method) {
+            return false;
+        }
+        let Some((segments, query)) = route_of(url) else {
+            return false;
+        };
+        segments.len() == self.segments.len()
+            && segments
+                .iter()
+                .zip(&self.segments)
+                .all(|(a, b)| segment_eq(a, b))
+            && self.query.iter().all(|(k, v)| {
+                query
+                    .iter()
+                    .any(|(qk, qv)| same_key(qk, k) && qv.trim() == v.trim())
+            })
+    }
+
+    /// Whether a request is an attempt at this one: same method, same route shape (literal segments
+    /// equal, identifiers anything). Its failure belongs to the step.
+    pub fn loosely_matches(&self, method: &str, url: &str) -> bool {
+        if !method.eq_ignore_ascii_case(&self.method) {
+            return false;
+        }
+        let Some((segments, _)) = route_of(url) else {
+            return false;
+        };
+        segments.len() == self.segments.len()
+            && segments
+                .iter()
+                .zip(&self.segments)
+                .all(|(a, b)| is_identifier(b) || segment_eq(a, b))
+    }
+}
+
+fn segment_eq(a: &str, b: &str) -> bool {
+    if is_identifier(b) {
+        a.trim() == b.trim()
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
+/// A UID, a number, a tag path: a value rather than a route word.
+fn is_identifier(s: &str) -> bool {
+    s.chars().any(|c| c.is_ascii_digit()) || s.contains('{')
+}
+
+/// Query keys are the same when equal, or when one is an attribute's keyword and the other its tag
+/// (`StudyInstanceUID` / `0020000D`).
+fn same_key(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        crate::dicom::tags::resolve(a),
+        crate::dicom::tags::resolve(b),
+    ) {
+        (Some(x), Some(y)) => x.tag == y.tag,
+        _ => false,
+    }
+}
+
+/// Decodes `a=b&c=d` (percent-decoding, `+` as space).
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_else(|_| {
+        q.split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    })
+}
+
+/// The route of a request under the DICOM base URL: its path segments after the version (and after
+/// `partitions/{name}`), and its query. A URL or a path; `None` when it has no versioned part.
+pub fn route_of(url: &str) -> Option<(Vec<String>, Vec<(String, String)>)> {
+    let without_origin = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    };
+    let (path, query) = without_origin
+        .split_once('?')
+        .unwrap_or((without_origin, ""));
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s))
+        .collect();
+    let v = segs.iter().position(|s| is_version(s))?;
+    let mut rest: Vec<String> = segs[v + 1..].to_vec();
+    if rest.first().map(String::as_str) == Some("partitions") && rest.len() >= 2 {
+        rest.drain(..2);
+    }
+    Some((rest, parse_query(query)))
+}
+
+fn is_version(s: &str) -> bool {
+    s.strip_prefix('v')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn percent_decode(s: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={}", s.replace('+', "%2B")))
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .map_or_else(|| s.to_string(), |(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_and_loose_matches() {
+        let p = RequestPattern::parse("GET studies/1.2.3/series?SeriesInstanceUID=1.2.3.4")
+            .expect("parses");
+        assert!(p.matches(
+            "GET",
+            "https://h/v1/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4&includefield=all"
+        ));
+        assert!(
+            p.matches("get", "/v1/studies/1.2.3/series?0020000E=1.2.3.4"),
+            "tag for keyword"
+        );
+        assert!(p.matches(
+            "GET",
+            "http://h/v1/partitions/p1/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4"
+        ));
+        assert!(
+            !p.matches("GET", "/v1/studies/1.2.3/series"),
+            "filter missing"
+        );
+        assert!(!p.matches("GET", "/v1/studies/9.9/series?SeriesInstanceUID=1.2.3.4"));
+        assert!(!p.matches("POST", "/v1/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4"));
+        assert!(
+            !p.matches("GET", "/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4"),
+            "no version"
+        );
+        assert!(p.loosely_matches("GET", "/v1/studies/9.9/series?PatientID=x"));
+        assert!(!p.loosely_matches("GET", "/v1/studies/9.9/instances"));
+        let d = RequestPattern::parse("DELETE extendedquerytags/PatientSex").expect("parses");
+        assert!(d.matches("DELETE", "/v1/extendedquerytags/PatientSex"));
+        let s = RequestPattern::parse("studies?PatientName=Anony%20Mous").expect("parses");
+        assert_eq!(s.method, "GET");
+        assert!(s.matches("GET", "/v1/studies?PatientName=Anony+Mous"));
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        assert!(
+            RequestPattern::parse("FETCH studies")
+                .expect_err("method")
+                .contains("FETCH")
+        );
+        assert!(
+            RequestPattern::parse("GET https://x/v1/studies")
+                .expect_err("url")
+                .contains("path")
+        );
+        assert!(RequestPattern::parse("GET").is_err());
+    }
+}

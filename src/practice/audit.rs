@@ -1,0 +1,789 @@
+//! The practice service's own records of who did what, kept like Azure's and read like Azure's:
+//!
+//! - `AHDSDicomAuditLogs`: one `Started` row and one `Succeeded` / `Failed` row per DICOM request, with
+//!   the columns Azure documents (TimeGenerated, OperationName, Identity, StatusCode, ResultType,
+//!   CorrelationId, Uri, Level, …) and one the practice service adds, `UserAgent`, so dicomlab can say
+//!   "from Postman". OperationName follows the open-source server's audit event types (`Store`,
+//!   `Retrieve`, `RetrieveMetadata`, `Query`, …); Azure's exact strings are not published, so readers
+//!   match them loosely.
+//! - `AADServicePrincipalSignInLogs`: one row per token request (Azure AD's sign-in log for apps), so a
+//!   failed token request (AADSTS7000215…) can be shown to the learner too.
+//!
+//! An owner of the service reads them through a route shaped like the Log Analytics query API
+//! (`POST /loganalytics/v1/workspaces/{id}/query` with a KQL query, answering `tables` → `columns` /
+//! `rows`), with a token for `https://api.loganalytics.io` and the "Log Analytics Reader" role. Records
+//! can be held back for a while (`ServiceConfig::audit_delay`) the way Azure delivers them minutes late.
+//!
+//! Rows are buffered in memory and written in batches (every 250 ms) so auditing costs a request no
+//! disk write of its own; a crash loses at most that much of the log, never data.
+
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::auth::{LOG_ANALYTICS_RESOURCE, Role};
+use super::db::{Db, DbError};
+use super::kql::{self, Cell, Column, Table};
+use super::{SharedService, origin_of};
+
+/// The audit table's name, as in Log Analytics.
+pub const AUDIT_TABLE: &str = "AHDSDicomAuditLogs";
+/// The sign-in table's name, as in Log Analytics.
+pub const SIGNIN_TABLE: &str = "AADServicePrincipalSignInLogs";
+/// Most rows kept per table (the oldest go first).
+const KEEP_ROWS: i64 = 200_000;
+/// Longest Uri and User-Agent kept.
+const MAX_FIELD: usize = 2048;
+
+/// One audit row.
+#[derive(Debug, Clone)]
+struct AuditRow {
+    time: OffsetDateTime,
+    operation: &'static str,
+    identity: Value,
+    status: Option<u16>,
+    result_type: &'static str,
+    correlation_id: String,
+    uri: String,
+    user_agent: String,
+}
+
+/// One sign-in row.
+#[derive(Debug, Clone)]
+struct SignInRow {
+    time: OffsetDateTime,
+    app_id: String,
+    /// `0` for success, else the AADSTS number.
+    result_type: String,
+    result_description: String,
+    resource: String,
+    correlation_id: String,
+    user_agent: String,
+}
+
+#[derive(Default)]
+struct Pending {
+    audit: Vec<AuditRow>,
+    signin: Vec<SignInRow>,
+}
+
+/// The log: a buffer in front of two SQLite tables.
+pub struct AuditLog {
+    pending: Mutex<Pending>,
+    /// Rows are visible to queries only this long after they were written (Azure: minutes).
+    pub delay: Duration,
+    /// The practice "workspace" id (a GUID, kept with the data).
+    pub workspace_id: String,
+    /// What `_ResourceId` says.
+    resource_id: String,
+}
+
+impl AuditLog {
+    /// Opens the log's tables in the index.
+    pub fn open(db: &Db, delay: Duration) -> Result<Self, DbError> {
+        {
+            let c = db.lock()?;
+            c.execute_batch(
+                r"
+CREATE TABLE IF NOT EXISTS audit_log(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, operation TEXT NOT NULL,
+    identity TEXT NOT NULL, status INTEGER, result_type TEXT NOT NULL, correlation_id TEXT NOT NULL,
+    uri TEXT NOT NULL, user_agent TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_audit_time ON audit_log(time);
+CREATE TABLE IF NOT EXISTS signin_log(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, app_id TEXT NOT NULL,
+    result_type TEXT NOT NULL, result_description TEXT NOT NULL, resource TEXT NOT NULL,
+    correlation_id TEXT NOT NULL, user_agent TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_signin_time ON signin_log(time);
+",
+            )?;
+        }
+        let workspace_id = match db.meta_get("workspace_id")? {
+            Some(w) => w,
+            None => {
+                let w = uuid::Uuid::new_v4().to_string();
+                db.meta_set("workspace_id", &w)?;
+                w
+            }
+        };
+        let service_id = match db.meta_get("service_id")? {
+            Some(s) => s,
+            None => {
+                let s = uuid::Uuid::new_v4().simple().to_string();
+                db.meta_set("service_id", &s)?;
+                s
+            }
+        };
+        Ok(Self {
+            pending: Mutex::new(Pending::default()),
+            delay,
+            resource_id: format!(
+                "/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/PRACTICE/PROVIDERS/MICROSOFT.HEALTHCAREAPIS/WORKSPACES/DICOMLAB/DICOMSERVICES/PRACTICE-{}",
+                service_id.to_uppercase()
+            ),
+            workspace_id,
+        })
+    }
+
+    fn push_audit(&self, row: AuditRow) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.audit.push(row);
+        }
+    }
+
+    fn push_signin(&self, row: SignInRow) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.signin.push(row);
+        }
+    }
+
+    /// Writes what is buffered (one transaction) and trims the tables to their size.
+    pub fn flush(&self, db: &Db) -> Result<(), DbError> {
+        let batch = match self.pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return Ok(()),
+        };
+        if batch.audit.is_empty() && batch.signin.is_empty() {
+            return Ok(());
+        }
+        let mut c = db.lock()?;
+        let tx = c.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit_log(time, operation, identity, status, result_type, correlation_id, uri, user_agent) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for r in &batch.audit {
+                stmt.execute(rusqlite::params![
+                    kql::format_time(r.time),
+                    r.operation,
+                    r.identity.to_string(),
+                    r.status,
+                    r.result_type,
+                    r.correlation_id,
+                    r.uri,
+                    r.user_agent
+                ])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO signin_log(time, app_id, result_type, result_description, resource, correlation_id, user_agent) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in &batch.signin {
+                stmt.execute(rusqlite::params![
+                    kql::format_time(r.time),
+                    r.app_id,
+                    r.result_type,
+                    r.result_description,
+                    r.resource,
+                    r.correlation_id,
+                    r.user_agent
+                ])?;
+            }
+            for table in ["audit_log", "signin_log"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE id <= (SELECT max(id) FROM {table}) - ?1"),
+                    [KEEP_ROWS],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The rows of a table written at or after `since` and at least `delay` ago.
+    fn read(
+        &self,
+        db: &Db,
+        table: &str,
+        since: Option<OffsetDateTime>,
+    ) -> Result<Option<Table>, DbError> {
+        let visible = kql::format_time(OffsetDateTime::now_utc() - self.delay);
+        let since = since.map_or_else(String::new, kql::format_time);
+        let c = db.lock()?;
+        let col = |name: &str, ty: &'static str| Column {
+            name: name.into(),
+            ty,
+        };
+        let parse_time = |s: String| kql::parse_datetime(&s).map_or(Cell::Null, Cell::Time);
+        if table.eq_ignore_ascii_case(AUDIT_TABLE) {
+            let mut stmt = c.prepare_cached(
+                "SELECT time, operation, identity, status, result_type, correlation_id, uri, user_agent FROM audit_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([&since, &visible], |r| {
+                    let identity: String = r.get(2)?;
+                    let status: Option<i64> = r.get(3)?;
+                    let result_type: String = r.get(4)?;
+                    Ok(vec![
+                        parse_time(r.get(0)?),
+                        Cell::Str(r.get(1)?),
+                        Cell::Dyn(serde_json::from_str(&identity).unwrap_or(Value::Null)),
+                        status.map_or(Cell::Null, Cell::Int),
+                        Cell::Str(if result_type == "Started" {
+                            "Informational".into()
+                        } else if status.unwrap_or(0) >= 500 {
+                            "Error".into()
+                        } else {
+                            "Informational".into()
+                        }),
+                        Cell::Str(result_type),
+                        Cell::Str(r.get(5)?),
+                        Cell::Str(r.get(6)?),
+                        Cell::Str(r.get(7)?),
+                    ])
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = rows
+                .into_iter()
+                .map(|mut r| {
+                    r.extend([
+                        Cell::Str(self.workspace_id.clone()),
+                        Cell::Str("Azure".into()),
+                        Cell::Str(AUDIT_TABLE.into()),
+                        Cell::Str(self.resource_id.clone()),
+                    ]);
+                    r
+                })
+                .collect();
+            return Ok(Some(Table {
+                columns: vec![
+                    col("TimeGenerated", "datetime"),
+                    col("OperationName", "string"),
+                    col("Identity", "dynamic"),
+                    col("StatusCode", "int"),
+                    col("Level", "string"),
+                    col("ResultType", "string"),
+                    col("CorrelationId", "string"),
+                    col("Uri", "string"),
+                    col("UserAgent", "string"),
+                    col("TenantId", "string"),
+                    col("SourceSystem", "string"),
+                    col("Type", "string"),
+                    col("_ResourceId", "string"),
+                ],
+                rows,
+            }));
+        }
+        if table.eq_ignore_ascii_case(SIGNIN_TABLE) {
+            let mut stmt = c.prepare_cached(
+                "SELECT time, app_id, result_type, result_description, resource, correlation_id, user_agent FROM signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([&since, &visible], |r| {
+                    Ok(vec![
+                        parse_time(r.get(0)?),
+                        Cell::Str(r.get(1)?),
+                        Cell::Str(r.get(2)?),
+                        Cell::Str(r.get(3)?),
+                        Cell::Str(r.get(4)?),
+                        Cell::Str(r.get(5)?),
+                        Cell::Str(r.get(6)?),
+                        Cell::Str(SIGNIN_TABLE.into()),
+                    ])
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Some(Table {
+                columns: vec![
+                    col("TimeGenerated", "datetime"),
+                    col("AppId", "string"),
+                    col("ResultType", "string"),
+                    col("ResultDescription", "string"),
+                    col("ResourceIdentity", "string"),
+                    col("CorrelationId", "string"),
+                    col("UserAgent", "string"),
+                    col("Type", "string"),
+                ],
+                rows,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// Writes the buffer every 250 ms while the service lives.
+pub fn spawn_flusher(service: Weak<super::Service>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(svc) = service.upgrade() else {
+                break;
+            };
+            let done = tokio::task::spawn_blocking(move || svc.audit.flush(&svc.db)).await;
+            if let Ok(Err(e)) = done {
+                tracing::warn!("could not write the audit log: {e}");
+            }
+        }
+    });
+}
+
+/// The audit event type of a DICOM route (None: not a DICOM route, not audited).
+pub fn operation_name(method: &Method, path: &str) -> Option<&'static str> {
+    let mut segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let version = segs.first()?;
+    if !(version.starts_with('v') && version[1..].starts_with(|c: char| c.is_ascii_digit())) {
+        return None;
+    }
+    segs.remove(0);
+    if segs.first() == Some(&"partitions") {
+        if segs.len() <= 2 {
+            return Some("Partition");
+        }
+        segs.drain(..2);
+    }
+    let m = method.as_str();
+    let last = *segs.last()?;
+    Some(match segs.first().copied()? {
+        "studies" | "series" | "instances" => match m {
+            "POST" => "Store",
+            "DELETE" => "Delete",
+            _ if last == "metadata" => "RetrieveMetadata",
+            _ if last == "rendered" => "RetrieveRendered",
+            _ if segs.len() % 2 == 1 => "Query",
+            _ => "Retrieve",
+        },
+        "changefeed" => "ChangeFeed",
+        "extendedquerytags" => match (m, segs.len()) {
+            ("POST", _) => "AddExtendedQueryTag",
+            ("GET", 1) => "GetAllExtendedQueryTags",
+            ("GET", 2) => "GetExtendedQueryTag",
+            ("GET", _) => "GetExtendedQueryTagErrors",
+            ("PATCH", _) => "UpdateExtendedQueryTag",
+            ("DELETE", _) => "RemoveExtendedQueryTag",
+            _ => return None,
+        },
+        "operations" => "Operation",
+        _ => return None,
+    })
+}
+
+fn bounded(s: &str) -> String {
+    s.chars().take(MAX_FIELD).collect()
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(bounded)
+        .unwrap_or_default()
+}
+
+/// The middleware that writes the audit rows of every DICOM request and the sign-in rows of every
+/// token request.
+pub async fn record(State(svc): State<SharedService>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if path.ends_with("/oauth2/token") || path.ends_with("/oauth2/v2.0/token") {
+        return record_signin(svc, req, next).await;
+    }
+    let Some(operation) = operation_name(req.method(), &path) else {
+        return next.run(req).await;
+    };
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let uri = bounded(&format!(
+        "{}{}",
+        origin_of(req.headers(), &svc),
+        req.uri()
+            .path_and_query()
+            .map_or(path.as_str(), |p| p.as_str())
+    ));
+    let identity = svc.auth.identity(req.headers());
+    let user_agent = user_agent(req.headers());
+    let started = AuditRow {
+        time: OffsetDateTime::now_utc(),
+        operation,
+        identity: identity.clone(),
+        status: None,
+        result_type: "Started",
+        correlation_id: correlation_id.clone(),
+        uri: uri.clone(),
+        user_agent: user_agent.clone(),
+    };
+    svc.audit.push_audit(started);
+    let mut resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+        resp.headers_mut().insert("x-ms-request-id", v);
+    }
+    svc.audit.push_audit(AuditRow {
+        time: OffsetDateTime::now_utc(),
+        operation,
+        identity,
+        status: Some(status),
+        result_type: if status < 400 { "Succeeded" } else { "Failed" },
+        correlation_id,
+        uri,
+        user_agent,
+    });
+    resp
+}
+
+/// Largest token request or answer read for the sign-in log (they are a few hundred bytes).
+const SIGNIN_BODY_LIMIT: usize = 64 * 1024;
+
+async fn record_signin(svc: SharedService, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, SIGNIN_BODY_LIMIT).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The token request is too large.",
+        )
+            .into_response();
+    };
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    let field = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| bounded(v.trim()))
+            .unwrap_or_default()
+    };
+    let app_id = field("client_id");
+    let resource = {
+        let r = field("resource");
+        if r.is_empty() {
+            field("scope").trim_end_matches("/.default").to_string()
+        } else {
+            r
+        }
+    };
+    let user_agent = user_agent(&parts.headers);
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (rparts, rbody) = resp.into_parts();
+    let Ok(rbytes) = to_bytes(rbody, SIGNIN_BODY_LIMIT).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let answer: Value = serde_json::from_slice(&rbytes).unwrap_or(Value::Null);
+    let (result_type, result_description) = match answer
+        .get("error_codes")
+        .and_then(|c| c.get(0))
+        .and_then(Value::as_u64)
+    {
+        Some(code) => (
+            code.to_string(),
+            answer
+                .get("error_description")
+                .and_then(Value::as_str)
+                .and_then(|d| d.lines().next())
+                .map(bounded)
+                .unwrap_or_default(),
+        ),
+        None if rparts.status.is_success() => ("0".to_string(), String::new()),
+        None => (rparts.status.as_u16().to_string(), String::new()),
+    };
+    svc.audit.push_signin(SignInRow {
+        time: OffsetDateTime::now_utc(),
+        app_id,
+        result_type,
+        result_description,
+        resource,
+        correlation_id: answer
+            .get("correlation_id")
+            .and_then(Value::as_str)
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
+        user_agent,
+    });
+    Response::from_parts(rparts, Body::from(rbytes))
+}
+
+/// `GET /loganalytics/v1/workspaces`: the practice workspace's id and how late its rows arrive (a
+/// practice-only route, so dicomlab finds the workspace of a served practice service by itself).
+pub async fn workspaces(State(svc): State<SharedService>) -> Response {
+    Json(json!([{
+        "id": svc.audit.workspace_id,
+        "tables": [AUDIT_TABLE, SIGNIN_TABLE],
+        "delaySeconds": svc.audit.delay.as_secs(),
+    }]))
+    .into_response()
+}
+
+/// A Log Analytics error answer.
+fn la_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    inner: Option<(&str, &str)>,
+) -> Response {
+    let mut error = json!({"code": code, "message": message});
+    if let Some((c, m)) = inner {
+        error["innererror"] = json!({"code": c, "message": m});
+    }
+    (status, Json(json!({"error": error}))).into_response()
+}
+
+/// `POST /loganalytics/v1/workspaces/{id}/query` `{"query": "…", "timespan": "PT1H"}` (and the GET form
+/// with `?query=…&timespan=…`): the practice workspace's answer, shaped like the Log Analytics query API's.
+pub async fn query(
+    State(svc): State<SharedService>,
+    Path(workspace): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Query<Vec<(String, String)>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string());
+    let Some(token) = token else {
+        return la_error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            None,
+        );
+    };
+    let client = match svc.auth.verify_for(&token, LOG_ANALYTICS_RESOURCE) {
+        Ok(c) => c,
+        Err(why) => {
+            return la_error(StatusCode::FORBIDDEN, why.code(), why.message(), None);
+        }
+    };
+    if !svc
+        .auth
+        .roles_of(&client)
+        .contains(&Role::LogAnalyticsReader)
+    {
+        return la_error(
+            StatusCode::FORBIDDEN,
+            "InsufficientAccessError",
+            &format!(
+                "The provided credentials have insufficient access to perform the requested operation: assign \"Log Analytics Reader\" to client {client} (practice service: `dicomlab role grant \"Log Analytics Reader\" --client {client}`)."
+            ),
+            None,
+        );
+    }
+    if !workspace.eq_ignore_ascii_case(&svc.audit.workspace_id) {
+        return la_error(
+            StatusCode::NOT_FOUND,
+            "PathNotFoundError",
+            &format!(
+                "The requested path does not exist: no workspace '{workspace}' (this practice service's workspace is {}).",
+                svc.audit.workspace_id
+            ),
+            None,
+        );
+    }
+    let (text, timespan) = if method == Method::POST {
+        let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            return la_error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some((
+                    "InvalidJson",
+                    "The body must be JSON: {\"query\": \"…\", \"timespan\": \"PT1H\"}.",
+                )),
+            );
+        };
+        (
+            v.get("query").and_then(Value::as_str).map(str::to_string),
+            v.get("timespan")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        )
+    } else {
+        let get = |k: &str| {
+            params
+                .0
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        (get("query"), get("timespan"))
+    };
+    let Some(text) = text else {
+        return la_error(
+            StatusCode::BAD_REQUEST,
+            "BadArgumentError",
+            "The request had some invalid properties",
+            Some((
+                "MissingQuery",
+                "The query is missing: send {\"query\": \"AHDSDicomAuditLogs | take 10\"}.",
+            )),
+        );
+    };
+    let now = OffsetDateTime::now_utc();
+    let q = match kql::parse(&text, now) {
+        Ok(q) => q,
+        Err(e) => {
+            return la_error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some(("SyntaxError", &e.to_string())),
+            );
+        }
+    };
+    let window = match timespan.as_deref().map(|t| kql::parse_timespan(t, now)) {
+        Some(None) => {
+            return la_error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some((
+                    "InvalidTimespan",
+                    "timespan is an ISO 8601 duration (PT1H) or start/end.",
+                )),
+            );
+        }
+        Some(Some(w)) => Some(w),
+        None => None,
+    };
+    let since = [q.lower_bound("TimeGenerated"), window.map(|w| w.0)]
+        .into_iter()
+        .flatten()
+        .max();
+    let table_name = q.table.clone();
+    let s2 = svc.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        s2.audit.flush(&s2.db)?;
+        s2.audit.read(&s2.db, &table_name, since)
+    })
+    .await;
+    let table = match read {
+        Ok(Ok(Some(t))) => t,
+        Ok(Ok(None)) => {
+            return la_error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some((
+                    "SemanticError",
+                    &format!(
+                        "'{}' could not be resolved: the practice workspace has the tables {AUDIT_TABLE} and {SIGNIN_TABLE}.",
+                        q.table
+                    ),
+                )),
+            );
+        }
+        Ok(Err(e)) => {
+            tracing::error!("audit log read: {e}");
+            return la_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "The practice workspace could not be read.",
+                None,
+            );
+        }
+        Err(e) => {
+            tracing::error!("audit log task: {e}");
+            return la_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "The practice workspace could not be read.",
+                None,
+            );
+        }
+    };
+    let mut table = table;
+    if let Some((start, end)) = window
+        && let Some(i) = table.columns.iter().position(|c| c.name == "TimeGenerated")
+    {
+        table
+            .rows
+            .retain(|r| matches!(&r[i], Cell::Time(t) if *t >= start && *t <= end));
+    }
+    let result = match q.run(table) {
+        Ok(t) => t,
+        Err(e) => {
+            return la_error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some(("SemanticError", &e.to_string())),
+            );
+        }
+    };
+    let columns: Vec<Value> = result
+        .columns
+        .iter()
+        .map(|c| json!({"name": c.name, "type": c.ty}))
+        .collect();
+    let rows: Vec<Value> = result
+        .rows
+        .iter()
+        .map(|r| Value::Array(r.iter().map(Cell::to_json).collect()))
+        .collect();
+    Json(json!({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]}))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_follow_the_routes() {
+        let get = Method::GET;
+        assert_eq!(operation_name(&Method::POST, "/v1/studies"), Some("Store"));
+        assert_eq!(operation_name(&get, "/v1/studies"), Some("Query"));
+        assert_eq!(operation_name(&get, "/v1/studies/1.2"), Some("Retrieve"));
+        assert_eq!(
+            operation_name(&get, "/v1/studies/1.2/series"),
+            Some("Query")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/studies/1.2/series/3"),
+            Some("Retrieve")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/studies/1.2/series/3/instances"),
+            Some("Query")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/studies/1/series/3/instances/4/frames/1"),
+            Some("Retrieve")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/studies/1/metadata"),
+            Some("RetrieveMetadata")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/studies/1/series/3/instances/4/rendered"),
+            Some("RetrieveRendered")
+        );
+        assert_eq!(
+            operation_name(&Method::DELETE, "/v1/studies/1"),
+            Some("Delete")
+        );
+        assert_eq!(
+            operation_name(&get, "/v2/changefeed/latest"),
+            Some("ChangeFeed")
+        );
+        assert_eq!(
+            operation_name(&Method::POST, "/v1/extendedquerytags"),
+            Some("AddExtendedQueryTag")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/extendedquerytags/PatientSex/errors"),
+            Some("GetExtendedQueryTagErrors")
+        );
+        assert_eq!(
+            operation_name(&Method::PATCH, "/v1/extendedquerytags/PatientSex"),
+            Some("UpdateExtendedQueryTag")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/operations/abc"),
+            Some("Operation")
+        );
+        assert_eq!(
+            operation_name(&get, "/v1/partitions/p1/studies"),
+            Some("Query")
+        );
+        assert_eq!(operation_name(&get, "/health/check"), None);
+        assert_eq!(operation_name(&Method::PUT, "/admin/roles/x/y"), None);
+        assert_eq!(operation_name(&get, "/studies"), None);
+    }
+}
