@@ -133,7 +133,10 @@ impl Profile {
             } else if self.kind != TargetKind::Generic
                 && !(b.ends_with("/v1") || b.ends_with("/v2"))
             {
-                out.push("the base URL must end in /v1 (every DICOM route is versioned)".into());
+                out.push(
+                    "the base URL must end in /v1 — add /v1 to it (every DICOM route is versioned)"
+                        .into(),
+                );
             }
             if self.kind == TargetKind::Azure && b.starts_with("http://") {
                 out.push("Azure's DICOM service is served over https only".into());

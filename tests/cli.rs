@@ -70,12 +70,43 @@ fn postman_import_check_and_report_keep_the_secret_private() {
     assert!(!ok, "{out}");
     assert!(out.contains("add /v1"), "{out}");
     assert!(!out.contains(SECRET), "{out}");
-    let (ok, out) = dicomlab(home.path(), &["--config", c, "report", "--format", "json"]);
+    // The import itself is the optional import step's evidence (done in dicomlab).
+    let (ok, out) = dicomlab(
+        home.path(),
+        &["--config", c, "check", "--step", "postman-environment"],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("done in dicomlab: imported"), "{out}");
+    let (ok, out) = dicomlab(
+        home.path(),
+        &[
+            "--config",
+            c,
+            "report",
+            "--format",
+            "json",
+            "--name",
+            "Ada Lovelace",
+        ],
+    );
     assert!(ok, "{out}");
     assert!(
         out.contains("environment-values") && !out.contains(SECRET),
         "{out}"
     );
+    // The name is kept in the config for the next report; optional steps never tried say so.
+    let (ok, out) = dicomlab(home.path(), &["--config", c, "report"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("# Lab: DICOM service — Ada Lovelace"), "{out}");
+    assert!(
+        out.contains("| Show the red triangle (optional) | not tried |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("done in dicomlab (learner's machine): imported"),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET));
     let progress =
         std::fs::read_to_string(home.path().join("data/dicomlab/progress.json")).expect("progress");
     assert!(!progress.contains(SECRET));
@@ -85,7 +116,7 @@ fn postman_import_check_and_report_keep_the_secret_private() {
 fn a_broken_lab_file_names_the_line() {
     let home = tempfile::tempdir().expect("home");
     let lab = home.path().join("lab.toml");
-    std::fs::write(&lab, "format_version = 1\nid = \"x\"\ntitle = \"x\"\n[[exercise]]\nid = \"e\"\ntitle = \"e\"\n[[exercise.step]]\nid = \"s\"\ntitle = \"s\"\ninstructions = \"i\"\ncheck = { kind = \"telepathy\" }\n").expect("lab");
+    std::fs::write(&lab, "format_version = 2\nid = \"x\"\ntitle = \"x\"\n[[exercise]]\nid = \"e\"\ntitle = \"e\"\n[[exercise.step]]\nid = \"s\"\ntitle = \"s\"\ninstructions = \"i\"\ncheck = { kind = \"telepathy\" }\n").expect("lab");
     let (ok, out) = dicomlab(
         home.path(),
         &["--lab", lab.to_str().expect("path"), "steps"],
@@ -94,5 +125,56 @@ fn a_broken_lab_file_names_the_line() {
     assert!(
         out.contains("line 11") && out.contains("telepathy"),
         "{out}"
+    );
+    // `lab lint` says the same, and passes the shipped labs.
+    let (ok, out) = dicomlab(home.path(), &["lab", "lint", lab.to_str().expect("path")]);
+    assert!(!ok && out.contains("telepathy"), "{out}");
+    for shipped in ["labs/dicom-service.toml", "labs/dicomweb-basics.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(shipped);
+        let (ok, out) = dicomlab(home.path(), &["lab", "lint", path.to_str().expect("path")]);
+        assert!(ok && out.contains("is valid"), "{shipped}: {out}");
+    }
+}
+
+#[test]
+fn serve_prints_a_role_command_that_works_as_printed() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().expect("home");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args([
+            "serve",
+            "--ephemeral",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut printed = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(i) = line.find("`dicomlab ") {
+            printed = Some(line[i + 1..].trim_end_matches('`').to_string());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let printed = printed.expect("serve prints how to grant the role");
+    let words: Vec<&str> = printed.split_whitespace().skip(1).collect();
+    let (ok, out) = dicomlab(home.path(), &words);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ok && out.contains("granted DICOM Data Owner"),
+        "{printed}: {out}"
     );
 }

@@ -1,31 +1,38 @@
-//! The lab engine against the practice service on a loopback port: checks before any step, every step
-//! done through the client, every step done with plain HTTP (as curl would), and the full lab green.
+//! What a ✓ means, against the practice service on a loopback port: a step is credited when the
+//! service's records show that the learner's client did it — with plain HTTP as curl or Postman would,
+//! or through dicomlab — and never because "the service could answer this now". A later delete never
+//! undoes a step; two learners on one service never credit each other; a failed request from another
+//! tool shows up diagnosed on its step; records that arrive late make a step wait, never fail.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
-use dicomlab::dicom::samples::{RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
 use dicomlab::dicomweb::StoreMode;
 use dicomlab::lab::actions::perform;
 use dicomlab::lab::engine::Session;
+use dicomlab::lab::evidence::Source;
 use dicomlab::lab::progress::ProgressStore;
 use dicomlab::lab::{Lab, Outcome};
+use dicomlab::practice::auth::Role;
 use dicomlab::practice::{self, RunningService, ServiceConfig};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use serde_json::Value;
 
-async fn fresh() -> (
-    RunningService,
-    Session,
-    Lab,
-    ProgressStore,
-    tempfile::TempDir,
-) {
+struct Fixture {
+    svc: RunningService,
+    session: Session,
+    lab: Lab,
+    store: ProgressStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh_with(config: ServiceConfig) -> Fixture {
     let svc = practice::start(ServiceConfig {
         reindex_min_duration: Duration::ZERO,
-        ..ServiceConfig::default()
+        ..config
     })
     .await
     .expect("service");
@@ -34,330 +41,669 @@ async fn fresh() -> (
         .expect("session");
     let dir = tempfile::tempdir().expect("tmp");
     let store = ProgressStore::load(&dir.path().join("progress.json"));
-    (svc, session, Lab::embedded().expect("lab"), store, dir)
-}
-
-fn assert_fail(o: &Outcome, needle: &str) {
-    match o {
-        Outcome::Fail {
-            diagnosis,
-            observed,
-            ..
-        } => {
-            assert!(
-                diagnosis.contains(needle) || observed.contains(needle),
-                "expected '{needle}' in {o:?}"
-            )
-        }
-        other => panic!("expected a failure mentioning '{needle}', got {other:?}"),
+    Fixture {
+        svc,
+        session,
+        lab: Lab::embedded().expect("lab"),
+        store,
+        _dir: dir,
     }
 }
 
-fn assert_blocked(o: &Outcome) {
-    assert!(
-        matches!(o, Outcome::Blocked { .. }),
-        "expected blocked, got {o:?}"
-    );
+async fn fresh() -> Fixture {
+    fresh_with(ServiceConfig::default()).await
 }
 
-#[tokio::test]
-async fn before_any_step_the_checks_say_what_is_missing() {
-    let (svc, session, lab, mut store, _d) = fresh().await;
-    let results = session.check_all(&lab, &mut store, None).await;
-    let get = |id: &str| {
-        results
-            .iter()
-            .find(|(s, _)| s == id)
-            .map(|(_, o)| o.clone())
-            .expect("step")
-    };
-    assert!(get("service-exists").is_pass());
-    assert!(get("environment-values").is_pass());
-    assert!(get("get-token").is_pass());
-    // No role yet: 403, naming the role and the client.
-    let role = get("role-assigned");
-    assert_fail(&role, "DICOM Data Owner");
-    assert_fail(&role, &svc.client_id);
-    // Grant it: 403 turns into "nothing stored yet".
-    svc.set_lab_role(dicomlab::practice::auth::Role::DataOwner, true)
-        .expect("grant");
-    let results = session.check_all(&lab, &mut store, None).await;
-    let get = |id: &str| {
-        results
-            .iter()
-            .find(|(s, _)| s == id)
-            .map(|(_, o)| o.clone())
-            .expect("step")
-    };
-    assert!(get("role-assigned").is_pass());
-    assert_fail(&get("store-samples"), "204");
-    assert_blocked(&get("search-samples"));
-    assert_blocked(&get("retrieve-samples"));
-    assert_fail(&get("change-feed"), "0 of 3");
-    assert_fail(&get("tag-add"), "404");
-    assert_blocked(&get("tag-disable"));
-    assert_blocked(&get("tag-delete"));
-    assert_blocked(&get("viewer"));
-    assert_blocked(&get("delete-study"));
-}
-
-#[tokio::test]
-async fn every_step_through_the_client_passes_and_the_lab_ends_green() {
-    let (_svc, session, lab, mut store, _d) = fresh().await;
-    for step in lab.steps() {
-        if step.id.starts_with("delete-") {
-            continue;
-        }
-        let did = perform(&session, &step.check, None, StoreMode::Single).await;
-        let outcome = session
-            .check_step(&lab, &mut store, &step.id)
+impl Fixture {
+    async fn check(&mut self) -> Vec<(String, Outcome)> {
+        self.session
+            .check_all(&self.lab, &mut self.store, None)
             .await
-            .expect("step");
-        assert!(
-            outcome.is_pass(),
-            "{}: did {did:?}, got {outcome:?}",
-            step.id
-        );
     }
-    let results = session.check_all(&lab, &mut store, None).await;
-    for (id, o) in &results {
-        let optional = lab.step(id).is_some_and(|s| s.optional);
-        assert!(o.is_pass() || optional, "{id}: {o:?}");
-    }
-    // Checked alone, a step whose state a later step moved on (the tag deleted after it was added and
-    // disabled) still counts, and says why; one never done does not.
-    let o = session
-        .check_step(&lab, &mut store, "tag-add")
-        .await
-        .expect("step");
-    assert!(
-        matches!(&o, Outcome::Pass { detail } if detail.contains("moved the state on")),
-        "{o:?}"
-    );
-    store.reset(&lab.id, &session.target_key, Some("tag-add"));
-    let o = session
-        .check_step(&lab, &mut store, "tag-add")
-        .await
-        .expect("step");
-    assert!(!o.is_pass(), "{o:?}");
-    // The optional deletes, in order; each passes.
-    for id in ["delete-instance", "delete-series", "delete-study"] {
-        let step = lab.step(id).expect("step");
-        perform(&session, &step.check, None, StoreMode::Single)
+    async fn passed(&mut self) -> BTreeSet<String> {
+        self.check()
             .await
-            .expect("delete");
-        let o = session
-            .check_step(&lab, &mut store, id)
-            .await
-            .expect("step");
-        assert!(o.is_pass(), "{id}: {o:?}");
+            .into_iter()
+            .filter(|(_, o)| o.is_pass())
+            .map(|(id, _)| id)
+            .collect()
     }
 }
 
-#[tokio::test]
-async fn multipart_store_through_the_client_passes_too() {
-    let (svc, session, lab, mut store, _d) = fresh().await;
-    svc.set_lab_role(dicomlab::practice::auth::Role::DataOwner, true)
-        .expect("grant");
-    let step = lab.step("store-samples").expect("step");
-    perform(&session, &step.check, None, StoreMode::Multipart)
-        .await
-        .expect("store");
-    assert!(
-        session
-            .check_step(&lab, &mut store, "store-samples")
-            .await
-            .expect("step")
-            .is_pass()
-    );
-    // Storing again: 409 with 45070 — already stored, still done.
-    let files = dicomlab::lab::actions::sample_files(&session, None)
-        .await
-        .expect("files");
-    let answers = session
-        .client
-        .store(&files, StoreMode::Single, None, 1, None)
-        .await
-        .expect("store");
-    assert!(answers.iter().all(|a| a.status == 409));
-    let ctx_diag = answers[0].json().expect("json").to_string();
-    assert!(ctx_diag.contains("45070"));
-    assert!(
-        session
-            .check_step(&lab, &mut store, "store-samples")
-            .await
-            .expect("step")
-            .is_pass()
-    );
+fn outcome<'a>(results: &'a [(String, Outcome)], id: &str) -> &'a Outcome {
+    &results
+        .iter()
+        .find(|(s, _)| s == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+        .1
 }
 
-/// Every step done with plain HTTP requests, as a learner with curl would: the checks see it.
-#[tokio::test]
-async fn every_step_done_with_plain_http_passes() {
-    let (svc, session, lab, mut store, _d) = fresh().await;
-    let http = reqwest::Client::new();
-    // Token, the AuthorizeGetToken way.
-    let tok: Value = http
-        .post(svc.token_url())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &svc.client_id),
-            ("client_secret", &svc.client_secret),
-            ("resource", "https://dicom.healthcareapis.azure.com"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    let token = tok["access_token"].as_str().expect("token").to_string();
-    // Role: what the portal's IAM blade does.
-    let r = http
-        .put(format!(
-            "{}/admin/roles/{}/DICOM%20Data%20Owner",
-            svc.origin, svc.client_id
-        ))
-        .send()
-        .await
-        .expect("grant");
-    assert_eq!(r.status(), 200);
-    assert!(
-        session
-            .check_step(&lab, &mut store, "role-assigned")
-            .await
-            .expect("step")
-            .is_pass()
-    );
-    // Store: single part, Postman style.
-    for s in &SAMPLES {
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// A learner's tool: plain HTTP with the lab client's token and the tool's User-Agent.
+struct Tool {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    agent: &'static str,
+}
+
+const ST: &str = "1.2.826.0.1.3680043.8.498.13230779778012324449356534479549187420";
+const SE: &str = "1.2.826.0.1.3680043.8.498.45787841905473114233124723359129632652";
+const RED: &str = "1.2.826.0.1.3680043.8.498.47359123102728459884412887463296905395";
+const MULTI: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+
+impl Tool {
+    async fn new(svc: &RunningService, client_id: &str, secret: &str, agent: &'static str) -> Tool {
+        let http = reqwest::Client::new();
         let r = http
-            .post(format!("{}/studies", svc.base_url))
-            .bearer_auth(&token)
-            .header(ACCEPT, DICOM_JSON)
-            .header(CONTENT_TYPE, "application/dicom")
-            .body(s.to_bytes().expect("bytes"))
+            .post(svc.token_url())
+            .header(USER_AGENT, agent)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("resource", "https://dicom.healthcareapis.azure.com"),
+            ])
             .send()
             .await
-            .expect("store");
+            .expect("token");
         assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.expect("json");
+        Tool {
+            http,
+            base: svc.base_url.clone(),
+            token: v["access_token"].as_str().expect("token").to_string(),
+            agent,
+        }
     }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        accept: &str,
+        ct: Option<&str>,
+        body: Vec<u8>,
+    ) -> u16 {
+        let mut r = self
+            .http
+            .request(method, format!("{}/{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(USER_AGENT, self.agent)
+            .header(ACCEPT, accept);
+        if let Some(ct) = ct {
+            r = r.header(CONTENT_TYPE, ct).body(body);
+        }
+        r.send().await.expect("send").status().as_u16()
+    }
+
+    async fn get(&self, path: &str, accept: &str) -> u16 {
+        self.send(reqwest::Method::GET, path, accept, None, Vec::new())
+            .await
+    }
+
+    async fn store_samples(&self) {
+        for f in sample_files() {
+            let s = self
+                .send(
+                    reqwest::Method::POST,
+                    "studies",
+                    DICOM_JSON,
+                    Some("application/dicom"),
+                    f,
+                )
+                .await;
+            assert!(s == 200 || s == 409, "store answered {s}");
+        }
+    }
+
+    async fn json(&self, method: reqwest::Method, path: &str, body: &str) -> u16 {
+        self.send(
+            method,
+            path,
+            "application/json",
+            Some("application/json"),
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    /// The workshop collection's requests, in its order (tests/clients/workshop-requests): store,
+    /// retrieve, search, tags (add, operation, list, get, update, errors, delete), then the deletes.
+    async fn collection(&self) {
+        self.store_samples().await;
+        for (path, accept) in [
+            (format!("studies/{ST}"), MULTI),
+            (format!("studies/{ST}/metadata"), DICOM_JSON),
+            (format!("studies/{ST}/series/{SE}"), MULTI),
+            (format!("studies/{ST}/series/{SE}/metadata"), DICOM_JSON),
+            (
+                format!("studies/{ST}/series/{SE}/instances/{RED}"),
+                "application/dicom; transfer-syntax=*",
+            ),
+            (
+                format!("studies/{ST}/series/{SE}/instances/{RED}/metadata"),
+                DICOM_JSON,
+            ),
+            (
+                format!("studies/{ST}/series/{SE}/instances/{RED}/frames/1"),
+                "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+            ),
+            (format!("studies?StudyInstanceUID={ST}"), DICOM_JSON),
+            (format!("series?SeriesInstanceUID={SE}"), DICOM_JSON),
+            (
+                format!("studies/{ST}/series?SeriesInstanceUID={SE}"),
+                DICOM_JSON,
+            ),
+            (format!("instances?SOPInstanceUID={RED}"), DICOM_JSON),
+            (
+                format!("studies/{ST}/instances?SOPInstanceUID={RED}"),
+                DICOM_JSON,
+            ),
+            (
+                format!("studies/{ST}/series/{SE}/instances?SOPInstanceUID={RED}"),
+                DICOM_JSON,
+            ),
+        ] {
+            assert_eq!(self.get(&path, accept).await, 200, "{path}");
+        }
+        use reqwest::Method;
+        assert_eq!(
+            self.json(
+                Method::POST,
+                "extendedquerytags",
+                r#"[{"Path":"ManufacturerModelName","VR":"LO","Level":"Series"}]"#
+            )
+            .await,
+            400
+        );
+        assert_eq!(
+            self.json(
+                Method::POST,
+                "extendedquerytags",
+                r#"[{"Path":"PatientSex","Level":"Study"}]"#
+            )
+            .await,
+            202
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(self.json(Method::GET, "extendedquerytags", "").await, 200);
+        assert_eq!(
+            self.json(Method::GET, "extendedquerytags/PatientSex", "")
+                .await,
+            200
+        );
+        assert_eq!(
+            self.json(
+                Method::PATCH,
+                "extendedquerytags/PatientSex",
+                r#"{"QueryStatus":"Disabled"}"#
+            )
+            .await,
+            200
+        );
+        assert_eq!(
+            self.json(Method::GET, "extendedquerytags/PatientSex/errors", "")
+                .await,
+            200
+        );
+        assert_eq!(
+            self.json(Method::DELETE, "extendedquerytags/PatientSex", "")
+                .await,
+            204
+        );
+        for path in [
+            format!("studies/{ST}/series/{SE}/instances/{RED}"),
+            format!("studies/{ST}/series/{SE}"),
+            format!("studies/{ST}"),
+        ] {
+            assert_eq!(
+                self.send(Method::DELETE, &path, "*/*", None, Vec::new())
+                    .await,
+                204,
+                "{path}"
+            );
+        }
+    }
+}
+
+async fn lab_tool(svc: &RunningService, agent: &'static str) -> Tool {
+    Tool::new(svc, &svc.client_id, &svc.client_secret, agent).await
+}
+
+#[tokio::test]
+async fn a_learner_who_only_stores_is_credited_for_storing_only() {
+    let mut f = fresh().await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    // Checked before, dicomlab reads the change feed and the tags itself: that never credits anything.
+    let before = f.passed().await;
+    assert!(
+        !before.contains("change-feed") && !before.contains("store-samples"),
+        "{before:?}"
+    );
+    let curl = lab_tool(&f.svc, "curl/8.5.0").await;
+    curl.store_samples().await;
+    let results = f.check().await;
+    let store = outcome(&results, "store-samples");
+    assert!(
+        matches!(store, Outcome::Pass { evidence, .. } if evidence.source == Source::ChangeFeed && evidence.summary.contains("stored by your app")),
+        "{store:?}"
+    );
     for id in [
-        "store-samples",
         "search-samples",
         "retrieve-samples",
         "change-feed",
         "viewer",
+        "tag-add",
+        "tag-search",
+        "delete-study",
     ] {
-        let o = session
-            .check_step(&lab, &mut store, id)
-            .await
-            .expect("step");
-        assert!(o.is_pass(), "{id}: {o:?}");
-    }
-    // Tags, with raw JSON.
-    let r = http
-        .post(format!("{}/extendedquerytags", svc.base_url))
-        .bearer_auth(&token)
-        .header(CONTENT_TYPE, "application/json")
-        .body(r#"[{"Path":"PatientSex","Level":"Study"}]"#)
-        .send()
-        .await
-        .expect("add");
-    assert_eq!(r.status(), 202);
-    let href = r.json::<Value>().await.expect("json")["href"]
-        .as_str()
-        .expect("href")
-        .to_string();
-    for _ in 0..100 {
-        if http
-            .get(&href)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("poll")
-            .status()
-            == 200
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for id in ["tag-add", "tag-search"] {
+        let o = outcome(&results, id);
+        assert!(!o.is_pass(), "{id} must not be credited: {o:?}");
         assert!(
-            session
-                .check_step(&lab, &mut store, id)
-                .await
-                .expect("step")
-                .is_pass(),
-            "{id}"
+            !matches!(o, Outcome::Fail { .. }),
+            "{id} was not tried: not a failure: {o:?}"
         );
     }
-    let r = http
-        .patch(format!("{}/extendedquerytags/PatientSex", svc.base_url))
-        .bearer_auth(&token)
-        .header(CONTENT_TYPE, "application/json")
-        .body(r#"{"QueryStatus":"Disabled"}"#)
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(r.status(), 200);
+    // The token the learner's curl asked for is on the record (the sign-in log), from curl.
+    let token = outcome(&results, "get-token");
     assert!(
-        session
-            .check_step(&lab, &mut store, "tag-disable")
-            .await
-            .expect("step")
-            .is_pass()
+        matches!(token, Outcome::Pass { evidence, .. } if evidence.source == Source::AuditLog && evidence.summary.contains("curl")),
+        "{token:?}"
     );
-    let r = http
-        .delete(format!("{}/extendedquerytags/PatientSex", svc.base_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 204);
-    assert!(
-        session
-            .check_step(&lab, &mut store, "tag-delete")
-            .await
-            .expect("step")
-            .is_pass()
-    );
-    // Deletes.
-    let inst = format!(
-        "{}/studies/{STUDY_UID}/series/{SERIES1_UID}/instances/{RED_UID}",
-        svc.base_url
-    );
+}
+
+#[tokio::test]
+async fn the_collections_requests_in_its_order_credit_exactly_the_steps_done() {
+    let mut f = fresh().await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    let postman = lab_tool(&f.svc, "PostmanRuntime/7.42.0").await;
+    postman.collection().await;
+    let passed = f.passed().await;
     assert_eq!(
-        http.delete(&inst)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("delete")
-            .status(),
-        204
+        passed,
+        set(&[
+            "service-exists",
+            "role-assigned",
+            "environment-values",
+            "get-token",
+            "store-samples",
+            "search-samples",
+            "retrieve-samples",
+            "tag-add",
+            "tag-disable",
+            "tag-delete",
+            "delete-instance",
+            "delete-series",
+            "delete-study",
+        ]),
+        "the collection reads no change feed, searches with no tag and shows no image"
     );
+    // The study is gone, the tag too: nothing done is undone, checked again and again.
+    let again = f.passed().await;
+    assert_eq!(passed, again);
+    let results = f.check().await;
+    let del = outcome(&results, "delete-series");
     assert!(
-        session
-            .check_step(&lab, &mut store, "delete-instance")
-            .await
-            .expect("step")
-            .is_pass()
+        matches!(del, Outcome::Pass { evidence, .. } if evidence.source == Source::AuditLog && evidence.summary.contains("Postman") && evidence.summary.contains("Delete entries")),
+        "{del:?}"
     );
+    let tag = outcome(&results, "tag-disable");
+    assert!(
+        matches!(tag, Outcome::Pass { evidence, .. } if evidence.summary.contains("PATCH")),
+        "{tag:?}"
+    );
+}
+
+#[tokio::test]
+async fn everything_done_inside_dicomlab_passes_and_the_optional_deletes_undo_nothing() {
+    let mut f = fresh().await;
+    for step in f.lab.steps().cloned().collect::<Vec<_>>() {
+        if step.id == "postman-environment" {
+            continue;
+        }
+        let did = perform(
+            &f.session,
+            &f.lab,
+            &step,
+            None,
+            StoreMode::Single,
+            Some("PatientSex"),
+        )
+        .await;
+        let o = f
+            .session
+            .check_step(&f.lab, &mut f.store, &step.id)
+            .await
+            .expect("step");
+        assert!(o.is_pass(), "{}: did {did:?}, got {o:?}", step.id);
+    }
+    // `C` after the deletes: every step still done (the study and the tag are gone).
+    let results = f.check().await;
+    for (id, o) in &results {
+        assert!(o.is_pass() || id == "postman-environment", "{id}: {o:?}");
+    }
+    // Only a reset undoes a step; records before the reset no longer count for it.
+    f.store
+        .reset(&f.lab.id, &f.session.target_key, Some("store-samples"));
+    let o = f
+        .session
+        .check_step(&f.lab, &mut f.store, "store-samples")
+        .await
+        .expect("step");
+    assert!(!o.is_pass(), "{o:?}");
+}
+
+#[tokio::test]
+async fn two_learners_on_one_service_never_credit_each_other() {
+    let mut a = fresh().await;
+    a.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    // Learner B: another app registration on the same service, with its own role.
+    let b_client = a
+        .svc
+        .service()
+        .auth
+        .create_client(&a.svc.service().db, "learner b")
+        .expect("client");
+    a.svc
+        .service()
+        .auth
+        .set_role(
+            &a.svc.service().db,
+            &b_client.client_id,
+            Role::DataOwner,
+            true,
+        )
+        .expect("grant b");
+    let mut b_profile = profile_for(&a.svc);
+    b_profile.client_id = b_client.client_id.clone();
+    b_profile.client_secret = dicomlab::dicomweb::Secret::new(b_client.secret.clone());
+    b_profile.shared = true;
+    let b_session = Session::open(&b_profile, None, None)
+        .await
+        .expect("session b");
+    let mut b_store = ProgressStore::load(&a._dir.path().join("b.json"));
+
+    // A stores the samples and searches; B only searches, and tries to store (409: already stored).
+    let tool_a = lab_tool(&a.svc, "curl/8.5.0").await;
+    tool_a.store_samples().await;
+    let tool_b = Tool::new(
+        &a.svc,
+        &b_client.client_id,
+        &b_client.secret,
+        "python-requests/2.32",
+    )
+    .await;
+    for f in sample_files() {
+        assert_eq!(
+            tool_b
+                .send(
+                    reqwest::Method::POST,
+                    "studies",
+                    DICOM_JSON,
+                    Some("application/dicom"),
+                    f
+                )
+                .await,
+            409
+        );
+    }
+    for (path, accept) in [
+        (format!("studies?StudyInstanceUID={ST}"), DICOM_JSON),
+        (format!("series?SeriesInstanceUID={SE}"), DICOM_JSON),
+        (
+            format!("studies/{ST}/series?SeriesInstanceUID={SE}"),
+            DICOM_JSON,
+        ),
+        (format!("instances?SOPInstanceUID={RED}"), DICOM_JSON),
+        (
+            format!("studies/{ST}/instances?SOPInstanceUID={RED}"),
+            DICOM_JSON,
+        ),
+        (
+            format!("studies/{ST}/series/{SE}/instances?SOPInstanceUID={RED}"),
+            DICOM_JSON,
+        ),
+    ] {
+        assert_eq!(tool_b.get(&path, accept).await, 200);
+    }
+    let a_results = a.check().await;
+    assert!(outcome(&a_results, "store-samples").is_pass());
+    assert!(
+        !outcome(&a_results, "search-samples").is_pass(),
+        "B's searches are not A's"
+    );
+
+    let lab = Lab::embedded().expect("lab");
+    let b_results = b_session.check_all(&lab, &mut b_store, None).await;
+    let b_store_o = outcome(&b_results, "store-samples");
+    assert!(
+        matches!(b_store_o, Outcome::Fail { observed, diagnosis, .. } if observed.contains("another client") && diagnosis.contains("once per service")),
+        "{b_store_o:?}"
+    );
+    assert!(outcome(&b_results, "search-samples").is_pass());
+}
+
+#[tokio::test]
+async fn a_failing_postman_request_shows_up_diagnosed_on_its_step() {
+    let mut f = fresh().await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    let postman = lab_tool(&f.svc, "PostmanRuntime/7.42.0").await;
+    // The body sent as JSON: 415.
+    let red = sample_files().remove(0);
+    let s = postman
+        .send(
+            reqwest::Method::POST,
+            "studies",
+            DICOM_JSON,
+            Some("application/json"),
+            red,
+        )
+        .await;
+    assert_eq!(s, 415);
+    // A retrieve without transfer-syntax=*: 406.
     assert_eq!(
-        http.delete(format!("{}/studies/{STUDY_UID}", svc.base_url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("delete")
-            .status(),
-        204
+        postman
+            .get(
+                &format!("studies/{ST}"),
+                "multipart/related; type=\"application/dicom\""
+            )
+            .await,
+        404
     );
+    let results = f.check().await;
+    let store = outcome(&results, "store-samples");
+    let Outcome::Fail {
+        diagnosis, tried, ..
+    } = store
+    else {
+        panic!("expected a failure: {store:?}");
+    };
+    assert!(diagnosis.contains("Content-Type"), "{diagnosis}");
+    assert_eq!(tried.len(), 1);
+    assert_eq!(tried[0].status, 415);
+    assert_eq!(tried[0].tool.as_deref(), Some("Postman"));
+    assert_eq!(tried[0].line, "POST /v1/studies");
+    assert_eq!(tried[0].source, Source::AuditLog);
+    // Then it works: the failure goes, the step is done.
+    postman.store_samples().await;
+    let results = f.check().await;
+    assert!(outcome(&results, "store-samples").is_pass());
+    // A retrieve with the wrong Accept, after the store: 406, diagnosed on the retrieve step.
+    assert_eq!(
+        postman
+            .get(
+                &format!("studies/{ST}"),
+                "multipart/related; type=\"application/dicom\""
+            )
+            .await,
+        406
+    );
+    let results = f.check().await;
+    let r = outcome(&results, "retrieve-samples");
     assert!(
-        session
-            .check_step(&lab, &mut store, "delete-study")
-            .await
-            .expect("step")
-            .is_pass()
+        r.tried()
+            .first()
+            .is_some_and(|t| t.status == 406 && t.diagnosis.contains("transfer-syntax=*")),
+        "{r:?}"
     );
+}
+
+#[tokio::test]
+async fn a_late_audit_log_makes_a_step_wait_never_fail() {
+    let mut f = fresh_with(ServiceConfig {
+        audit_delay: Duration::from_secs(3600),
+        ..ServiceConfig::default()
+    })
+    .await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    let curl = lab_tool(&f.svc, "curl/8.5.0").await;
+    curl.store_samples().await;
+    assert_eq!(curl.get("changefeed", "application/json").await, 200);
+    let results = f.check().await;
+    // The store is in the change feed (immediate); the read is not in the audit log yet.
+    assert!(outcome(&results, "store-samples").is_pass());
+    let feed = outcome(&results, "change-feed");
+    assert!(
+        matches!(feed, Outcome::Waiting { reason, .. } if reason.contains("waiting for the audit log")),
+        "{feed:?}"
+    );
+    let saved = f.store.steps(&f.lab.id, &f.session.target_key);
+    assert!(saved["change-feed"].waiting_since.is_some());
+}
+
+#[tokio::test]
+async fn the_role_step_needs_a_role_that_writes_and_stores_nothing() {
+    let mut f = fresh().await;
+    f.svc.set_lab_role(Role::DataReader, true).expect("reader");
+    let results = f.check().await;
+    let role = outcome(&results, "role-assigned");
+    assert!(
+        matches!(role, Outcome::Fail { diagnosis, .. } if diagnosis.contains("403") && diagnosis.contains("DICOM Data Reader is not enough")),
+        "{role:?}"
+    );
+    f.svc.set_lab_role(Role::DataOwner, true).expect("owner");
+    let results = f.check().await;
+    assert!(outcome(&results, "role-assigned").is_pass());
+    // Nothing was stored by the check: the change feed is empty.
+    let a = f
+        .session
+        .client
+        .change_feed(0, 100, false)
+        .await
+        .expect("feed");
+    assert_eq!(a.json(), Some(serde_json::json!([])));
+}
+
+#[tokio::test]
+async fn the_audit_log_reads_like_log_analytics() {
+    let f = fresh().await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    let curl = lab_tool(&f.svc, "curl/8.5.0").await;
+    assert_eq!(curl.get("changefeed", "application/json").await, 200);
+    let reader = f
+        .session
+        .log
+        .as_ref()
+        .expect("the practice service has an audit log");
+    let t = reader
+        .query("AHDSDicomAuditLogs | where OperationName == \"ChangeFeed\" and ResultType != \"Started\" | project TimeGenerated, OperationName, StatusCode, Uri, UserAgent, Identity", Some("PT1H"))
+        .await
+        .expect("query");
+    assert_eq!(
+        t.columns,
+        [
+            "TimeGenerated",
+            "OperationName",
+            "StatusCode",
+            "Uri",
+            "UserAgent",
+            "Identity"
+        ]
+    );
+    assert_eq!(t.rows.len(), 1, "{:?}", t.rows);
+    assert_eq!(t.text(&t.rows[0], "StatusCode").as_deref(), Some("200"));
+    assert_eq!(
+        t.dynamic(&t.rows[0], "Identity")["claims"]["appid"],
+        f.svc.client_id.as_str()
+    );
+    // A query the workspace cannot read: Log Analytics' error shape.
+    let e = reader
+        .query("AHDSDicomAuditLogs | summarize count()", None)
+        .await
+        .expect_err("refused");
+    assert!(
+        e.to_string().contains("BadArgumentError") && e.to_string().contains("summarize"),
+        "{e}"
+    );
+    // Without the role "Log Analytics Reader": InsufficientAccessError.
+    f.svc
+        .service()
+        .auth
+        .set_role(
+            &f.svc.service().db,
+            &f.svc.client_id,
+            Role::LogAnalyticsReader,
+            false,
+        )
+        .expect("revoke");
+    let e = reader
+        .query("AHDSDicomAuditLogs | take 1", None)
+        .await
+        .expect_err("forbidden");
+    assert!(e.to_string().contains("InsufficientAccessError"), "{e}");
+}
+
+#[tokio::test]
+async fn a_recorded_log_analytics_answer_reads_the_same() {
+    // An answer as Azure's query API gives it (columns in Azure's order, Identity as a JSON string,
+    // start rows with no status): the reader takes the learner's completed rows.
+    let body: Value =
+        serde_json::from_str(include_str!("fixtures/loganalytics-audit.json")).expect("fixture");
+    let t = dicomlab::dicomweb::LogTable::parse(&body).expect("table");
+    let attempts: Vec<_> = t
+        .rows
+        .iter()
+        .filter_map(|r| dicomlab::lab::evidence::audit_attempt(&t, r))
+        .collect();
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert_eq!(attempts[0].method, "POST");
+    assert_eq!(attempts[0].status, 415);
+    assert_eq!(attempts[1].method, "GET");
+    assert_eq!(attempts[2].method, "DELETE");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.source == Source::AuditLog && a.tool.is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_question_answered_right_is_evidence_where_reads_leave_no_record() {
+    let f = fresh().await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    lab_tool(&f.svc, "curl/8.5.0").await.store_samples().await;
+    // A profile that reads no audit log (as Azure without the workspace).
+    let mut p = profile_for(&f.svc);
+    p.log_workspace = "00000000-0000-0000-0000-000000000000".into();
+    let session = Session::open(&p, None, None).await.expect("session");
+    let before = dicomlab::lab::progress::TargetProgress::default();
+    let wrong = session
+        .answer(&f.lab, &before, "retrieve-samples", "1234")
+        .await;
+    assert!(matches!(wrong, Outcome::Fail { .. }), "{wrong:?}");
+    let right = session
+        .answer(&f.lab, &before, "retrieve-samples", "2,892,945")
+        .await;
+    assert!(
+        matches!(&right, Outcome::Pass { evidence, .. } if evidence.source == Source::Answer),
+        "{right:?}"
+    );
+    let date = session
+        .answer(&f.lab, &before, "search-samples", "20200922")
+        .await;
+    assert!(date.is_pass(), "{date:?}");
 }

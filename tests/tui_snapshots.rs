@@ -41,6 +41,13 @@ fn pass(a: &mut App, id: &str, detail: &str) {
             step: id.into(),
             outcome: Outcome::Pass {
                 detail: detail.into(),
+                // No time: the snapshot must not depend on the machine's time zone.
+                evidence: dicomlab::lab::evidence::Evidence {
+                    source: dicomlab::lab::evidence::Source::AuditLog,
+                    summary: format!("the service's record: {detail}"),
+                    at: None,
+                    subject: None,
+                },
             },
         },
     );
@@ -127,6 +134,7 @@ fn role_failed_with_hints() {
             expected: "an authenticated read that is neither 401 nor 403".into(),
             observed: "GET /v1/changefeed?limit=1  403  1 ms".into(),
             diagnosis: "403 Forbidden: the token is valid but the app has no role that allows this. Assign \"DICOM Data Owner\" to client 7338ffc8-ad5f-46ad-bfc8-4b34b6363c26 on the DICOM service (Access control (IAM)); on Azure a new assignment can take several minutes.".into(),
+            tried: Vec::new(),
         },
     });
     key(&mut a, 'h');
@@ -204,6 +212,7 @@ fn token_step_shows_claims_and_countdown() {
             app: Some("7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into()),
             roles: vec![],
             exp: Some(1_800_000_000),
+            oid: None,
         })),
     );
     render(&a, "token_claims");
@@ -244,6 +253,7 @@ fn fail(a: &mut App, id: &str, expected: &str, observed: &str, fix: &str) {
                 expected: expected.into(),
                 observed: observed.into(),
                 diagnosis: fix.into(),
+                tried: Vec::new(),
             },
         },
     );

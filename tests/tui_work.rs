@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 /// Runs one piece of work; returns every `Done` it sent, in order.
 async fn run(work: Work, session: &Session) -> Vec<Done> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    dicomlab::tui::work::run(work, session, None, &tx).await;
+    let lab = dicomlab::lab::Lab::embedded().expect("lab");
+    dicomlab::tui::work::run(work, session, &lab, None, &tx).await;
     drop(tx);
     let mut out = Vec::new();
     while let Some(m) = rx.recv().await {

@@ -369,7 +369,9 @@ async fn service_exists(ctx: &CheckContext<'_>) -> Outcome {
 /// The role: an empty store (zero parts: nothing is stored) shows whether the app may write; a read
 /// whether it may read. DICOM Data Reader may read but not write.
 async fn role(ctx: &CheckContext<'_>, may: Permission) -> Outcome {
-    if ctx.target == TargetKind::Generic {
+    // A generic server has no Azure roles (unless a pasted Azure token points at Azure behind it).
+    if ctx.target == TargetKind::Generic && !matches!(ctx.client.auth(), AuthConfig::Bearer { .. })
+    {
         return Outcome::NotSupported {
             reason:
                 "this server has no Azure roles: access is whatever its own configuration allows"
@@ -499,15 +501,36 @@ async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
     if ctx.may_still_arrive(step) && ctx.records.audit_read() {
         return ctx.waiting(tried);
     }
-    // Not done: say whether the values would get one (a check's own token, never credit).
+    // Not done: say whether the values would get a good one (a check's own token, never credit).
     match ctx.client.token().await {
         Ok(Some(t)) => {
-            let left = t.remaining().as_secs() / 60;
+            let left = t.remaining().as_secs();
             let aud = t
                 .claims
                 .as_ref()
                 .and_then(|c| c.aud.clone())
                 .unwrap_or_default();
+            let resource = match ctx.client.auth() {
+                AuthConfig::Azure { resource, .. } => resource.trim().to_string(),
+                _ => crate::dicomweb::auth::DICOM_RESOURCE.to_string(),
+            };
+            if !aud.is_empty() && aud.trim_end_matches('/') != resource.trim_end_matches('/') {
+                return fail(
+                    "a token whose audience is the DICOM service",
+                    format!("the token's audience is {aud}"),
+                    format!("request the token with resource={resource}"),
+                    tried,
+                );
+            }
+            if left < 300 {
+                return fail(
+                    "a token valid for at least 5 more minutes",
+                    format!("the token expires in {left} s"),
+                    "request a new token",
+                    tried,
+                );
+            }
+            let left = left / 60;
             ready(
                 format!(
                     "your values get a token (audience {aud}, {left} min): now request one yourself — press d, or send Postman's AuthorizeGetToken"
@@ -853,6 +876,20 @@ fn requests_check(
                 .collect()
         })
         .collect();
+    // Azure's own routes on a server that has none of them.
+    if ctx.target == TargetKind::Generic
+        && let Some(first) = patterns.iter().flatten().find_map(|p| {
+            p.segments
+                .first()
+                .filter(|s| ["changefeed", "extendedquerytags", "operations"].contains(&s.as_str()))
+        })
+    {
+        return Outcome::NotSupported {
+            reason: format!(
+                "this server has no {first} route: it is an Azure DICOM service feature (try it on the practice service)"
+            ),
+        };
+    }
     let shown = |i: usize| -> String {
         labels[i]
             .clone()

@@ -32,7 +32,14 @@ pub struct Place<'a> {
 
 /// Whether a base URL carries an API version (`…/v1`, `…/v2`, `…/v1/partitions/x`).
 pub fn has_version(base: &str) -> bool {
-    crate::lab::request::route_of(&format!("{}/x", base.trim_end_matches('/'))).is_some()
+    let path = base
+        .split_once("://")
+        .map_or(base, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
+    let path = path.split('?').next().unwrap_or("");
+    path.split('/').any(|s| {
+        s.strip_prefix('v')
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    })
 }
 
 /// Reads a failed request.

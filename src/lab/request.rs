@@ -62,6 +62,9 @@ impl RequestPattern {
                 }
                 (m, r.trim())
             }
+            _ if METHODS.contains(&text.to_ascii_uppercase().as_str()) => {
+                return Err(format!("the request '{text}' has no path"));
+            }
             _ => ("GET".to_string(), text),
         };
         if rest.is_empty() {
@@ -180,7 +183,8 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 }
 
 /// The route of a request under the DICOM base URL: its path segments after the version (and after
-/// `partitions/{name}`), and its query. A URL or a path; `None` when it has no versioned part.
+/// `partitions/{name}`), or — for a server whose base URL has no version (Orthanc's `/dicom-web`) — from
+/// the first DICOMweb route word on; and its query. A URL or a path; `None` when it has neither.
 pub fn route_of(url: &str) -> Option<(Vec<String>, Vec<(String, String)>)> {
     let without_origin = match url.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
@@ -192,15 +196,30 @@ pub fn route_of(url: &str) -> Option<(Vec<String>, Vec<(String, String)>)> {
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
-    let v = segs.iter().position(|s| is_version(s))?;
-    let mut rest: Vec<String> = segs[v + 1..].to_vec();
+    let start = match segs.iter().position(|s| is_version(s)) {
+        Some(v) => v + 1,
+        None => segs
+            .iter()
+            .position(|s| ROUTE_WORDS.contains(&s.as_str()))?,
+    };
+    let mut rest: Vec<String> = segs[start..].to_vec();
     if rest.first().map(String::as_str) == Some("partitions") && rest.len() >= 2 {
         rest.drain(..2);
     }
     Some((rest, parse_query(query)))
 }
+
+/// The first segment of every DICOMweb route the lab uses.
+const ROUTE_WORDS: [&str; 6] = [
+    "studies",
+    "series",
+    "instances",
+    "changefeed",
+    "extendedquerytags",
+    "operations",
+];
 
 fn is_version(s: &str) -> bool {
     s.strip_prefix('v')
@@ -241,9 +260,13 @@ mod tests {
         assert!(!p.matches("GET", "/v1/studies/9.9/series?SeriesInstanceUID=1.2.3.4"));
         assert!(!p.matches("POST", "/v1/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4"));
         assert!(
-            !p.matches("GET", "/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4"),
-            "no version"
+            p.matches(
+                "GET",
+                "http://orthanc:8042/dicom-web/studies/1.2.3/series?SeriesInstanceUID=1.2.3.4"
+            ),
+            "a base URL without a version (Orthanc's)"
         );
+        assert!(!p.matches("GET", "/v1/other/1.2.3/series?SeriesInstanceUID=1.2.3.4"));
         assert!(p.loosely_matches("GET", "/v1/studies/9.9/series?PatientID=x"));
         assert!(!p.loosely_matches("GET", "/v1/studies/9.9/instances"));
         let d = RequestPattern::parse("DELETE extendedquerytags/PatientSex").expect("parses");

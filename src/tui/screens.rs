@@ -1747,10 +1747,19 @@ mod tests {
     #[test]
     fn retrieve_takes_the_uids_of_its_form() {
         let mut s = Screens::default();
+        for (f, v) in s
+            .retrieve
+            .form
+            .fields
+            .iter_mut()
+            .zip(["1.2.3", "1.2.3.4", "1.2.3.4.5"])
+        {
+            f.set(v);
+        }
         s.key(Screen::Retrieve, key(KeyCode::Char('3')), false);
         let w = s.key(Screen::Retrieve, key(KeyCode::Enter), false);
         assert!(
-            matches!(&w, Some(v) if matches!(v.as_slice(), [Work::Retrieve { what: What::Instance, uids }] if uids.instance == crate::dicom::samples::RED_UID)),
+            matches!(&w, Some(v) if matches!(v.as_slice(), [Work::Retrieve { what: What::Instance, uids }] if uids.instance == "1.2.3.4.5")),
             "{w:?}"
         );
         s.retrieve.running = false;
