@@ -711,6 +711,7 @@ async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         practice_data: data.join("practice"),
         samples,
         log_path: data.join("dicomlab.log"),
+        ask_name: Config::load(&l.config_path).is_ok_and(|c| c.learner.is_none()),
         config_path: Some(l.config_path),
     })
     .await?;

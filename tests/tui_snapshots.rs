@@ -729,3 +729,97 @@ fn portal_token_and_viewer_failures() {
     );
     render(&a, "viewer_fail");
 }
+
+// ---- Evidence: what a verdict rests on, the learner's failed attempts, waiting, questions. ----
+
+#[test]
+fn a_failed_attempt_from_postman_is_shown_diagnosed() {
+    use dicomlab::lab::checks::Tried;
+    use dicomlab::lab::evidence::Source;
+    let mut a = app();
+    first_steps_done(&mut a);
+    select(&mut a, "store-samples");
+    update(
+        &mut a,
+        Msg::Checked {
+            step: "store-samples".into(),
+            outcome: Outcome::Fail {
+                expected: "Create entries in the change feed for red triangle, green square, blue circle".into(),
+                observed: "no Create entry yet; your last attempt: POST /v1/studies answered 415".into(),
+                diagnosis: "415 Unsupported Media Type: send Content-Type: application/dicom (one file) or multipart/related; type=\"application/dicom\"; boundary=….".into(),
+                tried: vec![Tried {
+                    at: "not a time".into(),
+                    line: "POST /v1/studies".into(),
+                    status: 415,
+                    tool: Some("Postman".into()),
+                    source: Source::AuditLog,
+                    diagnosis: "415 Unsupported Media Type: send Content-Type: application/dicom".into(),
+                }],
+            },
+        },
+    );
+    render(&a, "store_tried");
+}
+
+#[test]
+fn waiting_for_the_audit_log() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    select(&mut a, "change-feed");
+    update(
+        &mut a,
+        Msg::Checked {
+            step: "change-feed".into(),
+            outcome: Outcome::Waiting {
+                reason: "waiting for the audit log: no record of it yet. Azure delivers audit records late (usually within 10 min); dicomlab looks again on its own".into(),
+                tried: Vec::new(),
+            },
+        },
+    );
+    assert_eq!(a.waiting(), vec!["change-feed".to_string()]);
+    render(&a, "waiting");
+}
+
+#[test]
+fn a_question_where_reads_leave_no_record() {
+    let mut a = app();
+    a.reads_recorded = false;
+    first_steps_done(&mut a);
+    select(&mut a, "retrieve-samples");
+    update(
+        &mut a,
+        Msg::Checked {
+            step: "retrieve-samples".into(),
+            outcome: Outcome::Ready {
+                detail: "no record of it yet (the audit log is not set up (profile: log_workspace)): do it (press d, or with your tool), then answer the question — How many bytes is frame 1 of the red triangle?".into(),
+                tried: Vec::new(),
+            },
+        },
+    );
+    key(&mut a, 'a');
+    for c in "2892945".chars() {
+        key(&mut a, c);
+    }
+    render(&a, "answer_prompt");
+    let fx = update(&mut a, Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    assert!(
+        matches!(fx.as_slice(), [dicomlab::tui::app::Effect::Answer { step, value }] if step == "retrieve-samples" && value == "2892945"),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn the_name_is_asked_once() {
+    let mut a = app();
+    a.confirm = Some(dicomlab::tui::app::Confirm::Name(String::new()));
+    for c in "Ada".chars() {
+        key(&mut a, c);
+    }
+    render(&a, "name_prompt");
+    let fx = update(&mut a, Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    assert!(
+        matches!(fx.as_slice(), [dicomlab::tui::app::Effect::SaveName(n)] if n == "Ada"),
+        "{fx:?}"
+    );
+    assert!(a.confirm.is_none());
+}

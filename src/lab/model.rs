@@ -263,13 +263,12 @@ pub enum LabError {
 }
 
 /// The placeholders lab text may use besides the dataset's (`{red}`, `{red.study}`…).
-pub const TARGET_PLACEHOLDERS: [&str; 7] = [
+pub const TARGET_PLACEHOLDERS: [&str; 6] = [
     "baseUrl",
     "tokenUrl",
     "tenantId",
     "clientId",
     "resource",
-    "tag",
     "workspaceId",
 ];
 

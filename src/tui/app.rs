@@ -55,6 +55,10 @@ pub enum Confirm {
     ResetAll(String),
     /// Delete an extended query tag.
     DeleteTag(String),
+    /// The answer to a step's question, being typed.
+    Answer { step: String, typed: String },
+    /// The learner's name for the report (asked once), being typed.
+    Name(String),
     Quit,
 }
 
@@ -109,6 +113,11 @@ pub struct App {
     pub width: u16,
     /// The viewed instance's key attributes, shown beside the image.
     pub image_attributes: Vec<(String, String)>,
+    /// The target's records show the learner's reads (an audit log dicomlab reads): no questions.
+    pub reads_recorded: bool,
+    /// A Postman environment imported on the environment screen, not yet saved: its file, which
+    /// credits the lab's import step once the profile is saved and opened.
+    pub imported: Option<String>,
 }
 
 /// Work for the runtime.
@@ -141,6 +150,8 @@ pub enum Effect {
     },
     /// Save the learner's name in the config (empty: declined).
     SaveName(String),
+    /// Credit a step with something done in dicomlab that sends no request (the Postman import).
+    Credit { step: String, summary: String },
     Quit,
 }
 
@@ -169,6 +180,8 @@ pub enum Msg {
         base_url: String,
         vars: Vec<(String, String)>,
         saved: std::collections::BTreeMap<String, StepProgress>,
+        /// Whether the new target's reads are on a record dicomlab reads.
+        reads_recorded: bool,
     },
     /// Switching failed.
     SwitchFailed(String),
@@ -185,6 +198,8 @@ pub enum Msg {
     Mouse(MouseEvent),
     /// The live tail's tick (only while the change feed is followed).
     Tail,
+    /// The slow tick that checks again the steps waiting for a late record (the audit log).
+    Recheck,
 }
 
 impl App {
@@ -236,6 +251,8 @@ impl App {
             image_after_check: false,
             width: 120,
             image_attributes: Vec::new(),
+            reads_recorded: false,
+            imported: None,
         };
         // The retrieve form starts on the instance the lab's retrieve step names.
         let start = app
@@ -384,6 +401,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if matches!(d, Done::ProfileSaved(Err(_))) {
                 app.switching = false;
             }
+            if let Done::Imported(Ok((_, names))) = &d {
+                app.imported = Some(names.join(", "));
+            }
             let refresh_tags = matches!(d, Done::TagChanged(_));
             let from = d.screen();
             app.screens.done(d);
@@ -526,8 +546,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             base_url,
             vars,
             saved,
+            reads_recorded,
         } => {
             app.vars = vars;
+            app.reads_recorded = reads_recorded;
             app.switching = false;
             app.last_tried = None;
             app.profile = profile;
@@ -557,14 +579,28 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.resume();
             }
             app.status = Some(format!("now on {} ({})", app.profile, app.base_url));
-            // A saved environment is checked at once on the target it opened.
+            // A saved environment is checked at once on the target it opened; an import saved with it
+            // is the import step's evidence.
             let mut fx = entered(app);
+            let import_step = app.lab.step_of_kind("postman_import").map(|s| s.id.clone());
+            let credited = match (app.imported.take(), &import_step) {
+                (Some(what), Some(step)) if env_step => {
+                    fx.push(Effect::Credit {
+                        step: step.clone(),
+                        summary: format!("imported the workshop's Postman environment ({what}) and saved it as profile {}", app.profile),
+                    });
+                    Some(step.clone())
+                }
+                _ => None,
+            };
             if env_step {
                 let id = app.selected_id();
-                if let Some(s) = app.view_mut(&id) {
-                    s.check = CheckState::Checking;
+                if credited.as_deref() != Some(id.as_str()) {
+                    if let Some(s) = app.view_mut(&id) {
+                        s.check = CheckState::Checking;
+                    }
+                    fx.push(Effect::Check(id));
                 }
-                fx.push(Effect::Check(id));
             }
             fx
         }
@@ -578,6 +614,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.status = Some(format!("progress not saved: {e}"));
             }
             Vec::new()
+        }
+        Msg::Recheck => {
+            let ids = app.waiting();
+            for id in &ids {
+                if let Some(s) = app.view_mut(id) {
+                    s.check = CheckState::Checking;
+                }
+            }
+            ids.into_iter().map(Effect::Check).collect()
         }
         Msg::Progress(saved) => {
             for (id, view) in app.steps.iter_mut() {
@@ -761,6 +806,17 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => Vec::new(),
         },
+        KeyCode::Char('a') => {
+            if app.lab.step(&id).is_some_and(|s| s.question.is_some()) && !app.is_done(&id) {
+                app.confirm = Some(Confirm::Answer {
+                    step: id,
+                    typed: String::new(),
+                });
+            } else {
+                app.status = Some("this step asks no question: the service's records show it".into());
+            }
+            Vec::new()
+        }
         KeyCode::Char('h') => {
             let total = app.lab.step(&id).map_or(0, |s| s.hints.len());
             if let Some(s) = app.view_mut(&id) {
@@ -987,6 +1043,63 @@ fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Confirm::Answer { step, mut typed } => match key.code {
+            KeyCode::Esc => {
+                app.confirm = None;
+                Vec::new()
+            }
+            KeyCode::Enter if !typed.trim().is_empty() => {
+                app.confirm = None;
+                if let Some(s) = app.view_mut(&step) {
+                    s.check = CheckState::Checking;
+                }
+                vec![Effect::Answer { step, value: typed }]
+            }
+            KeyCode::Backspace => {
+                typed.pop();
+                app.confirm = Some(Confirm::Answer { step, typed });
+                Vec::new()
+            }
+            KeyCode::Char(c) if !c.is_control() && typed.chars().count() < 120 => {
+                typed.push(c);
+                app.confirm = Some(Confirm::Answer { step, typed });
+                Vec::new()
+            }
+            _ => {
+                app.confirm = Some(Confirm::Answer { step, typed });
+                Vec::new()
+            }
+        },
+        Confirm::Name(mut typed) => match key.code {
+            // Esc declines: the report says "no name given", and the question is not asked again.
+            KeyCode::Esc => {
+                app.confirm = None;
+                vec![Effect::SaveName(String::new())]
+            }
+            KeyCode::Enter => {
+                app.confirm = None;
+                app.status = Some(if typed.trim().is_empty() {
+                    "no name: the report will say so".into()
+                } else {
+                    format!("the report will name you {}", typed.trim())
+                });
+                vec![Effect::SaveName(typed.trim().to_string())]
+            }
+            KeyCode::Backspace => {
+                typed.pop();
+                app.confirm = Some(Confirm::Name(typed));
+                Vec::new()
+            }
+            KeyCode::Char(c) if !c.is_control() && typed.chars().count() < 80 => {
+                typed.push(c);
+                app.confirm = Some(Confirm::Name(typed));
+                Vec::new()
+            }
+            _ => {
+                app.confirm = Some(Confirm::Name(typed));
+                Vec::new()
+            }
+        },
     }
 }
 

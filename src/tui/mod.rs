@@ -48,6 +48,8 @@ pub struct Options {
     pub log_path: PathBuf,
     /// Where the environment screen saves (None: it cannot save).
     pub config_path: Option<PathBuf>,
+    /// Ask the learner's name for the report (the config has none yet).
+    pub ask_name: bool,
 }
 
 /// Runs the TUI until the learner quits.
@@ -73,6 +75,10 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     app.profiles = opts.profiles.keys().cloned().collect();
     app.vars = session.placeholders(&opts.lab);
+    app.reads_recorded = session.log.is_some();
+    if opts.ask_name {
+        app.confirm = Some(app::Confirm::Name(String::new()));
+    }
     {
         let s = store.lock().await;
         if let Some(w) = &s.warning {
@@ -134,6 +140,9 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
     let mut tick = tokio::time::interval(Duration::from_secs(20));
     // The change feed's live tail polls every 2 s, only while it is followed.
     let mut tail = tokio::time::interval(Duration::from_secs(2));
+    // Steps waiting for a late audit record are checked again every 30 s, only while some wait.
+    let mut recheck = tokio::time::interval(Duration::from_secs(30));
+    recheck.reset();
     let lab = Arc::new(opts.lab);
     let mut pending = app::entered(&mut app);
     terminal.draw(|f| view::view(&app, f))?;
@@ -167,12 +176,14 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                         base_url: session.client.base().to_string(),
                         vars: session.placeholders(&lab),
                         saved,
+                        reads_recorded: session.log.is_some(),
                     }
                 }
                 Err(e) => Msg::SwitchFailed(e),
             },
             _ = tick.tick() => Msg::TokenLeft(session.client.cached_token().map(|t| t.remaining())),
             _ = tail.tick(), if app.ticking() => Msg::Tail,
+            _ = recheck.tick(), if !app.waiting().is_empty() => Msg::Recheck,
         };
         if let Msg::Key(k) = &first {
             // Never the characters: a form may be taking a secret.
@@ -224,6 +235,20 @@ pub async fn run(opts: Options) -> Result<(), TuiError> {
                         h.abort();
                     }
                     let _ = tx.send(Msg::Cancelled);
+                }
+                Effect::SaveName(name) => {
+                    if let Some(path) = opts.config_path.clone() {
+                        let tx = tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let saved = Config::load(&path).and_then(|mut c| {
+                                c.learner = Some(name);
+                                c.save(&path)
+                            });
+                            if let Err(e) = saved {
+                                let _ = tx.send(Msg::Saved(Err(e.to_string())));
+                            }
+                        });
+                    }
                 }
                 Effect::Mouse(on) => {
                     use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
@@ -394,6 +419,25 @@ fn spawn_effect(
             .map_err(|e| crate::text::visible(&e.to_string()).into_owned());
             let _ = tx.send(Msg::Did { step: id, result });
         }),
+        Effect::Credit { step, summary } => {
+            tokio::spawn(async move {
+                let evidence = crate::lab::evidence::Evidence::new(
+                    crate::lab::evidence::Source::Dicomlab,
+                    summary,
+                    Some(time::OffsetDateTime::now_utc()),
+                );
+                let mut s = store.lock().await;
+                s.credit(&lab.id, &session.target_key, &step, evidence.clone());
+                let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+                drop(s);
+                let outcome = crate::lab::Outcome::Pass {
+                    detail: "imported in dicomlab".into(),
+                    evidence,
+                };
+                let _ = tx.send(Msg::Checked { step, outcome });
+            });
+            return None;
+        }
         Effect::Keep(exchange) => {
             tokio::spawn(async move {
                 let mut s = store.lock().await;
@@ -414,7 +458,6 @@ fn spawn_effect(
             drop(s);
             let _ = tx.send(Msg::Checked { step, outcome });
         }),
-        Effect::SaveName(_) => return None,
         Effect::Skip(id) => {
             tokio::spawn(async move {
                 let mut s = store.lock().await;
@@ -479,7 +522,11 @@ fn spawn_effect(
                 let _ = tx.send(Msg::ImageAttributes(screens::key_attributes(ds)));
             }
         }),
-        Effect::SwitchTarget(_) | Effect::Quit | Effect::Cancel | Effect::Mouse(_) => return None,
+        Effect::SwitchTarget(_)
+        | Effect::Quit
+        | Effect::Cancel
+        | Effect::Mouse(_)
+        | Effect::SaveName(_) => return None,
     };
     Some(handle.abort_handle())
 }

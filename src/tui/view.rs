@@ -63,7 +63,8 @@ pub fn fill(app: &App, text: &str) -> String {
     for (k, v) in &app.vars {
         out = out.replace(k.as_str(), v);
     }
-    out
+    // The dataset's values ({red.study}…) need no target.
+    app.lab.dataset.fill(&out)
 }
 
 pub fn view(app: &App, f: &mut Frame) {
@@ -92,7 +93,7 @@ pub fn view(app: &App, f: &mut Frame) {
         draw_help(app, f, area);
     }
     if let Some(c) = &app.confirm {
-        draw_confirm(c, f, area);
+        draw_confirm(app, c, f, area);
     }
 }
 
@@ -359,11 +360,18 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                         Span::raw(format!("{}{when}", evidence.summary)),
                     ]));
                 }
-                other => lines.push(Line::from(vec![
-                    label("Check"),
-                    Span::styled(head, symbol_style(app, sym)),
-                    Span::raw(format!(": {}", fill(app, &other.one_line()))),
-                ])),
+                other => {
+                    let text = match other {
+                        Outcome::Ready { detail, .. } => detail.clone(),
+                        Outcome::Waiting { reason, .. } => reason.clone(),
+                        o => o.one_line(),
+                    };
+                    lines.push(Line::from(vec![
+                        label("Check"),
+                        Span::styled(head, symbol_style(app, sym)),
+                        Span::raw(format!(": {}", fill(app, &text))),
+                    ]))
+                }
             }
             for (i, t) in o.tried().iter().enumerate() {
                 let tool = t
@@ -372,7 +380,7 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                     .map(|t| format!(" from {t}"))
                     .unwrap_or_default();
                 lines.push(Line::from(vec![
-                    label(if i == 0 { "You tried" } else { "" }),
+                    label(if i == 0 { "Tried" } else { "" }),
                     Span::raw(format!(
                         "{} {}{tool} → {}: {}",
                         crate::lab::checks::local_time(&t.at),
@@ -384,8 +392,12 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
             }
         }
     }
+    // The question is the evidence where the service keeps no record of reads dicomlab can read.
     if let Some(q) = &step.question
         && !app.is_done(&id)
+        && !app.reads_recorded
+        && !matches!(&view.check, CheckState::Checked(Outcome::NotSupported { .. }))
+        && app.screen().is_none_or(|s| app.unsupported(s).is_none())
     {
         lines.push(Line::from(vec![
             label("Question"),
@@ -495,8 +507,12 @@ fn draw_exchange(app: &App, f: &mut Frame, area: Rect) {
 
 /// The keys that work now.
 pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
-    if app.confirm.is_some() {
-        return vec![("y", "yes"), ("other", "no")];
+    match &app.confirm {
+        Some(Confirm::Answer { .. }) => return vec![("Enter", "check the answer"), ("Esc", "cancel")],
+        Some(Confirm::Name(_)) => return vec![("Enter", "keep the name"), ("Esc", "leave it out")],
+        Some(Confirm::ResetAll(_)) => return vec![("reset Enter", "reset all"), ("Esc", "cancel")],
+        Some(_) => return vec![("y", "yes"), ("other", "no")],
+        None => {}
     }
     if app.show_help || app.show_summary {
         return vec![("any key", "close")];
@@ -518,6 +534,10 @@ pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
         return v;
     }
     let mut v = vec![("d", "do it"), ("c", "check"), ("h", "hint")];
+    let id = app.selected_id();
+    if app.lab.step(&id).is_some_and(|s| s.question.is_some()) && !app.is_done(&id) {
+        v.push(("a", "answer"));
+    }
     if app.busy() {
         v.push(("x", "cancel"));
     }
@@ -695,7 +715,7 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
     );
 }
 
-fn draw_confirm(c: &Confirm, f: &mut Frame, area: Rect) {
+fn draw_confirm(app: &App, c: &Confirm, f: &mut Frame, area: Rect) {
     let text = match c {
         Confirm::ResetStep(id) => format!("Reset the step {id}? Its progress is forgotten. (y/n)"),
         Confirm::ResetAll(typed) => format!(
@@ -705,12 +725,28 @@ fn draw_confirm(c: &Confirm, f: &mut Frame, area: Rect) {
             "Delete the extended query tag {tag}? Searching on it stops and its index is dropped. (y/n)"
         ),
         Confirm::Quit => "A request is still running. Quit anyway? (y/n)".into(),
+        Confirm::Answer { step, typed } => {
+            let ask = app
+                .lab
+                .step(step)
+                .and_then(|s| s.question.as_ref())
+                .map_or(String::new(), |q| fill(app, &q.ask));
+            format!("{ask}\nYour answer (Enter checks it against the service, Esc cancels): {typed}█")
+        }
+        Confirm::Name(typed) => format!(
+            "Your name, for the report your instructor reads (Enter; Esc leaves it out — asked once): {typed}█"
+        ),
     };
-    let rect = centered(area, 64, 5);
+    let (title, height) = match c {
+        Confirm::Answer { .. } => (" Answer ", 7),
+        Confirm::Name(_) => (" Your name ", 6),
+        _ => (" Confirm ", 5),
+    };
+    let rect = centered(area, 64, height);
     f.render_widget(Clear, rect);
     f.render_widget(
         Paragraph::new(text)
-            .block(Block::default().borders(Borders::ALL).title(" Confirm "))
+            .block(Block::default().borders(Borders::ALL).title(title))
             .wrap(Wrap { trim: false }),
         rect,
     );
