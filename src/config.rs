@@ -130,6 +130,24 @@ impl Profile {
             let b = base.trim_end_matches('/');
             if b.ends_with("/studies") {
                 out.push("the base URL ends in /studies: remove it".into());
+            } else if let Some((_, name)) = b.split_once("/partitions/") {
+                // A data partition (contract §1.2): …/v1/partitions/{name}.
+                let versioned = b
+                    .split_once("/partitions/")
+                    .is_some_and(|(v, _)| v.ends_with("/v1") || v.ends_with("/v2"));
+                if !versioned {
+                    out.push("a partition goes after the version: …/v1/partitions/{name}".into());
+                }
+                if name.is_empty()
+                    || name.len() > 64
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+                {
+                    out.push(format!(
+                        "the partition name '{name}' may hold up to 64 letters, digits, '.', '-' and '_'"
+                    ));
+                }
             } else if self.kind != TargetKind::Generic
                 && !(b.ends_with("/v1") || b.ends_with("/v2"))
             {
@@ -439,6 +457,19 @@ mod tests {
         assert!(p.problems().iter().any(|m| m.contains("https")));
         assert!(p.problems().iter().any(|m| m.contains("client secret")));
         assert!(Profile::new(TargetKind::Practice).problems().is_empty());
+        // A data partition is accepted after the version, with a valid name.
+        p.base_url = "https://ws-dicom.dicom.azurehealthcareapis.com/v1/partitions/lab-a".into();
+        assert!(
+            !p.problems()
+                .iter()
+                .any(|m| m.contains("base URL") || m.contains("partition")),
+            "{:?}",
+            p.problems()
+        );
+        p.base_url = "https://ws-dicom.dicom.azurehealthcareapis.com/partitions/lab-a".into();
+        assert!(p.problems().iter().any(|m| m.contains("after the version")));
+        p.base_url = "https://ws-dicom.dicom.azurehealthcareapis.com/v1/partitions/a b".into();
+        assert!(p.problems().iter().any(|m| m.contains("partition name")));
     }
 
     #[test]

@@ -178,3 +178,24 @@ fn serve_prints_a_role_command_that_works_as_printed() {
         "{printed}: {out}"
     );
 }
+
+#[test]
+fn the_embedded_service_keeps_its_port_across_runs() {
+    // 8042 when it is free, so Postman or curl in another terminal keep working after a restart.
+    if std::net::TcpListener::bind("127.0.0.1:8042").is_err() {
+        eprintln!("SKIPPED: port 8042 is taken on this machine");
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let mut bases = Vec::new();
+    for _ in 0..2 {
+        let (_, out) = dicomlab(
+            home.path(),
+            &["check", "--step", "service-exists", "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        bases.push(v["target"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(bases[0], "http://127.0.0.1:8042/v1", "{bases:?}");
+    assert_eq!(bases[0], bases[1]);
+}

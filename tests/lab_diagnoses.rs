@@ -366,3 +366,101 @@ async fn change_feed_paging_v1_windows_and_v2_offsets() {
     v2.base_url = format!("{}/v2", svc.origin);
     assert!(run(&v2, "store-samples").await.is_pass(), "v2: row offsets");
 }
+
+#[tokio::test]
+async fn an_unreachable_service_or_token_host_is_said_once() {
+    let lab = Lab::embedded().expect("lab");
+    let fresh = TargetProgress::default();
+    // The token host cannot be found: the token step says why (the network, not the service URL);
+    // the service itself answers; the steps that need a token are blocked by it.
+    let svc = service(ServiceConfig::default()).await;
+    let mut p = profile_for(&svc);
+    p.authority = "http://dicomlab-token-host.invalid".into();
+    let session = Session::open(&p, None, None).await.expect("session");
+    let out = session.run_all(&lab, &fresh, None).await;
+    let get = |id: &str| {
+        out.iter()
+            .find(|(s, _)| s == id)
+            .map(|(_, o)| o.clone())
+            .expect("step")
+    };
+    assert!(get("service-exists").is_pass());
+    assert!(get("environment-values").is_pass());
+    has(
+        &get("get-token"),
+        &[
+            "token host dicomlab-token-host.invalid",
+            "proxy",
+            "not your service URL",
+        ],
+    );
+    for id in ["store-samples", "search-samples", "tag-add", "delete-study"] {
+        assert!(
+            matches!(get(id), Outcome::Blocked { reason } if reason.starts_with("blocked by the token")),
+            "{id}: {:?}",
+            get(id)
+        );
+    }
+    // Nothing answers at the service URL: the first step says so, the others are blocked by it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut p = profile_for(&svc);
+    p.base_url = format!("http://127.0.0.1:{port}/v1");
+    let session = Session::open(&p, None, None).await.expect("session");
+    let out = session.run_all(&lab, &fresh, None).await;
+    let failures: Vec<&String> = out
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Fail { .. }))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(failures, ["service-exists"], "{out:#?}");
+    has(&out[0].1, &["connection refused"]);
+    assert!(out.iter().filter(|(_, o)| matches!(o, Outcome::Blocked { reason } if reason.starts_with("blocked by the service"))).count() >= 10);
+}
+
+#[tokio::test]
+async fn a_base_url_with_a_data_partition_is_used() {
+    // The practice service keeps partitions off (contract §1.2): the data routes go to the partition
+    // and are refused as Azure refuses them; the change feed stays at the versioned base and answers.
+    let svc = service(ServiceConfig::default()).await;
+    let mut p = profile_for(&svc);
+    p.base_url = format!("{}/partitions/lab-a", svc.base_url);
+    assert!(p.problems().is_empty(), "{:?}", p.problems());
+    let session = Session::open(&p, None, None).await.expect("session");
+    let a = session
+        .client
+        .search(dicomlab::dicomweb::Level::Studies, None, None, &[])
+        .await
+        .expect("search");
+    assert_eq!(a.status, 400);
+    assert!(
+        a.exchange.url.contains("/v1/partitions/lab-a/studies"),
+        "{}",
+        a.exchange.url
+    );
+    assert!(
+        session
+            .diagnose(&a)
+            .contains("partitions feature is disabled"),
+        "{}",
+        session.diagnose(&a)
+    );
+    let f = session.client.change_feed_latest().await.expect("feed");
+    assert!(
+        f.exchange.url.ends_with("/v1/changefeed/latest"),
+        "{}",
+        f.exchange.url
+    );
+    assert!(f.status == 204 || f.ok(), "{}", f.status);
+    let lab = Lab::embedded().expect("lab");
+    assert!(
+        session
+            .run_check(&lab, &TargetProgress::default(), "environment-values")
+            .await
+            .expect("step")
+            .is_pass()
+    );
+}

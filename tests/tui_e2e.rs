@@ -160,7 +160,11 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
         home: Some(home.path().to_path_buf()),
     };
     t.start(home.path());
-    t.wait_for("the name prompt", |s| s.contains("Your name, for the report"), 30);
+    t.wait_for(
+        "the name prompt",
+        |s| s.contains("Your name, for the report"),
+        30,
+    );
     t.type_text("Ada Lovelace");
     t.keys("Enter");
     t.wait_for(
@@ -203,8 +207,12 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
         10,
     );
     assert!(s.contains("✓ 11 Delete (optional)"), "{s}");
-    let config = std::fs::read_to_string(home.path().join("config/dicomlab/config.toml")).unwrap_or_default();
-    assert!(config.contains("Ada Lovelace"), "the name is kept: {config}");
+    let config = std::fs::read_to_string(home.path().join("config/dicomlab/config.toml"))
+        .unwrap_or_default();
+    assert!(
+        config.contains("Ada Lovelace"),
+        "the name is kept: {config}"
+    );
     t.keys("q");
     std::thread::sleep(Duration::from_millis(500));
     t.cmd(&["kill-server"]);
@@ -220,7 +228,11 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     assert!(!s.contains("Your name"), "asked once: {s}");
     // Every ✓ shows what it rests on, without a request.
     t2.keys("g");
-    t2.wait_for("the evidence of step 1", |s| s.contains("Evidence service state"), 10);
+    t2.wait_for(
+        "the evidence of step 1",
+        |s| s.contains("Evidence service state"),
+        10,
+    );
     t2.keys("q");
 }
 
@@ -271,7 +283,11 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     };
     t.start_with(home.path(), &format!("--config {}", config.display()));
     // The name: left out (Esc); the report will say so.
-    t.wait_for("the name prompt", |s| s.contains("Your name, for the report"), 30);
+    t.wait_for(
+        "the name prompt",
+        |s| s.contains("Your name, for the report"),
+        30,
+    );
     t.keys("Escape");
     at_step(&t, 1);
     t.keys("d");
@@ -290,7 +306,10 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.keys("w");
     // Saved and reopened: the import is the import step's evidence (done in dicomlab).
     let s = passes(&t, "the environment, saved and reopened");
-    assert!(s.contains("Evidence done in dicomlab: imported the workshop's Postman environment"), "{s}");
+    assert!(
+        s.contains("Evidence done in dicomlab: imported the workshop's Postman environment"),
+        "{s}"
+    );
     assert!(
         !s.contains(&svc.client_secret),
         "the secret is on screen:\n{s}"
@@ -359,7 +378,11 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.wait_for("the results", |s| s.contains("200 · 1 result(s)"), 20);
     // One search is not the six the step asks for: it stays ready, never done by what the service
     // could answer.
-    let s = t.wait_for("the check", |s| s.contains("Check    ○ ready") || s.contains("Check    ✓"), 20);
+    let s = t.wait_for(
+        "the check",
+        |s| s.contains("Check    ○ ready") || s.contains("Check    ✓"),
+        20,
+    );
     assert!(s.contains("Check    ○ ready"), "{s}");
     t.keys("Enter");
     t.wait_for(
@@ -386,7 +409,11 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
         20,
     );
     // The metadata is one of the five retrieves the step asks for: 1 of 5, the rest to do.
-    t.wait_for("1 of 5", |s| s.contains("ready: 1 of 5 done; still to do"), 20);
+    t.wait_for(
+        "1 of 5",
+        |s| s.contains("ready: 1 of 5 done; still to do"),
+        20,
+    );
     t.keys("Escape");
     t.keys("d");
     passes(&t, "the retrieves");

@@ -801,7 +801,10 @@ fn a_question_where_reads_leave_no_record() {
         key(&mut a, c);
     }
     render(&a, "answer_prompt");
-    let fx = update(&mut a, Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    let fx = update(
+        &mut a,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
     assert!(
         matches!(fx.as_slice(), [dicomlab::tui::app::Effect::Answer { step, value }] if step == "retrieve-samples" && value == "2892945"),
         "{fx:?}"
@@ -816,7 +819,10 @@ fn the_name_is_asked_once() {
         key(&mut a, c);
     }
     render(&a, "name_prompt");
-    let fx = update(&mut a, Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    let fx = update(
+        &mut a,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
     assert!(
         matches!(fx.as_slice(), [dicomlab::tui::app::Effect::SaveName(n)] if n == "Ada"),
         "{fx:?}"

@@ -216,6 +216,9 @@ pub enum TokenError {
     NoToken,
     #[error("{0} is missing in the environment")]
     Missing(&'static str),
+    /// The token endpoint's host cannot be reached.
+    #[error("the token host {host} cannot be reached: {why}")]
+    Unreachable { host: String, why: String },
 }
 
 impl TokenError {

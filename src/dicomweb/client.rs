@@ -255,13 +255,32 @@ impl DicomWebClient {
         &self.auth
     }
 
-    /// `{base}/{path}`
+    /// `{base}/{path}`. With a data partition in the base URL (`…/v1/partitions/{name}`, contract §1.2),
+    /// the change feed, extended query tags and operations stay at the versioned base: they are the
+    /// service's, not a partition's.
     pub fn url(&self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
         if path.is_empty() {
-            self.base.clone()
-        } else {
-            format!("{}/{}", self.base, path.trim_start_matches('/'))
+            return self.base.clone();
         }
+        let service_wide = ["changefeed", "extendedquerytags", "operations"]
+            .iter()
+            .any(|r| {
+                path == *r
+                    || path.starts_with(&format!("{r}/"))
+                    || path.starts_with(&format!("{r}?"))
+            });
+        let base = match (service_wide, self.base.find("/partitions/")) {
+            (true, Some(i)) => &self.base[..i],
+            _ => self.base.as_str(),
+        };
+        format!("{base}/{path}")
+    }
+
+    /// The data partition named in the base URL, if any.
+    pub fn partition(&self) -> Option<&str> {
+        let i = self.base.find("/partitions/")?;
+        self.base[i + "/partitions/".len()..].split('/').next()
     }
 
     /// A new exchange record for a request about to be sent.
@@ -386,9 +405,26 @@ impl DicomWebClient {
                 format!("--data-urlencode \"{k}={v}\"")
             })
             .collect();
+        // A token host out of reach is a token failure, not the DICOM service's: it says which host.
         let answer = self
             .send(Method::POST, &url, &[], Body::Form(form, shown), false)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                ClientError::Dns { host } => ClientError::Token(TokenError::Unreachable {
+                    host,
+                    why: "no such name (DNS)".into(),
+                }),
+                ClientError::Connect { url } | ClientError::Timeout { url, .. } => {
+                    ClientError::Token(TokenError::Unreachable {
+                        host: reqwest::Url::parse(&url)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .unwrap_or(url),
+                        why: "no connection".into(),
+                    })
+                }
+                other => other,
+            })?;
         Ok(parse_token_answer(answer.status, &answer.body)?)
     }
 
@@ -990,4 +1026,33 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_holds_the_data_routes_only() {
+        let base = "https://ws-dicom.dicom.azurehealthcareapis.com";
+        let c = DicomWebClient::new(&format!("{base}/v1/partitions/lab-a"), AuthConfig::None)
+            .expect("client");
+        assert_eq!(c.partition(), Some("lab-a"));
+        assert_eq!(
+            c.url("studies"),
+            format!("{base}/v1/partitions/lab-a/studies")
+        );
+        assert_eq!(
+            c.url("changefeed?offset=0"),
+            format!("{base}/v1/changefeed?offset=0")
+        );
+        assert_eq!(
+            c.url("extendedquerytags/PatientSex"),
+            format!("{base}/v1/extendedquerytags/PatientSex")
+        );
+        assert_eq!(c.url("operations/abc"), format!("{base}/v1/operations/abc"));
+        let plain = DicomWebClient::new("http://h/v1", AuthConfig::None).expect("client");
+        assert_eq!(plain.url("changefeed"), "http://h/v1/changefeed");
+        assert_eq!(plain.partition(), None);
+    }
 }

@@ -604,9 +604,11 @@ async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome
         .iter()
         .filter_map(|i| {
             feed.iter()
-                .filter(|e| e.sop == i.sop && e.action.eq_ignore_ascii_case("create"))
-                .filter(|e| since.is_none_or(|s| e.timestamp.is_none_or(|t| t >= s)))
-                .next_back()
+                .rfind(|e| {
+                    e.sop == i.sop
+                        && e.action.eq_ignore_ascii_case("create")
+                        && since.is_none_or(|s| e.timestamp.is_none_or(|t| t >= s))
+                })
                 .map(|e| (*i, e))
         })
         .collect();
@@ -788,8 +790,7 @@ async fn store_without_feed(
             .records
             .attempts_since(ctx.since)
             .into_iter()
-            .filter(|a| a.source == Source::Dicomlab && is_store(a) && a.ok())
-            .next_back();
+            .rfind(|a| a.source == Source::Dicomlab && is_store(a) && a.ok());
         let evidence = match by_dicomlab {
             Some(a) => Evidence::new(
                 Source::Dicomlab,
@@ -927,9 +928,8 @@ fn requests_check(
         )
     };
     if done.len() == patterns.len() {
-        let source = if done.iter().all(|(_, a)| a.source == Source::AuditLog) {
-            Source::AuditLog
-        } else if done.iter().any(|(_, a)| a.source == Source::AuditLog) {
+        // The service's record first: any request it shows makes the audit log the evidence.
+        let source = if done.iter().any(|(_, a)| a.source == Source::AuditLog) {
             Source::AuditLog
         } else {
             Source::Dicomlab
@@ -1070,7 +1070,7 @@ fn tags_unavailable(ctx: &CheckContext<'_>) -> Option<Outcome> {
     Some(match &ctx.records.tags_error {
         Some(a) => fail(
             "the extended query tags API answers",
-            format!("{}", a.exchange.summary()),
+            a.exchange.summary(),
             diagnose_answer(ctx.place(), a),
             Vec::new(),
         ),
@@ -1577,8 +1577,7 @@ pub async fn true_answer(ctx: &CheckContext<'_>, from: &AnswerFrom) -> Result<St
                 .as_ref()
                 .ok_or("this server has no change feed")?;
             feed.iter()
-                .filter(|e| e.sop == i.sop && e.action.eq_ignore_ascii_case(action))
-                .next_back()
+                .rfind(|e| e.sop == i.sop && e.action.eq_ignore_ascii_case(action))
                 .map(|e| e.sequence.to_string())
                 .ok_or_else(|| {
                     format!(

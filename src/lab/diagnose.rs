@@ -197,6 +197,11 @@ pub fn diagnose_error(e: &ClientError) -> String {
 }
 
 fn diagnose_token(t: &TokenError) -> String {
+    if let TokenError::Unreachable { host, why } = t {
+        return format!(
+            "the token host {host} cannot be reached ({why}): check the network connection, DNS or the proxy (HTTPS_PROXY). This is the token host, not your service URL: a typo there would not cause it."
+        );
+    }
     match t.aadsts() {
         Some(code) => diagnose_aadsts(code),
         None => crate::text::visible(&t.to_string()).into_owned(),

@@ -253,20 +253,28 @@ impl Session {
             Err(e) => {
                 // The service (or its token host) cannot be reached: say why once, block the rest.
                 let why = super::diagnose::diagnose_error(&e);
-                let mut first = true;
+                let token = matches!(e, ClientError::Token(_));
+                let mut said = false;
                 for s in todo {
                     let o = match &s.check {
-                        Check::Environment => {
+                        // What needs no service, or (a token problem) no token, is judged as usual.
+                        Check::Environment | Check::PostmanImport => {
                             self.judge(lab, before, &done, s, &Records::empty()).await
                         }
-                        Check::Token if matches!(e, ClientError::Token(_)) => Outcome::Fail {
-                            expected: "a token for the DICOM service".into(),
-                            observed: e.to_string(),
-                            diagnosis: why.clone(),
-                            tried: Vec::new(),
-                        },
-                        _ if first => {
-                            first = false;
+                        Check::ServiceExists if token => {
+                            self.judge(lab, before, &done, s, &Records::empty()).await
+                        }
+                        Check::Token if token => {
+                            said = true;
+                            Outcome::Fail {
+                                expected: "a token for the DICOM service".into(),
+                                observed: crate::text::visible(&e.to_string()).into_owned(),
+                                diagnosis: why.clone(),
+                                tried: Vec::new(),
+                            }
+                        }
+                        _ if !said && !token => {
+                            said = true;
                             Outcome::Fail {
                                 expected: "an answer from the service".into(),
                                 observed: crate::text::visible(&e.to_string()).into_owned(),
@@ -275,7 +283,10 @@ impl Session {
                             }
                         }
                         _ => Outcome::Blocked {
-                            reason: format!("blocked by: {why}"),
+                            reason: format!(
+                                "blocked by {}: {why}",
+                                if token { "the token" } else { "the service" }
+                            ),
                         },
                     };
                     out.push((s.id.clone(), o));

@@ -390,7 +390,7 @@ impl Lab {
                     if let Err(e) = RequestPattern::parse(&filled) {
                         return Err(invalid(at(alt, step_line), format!("step '{}': {e}", s.id)));
                     }
-                    for p in placeholders(&filled) {
+                    if let Some(p) = placeholders(&filled).first() {
                         return Err(invalid(
                             at(alt, step_line),
                             format!(

@@ -182,10 +182,13 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
     })
 }
 
+/// Path segments and query parameters of a request.
+pub type Route = (Vec<String>, Vec<(String, String)>);
+
 /// The route of a request under the DICOM base URL: its path segments after the version (and after
 /// `partitions/{name}`), or — for a server whose base URL has no version (Orthanc's `/dicom-web`) — from
 /// the first DICOMweb route word on; and its query. A URL or a path; `None` when it has neither.
-pub fn route_of(url: &str) -> Option<(Vec<String>, Vec<(String, String)>)> {
+pub fn route_of(url: &str) -> Option<Route> {
     let without_origin = match url.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => url,

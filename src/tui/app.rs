@@ -56,7 +56,10 @@ pub enum Confirm {
     /// Delete an extended query tag.
     DeleteTag(String),
     /// The answer to a step's question, being typed.
-    Answer { step: String, typed: String },
+    Answer {
+        step: String,
+        typed: String,
+    },
     /// The learner's name for the report (asked once), being typed.
     Name(String),
     Quit,
@@ -151,7 +154,10 @@ pub enum Effect {
     /// Save the learner's name in the config (empty: declined).
     SaveName(String),
     /// Credit a step with something done in dicomlab that sends no request (the Postman import).
-    Credit { step: String, summary: String },
+    Credit {
+        step: String,
+        summary: String,
+    },
     Quit,
 }
 
@@ -813,7 +819,8 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                     typed: String::new(),
                 });
             } else {
-                app.status = Some("this step asks no question: the service's records show it".into());
+                app.status =
+                    Some("this step asks no question: the service's records show it".into());
             }
             Vec::new()
         }

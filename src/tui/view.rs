@@ -396,7 +396,10 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
     if let Some(q) = &step.question
         && !app.is_done(&id)
         && !app.reads_recorded
-        && !matches!(&view.check, CheckState::Checked(Outcome::NotSupported { .. }))
+        && !matches!(
+            &view.check,
+            CheckState::Checked(Outcome::NotSupported { .. })
+        )
         && app.screen().is_none_or(|s| app.unsupported(s).is_none())
     {
         lines.push(Line::from(vec![
@@ -508,7 +511,9 @@ fn draw_exchange(app: &App, f: &mut Frame, area: Rect) {
 /// The keys that work now.
 pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
     match &app.confirm {
-        Some(Confirm::Answer { .. }) => return vec![("Enter", "check the answer"), ("Esc", "cancel")],
+        Some(Confirm::Answer { .. }) => {
+            return vec![("Enter", "check the answer"), ("Esc", "cancel")];
+        }
         Some(Confirm::Name(_)) => return vec![("Enter", "keep the name"), ("Esc", "leave it out")],
         Some(Confirm::ResetAll(_)) => return vec![("reset Enter", "reset all"), ("Esc", "cancel")],
         Some(_) => return vec![("y", "yes"), ("other", "no")],
@@ -731,7 +736,9 @@ fn draw_confirm(app: &App, c: &Confirm, f: &mut Frame, area: Rect) {
                 .step(step)
                 .and_then(|s| s.question.as_ref())
                 .map_or(String::new(), |q| fill(app, &q.ask));
-            format!("{ask}\nYour answer (Enter checks it against the service, Esc cancels): {typed}█")
+            format!(
+                "{ask}\nYour answer (Enter checks it against the service, Esc cancels): {typed}█"
+            )
         }
         Confirm::Name(typed) => format!(
             "Your name, for the report your instructor reads (Enter; Esc leaves it out — asked once): {typed}█"
