@@ -386,11 +386,12 @@ pub fn is_transport(e: &ClientError) -> bool {
     )
 }
 
-/// The query dicomlab sends: completed requests since `since` (Started rows carry no status).
+/// The query dicomlab sends: the newest completed requests since `since` (Started rows carry no
+/// status); older ones have credited their steps already, in progress.
 pub fn audit_query(since: Option<OffsetDateTime>) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
-        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\" | order by TimeGenerated asc | take 20000",
+        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\" | order by TimeGenerated desc | take 20000",
         rfc3339(since)
     )
 }
@@ -398,7 +399,7 @@ pub fn audit_query(since: Option<OffsetDateTime>) -> String {
 fn signin_query(since: Option<OffsetDateTime>) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
-        "AADServicePrincipalSignInLogs | where TimeGenerated >= datetime({}) | order by TimeGenerated asc | take 2000",
+        "AADServicePrincipalSignInLogs | where TimeGenerated >= datetime({}) | order by TimeGenerated desc | take 2000",
         rfc3339(since)
     )
 }

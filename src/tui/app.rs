@@ -1128,6 +1128,47 @@ mod tests {
     }
 
     #[test]
+    fn a_step_done_stays_done_whatever_a_later_check_says() {
+        let mut a = app();
+        let id = "store-samples".to_string();
+        let mut saved = std::collections::BTreeMap::new();
+        saved.insert(
+            id.clone(),
+            StepProgress {
+                status: Status::Done,
+                attempts: 1,
+                first: "2026-11-30T14:00:00Z".into(),
+                last: "2026-11-30T14:00:00Z".into(),
+                done_at: Some("2026-11-30T14:00:00Z".into()),
+                last_failure: None,
+                evidence: Some(crate::lab::evidence::Evidence::new(
+                    crate::lab::evidence::Source::ChangeFeed,
+                    "Create entries #1, #2, #3",
+                    None,
+                )),
+                waiting_since: None,
+                subject: None,
+            },
+        );
+        update(&mut a, Msg::Progress(saved));
+        assert!(a.is_done(&id));
+        // The study deleted (the lab's optional deletes), then C: whatever comes back, it stays done.
+        update(
+            &mut a,
+            Msg::Checked {
+                step: id.clone(),
+                outcome: Outcome::Fail {
+                    expected: "e".into(),
+                    observed: "o".into(),
+                    diagnosis: "d".into(),
+                    tried: Vec::new(),
+                },
+            },
+        );
+        assert!(a.is_done(&id));
+    }
+
+    #[test]
     fn check_and_do_are_effects_not_io() {
         let mut a = app();
         assert_eq!(
