@@ -335,7 +335,8 @@ fn load(cli: &Cli) -> Result<Loaded> {
     })
 }
 
-async fn open_session(l: &Loaded) -> Result<Session> {
+/// Says what is wrong with the profile (the checks say it again, on their step).
+fn warn_problems(l: &Loaded) {
     let problems = l.profile.problems();
     if !problems.is_empty() {
         eprintln!(
@@ -344,6 +345,10 @@ async fn open_session(l: &Loaded) -> Result<Session> {
             problems.join("; ")
         );
     }
+}
+
+async fn open_session(l: &Loaded) -> Result<Session> {
+    warn_problems(l);
     Ok(Session::open(
         &l.profile,
         Some(dicomlab::config::data_dir().join("practice")),
@@ -408,19 +413,8 @@ fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)
         Outcome::Error { message } => println!("     error: {}", fill(message)),
     }
     for (i, t) in o.tried().iter().enumerate() {
-        let tool = t
-            .tool
-            .as_ref()
-            .map(|t| format!(" from {t}"))
-            .unwrap_or_default();
-        println!(
-            "     {} {} {}{tool} → {}: {}",
-            if i == 0 { "you tried" } else { "         " },
-            dicomlab::lab::checks::local_time(&t.at),
-            fill(&t.line),
-            t.status,
-            fill(&t.diagnosis)
-        );
+        let head = if i == 0 { "you tried" } else { "         " };
+        println!("     {head} {}", fill(&t.text()));
     }
     if !o.is_pass()
         && let Some(q) = lab.step(step_id).and_then(|s| s.question.as_ref())
@@ -499,14 +493,7 @@ async fn run_step(
     };
     // The exchanges of the action are the learner's, done in dicomlab: kept as evidence.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let problems = l.profile.problems();
-    if !problems.is_empty() {
-        eprintln!(
-            "profile '{}' has problems: {}",
-            l.profile_name,
-            problems.join("; ")
-        );
-    }
+    warn_problems(&l);
     let session = Session::open(
         &l.profile,
         Some(dicomlab::config::data_dir().join("practice")),

@@ -31,6 +31,31 @@ pub enum RoleError {
     Other(String),
 }
 
+/// Sends an admin request (with the admin header); an answer that is not a success is refused.
+async fn admin_call(
+    origin: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, RoleError> {
+    let resp = req
+        .header(ADMIN_HEADER.0, ADMIN_HEADER.1)
+        .send()
+        .await
+        .map_err(|e| RoleError::Unreachable {
+            origin: origin.to_string(),
+            detail: e.to_string(),
+        })?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    Err(RoleError::Refused {
+        origin: origin.to_string(),
+        status,
+        body: crate::text::visible(body.trim()).into_owned(),
+    })
+}
+
 /// One client and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
@@ -125,23 +150,7 @@ impl RoleAdmin {
                 } else {
                     http.delete(&url)
                 };
-                let resp = req
-                    .header(ADMIN_HEADER.0, ADMIN_HEADER.1)
-                    .send()
-                    .await
-                    .map_err(|e| RoleError::Unreachable {
-                        origin: origin.clone(),
-                        detail: e.to_string(),
-                    })?;
-                let status = resp.status().as_u16();
-                if !resp.status().is_success() {
-                    let body = resp.text().await.unwrap_or_default();
-                    return Err(RoleError::Refused {
-                        origin: origin.clone(),
-                        status,
-                        body: crate::text::visible(body.trim()).into_owned(),
-                    });
-                }
+                admin_call(origin, req).await?;
                 Ok(done(&client))
             }
             RoleAdmin::Portal { client_id } => Err(RoleError::Manual(format!(
@@ -176,24 +185,10 @@ impl RoleAdmin {
                 })
                 .collect()),
             RoleAdmin::Http { origin, http, .. } => {
-                let resp = http
-                    .get(format!("{origin}/admin/roles"))
-                    .header(ADMIN_HEADER.0, ADMIN_HEADER.1)
-                    .send()
-                    .await
-                    .map_err(|e| RoleError::Unreachable {
-                        origin: origin.clone(),
-                        detail: e.to_string(),
-                    })?;
-                let status = resp.status().as_u16();
-                if !resp.status().is_success() {
-                    return Err(RoleError::Refused {
-                        origin: origin.clone(),
-                        status,
-                        body: "is it a dicomlab practice service?".into(),
-                    });
-                }
-                let v: Vec<Value> = resp.json().await.map_err(|e| RoleError::Other(e.to_string()))?;
+                let resp = admin_call(origin, http.get(format!("{origin}/admin/roles"))).await?;
+                let v: Vec<Value> = resp.json().await.map_err(|e| {
+                    RoleError::Other(format!("{origin}/admin/roles is not a dicomlab practice service's: {e}"))
+                })?;
                 let text = |c: &Value, k: &str| c[k].as_str().unwrap_or_default().to_string();
                 Ok(v.iter()
                     .map(|c| Assignment {

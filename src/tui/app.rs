@@ -339,6 +339,21 @@ impl App {
             .is_some_and(|s| s.screen() == Some(crate::lab::model::ScreenKind::Viewer))
     }
 
+    /// Whether the step's question is the way to show it done: it asks one, it is not done, the target
+    /// keeps no record of reads dicomlab can read, and the target has what the step is about.
+    pub fn answerable(&self, id: &str) -> bool {
+        let Some(step) = self.lab.step(id) else {
+            return false;
+        };
+        step.question.is_some()
+            && !self.is_done(id)
+            && !self.reads_recorded
+            && !self.steps.get(id).is_some_and(|v| {
+                matches!(&v.check, CheckState::Checked(Outcome::NotSupported { .. }))
+            })
+            && Screen::of(step).is_none_or(|s| self.unsupported(s).is_none())
+    }
+
     /// Steps waiting for a late record (the audit log): checked again on a slow tick.
     pub fn waiting(&self) -> Vec<String> {
         self.lab
@@ -813,7 +828,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             _ => Vec::new(),
         },
         KeyCode::Char('a') => {
-            if app.lab.step(&id).is_some_and(|s| s.question.is_some()) && !app.is_done(&id) {
+            if app.answerable(&id) {
                 app.confirm = Some(Confirm::Answer {
                     step: id,
                     typed: String::new(),

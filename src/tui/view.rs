@@ -374,20 +374,9 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                 }
             }
             for (i, t) in o.tried().iter().enumerate() {
-                let tool = t
-                    .tool
-                    .as_ref()
-                    .map(|t| format!(" from {t}"))
-                    .unwrap_or_default();
                 lines.push(Line::from(vec![
                     label(if i == 0 { "Tried" } else { "" }),
-                    Span::raw(format!(
-                        "{} {}{tool} → {}: {}",
-                        crate::lab::checks::local_time(&t.at),
-                        t.line,
-                        t.status,
-                        t.diagnosis
-                    )),
+                    Span::raw(t.text()),
                 ]));
             }
         }
@@ -540,7 +529,7 @@ pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
     }
     let mut v = vec![("d", "do it"), ("c", "check"), ("h", "hint")];
     let id = app.selected_id();
-    if app.lab.step(&id).is_some_and(|s| s.question.is_some()) && !app.is_done(&id) {
+    if app.answerable(&id) {
         v.push(("a", "answer"));
     }
     if app.busy() {
