@@ -252,45 +252,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn role(service: &str, action: RoleAction) -> Result<()> {
-    let origin = service
-        .trim_end_matches('/')
-        .trim_end_matches("/v1")
-        .trim_end_matches("/v2")
-        .to_string();
-    let http = reqwest::Client::new();
-    let list = || async {
-        let resp = http
-            .get(format!("{origin}/admin/roles"))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {origin}"))?;
-        if !resp.status().is_success() {
-            bail!(
-                "{origin} answered {} to /admin/roles: is it a dicomlab practice service?",
-                resp.status()
-            );
-        }
-        Ok::<Vec<serde_json::Value>, anyhow::Error>(resp.json().await?)
-    };
+    use dicomlab::target::RoleAdmin;
     let (role, client, grant) = match action {
         RoleAction::List => {
-            for c in list().await? {
-                let roles: Vec<&str> = c["roles"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
-                    .unwrap_or_default();
-                let lab = if c["labClient"].as_bool() == Some(true) {
-                    " (lab client)"
-                } else {
-                    ""
-                };
+            let admin = RoleAdmin::http(service, None);
+            for c in admin.list().await? {
+                let lab = if c.lab_client { " (lab client)" } else { "" };
                 println!(
                     "{}{lab}: {}",
-                    c["clientId"].as_str().unwrap_or("?"),
-                    if roles.is_empty() {
+                    c.client_id,
+                    if c.roles.is_empty() {
                         "no role".to_string()
                     } else {
-                        roles.join(", ")
+                        c.roles.join(", ")
                     }
                 );
             }
@@ -301,44 +275,11 @@ async fn role(service: &str, action: RoleAction) -> Result<()> {
     };
     let Some(role) = Role::parse(&role) else {
         bail!(
-            "unknown role '{role}': use \"DICOM Data Owner\" (owner) or \"DICOM Data Reader\" (reader)"
+            "unknown role '{role}': use \"DICOM Data Owner\" (owner), \"DICOM Data Reader\" (reader) or \"Log Analytics Reader\""
         );
     };
-    let client = match client {
-        Some(c) => c,
-        None => list()
-            .await?
-            .into_iter()
-            .find(|c| c["labClient"].as_bool() == Some(true))
-            .and_then(|c| c["clientId"].as_str().map(str::to_string))
-            .context("the service has no lab client")?,
-    };
-    let url = format!(
-        "{origin}/admin/roles/{client}/{}",
-        role.name().replace(' ', "%20")
-    );
-    let req = if grant {
-        http.put(&url)
-    } else {
-        http.delete(&url)
-    };
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {origin}"))?;
-    if !resp.status().is_success() {
-        bail!(
-            "{} {}",
-            resp.status(),
-            resp.text().await.unwrap_or_default()
-        );
-    }
-    println!(
-        "{} {} {} client {client}",
-        if grant { "granted" } else { "revoked" },
-        role.name(),
-        if grant { "to" } else { "from" }
-    );
+    let admin = RoleAdmin::http(service, client);
+    println!("{}", admin.set(role, None, grant).await?);
     Ok(())
 }
 
@@ -394,7 +335,8 @@ fn load(cli: &Cli) -> Result<Loaded> {
     })
 }
 
-async fn open_session(l: &Loaded) -> Result<Session> {
+/// Says what is wrong with the profile (the checks say it again, on their step).
+fn warn_problems(l: &Loaded) {
     let problems = l.profile.problems();
     if !problems.is_empty() {
         eprintln!(
@@ -403,6 +345,10 @@ async fn open_session(l: &Loaded) -> Result<Session> {
             problems.join("; ")
         );
     }
+}
+
+async fn open_session(l: &Loaded) -> Result<Session> {
+    warn_problems(l);
     Ok(Session::open(
         &l.profile,
         Some(dicomlab::config::data_dir().join("practice")),
@@ -467,19 +413,8 @@ fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)
         Outcome::Error { message } => println!("     error: {}", fill(message)),
     }
     for (i, t) in o.tried().iter().enumerate() {
-        let tool = t
-            .tool
-            .as_ref()
-            .map(|t| format!(" from {t}"))
-            .unwrap_or_default();
-        println!(
-            "     {} {} {}{tool} → {}: {}",
-            if i == 0 { "you tried" } else { "         " },
-            dicomlab::lab::checks::local_time(&t.at),
-            fill(&t.line),
-            t.status,
-            fill(&t.diagnosis)
-        );
+        let head = if i == 0 { "you tried" } else { "         " };
+        println!("     {head} {}", fill(&t.text()));
     }
     if !o.is_pass()
         && let Some(q) = lab.step(step_id).and_then(|s| s.question.as_ref())
@@ -558,14 +493,7 @@ async fn run_step(
     };
     // The exchanges of the action are the learner's, done in dicomlab: kept as evidence.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let problems = l.profile.problems();
-    if !problems.is_empty() {
-        eprintln!(
-            "profile '{}' has problems: {}",
-            l.profile_name,
-            problems.join("; ")
-        );
-    }
+    warn_problems(&l);
     let session = Session::open(
         &l.profile,
         Some(dicomlab::config::data_dir().join("practice")),

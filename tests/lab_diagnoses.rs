@@ -8,11 +8,11 @@ use common::*;
 use dicomlab::config::{GenericAuth, Profile};
 use dicomlab::dicom::samples::STUDY_UID;
 use dicomlab::dicomweb::{Secret, StoreMode};
-use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::lab::progress::TargetProgress;
 use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, RunningService, ServiceConfig};
+use dicomlab::target::TargetKind;
 use serde_json::json;
 
 async fn service(config: ServiceConfig) -> RunningService {
@@ -275,10 +275,14 @@ async fn token_errors_from_azure_ad() {
     let mut p = profile_for(&svc);
     p.tenant_id = "someone-else".into();
     has(&run(&p, "get-token").await, &["AADSTS90002"]);
-    // A check that needs a token says why it cannot read anything.
+    // A check that needs a token is blocked by it, and says why.
     let mut p = profile_for(&svc);
     p.client_secret = Secret::new("not-the-secret");
-    has(&run(&p, "store-samples").await, &["AADSTS7000215"]);
+    let o = run(&p, "store-samples").await;
+    assert!(
+        matches!(&o, Outcome::Blocked { reason } if reason.contains("blocked by the token") && reason.contains("AADSTS7000215")),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]

@@ -11,8 +11,7 @@ use super::engine::Session;
 use super::model::{Check, Lab, Level, Step};
 use super::request::RequestPattern;
 use crate::dicomweb::{ClientError, StoreMode, get_ci};
-use crate::practice::auth::Role;
-use crate::target::TargetKind;
+use crate::target::Role;
 
 /// Why an action could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -43,48 +42,14 @@ pub async fn sample_files(
         .map_err(ActionError::from)
 }
 
-/// Grants (or revokes) the lab client's DICOM Data Owner role on a practice service: the embedded one
-/// directly, one of `dicomlab serve` through its loopback admin route. Elsewhere it says where to do it.
+/// Grants (or revokes) the learner's app DICOM Data Owner on the target (the embedded practice service
+/// directly, a served one through its admin routes); on Azure it says where to click.
 pub async fn set_role(session: &Session, grant: bool) -> Result<String, ActionError> {
-    let c = &session.client;
-    let done = |client_id: &str| {
-        if grant {
-            format!("granted DICOM Data Owner to client {client_id}")
-        } else {
-            format!("revoked DICOM Data Owner from client {client_id}")
-        }
-    };
-    match &session.practice {
-        Some(p) => {
-            p.set_lab_role(Role::DataOwner, grant)
-                .map_err(|e| ActionError::Manual(e.to_string()))?;
-            Ok(done(&p.client_id))
-        }
-        None if session.kind == TargetKind::Practice => {
-            let client_id = match c.auth() {
-                crate::dicomweb::AuthConfig::Azure { client_id, .. } => client_id.clone(),
-                _ => return Err(ActionError::Manual("this profile has no client id".into())),
-            };
-            let origin = crate::config::origin_of(c.base());
-            let url = format!("{origin}/admin/roles/{client_id}/DICOM%20Data%20Owner");
-            let a = if grant {
-                c.put_anonymous(&url).await?
-            } else {
-                c.delete_anonymous(&url).await?
-            };
-            if !a.ok() {
-                return Err(ActionError::Manual(format!(
-                    "the practice service answered {}: {}",
-                    a.status,
-                    a.text()
-                )));
-            }
-            Ok(done(&client_id))
-        }
-        None => Err(ActionError::Manual(
-            "assign the role in the Azure portal: DICOM service → Access control (IAM) → Add role assignment → DICOM Data Owner".into(),
-        )),
-    }
+    session
+        .roles
+        .set(Role::DataOwner, None, grant)
+        .await
+        .map_err(|e| ActionError::Manual(e.to_string()))
 }
 
 /// How adding an extended query tag went.

@@ -39,6 +39,24 @@ pub struct Tried {
     pub diagnosis: String,
 }
 
+impl Tried {
+    /// `14:03 POST /v1/studies from Postman → 415: <diagnosis>` (local time).
+    pub fn text(&self) -> String {
+        let tool = self
+            .tool
+            .as_ref()
+            .map(|t| format!(" from {t}"))
+            .unwrap_or_default();
+        format!(
+            "{} {}{tool} → {}: {}",
+            local_time(&self.at),
+            self.line,
+            self.status,
+            self.diagnosis
+        )
+    }
+}
+
 /// What a check concluded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -259,6 +277,27 @@ impl CheckContext<'_> {
         since.is_none_or(|s| {
             OffsetDateTime::now_utc() - s < time::Duration::seconds(delay_secs as i64)
         })
+    }
+
+    /// A step not done: the learner's last failed attempt (a failure, diagnosed), else waiting for a
+    /// late record, else `otherwise`.
+    fn after_attempts(
+        &self,
+        step: &Step,
+        expected: impl Into<String>,
+        tried: Vec<Tried>,
+        otherwise: impl FnOnce(Vec<Tried>) -> Outcome,
+    ) -> Outcome {
+        match tried.first() {
+            Some(t) => fail(
+                expected,
+                format!("your last attempt: {} answered {}", t.line, t.status),
+                t.diagnosis.clone(),
+                tried.clone(),
+            ),
+            None if self.may_still_arrive(step) && self.records.audit_read() => self.waiting(tried),
+            None => otherwise(tried),
+        }
     }
 
     fn waiting(&self, tried: Vec<Tried>) -> Outcome {
@@ -1148,22 +1187,13 @@ fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&str>) -> Outc
             )
             .about(name.clone()),
         ),
-        (None, None) => match tried.first() {
-            Some(t) => fail(
-                expected,
-                format!("your last attempt: {} answered {}", t.line, t.status),
-                t.diagnosis.clone(),
-                tried,
-            ),
-            None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
-            None => ready(
+        (None, None) => ctx.after_attempts(step, expected, tried, |tried| ready(
                 format!(
                     "no tag yet: POST [{{\"Path\":\"{}\",\"Level\":\"Study\"}}] to {{baseUrl}}/extendedquerytags",
                     suggest.unwrap_or("PatientSex")
                 ),
                 tried,
-            ),
-        },
+            )),
     }
 }
 
@@ -1216,16 +1246,9 @@ fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome
         );
     }
     let tried = ctx.tried(uses, |a| a.status != 200);
-    match tried.first() {
-        Some(t) => fail(
-            expected,
-            format!("your last attempt: {} answered {}", t.line, t.status),
-            t.diagnosis.clone(),
-            tried,
-        ),
-        None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
-        None => ready(not_recorded_hint(ctx, step), tried),
-    }
+    ctx.after_attempts(step, expected, tried, |tried| {
+        ready(not_recorded_hint(ctx, step), tried)
+    })
 }
 
 fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outcome {
@@ -1311,18 +1334,9 @@ fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outco
                 tried,
             ),
         },
-        (None, None) => match tried.first() {
-            Some(t) => fail(
-                expected,
-                format!("your last attempt: {} answered {}", t.line, t.status),
-                t.diagnosis.clone(),
-                tried,
-            ),
-            None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
-            None => Outcome::Blocked {
-                reason: format!("{tag} is not in the tag list: add it first"),
-            },
-        },
+        (None, None) => ctx.after_attempts(step, expected, tried, |_| Outcome::Blocked {
+            reason: format!("{tag} is not in the tag list: add it first"),
+        }),
     }
 }
 
@@ -1509,16 +1523,9 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
             }
         }
     }
-    match tried.first() {
-        Some(t) => fail(
-            expected,
-            format!("your last attempt: {} answered {}", t.line, t.status),
-            t.diagnosis.clone(),
-            tried,
-        ),
-        None if ctx.may_still_arrive(step) && ctx.records.audit_read() => ctx.waiting(tried),
-        None => ready(format!("DELETE {{baseUrl}}/{path}"), tried),
-    }
+    ctx.after_attempts(step, expected, tried, |tried| {
+        ready(format!("DELETE {{baseUrl}}/{path}"), tried)
+    })
 }
 
 /// The true answer of a step's question, read from the service now (by the checks' client).

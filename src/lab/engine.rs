@@ -12,25 +12,19 @@ use super::checks::{self, CheckContext, Outcome, TargetKind};
 use super::evidence::{self, Evidence, Learner, Needs, Records, Source};
 use super::model::{Check, Lab, Step};
 use super::progress::{ProgressStore, Status, TargetProgress};
-use crate::config::{GenericAuth, Profile};
-use crate::dicomweb::loganalytics::LOG_ANALYTICS_ENDPOINT;
+use crate::config::Profile;
 use crate::dicomweb::{AuthConfig, ClientError, DicomWebClient, Exchange, LogReader};
-use crate::practice::{self, RunningService, ServiceConfig, StartError};
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("the practice service could not start: {0}")]
-    Practice(#[from] StartError),
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Open(#[from] crate::target::OpenError),
     #[error("cannot create a scratch folder: {0}")]
     Scratch(std::io::Error),
 }
 
-/// The port the embedded practice service takes when it is free, so Postman or curl in another
-/// terminal keep working across restarts (the credentials are kept with its data).
-pub const PRACTICE_PORT: u16 = 8042;
+pub use crate::target::PRACTICE_PORT;
 
 /// A target to run the lab against.
 pub struct Session {
@@ -42,7 +36,9 @@ pub struct Session {
     /// What progress is keyed by: `practice` for the embedded service, else the base URL.
     pub target_key: String,
     /// The embedded practice service, when the profile is `practice` without a base URL.
-    pub practice: Option<RunningService>,
+    pub practice: Option<crate::practice::RunningService>,
+    /// Who assigns roles on the target (the role step's screen and "do it").
+    pub roles: crate::target::RoleAdmin,
     /// Retrieved files and generated samples.
     pub scratch: tempfile::TempDir,
     /// The audit log's reader, when the target has one.
@@ -66,99 +62,18 @@ impl Session {
             .prefix("dicomlab-")
             .tempdir()
             .map_err(SessionError::Scratch)?;
-        let mut log_delay = profile.log_delay_secs.unwrap_or(match profile.kind {
-            TargetKind::Azure => 600,
-            _ => 0,
-        });
-        let (client, practice, target_key, log) =
-            if profile.kind == TargetKind::Practice && profile.base_url.trim().is_empty() {
-                let svc = start_embedded(practice_data).await?;
-                let auth = AuthConfig::Azure {
-                    tenant_id: svc.tenant_id.clone(),
-                    client_id: svc.client_id.clone(),
-                    client_secret: crate::dicomweb::Secret::new(svc.client_secret.clone()),
-                    resource: svc.resource.clone(),
-                    authority: svc.authority.clone(),
-                    token_version: Default::default(),
-                };
-                let log = LogReader::new(
-                    &format!("{}/loganalytics", svc.origin),
-                    svc.workspace_id(),
-                    &auth,
-                )
-                .ok();
-                (
-                    DicomWebClient::new(&svc.base_url, auth)?,
-                    Some(svc),
-                    "practice".to_string(),
-                    log,
-                )
-            } else {
-                let auth = match (profile.kind, profile.auth) {
-                    (TargetKind::Generic, GenericAuth::None) => AuthConfig::None,
-                    (TargetKind::Generic, GenericAuth::Basic) => AuthConfig::Basic {
-                        username: profile.username.clone(),
-                        password: profile.password.clone(),
-                    },
-                    (TargetKind::Generic, GenericAuth::Bearer) => AuthConfig::Bearer {
-                        token: profile.token.clone(),
-                    },
-                    _ => AuthConfig::Azure {
-                        tenant_id: profile.tenant_id.trim().to_string(),
-                        client_id: profile.client_id.trim().to_string(),
-                        client_secret: profile.client_secret.clone(),
-                        resource: profile.resource.trim().to_string(),
-                        authority: profile.authority.trim().to_string(),
-                        token_version: profile.token_version,
-                    },
-                };
-                let base = profile.base_url.trim().trim_end_matches('/').to_string();
-                let client = DicomWebClient::new(&base, auth.clone())?;
-                let log = match profile.kind {
-                    TargetKind::Generic => None,
-                    TargetKind::Practice => {
-                        let origin = crate::config::origin_of(&base);
-                        let found = discover_workspace(&client, &origin).await;
-                        let ws = if profile.log_workspace.trim().is_empty() {
-                            found.as_ref().map(|(w, _)| w.clone())
-                        } else {
-                            Some(profile.log_workspace.trim().to_string())
-                        };
-                        if profile.log_delay_secs.is_none()
-                            && let Some((_, d)) = &found
-                        {
-                            log_delay = *d;
-                        }
-                        ws.and_then(|w| {
-                            LogReader::new(&format!("{origin}/loganalytics"), &w, &auth).ok()
-                        })
-                    }
-                    TargetKind::Azure if !profile.log_workspace.trim().is_empty() => {
-                        let endpoint = if profile.log_endpoint.trim().is_empty() {
-                            LOG_ANALYTICS_ENDPOINT
-                        } else {
-                            profile.log_endpoint.trim()
-                        };
-                        LogReader::new(endpoint, &profile.log_workspace, &auth).ok()
-                    }
-                    TargetKind::Azure => None,
-                };
-                (client, None, base, log)
-            };
-        let client = match sink {
-            Some(s) => client.with_sink(s),
-            None => client,
-        };
-        let checker = client.checking();
+        let t = crate::target::open(profile, practice_data, sink).await?;
+        let checker = t.client.checking();
         Ok(Session {
-            kind: profile.kind,
-            client,
+            kind: t.kind,
+            client: t.client,
             checker,
-            target_key,
-            practice,
+            target_key: t.key,
+            practice: t.practice,
+            roles: t.roles,
             scratch,
-            log,
-            log_delay,
+            log: t.log,
+            log_delay: t.log_delay,
             shared: profile.shared,
             profile_problems: profile.problems(),
         })
@@ -513,37 +428,6 @@ impl Session {
             .flatten()
             .map(|t| t.remaining())
     }
-}
-
-/// The embedded practice service, on the stable port when it is free.
-async fn start_embedded(data: Option<PathBuf>) -> Result<RunningService, StartError> {
-    let config = |port: u16| ServiceConfig {
-        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        data_dir: data.clone(),
-        heavy_jobs: 1,
-        ..ServiceConfig::default()
-    };
-    match practice::start(config(PRACTICE_PORT)).await {
-        Err(StartError::Bind { .. }) => practice::start(config(0)).await,
-        other => other,
-    }
-}
-
-/// A served practice service's workspace id and audit delay.
-async fn discover_workspace(client: &DicomWebClient, origin: &str) -> Option<(String, u64)> {
-    let a = client
-        .get_anonymous_url(&format!("{origin}/loganalytics/v1/workspaces"))
-        .await
-        .ok()?;
-    let v = a.json()?;
-    let first = v.get(0)?;
-    Some((
-        first.get("id")?.as_str()?.to_string(),
-        first
-            .get("delaySeconds")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0),
-    ))
 }
 
 /// What the checks of these steps read.

@@ -218,6 +218,14 @@ impl Auth {
         self.clients.read().ok()?.get(id).cloned()
     }
 
+    /// Every registered client (their secrets stay in [`Client::secret`], never serialized).
+    pub fn clients(&self) -> Vec<Client> {
+        self.clients
+            .read()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn roles_of(&self, client_id: &str) -> BTreeSet<Role> {
         self.roles
             .read()

@@ -64,17 +64,7 @@ impl Cell {
 
 /// Times as Log Analytics writes them: RFC 3339, UTC, `Z`.
 pub fn format_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 100
-    )
+    super::format_utc(t, "Z")
 }
 
 /// A column: its name and its Log Analytics type (`datetime`, `string`, `int`, `dynamic`).

@@ -501,9 +501,14 @@ pub fn now_timestamp() -> String {
 }
 
 pub fn format_timestamp(t: time::OffsetDateTime) -> String {
+    format_utc(t, "+00:00")
+}
+
+/// UTC with seven fractional digits (.NET's round-trip form), then `zone` (`+00:00`, or `Z`).
+pub fn format_utc(t: time::OffsetDateTime, zone: &str) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}{zone}",
         t.year(),
         u8::from(t.month()),
         t.day(),

@@ -17,9 +17,9 @@ use super::viewer::Viewer;
 use crate::config::Profile;
 use crate::dicomweb::{Claims, Exchange};
 use crate::lab::Outcome;
-use crate::lab::checks::TargetKind;
 use crate::lab::model::{Lab, ScreenKind};
 use crate::lab::progress::{Status, StepProgress};
+use crate::target::TargetKind;
 
 /// Where a step's check stands, as the view shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -330,6 +330,21 @@ impl App {
         self.lab
             .step(id)
             .is_some_and(|s| s.screen() == Some(ScreenKind::Viewer))
+    }
+
+    /// Whether the step's question is the way to show it done: it asks one, it is not done, the target
+    /// keeps no record of reads dicomlab can read, and the target has what the step is about.
+    pub fn answerable(&self, id: &str) -> bool {
+        let Some(step) = self.lab.step(id) else {
+            return false;
+        };
+        step.question.is_some()
+            && !self.is_done(id)
+            && !self.reads_recorded
+            && !self.steps.get(id).is_some_and(|v| {
+                matches!(&v.check, CheckState::Checked(Outcome::NotSupported { .. }))
+            })
+            && Screen::of(step).is_none_or(|s| self.unsupported(s).is_none())
     }
 
     /// Steps waiting for a late record (the audit log): checked again on a slow tick.

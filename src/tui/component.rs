@@ -19,9 +19,9 @@ use ratatui::layout::Rect;
 use super::screens::retrieve::Uids;
 use super::theme::Theme;
 use crate::config::Profile;
-use crate::lab::checks::TargetKind;
 use crate::lab::engine::Session;
 use crate::lab::model::{Lab, Step};
+use crate::target::TargetKind;
 
 /// What a screen may read of the app while it handles a key or a result, or draws.
 #[derive(Debug, Clone)]

@@ -152,7 +152,7 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             _ => Vec::new(),
         },
         KeyCode::Char('a') => {
-            if app.lab.step(&id).is_some_and(|s| s.question.is_some()) && !app.is_done(&id) {
+            if app.answerable(&id) {
                 app.confirm = Some(Confirm::Answer {
                     step: id,
                     typed: String::new(),
@@ -414,7 +414,7 @@ pub fn commands(app: &App) -> Vec<CommandInfo> {
     }
     let mut v = vec![bar("d", "do it"), bar("c", "check"), bar("h", "hint")];
     let id = app.selected_id();
-    if app.lab.step(&id).is_some_and(|s| s.question.is_some()) && !app.is_done(&id) {
+    if app.answerable(&id) {
         v.push(bar("a", "answer"));
     }
     if app.busy() {

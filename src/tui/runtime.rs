@@ -489,8 +489,7 @@ async fn open_profile(
 ) -> Result<Session, String> {
     match profile {
         Some(p)
-            if p.kind != crate::lab::checks::TargetKind::Practice
-                && p.base_url.trim().is_empty() =>
+            if p.kind != crate::target::TargetKind::Practice && p.base_url.trim().is_empty() =>
         {
             Err(format!(
                 "profile {name} has no base URL yet: fill in the Environment screen or the config file"

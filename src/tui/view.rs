@@ -308,33 +308,16 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                 }
             }
             for (i, t) in o.tried().iter().enumerate() {
-                let tool = t
-                    .tool
-                    .as_ref()
-                    .map(|t| format!(" from {t}"))
-                    .unwrap_or_default();
                 lines.push(Line::from(vec![
                     label(if i == 0 { "Tried" } else { "" }),
-                    Span::raw(format!(
-                        "{} {}{tool} → {}: {}",
-                        crate::lab::checks::local_time(&t.at),
-                        t.line,
-                        t.status,
-                        t.diagnosis
-                    )),
+                    Span::raw(t.text()),
                 ]));
             }
         }
     }
     // The question is the evidence where the service keeps no record of reads dicomlab can read.
     if let Some(q) = &step.question
-        && !app.is_done(&id)
-        && !app.reads_recorded
-        && !matches!(
-            &view.check,
-            CheckState::Checked(Outcome::NotSupported { .. })
-        )
-        && app.screen().is_none_or(|s| app.unsupported(s).is_none())
+        && app.answerable(&id)
     {
         lines.push(Line::from(vec![
             label("Question"),

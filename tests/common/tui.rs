@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::evidence::{Evidence, Source};
 use dicomlab::lab::{Lab, Outcome};
+use dicomlab::target::TargetKind;
 use dicomlab::tui::app::{App, Effect, Focus, Msg, update};
 use dicomlab::tui::screens::Done;
 use ratatui::Terminal;

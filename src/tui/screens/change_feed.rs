@@ -12,7 +12,7 @@ use ratatui::widgets::{Cell, Row};
 use serde_json::Value;
 
 use crate::dicomweb::get_ci;
-use crate::lab::checks::TargetKind;
+use crate::target::TargetKind;
 use crate::lab::model::Lab;
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;

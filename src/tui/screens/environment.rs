@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 
 use crate::config::{Config, Profile};
 use crate::dicomweb::Secret;
-use crate::lab::checks::TargetKind;
+use crate::target::TargetKind;
 use crate::lab::engine::Session;
 use crate::lab::model::Lab;
 use crate::tui::component::{Command, Component, Ctx, Io, Out};

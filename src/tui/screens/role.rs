@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::lab::checks::TargetKind;
+use crate::target::TargetKind;
 use crate::lab::model::Lab;
 use crate::tui::component::{Command, Component, Ctx, Io, Out, Request};
 use crate::tui::theme::bold;

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::dicomweb::{Answer, ClientError, get_ci};
 use crate::lab::actions::TagAdd;
-use crate::lab::checks::TargetKind;
+use crate::target::TargetKind;
 use crate::lab::model::{Lab, Step};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;
