@@ -70,6 +70,23 @@ impl Write for Received {
     }
 }
 
+/// The TUI on a served practice service, its files in `dir`.
+fn options(svc: &dicomlab::practice::RunningService, dir: &std::path::Path) -> Options {
+    let profile = common::profile_for(svc);
+    Options {
+        lab: dicomlab::lab::Lab::embedded().expect("lab"),
+        profile_name: "served".into(),
+        profile: profile.clone(),
+        profiles: [("served".to_string(), profile)].into(),
+        progress_path: dir.join("progress.json"),
+        practice_data: dir.join("practice"),
+        samples: None,
+        log_path: dir.join("dicomlab.log"),
+        config_path: None,
+        ask_name: false,
+    }
+}
+
 fn key(c: char) -> std::io::Result<Event> {
     Ok(Event::Key(KeyEvent::new(
         KeyCode::Char(c),
@@ -81,19 +98,7 @@ fn key(c: char) -> std::io::Result<Event> {
 async fn the_tui_runs_on_any_channel_and_writes_only_to_it() {
     let svc = start(ServiceConfig::default()).await.expect("service");
     let dir = tempfile::tempdir().expect("dir");
-    let profile = common::profile_for(&svc);
-    let opts = Options {
-        lab: dicomlab::lab::Lab::embedded().expect("lab"),
-        profile_name: "served".into(),
-        profile: profile.clone(),
-        profiles: [("served".to_string(), profile)].into(),
-        progress_path: dir.path().join("progress.json"),
-        practice_data: dir.path().join("practice"),
-        samples: None,
-        log_path: dir.path().join("dicomlab.log"),
-        config_path: None,
-        ask_name: false,
-    };
+    let opts = options(&svc, dir.path());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let events = stream::poll_fn(move |cx| rx.poll_recv(cx));
     let received = Received::default();
@@ -140,19 +145,7 @@ async fn the_tui_runs_on_any_channel_and_writes_only_to_it() {
 async fn the_tui_stops_when_its_input_ends() {
     let svc = start(ServiceConfig::default()).await.expect("service");
     let dir = tempfile::tempdir().expect("dir");
-    let profile = common::profile_for(&svc);
-    let opts = Options {
-        lab: dicomlab::lab::Lab::embedded().expect("lab"),
-        profile_name: "served".into(),
-        profile: profile.clone(),
-        profiles: [("served".to_string(), profile)].into(),
-        progress_path: dir.path().join("progress.json"),
-        practice_data: dir.path().join("practice"),
-        samples: None,
-        log_path: dir.path().join("dicomlab.log"),
-        config_path: None,
-        ask_name: false,
-    };
+    let opts = options(&svc, dir.path());
     let received = Received::default();
     let channel = Channel {
         events: stream::iter(vec![key('?')]),

@@ -6,7 +6,6 @@
 mod tui;
 
 use crossterm::event::KeyCode;
-use dicomlab::config::Profile;
 use dicomlab::dicomweb::{Level, StoreMode, StoreProgress};
 use dicomlab::target::TargetKind;
 use dicomlab::tui::app::{App, Effect};
@@ -172,15 +171,6 @@ fn the_feed_pages_by_sequence_on_v1_and_by_rows_on_v2() {
     assert_eq!(a.screens.change_feed.limit, 100);
 }
 
-fn azure(base_url: &str) -> Profile {
-    let mut p = Profile::new(TargetKind::Azure);
-    p.tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".into();
-    p.client_id = "7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into();
-    p.client_secret = dicomlab::dicomweb::Secret::new("s3cret");
-    p.base_url = base_url.into();
-    p
-}
-
 #[test]
 fn the_environment_form_masks_the_secret_and_validates_live() {
     let mut a = app();
@@ -189,12 +179,12 @@ fn the_environment_form_masks_the_secret_and_validates_live() {
         &mut a,
         environment::Done::Profile {
             name: "azure".into(),
-            profile: azure("https://ws-dicom.dicom.azurehealthcareapis.com"),
+            profile: tui::azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com"),
             editable: true,
         },
     );
     assert!(Setting::Secret.masked());
-    assert!(!tui::text(&a, 120, 40).contains("s3cret"));
+    assert!(!tui::text(&a, 120, 40).contains("s3cr3t"));
     let problems = a.screens.environment.problems();
     assert!(problems.iter().any(|p| p.contains("/v1")), "{problems:?}");
     // `w` refuses to save a form with problems.

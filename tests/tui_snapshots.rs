@@ -195,15 +195,6 @@ fn metadata(i: usize) -> Value {
     Value::Object(m)
 }
 
-fn azure_profile(base: &str) -> dicomlab::config::Profile {
-    let mut p = dicomlab::config::Profile::new(TargetKind::Azure);
-    p.tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".into();
-    p.client_id = "7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into();
-    p.client_secret = dicomlab::dicomweb::Secret::new("Zq8~s3cr3t-value-never-shown");
-    p.base_url = base.into();
-    p
-}
-
 #[test]
 fn environment_screen() {
     let mut a = app();
@@ -213,7 +204,7 @@ fn environment_screen() {
         &mut a,
         environment::Done::Profile {
             name: "azure".into(),
-            profile: azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com/v1"),
+            profile: tui::azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com/v1"),
             editable: true,
         },
     );
@@ -225,7 +216,7 @@ fn environment_screen() {
         &mut a,
         environment::Done::Profile {
             name: "azure".into(),
-            profile: azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com"),
+            profile: tui::azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com"),
             editable: true,
         },
     );

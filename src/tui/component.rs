@@ -93,13 +93,13 @@ impl<S: Component> Command<S> {
         does: &'static str,
         run: Handler<S>,
     ) -> Command<S> {
+        let shown = Command::bar(keys, label, does, run);
         Command {
             info: CommandInfo {
                 bar: false,
-                ..Command::bar(keys, label, does, run).info
+                ..shown.info
             },
-            keys,
-            run,
+            ..shown
         }
     }
 }

@@ -130,17 +130,10 @@ fn ask_graphics(out: &mut impl std::io::Write, env: impl Fn(&str) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::graphics_terminal;
+    use crate::tui::theme::tests::env;
 
     #[test]
     fn only_terminals_that_announce_graphics_are_asked() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(name, _)| *name == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert!(!graphics_terminal(env(&[("TERM", "xterm-256color")])));
         assert!(graphics_terminal(env(&[("TERM", "xterm-kitty")])));
         assert!(graphics_terminal(env(&[("TERM_PROGRAM", "WezTerm")])));

@@ -70,19 +70,23 @@ pub fn reversed() -> Style {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// An environment of these variables.
+    pub(crate) fn env(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
 
     #[test]
     fn the_environment_picks_symbols_and_colors() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(name, _)| *name == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert_eq!(Theme::from_env(env(&[])), Theme::default());
         assert!(Theme::from_env(env(&[("TERM", "linux")])).ascii);
         assert!(Theme::from_env(env(&[("DICOMLAB_ASCII", "1")])).ascii);

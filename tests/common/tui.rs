@@ -125,6 +125,16 @@ pub fn first_steps_done(a: &mut App) {
     }
 }
 
+/// An azure profile with the lab client's values and a secret that must never be on screen.
+pub fn azure_profile(base_url: &str) -> dicomlab::config::Profile {
+    let mut p = dicomlab::config::Profile::new(TargetKind::Azure);
+    p.tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".into();
+    p.client_id = "7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into();
+    p.client_secret = dicomlab::dicomweb::Secret::new("Zq8~s3cr3t-value-never-shown");
+    p.base_url = base_url.into();
+    p
+}
+
 /// The app drawn at a size.
 pub fn draw(a: &App, width: u16, height: u16) -> TestBackend {
     let mut t = Terminal::new(TestBackend::new(width, height)).expect("terminal");

@@ -13,7 +13,7 @@ use crate::lab::model::{Lab, ScreenKind};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::{bold, reversed};
 use crate::tui::widgets::{
-    FieldKey, Form, FormKey, TagTree, human, outcome_line, paragraph, short_uid, wrapped,
+    FieldKey, Form, TagTree, human, outcome_line, paragraph, short_uid, wrapped,
 };
 
 /// The retrieve screen's state.
@@ -263,12 +263,10 @@ impl Component for Retrieve {
     }
 
     fn edit(&mut self, key: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
-        match self.form.key(key) {
-            FormKey::Submit => {
-                self.form.editing = false;
-                self.fetch()
-            }
-            FormKey::Leave | FormKey::Used => Vec::new(),
+        if self.form.submitted(key) {
+            self.fetch()
+        } else {
+            Vec::new()
         }
     }
 

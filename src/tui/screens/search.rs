@@ -16,7 +16,7 @@ use crate::lab::model::{Check, Lab, Step};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;
 use crate::tui::widgets::{
-    FieldKey, Form, FormKey, TagTree, move_selection, outcome_line, paragraph, short_uid, table,
+    FieldKey, Form, TagTree, move_selection, outcome_line, paragraph, short_uid, table,
     value_of, wrapped,
 };
 
@@ -372,12 +372,10 @@ impl Component for Search {
     }
 
     fn edit(&mut self, key: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
-        match self.form.key(key) {
-            FormKey::Submit => {
-                self.form.editing = false;
-                self.search()
-            }
-            FormKey::Leave | FormKey::Used => Vec::new(),
+        if self.form.submitted(key) {
+            self.search()
+        } else {
+            Vec::new()
         }
     }
 

@@ -126,6 +126,15 @@ impl<K: FieldKey> Form<K> {
         FormKey::Used
     }
 
+    /// A key for a form that is sent when it is done: true on Enter (the form then stops editing).
+    pub fn submitted(&mut self, key: KeyEvent) -> bool {
+        let done = self.key(key) == FormKey::Submit;
+        if done {
+            self.editing = false;
+        }
+        done
+    }
+
     /// One field as a line: its label, then its text (masked for secrets, its end kept when long),
     /// underlined with a cursor while it is being typed in.
     pub fn line(&self, theme: Theme, key: K, width: u16) -> Line<'static> {
