@@ -32,6 +32,7 @@ pub enum CheckState {
 /// A step as the TUI tracks it.
 #[derive(Debug, Clone)]
 pub struct StepView {
+    /// What its check says now (shown in the step pane and the checklist's symbol).
     pub check: CheckState,
     /// From the progress file: done / failed / skipped.
     pub saved: Option<Status>,
@@ -90,19 +91,25 @@ pub enum Confirm {
 
 /// Everything on screen.
 pub struct App {
+    /// The lab being done: its steps, text and dataset.
     pub lab: Lab,
     /// The profile open now (`t` cycles through `profiles`).
     pub profile: String,
+    /// The kind of target open now (what the screens can do on it).
     pub target: TargetKind,
+    /// The target's base URL, for the header and `{baseUrl}` in the lab's text.
     pub base_url: String,
+    /// Every step's state, by step id.
     pub steps: HashMap<String, StepView>,
     /// Index into `lab.steps()`.
     pub selected: usize,
+    /// The pane that has the keys.
     pub focus: Focus,
     /// The last exchange's pane is shown (`e`).
     pub show_exchange: bool,
     /// The `?` help is up.
     pub show_help: bool,
+    /// A question on screen: it gets every key until it is answered.
     pub confirm: Option<Confirm>,
     /// The last request sent, by anyone (the exchange pane, `y` copies it as curl).
     pub last_exchange: Option<Exchange>,
@@ -110,6 +117,7 @@ pub struct App {
     pub token_left: Option<Duration>,
     /// A one-line message (copied, saved, errors).
     pub status: Option<String>,
+    /// The learner quit: the runtime stops after this message.
     pub quit: bool,
     /// Symbols and colors of the terminal.
     pub theme: Theme,

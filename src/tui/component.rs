@@ -249,7 +249,9 @@ impl<T> Request<T> {
 /// Where a screen's request runs: the target's session, the lab, the runtime's paths, and where its
 /// results go (each [`Io::send`] is one [`Component::done`] on the screen, in order).
 pub struct Io<D> {
+    /// The target's session: its client, the one every request goes through.
     pub session: Arc<Session>,
+    /// The lab (its dataset names the sample files).
     pub lab: Arc<Lab>,
     /// The official sample files, when the learner has them (else the store screen lists generated ones).
     pub samples: Option<PathBuf>,

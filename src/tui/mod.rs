@@ -43,9 +43,11 @@ pub enum TuiError {
 
 /// What the TUI needs to start.
 pub struct Options {
+    /// The lab to run (the embedded one, or `--lab FILE`).
     pub lab: Lab,
     /// The profile to open first.
     pub profile_name: String,
+    /// That profile's values.
     pub profile: Profile,
     /// Every profile, for the target switcher (`t`).
     pub profiles: BTreeMap<String, Profile>,

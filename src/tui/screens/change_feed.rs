@@ -42,12 +42,19 @@ pub struct ChangeFeed {
 /// A change-feed entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedRow {
+    /// The entry's sequence number (v1 pages by it).
     pub sequence: u64,
+    /// Create or Delete.
     pub action: String,
+    /// Current, Replaced or Deleted.
     pub state: String,
+    /// When the service recorded it.
     pub timestamp: String,
+    /// The study of the instance the entry is about.
     pub study: String,
+    /// Its series.
     pub series: String,
+    /// The SOP instance itself.
     pub sop: String,
 }
 

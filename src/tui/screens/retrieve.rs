@@ -81,8 +81,11 @@ impl FieldKey for Uid {
 /// The instance (and its series and study) retrieve fetches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uids {
+    /// The study (every retrieve is under it).
     pub study: String,
+    /// The series of the study (series, instance, frame, rendered).
     pub series: String,
+    /// The SOP instance (instance, frame, rendered).
     pub instance: String,
 }
 

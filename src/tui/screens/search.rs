@@ -41,6 +41,7 @@ pub struct Search {
 pub struct Found {
     /// 200 with results, 204 when nothing matched.
     pub status: u16,
+    /// The datasets found (DICOM JSON), as the table shows them.
     pub results: Vec<Value>,
 }
 
@@ -74,7 +75,9 @@ impl FieldKey for Param {
 /// Where a search looks: everywhere, within a study, or within a series of a study.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
+    /// `/studies/{study}/…`: searching within a study.
     pub study: Option<String>,
+    /// `/studies/{study}/series/{series}/instances`: within a series of it.
     pub series: Option<String>,
 }
 

@@ -43,7 +43,9 @@ pub struct Store {
 /// A file to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreFile {
+    /// Where the file is (sent as it is).
     pub path: PathBuf,
+    /// Its size in bytes: its gauge's end.
     pub size: u64,
     /// Chosen to be stored (all are, to start with).
     pub chosen: bool,
@@ -65,7 +67,9 @@ pub struct Stored {
 /// One instance in a STOW answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceResult {
+    /// The instance, as the answer names it.
     pub sop_uid: String,
+    /// In ReferencedSOPSequence (stored) rather than FailedSOPSequence.
     pub stored: bool,
     /// FailureReason, or WarningReason when stored.
     pub code: Option<u64>,

@@ -46,8 +46,11 @@ pub struct Tags {
 /// A re-index operation's progress, as the service reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
+    /// The operation's id (`/operations/{id}` is polled).
     pub id: String,
+    /// notStarted, running, completed, failed…
     pub status: String,
+    /// How far the re-index is, when the service says.
     pub percent: Option<u64>,
 }
 

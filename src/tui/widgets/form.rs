@@ -21,7 +21,9 @@ pub trait FieldKey: Copy + Eq {
 
 /// A labelled single-line input.
 pub struct Field<K> {
+    /// Which field it is (the form is read by these names).
     pub key: K,
+    /// What is typed, with its cursor.
     pub input: TextArea<'static>,
 }
 

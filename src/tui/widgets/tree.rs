@@ -19,8 +19,11 @@ pub struct TreeRow {
     pub depth: u16,
     /// `(gggg,eeee)`; empty for an item or an instance.
     pub tag: String,
+    /// The attribute's keyword (`PatientName`), an item's or an instance's name.
     pub keyword: String,
+    /// The value representation (`PN`, `UI`, `SQ`…).
     pub vr: String,
+    /// The value as one line (a sequence: how many items).
     pub value: String,
     /// A sequence, an item or an instance: it folds.
     pub container: bool,
@@ -29,6 +32,7 @@ pub struct TreeRow {
 /// The rows, which are folded, and the selection.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TagTree {
+    /// Every row, in order, folded or not.
     pub rows: Vec<TreeRow>,
     /// Indexes into `rows` of the folded containers.
     pub folded: BTreeSet<usize>,
