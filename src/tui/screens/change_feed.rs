@@ -5,7 +5,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
@@ -16,7 +16,7 @@ use crate::target::TargetKind;
 use crate::lab::model::Lab;
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;
-use crate::tui::widgets::{move_selection, outcome_line, paragraph, short_uid, table, wrapped};
+use crate::tui::widgets::{json_text, move_selection, outcome_line, short_uid, table, top_lines};
 
 /// The live tail keeps this many of the newest rows.
 const TAIL_ROWS: usize = 500;
@@ -82,14 +82,7 @@ pub enum Done {
 
 /// A change-feed entry as a row (v1 and v2 name fields the same; case varies between versions).
 pub fn feed_row(v: &Value) -> FeedRow {
-    let s = |k: &str| {
-        get_ci(v, k)
-            .map(|x| match x {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
-    };
+    let s = |k: &str| json_text(v, k);
     FeedRow {
         sequence: get_ci(v, "Sequence").and_then(Value::as_u64).unwrap_or(0),
         action: s("Action"),
@@ -335,9 +328,7 @@ impl Component for ChangeFeed {
         } else if self.busy() && !self.following {
             head.push(Line::raw("loading…"));
         }
-        let h = wrapped(&head, area.width);
-        let [top, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(1)]).areas(area);
-        paragraph(f, top, head);
+        let rest = top_lines(f, area, head);
         let rows = self.rows();
         if rows.is_empty() {
             return;

@@ -4,7 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use serde_json::Value;
@@ -13,7 +13,7 @@ use crate::lab::model::{Lab, ScreenKind};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::{bold, reversed};
 use crate::tui::widgets::{
-    FieldKey, Form, TagTree, human, outcome_line, paragraph, short_uid, wrapped,
+    FieldKey, Form, TagTree, human, outcome_line, short_uid, top_lines,
 };
 
 /// The retrieve screen's state.
@@ -337,9 +337,7 @@ impl Component for Retrieve {
             Request::Failed(e) => head.push(outcome_line(theme, false, e)),
             Request::Idle => {}
         }
-        let h = wrapped(&head, area.width);
-        let [top, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(1)]).areas(area);
-        paragraph(f, top, head);
+        let rest = top_lines(f, area, head);
         if let Some(tree) = self.fetched.last().and_then(|f| f.tree.as_ref()) {
             tree.draw(theme, ctx.focused, f, rest, "↑↓ move · Space folds");
         }

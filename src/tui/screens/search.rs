@@ -5,7 +5,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 use serde_json::Value;
@@ -16,8 +16,8 @@ use crate::lab::model::{Check, Lab, Step};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;
 use crate::tui::widgets::{
-    FieldKey, Form, TagTree, move_selection, outcome_line, paragraph, short_uid, table,
-    value_of, wrapped,
+    FieldKey, Form, TagTree, move_selection, outcome_line, short_uid, table,
+    value_of, top_lines,
 };
 
 /// The search screen's state.
@@ -487,9 +487,7 @@ impl Component for Search {
             ))),
             Request::Idle => {}
         }
-        let h = wrapped(&head, area.width);
-        let [top, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(1)]).areas(area);
-        paragraph(f, top, head);
+        let rest = top_lines(f, area, head);
         if let Some(tree) = &self.detail {
             tree.draw(theme, ctx.focused, f, rest, "Esc back · Space folds");
             return;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row};
 use serde_json::{Value, json};
@@ -19,9 +19,9 @@ use crate::target::TargetKind;
 use crate::lab::model::{Lab, Step};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;
-use crate::tui::widgets::{
-    FieldKey, Form, FormKey, gauge, move_selection, outcome_line, paragraph, request_line,
-    short_uid, table, wrapped,
+use crate::tui::widgets::{json_text, 
+    FieldKey, Form, FormKey, gauge, move_selection, outcome_line, request_line,
+    short_uid, table, top_lines,
 };
 
 /// How long an added tag's re-index may run before the screen stops following it.
@@ -101,16 +101,6 @@ pub enum Done {
     Progress(Operation),
     /// An add, update or delete: what the service said, or why not.
     Changed(Result<String, String>),
-}
-
-/// A field of the service's JSON for a tag, as text.
-fn text(v: &Value, key: &str) -> String {
-    get_ci(v, key)
-        .map(|x| match x {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_default()
 }
 
 impl Tags {
@@ -346,9 +336,7 @@ impl Component for Tags {
         for e in [self.list.error(), self.detail.error()].into_iter().flatten() {
             head.push(outcome_line(theme, false, e));
         }
-        let h = wrapped(&head, area.width);
-        let [top, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(1)]).areas(area);
-        paragraph(f, top, head);
+        let rest = top_lines(f, area, head);
         if let Some(detail) = self.detail.last() {
             let mut lines = vec![Line::styled("GET extendedquerytags/… · Esc back", bold())];
             if let Some(o) = detail.as_object() {
@@ -375,7 +363,7 @@ impl Component for Tags {
         }
         let header = Row::new(["Path", "VR", "Level", "Status", "QueryStatus", "Errors"]);
         let rows = rows.iter().map(|v| {
-            let path = text(v, "Path");
+            let path = json_text(v, "Path");
             let keyword = crate::dicom::tags::resolve(&path)
                 .and_then(|a| a.keyword)
                 .filter(|k| *k != path)
@@ -383,11 +371,11 @@ impl Component for Tags {
                 .unwrap_or_default();
             Row::new(vec![
                 format!("{path}{keyword}"),
-                text(v, "VR"),
-                text(v, "Level"),
-                text(v, "Status"),
-                text(v, "QueryStatus"),
-                text(v, "ErrorCount"),
+                json_text(v, "VR"),
+                json_text(v, "Level"),
+                json_text(v, "Status"),
+                json_text(v, "QueryStatus"),
+                json_text(v, "ErrorCount"),
             ])
         });
         let widths = [

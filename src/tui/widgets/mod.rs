@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use crossterm::event::KeyCode;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
+use serde_json::Value;
 
 use super::component::Request;
 use super::theme::{Theme, bold, reversed};
@@ -63,6 +64,26 @@ pub fn gauge(theme: Theme, done: u64, total: u64, width: usize) -> String {
         theme.glyph("█", "#").repeat(filled),
         theme.glyph("░", "-").repeat(width.saturating_sub(filled))
     )
+}
+
+/// Draws `lines` at the top of `area`, as many rows as they take wrapped; the rest of `area` is
+/// returned (for a table or a tree below them).
+pub fn top_lines(f: &mut Frame, area: Rect, lines: Vec<Line<'static>>) -> Rect {
+    let h = wrapped(&lines, area.width);
+    let [top, rest] = Layout::vertical([Constraint::Length(h), Constraint::Min(1)]).areas(area);
+    paragraph(f, top, lines);
+    rest
+}
+
+/// A member of a service's JSON object as text, its name in any case (the change feed's and the tag
+/// list's names vary in case between API versions).
+pub fn json_text(v: &Value, name: &str) -> String {
+    crate::dicomweb::get_ci(v, name)
+        .map(|x| match x {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
 }
 
 /// The rows `lines` take once wrapped at `width` (each line at least one).
