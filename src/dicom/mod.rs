@@ -2,6 +2,7 @@
 //! the DICOM JSON writer (fo-dicom's rules, contract §3.4), attribute names, and the lab's sample files.
 
 pub mod json;
+pub mod reader;
 pub mod samples;
 pub mod tags;
 pub mod uid;
