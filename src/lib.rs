@@ -6,5 +6,6 @@ pub mod config;
 pub mod dicom;
 pub mod dicomweb;
 pub mod lab;
+pub mod multipart;
 pub mod practice;
 pub mod tui;

@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod auth;
 pub mod blobs;
+pub mod budget;
 pub mod changefeed;
 pub mod db;
 pub mod delete;
