@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use dicom_core::value::Value as DicomValue;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
@@ -18,9 +18,10 @@ use super::auth::{Action, Caller};
 use super::eqt::{self, EqtDef};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, CORE_ATTRIBUTES};
-use super::multipart::{ReceivedPart, receive_related, receive_single};
+use super::multipart::{Intake, ReceivedPart, receive_related, receive_single};
 use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
 use crate::dicom::json::dataset_to_json;
+use crate::dicom::reader::{self, Refusal, Scan};
 use crate::dicom::uid::{is_valid_uid, trim_uid};
 use crate::dicom::vr;
 
@@ -170,38 +171,40 @@ async fn store_impl(
             format!("The request body exceeds the maximum allowed size of {max} bytes."),
         ));
     }
+    let intake = Intake {
+        blobs: &svc.blobs,
+        max,
+        idle: svc.config.limits.body_timeout,
+        memory: &svc.receive_memory,
+    };
     let parts = match framing {
-        Framing::Single => vec![receive_single(body, &svc.blobs, max).await?],
+        Framing::Single => vec![receive_single(body, &intake).await?],
         Framing::Related { .. } if declared_len == Some(0) => Vec::new(),
         Framing::Related {
             boundary,
             type_param,
-        } => receive_related(body, &boundary, type_param.as_deref(), &svc.blobs, max).await?,
+        } => receive_related(body, &boundary, type_param.as_deref(), &intake).await?,
     };
     if parts.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let base = versioned_base(&headers, &svc, version);
-    let study_for_task = study.clone();
-    // Validation holds each file's pixel data in memory: bounded by the service's heavy-job permits.
-    let _permit = svc
-        .heavy
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal("validation gate", e))?;
-    let (outcomes, multi_valued) = svc
-        .db(move |s| {
-            let eqts = eqt::active_tags(s)?;
-            let mut outcomes = Vec::with_capacity(parts.len());
-            let mut multi = false;
-            for part in &parts {
-                let (o, m) = process(s, version, study_for_task.as_deref(), &base, &eqts, part);
-                multi |= m;
-                outcomes.push(o);
-            }
-            Ok((outcomes, multi))
-        })
-        .await?;
+    let eqts = std::sync::Arc::new(svc.db(eqt::active_tags).await?);
+    let mut outcomes = Vec::with_capacity(parts.len());
+    let mut multi_valued = false;
+    for part in parts {
+        let (o, m) = store_part(
+            &svc,
+            version,
+            study.clone(),
+            base.clone(),
+            eqts.clone(),
+            part,
+        )
+        .await;
+        multi_valued |= m;
+        outcomes.push(o);
+    }
     let mut resp = respond(&svc, &headers, version, study.as_deref(), outcomes);
     if multi_valued {
         let host = headers
@@ -215,6 +218,109 @@ async fn store_impl(
         }
     }
     Ok(resp)
+}
+
+/// Memory a validation may hold for a scanned file: its header parsed (dicom-object's elements), its
+/// metadata as JSON, and a margin.
+fn validation_bytes(scan: &Scan) -> u64 {
+    scan.header_len
+        .saturating_mul(4)
+        .saturating_add(scan.header_elements.saturating_mul(256))
+        .saturating_add(64 * 1024)
+}
+
+/// The ErrorComment for a file the reader refused.
+fn refusal_comment(why: &Refusal) -> String {
+    match why.tag() {
+        Some(tag) => format!("DICOM100: {} - {why}", tag_text(tag)),
+        None => format!("DICOM100: The file is not valid DICOM: {why}"),
+    }
+}
+
+fn refused(why: &Refusal, class: Option<String>, sop: Option<String>) -> (Outcome, bool) {
+    tracing::info!("stored body refused: {why}");
+    (
+        Outcome::Failed {
+            reason: reason::VALIDATION_FAILED,
+            class,
+            sop,
+            comments: vec![refusal_comment(why)],
+        },
+        false,
+    )
+}
+
+/// Scans one received file with the bounded reader, waits for its share of the validation budget, then
+/// validates, indexes and stores it on the blocking pool.
+async fn store_part(
+    svc: &SharedService,
+    version: ApiVersion,
+    study: Option<String>,
+    base: String,
+    eqts: std::sync::Arc<Vec<EqtDef>>,
+    part: ReceivedPart,
+) -> (Outcome, bool) {
+    if part.size == 0 {
+        let why = Refusal::NotPart10("the part is empty");
+        return refused(&why, None, None);
+    }
+    let limits = reader::Limits::default();
+    // A part in memory is scanned here (no allocation, microseconds); a file on the blocking pool.
+    let scanned = match &part.bytes {
+        Some(bytes) => reader::scan(reader::Source::Bytes(bytes), &limits),
+        None => {
+            let path = part.path.clone();
+            match tokio::task::spawn_blocking(move || {
+                reader::scan(reader::Source::File(&path), &limits)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => Err(Refusal::Io(std::io::Error::other(e.to_string()))),
+            }
+        }
+    };
+    let scan = match scanned {
+        Ok(s) => s,
+        Err(why) => return refused(&why, None, None),
+    };
+    let need = validation_bytes(&scan);
+    let _held = match svc.validation_memory.reserve(need).await {
+        Ok(r) => r,
+        Err(over) => {
+            let why = Refusal::Structure(format!(
+                "the file's header needs about {} MiB to validate, more than the service allows one file ({} MiB)",
+                over.needed.div_ceil(1024 * 1024),
+                over.capacity / (1024 * 1024)
+            ));
+            return refused(&why, None, None);
+        }
+    };
+    let done = svc
+        .db(move |s| {
+            Ok(process(
+                s,
+                version,
+                study.as_deref(),
+                &base,
+                &eqts,
+                &part,
+                &scan,
+            ))
+        })
+        .await;
+    done.unwrap_or_else(|e| {
+        tracing::error!("store failed: {e}");
+        (
+            Outcome::Failed {
+                reason: reason::PROCESSING_FAILURE,
+                class: None,
+                sop: None,
+                comments: Vec::new(),
+            },
+            false,
+        )
+    })
 }
 
 fn respond(
@@ -361,6 +467,7 @@ fn process(
     base: &str,
     eqts: &[EqtDef],
     part: &ReceivedPart,
+    scan: &Scan,
 ) -> (Outcome, bool) {
     let failed = |reason, class: Option<String>, sop: Option<String>, comments| {
         (
@@ -373,29 +480,15 @@ fn process(
             false,
         )
     };
-    if part.size == 0 {
-        return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
-    }
-    // Read through PixelData (not past it): a truncated file must fail; elements after the pixels are
-    // rare trailers that metadata does not need. Memory is bounded by the pixel data of one file.
-    // Small parts are parsed from the copy kept in memory.
-    let options = OpenFileOptions::new().read_to(tags::PIXEL_DATA);
-    let parsed = match &part.bytes {
-        Some(bytes) => options.from_reader(bytes.as_slice()),
-        None => options.open_file(&part.path),
-    };
-    let file = match parsed {
+    // The header only (up to PixelData): memory follows the header, never the pixel data.
+    let file = match reader::read_header(part.source(), scan) {
         Ok(f) => f,
-        Err(e) => {
-            tracing::info!("stored body is not a DICOM file: {e}");
-            return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
-        }
+        Err(why) => return refused(&why, None, None),
     };
-    if let Err(why) = check_pixel_data(&file) {
-        tracing::info!("stored body is incomplete: {why}");
+    if let Err(why) = scan.check_pixels() {
         let sop = single_str(&file, tags::SOP_INSTANCE_UID);
         let class = single_str(&file, tags::SOP_CLASS_UID);
-        return failed(reason::VALIDATION_FAILED, class, sop, Vec::new());
+        return refused(&why, class, sop);
     }
     let ts = file
         .meta()
@@ -560,44 +653,6 @@ fn process(
                 Vec::new(),
             )
         }
-    }
-}
-
-/// An image must carry all of its pixel data: a file cut short ends the parse early without an error, so
-/// check the element is there and (for native pixel data) long enough for every frame.
-fn check_pixel_data(obj: &InMemDicomObject) -> Result<(), String> {
-    let int = |tag| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.value().to_int::<u64>().ok())
-    };
-    let (Some(rows), Some(cols)) = (int(tags::ROWS), int(tags::COLUMNS)) else {
-        return Ok(());
-    };
-    let pixel = obj
-        .element_opt(tags::PIXEL_DATA)
-        .ok()
-        .flatten()
-        .ok_or("an image without PixelData (is the file truncated?)")?;
-    match pixel.value() {
-        DicomValue::Primitive(p) => {
-            let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
-            let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-            let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
-            let needed = (rows * cols * spp * bits * frames).div_ceil(8);
-            let have = p.calculate_byte_len() as u64;
-            if have < needed {
-                return Err(format!(
-                    "PixelData holds {have} bytes, the image needs {needed}"
-                ));
-            }
-            Ok(())
-        }
-        DicomValue::PixelSequence(seq) if seq.fragments().is_empty() => {
-            Err("no pixel fragments".into())
-        }
-        _ => Ok(()),
     }
 }
 
