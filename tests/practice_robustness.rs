@@ -554,6 +554,7 @@ async fn granting_the_role_turns_403_into_200_with_the_same_token() {
             "{}/admin/roles/{}/DICOM%20Data%20Owner",
             lab.svc.origin, lab.svc.client_id
         ))
+        .header("X-Dicomlab-Admin", "1")
         .send()
         .await
         .expect("send");

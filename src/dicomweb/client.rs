@@ -15,6 +15,9 @@ use super::auth::{AuthConfig, Token, TokenError, TokenVersion, parse_token_answe
 use super::exchange::{Exchange, excerpt, shell_quote};
 use super::multipart::{self, Counter, SavedPart};
 
+/// The header the practice service's admin routes require.
+const ADMIN: (&str, &str) = ("X-Dicomlab-Admin", "1");
+
 /// Transport and token failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -480,14 +483,17 @@ impl DicomWebClient {
         .await
     }
 
-    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes).
+    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes, which
+    /// also want `X-Dicomlab-Admin: 1`, a header a web page cannot send cross-site).
     pub async fn put_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
-        self.send(Method::PUT, url, &[], Body::None, false).await
+        self.send(Method::PUT, url, &[ADMIN], Body::None, false)
+            .await
     }
 
     /// A DELETE without a token on an absolute URL (the practice service's loopback admin routes).
     pub async fn delete_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
-        self.send(Method::DELETE, url, &[], Body::None, false).await
+        self.send(Method::DELETE, url, &[ADMIN], Body::None, false)
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {

@@ -281,14 +281,45 @@ impl Auth {
         Ok((token, self.token_lifetime.as_secs()))
     }
 
-    fn verify(&self, token: &str) -> Result<Claims, ErrorKind> {
+    /// Checks a bearer token and returns the client it was issued to, or what is wrong with it (the
+    /// `error_description` of the 401). Signature, `exp`, `nbf`, `aud`, `iss` and `tid` are checked, and
+    /// the client must be named (`appid` on v1, `azp` on v2): a token without one is not "auth off".
+    fn verify(&self, token: &str) -> Result<String, &'static str> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_audience(&[DICOM_RESOURCE, &format!("{DICOM_RESOURCE}/")]);
+        v.set_issuer(&[
+            format!("https://sts.windows.net/{}/", self.tenant_id),
+            format!("https://login.microsoftonline.com/{}/v2.0", self.tenant_id),
+        ]);
+        v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
+        v.validate_nbf = true;
         v.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .map(|d| d.claims)
-            .map_err(|e| e.into_kind())
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::ExpiredSignature => "The token is expired",
+                ErrorKind::ImmatureSignature => "The token is not valid yet (nbf)",
+                ErrorKind::InvalidAudience => "The audience is invalid",
+                ErrorKind::InvalidIssuer => "The issuer is invalid",
+                ErrorKind::InvalidSignature => "The signature is invalid",
+                ErrorKind::MissingRequiredClaim(_) => "The token lacks a required claim",
+                _ => "The token is malformed",
+            })?;
+        if !claims.tid.eq_ignore_ascii_case(&self.tenant_id) {
+            return Err("The token was issued for another tenant");
+        }
+        claims
+            .appid
+            .or(claims.azp)
+            .filter(|c| !c.trim().is_empty())
+            .ok_or("The token names no client (appid or azp)")
     }
+}
+
+/// Compares a presented secret with the stored one in time that does not depend on where they differ.
+fn secret_matches(presented: &str, stored: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
 }
 
 /// Who is calling a DICOM route.
@@ -363,16 +394,11 @@ impl FromRequestParts<SharedService> for Caller {
             }
         };
         match auth.verify(token) {
-            Ok(claims) => Ok(Caller {
-                client_id: claims.appid.or(claims.azp),
+            Ok(client) => Ok(Caller {
+                client_id: Some(client),
             }),
-            Err(kind) => {
-                let desc = match kind {
-                    ErrorKind::ExpiredSignature => "The token is expired",
-                    ErrorKind::InvalidAudience => "The audience is invalid",
-                    ErrorKind::InvalidSignature => "The signature is invalid",
-                    _ => "The token is malformed",
-                };
+            Err(desc) => {
+                tracing::info!("401: {desc}");
                 Err(unauthorized(&origin, &auth.tenant_id, Some(desc)))
             }
         }
@@ -466,7 +492,7 @@ pub async fn token_endpoint(
         );
     };
     match field("client_secret") {
-        Some(s) if s == client.secret => {}
+        Some(s) if secret_matches(s, &client.secret) => {}
         Some(_) => {
             return aad_error(
                 StatusCode::UNAUTHORIZED,
@@ -562,28 +588,9 @@ pub async fn token_endpoint(
     resp
 }
 
-/// The admin routes answer only on loopback: they stand for the Azure portal's "Access control (IAM)".
-fn require_loopback(peer: Option<std::net::SocketAddr>) -> ApiResult<()> {
-    match peer {
-        Some(addr) if addr.ip().is_loopback() => Ok(()),
-        None => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Role administration is only available on loopback.",
-        )),
-    }
-}
-
-fn peer(parts: &Parts) -> Option<std::net::SocketAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0)
-}
-
 /// `GET /admin/roles`: clients and their roles (never secrets).
 pub async fn list_roles(State(service): State<SharedService>, parts: Parts) -> ApiResult<Response> {
-    require_loopback(peer(&parts))?;
+    super::admin_guard::require_admin(&parts)?;
     let clients = service
         .auth
         .clients
@@ -612,7 +619,7 @@ pub async fn change_role(
     Path((client, role)): Path<(String, String)>,
     parts: Parts,
 ) -> ApiResult<Response> {
-    require_loopback(peer(&parts))?;
+    super::admin_guard::require_admin(&parts)?;
     let Some(role) = Role::parse(&role) else {
         return Err(ApiError::bad_request(format!(
             "Unknown role '{role}'. Use 'DICOM Data Owner' (owner) or 'DICOM Data Reader' (reader)."
@@ -653,7 +660,7 @@ pub async fn create_client(
     parts: Parts,
     body: Option<Json<serde_json::Value>>,
 ) -> ApiResult<Response> {
-    require_loopback(peer(&parts))?;
+    super::admin_guard::require_admin(&parts)?;
     let name = body
         .as_ref()
         .and_then(|b| b.get("name"))
@@ -675,6 +682,60 @@ pub async fn create_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_must_name_their_client_tenant_and_issuer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open(&dir.path().join("index.sqlite")).expect("db");
+        let auth = Auth::load(&db, true, Duration::from_secs(60), false).expect("auth");
+        let (good, _) = auth
+            .issue(&auth.lab_client_id, DICOM_RESOURCE, false)
+            .expect("issue");
+        assert_eq!(
+            auth.verify(&good).as_deref(),
+            Ok(auth.lab_client_id.as_str())
+        );
+        let sign = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut claims = serde_json::to_value(
+                jsonwebtoken::decode::<Claims>(&good, &auth.decoding, &{
+                    let mut v = Validation::new(Algorithm::HS256);
+                    v.validate_aud = false;
+                    v
+                })
+                .expect("decode")
+                .claims,
+            )
+            .expect("json");
+            edit(&mut claims);
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding)
+                .expect("sign")
+        };
+        let cases: [(&dyn Fn(&mut serde_json::Value), &str); 5] = [
+            (
+                &|c| _ = c.as_object_mut().map(|o| o.remove("appid")),
+                "names no client",
+            ),
+            (
+                &|c| c["tid"] = "00000000-0000-0000-0000-000000000000".into(),
+                "another tenant",
+            ),
+            (
+                &|c| c["iss"] = "https://sts.windows.net/other/".into(),
+                "issuer",
+            ),
+            (&|c| c["nbf"] = (now_secs() + 3600).into(), "not valid yet"),
+            (
+                &|c| _ = c.as_object_mut().map(|o| o.remove("nbf")),
+                "malformed",
+            ),
+        ];
+        for (edit, why) in cases {
+            let err = auth.verify(&sign(edit)).expect_err(why);
+            assert!(err.contains(why), "{why}: {err}");
+        }
+        assert!(secret_matches("abc", "abc") && !secret_matches("abc", "abd"));
+        assert!(!secret_matches("ab", "abc"));
+    }
 
     #[test]
     fn role_names() {
