@@ -8,4 +8,5 @@ pub mod dicomweb;
 pub mod lab;
 pub mod multipart;
 pub mod practice;
+pub mod text;
 pub mod tui;

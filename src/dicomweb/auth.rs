@@ -236,9 +236,10 @@ pub fn expires_in(v: &Value) -> Option<u64> {
 
 /// Turns a token endpoint's answer into a token or a typed error.
 pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<Token, TokenError> {
+    let shown = |s: &str| crate::text::visible(s).into_owned();
     let v: Value = serde_json::from_slice(body).map_err(|_| TokenError::Unexpected {
         status,
-        body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        body: shown(&String::from_utf8_lossy(&body[..body.len().min(300)])),
     })?;
     if !(200..300).contains(&status) {
         let description = v
@@ -258,15 +259,11 @@ pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<Token, TokenError>
                     .map(|c| format!("AADSTS{c}"))
             })
             .unwrap_or_default();
-        let first_line = description.lines().next().unwrap_or("").to_string();
+        let first_line = shown(description.lines().next().unwrap_or(""));
         return Err(TokenError::Aad {
             status,
-            error: v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("error")
-                .to_string(),
-            code,
+            error: shown(v.get("error").and_then(Value::as_str).unwrap_or("error")),
+            code: shown(&code),
             description: first_line,
         });
     }
