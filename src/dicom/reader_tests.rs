@@ -3,100 +3,22 @@
 use super::*;
 use crate::dicom::samples::SAMPLES;
 
-/// An explicit VR little endian element.
-pub(crate) fn el(tag: Tag, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&tag.0.to_le_bytes());
-    out.extend_from_slice(&tag.1.to_le_bytes());
-    out.extend_from_slice(vr);
-    let parsed = VR::from_binary(*vr).unwrap_or(VR::UN);
-    if long_length(parsed) {
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
-    }
-    out.extend_from_slice(value);
-    out
+use crate::dicom::hostile::{self, SEQUENCE_END, nested};
+
+fn el(tag: Tag, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    hostile::element(tag, VR::from_binary(*vr).unwrap_or(VR::UN), value)
 }
 
-/// An element header with a declared length and no value.
 fn header_only(tag: Tag, vr: &[u8; 2], len: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&tag.0.to_le_bytes());
-    out.extend_from_slice(&tag.1.to_le_bytes());
-    out.extend_from_slice(vr);
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&len.to_le_bytes());
-    out
+    hostile::header(tag, VR::from_binary(*vr).unwrap_or(VR::UN), len)
 }
 
 fn delimiter(tag: Tag) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&tag.0.to_le_bytes());
-    out.extend_from_slice(&tag.1.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out
+    hostile::item(tag, 0)
 }
 
-fn item_start_undefined() -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xFFFEu16.to_le_bytes());
-    out.extend_from_slice(&0xE000u16.to_le_bytes());
-    out.extend_from_slice(&UNDEFINED.to_le_bytes());
-    out
-}
-
-/// `depth` sequences of undefined length, each holding one item, nested.
-pub(crate) fn nested(depth: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for _ in 0..depth {
-        out.extend(header_only(
-            tags::REFERENCED_IMAGE_SEQUENCE,
-            b"SQ",
-            UNDEFINED,
-        ));
-        out.extend(item_start_undefined());
-    }
-    out.extend(el(tags::PATIENT_ID, b"LO", b"DEEP"));
-    for _ in 0..depth {
-        out.extend(delimiter(ITEM_END));
-        out.extend(delimiter(SEQUENCE_END));
-    }
-    out
-}
-
-/// A Part-10 file: preamble, DICM, a meta group (with or without its group length), the data set.
-pub(crate) fn part10(ts: &str, dataset: &[u8], group_length: bool) -> Vec<u8> {
-    let pad = |s: &str| {
-        let mut v = s.as_bytes().to_vec();
-        if v.len() % 2 == 1 {
-            v.push(0);
-        }
-        v
-    };
-    let mut meta = Vec::new();
-    meta.extend(el(Tag(0x0002, 0x0001), b"OB", &[0, 1]));
-    meta.extend(el(
-        Tag(0x0002, 0x0002),
-        b"UI",
-        &pad("1.2.840.10008.5.1.4.1.1.7"),
-    ));
-    meta.extend(el(Tag(0x0002, 0x0003), b"UI", &pad("1.2.3.4")));
-    meta.extend(el(Tag(0x0002, 0x0010), b"UI", &pad(ts)));
-    meta.extend(el(Tag(0x0002, 0x0012), b"UI", &pad("1.2.3.99")));
-    let mut out = vec![0u8; 128];
-    out.extend_from_slice(b"DICM");
-    if group_length {
-        out.extend(el(
-            Tag(0x0002, 0x0000),
-            b"UL",
-            &(meta.len() as u32).to_le_bytes(),
-        ));
-    }
-    out.extend(meta);
-    out.extend_from_slice(dataset);
-    out
+fn part10(ts: &str, dataset: &[u8], group_length: bool) -> Vec<u8> {
+    hostile::part10(ts, "1.2.3.4", dataset, group_length)
 }
 
 fn uids_dataset() -> Vec<u8> {
