@@ -171,6 +171,11 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Validations parse headers of many megabytes on several threads: without the tunables glibc keeps
+    // each thread's freed blocks resident, and the memory budget would bound what is live but not what
+    // the process holds. (exec keeps the PID; nothing has been printed yet.)
+    #[cfg(target_os = "linux")]
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -40,7 +40,12 @@ impl Served {
     }
 
     /// Starts it, or returns what it printed when it exits instead.
-    pub fn try_start_on(data: &Path, port: u16, host: &str, args: &[&str]) -> Result<Served, String> {
+    pub fn try_start_on(
+        data: &Path,
+        port: u16,
+        host: &str,
+        args: &[&str],
+    ) -> Result<Served, String> {
         let log = data.with_extension("log");
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
