@@ -300,14 +300,17 @@ fn parse_headers(block: &[u8]) -> Result<Vec<(String, String)>, MultipartError> 
     Ok(out)
 }
 
+/// A part's header lines and bytes.
+pub type WholePart = (Vec<(String, String)>, Vec<u8>);
+
 /// Parses a whole body at once (tests and fuzzing): the parts' headers and bytes.
 pub fn parse_all(
     body: &[u8],
     boundary: &str,
     limits: Limits,
-) -> Result<Vec<(Vec<(String, String)>, Vec<u8>)>, MultipartError> {
+) -> Result<Vec<WholePart>, MultipartError> {
     let mut p = Parser::new(boundary, limits);
-    let mut parts: Vec<(Vec<(String, String)>, Vec<u8>)> = Vec::new();
+    let mut parts: Vec<WholePart> = Vec::new();
     // Fed in uneven chunks, as a network would.
     let mut rest = body;
     let mut size = 1;

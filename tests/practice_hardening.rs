@@ -486,7 +486,8 @@ async fn tokens_must_name_their_client_and_admin_routes_refuse_cross_site_reques
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    let cases: [(&str, Box<dyn Fn(&mut Value)>, &str); 4] = [
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "no appid",
             Box::new(|c| _ = c.as_object_mut().map(|o| o.remove("appid"))),
@@ -524,7 +525,8 @@ async fn tokens_must_name_their_client_and_admin_routes_refuse_cross_site_reques
         "{}/admin/roles/{}/DICOM%20Data%20Owner",
         s.origin, s.client_id
     );
-    let refused: [(&str, Vec<(&str, &str)>, &str); 3] = [
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let refused: [(&str, Headers, &str); 3] = [
         ("no admin header", vec![], "X-Dicomlab-Admin"),
         (
             "a rebound name",

@@ -646,10 +646,11 @@ fn walk<R: Skip>(src: &mut Src<R>, syntax: Syntax, limits: &Limits) -> Result<Wa
                         let len = u64::from(len);
                         fits(src.pos, len, tag)?;
                         // The first item is the basic offset table, not a fragment.
-                        if top_level && !std::mem::replace(&mut offset_table_pending, false) {
-                            if let Some(pixel) = &mut out.pixel {
-                                pixel.fragments.push((src.pos, len));
-                            }
+                        if top_level
+                            && !std::mem::replace(&mut offset_table_pending, false)
+                            && let Some(pixel) = &mut out.pixel
+                        {
+                            pixel.fragments.push((src.pos, len));
                         }
                         src.skip(len, "a pixel data fragment")?;
                     }

@@ -710,7 +710,8 @@ mod tests {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding)
                 .expect("sign")
         };
-        let cases: [(&dyn Fn(&mut serde_json::Value), &str); 5] = [
+        type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 5] = [
             (
                 &|c| _ = c.as_object_mut().map(|o| o.remove("appid")),
                 "names no client",
