@@ -48,16 +48,13 @@ impl Served {
     ) -> Result<Served, String> {
         let log = data.with_extension("log");
         let stderr = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
-            .args([
-                "serve",
-                "--grant-owner",
-                "--reindex-seconds",
-                "0",
-                "--addr",
-                &format!("{host}:{port}"),
-                "--data",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dicomlab"));
+        command.args(["serve", "--grant-owner"]);
+        if !args.contains(&"--reindex-seconds") {
+            command.args(["--reindex-seconds", "0"]);
+        }
+        let mut child = command
+            .args(["--addr", &format!("{host}:{port}"), "--data"])
             .arg(data)
             .args(args)
             .stdout(Stdio::piped())
