@@ -5,6 +5,8 @@
 pub mod config;
 pub mod dicom;
 pub mod dicomweb;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lab;
 pub mod multipart;
 pub mod practice;

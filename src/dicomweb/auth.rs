@@ -140,7 +140,9 @@ impl Claims {
             .decode(payload.trim_end_matches('='))
             .ok()?;
         let v: Value = serde_json::from_slice(&bytes).ok()?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        // Shown in the TUI: whatever the token holds, never an escape sequence.
+        let shown = |s: &str| crate::text::visible(s).into_owned();
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(shown);
         Some(Claims {
             aud: s("aud"),
             tid: s("tid"),
@@ -148,11 +150,7 @@ impl Claims {
             roles: v
                 .get("roles")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|r| r.as_str().map(str::to_string))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|r| r.as_str().map(shown)).collect())
                 .unwrap_or_default(),
             exp: v.get("exp").and_then(Value::as_u64),
         })
@@ -174,9 +172,8 @@ impl Token {
         let expires_at = claims
             .as_ref()
             .and_then(|c| c.exp)
-            .map_or(SystemTime::now() + Duration::from_secs(3600), |e| {
-                UNIX_EPOCH + Duration::from_secs(e)
-            });
+            .and_then(|e| UNIX_EPOCH.checked_add(Duration::from_secs(e)))
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
         Token {
             access_token: Secret::new(jwt),
             expires_at,

@@ -284,7 +284,7 @@ impl Auth {
     /// Checks a bearer token and returns the client it was issued to, or what is wrong with it (the
     /// `error_description` of the 401). Signature, `exp`, `nbf`, `aud`, `iss` and `tid` are checked, and
     /// the client must be named (`appid` on v1, `azp` on v2): a token without one is not "auth off".
-    fn verify(&self, token: &str) -> Result<String, &'static str> {
+    pub fn verify(&self, token: &str) -> Result<String, &'static str> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_audience(&[DICOM_RESOURCE, &format!("{DICOM_RESOURCE}/")]);
         v.set_issuer(&[
