@@ -65,11 +65,11 @@ pub fn dicom_json(data: &[u8]) {
         other => vec![other],
     };
     for ds in datasets {
-        walk(ds, 0);
+        walk(ds);
     }
 }
 
-fn walk(v: &Value, depth: usize) {
+fn walk(v: &Value) {
     let Some(map) = v.as_object() else { return };
     for (key, element) in map {
         let shown = crate::text::visible(key);
@@ -85,7 +85,7 @@ fn walk(v: &Value, depth: usize) {
         let _ = crate::dicomweb::get_ci(element, "vr");
         if let Some(items) = element.get("Value").and_then(Value::as_array) {
             for item in items {
-                walk(item, depth + 1);
+                walk(item);
             }
         }
     }
@@ -117,8 +117,11 @@ pub fn token_claims(data: &[u8]) {
     }
 }
 
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/corpus/<name>/` holds them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("multipart", multipart),
     ("dicom_part10", part10),
     ("qido_query", qido_query),
