@@ -133,7 +133,13 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
         .await
         .expect("retrieve");
     assert_eq!(r.status(), 200);
-    assert_eq!(r.bytes().await.expect("bytes").as_ref(), file.as_slice());
+    // Stored in the standard form: the same bytes with the group length added, which dicom-rs reads.
+    let stored = r.bytes().await.expect("bytes");
+    assert_eq!(stored.len(), file.len() + 12);
+    assert_eq!(&stored[144..], &file[132..]);
+    dicom_object::OpenFileOptions::new()
+        .from_reader(&stored[128..])
+        .expect("a strict reader reads the stored file");
     let r = reqwest::Client::new()
         .get(s.url(&format!(
             "studies/{st}/series/{se}/instances/{sop}/frames/1"
@@ -673,5 +679,62 @@ async fn a_thousand_word_fuzzy_search_is_400_with_the_reason() {
         .expect("search");
     assert_eq!(r.status(), 400);
     assert!(r.text().await.expect("text").contains("at most 64"));
+    s.assert_healthy(base + 60).await;
+}
+
+/// What `dicomweb-client`'s `store_instances` sends for a dataset built in memory with pydicom (a meta
+/// group without (0002,0000)) is stored. Skipped when Python, pydicom or dicomweb-client is missing.
+#[tokio::test]
+async fn a_pydicom_in_memory_dataset_from_dicomweb_client_is_stored() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import pydicom, dicomweb_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: python3 with pydicom and dicomweb-client is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = Served::start(&dir.path().join("data"), &[]);
+    let token = s.token().await;
+    let base = baseline(&s);
+    let (study, series, sop) = ids();
+    let script = format!(
+        r#"
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+from dicomweb_client.api import DICOMwebClient
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+meta.MediaStorageSOPInstanceUID = "{sop}"
+meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds = Dataset()
+ds.file_meta = meta
+ds.SOPClassUID = meta.MediaStorageSOPClassUID
+ds.SOPInstanceUID = "{sop}"
+ds.StudyInstanceUID = "{study}"
+ds.SeriesInstanceUID = "{series}"
+ds.PatientID = "PYDICOM"
+ds.PatientName = "In^Memory"
+ds.Modality = "OT"
+client = DICOMwebClient("{base}", headers={{"Authorization": "Bearer {token}"}})
+client.store_instances([ds])
+found = client.search_for_instances(search_filters={{"SOPInstanceUID": "{sop}"}})
+assert len(found) == 1, found
+print("stored")
+"#,
+        base = format!("{}/v1", s.origin),
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     s.assert_healthy(base + 60).await;
 }

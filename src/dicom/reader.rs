@@ -177,6 +177,11 @@ pub struct Scan {
     pub meta: FileMetaTable,
     /// The transfer syntax UID, without padding.
     pub transfer_syntax: String,
+    /// Where the meta group's elements start: 132 after a preamble and `DICM`, 4 after `DICM` alone, 0
+    /// for a bare meta group (pydicom's in-memory datasets).
+    pub meta_start: u64,
+    /// The meta group carries its group length (0002,0000).
+    pub group_length: bool,
     /// Where the data set starts in the file (after the preamble, `DICM` and the meta group).
     pub dataset_start: u64,
     /// The data set is deflated: offsets below count inflated bytes.
@@ -190,6 +195,47 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Whether the file has the standard form: preamble, `DICM`, and a meta group with its length.
+    pub fn is_canonical(&self) -> bool {
+        self.meta_start == 132 && self.group_length
+    }
+
+    /// For a file that is not in the standard form, the head to write in place of its bytes before the
+    /// data set: a zero preamble, `DICM`, (0002,0000) if it was missing, and the meta group's elements.
+    /// Strict readers (dicom-rs among them) then read the stored file.
+    pub fn canonical_head(&self, source: Source<'_>) -> Result<Option<Vec<u8>>, Refusal> {
+        if self.is_canonical() {
+            return Ok(None);
+        }
+        let len = self.dataset_start.saturating_sub(self.meta_start);
+        let mut meta = Vec::new();
+        match source {
+            Source::Bytes(b) => meta.extend_from_slice(
+                b.get(self.meta_start as usize..self.dataset_start as usize)
+                    .unwrap_or_default(),
+            ),
+            Source::File(path) => {
+                let mut f = File::open(path)?;
+                f.seek(SeekFrom::Start(self.meta_start))?;
+                f.take(len).read_to_end(&mut meta)?;
+            }
+        }
+        if meta.len() as u64 != len {
+            return Err(Refusal::Truncated {
+                what: "the file meta group",
+                at: self.meta_start + meta.len() as u64,
+            });
+        }
+        let mut head = vec![0u8; 128];
+        head.extend_from_slice(b"DICM");
+        if !self.group_length {
+            head.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+            head.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        }
+        head.extend_from_slice(&meta);
+        Ok(Some(head))
+    }
+
     /// An image must carry all of its pixel data: native pixel data long enough for every frame, or at
     /// least one fragment. Sizes are computed with checked arithmetic.
     pub fn check_pixels(&self) -> Result<(), Refusal> {
@@ -403,9 +449,9 @@ impl Frame {
 pub fn scan(source: Source<'_>, limits: &Limits) -> Result<Scan, Refusal> {
     match source {
         Source::Bytes(bytes) => {
-            let (meta, start) = read_head(bytes, limits)?;
-            let rest = bytes.get(start as usize..).unwrap_or_default();
-            scan_dataset(rest, rest.len() as u64, meta, start, limits)
+            let (meta, head) = read_head(bytes, limits)?;
+            let rest = bytes.get(head.dataset_start as usize..).unwrap_or_default();
+            scan_dataset(rest, rest.len() as u64, meta, head, limits)
         }
         Source::File(path) => {
             let mut file = File::open(path)?;
@@ -415,34 +461,62 @@ pub fn scan(source: Source<'_>, limits: &Limits) -> Result<Scan, Refusal> {
             (&mut file)
                 .take(132 + limits.max_meta + 16)
                 .read_to_end(&mut head)?;
-            let (meta, start) = read_head(&head, limits)?;
-            file.seek(SeekFrom::Start(start))?;
+            let (meta, head) = read_head(&head, limits)?;
+            file.seek(SeekFrom::Start(head.dataset_start))?;
             let rest = BufReader::with_capacity(64 * 1024, file);
-            scan_dataset(rest, len.saturating_sub(start), meta, start, limits)
+            scan_dataset(
+                rest,
+                len.saturating_sub(head.dataset_start),
+                meta,
+                head,
+                limits,
+            )
         }
     }
 }
 
 /// The preamble, `DICM` and meta group; returns the table and where the data set starts.
-fn read_head(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, u64), Refusal> {
+/// Where the meta group was found, and whether it had its group length.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    meta_start: u64,
+    dataset_start: u64,
+    group_length: bool,
+}
+
+/// Reads the preamble and `DICM` (or their absence: pydicom writes an in-memory dataset as its bare meta
+/// group and data set, and fo-dicom and Orthanc store that), then the meta group.
+fn read_head(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, Head), Refusal> {
+    let bare_meta = bytes.len() >= 8
+        && bytes[..2] == [0x02, 0x00]
+        && VR::from_binary([bytes[4], bytes[5]]).is_some();
     let start = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
         132
     } else if bytes.starts_with(b"DICM") {
         4
+    } else if bare_meta {
+        0
     } else {
         return Err(Refusal::NotPart10(
             "no DICM prefix after the 128-byte preamble",
         ));
     };
-    let (meta, len) = read_meta(&bytes[start..], limits)?;
-    Ok((meta, start as u64 + len))
+    let (meta, len, group_length) = read_meta(&bytes[start..], limits)?;
+    Ok((
+        meta,
+        Head {
+            meta_start: start as u64,
+            dataset_start: start as u64 + len,
+            group_length,
+        },
+    ))
 }
 
 fn scan_dataset<R: Skip>(
     r: R,
     len: u64,
     meta: FileMetaTable,
-    dataset_start: u64,
+    head: Head,
     limits: &Limits,
 ) -> Result<Scan, Refusal> {
     let transfer_syntax = meta
@@ -476,7 +550,9 @@ fn scan_dataset<R: Skip>(
     Ok(Scan {
         meta,
         transfer_syntax,
-        dataset_start,
+        meta_start: head.meta_start,
+        group_length: head.group_length,
+        dataset_start: head.dataset_start,
         deflated,
         header_len: walked.header_len,
         header_elements: walked.header_elements,
@@ -487,7 +563,7 @@ fn scan_dataset<R: Skip>(
 
 /// Reads group 0002 element by element (explicit VR little endian), whether or not (0002,0000) is there,
 /// and builds the table dicom-object would have read. Returns it and the bytes it took.
-fn read_meta(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, u64), Refusal> {
+fn read_meta(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, u64, bool), Refusal> {
     let mut src = Src {
         r: bytes,
         pos: 0,
@@ -496,6 +572,7 @@ fn read_meta(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, u64), Refu
     };
     let mut builder = FileMetaTableBuilder::new();
     let mut has_ts = false;
+    let mut group_length = false;
     // The first element of another group is the data set's.
     while src.r.len() >= 2 && u16::from_le_bytes([src.r[0], src.r[1]]) == 0x0002 {
         let mut tag = [0u8; 4];
@@ -537,6 +614,7 @@ fn read_meta(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, u64), Refu
                 .trim_end_matches(['\0', ' '])
                 .to_string()
         };
+        group_length |= tag.1 == 0x0000;
         builder = match tag.1 {
             0x0001 if value.len() >= 2 => builder.information_version([value[0], value[1]]),
             0x0002 => builder.media_storage_sop_class_uid(text()),
@@ -561,7 +639,7 @@ fn read_meta(bytes: &[u8], limits: &Limits) -> Result<(FileMetaTable, u64), Refu
         ));
     }
     let meta = builder.build().map_err(|e| Refusal::Meta(e.to_string()))?;
-    Ok((meta, src.pos))
+    Ok((meta, src.pos, group_length))
 }
 
 /// The data set's encoding for a transfer syntax the service can read.

@@ -76,6 +76,36 @@ fn a_meta_group_without_its_group_length_is_read_element_by_element() {
 }
 
 #[test]
+fn a_bare_meta_group_is_read_and_put_in_the_standard_form() {
+    // pydicom's dcmwrite of an in-memory dataset: no preamble, no DICM, no (0002,0000).
+    let file = part10(EXPLICIT_VR_LE, &uids_dataset(), false);
+    let bare = &file[132..];
+    let s = scan_bytes(bare).expect("scan");
+    assert_eq!((s.meta_start, s.group_length), (0, false));
+    assert!(read_header(Source::Bytes(bare), &s).is_ok());
+    let head = s
+        .canonical_head(Source::Bytes(bare))
+        .expect("head")
+        .expect("not canonical");
+    let mut fixed = head;
+    fixed.extend_from_slice(&bare[s.dataset_start as usize..]);
+    let again = scan_bytes(&fixed).expect("scan");
+    assert!(again.is_canonical());
+    assert!(
+        dicom_object::OpenFileOptions::new()
+            .from_reader(&fixed[128..])
+            .is_ok()
+    );
+    assert_eq!(
+        scan_bytes(&part10(EXPLICIT_VR_LE, &uids_dataset(), true))
+            .expect("scan")
+            .canonical_head(Source::Bytes(&[]))
+            .expect("head"),
+        None
+    );
+}
+
+#[test]
 fn nesting_is_bounded_without_recursion() {
     let ok = part10(EXPLICIT_VR_LE, &nested(MAX_DEPTH as usize), false);
     scan_bytes(&ok).expect("32 levels are fine");

@@ -619,12 +619,11 @@ fn process(
         sop: sop.clone(),
         class: class.clone(),
         transfer_syntax: ts,
-        size: part.size,
         frames,
         metadata: Value::Object(metadata).to_string(),
         values,
     };
-    match insert(svc, part, &record) {
+    match insert(svc, part, scan, &record) {
         Ok(true) => {
             let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
             (
@@ -656,6 +655,61 @@ fn process(
     }
 }
 
+/// Puts a validated part at its blob path in the standard form (a preamble, `DICM`, and a meta group
+/// with its length: pydicom's bare in-memory datasets gain them, so strict readers read the stored file),
+/// synced to disk; returns its size.
+fn write_blob(
+    svc: &Service,
+    part: &ReceivedPart,
+    scan: &Scan,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::Write;
+    let head = scan.canonical_head(part.source())?;
+    let start = scan.dataset_start;
+    let size = match (&part.bytes, head) {
+        (Some(bytes), head) => {
+            let mut f = std::fs::File::create(&part.path)?;
+            let size = match head {
+                None => {
+                    f.write_all(bytes)?;
+                    bytes.len() as u64
+                }
+                Some(head) => {
+                    let rest = bytes.get(start as usize..).unwrap_or_default();
+                    f.write_all(&head)?;
+                    f.write_all(rest)?;
+                    (head.len() + rest.len()) as u64
+                }
+            };
+            f.sync_data()?;
+            size
+        }
+        (None, None) => {
+            std::fs::File::open(&part.path)?.sync_data()?;
+            part.size
+        }
+        (None, Some(head)) => {
+            // Rewritten beside it under a blob name (a crash leaves a file the start-up clean-up removes).
+            let tmp = svc.blobs.path(&svc.blobs.new_name());
+            let copied = (|| -> std::io::Result<u64> {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                out.write_all(&head)?;
+                let mut src = std::fs::File::open(&part.path)?;
+                std::io::Seek::seek(&mut src, std::io::SeekFrom::Start(start))?;
+                let n = std::io::copy(&mut src, &mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+                std::fs::rename(&tmp, &part.path)?;
+                Ok(head.len() as u64 + n)
+            })();
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            copied?
+        }
+    };
+    Ok(size)
+}
+
 /// A tag as the index stores it.
 pub fn tag_number(tag: Tag) -> i64 {
     (i64::from(tag.0) << 16) | i64::from(tag.1)
@@ -668,7 +722,6 @@ struct NewInstance {
     sop: String,
     class: String,
     transfer_syntax: String,
-    size: u64,
     frames: u32,
     metadata: String,
     values: Vec<(i64, Option<String>, Option<f64>)>,
@@ -680,24 +733,28 @@ struct NewInstance {
 fn insert(
     svc: &Service,
     part: &ReceivedPart,
+    scan: &Scan,
     rec: &NewInstance,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let mut conn = svc.db.lock()?;
-    let tx = conn.transaction()?;
-    let exists: Option<i64> = tx
-        .prepare_cached(
+    let exists = |c: &rusqlite::Connection| -> rusqlite::Result<bool> {
+        Ok(c.prepare_cached(
             "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
         )?
-        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get(0))
-        .optional()?;
-    if exists.is_some() {
+        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some())
+    };
+    if exists(&*svc.db.lock()?)? {
+        return Ok(false);
+    }
+    // Written (and synced) outside the index lock; still invisible until the commit below.
+    let size = write_blob(svc, part, scan)?;
+    let mut conn = svc.db.lock()?;
+    let tx = conn.transaction()?;
+    if exists(&tx)? {
         return Ok(false);
     }
     let blob = &part.name;
-    if let Some(bytes) = &part.bytes {
-        // A small part reaches the disk only now, validated; still invisible until the commit below.
-        std::fs::write(&part.path, bytes)?;
-    }
     let result = (|| -> rusqlite::Result<()> {
         tx.prepare_cached(
             "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
@@ -710,7 +767,7 @@ fn insert(
                 rec.class,
                 rec.transfer_syntax,
                 blob,
-                rec.size as i64,
+                size as i64,
                 rec.frames,
                 now_timestamp(),
                 rec.metadata
