@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use dicomlab::dicom::hostile;
 use dicomlab::dicom::samples::SAMPLES;
-use reqwest::StatusCode;
 use served::Served;
 
 const JSON: &str = "application/dicom+json";

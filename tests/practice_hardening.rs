@@ -697,8 +697,9 @@ async fn a_pydicom_in_memory_dataset_from_dicomweb_client_is_stored() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut s = Served::start(&dir.path().join("data"), &[]);
     let token = s.token().await;
-    let base = baseline(&s);
+    let rss = baseline(&s);
     let (study, series, sop) = ids();
+    let base = format!("{}/v1", s.origin);
     let script = format!(
         r#"
 import pydicom
@@ -723,8 +724,7 @@ client.store_instances([ds])
 found = client.search_for_instances(search_filters={{"SOPInstanceUID": "{sop}"}})
 assert len(found) == 1, found
 print("stored")
-"#,
-        base = format!("{}/v1", s.origin),
+"#
     );
     let out = std::process::Command::new("python3")
         .args(["-c", &script])
@@ -736,5 +736,5 @@ print("stored")
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    s.assert_healthy(base + 60).await;
+    s.assert_healthy(rss + 60).await;
 }
