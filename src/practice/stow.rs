@@ -117,17 +117,25 @@ pub async fn store_in_study(
 /// Beyond it the connection is closed: a refused multi-gigabyte upload is not worth waiting for.
 const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Reads and drops up to `limit` bytes of a body.
-async fn discard(body: Body, limit: u64) {
+/// Reads and drops up to `limit` bytes of a body; whether it was read to its end.
+async fn discard(body: Body, limit: u64) -> bool {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return false };
         n += chunk.len() as u64;
         if n > limit {
-            break;
+            return false;
         }
     }
+    true
+}
+
+/// An answer sent before the request body was read to its end: the connection cannot serve another
+/// request, and saying so keeps clients from reusing it (and failing their next request).
+fn closing(e: ApiError) -> ApiError {
+    e.with_header(header::CONNECTION, "close")
 }
 
 async fn store_impl(
@@ -156,8 +164,8 @@ async fn store_impl(
         Err(e) => {
             // Read the body before refusing it: a client still sending it would otherwise see its
             // connection closed (a broken pipe) instead of the 401 / 403 / 406 / 415 that says why.
-            discard(body, DISCARD_LIMIT).await;
-            return Err(e);
+            let whole = discard(body, DISCARD_LIMIT).await;
+            return Err(if whole { e } else { closing(e) });
         }
     };
     let max = svc.config.max_request_bytes;
@@ -166,10 +174,10 @@ async fn store_impl(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > max) {
-        return Err(ApiError::new(
+        return Err(closing(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body exceeds the maximum allowed size of {max} bytes."),
-        ));
+        )));
     }
     let intake = Intake {
         blobs: &svc.blobs,
@@ -178,12 +186,14 @@ async fn store_impl(
         memory: &svc.receive_memory,
     };
     let parts = match framing {
-        Framing::Single => vec![receive_single(body, &intake).await?],
+        Framing::Single => vec![receive_single(body, &intake).await.map_err(closing)?],
         Framing::Related { .. } if declared_len == Some(0) => Vec::new(),
         Framing::Related {
             boundary,
             type_param,
-        } => receive_related(body, &boundary, type_param.as_deref(), &intake).await?,
+        } => receive_related(body, &boundary, type_param.as_deref(), &intake)
+            .await
+            .map_err(closing)?,
     };
     if parts.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
