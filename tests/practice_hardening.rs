@@ -738,3 +738,44 @@ print("stored")
     );
     s.assert_healthy(rss + 60).await;
 }
+
+/// A client that asks for a large answer and stops reading it is dropped after the write timeout; the
+/// service goes on.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = Served::start(&dir.path().join("data"), &["--write-timeout", "1"]);
+    let token = s.token().await;
+    let (study, series, sop) = ids();
+    // 42 MB: more than loopback's socket buffers hold.
+    let big = hostile::image(&study, &series, &sop, 6500, 6500, 5);
+    let (status, body) = store(&s, &token, big.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let rss = baseline(&s);
+    let mut c = raw(
+        &s,
+        &format!(
+            "GET /v1/studies/{study}/series/{series}/instances/{sop} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: application/dicom; transfer-syntax=*\r\n\r\n"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    eprintln!(
+        "read {got} of {} bytes before the service dropped the connection",
+        big.len()
+    );
+    assert!(
+        got < big.len(),
+        "the whole answer arrived: the stalled writer was not dropped"
+    );
+    s.assert_healthy(rss + 80).await;
+}
