@@ -36,6 +36,100 @@ fn every_corpus_file_replays_without_a_finding() {
     }
 }
 
+/// A small deterministic mutator (xorshift): bit flips, byte sets, cuts, duplications and interesting
+/// 32-bit values, so `cargo test` on stable explores a little beyond the seeds every time.
+struct Mutator(u64);
+
+impl Mutator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn mutate(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut v = input.to_vec();
+        for _ in 0..1 + self.below(4) {
+            if v.is_empty() {
+                v.push(self.next() as u8);
+                continue;
+            }
+            let at = self.below(v.len());
+            match self.below(6) {
+                0 => v[at] ^= 1 << self.below(8),
+                1 => v[at] = self.next() as u8,
+                2 => v.truncate(at),
+                3 => {
+                    let end = (at + 1 + self.below(64)).min(v.len());
+                    let chunk = v[at..end].to_vec();
+                    let to = self.below(v.len());
+                    v.splice(to..to, chunk);
+                }
+                4 => {
+                    let values = [
+                        0u32,
+                        1,
+                        0x7FFF_FFFF,
+                        0xFFFF_FFFE,
+                        0xFFFF_FFFF,
+                        0x8000_0000,
+                        0xFFFF,
+                    ];
+                    let x = values[self.below(values.len())].to_le_bytes();
+                    let end = (at + 4).min(v.len());
+                    v[at..end].copy_from_slice(&x[..end - at]);
+                }
+                _ => {
+                    let end = (at + self.below(16)).min(v.len());
+                    v.drain(at..end);
+                }
+            }
+        }
+        v
+    }
+}
+
+#[test]
+fn mutated_seeds_make_no_finding() {
+    let rounds: usize = std::env::var("FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15u64);
+    let mut m = Mutator(seed | 1);
+    for (name, target) in TARGETS {
+        let dir = corpus().join(name);
+        let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .expect("corpus")
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .collect();
+        seeds.sort();
+        for seed in &seeds {
+            let mut input = seed.clone();
+            for _ in 0..rounds {
+                let restart = m.below(4) == 0;
+                input = m.mutate(if restart { seed } else { &input });
+                let outcome = std::panic::catch_unwind(|| target(&input));
+                if outcome.is_err() {
+                    let out = std::env::temp_dir().join(format!("dicomlab-finding-{name}"));
+                    let _ = std::fs::write(&out, &input);
+                    panic!(
+                        "{name}: a mutated input is a finding (saved to {})",
+                        out.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = corpus().join(target);
     std::fs::create_dir_all(&dir).expect("mkdir");
