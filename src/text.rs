@@ -13,8 +13,8 @@ fn hidden(c: char) -> bool {
 
 /// `s` with every control character except newline and tab made visible: C0 controls as their Unicode
 /// control pictures (`␛` for ESC, `␍` for CR, `␇` for BEL), DEL as `␡`, C1 controls (U+0080–U+009F,
-/// which some terminals obey like ESC sequences) and bidirectional overrides as `\u{…}`. Borrows when
-/// there is nothing to change.
+/// which some terminals obey like ESC sequences) as `�`, bidirectional overrides as `\u{…}`. Borrows
+/// when there is nothing to change.
 pub fn visible(s: &str) -> Cow<'_, str> {
     if !s.chars().any(hidden) {
         return Cow::Borrowed(s);
@@ -28,6 +28,7 @@ pub fn visible(s: &str) -> Cow<'_, str> {
         match c as u32 {
             n @ 0x00..=0x1F => out.push(char::from_u32(0x2400 + n).unwrap_or('\u{FFFD}')),
             0x7F => out.push('\u{2421}'),
+            0x80..=0x9F => out.push('\u{FFFD}'),
             n => out.push_str(&format!("\\u{{{n:x}}}")),
         }
     }
@@ -46,7 +47,10 @@ mod tests {
         ));
         assert_eq!(visible("\u{1b}]0;pwned\u{7}\u{1b}[2J"), "␛]0;pwned␇␛[2J");
         assert_eq!(visible("a\rb\u{7f}"), "a␍b␡");
-        assert_eq!(visible("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(visible("\u{9b}31m"), "�31m");
+        assert_eq!(visible("plain"), "plain");
+        assert_eq!(visible("a\x1b[2Jb\x07"), "a␛[2Jb␇");
+        assert_eq!(visible("line\nnext\ttab"), "line\nnext\ttab");
         assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
         // OSC 52 (clipboard) cannot survive.
         let osc52 = "\u{1b}]52;c;cm0gLXJmIH4=\u{7}";
