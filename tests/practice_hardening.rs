@@ -16,20 +16,6 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 use served::Served;
 
-/// Single-part STOW.
-async fn store(s: &Served, token: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(s.url("studies"))
-        .bearer_auth(token)
-        .header(ACCEPT, DICOM_JSON)
-        .header(CONTENT_TYPE, "application/dicom")
-        .body(bytes)
-        .send()
-        .await
-        .expect("send");
-    common::status_json(r).await
-}
-
 /// The FailureReason and the first ErrorComment of the first failed item.
 fn failure(body: &Value) -> (Option<String>, String) {
     let item = &values(body, "00081198")[0];
@@ -60,7 +46,9 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
 
     // 2,000 nested sequences (56 KB): once a stack overflow that killed the process.
     let (st, se, sop) = ids();
-    let (status, body) = store(&s, &token, hostile::deeply_nested(&st, &se, &sop, 2_000)).await;
+    let (status, body) = s
+        .store(&token, hostile::deeply_nested(&st, &se, &sop, 2_000))
+        .await;
     assert_eq!(status, 409, "{body}");
     let (reason, comment) = failure(&body);
     assert_eq!(reason.as_deref(), Some("43264"));
@@ -69,11 +57,7 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
     // Four 400-byte files whose PixelData declares 4 GiB, at once: nothing is allocated for them.
     let lies = (0..4).map(|_| {
         let (st, se, sop) = ids();
-        store(
-            &s,
-            &token,
-            hostile::lying_length(&st, &se, &sop, 0xFFFF_FFF0),
-        )
+        s.store(&token, hostile::lying_length(&st, &se, &sop, 0xFFFF_FFF0))
     });
     for (status, body) in futures_util::future::join_all(lies).await {
         assert_eq!(status, 409, "{body}");
@@ -83,7 +67,9 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
 
     // 2^30 frames of 32768²: the size is computed with checked arithmetic.
     let (st, se, sop) = ids();
-    let (status, body) = store(&s, &token, hostile::pixel_overflow(&st, &se, &sop)).await;
+    let (status, body) = s
+        .store(&token, hostile::pixel_overflow(&st, &se, &sop))
+        .await;
     assert_eq!(status, 409, "{body}");
     let (_, comment) = failure(&body);
     assert!(
@@ -95,14 +81,16 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
     let (st, se, sop) = ids();
     let bomb = hostile::deflate_bomb(&st, &se, &sop, 600 * 1024 * 1024);
     assert!(bomb.len() < 4 * 1024 * 1024, "{}", bomb.len());
-    let (status, body) = store(&s, &token, bomb).await;
+    let (status, body) = s.store(&token, bomb).await;
     assert_eq!(status, 409, "{body}");
     let (_, comment) = failure(&body);
     assert!(comment.contains("inflates past"), "{comment}");
 
     // 32 levels are stored and their metadata reads back whole; 33 are refused at the door.
     let (st, se, sop) = ids();
-    let (status, body) = store(&s, &token, hostile::deeply_nested(&st, &se, &sop, 32)).await;
+    let (status, body) = s
+        .store(&token, hostile::deeply_nested(&st, &se, &sop, 32))
+        .await;
     assert_eq!(status, 200, "{body}");
     let r = reqwest::Client::new()
         .get(s.url(&format!(
@@ -117,13 +105,15 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
     let meta: Value = r.json().await.expect("metadata parses back");
     assert!(meta[0]["00081140"]["Value"][0].is_object(), "{meta}");
     let (st, se, sop) = ids();
-    let (status, _) = store(&s, &token, hostile::deeply_nested(&st, &se, &sop, 33)).await;
+    let (status, _) = s
+        .store(&token, hostile::deeply_nested(&st, &se, &sop, 33))
+        .await;
     assert_eq!(status, 409);
 
     // A meta group without (0002,0000), as pydicom and dicomweb-client send: stored, and retrievable.
     let (st, se, sop) = ids();
     let file = hostile::without_group_length(&st, &se, &sop);
-    let (status, body) = store(&s, &token, file.clone()).await;
+    let (status, body) = s.store(&token, file.clone()).await;
     assert_eq!(status, 200, "{body}");
     let r = reqwest::Client::new()
         .get(s.url(&format!("studies/{st}/series/{se}/instances/{sop}")))
@@ -174,7 +164,7 @@ async fn validation_memory_is_bounded_by_bytes_not_count() {
         .collect();
     let base = baseline(&s);
     let started = Instant::now();
-    let stores = files.into_iter().map(|f| store(&s, &token, f));
+    let stores = files.into_iter().map(|f| s.store(&token, f));
     for (status, body) in futures_util::future::join_all(stores).await {
         assert_eq!(status, 200, "{body}");
     }
@@ -186,17 +176,17 @@ async fn validation_memory_is_bounded_by_bytes_not_count() {
     // Unbounded, eight blocking threads would hold 8 × 16 MiB (and their copies) at once.
     assert!(peak < base + 80, "peak {peak} MiB, base {base} MiB");
     // A header that could never fit the budget is refused with the reason, not waited for.
-    let (status, body) = store(
-        &s,
-        &token,
-        hostile::big_header(
-            &study,
-            &format!("{study}.1"),
-            &format!("{study}.99"),
-            30 << 20,
-        ),
-    )
-    .await;
+    let (status, body) = s
+        .store(
+            &token,
+            hostile::big_header(
+                &study,
+                &format!("{study}.1"),
+                &format!("{study}.99"),
+                30 << 20,
+            ),
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
     let (_, comment) = failure(&body);
     assert!(
@@ -585,21 +575,22 @@ async fn a_retrieve_during_a_delete_sends_whole_parts() {
         })
         .collect();
     for f in &files {
-        let (status, body) = store(&s, &token, f.clone()).await;
+        let (status, body) = s.store(&token, f.clone()).await;
         assert_eq!(status, 200, "{body}");
     }
     let base = baseline(&s);
     let http = reqwest::Client::new();
-    let mut r = http
-        .get(s.url(&format!("studies/{study}")))
-        .bearer_auth(&token)
-        .header(
-            ACCEPT,
-            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
-        )
-        .send()
-        .await
-        .expect("retrieve");
+    let retrieve_study = || {
+        http.get(s.url(&format!("studies/{study}")))
+            .bearer_auth(&token)
+            .header(
+                ACCEPT,
+                "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+            )
+            .send()
+    };
+    let retrieve_study = || async { retrieve_study().await.expect("retrieve") };
+    let mut r = retrieve_study().await;
     assert_eq!(r.status(), 200);
     let ct = r.headers()[CONTENT_TYPE].to_str().expect("ct").to_string();
     let mut body = r
@@ -625,16 +616,7 @@ async fn a_retrieve_during_a_delete_sends_whole_parts() {
         assert!(part.1 == *file, "a part was cut");
     }
     // Gone now, files included.
-    let r = http
-        .get(s.url(&format!("studies/{study}")))
-        .bearer_auth(&token)
-        .header(
-            ACCEPT,
-            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
-        )
-        .send()
-        .await
-        .expect("retrieve");
+    let r = retrieve_study().await;
     assert_eq!(r.status(), 404);
     let left: usize = std::fs::read_dir(data.join("blobs"))
         .expect("blobs")
@@ -749,7 +731,7 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     let (study, series, sop) = ids();
     // 42 MB: more than loopback's socket buffers hold.
     let big = hostile::image(&study, &series, &sop, 6500, 6500, 5);
-    let (status, body) = store(&s, &token, big.clone()).await;
+    let (status, body) = s.store(&token, big.clone()).await;
     assert_eq!(status, 200, "{body}");
     let rss = baseline(&s);
     let mut c = raw(

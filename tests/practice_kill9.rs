@@ -101,16 +101,7 @@ async fn a_kill_mid_large_store_leaves_no_half_instance() {
     let s = Served::start(&data, &[]);
     let token = s.token().await;
     let small = hostile::image(&study, &series, &format!("{series}.2"), 64, 64, 1);
-    let r = reqwest::Client::new()
-        .post(s.url("studies"))
-        .bearer_auth(&token)
-        .header(ACCEPT, DICOM_JSON)
-        .header(CONTENT_TYPE, "application/dicom")
-        .body(small)
-        .send()
-        .await
-        .expect("store");
-    assert_eq!(r.status(), 200);
+    assert_eq!(s.store(&token, small).await.0, 200);
     consistent(&s, &token).await;
 }
 
@@ -135,18 +126,8 @@ async fn a_kill_mid_reindex_leaves_no_stuck_operation() {
     let data = dir.path().join("data");
     let mut s = Served::start(&data, &["--reindex-seconds", "30"]);
     let token = s.token().await;
-    let http = reqwest::Client::new();
     for f in sample_files() {
-        let r = http
-            .post(s.url("studies"))
-            .bearer_auth(&token)
-            .header(ACCEPT, DICOM_JSON)
-            .header(CONTENT_TYPE, "application/dicom")
-            .body(f)
-            .send()
-            .await
-            .expect("store");
-        assert_eq!(r.status(), 200);
+        assert_eq!(s.store(&token, f).await.0, 200);
     }
     let op = add_tag(&s, &token).await;
     std::thread::sleep(Duration::from_millis(300));

@@ -173,6 +173,25 @@ impl Served {
         v["access_token"].as_str().expect("token").to_string()
     }
 
+    /// Single-part STOW of one file; the status and the JSON answer (or its text).
+    pub async fn store(&self, token: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(self.url("studies"))
+            .bearer_auth(token)
+            .header("Accept", "application/dicom+json")
+            .header("Content-Type", "application/dicom")
+            .body(bytes)
+            .send()
+            .await
+            .expect("store");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     /// SIGKILL, and wait for it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
