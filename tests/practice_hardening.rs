@@ -294,7 +294,7 @@ async fn multipart_bodies_are_bounded_and_linear() {
         large < small * 10 + Duration::from_millis(500),
         "2,000 parts {small:?}, 10,000 parts {large:?}: not linear"
     );
-    s.assert_healthy(base + 60).await;
+    s.assert_healthy(base + 35).await;
 }
 
 /// Sends `head` on a fresh connection and returns it.

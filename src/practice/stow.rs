@@ -11,7 +11,7 @@ use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use rusqlite::{OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::accept::accepts_dicom_json;
 use super::auth::{Action, Caller};
@@ -333,6 +333,28 @@ async fn store_part(
     })
 }
 
+/// A DICOM JSON element as text: `{"vr":"UI","Value":[…]}` (`values` are JSON texts), or `{"vr":"SQ"}`.
+fn element(vr: &str, values: &[String]) -> String {
+    if values.is_empty() {
+        format!("{{\"vr\":\"{vr}\"}}")
+    } else {
+        format!("{{\"vr\":\"{vr}\",\"Value\":[{}]}}", values.join(","))
+    }
+}
+
+/// A string as JSON text.
+fn text(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+/// An object of tag keys (ascending, as the caller gives them) and element texts.
+fn object(fields: &[(&str, String)]) -> String {
+    let fields: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// The STOW answer, written as text item by item: a request of 10,000 parts must not build a JSON tree
+/// of 10,000 objects (tens of megabytes) to say how each went.
 fn respond(
     svc: &Service,
     headers: &HeaderMap,
@@ -352,18 +374,19 @@ fn respond(
                 warning,
                 comments,
             } => {
-                let mut item = Map::new();
-                item.insert("00081150".into(), json!({"vr": "UI", "Value": [class]}));
-                item.insert("00081155".into(), json!({"vr": "UI", "Value": [sop]}));
-                item.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
+                let mut item = vec![
+                    ("00081150", element("UI", &[text(&class)])),
+                    ("00081155", element("UI", &[text(&sop)])),
+                    ("00081190", element("UR", &[text(&url)])),
+                ];
                 if let Some(w) = warning {
                     any_warning = true;
-                    item.insert("00081196".into(), json!({"vr": "US", "Value": [w]}));
+                    item.push(("00081196", element("US", &[w.to_string()])));
                 }
                 if version.v2 {
-                    item.insert("00741048".into(), comment_sequence(&comments));
+                    item.push(("00741048", comment_sequence(&comments)));
                 }
-                referenced.push(Value::Object(item));
+                referenced.push(object(&item));
             }
             Outcome::Failed {
                 reason,
@@ -371,27 +394,27 @@ fn respond(
                 sop,
                 comments,
             } => {
-                let mut item = Map::new();
+                let mut item = Vec::new();
                 if let Some(c) = class {
-                    item.insert("00081150".into(), json!({"vr": "UI", "Value": [c]}));
+                    item.push(("00081150", element("UI", &[text(&c)])));
                 }
                 if let Some(s) = sop {
-                    item.insert("00081155".into(), json!({"vr": "UI", "Value": [s]}));
+                    item.push(("00081155", element("UI", &[text(&s)])));
                 }
-                item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
+                item.push(("00081197", element("US", &[reason.to_string()])));
                 if !comments.is_empty() {
-                    item.insert("00741048".into(), comment_sequence(&comments));
+                    item.push(("00741048", comment_sequence(&comments)));
                 }
-                failed.push(Value::Object(item));
+                failed.push(object(&item));
             }
         }
     }
-    let mut body = Map::new();
+    let mut body = Vec::new();
     if let Some(study) = study
         && !referenced.is_empty()
     {
         let url = format!("{}/studies/{study}", versioned_base(headers, svc, version));
-        body.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
+        body.push(("00081190", element("UR", &[text(&url)])));
     }
     let status = if referenced.is_empty() {
         StatusCode::CONFLICT
@@ -401,12 +424,12 @@ fn respond(
         StatusCode::OK
     };
     if !failed.is_empty() {
-        body.insert("00081198".into(), json!({"vr": "SQ", "Value": failed}));
+        body.push(("00081198", element("SQ", &failed)));
     }
     if !referenced.is_empty() {
-        body.insert("00081199".into(), json!({"vr": "SQ", "Value": referenced}));
+        body.push(("00081199", element("SQ", &referenced)));
     }
-    let mut resp = (status, Value::Object(body).to_string()).into_response();
+    let mut resp = (status, object(&body)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/dicom+json"),
@@ -414,15 +437,12 @@ fn respond(
     resp
 }
 
-fn comment_sequence(comments: &[String]) -> Value {
-    if comments.is_empty() {
-        return json!({"vr": "SQ"});
-    }
-    let items: Vec<Value> = comments
+fn comment_sequence(comments: &[String]) -> String {
+    let items: Vec<String> = comments
         .iter()
-        .map(|c| json!({"00000902": {"vr": "LO", "Value": [c]}}))
+        .map(|c| object(&[("00000902", element("LO", &[text(c)]))]))
         .collect();
-    json!({"vr": "SQ", "Value": items})
+    element("SQ", &items)
 }
 
 /// `(gggg,eeee)` in lower-case hex, as the service's error comments write tags.

@@ -148,6 +148,7 @@ impl Served {
             .expect("health");
         assert_eq!(r.status(), 200);
         let peak = self.peak_mib();
+        eprintln!("peak RSS {peak} MiB (bound {max_mib} MiB)");
         assert!(peak <= max_mib, "peak RSS {peak} MiB > {max_mib} MiB");
     }
 
