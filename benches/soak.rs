@@ -432,7 +432,11 @@ fn main() {
         for e in t.errors.iter().take(10) {
             println!("soak: error: {e}");
         }
-        if !t.errors.is_empty() || !alive {
+        let failed = !t.errors.is_empty() || !alive;
+        drop(t);
+        // Stop the service before exiting (exit skips destructors).
+        drop(service);
+        if failed {
             std::process::exit(1);
         }
     });
