@@ -174,6 +174,24 @@ struct ServeArgs {
     /// Hold audit-log records back this many seconds, the way Azure delivers them minutes late.
     #[arg(long, default_value_t = 0)]
     audit_delay: u64,
+    /// Connections served at once; one more is answered 503.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds a request head (and an idle keep-alive connection) may take.
+    #[arg(long, default_value_t = 15.0)]
+    header_timeout: f64,
+    /// Seconds a request body may send nothing before it is dropped (408).
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout: f64,
+    /// Seconds a response may wait for the client to read it.
+    #[arg(long, default_value_t = 60.0)]
+    write_timeout: f64,
+    /// Seconds requests in flight get to finish after Ctrl-C or SIGTERM.
+    #[arg(long, default_value_t = 5.0)]
+    shutdown_grace: f64,
+    /// MiB that uploads kept in memory and validations may hold at once.
+    #[arg(long, default_value_t = 256)]
+    memory_mib: u64,
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -183,6 +201,11 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Validations parse headers of many megabytes on several threads: without the tunables glibc keeps
+    // each thread's freed blocks resident, and the memory budget would bound what is live but not what
+    // the process holds. (exec keeps the PID; nothing has been printed yet.)
+    #[cfg(target_os = "linux")]
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -203,6 +226,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         token_lifetime: Duration::from_secs(args.token_seconds.max(1)),
         reindex_min_duration: Duration::from_secs_f64(args.reindex_seconds.clamp(0.0, 3600.0)),
         audit_delay: Duration::from_secs(args.audit_delay.min(24 * 3600)),
+        memory_budget: args.memory_mib.clamp(16, 1 << 20) * 1024 * 1024,
+        limits: practice::server::ConnectionLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: seconds(args.header_timeout),
+            body_timeout: seconds(args.body_timeout),
+            write_timeout: seconds(args.write_timeout),
+            shutdown_grace: seconds(args.shutdown_grace),
+        },
         ..ServiceConfig::default()
     };
     let running = practice::start(config).await?;
@@ -244,10 +275,32 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     println!("Press Ctrl-C to stop.");
+    stop_signal().await?;
+    // Requests in flight get the grace period; then whatever is left is dropped.
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A duration in seconds from the command line (at least 0.1 s, at most a day).
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.1, 86_400.0))
+}
+
+/// Ctrl-C, or SIGTERM (what `kill` and service managers send).
+async fn stop_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("waiting for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    running.shutdown().await;
     Ok(())
 }
 

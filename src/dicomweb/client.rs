@@ -15,6 +15,37 @@ use super::auth::{AuthConfig, Token, TokenError, TokenVersion, parse_token_answe
 use super::exchange::{Exchange, excerpt, shell_quote};
 use super::multipart::{self, Counter, SavedPart};
 
+/// The largest answer the client holds in memory (QIDO results, metadata, errors); files stream to disk.
+pub const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a whole answer, refusing one larger than [`MAX_ANSWER_BYTES`] before and while it arrives.
+async fn read_bounded(
+    resp: reqwest::Response,
+    url: &str,
+    timeout: Duration,
+) -> Result<Bytes, ClientError> {
+    let too_large = || ClientError::TooLarge {
+        url: url.to_string(),
+        max: MAX_ANSWER_BYTES,
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ClientError::from_reqwest(&e, url, timeout))?;
+        if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The header the practice service's admin routes require.
+const ADMIN: (&str, &str) = ("X-Dicomlab-Admin", "1");
+
 /// Transport and token failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -34,6 +65,8 @@ pub enum ClientError {
     Read(#[from] multipart::ReadError),
     #[error("the base URL is not a valid URL: {0}")]
     BadUrl(String),
+    #[error("the answer from {url} is larger than {max} bytes; the client does not hold it")]
+    TooLarge { url: String, max: u64 },
     #[error("{0}")]
     Other(String),
 }
@@ -95,8 +128,9 @@ impl Answer {
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
+    /// The body as text for display: control characters and escape sequences made visible.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        crate::text::visible(&String::from_utf8_lossy(&self.body)).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -536,10 +570,7 @@ impl DicomWebClient {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::from_reqwest(&e, url, self.timeout))?;
+        let body = read_bounded(resp, url, self.timeout).await?;
         exchange.duration_ms = started.elapsed().as_millis() as u64;
         exchange.status = Some(status);
         exchange.response_headers = header_list(&headers);
@@ -611,14 +642,17 @@ impl DicomWebClient {
         .await
     }
 
-    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes).
+    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes, which
+    /// also want `X-Dicomlab-Admin: 1`, a header a web page cannot send cross-site).
     pub async fn put_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
-        self.send(Method::PUT, url, &[], Body::None, false).await
+        self.send(Method::PUT, url, &[ADMIN], Body::None, false)
+            .await
     }
 
     /// A DELETE without a token on an absolute URL (the practice service's loopback admin routes).
     pub async fn delete_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
-        self.send(Method::DELETE, url, &[], Body::None, false).await
+        self.send(Method::DELETE, url, &[ADMIN], Body::None, false)
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {
@@ -907,10 +941,7 @@ impl DicomWebClient {
                 dir.display()
             );
         } else {
-            small = resp
-                .bytes()
-                .await
-                .map_err(|e| ClientError::from_reqwest(&e, &url, self.timeout))?;
+            small = read_bounded(resp, &url, self.timeout).await?;
             exchange.response_excerpt = excerpt(&ct, &small);
         }
         exchange.duration_ms = started.elapsed().as_millis() as u64;
