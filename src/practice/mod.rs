@@ -3,8 +3,8 @@
 //! `dicomlab serve` runs it; [`start`] runs it in-process on a loopback port (the TUI and the tests).
 
 pub mod accept;
-pub mod audit;
 pub mod admin_guard;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod budget;
