@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::auth::{AuthConfig, Token, TokenError, TokenVersion, parse_token_answer};
 use super::exchange::{Exchange, excerpt, shell_quote};
 use super::multipart::{self, Counter, SavedPart};
+use super::routes::{self, BaseUrl, InstanceRef, Retrieve};
 
 /// The largest answer the client holds in memory (QIDO results, metadata, errors); files stream to disk.
 pub const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
@@ -202,7 +203,7 @@ enum Body {
 /// The client.
 pub struct DicomWebClient {
     http: reqwest::Client,
-    base: String,
+    base: BaseUrl,
     auth: AuthConfig,
     /// Shared with the client's checking twin ([`DicomWebClient::checking`]): one token for both.
     token: std::sync::Arc<Mutex<Option<Token>>>,
@@ -224,8 +225,9 @@ pub const CHECK_MARK: &str = "dicomlab-check=1";
 impl DicomWebClient {
     /// A client for `base` (e.g. `https://ws-dicom.dicom.azurehealthcareapis.com/v1`).
     pub fn new(base: &str, auth: AuthConfig) -> Result<Self, ClientError> {
-        let base = base.trim().trim_end_matches('/').to_string();
-        reqwest::Url::parse(&base).map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
+        let base = BaseUrl::parse(base);
+        reqwest::Url::parse(base.as_str())
+            .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         let timeout = Duration::from_secs(60);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -282,6 +284,11 @@ impl DicomWebClient {
     }
 
     pub fn base(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// The base URL, with its API version and data partition.
+    pub fn base_url(&self) -> &BaseUrl {
         &self.base
     }
 
@@ -293,28 +300,12 @@ impl DicomWebClient {
     /// the change feed, extended query tags and operations stay at the versioned base: they are the
     /// service's, not a partition's.
     pub fn url(&self, path: &str) -> String {
-        let path = path.trim_start_matches('/');
-        if path.is_empty() {
-            return self.base.clone();
-        }
-        let service_wide = ["changefeed", "extendedquerytags", "operations"]
-            .iter()
-            .any(|r| {
-                path == *r
-                    || path.starts_with(&format!("{r}/"))
-                    || path.starts_with(&format!("{r}?"))
-            });
-        let base = match (service_wide, self.base.find("/partitions/")) {
-            (true, Some(i)) => &self.base[..i],
-            _ => self.base.as_str(),
-        };
-        format!("{base}/{path}")
+        self.base.join(path)
     }
 
     /// The data partition named in the base URL, if any.
     pub fn partition(&self) -> Option<&str> {
-        let i = self.base.find("/partitions/")?;
-        self.base[i + "/partitions/".len()..].split('/').next()
+        self.base.partition()
     }
 
     /// A new exchange record for a request about to be sent.
@@ -978,6 +969,78 @@ impl DicomWebClient {
             .await
     }
 
+    /// A WADO-RS retrieve, streamed to `dir` (a file per part).
+    pub async fn retrieve(
+        &self,
+        what: &Retrieve,
+        dir: &Path,
+    ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
+        self.retrieve_to_dir(&what.path(), what.accept(), dir).await
+    }
+
+    /// The metadata of a study, series or instance (DICOM JSON), in memory.
+    pub async fn metadata(&self, of: &InstanceRef) -> Result<Answer, ClientError> {
+        let what = Retrieve::Metadata(of.clone());
+        self.get(&what.path(), what.accept()).await
+    }
+
+    /// An instance rendered as PNG, in memory.
+    pub async fn rendered(&self, of: &InstanceRef) -> Result<Answer, ClientError> {
+        let what = Retrieve::Rendered(of.clone(), routes::ImageFormat::Png);
+        self.get(&what.path(), what.accept()).await
+    }
+
+    /// Deletes a study (`series` and `sop` empty), a series (`sop` empty) or an instance.
+    pub async fn delete_of(&self, of: &InstanceRef) -> Result<Answer, ClientError> {
+        let path = if of.series.is_empty() {
+            of.study_path()
+        } else if of.sop.is_empty() {
+            of.series_path()
+        } else {
+            of.path()
+        };
+        self.delete(&path).await
+    }
+
+    /// A page of the extended query tags.
+    pub async fn tags(&self, limit: u32, offset: u32) -> Result<Answer, ClientError> {
+        self.get(
+            &self.marked(&routes::tags::list(limit, offset)),
+            routes::JSON,
+        )
+        .await
+    }
+
+    /// One extended query tag.
+    pub async fn tag(&self, path: &str) -> Result<Answer, ClientError> {
+        self.get(&self.marked(&routes::tags::one(path)), routes::JSON)
+            .await
+    }
+
+    /// Adds extended query tags (`[{"Path", "VR"?, "Level"}…]`): 202 and the re-index operation.
+    pub async fn add_tags(&self, tags: Value) -> Result<Answer, ClientError> {
+        self.post_json(routes::tags::all(), tags).await
+    }
+
+    /// Sets a tag's QueryStatus (`Enabled` / `Disabled`).
+    pub async fn update_tag(&self, path: &str, query_status: &str) -> Result<Answer, ClientError> {
+        self.patch_json(
+            &routes::tags::one(path),
+            serde_json::json!({ "QueryStatus": query_status }),
+        )
+        .await
+    }
+
+    /// Deletes an extended query tag.
+    pub async fn delete_tag(&self, path: &str) -> Result<Answer, ClientError> {
+        self.delete(&routes::tags::one(path)).await
+    }
+
+    /// A tag's indexing errors.
+    pub async fn tag_errors(&self, path: &str) -> Result<Answer, ClientError> {
+        self.get(&routes::tags::errors(path), routes::JSON).await
+    }
+
     /// Polls an operation (id or href) until it leaves `running`, with backoff, up to `limit`.
     /// Each answer's JSON also goes to `progress` (a screen's progress bar).
     pub async fn poll_operation(
@@ -1057,33 +1120,4 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_partition_holds_the_data_routes_only() {
-        let base = "https://ws-dicom.dicom.azurehealthcareapis.com";
-        let c = DicomWebClient::new(&format!("{base}/v1/partitions/lab-a"), AuthConfig::None)
-            .expect("client");
-        assert_eq!(c.partition(), Some("lab-a"));
-        assert_eq!(
-            c.url("studies"),
-            format!("{base}/v1/partitions/lab-a/studies")
-        );
-        assert_eq!(
-            c.url("changefeed?offset=0"),
-            format!("{base}/v1/changefeed?offset=0")
-        );
-        assert_eq!(
-            c.url("extendedquerytags/PatientSex"),
-            format!("{base}/v1/extendedquerytags/PatientSex")
-        );
-        assert_eq!(c.url("operations/abc"), format!("{base}/v1/operations/abc"));
-        let plain = DicomWebClient::new("http://h/v1", AuthConfig::None).expect("client");
-        assert_eq!(plain.url("changefeed"), "http://h/v1/changefeed");
-        assert_eq!(plain.partition(), None);
-    }
 }

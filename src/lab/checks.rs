@@ -19,7 +19,7 @@ use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source}
 use super::model::{AnswerFrom, Check, Lab, Level, Permission, Step};
 use super::progress::StepProgress;
 use super::request::RequestPattern;
-use crate::dicomweb::{AuthConfig, DicomWebClient, get_ci};
+use crate::dicomweb::{AuthConfig, DicomWebClient, Retrieve, get_ci};
 
 pub use super::diagnose::{diagnose_error, reason_text};
 pub use crate::target::TargetKind;
@@ -337,8 +337,7 @@ impl CheckContext<'_> {
     }
 }
 
-const DICOM_JSON: &str = "application/dicom+json";
-const MULTI_ANY: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+use crate::dicomweb::routes::{DICOM_JSON, FRAMES_ANY, JSON, MULTIPART_ANY};
 
 /// Runs a step's check.
 pub async fn run(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
@@ -1412,10 +1411,11 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
             message: format!("the dataset has no instance '{name}'"),
         };
     };
+    let target = of.at(level);
     let path = match level {
-        Level::Study => format!("studies/{}", of.study),
-        Level::Series => format!("studies/{}/series/{}", of.study, of.series),
-        Level::Instance => of.path(),
+        Level::Study => target.study_path(),
+        Level::Series => target.series_path(),
+        Level::Instance => target.path(),
     };
     let what = match level {
         Level::Instance => format!("the {} instance", of.display()),
@@ -1543,11 +1543,7 @@ pub async fn true_answer(ctx: &CheckContext<'_>, from: &AnswerFrom) -> Result<St
             attribute,
         } => {
             let i = inst(instance)?;
-            let a = ctx
-                .client
-                .get(&format!("{}/metadata", i.path()), DICOM_JSON)
-                .await
-                .map_err(read)?;
+            let a = ctx.client.metadata(&i.reference()).await.map_err(read)?;
             if !a.ok() {
                 return Err(diagnose_answer(ctx.place(), &a));
             }
@@ -1600,11 +1596,7 @@ pub async fn true_answer(ctx: &CheckContext<'_>, from: &AnswerFrom) -> Result<St
                 .join(format!("answer-{}", uuid::Uuid::new_v4().simple()));
             let (a, parts) = ctx
                 .client
-                .retrieve_to_dir(
-                    &format!("{}/frames/{frame}", i.path()),
-                    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
-                    &dir,
-                )
+                .retrieve(&Retrieve::Frame(i.reference(), *frame), &dir)
                 .await
                 .map_err(read)?;
             let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -1653,12 +1645,10 @@ pub fn accept_for(pattern: &RequestPattern) -> &'static str {
     match segs.as_slice() {
         [.., "metadata"] => DICOM_JSON,
         [.., "rendered"] => "image/png",
-        [.., "frames", _] => {
-            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"
-        }
-        ["changefeed", ..] | ["extendedquerytags", ..] | ["operations", ..] => "application/json",
+        [.., "frames", _] => FRAMES_ANY,
+        ["changefeed", ..] | ["extendedquerytags", ..] | ["operations", ..] => JSON,
         [.., "studies" | "series" | "instances"] => DICOM_JSON,
-        _ => MULTI_ANY,
+        _ => MULTIPART_ANY,
     }
 }
 
