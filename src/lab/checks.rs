@@ -288,6 +288,10 @@ impl CheckContext<'_> {
         tried: Vec<Tried>,
         otherwise: impl FnOnce(Vec<Tried>) -> Outcome,
     ) -> Outcome {
+        // While a record may still be on its way, never ✗: the failed attempts show, diagnosed.
+        if self.may_still_arrive(step) && self.records.audit_read() {
+            return self.waiting(tried);
+        }
         match tried.first() {
             Some(t) => fail(
                 expected,
@@ -295,7 +299,6 @@ impl CheckContext<'_> {
                 t.diagnosis.clone(),
                 tried.clone(),
             ),
-            None if self.may_still_arrive(step) && self.records.audit_read() => self.waiting(tried),
             None => otherwise(tried),
         }
     }
@@ -1004,20 +1007,12 @@ fn requests_check(
         .map(shown)
         .collect();
     if done.is_empty() {
-        if let Some(t) = tried.first() {
-            return fail(
-                expected,
-                format!("your last attempt: {} answered {}", t.line, t.status),
-                t.diagnosis.clone(),
-                tried,
-            );
-        }
-        if ctx.may_still_arrive(step) {
-            return ctx.waiting(tried);
-        }
-        return ready(not_recorded_hint(ctx, step), tried);
+        return ctx.after_attempts(step, expected, tried, |tried| {
+            ready(not_recorded_hint(ctx, step), tried)
+        });
     }
-    if ctx.may_still_arrive(step) && tried.is_empty() {
+    // While a record may still be on its way, never ✗ (failed attempts show, diagnosed).
+    if ctx.may_still_arrive(step) && ctx.records.audit_read() {
         return ctx.waiting(tried);
     }
     // Part done and nothing failed: not a failure, the rest is to do.
