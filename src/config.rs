@@ -130,31 +130,31 @@ impl Profile {
             let b = base.trim_end_matches('/');
             if b.ends_with("/studies") {
                 out.push("the base URL ends in /studies: remove it".into());
-            } else if let Some((_, name)) = b.split_once("/partitions/") {
-                // A data partition (contract §1.2): …/v1/partitions/{name}.
-                let versioned = b
-                    .split_once("/partitions/")
-                    .is_some_and(|(v, _)| v.ends_with("/v1") || v.ends_with("/v2"));
-                if !versioned {
-                    out.push("a partition goes after the version: …/v1/partitions/{name}".into());
+            } else {
+                let parsed = crate::dicomweb::BaseUrl::parse(b);
+                if let Some(name) = parsed.partition() {
+                    // A data partition (contract §1.2): …/v1/partitions/{name}.
+                    if parsed.version().is_none() {
+                        out.push(
+                            "a partition goes after the version: …/v1/partitions/{name}".into(),
+                        );
+                    }
+                    if name.is_empty()
+                        || name.len() > 64
+                        || !name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+                    {
+                        out.push(format!(
+                            "the partition name '{name}' may hold up to 64 letters, digits, '.', '-' and '_'"
+                        ));
+                    }
+                } else if self.kind != TargetKind::Generic && parsed.version().is_none() {
+                    out.push(
+                        "the base URL must end in /v1 — add /v1 to it (every DICOM route is versioned)"
+                            .into(),
+                    );
                 }
-                if name.is_empty()
-                    || name.len() > 64
-                    || !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-                {
-                    out.push(format!(
-                        "the partition name '{name}' may hold up to 64 letters, digits, '.', '-' and '_'"
-                    ));
-                }
-            } else if self.kind != TargetKind::Generic
-                && !(b.ends_with("/v1") || b.ends_with("/v2"))
-            {
-                out.push(
-                    "the base URL must end in /v1 — add /v1 to it (every DICOM route is versioned)"
-                        .into(),
-                );
             }
             if self.kind == TargetKind::Azure && b.starts_with("http://") {
                 out.push("Azure's DICOM service is served over https only".into());

@@ -5,7 +5,10 @@
 pub mod config;
 pub mod dicom;
 pub mod dicomweb;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lab;
+pub mod multipart;
 pub mod practice;
 pub mod target;
 pub mod text;

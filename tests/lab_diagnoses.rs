@@ -16,13 +16,11 @@ use dicomlab::target::TargetKind;
 use serde_json::json;
 
 async fn service(config: ServiceConfig) -> RunningService {
-    practice::start(ServiceConfig {
+    session::service(ServiceConfig {
         grant_owner: true,
-        reindex_min_duration: Duration::ZERO,
         ..config
     })
     .await
-    .expect("service")
 }
 
 /// The check of one step of the embedded lab, on a fresh progress.

@@ -17,57 +17,28 @@ use dicomlab::lab::evidence::Source;
 use dicomlab::lab::progress::ProgressStore;
 use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::auth::Role;
-use dicomlab::practice::{self, RunningService, ServiceConfig};
+use dicomlab::practice::{RunningService, ServiceConfig};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use serde_json::Value;
 
-struct Fixture {
-    svc: RunningService,
-    session: Session,
-    lab: Lab,
-    store: ProgressStore,
-    _dir: tempfile::TempDir,
-}
+type Fixture = session::LabRun;
 
 async fn fresh_with(config: ServiceConfig) -> Fixture {
-    let svc = practice::start(ServiceConfig {
-        reindex_min_duration: Duration::ZERO,
-        ..config
-    })
-    .await
-    .expect("service");
-    let session = Session::open(&profile_for(&svc), None, None)
-        .await
-        .expect("session");
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = ProgressStore::load(&dir.path().join("progress.json"));
-    Fixture {
-        svc,
-        session,
-        lab: Lab::embedded().expect("lab"),
-        store,
-        _dir: dir,
-    }
+    session::LabRun::start(config).await
 }
 
 async fn fresh() -> Fixture {
     fresh_with(ServiceConfig::default()).await
 }
 
-impl Fixture {
-    async fn check(&mut self) -> Vec<(String, Outcome)> {
-        self.session
-            .check_all(&self.lab, &mut self.store, None)
-            .await
-    }
-    async fn passed(&mut self) -> BTreeSet<String> {
-        self.check()
-            .await
-            .into_iter()
-            .filter(|(_, o)| o.is_pass())
-            .map(|(id, _)| id)
-            .collect()
-    }
+/// The steps that pass now.
+async fn passed_steps(f: &mut Fixture) -> BTreeSet<String> {
+    f.check()
+        .await
+        .into_iter()
+        .filter(|(_, o)| o.is_pass())
+        .map(|(id, _)| id)
+        .collect()
 }
 
 fn outcome<'a>(results: &'a [(String, Outcome)], id: &str) -> &'a Outcome {
@@ -279,7 +250,7 @@ async fn a_learner_who_only_stores_is_credited_for_storing_only() {
     let mut f = fresh().await;
     f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
     // Checked before, dicomlab reads the change feed and the tags itself: that never credits anything.
-    let before = f.passed().await;
+    let before = passed_steps(&mut f).await;
     assert!(
         !before.contains("change-feed") && !before.contains("store-samples"),
         "{before:?}"
@@ -322,7 +293,7 @@ async fn the_collections_requests_in_its_order_credit_exactly_the_steps_done() {
     f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
     let postman = lab_tool(&f.svc, "PostmanRuntime/7.42.0").await;
     postman.collection().await;
-    let passed = f.passed().await;
+    let passed = passed_steps(&mut f).await;
     assert_eq!(
         passed,
         set(&[
@@ -343,7 +314,7 @@ async fn the_collections_requests_in_its_order_credit_exactly_the_steps_done() {
         "the collection reads no change feed, searches with no tag and shows no image"
     );
     // The study is gone, the tag too: nothing done is undone, checked again and again.
-    let again = f.passed().await;
+    let again = passed_steps(&mut f).await;
     assert_eq!(passed, again);
     let results = f.check().await;
     let del = outcome(&results, "delete-series");
@@ -425,7 +396,7 @@ async fn two_learners_on_one_service_never_credit_each_other() {
     let b_session = Session::open(&b_profile, None, None)
         .await
         .expect("session b");
-    let mut b_store = ProgressStore::load(&a._dir.path().join("b.json"));
+    let mut b_store = ProgressStore::load(&a.dir.path().join("b.json"));
 
     // A stores the samples and searches; B only searches, and tries to store (409: already stored).
     let tool_a = lab_tool(&a.svc, "curl/8.5.0").await;

@@ -804,6 +804,7 @@ async fn a29_no_token_is_401_and_a_reader_cannot_store() {
     let created: Value = lab
         .http
         .post(format!("{}/admin/clients", lab.svc.origin))
+        .header("X-Dicomlab-Admin", "1")
         .json(&serde_json::json!({"name": "reader"}))
         .send()
         .await
@@ -816,6 +817,7 @@ async fn a29_no_token_is_401_and_a_reader_cannot_store() {
     let r = lab
         .http
         .put(format!("{}/admin/roles/{id}/reader", lab.svc.origin))
+        .header("X-Dicomlab-Admin", "1")
         .send()
         .await
         .expect("send");

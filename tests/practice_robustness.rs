@@ -181,11 +181,25 @@ async fn a_kill_in_the_middle_of_a_store_leaves_no_half_instance() {
 #[tokio::test]
 async fn unreferenced_files_are_removed_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("blobs/ab")).expect("mkdir");
-    std::fs::write(dir.path().join("blobs/ab/orphan.dcm"), b"left by a crash").expect("write");
+    // The folder is the service's once it has run there (it carries the marker).
+    practice::start(config_in(dir.path()))
+        .await
+        .expect("start")
+        .shutdown()
+        .await;
+    let orphan = dir
+        .path()
+        .join("blobs/ab/ab0123456789abcdef0123456789abcd.dcm");
+    std::fs::write(&orphan, b"left by a crash").expect("write");
+    let mine = dir.path().join("blobs/ab/notes.txt");
+    std::fs::write(&mine, b"not the service's").expect("write");
     let svc = practice::start(config_in(dir.path())).await.expect("start");
-    assert!(!dir.path().join("blobs/ab/orphan.dcm").exists());
-    assert_eq!(blob_files(dir.path()), 0);
+    assert!(
+        !orphan.exists(),
+        "a file named as the service names them is cleaned"
+    );
+    assert!(mine.exists(), "anything else is left alone");
+    assert_eq!(blob_files(dir.path()), 1);
     svc.shutdown().await;
 }
 
@@ -540,6 +554,7 @@ async fn granting_the_role_turns_403_into_200_with_the_same_token() {
             "{}/admin/roles/{}/DICOM%20Data%20Owner",
             lab.svc.origin, lab.svc.client_id
         ))
+        .header("X-Dicomlab-Admin", "1")
         .send()
         .await
         .expect("send");

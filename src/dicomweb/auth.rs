@@ -142,7 +142,9 @@ impl Claims {
             .decode(payload.trim_end_matches('='))
             .ok()?;
         let v: Value = serde_json::from_slice(&bytes).ok()?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        // Shown in the TUI: whatever the token holds, never an escape sequence.
+        let shown = |s: &str| crate::text::visible(s).into_owned();
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(shown);
         Some(Claims {
             aud: s("aud"),
             tid: s("tid"),
@@ -150,11 +152,7 @@ impl Claims {
             roles: v
                 .get("roles")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|r| r.as_str().map(str::to_string))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|r| r.as_str().map(shown)).collect())
                 .unwrap_or_default(),
             exp: v.get("exp").and_then(Value::as_u64),
             oid: s("oid"),
@@ -177,9 +175,8 @@ impl Token {
         let expires_at = claims
             .as_ref()
             .and_then(|c| c.exp)
-            .map_or(SystemTime::now() + Duration::from_secs(3600), |e| {
-                UNIX_EPOCH + Duration::from_secs(e)
-            });
+            .and_then(|e| UNIX_EPOCH.checked_add(Duration::from_secs(e)))
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
         Token {
             access_token: Secret::new(jwt),
             expires_at,
@@ -242,9 +239,10 @@ pub fn expires_in(v: &Value) -> Option<u64> {
 
 /// Turns a token endpoint's answer into a token or a typed error.
 pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<Token, TokenError> {
+    let shown = |s: &str| crate::text::visible(s).into_owned();
     let v: Value = serde_json::from_slice(body).map_err(|_| TokenError::Unexpected {
         status,
-        body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        body: shown(&String::from_utf8_lossy(&body[..body.len().min(300)])),
     })?;
     if !(200..300).contains(&status) {
         let description = v
@@ -264,15 +262,11 @@ pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<Token, TokenError>
                     .map(|c| format!("AADSTS{c}"))
             })
             .unwrap_or_default();
-        let first_line = description.lines().next().unwrap_or("").to_string();
+        let first_line = shown(description.lines().next().unwrap_or(""));
         return Err(TokenError::Aad {
             status,
-            error: v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("error")
-                .to_string(),
-            code,
+            error: shown(v.get("error").and_then(Value::as_str).unwrap_or("error")),
+            code: shown(&code),
             description: first_line,
         });
     }

@@ -14,6 +14,38 @@ use tokio::sync::{Mutex, mpsc};
 use super::auth::{AuthConfig, Token, TokenError, TokenVersion, parse_token_answer};
 use super::exchange::{Exchange, excerpt, shell_quote};
 use super::multipart::{self, Counter, SavedPart};
+use super::routes::{self, BaseUrl, InstanceRef, Retrieve};
+
+/// The largest answer the client holds in memory (QIDO results, metadata, errors); files stream to disk.
+pub const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a whole answer, refusing one larger than [`MAX_ANSWER_BYTES`] before and while it arrives.
+async fn read_bounded(
+    resp: reqwest::Response,
+    url: &str,
+    timeout: Duration,
+) -> Result<Bytes, ClientError> {
+    let too_large = || ClientError::TooLarge {
+        url: url.to_string(),
+        max: MAX_ANSWER_BYTES,
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ClientError::from_reqwest(&e, url, timeout))?;
+        if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The header the practice service's admin routes require.
+const ADMIN: (&str, &str) = ("X-Dicomlab-Admin", "1");
 
 /// Transport and token failures.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +66,8 @@ pub enum ClientError {
     Read(#[from] multipart::ReadError),
     #[error("the base URL is not a valid URL: {0}")]
     BadUrl(String),
+    #[error("the answer from {url} is larger than {max} bytes; the client does not hold it")]
+    TooLarge { url: String, max: u64 },
     #[error("{0}")]
     Other(String),
 }
@@ -95,8 +129,9 @@ impl Answer {
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
+    /// The body as text for display: control characters and escape sequences made visible.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        crate::text::visible(&String::from_utf8_lossy(&self.body)).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -168,7 +203,7 @@ enum Body {
 /// The client.
 pub struct DicomWebClient {
     http: reqwest::Client,
-    base: String,
+    base: BaseUrl,
     auth: AuthConfig,
     /// Shared with the client's checking twin ([`DicomWebClient::checking`]): one token for both.
     token: std::sync::Arc<Mutex<Option<Token>>>,
@@ -190,8 +225,9 @@ pub const CHECK_MARK: &str = "dicomlab-check=1";
 impl DicomWebClient {
     /// A client for `base` (e.g. `https://ws-dicom.dicom.azurehealthcareapis.com/v1`).
     pub fn new(base: &str, auth: AuthConfig) -> Result<Self, ClientError> {
-        let base = base.trim().trim_end_matches('/').to_string();
-        reqwest::Url::parse(&base).map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
+        let base = BaseUrl::parse(base);
+        reqwest::Url::parse(base.as_str())
+            .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         let timeout = Duration::from_secs(60);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -248,6 +284,11 @@ impl DicomWebClient {
     }
 
     pub fn base(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// The base URL, with its API version and data partition.
+    pub fn base_url(&self) -> &BaseUrl {
         &self.base
     }
 
@@ -259,28 +300,12 @@ impl DicomWebClient {
     /// the change feed, extended query tags and operations stay at the versioned base: they are the
     /// service's, not a partition's.
     pub fn url(&self, path: &str) -> String {
-        let path = path.trim_start_matches('/');
-        if path.is_empty() {
-            return self.base.clone();
-        }
-        let service_wide = ["changefeed", "extendedquerytags", "operations"]
-            .iter()
-            .any(|r| {
-                path == *r
-                    || path.starts_with(&format!("{r}/"))
-                    || path.starts_with(&format!("{r}?"))
-            });
-        let base = match (service_wide, self.base.find("/partitions/")) {
-            (true, Some(i)) => &self.base[..i],
-            _ => self.base.as_str(),
-        };
-        format!("{base}/{path}")
+        self.base.join(path)
     }
 
     /// The data partition named in the base URL, if any.
     pub fn partition(&self) -> Option<&str> {
-        let i = self.base.find("/partitions/")?;
-        self.base[i + "/partitions/".len()..].split('/').next()
+        self.base.partition()
     }
 
     /// A new exchange record for a request about to be sent.
@@ -536,10 +561,7 @@ impl DicomWebClient {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::from_reqwest(&e, url, self.timeout))?;
+        let body = read_bounded(resp, url, self.timeout).await?;
         exchange.duration_ms = started.elapsed().as_millis() as u64;
         exchange.status = Some(status);
         exchange.response_headers = header_list(&headers);
@@ -611,14 +633,17 @@ impl DicomWebClient {
         .await
     }
 
-    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes).
+    /// PUT to an absolute URL without credentials (the practice service's loopback admin routes, which
+    /// also want `X-Dicomlab-Admin: 1`, a header a web page cannot send cross-site).
     pub async fn put_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
-        self.send(Method::PUT, url, &[], Body::None, false).await
+        self.send(Method::PUT, url, &[ADMIN], Body::None, false)
+            .await
     }
 
     /// A DELETE without a token on an absolute URL (the practice service's loopback admin routes).
     pub async fn delete_anonymous(&self, url: &str) -> Result<Answer, ClientError> {
-        self.send(Method::DELETE, url, &[], Body::None, false).await
+        self.send(Method::DELETE, url, &[ADMIN], Body::None, false)
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Result<Answer, ClientError> {
@@ -907,10 +932,7 @@ impl DicomWebClient {
                 dir.display()
             );
         } else {
-            small = resp
-                .bytes()
-                .await
-                .map_err(|e| ClientError::from_reqwest(&e, &url, self.timeout))?;
+            small = read_bounded(resp, &url, self.timeout).await?;
             exchange.response_excerpt = excerpt(&ct, &small);
         }
         exchange.duration_ms = started.elapsed().as_millis() as u64;
@@ -945,6 +967,78 @@ impl DicomWebClient {
     pub async fn change_feed_latest(&self) -> Result<Answer, ClientError> {
         self.get(&self.marked("changefeed/latest"), "application/json")
             .await
+    }
+
+    /// A WADO-RS retrieve, streamed to `dir` (a file per part).
+    pub async fn retrieve(
+        &self,
+        what: &Retrieve,
+        dir: &Path,
+    ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
+        self.retrieve_to_dir(&what.path(), what.accept(), dir).await
+    }
+
+    /// The metadata of a study, series or instance (DICOM JSON), in memory.
+    pub async fn metadata(&self, of: &InstanceRef) -> Result<Answer, ClientError> {
+        let what = Retrieve::Metadata(of.clone());
+        self.get(&what.path(), what.accept()).await
+    }
+
+    /// An instance rendered as PNG, in memory.
+    pub async fn rendered(&self, of: &InstanceRef) -> Result<Answer, ClientError> {
+        let what = Retrieve::Rendered(of.clone(), routes::ImageFormat::Png);
+        self.get(&what.path(), what.accept()).await
+    }
+
+    /// Deletes a study (`series` and `sop` empty), a series (`sop` empty) or an instance.
+    pub async fn delete_of(&self, of: &InstanceRef) -> Result<Answer, ClientError> {
+        let path = if of.series.is_empty() {
+            of.study_path()
+        } else if of.sop.is_empty() {
+            of.series_path()
+        } else {
+            of.path()
+        };
+        self.delete(&path).await
+    }
+
+    /// A page of the extended query tags.
+    pub async fn tags(&self, limit: u32, offset: u32) -> Result<Answer, ClientError> {
+        self.get(
+            &self.marked(&routes::tags::list(limit, offset)),
+            routes::JSON,
+        )
+        .await
+    }
+
+    /// One extended query tag.
+    pub async fn tag(&self, path: &str) -> Result<Answer, ClientError> {
+        self.get(&self.marked(&routes::tags::one(path)), routes::JSON)
+            .await
+    }
+
+    /// Adds extended query tags (`[{"Path", "VR"?, "Level"}…]`): 202 and the re-index operation.
+    pub async fn add_tags(&self, tags: Value) -> Result<Answer, ClientError> {
+        self.post_json(routes::tags::all(), tags).await
+    }
+
+    /// Sets a tag's QueryStatus (`Enabled` / `Disabled`).
+    pub async fn update_tag(&self, path: &str, query_status: &str) -> Result<Answer, ClientError> {
+        self.patch_json(
+            &routes::tags::one(path),
+            serde_json::json!({ "QueryStatus": query_status }),
+        )
+        .await
+    }
+
+    /// Deletes an extended query tag.
+    pub async fn delete_tag(&self, path: &str) -> Result<Answer, ClientError> {
+        self.delete(&routes::tags::one(path)).await
+    }
+
+    /// A tag's indexing errors.
+    pub async fn tag_errors(&self, path: &str) -> Result<Answer, ClientError> {
+        self.get(&routes::tags::errors(path), routes::JSON).await
     }
 
     /// Polls an operation (id or href) until it leaves `running`, with backoff, up to `limit`.
@@ -1026,33 +1120,4 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_partition_holds_the_data_routes_only() {
-        let base = "https://ws-dicom.dicom.azurehealthcareapis.com";
-        let c = DicomWebClient::new(&format!("{base}/v1/partitions/lab-a"), AuthConfig::None)
-            .expect("client");
-        assert_eq!(c.partition(), Some("lab-a"));
-        assert_eq!(
-            c.url("studies"),
-            format!("{base}/v1/partitions/lab-a/studies")
-        );
-        assert_eq!(
-            c.url("changefeed?offset=0"),
-            format!("{base}/v1/changefeed?offset=0")
-        );
-        assert_eq!(
-            c.url("extendedquerytags/PatientSex"),
-            format!("{base}/v1/extendedquerytags/PatientSex")
-        );
-        assert_eq!(c.url("operations/abc"), format!("{base}/v1/operations/abc"));
-        let plain = DicomWebClient::new("http://h/v1", AuthConfig::None).expect("client");
-        assert_eq!(plain.url("changefeed"), "http://h/v1/changefeed");
-        assert_eq!(plain.partition(), None);
-    }
 }

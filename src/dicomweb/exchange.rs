@@ -83,7 +83,8 @@ pub fn excerpt(content_type: &str, body: &[u8]) -> String {
         || content_type.starts_with("text/")
         || content_type.contains("xml");
     if texty && let Ok(s) = std::str::from_utf8(&body[..body.len().min(4096)]) {
-        let mut out = redact(s);
+        // Escape sequences from the server are shown, never obeyed by the terminal.
+        let mut out = redact(&crate::text::visible(s));
         if body.len() > 4096 {
             out.push_str(&format!("… ({} bytes in all)", body.len()));
         }
@@ -93,9 +94,9 @@ pub fn excerpt(content_type: &str, body: &[u8]) -> String {
         "<{} bytes of {}>",
         body.len(),
         if content_type.is_empty() {
-            "data"
+            "data".into()
         } else {
-            content_type
+            crate::text::visible(content_type)
         }
     )
 }

@@ -9,11 +9,13 @@ pub mod client;
 pub mod exchange;
 pub mod loganalytics;
 pub mod multipart;
+pub mod routes;
 
 pub use auth::{AuthConfig, Claims, Secret, Token, TokenError, TokenVersion};
 pub use client::{Answer, ClientError, DicomWebClient, Level, StoreMode, StoreProgress};
 pub use exchange::Exchange;
 pub use loganalytics::{LogError, LogReader, LogTable};
+pub use routes::{BaseUrl, InstanceRef, Retrieve};
 
 /// Compares JSON names and enum values the way the contract asks (§12): without case.
 pub fn eq_ci(a: &str, b: &str) -> bool {

@@ -1,5 +1,6 @@
 //! multipart/related built by hand (reqwest only builds form-data) and streamed from the files, and
-//! multipart responses streamed to files (memory bounded whatever the study's size).
+//! multipart responses streamed to files through the crate's bounded parser (memory bounded whatever the
+//! study's size, and whatever the server sends: part headers within 64 KiB, at most 100,000 parts).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,7 +73,9 @@ pub fn boundary_of(content_type: &str) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("the multipart answer is malformed: {0}")]
-    Multipart(#[from] multer::Error),
+    Multipart(#[from] crate::multipart::MultipartError),
+    #[error("the multipart answer could not be read: {0}")]
+    Body(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -88,6 +91,9 @@ pub struct SavedPart {
     pub size: u64,
 }
 
+/// Parts a client accepts in one answer (a study's instances).
+const MAX_PARTS: usize = 100_000;
+
 /// Streams each part of a multipart body into `dir/part-N.ext`.
 pub async fn save_parts<S, E>(
     body: S,
@@ -97,40 +103,68 @@ pub async fn save_parts<S, E>(
 ) -> Result<Vec<SavedPart>, ReadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    E: std::fmt::Display + 'static,
 {
-    let mut mp = multer::Multipart::new(body, boundary.to_string());
-    let mut saved = Vec::new();
-    while let Some(mut field) = mp.next_field().await? {
-        let content_type = field.content_type().map(ToString::to_string);
-        let path = dir.join(format!("part-{}.{ext}", saved.len() + 1));
-        let file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|source| ReadError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-        let mut size = 0u64;
-        while let Some(chunk) = field.chunk().await? {
-            size += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .map_err(|source| ReadError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
+    use crate::multipart::{Event, Limits, Parser, header};
+    let mut parser = Parser::new(
+        boundary,
+        Limits {
+            max_parts: MAX_PARTS,
+            ..Limits::default()
+        },
+    );
+    let mut body = std::pin::pin!(body);
+    let mut saved: Vec<SavedPart> = Vec::new();
+    let mut out: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
+    loop {
+        while let Some(event) = parser.next_event()? {
+            match event {
+                Event::Part(headers) => {
+                    let path = dir.join(format!("part-{}.{ext}", saved.len() + 1));
+                    let file = tokio::fs::File::create(&path).await.map_err(|source| {
+                        ReadError::Write {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                    out = Some(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+                    saved.push(SavedPart {
+                        path,
+                        content_type: header(&headers, "content-type").map(str::to_string),
+                        size: 0,
+                    });
+                }
+                Event::Data(chunk) => {
+                    if let (Some(o), Some(part)) = (&mut out, saved.last_mut()) {
+                        part.size += chunk.len() as u64;
+                        o.write_all(&chunk)
+                            .await
+                            .map_err(|source| ReadError::Write {
+                                path: part.path.clone(),
+                                source,
+                            })?;
+                    }
+                }
+                Event::PartEnd => {
+                    if let (Some(mut o), Some(part)) = (out.take(), saved.last()) {
+                        o.flush().await.map_err(|source| ReadError::Write {
+                            path: part.path.clone(),
+                            source,
+                        })?;
+                    }
+                }
+                Event::End => {}
+            }
         }
-        out.flush().await.map_err(|source| ReadError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        saved.push(SavedPart {
-            path,
-            content_type,
-            size,
-        });
+        match body.next().await {
+            Some(chunk) => parser.feed(&chunk.map_err(|e| ReadError::Body(e.to_string()))?),
+            None => break,
+        }
+        if parser.is_done() {
+            break;
+        }
     }
+    parser.finish()?;
     Ok(saved)
 }
 

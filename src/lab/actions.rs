@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::checks::accept_for;
 use super::engine::Session;
-use super::model::{Check, Lab, Level, Step};
+use super::model::{Check, Lab, Step};
 use super::request::RequestPattern;
 use crate::dicomweb::{ClientError, StoreMode, get_ci};
 use crate::target::Role;
@@ -70,7 +70,7 @@ pub async fn add_tag(
     progress: Option<&tokio::sync::mpsc::UnboundedSender<serde_json::Value>>,
 ) -> Result<TagAdd, ActionError> {
     let c = &session.client;
-    let a = c.post_json("extendedquerytags", json!([tag])).await?;
+    let a = c.add_tags(json!([tag])).await?;
     if a.status != 202 {
         return Ok(TagAdd::Refused(Box::new(a)));
     }
@@ -209,17 +209,12 @@ pub async fn perform(
             } else {
                 "Enabled"
             };
-            let a = c
-                .patch_json(
-                    &format!("extendedquerytags/{tag}"),
-                    json!({"QueryStatus": status}),
-                )
-                .await?;
+            let a = c.update_tag(&tag, status).await?;
             format!("{}: QueryStatus {status}", a.status)
         }
         Check::TagDeleted => {
             let tag = suggested_tag();
-            let a = c.delete(&format!("extendedquerytags/{tag}")).await?;
+            let a = c.delete_tag(&tag).await?;
             format!("{}: {tag} deleted", a.status)
         }
         Check::Deleted { level, instance } => {
@@ -228,13 +223,8 @@ pub async fn perform(
                     "the dataset has no instance '{instance}'"
                 )));
             };
-            let path = match level {
-                Level::Instance => i.path(),
-                Level::Series => format!("studies/{}/series/{}", i.study, i.series),
-                Level::Study => format!("studies/{}", i.study),
-            };
-            let a = c.delete(&path).await?;
-            format!("{}: DELETE {path}", a.status)
+            let a = c.delete_of(&i.at(*level)).await?;
+            a.exchange.summary()
         }
     })
 }

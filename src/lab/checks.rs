@@ -19,7 +19,7 @@ use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source}
 use super::model::{AnswerFrom, Check, Lab, Level, Permission, Step};
 use super::progress::StepProgress;
 use super::request::RequestPattern;
-use crate::dicomweb::{AuthConfig, DicomWebClient, get_ci};
+use crate::dicomweb::{AuthConfig, DicomWebClient, Retrieve, get_ci};
 
 pub use super::diagnose::{diagnose_error, reason_text};
 pub use crate::target::TargetKind;
@@ -288,6 +288,10 @@ impl CheckContext<'_> {
         tried: Vec<Tried>,
         otherwise: impl FnOnce(Vec<Tried>) -> Outcome,
     ) -> Outcome {
+        // While a record may still be on its way, never ✗: the failed attempts show, diagnosed.
+        if self.may_still_arrive(step) && self.records.audit_read() {
+            return self.waiting(tried);
+        }
         match tried.first() {
             Some(t) => fail(
                 expected,
@@ -295,7 +299,6 @@ impl CheckContext<'_> {
                 t.diagnosis.clone(),
                 tried.clone(),
             ),
-            None if self.may_still_arrive(step) && self.records.audit_read() => self.waiting(tried),
             None => otherwise(tried),
         }
     }
@@ -337,8 +340,7 @@ impl CheckContext<'_> {
     }
 }
 
-const DICOM_JSON: &str = "application/dicom+json";
-const MULTI_ANY: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+use crate::dicomweb::routes::{DICOM_JSON, FRAMES_ANY, JSON, MULTIPART_ANY};
 
 /// Runs a step's check.
 pub async fn run(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
@@ -1005,20 +1007,12 @@ fn requests_check(
         .map(shown)
         .collect();
     if done.is_empty() {
-        if let Some(t) = tried.first() {
-            return fail(
-                expected,
-                format!("your last attempt: {} answered {}", t.line, t.status),
-                t.diagnosis.clone(),
-                tried,
-            );
-        }
-        if ctx.may_still_arrive(step) {
-            return ctx.waiting(tried);
-        }
-        return ready(not_recorded_hint(ctx, step), tried);
+        return ctx.after_attempts(step, expected, tried, |tried| {
+            ready(not_recorded_hint(ctx, step), tried)
+        });
     }
-    if ctx.may_still_arrive(step) && tried.is_empty() {
+    // While a record may still be on its way, never ✗ (failed attempts show, diagnosed).
+    if ctx.may_still_arrive(step) && ctx.records.audit_read() {
         return ctx.waiting(tried);
     }
     // Part done and nothing failed: not a failure, the rest is to do.
@@ -1412,10 +1406,11 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
             message: format!("the dataset has no instance '{name}'"),
         };
     };
+    let target = of.at(level);
     let path = match level {
-        Level::Study => format!("studies/{}", of.study),
-        Level::Series => format!("studies/{}/series/{}", of.study, of.series),
-        Level::Instance => of.path(),
+        Level::Study => target.study_path(),
+        Level::Series => target.series_path(),
+        Level::Instance => target.path(),
     };
     let what = match level {
         Level::Instance => format!("the {} instance", of.display()),
@@ -1543,11 +1538,7 @@ pub async fn true_answer(ctx: &CheckContext<'_>, from: &AnswerFrom) -> Result<St
             attribute,
         } => {
             let i = inst(instance)?;
-            let a = ctx
-                .client
-                .get(&format!("{}/metadata", i.path()), DICOM_JSON)
-                .await
-                .map_err(read)?;
+            let a = ctx.client.metadata(&i.reference()).await.map_err(read)?;
             if !a.ok() {
                 return Err(diagnose_answer(ctx.place(), &a));
             }
@@ -1600,11 +1591,7 @@ pub async fn true_answer(ctx: &CheckContext<'_>, from: &AnswerFrom) -> Result<St
                 .join(format!("answer-{}", uuid::Uuid::new_v4().simple()));
             let (a, parts) = ctx
                 .client
-                .retrieve_to_dir(
-                    &format!("{}/frames/{frame}", i.path()),
-                    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
-                    &dir,
-                )
+                .retrieve(&Retrieve::Frame(i.reference(), *frame), &dir)
                 .await
                 .map_err(read)?;
             let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -1653,12 +1640,10 @@ pub fn accept_for(pattern: &RequestPattern) -> &'static str {
     match segs.as_slice() {
         [.., "metadata"] => DICOM_JSON,
         [.., "rendered"] => "image/png",
-        [.., "frames", _] => {
-            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"
-        }
-        ["changefeed", ..] | ["extendedquerytags", ..] | ["operations", ..] => "application/json",
+        [.., "frames", _] => FRAMES_ANY,
+        ["changefeed", ..] | ["extendedquerytags", ..] | ["operations", ..] => JSON,
         [.., "studies" | "series" | "instances"] => DICOM_JSON,
-        _ => MULTI_ANY,
+        _ => MULTIPART_ANY,
     }
 }
 

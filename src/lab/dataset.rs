@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::dicom::samples::{self, ShapeSpec};
+use crate::dicomweb::InstanceRef;
 
 /// The instances of a lab.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -262,12 +263,25 @@ impl Instance {
         }
     }
 
+    /// Its three UIDs, for the client's typed calls.
+    pub fn reference(&self) -> InstanceRef {
+        InstanceRef::new(&self.study, &self.series, &self.sop)
+    }
+
+    /// Its study (`level` Study), series (Series) or itself (Instance), as the client deletes or reads
+    /// them: the UIDs below the level left empty.
+    pub fn at(&self, level: super::model::Level) -> InstanceRef {
+        use super::model::Level;
+        match level {
+            Level::Study => InstanceRef::new(&self.study, "", ""),
+            Level::Series => InstanceRef::new(&self.study, &self.series, ""),
+            Level::Instance => self.reference(),
+        }
+    }
+
     /// `studies/{study}/series/{series}/instances/{sop}`
     pub fn path(&self) -> String {
-        format!(
-            "studies/{}/series/{}/instances/{}",
-            self.study, self.series, self.sop
-        )
+        self.reference().path()
     }
 }
 

@@ -540,7 +540,7 @@ async fn read_feed(client: &DicomWebClient) -> Result<Option<Vec<FeedEntry>>, Re
         .json()
         .and_then(|v| get_ci(&v, "sequence").and_then(Value::as_u64))
         .unwrap_or(0);
-    let v2 = client.base().trim_end_matches('/').ends_with("/v2");
+    let v2 = client.base_url().is_v2();
     let mut out = Vec::new();
     let (mut offset, limit) = (0u64, 100u32);
     loop {
@@ -596,12 +596,7 @@ async fn read_tags(client: &DicomWebClient) -> Result<Option<Vec<TagEntry>>, Rea
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
-        let a = client
-            .get(
-                &client.marked(&format!("extendedquerytags?limit=200&offset={offset}")),
-                "application/json",
-            )
-            .await?;
+        let a = client.tags(200, offset).await?;
         match a.status {
             404 | 405 if offset == 0 => return Ok(None),
             s if (200..300).contains(&s) => {}

@@ -330,14 +330,79 @@ impl Auth {
         Ok((token, self.token_lifetime.as_secs()))
     }
 
-    fn verify(&self, token: &str) -> Result<Claims, ErrorKind> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.set_audience(&[DICOM_RESOURCE, &format!("{DICOM_RESOURCE}/")]);
-        v.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .map(|d| d.claims)
-            .map_err(|e| e.into_kind())
+    /// Checks a bearer token for the DICOM service and returns the client it was issued to, or what is
+    /// wrong with it (the `error_description` of the 401).
+    pub fn verify(&self, token: &str) -> Result<String, &'static str> {
+        self.check(token, DICOM_RESOURCE)
+            .map_err(TokenProblem::description)
     }
+
+    /// Checks a bearer token for `audience`: signature, `exp`, `nbf`, `aud`, `iss` and `tid`, and the
+    /// client must be named (`appid` on v1, `azp` on v2) — a token without one is not "auth off".
+    /// Every route that takes this service's tokens goes through here.
+    pub fn check(&self, token: &str, audience: &str) -> Result<String, TokenProblem> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[audience, &format!("{audience}/")]);
+        v.set_issuer(&[
+            format!("https://sts.windows.net/{}/", self.tenant_id),
+            format!("https://login.microsoftonline.com/{}/v2.0", self.tenant_id),
+        ]);
+        v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
+        v.validate_nbf = true;
+        v.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::InvalidAudience => TokenProblem::Audience,
+                ErrorKind::ExpiredSignature => TokenProblem::Other("The token is expired"),
+                ErrorKind::ImmatureSignature => {
+                    TokenProblem::Other("The token is not valid yet (nbf)")
+                }
+                ErrorKind::InvalidIssuer => TokenProblem::Other("The issuer is invalid"),
+                ErrorKind::InvalidSignature => TokenProblem::Other("The signature is invalid"),
+                ErrorKind::MissingRequiredClaim(_) => {
+                    TokenProblem::Other("The token lacks a required claim")
+                }
+                _ => TokenProblem::Other("The token is malformed"),
+            })?;
+        if !claims.tid.eq_ignore_ascii_case(&self.tenant_id) {
+            return Err(TokenProblem::Other(
+                "The token was issued for another tenant",
+            ));
+        }
+        claims
+            .appid
+            .or(claims.azp)
+            .filter(|c| !c.trim().is_empty())
+            .ok_or(TokenProblem::NoClient)
+    }
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Issued for another audience.
+    Audience,
+    /// Names no client (`appid` / `azp`).
+    NoClient,
+    /// Anything else: expired, not yet valid, another issuer or tenant, a bad signature, malformed.
+    Other(&'static str),
+}
+
+impl TokenProblem {
+    pub fn description(self) -> &'static str {
+        match self {
+            TokenProblem::Audience => "The audience is invalid",
+            TokenProblem::NoClient => "The token names no client (appid or azp)",
+            TokenProblem::Other(d) => d,
+        }
+    }
+}
+
+/// Compares a presented secret with the stored one in time that does not depend on where they differ.
+fn secret_matches(presented: &str, stored: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
 }
 
 /// Why a token was refused by the Log Analytics route (its error codes).
@@ -369,16 +434,14 @@ impl TokenRefusal {
 }
 
 impl Auth {
-    /// Verifies a token for another audience than the DICOM service's; answers the app it was issued to.
+    /// Verifies a token for another audience than the DICOM service's (every check of
+    /// [`Auth::check`]); answers the app it was issued to.
     pub fn verify_for(&self, token: &str, audience: &str) -> Result<String, TokenRefusal> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.set_audience(&[audience, &format!("{audience}/")]);
-        v.leeway = 0;
-        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &v) {
-            Ok(d) => d.claims.appid.or(d.claims.azp).ok_or(TokenRefusal::NoApp),
-            Err(e) if matches!(e.kind(), ErrorKind::InvalidAudience) => Err(TokenRefusal::Audience),
-            Err(_) => Err(TokenRefusal::Invalid),
-        }
+        self.check(token, audience).map_err(|p| match p {
+            TokenProblem::Audience => TokenRefusal::Audience,
+            TokenProblem::NoClient => TokenRefusal::NoApp,
+            TokenProblem::Other(_) => TokenRefusal::Invalid,
+        })
     }
 
     /// Who a request says it is, for the audit log's `Identity` column: the claims of its bearer token
@@ -492,16 +555,11 @@ impl FromRequestParts<SharedService> for Caller {
             }
         };
         match auth.verify(token) {
-            Ok(claims) => Ok(Caller {
-                client_id: claims.appid.or(claims.azp),
+            Ok(client) => Ok(Caller {
+                client_id: Some(client),
             }),
-            Err(kind) => {
-                let desc = match kind {
-                    ErrorKind::ExpiredSignature => "The token is expired",
-                    ErrorKind::InvalidAudience => "The audience is invalid",
-                    ErrorKind::InvalidSignature => "The signature is invalid",
-                    _ => "The token is malformed",
-                };
+            Err(desc) => {
+                tracing::info!("401: {desc}");
                 Err(unauthorized(&origin, &auth.tenant_id, Some(desc)))
             }
         }
@@ -595,7 +653,7 @@ pub async fn token_endpoint(
         );
     };
     match field("client_secret") {
-        Some(s) if s == client.secret => {}
+        Some(s) if secret_matches(s, &client.secret) => {}
         Some(_) => {
             return aad_error(
                 StatusCode::UNAUTHORIZED,
@@ -691,28 +749,9 @@ pub async fn token_endpoint(
     resp
 }
 
-/// The admin routes answer only on loopback: they stand for the Azure portal's "Access control (IAM)".
-fn require_loopback(peer: Option<std::net::SocketAddr>) -> ApiResult<()> {
-    match peer {
-        Some(addr) if addr.ip().is_loopback() => Ok(()),
-        None => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Role administration is only available on loopback.",
-        )),
-    }
-}
-
-fn peer(parts: &Parts) -> Option<std::net::SocketAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0)
-}
-
 /// `GET /admin/roles`: clients and their roles (never secrets).
 pub async fn list_roles(State(service): State<SharedService>, parts: Parts) -> ApiResult<Response> {
-    require_loopback(peer(&parts))?;
+    super::admin_guard::require_admin(&parts)?;
     let clients = service
         .auth
         .clients
@@ -741,7 +780,7 @@ pub async fn change_role(
     Path((client, role)): Path<(String, String)>,
     parts: Parts,
 ) -> ApiResult<Response> {
-    require_loopback(peer(&parts))?;
+    super::admin_guard::require_admin(&parts)?;
     let Some(role) = Role::parse(&role) else {
         return Err(ApiError::bad_request(format!(
             "Unknown role '{role}'. Use 'DICOM Data Owner' (owner) or 'DICOM Data Reader' (reader)."
@@ -782,7 +821,7 @@ pub async fn create_client(
     parts: Parts,
     body: Option<Json<serde_json::Value>>,
 ) -> ApiResult<Response> {
-    require_loopback(peer(&parts))?;
+    super::admin_guard::require_admin(&parts)?;
     let name = body
         .as_ref()
         .and_then(|b| b.get("name"))
@@ -804,6 +843,61 @@ pub async fn create_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_must_name_their_client_tenant_and_issuer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open(&dir.path().join("index.sqlite")).expect("db");
+        let auth = Auth::load(&db, true, Duration::from_secs(60), false).expect("auth");
+        let (good, _) = auth
+            .issue(&auth.lab_client_id, DICOM_RESOURCE, false)
+            .expect("issue");
+        assert_eq!(
+            auth.verify(&good).as_deref(),
+            Ok(auth.lab_client_id.as_str())
+        );
+        let sign = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut claims = serde_json::to_value(
+                jsonwebtoken::decode::<Claims>(&good, &auth.decoding, &{
+                    let mut v = Validation::new(Algorithm::HS256);
+                    v.validate_aud = false;
+                    v
+                })
+                .expect("decode")
+                .claims,
+            )
+            .expect("json");
+            edit(&mut claims);
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding)
+                .expect("sign")
+        };
+        type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 5] = [
+            (
+                &|c| _ = c.as_object_mut().map(|o| o.remove("appid")),
+                "names no client",
+            ),
+            (
+                &|c| c["tid"] = "00000000-0000-0000-0000-000000000000".into(),
+                "another tenant",
+            ),
+            (
+                &|c| c["iss"] = "https://sts.windows.net/other/".into(),
+                "issuer",
+            ),
+            (&|c| c["nbf"] = (now_secs() + 3600).into(), "not valid yet"),
+            (
+                &|c| _ = c.as_object_mut().map(|o| o.remove("nbf")),
+                "malformed",
+            ),
+        ];
+        for (edit, why) in cases {
+            let err = auth.verify(&sign(edit)).expect_err(why);
+            assert!(err.contains(why), "{why}: {err}");
+        }
+        assert!(secret_matches("abc", "abc") && !secret_matches("abc", "abd"));
+        assert!(!secret_matches("ab", "abc"));
+    }
 
     #[test]
     fn role_names() {

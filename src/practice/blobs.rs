@@ -1,29 +1,61 @@
 //! Part-10 files on disk, in 256 shard folders (`blobs/ab/<uuid>.dcm`) so concurrent stores do not queue
 //! on one directory lock. An upload is written straight to its final path; it becomes part of the service
 //! only when the index commits a row naming it. A crash therefore leaves at worst an unreferenced file,
-//! removed at the next start — never a half instance.
+//! removed at the next start — never a half instance. Clean-up touches only files named the way this
+//! service names them, in the shard folders it made.
+//!
+//! A retrieve leases the files it is going to send before it answers; a delete that commits meanwhile
+//! removes a leased file only when its last lease ends, so a retrieve that started sends whole parts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Files being read, and those deleted from the index while they were.
+#[derive(Debug, Default)]
+struct Leases {
+    /// Blob name → readers.
+    readers: HashMap<String, usize>,
+    /// Deleted while read: removed when the last reader is done.
+    doomed: HashSet<String>,
+}
 
 /// The blob folder.
 #[derive(Debug, Clone)]
 pub struct Blobs {
     root: PathBuf,
+    leases: Arc<Mutex<Leases>>,
+}
+
+/// Holds files open for a retrieve; dropping it lets a pending delete remove them.
+#[derive(Debug)]
+pub struct Lease {
+    blobs: Blobs,
+    names: Vec<String>,
+}
+
+/// Whether a file name is one this service writes: 32 lower-case hex digits and `.dcm`.
+fn is_ours(shard: &str, file: &str) -> bool {
+    let Some(stem) = file.strip_suffix(".dcm") else {
+        return false;
+    };
+    stem.len() == 32
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && stem.starts_with(shard)
 }
 
 impl Blobs {
     pub fn open(data: &Path) -> std::io::Result<Self> {
         let root = data.join("blobs");
-        // `tmp/` was used by earlier versions; anything there is from a request that never finished.
-        let tmp = data.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
         for shard in 0..=255u8 {
             std::fs::create_dir_all(root.join(format!("{shard:02x}")))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            leases: Arc::default(),
+        })
     }
 
     /// A fresh name for an upload: `ab/<uuid>.dcm`.
@@ -37,24 +69,110 @@ impl Blobs {
         self.root.join(name)
     }
 
-    /// Removes files the index does not know (left by a crash or a kill mid-upload).
-    pub fn remove_unreferenced(&self, known: &HashSet<String>) -> std::io::Result<usize> {
-        let mut removed = 0;
-        for shard in std::fs::read_dir(&self.root)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
+    /// Removes files the index does not know (left by a crash or a kill mid-upload). Only files named as
+    /// this service names them, in its shard folders: anything else is left alone and counted.
+    pub fn remove_unreferenced(&self, known: &HashSet<String>) -> std::io::Result<(usize, usize)> {
+        let (mut removed, mut foreign) = (0, 0);
+        for shard in 0..=255u8 {
+            let shard_name = format!("{shard:02x}");
+            let dir = self.root.join(&shard_name);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
-            }
-            let shard_name = shard.file_name().to_string_lossy().into_owned();
-            for entry in std::fs::read_dir(shard.path())? {
+            };
+            for entry in entries {
                 let entry = entry?;
-                let name = format!("{shard_name}/{}", entry.file_name().to_string_lossy());
-                if !known.contains(&name) {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                if !is_ours(&shard_name, &file) || !entry.file_type()?.is_file() {
+                    foreign += 1;
+                    continue;
+                }
+                if !known.contains(&format!("{shard_name}/{file}")) {
                     std::fs::remove_file(entry.path())?;
                     removed += 1;
                 }
             }
         }
-        Ok(removed)
+        Ok((removed, foreign))
+    }
+
+    /// Leases files for reading. Call it while the index lock that found them is held, so that a delete
+    /// cannot remove them in between.
+    pub fn lease(&self, names: impl IntoIterator<Item = String>) -> Lease {
+        let names: Vec<String> = names.into_iter().collect();
+        if let Ok(mut l) = self.leases.lock() {
+            for n in &names {
+                *l.readers.entry(n.clone()).or_default() += 1;
+            }
+        }
+        Lease {
+            blobs: self.clone(),
+            names,
+        }
+    }
+
+    /// Removes a file the index no longer names, now or when its last reader is done.
+    pub fn remove(&self, name: &str) {
+        let mut leases = match self.leases.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if leases.readers.contains_key(name) {
+            leases.doomed.insert(name.to_string());
+            return;
+        }
+        drop(leases);
+        if let Err(e) = std::fs::remove_file(self.path(name)) {
+            tracing::warn!("could not remove {name}: {e}");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut leases = match self.blobs.leases.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let mut gone = Vec::new();
+        for n in &self.names {
+            if let Some(count) = leases.readers.get_mut(n) {
+                *count -= 1;
+                if *count == 0 {
+                    leases.readers.remove(n);
+                    if leases.doomed.remove(n) {
+                        gone.push(n.clone());
+                    }
+                }
+            }
+        }
+        drop(leases);
+        for n in gone {
+            if let Err(e) = std::fs::remove_file(self.blobs.path(&n)) {
+                tracing::warn!("could not remove {n}: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leased_file_outlives_its_delete_until_the_lease_ends() {
+        let t = tempfile::tempdir().expect("tmp");
+        let blobs = Blobs::open(t.path()).expect("open");
+        let name = blobs.new_name();
+        std::fs::write(blobs.path(&name), b"x").expect("write");
+        let lease = blobs.lease([name.clone()]);
+        blobs.remove(&name);
+        assert!(blobs.path(&name).exists());
+        drop(lease);
+        assert!(!blobs.path(&name).exists());
+        // Clean-up leaves what it did not write.
+        std::fs::write(t.path().join("blobs/ab/notes.txt"), b"mine").expect("write");
+        let (removed, foreign) = blobs.remove_unreferenced(&HashSet::new()).expect("clean");
+        assert_eq!((removed, foreign), (0, 1));
+        assert!(t.path().join("blobs/ab/notes.txt").exists());
     }
 }

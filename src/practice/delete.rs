@@ -34,10 +34,9 @@ pub fn delete_instances(svc: &Service, target: &Target) -> Result<usize, super::
     }
     tx.commit()?;
     drop(conn);
+    // A file being retrieved is removed when its retrieve is done (see `blobs::Lease`).
     for (_, _, _, _, blob) in &rows {
-        if let Err(e) = std::fs::remove_file(svc.blobs.path(blob)) {
-            tracing::warn!("could not remove {blob}: {e}");
-        }
+        svc.blobs.remove(blob);
     }
     Ok(rows.len())
 }

@@ -86,15 +86,31 @@ pub fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
 /// At start-up: operations a previous run left running have failed; their tags are abandoned `adding`
 /// rows that a new add may replace (contract §8.3).
 pub fn recover_interrupted(db: &Db) -> Result<(), DbError> {
-    let c = db.lock()?;
-    c.execute(
+    let mut c = db.lock()?;
+    let tx = c.transaction()?;
+    tx.execute(
         "UPDATE operations SET status = 'failed', updated = ?1 WHERE status IN ('notStarted', 'running')",
         [now_timestamp()],
     )?;
-    c.execute(
+    tx.execute(
         "UPDATE eqt SET operation_id = NULL WHERE status = 'adding'",
         [],
     )?;
+    drop_abandoned_values(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Removes what an interrupted or failed re-index wrote for its (abandoned, `adding`) tags, so that a
+/// later add of the same tag starts clean instead of indexing its instances twice.
+fn drop_abandoned_values(tx: &rusqlite::Transaction<'_>) -> Result<(), DbError> {
+    let paths: Vec<String> = tx
+        .prepare("SELECT path FROM eqt WHERE status = 'adding' AND operation_id IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for tag in paths.iter().filter_map(|p| parse_tag_key(p)) {
+        tx.execute("DELETE FROM attr_index WHERE tag = ?1", [tag_number(tag)])?;
+    }
     Ok(())
 }
 
@@ -311,6 +327,7 @@ fn insert_tags(svc: &Service, tags: &[NewTag]) -> Result<AddResult, DbError> {
         return Ok(AddResult::Busy(id));
     }
     // Abandoned `adding` rows (their operation failed or vanished) may be replaced.
+    drop_abandoned_values(&tx)?;
     tx.execute(
         "DELETE FROM eqt WHERE status = 'adding' AND operation_id IS NULL",
         [],

@@ -3,10 +3,13 @@
 //! `dicomlab serve` runs it; [`start`] runs it in-process on a loopback port (the TUI and the tests).
 
 pub mod accept;
+pub mod admin_guard;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod budget;
 pub mod changefeed;
+pub mod datadir;
 pub mod db;
 pub mod delete;
 pub mod eqt;
@@ -15,6 +18,7 @@ pub mod index;
 pub mod kql;
 pub mod multipart;
 pub mod qido;
+pub mod server;
 pub mod stow;
 pub mod uids;
 pub mod wado;
@@ -57,13 +61,17 @@ pub struct ServiceConfig {
     pub reindex_min_duration: Duration,
     /// Largest accepted request body; larger gets 413 (contract §3.2: 2 GiB).
     pub max_request_bytes: u64,
-    /// How many instances are validated or rendered at once (each holds its pixel data in memory);
-    /// 0 = one per core. The TUI's embedded service uses 1: a learner stores three files, and a
-    /// classroom laptop keeps the memory.
+    /// How many instances are rendered or cut into frames at once; 0 = one per core. The TUI's embedded
+    /// service uses 1: a classroom laptop keeps the memory.
     pub heavy_jobs: usize,
     /// Audit-log rows become visible to queries this long after they are written (Azure delivers
     /// resource logs minutes late; 0 = at once).
     pub audit_delay: Duration,
+    /// Bytes that uploads kept in memory and validations may hold at once, across every request: a
+    /// quarter for parts kept in memory while they arrive, the rest for validating headers.
+    pub memory_budget: u64,
+    /// Connections, timeouts and the shutdown deadline.
+    pub limits: server::ConnectionLimits,
 }
 
 impl Default for ServiceConfig {
@@ -78,6 +86,8 @@ impl Default for ServiceConfig {
             max_request_bytes: 2 * 1024 * 1024 * 1024,
             heavy_jobs: 0,
             audit_delay: Duration::ZERO,
+            memory_budget: 256 * 1024 * 1024,
+            limits: server::ConnectionLimits::default(),
         }
     }
 }
@@ -85,6 +95,8 @@ impl Default for ServiceConfig {
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    DataFolder(#[from] datadir::DataDirError),
     #[error("cannot use the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -109,10 +121,15 @@ pub struct Service {
     pub default_origin: String,
     /// Serialises the start of re-index operations (one at a time, contract §8.3).
     pub reindex_gate: tokio::sync::Mutex<()>,
-    /// Bounds the memory of validation and rendering (`ServiceConfig::heavy_jobs`).
+    /// Bounds the CPU of rendering and frame extraction (`ServiceConfig::heavy_jobs`).
     pub heavy: tokio::sync::Semaphore,
     /// Who did what: the audit and sign-in logs, read through the Log Analytics-shaped route.
     pub audit: audit::AuditLog,
+    /// Bytes of uploads kept in memory while they arrive (only ever tried: a part that does not fit
+    /// streams to disk).
+    pub receive_memory: budget::Budget,
+    /// Bytes that validations and renderings hold while they parse (waited for).
+    pub validation_memory: budget::Budget,
 }
 
 pub type SharedService = Arc<Service>;
@@ -173,7 +190,8 @@ impl RunningService {
     pub fn workspace_id(&self) -> &str {
         &self.service.audit.workspace_id
     }
-    /// Stops accepting requests and waits for the server task; the audit log's buffer is written.
+    /// Stops accepting requests, lets those in flight finish, and returns within the shutdown grace
+    /// (`ConnectionLimits::shutdown_grace`): connections still open then are dropped.
     pub async fn shutdown(mut self) {
         self.stop().await;
         let svc = self.service.clone();
@@ -212,18 +230,26 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
             (t.path().to_path_buf(), Some(t))
         }
     };
-    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
-    let db = Db::open(&data_dir.join("index.sqlite"))?;
+    datadir::prepare(&data_dir)?;
+    let index = data_dir.join("index.sqlite");
+    datadir::private_index(&index)?;
+    let db = Db::open(&index)?;
+    datadir::private_index(&index)?;
     let blobs = Blobs::open(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
     match blobs.remove_unreferenced(&db.blob_names()?) {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!("removed {n} file(s) left by an interrupted store"),
+        Ok((removed, foreign)) => {
+            if removed > 0 {
+                tracing::warn!("removed {removed} file(s) left by an interrupted store");
+            }
+            if foreign > 0 {
+                tracing::warn!(
+                    "left {foreign} file(s) in the blob folder that this service did not write"
+                );
+            }
+        }
         Err(e) => tracing::warn!("could not clean the blob folder: {e}"),
     }
     eqt::recover_interrupted(&db)?;
@@ -253,6 +279,8 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         }),
+        receive_memory: budget::Budget::new(config.memory_budget / 4),
+        validation_memory: budget::Budget::new(config.memory_budget - config.memory_budget / 4),
         config,
         auth,
         audit,
@@ -260,18 +288,10 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     audit::spawn_flusher(Arc::downgrade(&service));
     let app = router(service.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("practice service stopped: {e}");
-        }
-    });
+    let limits = service.config.limits;
+    let task = tokio::spawn(server::serve(listener, app, limits, async {
+        let _ = rx.await;
+    }));
     tracing::info!(%origin, "practice service listening");
     Ok(RunningService {
         base_url: format!("{origin}/v1"),

@@ -1,7 +1,10 @@
-//! Streaming request bodies to disk: single-part or `multipart/related` (axum's `Multipart` is form-data
-//! only; multer parses related bodies when given the boundary). Memory stays bounded whatever the size.
+//! Streaming request bodies to disk: single-part or `multipart/related` (parsed by the crate's bounded
+//! parser: boundary and part headers within 64 KiB, at most 10,000 parts, linear in the body). Memory stays
+//! bounded whatever the size: small parts are kept in memory only while the service's receive budget has
+//! room, the rest stream to their blob path. A body that stalls (no bytes for `body_timeout`) is dropped.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -9,13 +12,27 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::blobs::Blobs;
+use super::budget::{Budget, Reservation};
 use super::error::ApiError;
+use crate::multipart::{self, Event, Parser};
 
 /// Parts up to this size are received in memory: validated without a file round trip, and never written
 /// when they fail.
 const KEEP_IN_MEMORY: u64 = 1024 * 1024;
 /// At most this much of one request is held in memory; later parts stream to disk.
 const REQUEST_MEMORY_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// Where and how a body is received.
+#[derive(Debug, Clone, Copy)]
+pub struct Intake<'a> {
+    pub blobs: &'a Blobs,
+    /// Largest body; more is 413.
+    pub max: u64,
+    /// A body that sends nothing for this long is dropped (408).
+    pub idle: Duration,
+    /// What parts kept in memory may hold, across every request.
+    pub memory: &'a Budget,
+}
 
 /// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
 /// The file is removed when this is dropped unless the index committed it (`keep`).
@@ -28,6 +45,18 @@ pub struct ReceivedPart {
     /// The whole part when it is small; then nothing is on disk yet.
     pub bytes: Option<Vec<u8>>,
     pub keep: std::sync::atomic::AtomicBool,
+    /// The receive budget those bytes hold, given back when the part is dropped.
+    pub memory: Option<Reservation>,
+}
+
+impl ReceivedPart {
+    /// The part's bytes, for the reader.
+    pub fn source(&self) -> crate::dicom::reader::Source<'_> {
+        match &self.bytes {
+            Some(b) => crate::dicom::reader::Source::Bytes(b),
+            None => crate::dicom::reader::Source::File(&self.path),
+        }
+    }
 }
 
 impl Drop for ReceivedPart {
@@ -76,6 +105,7 @@ impl PartWriter {
                 .await
                 .map_err(|e| ApiError::internal("write upload", e))?;
             self.out = Some(out);
+            self.part.memory = None;
         }
         Ok(())
     }
@@ -86,7 +116,12 @@ impl PartWriter {
                 .flush()
                 .await
                 .map_err(|e| ApiError::internal("write upload", e))?,
-            None => self.part.bytes = Some(std::mem::take(&mut self.memory)),
+            None => {
+                if let Some(r) = &mut self.part.memory {
+                    r.shrink_to(self.memory.len() as u64);
+                }
+                self.part.bytes = Some(std::mem::take(&mut self.memory));
+            }
         }
         Ok(self.part)
     }
@@ -99,35 +134,52 @@ fn too_large(max: u64) -> ApiError {
     )
 }
 
-/// Counts bytes through a body stream and stops it past `max`.
-fn limited(body: Body, max: u64) -> impl Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    let mut seen: u64 = 0;
-    body.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        seen += chunk.len() as u64;
-        if seen > max {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                "body too large",
-            ))
-        } else {
-            Ok(chunk)
+/// Counts bytes through a body stream, stops it past `max`, and ends it when it stalls.
+fn limited(
+    body: Body,
+    max: u64,
+    idle: Duration,
+) -> impl Stream<Item = Result<bytes::Bytes, ApiError>> {
+    let stream = body.into_data_stream();
+    futures_util::stream::unfold(Some((stream, 0u64)), move |state| async move {
+        let (mut stream, mut seen) = state?;
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => Some((
+                Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "The request body stalled: no bytes arrived for {} s.",
+                        idle.as_secs()
+                    ),
+                )),
+                None,
+            )),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((
+                Err(ApiError::bad_request(format!(
+                    "The request body could not be read: {e}"
+                ))),
+                None,
+            )),
+            Ok(Some(Ok(chunk))) => {
+                seen += chunk.len() as u64;
+                if seen > max {
+                    Some((Err(too_large(max)), None))
+                } else {
+                    Some((Ok(chunk), Some((stream, seen))))
+                }
+            }
         }
     })
 }
 
-fn io_to_api(e: &std::io::Error, max: u64) -> ApiError {
-    if e.kind() == std::io::ErrorKind::FileTooLarge {
-        too_large(max)
-    } else {
-        ApiError::bad_request(format!("The request body could not be read: {e}"))
-    }
-}
-
-/// A writer for a new part; nothing touches the disk until the part outgrows its memory allowance.
-fn create(blobs: &Blobs, keep_limit: u64) -> PartWriter {
-    let name = blobs.new_name();
-    let path = blobs.path(&name);
+/// A writer for a new part; nothing touches the disk until the part outgrows its memory allowance,
+/// which is what the receive budget can spare now (nothing: the part streams to disk at once).
+fn create(intake: &Intake<'_>, allowance: u64) -> PartWriter {
+    let name = intake.blobs.new_name();
+    let path = intake.blobs.path(&name);
+    let memory = intake.memory.try_reserve(allowance);
+    let keep_limit = if memory.is_some() { allowance } else { 0 };
     PartWriter {
         part: ReceivedPart {
             name,
@@ -135,6 +187,7 @@ fn create(blobs: &Blobs, keep_limit: u64) -> PartWriter {
             size: 0,
             bytes: None,
             keep: false.into(),
+            memory,
         },
         memory: Vec::new(),
         out: None,
@@ -144,22 +197,18 @@ fn create(blobs: &Blobs, keep_limit: u64) -> PartWriter {
 }
 
 /// Streams a single-part body to one file.
-pub async fn receive_single(body: Body, blobs: &Blobs, max: u64) -> Result<ReceivedPart, ApiError> {
-    let mut writer = create(blobs, KEEP_IN_MEMORY);
-    let mut stream = std::pin::pin!(limited(body, max));
+pub async fn receive_single(body: Body, intake: &Intake<'_>) -> Result<ReceivedPart, ApiError> {
+    let mut writer = create(intake, KEEP_IN_MEMORY);
+    let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| io_to_api(&e, max))?;
-        writer.write(&chunk).await?;
+        writer.write(&chunk?).await?;
     }
     writer.finish().await
 }
 
 /// The media type of a part, lower-cased, parameters included (compared exactly, contract §3.2).
-fn part_type(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_ascii_lowercase())
+fn part_type(headers: &[(String, String)]) -> Option<String> {
+    multipart::header(headers, "content-type").map(|s| s.trim().to_ascii_lowercase())
 }
 
 /// Streams a `multipart/related` body to one file per part. `type_param` is the `type` of the request's
@@ -168,56 +217,59 @@ pub async fn receive_related(
     body: Body,
     boundary: &str,
     type_param: Option<&str>,
-    blobs: &Blobs,
-    max: u64,
+    intake: &Intake<'_>,
 ) -> Result<Vec<ReceivedPart>, ApiError> {
-    let mut multipart = multer::Multipart::new(limited(body, max), boundary.to_string());
-    let mut parts = Vec::new();
+    let mut parser = Parser::new(boundary, multipart::Limits::default());
+    let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle));
+    let mut parts: Vec<ReceivedPart> = Vec::new();
+    let mut current: Option<PartWriter> = None;
+    // What this request keeps in memory so far (a running sum: linear in the number of parts).
+    let mut in_memory: u64 = 0;
     loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(multer_error(e, max)),
-        };
-        let declared = part_type(field.headers());
-        let effective = match (declared, parts.is_empty()) {
-            (Some(t), _) => Some(t),
-            (None, true) => type_param.map(str::to_ascii_lowercase),
-            (None, false) => None,
-        };
-        if effective.as_deref() != Some("application/dicom") {
-            tracing::info!(?effective, "415: a part is not application/dicom");
-            return Err(ApiError::unsupported_media());
-        }
-        let mut field = field;
-        let in_memory: u64 = parts
-            .iter()
-            .filter(|p: &&ReceivedPart| p.bytes.is_some())
-            .map(|p| p.size)
-            .sum();
-        let mut writer = create(
-            blobs,
-            KEEP_IN_MEMORY.min(REQUEST_MEMORY_BUDGET.saturating_sub(in_memory)),
-        );
-        loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => writer.write(&chunk).await?,
-                Ok(None) => break,
-                Err(e) => return Err(multer_error(e, max)),
+        while let Some(event) = parser.next_event().map_err(malformed)? {
+            match event {
+                Event::Part(headers) => {
+                    let effective = match (part_type(&headers), parts.is_empty()) {
+                        (Some(t), _) => Some(t),
+                        (None, true) => type_param.map(str::to_ascii_lowercase),
+                        (None, false) => None,
+                    };
+                    if effective.as_deref() != Some("application/dicom") {
+                        tracing::info!(?effective, "415: a part is not application/dicom");
+                        return Err(ApiError::unsupported_media());
+                    }
+                    let allowance =
+                        KEEP_IN_MEMORY.min(REQUEST_MEMORY_BUDGET.saturating_sub(in_memory));
+                    current = Some(create(intake, allowance));
+                }
+                Event::Data(d) => {
+                    if let Some(w) = &mut current {
+                        w.write(&d).await?;
+                    }
+                }
+                Event::PartEnd => {
+                    if let Some(w) = current.take() {
+                        let part = w.finish().await?;
+                        if part.bytes.is_some() {
+                            in_memory += part.size;
+                        }
+                        parts.push(part);
+                    }
+                }
+                Event::End => {}
             }
         }
-        parts.push(writer.finish().await?);
+        // After the closing boundary the rest (an epilogue) is read and ignored.
+        match stream.next().await {
+            Some(chunk) => parser.feed(&chunk?),
+            None => break,
+        }
     }
+    parser.finish().map_err(malformed)?;
     Ok(parts)
 }
 
-fn multer_error(e: multer::Error, max: u64) -> ApiError {
-    if let multer::Error::StreamReadFailed(inner) = &e
-        && let Some(io) = inner.downcast_ref::<std::io::Error>()
-        && io.kind() == std::io::ErrorKind::FileTooLarge
-    {
-        return too_large(max);
-    }
+fn malformed(e: multipart::MultipartError) -> ApiError {
     ApiError::bad_request(format!(
         "The multipart/related request body is malformed: {e}"
     ))

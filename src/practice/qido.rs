@@ -114,6 +114,13 @@ struct Query {
     erroneous: Vec<String>,
 }
 
+/// Words of one fuzzy name value: each is one LIKE in the query (SQLite's expression depth is bounded).
+pub const MAX_FUZZY_WORDS: usize = 32;
+/// Query parameters in one search.
+pub const MAX_QUERY_PARAMETERS: usize = 64;
+/// `includefield` values in one search.
+pub const MAX_INCLUDE_FIELDS: usize = 256;
+
 fn not_queryable(name: &str) -> ApiError {
     ApiError::bad_request(format!(
         "Invalid query: AttributeId {name} is not queryable. Please check the supported attributes for this level in the conformance statement."
@@ -132,6 +139,12 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
             "Invalid query: the query string cannot be parsed: {e}"
         ))
     })?;
+    if pairs.len() > MAX_QUERY_PARAMETERS {
+        return Err(ApiError::bad_request(format!(
+            "Invalid query: {} query parameters; at most {MAX_QUERY_PARAMETERS} are accepted.",
+            pairs.len()
+        )));
+    }
     let mut q = Query {
         conds: Vec::new(),
         returned: BTreeSet::new(),
@@ -178,6 +191,12 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
             "includefield" => includes.extend(v.split(',').map(|s| s.trim().to_string())),
             _ => {}
         }
+    }
+    if includes.len() > MAX_INCLUDE_FIELDS {
+        return Err(ApiError::bad_request(format!(
+            "Invalid query: {} includefield values; at most {MAX_INCLUDE_FIELDS} are accepted.",
+            includes.len()
+        )));
     }
     let levels = returned_levels(route);
     for level in &levels {
@@ -286,6 +305,24 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
     Ok(q)
 }
 
+/// Parses a raw QIDO query string as `/instances` would (every level, v1, no extended query tags):
+/// how it is refused, if it is. For fuzzing and tests.
+pub fn check_query(raw: &str) -> Result<(), String> {
+    let route = Route {
+        result: Level::Instance,
+        filterable: ALL,
+        study: None,
+        series: None,
+    };
+    let version = ApiVersion {
+        v2: false,
+        segment: "v1",
+    };
+    parse_query(raw, &route, version, &[])
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn invalid_date(v: &str, name: &str) -> ApiError {
     ApiError::bad_request(format!(
         "Invalid query: specified Date value '{v}' is invalid for attribute '{name}'. Date should be valid and formatted as yyyyMMdd."
@@ -357,6 +394,12 @@ fn condition(tag: Tag, vr: VR, raw: &str, fuzzy: bool, name: &str) -> ApiResult<
                 .filter(|w| !w.is_empty())
                 .map(str::to_string)
                 .collect();
+            if words.len() > MAX_FUZZY_WORDS {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid query: the fuzzy value of '{name}' has {} words; at most {MAX_FUZZY_WORDS} are matched.",
+                    words.len()
+                )));
+            }
             Ok(Cond::Fuzzy(key, words))
         }
         _ if index::is_numeric(vr) => match v.parse::<f64>() {

@@ -9,18 +9,19 @@ use axum::response::{IntoResponse, Response};
 use dicom_core::value::Value as DicomValue;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
 use rusqlite::{OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::accept::accepts_dicom_json;
 use super::auth::{Action, Caller};
 use super::eqt::{self, EqtDef};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, CORE_ATTRIBUTES};
-use super::multipart::{ReceivedPart, receive_related, receive_single};
+use super::multipart::{Intake, ReceivedPart, receive_related, receive_single};
 use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
 use crate::dicom::json::dataset_to_json;
+use crate::dicom::reader::{self, Refusal, Scan};
 use crate::dicom::uid::{is_valid_uid, trim_uid};
 use crate::dicom::vr;
 
@@ -116,17 +117,25 @@ pub async fn store_in_study(
 /// Beyond it the connection is closed: a refused multi-gigabyte upload is not worth waiting for.
 const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Reads and drops up to `limit` bytes of a body.
-async fn discard(body: Body, limit: u64) {
+/// Reads and drops up to `limit` bytes of a body; whether it was read to its end.
+async fn discard(body: Body, limit: u64) -> bool {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return false };
         n += chunk.len() as u64;
         if n > limit {
-            break;
+            return false;
         }
     }
+    true
+}
+
+/// An answer sent before the request body was read to its end: the connection cannot serve another
+/// request, and saying so keeps clients from reusing it (and failing their next request).
+fn closing(e: ApiError) -> ApiError {
+    e.with_header(header::CONNECTION, "close")
 }
 
 async fn store_impl(
@@ -155,8 +164,8 @@ async fn store_impl(
         Err(e) => {
             // Read the body before refusing it: a client still sending it would otherwise see its
             // connection closed (a broken pipe) instead of the 401 / 403 / 406 / 415 that says why.
-            discard(body, DISCARD_LIMIT).await;
-            return Err(e);
+            let whole = discard(body, DISCARD_LIMIT).await;
+            return Err(if whole { e } else { closing(e) });
         }
     };
     let max = svc.config.max_request_bytes;
@@ -165,43 +174,47 @@ async fn store_impl(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > max) {
-        return Err(ApiError::new(
+        return Err(closing(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body exceeds the maximum allowed size of {max} bytes."),
-        ));
+        )));
     }
+    let intake = Intake {
+        blobs: &svc.blobs,
+        max,
+        idle: svc.config.limits.body_timeout,
+        memory: &svc.receive_memory,
+    };
     let parts = match framing {
-        Framing::Single => vec![receive_single(body, &svc.blobs, max).await?],
+        Framing::Single => vec![receive_single(body, &intake).await.map_err(closing)?],
         Framing::Related { .. } if declared_len == Some(0) => Vec::new(),
         Framing::Related {
             boundary,
             type_param,
-        } => receive_related(body, &boundary, type_param.as_deref(), &svc.blobs, max).await?,
+        } => receive_related(body, &boundary, type_param.as_deref(), &intake)
+            .await
+            .map_err(closing)?,
     };
     if parts.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let base = versioned_base(&headers, &svc, version);
-    let study_for_task = study.clone();
-    // Validation holds each file's pixel data in memory: bounded by the service's heavy-job permits.
-    let _permit = svc
-        .heavy
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal("validation gate", e))?;
-    let (outcomes, multi_valued) = svc
-        .db(move |s| {
-            let eqts = eqt::active_tags(s)?;
-            let mut outcomes = Vec::with_capacity(parts.len());
-            let mut multi = false;
-            for part in &parts {
-                let (o, m) = process(s, version, study_for_task.as_deref(), &base, &eqts, part);
-                multi |= m;
-                outcomes.push(o);
-            }
-            Ok((outcomes, multi))
-        })
-        .await?;
+    let eqts = std::sync::Arc::new(svc.db(eqt::active_tags).await?);
+    let mut outcomes = Vec::with_capacity(parts.len());
+    let mut multi_valued = false;
+    for part in parts {
+        let (o, m) = store_part(
+            &svc,
+            version,
+            study.clone(),
+            base.clone(),
+            eqts.clone(),
+            part,
+        )
+        .await;
+        multi_valued |= m;
+        outcomes.push(o);
+    }
     let mut resp = respond(&svc, &headers, version, study.as_deref(), outcomes);
     if multi_valued {
         let host = headers
@@ -217,6 +230,131 @@ async fn store_impl(
     Ok(resp)
 }
 
+/// Memory a validation may hold for a scanned file: its header parsed (dicom-object's elements), its
+/// metadata as JSON, and a margin.
+fn validation_bytes(scan: &Scan) -> u64 {
+    scan.header_len
+        .saturating_mul(4)
+        .saturating_add(scan.header_elements.saturating_mul(256))
+        .saturating_add(64 * 1024)
+}
+
+/// The ErrorComment for a file the reader refused.
+fn refusal_comment(why: &Refusal) -> String {
+    match why.tag() {
+        Some(tag) => format!("DICOM100: {} - {why}", tag_text(tag)),
+        None => format!("DICOM100: The file is not valid DICOM: {why}"),
+    }
+}
+
+fn refused(why: &Refusal, class: Option<String>, sop: Option<String>) -> (Outcome, bool) {
+    tracing::info!("stored body refused: {why}");
+    (
+        Outcome::Failed {
+            reason: reason::VALIDATION_FAILED,
+            class,
+            sop,
+            comments: vec![refusal_comment(why)],
+        },
+        false,
+    )
+}
+
+/// Scans one received file with the bounded reader, waits for its share of the validation budget, then
+/// validates, indexes and stores it on the blocking pool.
+async fn store_part(
+    svc: &SharedService,
+    version: ApiVersion,
+    study: Option<String>,
+    base: String,
+    eqts: std::sync::Arc<Vec<EqtDef>>,
+    part: ReceivedPart,
+) -> (Outcome, bool) {
+    if part.size == 0 {
+        let why = Refusal::NotPart10("the part is empty");
+        return refused(&why, None, None);
+    }
+    let limits = reader::Limits::default();
+    // A part in memory is scanned here (no allocation, microseconds); a file on the blocking pool.
+    let scanned = match &part.bytes {
+        Some(bytes) => reader::scan(reader::Source::Bytes(bytes), &limits),
+        None => {
+            let path = part.path.clone();
+            match tokio::task::spawn_blocking(move || {
+                reader::scan(reader::Source::File(&path), &limits)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => Err(Refusal::Io(std::io::Error::other(e.to_string()))),
+            }
+        }
+    };
+    let scan = match scanned {
+        Ok(s) => s,
+        Err(why) => return refused(&why, None, None),
+    };
+    let need = validation_bytes(&scan);
+    let _held = match svc.validation_memory.reserve(need).await {
+        Ok(r) => r,
+        Err(over) => {
+            let why = Refusal::Structure(format!(
+                "the file's header needs about {} MiB to validate, more than the service allows one file ({} MiB)",
+                over.needed.div_ceil(1024 * 1024),
+                over.capacity / (1024 * 1024)
+            ));
+            return refused(&why, None, None);
+        }
+    };
+    let done = svc
+        .db(move |s| {
+            Ok(process(
+                s,
+                version,
+                study.as_deref(),
+                &base,
+                &eqts,
+                &part,
+                &scan,
+            ))
+        })
+        .await;
+    done.unwrap_or_else(|e| {
+        tracing::error!("store failed: {e}");
+        (
+            Outcome::Failed {
+                reason: reason::PROCESSING_FAILURE,
+                class: None,
+                sop: None,
+                comments: Vec::new(),
+            },
+            false,
+        )
+    })
+}
+
+/// A DICOM JSON element as text: `{"vr":"UI","Value":[…]}` (`values` are JSON texts), or `{"vr":"SQ"}`.
+fn element(vr: &str, values: &[String]) -> String {
+    if values.is_empty() {
+        format!("{{\"vr\":\"{vr}\"}}")
+    } else {
+        format!("{{\"vr\":\"{vr}\",\"Value\":[{}]}}", values.join(","))
+    }
+}
+
+/// A string as JSON text.
+fn text(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+/// An object of tag keys (ascending, as the caller gives them) and element texts.
+fn object(fields: &[(&str, String)]) -> String {
+    let fields: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// The STOW answer, written as text item by item: a request of 10,000 parts must not build a JSON tree
+/// of 10,000 objects (tens of megabytes) to say how each went.
 fn respond(
     svc: &Service,
     headers: &HeaderMap,
@@ -236,18 +374,19 @@ fn respond(
                 warning,
                 comments,
             } => {
-                let mut item = Map::new();
-                item.insert("00081150".into(), json!({"vr": "UI", "Value": [class]}));
-                item.insert("00081155".into(), json!({"vr": "UI", "Value": [sop]}));
-                item.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
+                let mut item = vec![
+                    ("00081150", element("UI", &[text(&class)])),
+                    ("00081155", element("UI", &[text(&sop)])),
+                    ("00081190", element("UR", &[text(&url)])),
+                ];
                 if let Some(w) = warning {
                     any_warning = true;
-                    item.insert("00081196".into(), json!({"vr": "US", "Value": [w]}));
+                    item.push(("00081196", element("US", &[w.to_string()])));
                 }
                 if version.v2 {
-                    item.insert("00741048".into(), comment_sequence(&comments));
+                    item.push(("00741048", comment_sequence(&comments)));
                 }
-                referenced.push(Value::Object(item));
+                referenced.push(object(&item));
             }
             Outcome::Failed {
                 reason,
@@ -255,27 +394,27 @@ fn respond(
                 sop,
                 comments,
             } => {
-                let mut item = Map::new();
+                let mut item = Vec::new();
                 if let Some(c) = class {
-                    item.insert("00081150".into(), json!({"vr": "UI", "Value": [c]}));
+                    item.push(("00081150", element("UI", &[text(&c)])));
                 }
                 if let Some(s) = sop {
-                    item.insert("00081155".into(), json!({"vr": "UI", "Value": [s]}));
+                    item.push(("00081155", element("UI", &[text(&s)])));
                 }
-                item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
+                item.push(("00081197", element("US", &[reason.to_string()])));
                 if !comments.is_empty() {
-                    item.insert("00741048".into(), comment_sequence(&comments));
+                    item.push(("00741048", comment_sequence(&comments)));
                 }
-                failed.push(Value::Object(item));
+                failed.push(object(&item));
             }
         }
     }
-    let mut body = Map::new();
+    let mut body = Vec::new();
     if let Some(study) = study
         && !referenced.is_empty()
     {
         let url = format!("{}/studies/{study}", versioned_base(headers, svc, version));
-        body.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
+        body.push(("00081190", element("UR", &[text(&url)])));
     }
     let status = if referenced.is_empty() {
         StatusCode::CONFLICT
@@ -285,12 +424,12 @@ fn respond(
         StatusCode::OK
     };
     if !failed.is_empty() {
-        body.insert("00081198".into(), json!({"vr": "SQ", "Value": failed}));
+        body.push(("00081198", element("SQ", &failed)));
     }
     if !referenced.is_empty() {
-        body.insert("00081199".into(), json!({"vr": "SQ", "Value": referenced}));
+        body.push(("00081199", element("SQ", &referenced)));
     }
-    let mut resp = (status, Value::Object(body).to_string()).into_response();
+    let mut resp = (status, object(&body)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/dicom+json"),
@@ -298,15 +437,12 @@ fn respond(
     resp
 }
 
-fn comment_sequence(comments: &[String]) -> Value {
-    if comments.is_empty() {
-        return json!({"vr": "SQ"});
-    }
-    let items: Vec<Value> = comments
+fn comment_sequence(comments: &[String]) -> String {
+    let items: Vec<String> = comments
         .iter()
-        .map(|c| json!({"00000902": {"vr": "LO", "Value": [c]}}))
+        .map(|c| object(&[("00000902", element("LO", &[text(c)]))]))
         .collect();
-    json!({"vr": "SQ", "Value": items})
+    element("SQ", &items)
 }
 
 /// `(gggg,eeee)` in lower-case hex, as the service's error comments write tags.
@@ -361,6 +497,7 @@ fn process(
     base: &str,
     eqts: &[EqtDef],
     part: &ReceivedPart,
+    scan: &Scan,
 ) -> (Outcome, bool) {
     let failed = |reason, class: Option<String>, sop: Option<String>, comments| {
         (
@@ -373,29 +510,15 @@ fn process(
             false,
         )
     };
-    if part.size == 0 {
-        return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
-    }
-    // Read through PixelData (not past it): a truncated file must fail; elements after the pixels are
-    // rare trailers that metadata does not need. Memory is bounded by the pixel data of one file.
-    // Small parts are parsed from the copy kept in memory.
-    let options = OpenFileOptions::new().read_to(tags::PIXEL_DATA);
-    let parsed = match &part.bytes {
-        Some(bytes) => options.from_reader(bytes.as_slice()),
-        None => options.open_file(&part.path),
-    };
-    let file = match parsed {
+    // The header only (up to PixelData): memory follows the header, never the pixel data.
+    let file = match reader::read_header(part.source(), scan) {
         Ok(f) => f,
-        Err(e) => {
-            tracing::info!("stored body is not a DICOM file: {e}");
-            return failed(reason::VALIDATION_FAILED, None, None, Vec::new());
-        }
+        Err(why) => return refused(&why, None, None),
     };
-    if let Err(why) = check_pixel_data(&file) {
-        tracing::info!("stored body is incomplete: {why}");
+    if let Err(why) = scan.check_pixels() {
         let sop = single_str(&file, tags::SOP_INSTANCE_UID);
         let class = single_str(&file, tags::SOP_CLASS_UID);
-        return failed(reason::VALIDATION_FAILED, class, sop, Vec::new());
+        return refused(&why, class, sop);
     }
     let ts = file
         .meta()
@@ -526,12 +649,11 @@ fn process(
         sop: sop.clone(),
         class: class.clone(),
         transfer_syntax: ts,
-        size: part.size,
         frames,
         metadata: Value::Object(metadata).to_string(),
         values,
     };
-    match insert(svc, part, &record) {
+    match insert(svc, part, scan, &record) {
         Ok(true) => {
             let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
             (
@@ -563,42 +685,59 @@ fn process(
     }
 }
 
-/// An image must carry all of its pixel data: a file cut short ends the parse early without an error, so
-/// check the element is there and (for native pixel data) long enough for every frame.
-fn check_pixel_data(obj: &InMemDicomObject) -> Result<(), String> {
-    let int = |tag| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.value().to_int::<u64>().ok())
-    };
-    let (Some(rows), Some(cols)) = (int(tags::ROWS), int(tags::COLUMNS)) else {
-        return Ok(());
-    };
-    let pixel = obj
-        .element_opt(tags::PIXEL_DATA)
-        .ok()
-        .flatten()
-        .ok_or("an image without PixelData (is the file truncated?)")?;
-    match pixel.value() {
-        DicomValue::Primitive(p) => {
-            let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
-            let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-            let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
-            let needed = (rows * cols * spp * bits * frames).div_ceil(8);
-            let have = p.calculate_byte_len() as u64;
-            if have < needed {
-                return Err(format!(
-                    "PixelData holds {have} bytes, the image needs {needed}"
-                ));
+/// Puts a validated part at its blob path in the standard form (a preamble, `DICM`, and a meta group
+/// with its length: pydicom's bare in-memory datasets gain them, so strict readers read the stored file),
+/// synced to disk; returns its size.
+fn write_blob(
+    svc: &Service,
+    part: &ReceivedPart,
+    scan: &Scan,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::Write;
+    let head = scan.canonical_head(part.source())?;
+    let start = scan.dataset_start;
+    let size = match (&part.bytes, head) {
+        (Some(bytes), head) => {
+            let mut f = std::fs::File::create(&part.path)?;
+            let size = match head {
+                None => {
+                    f.write_all(bytes)?;
+                    bytes.len() as u64
+                }
+                Some(head) => {
+                    let rest = bytes.get(start as usize..).unwrap_or_default();
+                    f.write_all(&head)?;
+                    f.write_all(rest)?;
+                    (head.len() + rest.len()) as u64
+                }
+            };
+            f.sync_data()?;
+            size
+        }
+        (None, None) => {
+            std::fs::File::open(&part.path)?.sync_data()?;
+            part.size
+        }
+        (None, Some(head)) => {
+            // Rewritten beside it under a blob name (a crash leaves a file the start-up clean-up removes).
+            let tmp = svc.blobs.path(&svc.blobs.new_name());
+            let copied = (|| -> std::io::Result<u64> {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                out.write_all(&head)?;
+                let mut src = std::fs::File::open(&part.path)?;
+                std::io::Seek::seek(&mut src, std::io::SeekFrom::Start(start))?;
+                let n = std::io::copy(&mut src, &mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+                std::fs::rename(&tmp, &part.path)?;
+                Ok(head.len() as u64 + n)
+            })();
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&tmp);
             }
-            Ok(())
+            copied?
         }
-        DicomValue::PixelSequence(seq) if seq.fragments().is_empty() => {
-            Err("no pixel fragments".into())
-        }
-        _ => Ok(()),
-    }
+    };
+    Ok(size)
 }
 
 /// A tag as the index stores it.
@@ -613,7 +752,6 @@ struct NewInstance {
     sop: String,
     class: String,
     transfer_syntax: String,
-    size: u64,
     frames: u32,
     metadata: String,
     values: Vec<(i64, Option<String>, Option<f64>)>,
@@ -625,24 +763,28 @@ struct NewInstance {
 fn insert(
     svc: &Service,
     part: &ReceivedPart,
+    scan: &Scan,
     rec: &NewInstance,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let mut conn = svc.db.lock()?;
-    let tx = conn.transaction()?;
-    let exists: Option<i64> = tx
-        .prepare_cached(
+    let exists = |c: &rusqlite::Connection| -> rusqlite::Result<bool> {
+        Ok(c.prepare_cached(
             "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
         )?
-        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get(0))
-        .optional()?;
-    if exists.is_some() {
+        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some())
+    };
+    if exists(&*svc.db.lock()?)? {
+        return Ok(false);
+    }
+    // Written (and synced) outside the index lock; still invisible until the commit below.
+    let size = write_blob(svc, part, scan)?;
+    let mut conn = svc.db.lock()?;
+    let tx = conn.transaction()?;
+    if exists(&tx)? {
         return Ok(false);
     }
     let blob = &part.name;
-    if let Some(bytes) = &part.bytes {
-        // A small part reaches the disk only now, validated; still invisible until the commit below.
-        std::fs::write(&part.path, bytes)?;
-    }
     let result = (|| -> rusqlite::Result<()> {
         tx.prepare_cached(
             "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
@@ -655,7 +797,7 @@ fn insert(
                 rec.class,
                 rec.transfer_syntax,
                 blob,
-                rec.size as i64,
+                size as i64,
                 rec.frames,
                 now_timestamp(),
                 rec.metadata

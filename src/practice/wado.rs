@@ -9,7 +9,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dicom_object::OpenFileOptions;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt, TryStreamExt};
 use rusqlite::params;
@@ -18,10 +17,12 @@ use tokio_util::io::ReaderStream;
 
 use super::accept::{MediaRange, accepts_dicom_json, parse as parse_accept};
 use super::auth::{Action, Caller};
+use super::blobs::Lease;
 use super::changefeed::Params;
 use super::error::{ApiError, ApiResult};
 use super::uids::UidPath as Target;
 use super::{ApiVersion, Service, SharedService};
+use crate::dicom::reader;
 
 /// Explicit VR Little Endian: the default transfer syntax of WADO.
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -39,8 +40,12 @@ pub struct Stored {
     pub size: u64,
 }
 
-/// Finds the target's instances, or the 404 the real service gives.
-fn find(svc: &Service, t: &Target) -> Result<Result<Vec<Stored>, ApiError>, super::db::DbError> {
+/// What a lookup found: the instances, and a lease on their files for as long as the answer needs them.
+type Found = (Vec<Stored>, Lease);
+
+/// Finds the target's instances (leasing their files while the index is locked, so that a delete cannot
+/// remove them before they are read), or the 404 the real service gives.
+fn find(svc: &Service, t: &Target) -> Result<Result<Found, ApiError>, super::db::DbError> {
     let c = svc.db.lock()?;
     let mut stmt = c.prepare_cached(
         "SELECT watermark, blob, transfer_syntax, frames, size FROM instances
@@ -59,7 +64,8 @@ fn find(svc: &Service, t: &Target) -> Result<Result<Vec<Stored>, ApiError>, supe
         })?
         .collect::<Result<_, _>>()?;
     if !rows.is_empty() {
-        return Ok(Ok(rows));
+        let lease = svc.blobs.lease(rows.iter().map(|r| r.blob.clone()));
+        return Ok(Ok((rows, lease)));
     }
     let count = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<i64> {
         c.query_row(sql, args, |r| r.get(0))
@@ -87,7 +93,7 @@ fn find(svc: &Service, t: &Target) -> Result<Result<Vec<Stored>, ApiError>, supe
     ))))
 }
 
-async fn lookup(svc: &SharedService, t: &Target) -> ApiResult<Vec<Stored>> {
+async fn lookup(svc: &SharedService, t: &Target) -> ApiResult<Found> {
     t.validate()?;
     let t2 = t.clone();
     svc.db(move |s| find(s, &t2)).await?
@@ -166,8 +172,20 @@ fn file_stream(path: PathBuf) -> BoxStream<'static, std::io::Result<Bytes>> {
         .boxed()
 }
 
+/// A body that holds its files' lease until it is sent (or dropped).
+fn holding(
+    s: BoxStream<'static, std::io::Result<Bytes>>,
+    lease: Lease,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    s.map(move |chunk| {
+        let _held = &lease;
+        chunk
+    })
+    .boxed()
+}
+
 /// A streamed multipart/related body: `(part content type, file)` in order.
-fn multipart_body(parts: Vec<(String, PathBuf)>) -> (String, Body) {
+fn multipart_body(parts: Vec<(String, PathBuf)>, lease: Lease) -> (String, Body) {
     let boundary = uuid::Uuid::new_v4().to_string();
     let mut segments: Vec<BoxStream<'static, std::io::Result<Bytes>>> = Vec::new();
     for (i, (ct, path)) in parts.into_iter().enumerate() {
@@ -180,7 +198,7 @@ fn multipart_body(parts: Vec<(String, PathBuf)>) -> (String, Body) {
     segments.push(stream::iter([Ok(tail)]).boxed());
     (
         format!("multipart/related; boundary={boundary}"),
-        Body::from_stream(stream::iter(segments).flatten()),
+        Body::from_stream(holding(stream::iter(segments).flatten().boxed(), lease)),
     )
 }
 
@@ -210,7 +228,7 @@ async fn retrieve(
         return Err(not_acceptable_retrieve());
     };
     caller.require(&svc, Action::Read)?;
-    let found = lookup(&svc, &t).await?;
+    let (found, lease) = lookup(&svc, &t).await?;
     if found.len() > 1 && choice.transfer_syntax != "*" {
         return Err(ApiError::not_acceptable(format!(
             "This resource holds {} instances: several instances can only be retrieved with transfer-syntax=*.",
@@ -223,7 +241,7 @@ async fn retrieve(
         let resp = (
             StatusCode::OK,
             [(header::CONTENT_LENGTH, stored.size.to_string())],
-            Body::from_stream(file_stream(svc.blobs.path(&stored.blob))),
+            Body::from_stream(holding(file_stream(svc.blobs.path(&stored.blob)), lease)),
         )
             .into_response();
         return Ok(with_content_type(
@@ -239,7 +257,7 @@ async fn retrieve(
             svc.blobs.path(&stored.blob),
         ));
     }
-    let (ct, body) = multipart_body(parts);
+    let (ct, body) = multipart_body(parts, lease);
     Ok(with_content_type(
         (StatusCode::OK, body).into_response(),
         &ct,
@@ -316,7 +334,7 @@ async fn metadata(
         return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
     }
     caller.require(&svc, Action::Read)?;
-    let found = lookup(&svc, &t).await?;
+    let (found, _lease) = lookup(&svc, &t).await?;
     let etag = if t.sop.is_some() {
         found[0].watermark.to_string()
     } else {
@@ -445,58 +463,12 @@ fn parse_frames(s: &str) -> ApiResult<Vec<u32>> {
     }
 }
 
-/// Reads the raw bytes of the given (1-based) frames from a stored file.
+/// Reads the raw bytes of the given (1-based) frames from a stored file: only those bytes, through the
+/// bounded reader.
 fn read_frames(path: &std::path::Path, frames: &[u32]) -> Result<Vec<Vec<u8>>, String> {
-    use dicom_core::value::Value as DV;
-    use dicom_dictionary_std::tags;
-    let obj = OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| e.to_string())?;
-    let int = |tag| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.value().to_int::<usize>().ok())
-    };
-    let pixel = obj.element(tags::PIXEL_DATA).map_err(|e| e.to_string())?;
-    match pixel.value() {
-        DV::PixelSequence(seq) => {
-            let fragments = seq.fragments();
-            frames
-                .iter()
-                .map(|f| {
-                    fragments
-                        .get(*f as usize - 1)
-                        .cloned()
-                        .ok_or_else(|| "frame not found".to_string())
-                })
-                .collect()
-        }
-        DV::Primitive(p) => {
-            let bytes = p.to_bytes();
-            let (rows, cols) = (
-                int(tags::ROWS).unwrap_or(0),
-                int(tags::COLUMNS).unwrap_or(0),
-            );
-            let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-            let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
-            let size = (rows * cols * spp * bits).div_ceil(8);
-            if size == 0 {
-                return Err("the instance has no image dimensions".into());
-            }
-            frames
-                .iter()
-                .map(|f| {
-                    let start = (*f as usize - 1) * size;
-                    bytes
-                        .get(start..start + size)
-                        .map(<[u8]>::to_vec)
-                        .ok_or_else(|| "frame not found".to_string())
-                })
-                .collect()
-        }
-        DV::Sequence(_) => Err("pixel data is a sequence".into()),
-    }
+    let source = reader::Source::File(path);
+    let scan = reader::scan(source, &reader::Limits::default()).map_err(|e| e.to_string())?;
+    reader::read_frames(source, &scan, frames).map_err(|e| e.to_string())
 }
 
 pub async fn retrieve_frames(
@@ -528,7 +500,8 @@ pub async fn retrieve_frames(
             "Several frames can only be returned as multipart/related; type=\"application/octet-stream\".",
         ));
     }
-    let stored = lookup(&svc, &t).await?.remove(0);
+    let (mut found, _lease) = lookup(&svc, &t).await?;
+    let stored = found.remove(0);
     if frames.iter().any(|f| *f > stored.frames) {
         return Err(ApiError::not_found("The specified frame cannot be found."));
     }
@@ -539,6 +512,13 @@ pub async fn retrieve_frames(
         .acquire()
         .await
         .map_err(|e| ApiError::internal("frames gate", e))?;
+    // The frames are held in memory to answer: bounded by the validation budget.
+    let want = stored.size.min(svc.validation_memory.capacity());
+    let _memory = svc
+        .validation_memory
+        .reserve(want)
+        .await
+        .map_err(|e| ApiError::internal("frames budget", e))?;
     let data = tokio::task::spawn_blocking(move || read_frames(&path, &frames))
         .await
         .map_err(|e| ApiError::internal("frames", e))?
@@ -569,9 +549,9 @@ pub async fn retrieve_frames(
 /// Renders one frame to PNG or JPEG.
 fn render(path: &std::path::Path, frame: u32, png: bool, quality: u8) -> Result<Vec<u8>, String> {
     use dicom_pixeldata::PixelDecoder;
-    let obj = OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| e.to_string())?;
+    let source = reader::Source::File(path);
+    let scan = reader::scan(source, &reader::Limits::default()).map_err(|e| e.to_string())?;
+    let obj = reader::read_all(source, &scan).map_err(|e| e.to_string())?;
     let decoded = obj.decode_pixel_data().map_err(|e| e.to_string())?;
     let img = decoded
         .to_dynamic_image(frame - 1)
@@ -609,7 +589,8 @@ async fn rendered(
     };
     caller.require(&svc, Action::Read)?;
     let quality = Params::new(q).int("quality", 100, 1, 100)?;
-    let stored = lookup(&svc, &t).await?.remove(0);
+    let (mut found, _lease) = lookup(&svc, &t).await?;
+    let stored = found.remove(0);
     if frame > stored.frames {
         return Err(ApiError::not_found("The specified frame cannot be found."));
     }
@@ -624,6 +605,16 @@ async fn rendered(
         .acquire()
         .await
         .map_err(|e| ApiError::internal("render gate", e))?;
+    // The file, its decoded pixels and the image: about three times its size, from the budget.
+    let want = stored
+        .size
+        .saturating_mul(3)
+        .min(svc.validation_memory.capacity());
+    let _memory = svc
+        .validation_memory
+        .reserve(want)
+        .await
+        .map_err(|e| ApiError::internal("render budget", e))?;
     let bytes = tokio::task::spawn_blocking(move || render(&path, frame, png, quality as u8))
         .await
         .map_err(|e| ApiError::internal("render", e))?

@@ -2,6 +2,8 @@
 //! lab's samples (generated, or the official files from `DICOMLAB_SAMPLES_DIR`), and custom instances.
 #![allow(dead_code)]
 
+pub mod session;
+
 use std::time::Duration;
 
 use dicom_core::value::PrimitiveValue;

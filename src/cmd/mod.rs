@@ -1,0 +1,170 @@
+//! The subcommands, one module each, and what they share: loading the lab and the profile, opening a
+//! session, the progress store, printing an outcome, the log file.
+
+pub(crate) mod check;
+pub(crate) mod lab;
+pub(crate) mod report;
+pub(crate) mod role;
+pub(crate) mod serve;
+pub(crate) mod tui;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::Cli;
+use dicomlab::config::{Config, Profile};
+use dicomlab::lab::engine::Session;
+use dicomlab::lab::progress::ProgressStore;
+use dicomlab::lab::{Lab, Outcome};
+
+/// Logs of the headless commands go to a file in the data dir, never to the terminal.
+pub(crate) fn log_to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = dicomlab::config::data_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "dicomlab.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DICOMLAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=warn")),
+        )
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+pub(crate) struct Loaded {
+    pub(crate) lab: Lab,
+    pub(crate) profile_name: String,
+    pub(crate) profile: Profile,
+    /// Every profile, with environment overrides applied.
+    profiles: std::collections::BTreeMap<String, Profile>,
+    /// The config file (the TUI's environment screen saves there).
+    config_path: PathBuf,
+}
+
+pub(crate) fn load(cli: &Cli) -> Result<Loaded> {
+    let lab = match &cli.lab {
+        Some(p) => Lab::load(p)?,
+        None => Lab::embedded()?,
+    };
+    let path = match &cli.config {
+        Some(p) => p.clone(),
+        None => dicomlab::config::default_path()
+            .context("no config dir on this system: pass --config FILE")?,
+    };
+    let config = Config::load(&path)?;
+    let (profile_name, profile) = config.active(cli.profile.as_deref())?;
+    // Environment overrides apply to the active profile only.
+    let mut profiles = config.profiles.clone();
+    profiles.insert(profile_name.clone(), profile.clone());
+    Ok(Loaded {
+        lab,
+        profile_name,
+        profile,
+        profiles,
+        config_path: path,
+    })
+}
+
+/// Says what is wrong with the profile (the checks say it again, on their step).
+pub(crate) fn warn_problems(l: &Loaded) {
+    let problems = l.profile.problems();
+    if !problems.is_empty() {
+        eprintln!(
+            "profile '{}' has problems: {}",
+            l.profile_name,
+            problems.join("; ")
+        );
+    }
+}
+
+pub(crate) async fn open_session(l: &Loaded) -> Result<Session> {
+    warn_problems(l);
+    Ok(Session::open(
+        &l.profile,
+        Some(dicomlab::config::data_dir().join("practice")),
+        None,
+    )
+    .await?)
+}
+
+pub(crate) fn progress_store() -> ProgressStore {
+    let store = ProgressStore::load(&dicomlab::config::data_dir().join("progress.json"));
+    if let Some(w) = &store.warning {
+        eprintln!("warning: {w}");
+    }
+    store
+}
+
+pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)]) {
+    use dicomlab::text::visible;
+    let fill = |t: &str| {
+        visible(
+            &vars
+                .iter()
+                .fold(t.to_string(), |acc, (k, v)| acc.replace(k.as_str(), v)),
+        )
+        .into_owned()
+    };
+    let title = lab.step(step_id).map_or("", |s| s.title.as_str());
+    let optional = if lab.step(step_id).is_some_and(|s| s.optional) {
+        " (optional)"
+    } else {
+        ""
+    };
+    println!(" {} {step_id:<20} {title}{optional}", o.symbol(false));
+    match o {
+        Outcome::Fail {
+            expected,
+            observed,
+            diagnosis,
+            ..
+        } => {
+            println!("     expected  {}", fill(expected));
+            println!("     observed  {}", fill(observed));
+            println!("     fix       {}", fill(diagnosis));
+        }
+        Outcome::Pass { detail, evidence } => {
+            println!("     {}", fill(detail));
+            let when = evidence
+                .at
+                .as_deref()
+                .map(|a| format!(" · {}", dicomlab::lab::clock::human(a)))
+                .unwrap_or_default();
+            println!(
+                "     evidence  {}: {}{when}",
+                evidence.source.label(),
+                fill(&evidence.summary)
+            );
+        }
+        Outcome::Ready { detail, .. } => println!("     ready: {}", fill(detail)),
+        Outcome::Waiting { reason, .. } => println!("     waiting: {}", fill(reason)),
+        Outcome::Blocked { reason } => println!("     blocked: {}", fill(reason)),
+        Outcome::NotSupported { reason } => println!("     not supported: {}", fill(reason)),
+        Outcome::Error { message } => println!("     error: {}", fill(message)),
+    }
+    for (i, t) in o.tried().iter().enumerate() {
+        let head = if i == 0 { "you tried" } else { "         " };
+        println!("     {head} {}", fill(&t.text()));
+    }
+    if !o.is_pass()
+        && let Some(q) = lab.step(step_id).and_then(|s| s.question.as_ref())
+    {
+        println!(
+            "     question  {} (answer with `dicomlab answer {step_id} VALUE`)",
+            fill(&q.ask)
+        );
+    }
+}
+
+pub(crate) fn config_path(cli: &Cli) -> Result<PathBuf> {
+    match &cli.config {
+        Some(p) => Ok(p.clone()),
+        None => dicomlab::config::default_path()
+            .context("no config dir on this system: pass --config FILE"),
+    }
+}

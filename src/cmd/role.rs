@@ -1,0 +1,59 @@
+//! `role grant | revoke | list`: the practice service's "Access control (IAM)", through the target
+//! layer's role administration.
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+
+use dicomlab::target::Role;
+
+#[derive(Subcommand, Debug, Clone)]
+pub(crate) enum RoleAction {
+    /// Assign a role ("DICOM Data Owner" by default) to a client (the lab client by default).
+    Grant {
+        #[arg(default_value = "DICOM Data Owner")]
+        role: String,
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Remove a role assignment.
+    Revoke {
+        #[arg(default_value = "DICOM Data Owner")]
+        role: String,
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Show every client and its roles.
+    List,
+}
+
+pub(crate) async fn role(service: &str, action: RoleAction) -> Result<()> {
+    use dicomlab::target::RoleAdmin;
+    let (role, client, grant) = match action {
+        RoleAction::List => {
+            let admin = RoleAdmin::http(service, None);
+            for c in admin.list().await? {
+                let lab = if c.lab_client { " (lab client)" } else { "" };
+                println!(
+                    "{}{lab}: {}",
+                    c.client_id,
+                    if c.roles.is_empty() {
+                        "no role".to_string()
+                    } else {
+                        c.roles.join(", ")
+                    }
+                );
+            }
+            return Ok(());
+        }
+        RoleAction::Grant { role, client } => (role, client, true),
+        RoleAction::Revoke { role, client } => (role, client, false),
+    };
+    let Some(role) = Role::parse(&role) else {
+        bail!(
+            "unknown role '{role}': use \"DICOM Data Owner\" (owner), \"DICOM Data Reader\" (reader) or \"Log Analytics Reader\""
+        );
+    };
+    let admin = RoleAdmin::http(service, client);
+    println!("{}", admin.set(role, None, grant).await?);
+    Ok(())
+}

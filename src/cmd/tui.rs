@@ -1,0 +1,58 @@
+//! The TUI (what `dicomlab` alone opens), and the allocator settings it (and `serve`) run with.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use super::load;
+use crate::Cli;
+use dicomlab::config::Config;
+
+pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        bail!("the TUI needs a terminal; for scripts use `dicomlab check`, `run` and `report`");
+    }
+    let l = load(cli)?;
+    let data = dicomlab::config::data_dir();
+    dicomlab::tui::run(dicomlab::tui::Options {
+        lab: l.lab,
+        profile_name: l.profile_name,
+        profile: l.profile,
+        profiles: l.profiles,
+        progress_path: data.join("progress.json"),
+        practice_data: data.join("practice"),
+        samples,
+        log_path: data.join("dicomlab.log"),
+        ask_name: Config::load(&l.config_path).is_ok_and(|c| c.learner.is_none()),
+        config_path: Some(l.config_path),
+    })
+    .await?;
+    Ok(())
+}
+
+/// glibc's malloc keeps a heap arena per thread and, after a large block is freed, raises its mmap
+/// threshold so that later large blocks (a 3 MB image, a file being validated) come from those arenas and
+/// stay resident. For the long-lived TUI (embedded practice service included) that doubled the memory
+/// it keeps. Its documented tunables are read from the environment at process start only, so the TUI
+/// re-executes itself once with them set: two arenas, a fixed 128 KiB mmap threshold. Other allocators
+/// ignore these variables; `DICOMLAB_MALLOC=default` (or the variables already set) skips this.
+#[cfg(target_os = "linux")]
+pub(crate) fn tune_allocator() {
+    use std::os::unix::process::CommandExt;
+    const TUNABLES: &str = "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072";
+    if std::env::var_os("GLIBC_TUNABLES").is_some()
+        || std::env::var("DICOMLAB_MALLOC").is_ok_and(|v| v == "default")
+    {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", TUNABLES)
+        .exec();
+    // exec returns only on failure: go on untuned.
+    tracing::debug!(%err, "could not re-execute with the malloc tunables");
+}
