@@ -152,9 +152,9 @@ fn a_search_result_goes_to_the_retrieve_screen() {
     key(&mut a, '>');
     assert_eq!(a.selected_id(), "retrieve-samples");
     assert_eq!(a.focus, Focus::Panel);
-    let uids = a.screens.retrieve.uids().expect("UIDs");
+    let of = a.screens.retrieve.instance().expect("UIDs");
     assert_eq!(
-        (uids.study, uids.series, uids.instance),
+        (of.study, of.series, of.sop),
         ("1.2.3".into(), "1.2.3.4".into(), "1.2.3.4.5".into())
     );
 }

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use dicomlab::config::Profile;
 use dicomlab::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
-use dicomlab::dicomweb::{Level, StoreMode};
+use dicomlab::dicomweb::{InstanceRef, Level, StoreMode};
 use dicomlab::lab::engine::Session;
 use dicomlab::practice::{ServiceConfig, start};
 use dicomlab::target::TargetKind;
 use dicomlab::tui::component::Io;
 use dicomlab::tui::screens::change_feed as feed;
-use dicomlab::tui::screens::retrieve::{self, Uids, What};
+use dicomlab::tui::screens::retrieve::{self, What};
 use dicomlab::tui::screens::search::{self, Found, Scope};
 use dicomlab::tui::screens::{Done, Work, role, store, tags};
 use tokio::sync::mpsc;
@@ -40,11 +40,7 @@ async fn run(work: impl Into<Work>, session: &Arc<Session>) -> Vec<Done> {
 fn retrieve(what: What) -> retrieve::Work {
     retrieve::Work::Retrieve {
         what,
-        uids: Uids {
-            study: STUDY_UID.into(),
-            series: SERIES1_UID.into(),
-            instance: RED_UID.into(),
-        },
+        of: InstanceRef::new(STUDY_UID, SERIES1_UID, RED_UID),
     }
 }
 
@@ -188,11 +184,7 @@ async fn every_screen_on_the_practice_service() {
     // Another instance of the series, by its UIDs.
     let green = retrieve::Work::Retrieve {
         what: What::Instance,
-        uids: Uids {
-            study: STUDY_UID.into(),
-            series: SERIES1_UID.into(),
-            instance: dicomlab::dicom::samples::GREEN_UID.into(),
-        },
+        of: InstanceRef::new(STUDY_UID, SERIES1_UID, dicomlab::dicom::samples::GREEN_UID),
     };
     match last(run(green, &session).await) {
         Done::Retrieve(retrieve::Done::Retrieved(Ok((summary, None)))) => {

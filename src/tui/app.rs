@@ -10,12 +10,11 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 
 use super::component::{Ctx, Out};
-use super::screens::retrieve::Uids;
 use super::screens::{Done, Screen, Screens, Work};
 use super::theme::Theme;
 use super::viewer::Viewer;
 use crate::config::Profile;
-use crate::dicomweb::{Claims, Exchange};
+use crate::dicomweb::{BaseUrl, Claims, Exchange, InstanceRef};
 use crate::lab::Outcome;
 use crate::lab::model::{Lab, ScreenKind};
 use crate::lab::progress::{Status, StepProgress};
@@ -303,9 +302,9 @@ impl App {
         self.screens.unsupported(screen, &self.ctx())
     }
 
-    /// A v2 base URL (the change feed pages differently).
+    /// A v2 base URL, data partition or not (the change feed pages differently).
     pub fn v2(&self) -> bool {
-        self.base_url.trim_end_matches('/').ends_with("/v2")
+        BaseUrl::parse(&self.base_url).is_v2()
     }
 
     /// Whether something animates (the runtime ticks only then).
@@ -627,7 +626,7 @@ pub(super) fn apply(app: &mut App, from: Screen, outs: Vec<Out<Work>>) -> Vec<Ef
             Out::Check | Out::Credit { .. } => {}
             Out::Status(s) => app.status = Some(s),
             Out::Confirm { ask, yes } => app.confirm = Some(Confirm::Screen { ask, yes }),
-            Out::Retrieve(uids) => fx.extend(to_retrieve(app, &uids)),
+            Out::Retrieve(of) => fx.extend(to_retrieve(app, &of)),
             Out::Open { name, profile } => {
                 app.switching = true;
                 fx.push(Effect::SwitchTarget {
@@ -641,8 +640,8 @@ pub(super) fn apply(app: &mut App, from: Screen, outs: Vec<Out<Work>>) -> Vec<Ef
 }
 
 /// A search result's UIDs go to the retrieve screen, which gets the keys.
-fn to_retrieve(app: &mut App, uids: &Uids) -> Vec<Effect> {
-    app.screens.retrieve.show(uids);
+fn to_retrieve(app: &mut App, of: &InstanceRef) -> Vec<Effect> {
+    app.screens.retrieve.show(of);
     let Some(i) = app
         .lab
         .steps()

@@ -16,9 +16,9 @@ use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-use super::screens::retrieve::Uids;
 use super::theme::Theme;
 use crate::config::Profile;
+use crate::dicomweb::InstanceRef;
 use crate::lab::engine::Session;
 use crate::lab::model::{Lab, Step};
 use crate::target::TargetKind;
@@ -143,7 +143,7 @@ pub enum Out<W> {
     /// Ask the learner first (y/n); on yes the screen gets `yes` back in [`Component::confirmed`].
     Confirm { ask: String, yes: W },
     /// Go to the retrieve screen with these UIDs in its form (a search result's `>`).
-    Retrieve(Uids),
+    Retrieve(InstanceRef),
     /// Open this profile's target (the environment screen saved it); the runtime keeps it for `t`.
     Open { name: String, profile: Box<Profile> },
     /// Credit the lab's step of this check kind with something done in dicomlab that sent no request

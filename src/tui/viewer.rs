@@ -129,16 +129,12 @@ pub async fn load(session: &Session, lab: &Lab, tx: &mpsc::UnboundedSender<Msg>)
         .find(|s| s.screen() == Some(ScreenKind::Viewer))
         .and_then(|s| s.instance.as_deref())
         .and_then(|n| lab.dataset.instance(n))
-        .map(|i| i.path())
+        .map(|i| i.reference())
     else {
         let _ = tx.send(Msg::Image(Err("the lab names no instance to view".into())));
         return;
     };
-    let body: Result<Vec<u8>, String> = match session
-        .client
-        .get(&format!("{inst}/rendered"), "image/png")
-        .await
-    {
+    let body: Result<Vec<u8>, String> = match session.client.rendered(&inst).await {
         Ok(a) if a.ok() => Ok(a.body.to_vec()),
         Ok(a) => Err(format!("the service answered {}", a.status)),
         Err(e) => Err(e.to_string()),
@@ -154,10 +150,7 @@ pub async fn load(session: &Session, lab: &Lab, tx: &mpsc::UnboundedSender<Msg>)
         Err(e) => Err(e),
     };
     let _ = tx.send(Msg::Image(result));
-    if let Ok(a) = session
-        .client
-        .get(&format!("{inst}/metadata"), "application/dicom+json")
-        .await
+    if let Ok(a) = session.client.metadata(&inst).await
         && let Some(ds) = a.results().first()
     {
         let _ = tx.send(Msg::ImageAttributes(key_attributes(ds)));

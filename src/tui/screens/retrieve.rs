@@ -9,6 +9,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use serde_json::Value;
 
+use crate::dicomweb::routes::ImageFormat;
+use crate::dicomweb::{self, InstanceRef};
 use crate::lab::model::{Lab, ScreenKind};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::{bold, reversed};
@@ -48,6 +50,23 @@ impl What {
         What::Rendered,
     ];
 
+    /// The request that fetches it of an instance (its study's metadata: all the instances').
+    pub fn of(self, i: &InstanceRef) -> dicomweb::Retrieve {
+        match self {
+            What::Study => dicomweb::Retrieve::Study(i.study.clone()),
+            What::Series => dicomweb::Retrieve::Series {
+                study: i.study.clone(),
+                series: i.series.clone(),
+            },
+            What::Instance => dicomweb::Retrieve::Instance(i.clone()),
+            What::Metadata => {
+                dicomweb::Retrieve::Metadata(InstanceRef::new(&i.study, "", ""))
+            }
+            What::Frame => dicomweb::Retrieve::Frame(i.clone(), 1),
+            What::Rendered => dicomweb::Retrieve::Rendered(i.clone(), ImageFormat::Png),
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             What::Study => "study",
@@ -78,17 +97,6 @@ impl FieldKey for Uid {
     }
 }
 
-/// The instance (and its series and study) retrieve fetches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Uids {
-    /// The study (every retrieve is under it).
-    pub study: String,
-    /// The series of the study (series, instance, frame, rendered).
-    pub series: String,
-    /// The SOP instance (instance, frame, rendered).
-    pub instance: String,
-}
-
 /// What a fetch showed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fetched {
@@ -101,7 +109,7 @@ pub struct Fetched {
 /// What the retrieve screen asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
-    Retrieve { what: What, uids: Uids },
+    Retrieve { what: What, of: InstanceRef },
 }
 
 /// What comes back.
@@ -112,8 +120,8 @@ pub enum Done {
 }
 
 impl Retrieve {
-    /// The UIDs of the form, or which one is not a UID.
-    pub fn uids(&self) -> Result<Uids, String> {
+    /// The instance of the form, or which of its UIDs is not one.
+    pub fn instance(&self) -> Result<InstanceRef, String> {
         let get = |field: Uid| {
             let v = self.form.value(field).trim().to_string();
             if crate::dicom::uid::is_valid_uid(&v) {
@@ -125,19 +133,19 @@ impl Retrieve {
                 ))
             }
         };
-        Ok(Uids {
+        Ok(InstanceRef {
             study: get(Uid::Study)?,
             series: get(Uid::Series)?,
-            instance: get(Uid::Instance)?,
+            sop: get(Uid::Instance)?,
         })
     }
 
     /// Puts UIDs in the form (those given: a search result may lack the lower levels).
-    pub fn show(&mut self, uids: &Uids) {
+    pub fn show(&mut self, of: &InstanceRef) {
         for (field, v) in [
-            (Uid::Study, &uids.study),
-            (Uid::Series, &uids.series),
-            (Uid::Instance, &uids.instance),
+            (Uid::Study, &of.study),
+            (Uid::Series, &of.series),
+            (Uid::Instance, &of.sop),
         ] {
             if !v.is_empty() {
                 self.form.set(field, v);
@@ -151,12 +159,12 @@ impl Retrieve {
     }
 
     fn fetch(&mut self) -> Vec<Out<Work>> {
-        match self.uids() {
-            Ok(uids) => {
+        match self.instance() {
+            Ok(of) => {
                 self.fetched.start();
                 vec![Out::Work(Work::Retrieve {
                     what: self.what,
-                    uids,
+                    of,
                 })]
             }
             Err(e) => {
@@ -219,16 +227,15 @@ impl Component for Retrieve {
             .steps()
             .find(|s| s.screen() == Some(ScreenKind::Retrieve))
             .and_then(|s| s.instance.as_deref())
-            .and_then(|n| lab.dataset.instance(n));
-        let uid = |f: fn(&crate::lab::dataset::Instance) -> &String| {
-            start.map(f).cloned().unwrap_or_default()
-        };
+            .and_then(|n| lab.dataset.instance(n))
+            .map(|i| i.reference())
+            .unwrap_or_default();
         Retrieve {
             what: What::Study,
             form: Form::new([
-                (Uid::Study, uid(|i| &i.study)),
-                (Uid::Series, uid(|i| &i.series)),
-                (Uid::Instance, uid(|i| &i.sop)),
+                (Uid::Study, start.study),
+                (Uid::Series, start.series),
+                (Uid::Instance, start.sop),
             ]),
             fetched: Request::Idle,
         }
@@ -319,17 +326,15 @@ impl Component for Retrieve {
                 )),
             ]));
         }
-        head.push(Line::raw(match self.what {
-            What::Metadata => "Accept: application/dicom+json → a tag tree (Space folds)",
-            What::Instance => "Accept: application/dicom; transfer-syntax=* → one file",
-            What::Frame => {
-                "Accept: multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"
-            }
-            What::Rendered => "Accept: image/png → the viewer's picture",
-            _ => {
-                "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=* (without it: 406)"
-            }
-        }));
+        let gets = match self.what {
+            What::Metadata => " → a tag tree (Space folds)",
+            What::Instance => " → one file",
+            What::Frame => "",
+            What::Rendered => " → the viewer's picture",
+            What::Study | What::Series => " (without it: 406)",
+        };
+        let accept = self.what.of(&InstanceRef::default()).accept();
+        head.push(Line::raw(format!("Accept: {accept}{gets}")));
         // While the next fetch runs, the last tree stays but its summary is no longer the news.
         match &self.fetched {
             Request::Running(_) => head.push(Line::raw("retrieving…  (x cancels)")),
@@ -344,34 +349,23 @@ impl Component for Retrieve {
     }
 
     async fn run(work: Work, io: Io<Done>) {
-        let Work::Retrieve { what, uids } = work;
-        io.send(Done::Retrieved(retrieve(&io, what, &uids).await));
+        let Work::Retrieve { what, of } = work;
+        io.send(Done::Retrieved(retrieve(&io, what, &of).await));
     }
 }
 
 async fn retrieve(
     io: &Io<Done>,
     what: What,
-    uids: &Uids,
+    of: &InstanceRef,
 ) -> Result<(String, Option<Vec<Value>>), String> {
     let c = &io.session.client;
-    let study = format!("studies/{}", uids.study);
-    let series = format!("{study}/series/{}", uids.series);
-    let inst = format!("{series}/instances/{}", uids.instance);
-    let any = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
-    let (path, accept) = match what {
-        What::Study => (study.clone(), any),
-        What::Series => (series, any),
-        What::Instance => (inst, "application/dicom; transfer-syntax=*"),
-        What::Metadata => (format!("{study}/metadata"), "application/dicom+json"),
-        What::Frame => (
-            format!("{inst}/frames/1"),
-            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
-        ),
-        What::Rendered => (format!("{inst}/rendered"), "image/png"),
-    };
+    let request = what.of(of);
     if what == What::Metadata {
-        let a = c.get(&path, accept).await.map_err(failed)?;
+        let a = c
+            .get(&request.path(), request.accept())
+            .await
+            .map_err(failed)?;
         if !a.ok() {
             return Err(io.refused(&a));
         }
@@ -392,10 +386,7 @@ async fn retrieve(
         .path()
         .join("retrieved")
         .join(what.label().replace(' ', "-"));
-    let (a, saved) = c
-        .retrieve_to_dir(&path, accept, &dir)
-        .await
-        .map_err(failed)?;
+    let (a, saved) = c.retrieve(&request, &dir).await.map_err(failed)?;
     if !a.ok() {
         return Err(io.refused(&a));
     }

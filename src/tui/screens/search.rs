@@ -10,8 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 use serde_json::Value;
 
-use super::retrieve::Uids;
-use crate::dicomweb::Level;
+use crate::dicomweb::{InstanceRef, Level};
 use crate::lab::model::{Check, Lab, Step};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
 use crate::tui::theme::bold;
@@ -284,10 +283,10 @@ impl Search {
     /// `>`: the selected result's UIDs go to the retrieve screen.
     fn hand_to_retrieve(&mut self, _: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
         match self.results().get(self.selected) {
-            Some(result) => vec![Out::Retrieve(Uids {
+            Some(result) => vec![Out::Retrieve(InstanceRef {
                 study: value_of(result, "0020000D"),
                 series: value_of(result, "0020000E"),
-                instance: value_of(result, "00080018"),
+                sop: value_of(result, "00080018"),
             })],
             None => vec![Out::Status("no result selected: search first".into())],
         }

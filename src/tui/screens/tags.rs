@@ -24,6 +24,9 @@ use crate::tui::widgets::{json_text,
     short_uid, table, top_lines,
 };
 
+/// The most tags the list asks for (the service's maximum page; a lab adds one or two).
+const LIST_LIMIT: u32 = 200;
+
 /// How long an added tag's re-index may run before the screen stops following it.
 const REINDEX_LIMIT: Duration = Duration::from_secs(300);
 
@@ -394,7 +397,7 @@ impl Component for Tags {
         match work {
             Work::List => {
                 let r = c
-                    .get("extendedquerytags", "application/json")
+                    .tags(LIST_LIMIT, 0)
                     .await
                     .map_err(failed)
                     .and_then(|a| {
@@ -408,7 +411,7 @@ impl Component for Tags {
             }
             Work::Get(path) => {
                 let r = c
-                    .get(&format!("extendedquerytags/{path}"), "application/json")
+                    .tag(&path)
                     .await
                     .map_err(failed)
                     .and_then(|a| match a.json() {
@@ -425,19 +428,14 @@ impl Component for Tags {
                 io.send(Done::Changed(add(&io, tag, &path).await));
             }
             Work::Update { path, query_status } => {
-                let r = c
-                    .patch_json(
-                        &format!("extendedquerytags/{path}"),
-                        json!({"QueryStatus": query_status}),
-                    )
-                    .await;
+                let r = c.update_tag(&path, &query_status).await;
                 let r = said(&io, r, |status| {
                     format!("{status}: {path} QueryStatus is {query_status}")
                 });
                 io.send(Done::Changed(r));
             }
             Work::Delete(path) => {
-                let r = c.delete(&format!("extendedquerytags/{path}")).await;
+                let r = c.delete_tag(&path).await;
                 let r = said(&io, r, |status| format!("{status}: {path} deleted"));
                 io.send(Done::Changed(r));
             }
