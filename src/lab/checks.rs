@@ -135,6 +135,23 @@ impl Outcome {
         }
     }
 
+    /// How a failure reads, line by line: expected, observed, fix (None: not a failure).
+    pub fn failure_lines(&self) -> Option<[(&'static str, &str); 3]> {
+        match self {
+            Outcome::Fail {
+                expected,
+                observed,
+                diagnosis,
+                ..
+            } => Some([
+                ("expected", expected.as_str()),
+                ("observed", observed.as_str()),
+                ("fix", diagnosis.as_str()),
+            ]),
+            _ => None,
+        }
+    }
+
     /// The evidence of a pass.
     pub fn evidence(&self) -> Option<&Evidence> {
         match self {

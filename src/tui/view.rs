@@ -254,28 +254,14 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
             let sym = symbol(app, &id, false);
             let head = format!("{sym} {}", o.label());
             match o {
-                Outcome::Fail {
-                    expected,
-                    observed,
-                    diagnosis,
-                    ..
-                } => {
+                Outcome::Fail { .. } => {
                     lines.push(Line::from(vec![
                         label("Check"),
                         Span::styled(head, app.theme.symbol_style(sym)),
                     ]));
-                    lines.push(Line::from(vec![
-                        label("expected"),
-                        Span::raw(fill(app, expected)),
-                    ]));
-                    lines.push(Line::from(vec![
-                        label("observed"),
-                        Span::raw(observed.clone()),
-                    ]));
-                    lines.push(Line::from(vec![
-                        label("fix"),
-                        Span::raw(fill(app, diagnosis)),
-                    ]));
+                    for (name, text) in o.failure_lines().into_iter().flatten() {
+                        lines.push(Line::from(vec![label(name), Span::raw(fill(app, text))]));
+                    }
                 }
                 Outcome::Pass { detail, evidence } => {
                     lines.push(Line::from(vec![

@@ -85,7 +85,7 @@ impl TagTree {
                 .to_string();
             let tag = match (key.get(..4), key.get(4..)) {
                 (Some(group), Some(element)) if key.len() == 8 => format!("({group},{element})"),
-                _ => key.clone(),
+                _ => crate::text::visible(key).into_owned(),
             };
             if vr == "SQ" {
                 let items = el
