@@ -1221,10 +1221,7 @@ fn subject_or_block(ctx: &CheckContext<'_>) -> Result<String, Outcome> {
 }
 
 fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome {
-    if let Some(o) = tags_unavailable(ctx) {
-        return o;
-    }
-    let tag = match subject_or_block(ctx) {
+    let tag = match tag_step(ctx) {
         Ok(t) => t,
         Err(o) => return o,
     };
@@ -1262,19 +1259,29 @@ fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome
     })
 }
 
-fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outcome {
+/// The learner's tag, for a step on it; or why it cannot be checked (no tags, no tag yet).
+fn tag_step(ctx: &CheckContext<'_>) -> Result<String, Outcome> {
     if let Some(o) = tags_unavailable(ctx) {
-        return o;
+        return Err(o);
     }
-    let tag = match subject_or_block(ctx) {
+    subject_or_block(ctx)
+}
+
+/// A request of `method` on the learner's tag (`extendedquerytags/{tag}`).
+fn on_tag<'a>(method: &'a str, tag: &'a str) -> impl Fn(&Attempt) -> bool + 'a {
+    move |a: &Attempt| {
+        a.method.eq_ignore_ascii_case(method)
+            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, tag))
+    }
+}
+
+fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outcome {
+    let tag = match tag_step(ctx) {
         Ok(t) => t,
         Err(o) => return o,
     };
     let expected = format!("{tag} with queryStatus {query_status}");
-    let is_patch = |a: &Attempt| {
-        a.method.eq_ignore_ascii_case("PATCH")
-            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, &tag))
-    };
+    let is_patch = on_tag("PATCH", &tag);
     let patched = ctx
         .records
         .attempts_since(ctx.since)
@@ -1352,18 +1359,12 @@ fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outco
 }
 
 fn tag_deleted(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
-    if let Some(o) = tags_unavailable(ctx) {
-        return o;
-    }
-    let tag = match subject_or_block(ctx) {
+    let tag = match tag_step(ctx) {
         Ok(t) => t,
         Err(o) => return o,
     };
     let expected = format!("{tag} deleted (DELETE answered 204)");
-    let is_delete = |a: &Attempt| {
-        a.method.eq_ignore_ascii_case("DELETE")
-            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, &tag))
-    };
+    let is_delete = on_tag("DELETE", &tag);
     if let Some(a) = ctx
         .records
         .attempts_since(ctx.since)
