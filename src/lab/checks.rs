@@ -814,16 +814,7 @@ async fn store_without_feed(
     let expected = "the instances stored on the server (found by SOP Instance UID)";
     let mut found = Vec::new();
     for i in wanted {
-        let a = match ctx
-            .client
-            .search(
-                crate::dicomweb::Level::Instances,
-                None,
-                None,
-                &[("SOPInstanceUID", i.sop.as_str())],
-            )
-            .await
-        {
+        let a = match find_instance(ctx, i).await {
             Ok(a) => a,
             Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
         };
@@ -906,6 +897,21 @@ async fn store_without_feed(
         format!("still to store: {}", names(&missing)),
         tried,
     )
+}
+
+/// Searches for an instance by SOP Instance UID (a server without history: its stored data).
+async fn find_instance(
+    ctx: &CheckContext<'_>,
+    i: &Instance,
+) -> Result<crate::dicomweb::Answer, crate::dicomweb::ClientError> {
+    ctx.client
+        .search(
+            crate::dicomweb::Level::Instances,
+            None,
+            None,
+            &[("SOPInstanceUID", i.sop.as_str())],
+        )
+        .await
 }
 
 fn first_str(obj: &serde_json::Value, tag: &str) -> Option<String> {
@@ -1509,16 +1515,7 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
         if stored {
             let mut all_gone = true;
             for i in &scope {
-                match ctx
-                    .client
-                    .search(
-                        crate::dicomweb::Level::Instances,
-                        None,
-                        None,
-                        &[("SOPInstanceUID", i.sop.as_str())],
-                    )
-                    .await
-                {
+                match find_instance(ctx, i).await {
                     Ok(a) if a.results().is_empty() && (a.ok() || a.status == 204) => {}
                     Ok(_) => all_gone = false,
                     Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
