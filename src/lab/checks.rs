@@ -632,9 +632,7 @@ fn store_patterns() -> Vec<RequestPattern> {
 }
 
 fn is_store(a: &Attempt) -> bool {
-    store_patterns()
-        .iter()
-        .any(|p| p.loosely_matches(&a.method, &a.url))
+    store_patterns().iter().any(|p| a.tries(p))
 }
 
 /// Create entries in the change feed, attributed to the learner by the audit log where it names callers.
@@ -969,19 +967,14 @@ fn requests_check(
     let attempts = ctx.records.attempts_since(ctx.since);
     let mut done: Vec<(usize, &Attempt)> = Vec::new();
     for (i, alts) in patterns.iter().enumerate() {
-        if let Some(a) = attempts.iter().find(|a| {
-            accepted(&a.method, a.status, allowed)
-                && alts.iter().any(|p| p.matches(&a.method, &a.url))
-        }) {
+        if let Some(a) = attempts
+            .iter()
+            .find(|a| accepted(&a.method, a.status, allowed) && alts.iter().any(|p| a.is(p)))
+        {
             done.push((i, a));
         }
     }
-    let belongs = |a: &Attempt| {
-        patterns
-            .iter()
-            .flatten()
-            .any(|p| p.loosely_matches(&a.method, &a.url))
-    };
+    let belongs = |a: &Attempt| patterns.iter().flatten().any(|p| a.tries(p));
     let tried = ctx.tried(belongs, |a| !accepted(&a.method, a.status, allowed));
     let expected = if patterns.len() == 1 {
         shown(0)
@@ -1237,7 +1230,7 @@ fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome
     );
     let uses = |a: &Attempt| {
         a.method.eq_ignore_ascii_case("GET")
-            && super::request::route_of(&a.url).is_some_and(|(segs, q)| {
+            && a.route().is_some_and(|(segs, q)| {
                 matches!(
                     segs.last().map(String::as_str),
                     Some("studies" | "series" | "instances")
@@ -1452,10 +1445,7 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
     let feed_deletes = |e: &&FeedEntry| {
         e.action.eq_ignore_ascii_case("delete") && scope.iter().any(|i| i.sop == e.sop)
     };
-    if let Some(a) = attempts
-        .iter()
-        .find(|a| pattern.matches(&a.method, &a.url) && a.status == 204)
-    {
+    if let Some(a) = attempts.iter().find(|a| a.is(&pattern) && a.status == 204) {
         let seqs: Vec<String> = ctx
             .records
             .feed
@@ -1478,7 +1468,7 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
             ),
         );
     }
-    let belongs = |a: &Attempt| pattern.loosely_matches(&a.method, &a.url);
+    let belongs = |a: &Attempt| a.tries(&pattern);
     let tried = ctx.tried(belongs, |a| a.status != 204);
     // Without a record of the route, the change feed shows the deletes (it cannot tell the level).
     if !ctx.records.audit_read()

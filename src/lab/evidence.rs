@@ -126,9 +126,31 @@ pub struct Attempt {
     /// What else the record says (a token request's AADSTS error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Its route, parsed once (checks match many patterns against many attempts).
+    #[serde(skip)]
+    pub parsed: std::sync::OnceLock<Option<super::request::Route>>,
 }
 
 impl Attempt {
+    /// Its route under the base URL (parsed once).
+    pub fn route(&self) -> Option<&super::request::Route> {
+        self.parsed
+            .get_or_init(|| super::request::route_of(&self.url))
+            .as_ref()
+    }
+
+    /// Whether it is the request `p` names.
+    pub fn is(&self, p: &super::request::RequestPattern) -> bool {
+        self.route()
+            .is_some_and(|r| p.matches_route(&self.method, r))
+    }
+
+    /// Whether it is an attempt at the request `p` names (the same route, other values).
+    pub fn tries(&self, p: &super::request::RequestPattern) -> bool {
+        self.route()
+            .is_some_and(|r| p.loosely_matches_route(&self.method, r))
+    }
+
     pub fn time(&self) -> Option<OffsetDateTime> {
         parse_timestamp(&self.at)
     }
@@ -170,6 +192,7 @@ impl Attempt {
             source: Source::Dicomlab,
             tool: Some("dicomlab".into()),
             detail: e.error.clone(),
+            parsed: Default::default(),
         })
     }
 }
@@ -473,6 +496,7 @@ pub fn audit_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         source: Source::AuditLog,
         tool: tool_of(&ua),
         detail: None,
+        parsed: Default::default(),
     })
 }
 
@@ -503,6 +527,7 @@ fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
                 format!("AADSTS{result}: {d}")
             }
         }),
+        parsed: Default::default(),
     })
 }
 

@@ -106,12 +106,14 @@ impl RequestPattern {
     /// Whether a request (method, URL or path) is exactly this one: same method, same path under the
     /// base URL, and every parameter of the pattern with its value.
     pub fn matches(&self, method: &str, url: &str) -> bool {
+        route_of(url).is_some_and(|r| self.matches_route(method, &r))
+    }
+
+    /// [`RequestPattern::matches`] on a route parsed once (an attempt's).
+    pub fn matches_route(&self, method: &str, (segments, query): &Route) -> bool {
         if !method.eq_ignore_ascii_case(&self.method) {
             return false;
         }
-        let Some((segments, query)) = route_of(url) else {
-            return false;
-        };
         segments.len() == self.segments.len()
             && segments
                 .iter()
@@ -127,12 +129,14 @@ impl RequestPattern {
     /// Whether a request is an attempt at this one: same method, same route shape (literal segments
     /// equal, identifiers anything). Its failure belongs to the step.
     pub fn loosely_matches(&self, method: &str, url: &str) -> bool {
+        route_of(url).is_some_and(|r| self.loosely_matches_route(method, &r))
+    }
+
+    /// [`RequestPattern::loosely_matches`] on a route parsed once.
+    pub fn loosely_matches_route(&self, method: &str, (segments, _): &Route) -> bool {
         if !method.eq_ignore_ascii_case(&self.method) {
             return false;
         }
-        let Some((segments, _)) = route_of(url) else {
-            return false;
-        };
         segments.len() == self.segments.len()
             && segments
                 .iter()
@@ -159,6 +163,11 @@ fn is_identifier(s: &str) -> bool {
 fn same_key(a: &str, b: &str) -> bool {
     if a == b {
         return true;
+    }
+    // Only a keyword and an 8-hex tag can be the same attribute under two names.
+    let hex = |s: &str| s.len() == 8 && s.bytes().all(|c| c.is_ascii_hexdigit());
+    if hex(a) == hex(b) {
+        return false;
     }
     match (
         crate::dicom::tags::resolve(a),
