@@ -110,16 +110,27 @@ enum Command {
         #[command(subcommand)]
         action: RoleAction,
     },
+    /// The practice service's CORS setting (what the Azure portal's CORS blade of the DICOM service sets).
+    Cors(dicomlab::commands::cors::CorsCommand),
+    /// An app registration's redirect URIs and implicit grant on the practice tenant (Entra's
+    /// Authentication blade).
+    App(dicomlab::commands::app::AppCommand),
+    /// Serve the OHIF viewer for the active target (the bonus exercise), on loopback.
+    Ohif(dicomlab::commands::ohif::OhifCommand),
 }
 
 #[derive(Subcommand, Debug)]
 enum RoleAction {
-    /// Assign a role ("DICOM Data Owner" by default) to a client (the lab client by default).
+    /// Assign a role ("DICOM Data Owner" by default) to a client (the lab client by default), or to
+    /// a user of the practice tenant (`--user`: the learner).
     Grant {
         #[arg(default_value = "DICOM Data Owner")]
         role: String,
         #[arg(long)]
         client: Option<String>,
+        /// A user (UPN, object id, or `learner`) instead of a client.
+        #[arg(long, conflicts_with = "client", num_args = 0..=1, default_missing_value = "learner")]
+        user: Option<String>,
     },
     /// Remove a role assignment.
     Revoke {
@@ -127,6 +138,9 @@ enum RoleAction {
         role: String,
         #[arg(long)]
         client: Option<String>,
+        /// A user (UPN, object id, or `learner`) instead of a client.
+        #[arg(long, conflicts_with = "client", num_args = 0..=1, default_missing_value = "learner")]
+        user: Option<String>,
     },
     /// Show every client and its roles.
     List,
@@ -192,6 +206,8 @@ struct ServeArgs {
     /// MiB that uploads kept in memory and validations may hold at once.
     #[arg(long, default_value_t = 256)]
     memory_mib: u64,
+    #[command(flatten)]
+    cors: dicomlab::commands::cors::ServeCorsFlags,
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -234,6 +250,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             write_timeout: seconds(args.write_timeout),
             shutdown_grace: seconds(args.shutdown_grace),
         },
+        cors: args.cors.config(),
         ..ServiceConfig::default()
     };
     let running = practice::start(config).await?;
@@ -274,6 +291,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             println!("  roles                {}", names.join(", "));
         }
     }
+    for line in dicomlab::commands::serve_lines(&running, args.no_auth) {
+        println!("{line}");
+    }
     println!("Press Ctrl-C to stop.");
     stop_signal().await?;
     // Requests in flight get the grace period; then whatever is left is dropped.
@@ -310,7 +330,13 @@ async fn role(service: &str, action: RoleAction) -> Result<()> {
         RoleAction::List => {
             let admin = RoleAdmin::http(service, None);
             for c in admin.list().await? {
-                let lab = if c.lab_client { " (lab client)" } else { "" };
+                let lab = if c.lab_client {
+                    " (lab client)".to_string()
+                } else if c.user {
+                    format!(" (user {})", c.name)
+                } else {
+                    String::new()
+                };
                 println!(
                     "{}{lab}: {}",
                     c.client_id,
@@ -323,8 +349,8 @@ async fn role(service: &str, action: RoleAction) -> Result<()> {
             }
             return Ok(());
         }
-        RoleAction::Grant { role, client } => (role, client, true),
-        RoleAction::Revoke { role, client } => (role, client, false),
+        RoleAction::Grant { role, client, user } => (role, client.or(user), true),
+        RoleAction::Revoke { role, client, user } => (role, client.or(user), false),
     };
     let Some(role) = Role::parse(&role) else {
         bail!(
@@ -850,6 +876,9 @@ async fn run_cli(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Some(Command::Role { service, action }) => role(&service, action).await?,
+        Some(Command::Cors(c)) => c.run().await?,
+        Some(Command::App(c)) => c.run().await?,
+        Some(Command::Ohif(c)) => c.run(cli.config, cli.profile, cli.lab).await?,
         Some(Command::Tui { ref samples }) => tui(&cli, samples.clone()).await?,
         None => tui(&cli, None).await?,
         _ => {}
