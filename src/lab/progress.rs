@@ -467,6 +467,7 @@ mod tests {
                     source: Source::Dicomlab,
                     tool: None,
                     detail: None,
+                    principal: None,
                 },
             );
         }
