@@ -558,6 +558,16 @@ pub fn audit_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
     })
 }
 
+/// A sign-in row's error: `AADSTS<code>: <description>`.
+fn aadsts(t: &LogTable, row: &[Value], result: &str) -> String {
+    let d = t.text(row, "ResultDescription").unwrap_or_default();
+    if d.starts_with("AADSTS") {
+        d
+    } else {
+        format!("AADSTS{result}: {d}")
+    }
+}
+
 /// A user's sign-in row (`SigninLogs`) as an attempt at the authorization endpoint.
 fn user_signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
     let ua = t.text(row, "UserAgent").unwrap_or_default();
@@ -571,14 +581,7 @@ fn user_signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         status: if ok { 200 } else { 400 },
         source: Source::AuditLog,
         tool: tool_of(&ua),
-        detail: (!ok).then(|| {
-            let d = t.text(row, "ResultDescription").unwrap_or_default();
-            if d.starts_with("AADSTS") {
-                d
-            } else {
-                format!("AADSTS{result}: {d}")
-            }
-        }),
+        detail: (!ok).then(|| aadsts(t, row, &result)),
         principal: Some(Principal::User {
             name: if user.is_empty() {
                 "a user".into()
@@ -608,14 +611,7 @@ fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         status: if ok { 200 } else { 400 },
         source: Source::AuditLog,
         tool: tool_of(&ua),
-        detail: (!ok).then(|| {
-            let d = t.text(row, "ResultDescription").unwrap_or_default();
-            if d.starts_with("AADSTS") {
-                d
-            } else {
-                format!("AADSTS{result}: {d}")
-            }
-        }),
+        detail: (!ok).then(|| aadsts(t, row, &result)),
         principal: Some(Principal::App),
     })
 }

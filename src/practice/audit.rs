@@ -331,75 +331,57 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
             }));
         }
         if table.eq_ignore_ascii_case(USER_SIGNIN_TABLE) {
-            let mut stmt = c.prepare_cached(
+            return text_table(
+                &c,
                 "SELECT time, upn, user_id, app_id, result_type, result_description, resource, correlation_id, user_agent FROM user_signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
-            )?;
-            let rows = stmt
-                .query_map([&since, &visible], |r| {
-                    Ok(vec![
-                        parse_time(r.get(0)?),
-                        Cell::Str(r.get(1)?),
-                        Cell::Str(r.get(2)?),
-                        Cell::Str(r.get(3)?),
-                        Cell::Str(r.get(4)?),
-                        Cell::Str(r.get(5)?),
-                        Cell::Str(r.get(6)?),
-                        Cell::Str(r.get(7)?),
-                        Cell::Str(r.get(8)?),
-                        Cell::Str(USER_SIGNIN_TABLE.into()),
-                    ])
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(Some(Table {
-                columns: vec![
-                    col("TimeGenerated", "datetime"),
-                    col("UserPrincipalName", "string"),
-                    col("UserId", "string"),
-                    col("AppId", "string"),
-                    col("ResultType", "string"),
-                    col("ResultDescription", "string"),
-                    col("ResourceIdentity", "string"),
-                    col("CorrelationId", "string"),
-                    col("UserAgent", "string"),
-                    col("Type", "string"),
-                ],
-                rows,
-            }));
+                [&since, &visible],
+                &["UserPrincipalName", "UserId", "AppId", "ResultType", "ResultDescription", "ResourceIdentity", "CorrelationId", "UserAgent"],
+                USER_SIGNIN_TABLE,
+            )
+            .map(Some);
         }
         if table.eq_ignore_ascii_case(SIGNIN_TABLE) {
-            let mut stmt = c.prepare_cached(
+            return text_table(
+                &c,
                 "SELECT time, app_id, result_type, result_description, resource, correlation_id, user_agent FROM signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
-            )?;
-            let rows = stmt
-                .query_map([&since, &visible], |r| {
-                    Ok(vec![
-                        parse_time(r.get(0)?),
-                        Cell::Str(r.get(1)?),
-                        Cell::Str(r.get(2)?),
-                        Cell::Str(r.get(3)?),
-                        Cell::Str(r.get(4)?),
-                        Cell::Str(r.get(5)?),
-                        Cell::Str(r.get(6)?),
-                        Cell::Str(SIGNIN_TABLE.into()),
-                    ])
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(Some(Table {
-                columns: vec![
-                    col("TimeGenerated", "datetime"),
-                    col("AppId", "string"),
-                    col("ResultType", "string"),
-                    col("ResultDescription", "string"),
-                    col("ResourceIdentity", "string"),
-                    col("CorrelationId", "string"),
-                    col("UserAgent", "string"),
-                    col("Type", "string"),
-                ],
-                rows,
-            }));
+                [&since, &visible],
+                &["AppId", "ResultType", "ResultDescription", "ResourceIdentity", "CorrelationId", "UserAgent"],
+                SIGNIN_TABLE,
+            )
+            .map(Some);
         }
         Ok(None)
     }
+}
+
+/// A table whose rows are the time, then text columns (`names`, in the query's order), then `Type`.
+fn text_table(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: [&String; 2],
+    names: &[&str],
+    type_name: &str,
+) -> Result<Table, DbError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            let time: String = r.get(0)?;
+            let mut row = vec![kql::parse_datetime(&time).map_or(Cell::Null, Cell::Time)];
+            for i in 0..names.len() {
+                row.push(Cell::Str(r.get(i + 1)?));
+            }
+            row.push(Cell::Str(type_name.into()));
+            Ok(row)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let col = |name: &str, ty: &'static str| Column {
+        name: name.into(),
+        ty,
+    };
+    let mut columns = vec![col("TimeGenerated", "datetime")];
+    columns.extend(names.iter().map(|n| col(n, "string")));
+    columns.push(col("Type", "string"));
+    Ok(Table { columns, rows })
 }
 
 /// Writes the buffer every 250 ms while the service lives.

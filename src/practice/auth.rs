@@ -240,6 +240,14 @@ impl Auth {
             .unwrap_or_default()
     }
 
+    /// The names of the roles assigned to a client or a user (by object id).
+    pub fn role_names(&self, principal_id: &str) -> Vec<&'static str> {
+        self.roles_of(principal_id)
+            .iter()
+            .map(|r| r.name())
+            .collect()
+    }
+
     pub fn roles_of(&self, client_id: &str) -> BTreeSet<Role> {
         self.roles
             .read()
@@ -874,13 +882,8 @@ pub async fn list_roles(State(service): State<SharedService>, parts: Parts) -> A
                    "labClient": c.client_id == service.auth.lab_client_id})
         })
         .chain(service.identity.directory.users().into_iter().map(|u| {
-            let roles: Vec<_> = service
-                .auth
-                .roles_of(&u.oid)
-                .iter()
-                .map(|r| r.name())
-                .collect();
-            json!({"clientId": u.oid, "name": u.upn, "roles": roles, "labClient": false, "user": true})
+            json!({"clientId": u.oid, "name": u.upn, "roles": service.auth.role_names(&u.oid),
+                   "labClient": false, "user": true})
         }))
         .collect();
     Ok(Json(list).into_response())

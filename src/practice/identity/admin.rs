@@ -78,13 +78,7 @@ pub async fn list(State(service): State<SharedService>, parts: Parts) -> ApiResu
         .users()
         .into_iter()
         .map(|u| {
-            let roles: Vec<_> = service
-                .auth
-                .roles_of(&u.oid)
-                .iter()
-                .map(|r| r.name())
-                .collect();
-            json!({"oid": u.oid, "upn": u.upn, "name": u.name, "roles": roles})
+            json!({"oid": u.oid, "upn": u.upn, "name": u.name, "roles": service.auth.role_names(&u.oid)})
         })
         .collect();
     Ok(Json(json!({

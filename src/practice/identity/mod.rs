@@ -222,6 +222,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
+/// Text from a request, made safe to show and cut to `max` characters.
+fn shown(s: &str, max: usize) -> String {
+    crate::text::visible(s).chars().take(max).collect()
+}
+
 /// The issuer of the tenant's id_tokens, as its discovery document names it.
 fn issuer(origin: &str, tenant: &str) -> String {
     format!("{origin}/{tenant}/v2.0")
@@ -252,10 +257,7 @@ fn tenant_error(tenant: &str) -> Response {
         90002,
         &format!(
             "Tenant '{}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
-            crate::text::visible(tenant)
-                .chars()
-                .take(100)
-                .collect::<String>()
+            shown(tenant, 100)
         ),
     ))
 }
@@ -424,10 +426,7 @@ fn check_request(
             90002,
             format!(
                 "Tenant '{}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
-                crate::text::visible(tenant)
-                    .chars()
-                    .take(100)
-                    .collect::<String>()
+                shown(tenant, 100)
             ),
         ));
     }
@@ -458,10 +457,7 @@ fn check_request(
             700016,
             format!(
                 "Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                crate::text::visible(&client_id)
-                    .chars()
-                    .take(100)
-                    .collect::<String>(),
+                shown(&client_id, 100),
                 auth.tenant_id
             ),
         ));
@@ -476,10 +472,7 @@ fn check_request(
             50011,
             format!(
                 "The redirect URI '{}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
-                crate::text::visible(&redirect_uri)
-                    .chars()
-                    .take(300)
-                    .collect::<String>(),
+                shown(&redirect_uri, 300),
                 client.client_id
             ),
         ));
@@ -536,10 +529,7 @@ fn check_request(
                 900021,
                 format!(
                     "The response_mode '{}' is not offered here: use query (code) or fragment.",
-                    crate::text::visible(other)
-                        .chars()
-                        .take(40)
-                        .collect::<String>()
+                    shown(other, 40)
                 ),
             ));
         }
@@ -551,10 +541,7 @@ fn check_request(
             900144,
             format!(
                 "The provided value for the input parameter 'response_type' is not valid: '{}'. Use code (with PKCE), or token / id_token token for the implicit grant.",
-                crate::text::visible(&rt)
-                    .chars()
-                    .take(40)
-                    .collect::<String>()
+                shown(&rt, 40)
             ),
         ));
     }
@@ -1058,10 +1045,7 @@ pub async fn redeem(
             500112,
             &format!(
                 "The reply address '{}' does not match the reply address '{}' provided when requesting Authorization code.",
-                crate::text::visible(redirect)
-                    .chars()
-                    .take(300)
-                    .collect::<String>(),
+                shown(redirect, 300),
                 request.redirect_uri
             ),
         );
