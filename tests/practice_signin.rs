@@ -664,3 +664,62 @@ fn urlencode(s: &str) -> String {
         .trim_start_matches("x=")
         .to_string()
 }
+
+/// This machine's address on a non-loopback interface, if it has one.
+fn outside_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn one_click_sign_in_is_offered_only_on_this_machine() {
+    let Some(ip) = outside_address() else {
+        eprintln!("SKIPPED: this machine has no address outside loopback");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Served::start_on(
+        &dir.path().join("data"),
+        served::free_port(),
+        "0.0.0.0",
+        &[],
+    );
+    let callback = format!("{VIEWER}/callback");
+    let (ok, out) = dicomlab(&[
+        "app",
+        "--service",
+        &s.origin,
+        "redirect-uri",
+        "add",
+        &callback,
+    ]);
+    assert!(ok, "{out}");
+    let from_outside = format!("http://{ip}:{}", s.port);
+    let http = no_redirects();
+    let r = http
+        .get(format!(
+            "{from_outside}/{}/oauth2/v2.0/authorize?client_id={}&response_type=code&redirect_uri={}&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            s.tenant_id,
+            s.client_id,
+            urlencode(&callback)
+        ))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.expect("page");
+    assert!(
+        !page.contains("id=\"signin\""),
+        "no button for a browser elsewhere: {page}"
+    );
+    assert!(page.contains("only in a browser on this machine"), "{page}");
+    let r = http
+        .post(format!("{from_outside}/{}/login", s.tenant_id))
+        .form(&[("flow", "anything")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 403);
+}
