@@ -7,7 +7,8 @@
 //! 2. CORS set for another origin: the user signs in, the browser blocks the requests, OHIF says the study
 //!    is not available; the viewer step says why (signed in, nothing reached the service: CORS);
 //! 3. CORS for the viewer's origin: the viewport shows the red triangle (its red pixels counted in the
-//!    screenshot), and the viewer step is ✓ on the audit log's record of the user's frame request.
+//!    screenshot), and the viewer step is ✓ on the audit log's record of the user's frame request;
+//! 4. the implicit grant (`id_token token`), as Microsoft's guide configures OHIF: the red triangle again.
 //!
 //! Skipped (with the reason printed) without chromium, node or npm, or when npm cannot fetch the pinned
 //! packages — except with `DICOMLAB_REQUIRE_BROWSER=1` (CI), where that fails the test. Node packages
@@ -148,12 +149,12 @@ impl Drop for Viewer {
 
 /// Starts `dicomlab ohif` (fetching the pinned OHIF into `cache` the first time); Err: why it could
 /// not, with what it printed.
-fn start_viewer(learner: &Learner, cache: &Path, port: u16) -> Result<Viewer, String> {
+fn start_viewer(learner: &Learner, cache: &Path, port: u16, flow: &str) -> Result<Viewer, String> {
     let addr = format!("127.0.0.1:{port}");
     std::fs::create_dir_all(cache).map_err(|e| e.to_string())?;
     let log = cache.join("ohif-stderr.log");
     let mut child = learner
-        .command(&["ohif", "--addr", &addr, "--cache"])
+        .command(&["ohif", "--addr", &addr, "--flow", flow, "--cache"])
         .arg(cache)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
@@ -272,7 +273,7 @@ async fn ohif_shows_the_lab_study_to_a_signed_in_user_and_the_viewer_step_rests_
         xdg: dir.path().join("xdg"),
     };
     let started = Instant::now();
-    let viewer = match start_viewer(&learner, &cache.join("ohif"), viewer_port) {
+    let viewer = match start_viewer(&learner, &cache.join("ohif"), viewer_port, "code") {
         Ok(v) => v,
         Err(e) if e.contains("npm") || e.contains("fetch") => {
             return skip(&format!("the pinned OHIF could not be fetched: {e}"));
@@ -407,6 +408,36 @@ async fn ohif_shows_the_lab_study_to_a_signed_in_user_and_the_viewer_step_rests_
             "/frames/1 answered 200 by your user learner@practice.dicomlab.test, from a browser"
         ),
         "{o:#}"
+    );
+    drop(viewer);
+
+    // 4. The implicit grant Microsoft's dicom-ohif guide configures (OHIF's legacy client checks the
+    //    id_token's RS256 signature against the keys, its issuer, audience, nonce and at_hash).
+    learner.run(&[
+        "app",
+        "--service",
+        &service,
+        "implicit",
+        "--access-tokens",
+        "--id-tokens",
+    ]);
+    let viewer = start_viewer(&learner, &cache.join("ohif"), viewer_port, "id_token-token")
+        .expect("dicomlab ohif --flow id_token-token");
+    let shot = shots.join("4.png");
+    let run = drive(&node_path, &chromium, &viewer, "view", &shot);
+    let (red, _) = red_pixels(&shot);
+    eprintln!(
+        "implicit grant: {red} red pixels in the viewport; first red pixel {} ms after the page was opened",
+        run["firstRedMs"]
+    );
+    assert!(red > 50_000, "{run:#}");
+    assert!(
+        run["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|q| q["url"]
+                .as_str()
+                .is_some_and(|u| u.contains("/discovery/v2.0/keys")))),
+        "the legacy client fetched the keys: {run:#}"
     );
     drop(viewer);
 }

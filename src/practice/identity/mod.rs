@@ -786,7 +786,7 @@ pub async fn sign_in(
     State(service): State<SharedService>,
     Path(tenant): Path<String>,
     parts: Parts,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if !tenant.eq_ignore_ascii_case(&service.auth.tenant_id) {
         return pages::html(
@@ -794,6 +794,13 @@ pub async fn sign_in(
             pages::error(90002, "This sign-in page belongs to another tenant."),
         );
     }
+    // The form holds a flow id and a user id: a few hundred bytes.
+    let Ok(body) = axum::body::to_bytes(body, MAX_QUERY).await else {
+        return pages::html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            pages::error(90015, "The sign-in form is too large."),
+        );
+    };
     if !is_loopback_peer(&parts) {
         return pages::html(
             StatusCode::FORBIDDEN,
