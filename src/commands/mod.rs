@@ -119,7 +119,7 @@ pub fn serve_lines(running: &crate::practice::RunningService, no_auth: bool) -> 
         out.push(format!(
             "  redirect URIs        {}",
             if uris.is_empty() {
-                "none yet: `dicomlab app redirect-uri add URI`".to_string()
+                "none yet (dicomlab app redirect-uri add URI)".to_string()
             } else {
                 uris.join(", ")
             }
