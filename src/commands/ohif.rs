@@ -193,13 +193,17 @@ async fn practice_to_do(admin: &Admin, origin: &str, client_id: &str) -> Vec<Str
     todo
 }
 
-/// How to reach the viewer from the learner's own computer over SSH.
-fn ssh_hint(ports: &[u16]) -> Option<String> {
-    let conn = std::env::var("SSH_CONNECTION").ok()?;
-    let mut parts = conn.split_whitespace();
+/// How to reach the viewer from the learner's own computer over SSH (`ssh_connection`: the
+/// `SSH_CONNECTION` variable, "client-ip client-port server-ip server-port").
+fn ssh_hint(ssh_connection: &str, user: &str, ports: &[u16]) -> Option<String> {
+    let mut parts = ssh_connection.split_whitespace();
     let (_, _, server_ip, server_port) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let user = std::env::var("USER").unwrap_or_else(|_| "you".into());
+    let server_ip = if server_ip.contains(':') {
+        format!("[{server_ip}]")
+    } else {
+        server_ip.to_string()
+    };
     let forwards: Vec<String> = ports
         .iter()
         .map(|p| format!("-L {p}:127.0.0.1:{p}"))
@@ -319,12 +323,39 @@ impl OhifCommand {
         {
             ports.push(p);
         }
-        if let Some(hint) = ssh_hint(&ports) {
+        let user = std::env::var("USER").unwrap_or_else(|_| "you".into());
+        if let Some(hint) = std::env::var("SSH_CONNECTION")
+            .ok()
+            .and_then(|c| ssh_hint(&c, &user, &ports))
+        {
             println!("{hint}");
         }
         println!("Press Ctrl-C to stop.");
         super::stop_signal().await?;
         serving.stop().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_ssh_the_ports_are_forwarded() {
+        let hint =
+            ssh_hint("203.0.113.7 52311 198.51.100.2 2222", "ada", &[3000, 8042]).expect("a hint");
+        assert!(
+            hint.contains(
+                "ssh -N -L 3000:127.0.0.1:3000 -L 8042:127.0.0.1:8042 ada@198.51.100.2 -p 2222"
+            ),
+            "{hint}"
+        );
+        let hint = ssh_hint("2001:db8::1 5 2001:db8::2 22", "ada", &[3000]).expect("a hint");
+        assert!(
+            hint.contains("ssh -N -L 3000:127.0.0.1:3000 ada@[2001:db8::2]\n"),
+            "{hint}"
+        );
+        assert_eq!(ssh_hint("", "ada", &[3000]), None);
     }
 }
