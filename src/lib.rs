@@ -2,6 +2,7 @@
 //! service's own records. This crate holds the DICOMweb client, the lab engine, the practice service, the
 //! DICOM helpers and the TUI.
 
+pub mod commands;
 pub mod config;
 pub mod dicom;
 pub mod dicomweb;
@@ -9,6 +10,7 @@ pub mod dicomweb;
 pub mod fuzzing;
 pub mod lab;
 pub mod multipart;
+pub mod ohif;
 pub mod practice;
 pub mod target;
 pub mod text;

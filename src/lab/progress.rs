@@ -468,6 +468,7 @@ mod tests {
                     tool: None,
                     detail: None,
                     parsed: Default::default(),
+                    principal: None,
                 },
             );
         }

@@ -5,13 +5,54 @@
 
 use serde::Deserialize;
 
+/// Whose requests count for a `requests` check (or one of its alternatives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum By {
+    /// The app's or a signed-in user's.
+    #[default]
+    Any,
+    /// The app's own (client credentials).
+    App,
+    /// A user signed in through the app (a delegated token, e.g. in the OHIF viewer), never the
+    /// app's own.
+    User,
+}
+
+/// One alternative of a request: a pattern, or a pattern with whose request it must be.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Alternative {
+    Plain(String),
+    With {
+        request: String,
+        #[serde(default)]
+        by: Option<By>,
+    },
+}
+
+impl Alternative {
+    pub fn request(&self) -> &str {
+        match self {
+            Alternative::Plain(s) | Alternative::With { request: s, .. } => s,
+        }
+    }
+    /// Its own `by`, if it says one (else the check's counts).
+    pub fn by(&self) -> Option<By> {
+        match self {
+            Alternative::Plain(_) => None,
+            Alternative::With { by, .. } => *by,
+        }
+    }
+}
+
 /// One request of a `requests` check: a pattern, or alternatives of which any one will do.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum RequestSpec {
     One(String),
     Any {
-        any: Vec<String>,
+        any: Vec<Alternative>,
         #[serde(default)]
         label: Option<String>,
     },
@@ -20,9 +61,14 @@ pub enum RequestSpec {
 impl RequestSpec {
     /// The patterns (as written, before placeholders are filled).
     pub fn alternatives(&self) -> Vec<&str> {
+        self.alternatives_by().into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// The patterns with the `by` each says (None: the check's).
+    pub fn alternatives_by(&self) -> Vec<(&str, Option<By>)> {
         match self {
-            RequestSpec::One(s) => vec![s.as_str()],
-            RequestSpec::Any { any, .. } => any.iter().map(String::as_str).collect(),
+            RequestSpec::One(s) => vec![(s.as_str(), None)],
+            RequestSpec::Any { any, .. } => any.iter().map(|a| (a.request(), a.by())).collect(),
         }
     }
 
