@@ -152,3 +152,56 @@ async fn a_hostile_server_cannot_reach_the_terminal_or_the_memory() {
     assert!(!shown.contains('\u{1b}'), "{shown:?}");
     assert!(shown.contains("AADSTS7000215"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_change_feed_that_never_moves_ahead_is_read_in_bounded_pages() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // `latest` claims a sequence near u64::MAX; every page gives the same old entry back (a cursor
+    // that does not move ahead). The reading must end, after a bounded number of requests.
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counted = pages.clone();
+    let entry = |seq: u64| {
+        serde_json::json!({"Sequence": seq, "Action": "Create", "StudyInstanceUid": "1.2",
+            "SeriesInstanceUid": "1.2.3", "SopInstanceUid": "1.2.3.4",
+            "Timestamp": "2026-11-30T14:00:00Z"})
+    };
+    let app = Router::new()
+        .route(
+            "/v1/changefeed/latest",
+            get(move || async move { axum::Json(entry(u64::MAX - 1)) }),
+        )
+        .route(
+            "/v1/changefeed",
+            get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move { axum::Json(serde_json::json!([entry(1)])) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let client =
+        DicomWebClient::new(&format!("http://{addr}/v1"), AuthConfig::None).expect("client");
+    let learner = dicomlab::lab::evidence::Learner::default();
+    let records = tokio::time::timeout(
+        Duration::from_secs(120),
+        dicomlab::lab::evidence::gather(
+            &client,
+            dicomlab::lab::evidence::Sources::none(&learner),
+            None,
+            dicomlab::lab::evidence::Needs {
+                feed: true,
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .expect("the feed's reading ends")
+    .expect("records");
+    let n = pages.load(Ordering::SeqCst);
+    assert!((1..=600).contains(&n), "{n} pages");
+    assert!(records.feed.is_some_and(|f| !f.is_empty()));
+}

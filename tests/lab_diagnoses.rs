@@ -129,7 +129,7 @@ async fn http_answers_read_as_the_lab_needs() {
         .expect("get");
     assert_eq!(a.status, 406);
     assert!(session.diagnose(&a).contains("transfer-syntax=*"));
-    // 409 45070: already stored counts as done.
+    // 409 45070: already stored, said as such (the ✓ stays the first store's).
     let a = c
         .store(&files[..1], StoreMode::Single, None, 1, None)
         .await
@@ -139,7 +139,7 @@ async fn http_answers_read_as_the_lab_needs() {
     assert!(
         session
             .diagnose(&a)
-            .contains("45070: already stored — that counts as done")
+            .contains("45070: already stored on this service")
     );
     // 409 43264: wrong study in the URL.
     let a = c

@@ -456,6 +456,38 @@ async fn two_learners_on_one_service_never_credit_each_other() {
         "{b_store_o:?}"
     );
     assert!(outcome(&b_results, "search-samples").is_pass());
+
+    // A's tag, disabled: in B's tag list too, but B's audit rows show no add or update of B's.
+    assert_eq!(
+        tool_a
+            .json(
+                reqwest::Method::POST,
+                "extendedquerytags",
+                r#"[{"Path":"PatientSex","Level":"Study"}]"#
+            )
+            .await,
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        tool_a
+            .json(
+                reqwest::Method::PATCH,
+                "extendedquerytags/PatientSex",
+                r#"{"QueryStatus":"Disabled"}"#
+            )
+            .await,
+        200
+    );
+    let b_results = b_session.check_all(&lab, &mut b_store, None).await;
+    for id in ["tag-add", "tag-disable", "tag-delete"] {
+        let o = outcome(&b_results, id);
+        assert!(!o.is_pass(), "{id} is A's, not B's: {o:?}");
+    }
+    let a_results = a.check().await;
+    for id in ["tag-add", "tag-disable"] {
+        assert!(outcome(&a_results, id).is_pass(), "{id}");
+    }
 }
 
 #[tokio::test]
@@ -677,4 +709,51 @@ async fn a_question_answered_right_is_evidence_where_reads_leave_no_record() {
         .answer(&f.lab, &before, "search-samples", "20200922")
         .await;
     assert!(date.is_pass(), "{date:?}");
+}
+
+#[tokio::test]
+async fn the_checks_own_requests_never_count_where_the_logs_keep_no_user_agent() {
+    // Azure's audit and sign-in logs keep no User-Agent: only the ledger of what the checks sent tells
+    // their rows (made with the learner's app) from the learner's.
+    let mut f = fresh_with(ServiceConfig {
+        audit_user_agent: false,
+        ..ServiceConfig::default()
+    })
+    .await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    // Checked twice: the role check's empty store, the checks' token, their reads. The second run
+    // reads the rows of the first from the log, with the ledger kept in progress.
+    let _ = f.check().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let results = f.check().await;
+    for id in [
+        "get-token",
+        "store-samples",
+        "search-samples",
+        "retrieve-samples",
+    ] {
+        let o = outcome(&results, id);
+        assert!(!o.is_pass(), "{id}: {o:?}");
+        assert!(
+            o.tried().is_empty(),
+            "{id} shows the checks' requests: {o:?}"
+        );
+    }
+    assert!(
+        !f.store
+            .target(&f.lab.id, &f.session.target_key)
+            .own
+            .is_empty(),
+        "the checks' requests are kept with progress"
+    );
+    // The learner's own token and store count, as ever.
+    let curl = lab_tool(&f.svc, "curl/8.5.0").await;
+    curl.store_samples().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let passed = passed_steps(&mut f).await;
+    assert!(
+        passed.contains("get-token") && passed.contains("store-samples"),
+        "{passed:?}"
+    );
+    assert!(!passed.contains("search-samples"), "{passed:?}");
 }

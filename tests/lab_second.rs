@@ -122,8 +122,18 @@ async fn the_second_lab_on_the_practice_service_with_curl() {
             "{id}: {o:?}"
         );
     }
-    // The questions' answers come from the service: the lab's attributes, the diamond's frame size.
+    // Where the audit log records reads, an answer is not asked for: the records are the evidence.
     let before = store.target(&lab.id, &session.target_key);
+    let a = session.answer(&lab, &before, "read-metadata", "320").await;
+    assert!(
+        matches!(&a, Outcome::Ready { detail, .. } if detail.contains("audit log records")),
+        "{a:?}"
+    );
+    // Where no log is read (a workspace that is not there), the questions' answers come from the
+    // service: the lab's attributes, the diamond's frame size.
+    let mut p = profile_for(&svc);
+    p.log_workspace = "00000000-0000-0000-0000-000000000000".into();
+    let session = Session::open(&p, None, None).await.expect("session");
     let a = session.answer(&lab, &before, "read-metadata", "320").await;
     assert!(a.is_pass(), "{a:?}");
     let a = session

@@ -35,6 +35,10 @@ pub(crate) struct ServeArgs {
     /// Hold audit-log records back this many seconds, the way Azure delivers them minutes late.
     #[arg(long, default_value_t = 0)]
     audit_delay: u64,
+    /// Logs without the practice service's extra UserAgent column, as Azure's (dicomlab then tells
+    /// its checks' own requests apart by the ledger it keeps, as on Azure).
+    #[arg(long)]
+    audit_without_user_agent: bool,
     /// Connections served at once; one more is answered 503.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
@@ -89,6 +93,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         token_lifetime: Duration::from_secs(args.token_seconds.max(1)),
         reindex_min_duration: Duration::from_secs_f64(args.reindex_seconds.clamp(0.0, 3600.0)),
         audit_delay: Duration::from_secs(args.audit_delay.min(24 * 3600)),
+        audit_user_agent: !args.audit_without_user_agent,
         memory_budget: args.memory_mib.clamp(16, 1 << 20) * 1024 * 1024,
         limits: practice::server::ConnectionLimits {
             max_connections: args.max_connections.max(1),

@@ -215,6 +215,8 @@ pub struct DicomWebClient {
     /// query parameter where the route ignores unknown ones) so that no record of them is taken for
     /// the learner's.
     by_check: bool,
+    /// Where a checking client notes what it sends (see [`crate::dicomweb::ledger`]).
+    ledger: Option<super::ledger::Ledger>,
 }
 
 /// The User-Agent of the checks' requests: the practice service's audit log keeps it.
@@ -244,6 +246,7 @@ impl DicomWebClient {
             timeout,
             retries: 3,
             by_check: false,
+            ledger: None,
         })
     }
 
@@ -259,7 +262,14 @@ impl DicomWebClient {
             timeout: self.timeout,
             retries: self.retries,
             by_check: true,
+            ledger: self.ledger.clone(),
         }
+    }
+
+    /// Notes every request this (checking) client sends in `ledger`.
+    pub fn with_ledger(mut self, ledger: super::ledger::Ledger) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Whether this is a checking client.
@@ -337,6 +347,11 @@ impl DicomWebClient {
             ms = e.duration_ms,
             "exchange"
         );
+        if self.by_check
+            && let Some(l) = &self.ledger
+        {
+            l.note(&e.method, &e.url, &e.at);
+        }
         if let Some(s) = &self.sink {
             let _ = s.send(e.clone());
         }

@@ -49,7 +49,7 @@ impl LogTable {
     /// Most rows read from one answer.
     pub const MAX_ROWS: usize = 30_000;
 
-    fn index(&self, column: &str) -> Option<usize> {
+    pub fn index(&self, column: &str) -> Option<usize> {
         self.columns
             .iter()
             .position(|c| c.eq_ignore_ascii_case(column))

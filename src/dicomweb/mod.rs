@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod client;
 pub mod exchange;
+pub mod ledger;
 pub mod loganalytics;
 pub mod multipart;
 pub mod routes;
@@ -14,6 +15,7 @@ pub mod routes;
 pub use auth::{AuthConfig, Claims, Secret, Token, TokenError, TokenVersion};
 pub use client::{Answer, ClientError, DicomWebClient, Level, StoreMode, StoreProgress};
 pub use exchange::Exchange;
+pub use ledger::{Ledger, OwnRequest};
 pub use loganalytics::{LogError, LogReader, LogTable};
 pub use routes::{BaseUrl, InstanceRef, Retrieve};
 

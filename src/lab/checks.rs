@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::dataset::Instance;
 use super::diagnose::{Failed, Place, diagnose_answer, diagnose_status};
-use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source};
+use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source, rfc3339};
 use super::model::{AnswerFrom, By, Check, Lab, Level, Permission, Step};
 use super::progress::StepProgress;
 use super::request::RequestPattern;
@@ -194,7 +194,7 @@ fn pass(detail: impl Into<String>, evidence: Evidence) -> Outcome {
     }
 }
 
-fn ready(detail: impl Into<String>, tried: Vec<Tried>) -> Outcome {
+pub(crate) fn ready(detail: impl Into<String>, tried: Vec<Tried>) -> Outcome {
     Outcome::Ready {
         detail: detail.into(),
         tried,
@@ -355,7 +355,17 @@ impl CheckContext<'_> {
 
     fn saved_subject(&self, kind: &str) -> Option<String> {
         let step = self.lab.step_of_kind(kind)?;
-        self.saved.get(&step.id).and_then(|p| p.subject.clone())
+        self.saved
+            .get(&step.id)
+            .and_then(|p| p.subject.clone())
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    /// Whether the service's state alone (a tag in the list, an instance gone) may stand for the
+    /// learner's request: only where no record of requests is read (records would show the request
+    /// itself, so their silence counts) and the service is the learner's own.
+    fn state_may_show(&self) -> bool {
+        !self.records.audit_read() && !self.shared
     }
 }
 
@@ -705,11 +715,22 @@ async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome
             tried,
         );
     }
+    // Which request stored an entry: dicomlab's own exchange is timed when it was sent (the entry
+    // follows within the upload); an audit row when the request ended (the entry precedes it). A few
+    // seconds either way for the clocks; an attempt or entry without a time is not attributed.
     let near = |a: &Attempt, e: &FeedEntry| match (a.time(), e.timestamp) {
         (Some(at), Some(ts)) => {
-            at >= ts - time::Duration::minutes(2) && at <= ts + time::Duration::minutes(10)
+            let (before, after) = match a.source {
+                Source::Dicomlab => (time::Duration::minutes(10), time::Duration::seconds(5)),
+                _ => (time::Duration::seconds(5), time::Duration::minutes(2)),
+            };
+            // Checked: a hostile timestamp near the calendar's ends is no panic.
+            match (ts.checked_sub(before), ts.checked_add(after)) {
+                (Some(lo), Some(hi)) => at >= lo && at <= hi,
+                _ => false,
+            }
         }
-        _ => true,
+        _ => false,
     };
     let mut mine = Vec::new();
     let mut by_others = Vec::new();
@@ -1231,22 +1252,35 @@ fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&str>) -> Outc
             tried,
         };
     }
-    let name = tag.clone().unwrap_or_default();
     match (add, listed) {
-        (Some(a), _) => pass(
-            format!("{name} added ({}{})", local_time(&a.at), tool_suffix(a)),
-            Evidence::new(
+        (Some(a), _) => {
+            // The add's body is in no record: the tag is named when the list or a later request
+            // shows it, and only then becomes the next steps' subject.
+            let evidence = Evidence::new(
                 a.source,
                 format!(
-                    "{} answered 202 (the re-index started){}; tag {name}",
+                    "{} answered 202 (the re-index started){}{}",
                     a.line(),
-                    tool_suffix(a)
+                    tool_suffix(a),
+                    tag.as_deref().map(|t| format!("; tag {t}")).unwrap_or_default()
                 ),
                 a.time(),
-            )
-            .about(name.clone()),
-        ),
-        (None, Some(e)) => pass(
+            );
+            let (detail, evidence) = match tag.as_deref().filter(|t| !t.trim().is_empty()) {
+                Some(t) => (
+                    format!("{t} added ({}{})", local_time(&a.at), tool_suffix(a)),
+                    evidence.about(t.to_string()),
+                ),
+                None => (
+                    format!("a tag added ({}{})", local_time(&a.at), tool_suffix(a)),
+                    evidence,
+                ),
+            };
+            pass(detail, evidence)
+        }
+        (None, Some(e)) if ctx.state_may_show() => {
+            let name = tag_name(&e.path);
+            pass(
             format!("{name} is in the tag list (status {})", e.status),
             Evidence::new(
                 Source::ServiceState,
@@ -1257,7 +1291,26 @@ fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&str>) -> Outc
                 None,
             )
             .about(name.clone()),
-        ),
+            )
+        }
+        // In the list, but the records show no add of the learner's since the step began.
+        (None, Some(e)) => {
+            let name = tag_name(&e.path);
+            ctx.after_attempts(step, expected, tried, |tried| {
+                ready(
+                    format!(
+                        "{name} is in the tag list, but {} no add of yours{}: add a tag of your own (POST to {{baseUrl}}/extendedquerytags)",
+                        if ctx.shared && !ctx.records.audit_read() {
+                            "this service is shared and nothing shows"
+                        } else {
+                            "the records show"
+                        },
+                        ctx.since.map(|t| format!(" since {}", local_time(&rfc3339(t)))).unwrap_or_default()
+                    ),
+                    tried,
+                )
+            })
+        }
         (None, None) => ctx.after_attempts(step, expected, tried, |tried| ready(
                 format!(
                     "no tag yet: POST [{{\"Path\":\"{}\",\"Level\":\"Study\"}}] to {{baseUrl}}/extendedquerytags",
@@ -1354,7 +1407,11 @@ fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outco
         .and_then(|tags| tags.iter().find(|e| same_tag(&e.path, &tag)));
     let tried = ctx.tried(is_patch, |a| a.status != 200);
     match (listed, patched) {
-        (Some(e), p) if e.query_status.eq_ignore_ascii_case(query_status) => pass(
+        (Some(e), p)
+            if e.query_status.eq_ignore_ascii_case(query_status)
+                && (p.is_some() || ctx.state_may_show()) =>
+        {
+            pass(
             format!("{tag} has queryStatus {}", e.query_status),
             match p {
                 Some(a) => Evidence::new(
@@ -1376,7 +1433,8 @@ fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outco
                     None,
                 ),
             },
-        ),
+            )
+        }
         // The tag is gone now (deleted later): the record of the update is what is left.
         (None, Some(a)) => pass(
             format!(
@@ -1394,6 +1452,17 @@ fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outco
                 a.time(),
             ),
         ),
+        (Some(e), _) if e.query_status.eq_ignore_ascii_case(query_status) => {
+            ctx.after_attempts(step, expected, tried, |tried| {
+                ready(
+                    format!(
+                        "{tag} has queryStatus {} already, but the records show no PATCH of yours: PATCH {{\"QueryStatus\": \"{query_status}\"}} to {{baseUrl}}/extendedquerytags/{tag}",
+                        e.query_status
+                    ),
+                    tried,
+                )
+            })
+        }
         (Some(e), _) => match tried.first() {
             Some(t) => fail(
                 expected,
@@ -1450,7 +1519,7 @@ fn tag_deleted(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
         .step_of_kind("tag_added")
         .is_some_and(|s| ctx.done.contains(&s.id));
     let tried = ctx.tried(is_delete, |a| a.status != 204);
-    if !listed && added && ctx.saved_subject("tag_added").is_some() {
+    if !listed && added && ctx.saved_subject("tag_added").is_some() && ctx.state_may_show() {
         return pass(
             format!("{tag} is gone from the tag list"),
             Evidence::new(

@@ -10,7 +10,10 @@ pub fn to_local(t: OffsetDateTime) -> OffsetDateTime {
         .timestamp_opt(t.unix_timestamp(), 0)
         .single()
         .map_or(0, |d| d.offset().fix().local_minus_utc());
-    UtcOffset::from_whole_seconds(secs).map_or(t, |o| t.to_offset(o))
+    UtcOffset::from_whole_seconds(secs)
+        .ok()
+        .and_then(|o| t.checked_to_offset(o))
+        .unwrap_or(t)
 }
 
 /// `Mon 30 Nov 14:03` (local), from RFC 3339; the text itself when it is not a time.

@@ -112,12 +112,13 @@ impl Dataset {
         let mut m = BTreeMap::new();
         for i in &self.instances {
             for (field, v) in [
-                ("", &i.sop),
-                (".study", &i.study),
-                (".series", &i.series),
-                (".file", &i.file),
+                ("", i.sop.as_str()),
+                (".study", i.study.as_str()),
+                (".series", i.series.as_str()),
+                (".file", i.file.as_str()),
+                (".title", i.display()),
             ] {
-                m.insert(format!("{{{}{field}}}", i.name), v.clone());
+                m.insert(format!("{{{}{field}}}", i.name), v.to_string());
             }
         }
         m
@@ -142,6 +143,10 @@ impl Dataset {
             message,
         };
         let mut seen = std::collections::HashSet::new();
+        let (mut files, mut sops) = (
+            std::collections::HashSet::new(),
+            std::collections::HashSet::new(),
+        );
         for i in &self.instances {
             if i.name.is_empty()
                 || !i
@@ -173,6 +178,26 @@ impl Dataset {
                         ),
                     ));
                 }
+            }
+            // Two instances in one file, or one SOP Instance UID twice: the second store would
+            // overwrite the first, or answer 409 45070.
+            if !files.insert(i.file.to_ascii_lowercase()) {
+                return Err(err(
+                    i,
+                    format!(
+                        "the file name '{}' of '{}' is used by another instance",
+                        i.file, i.name
+                    ),
+                ));
+            }
+            if !sops.insert(i.sop.as_str()) {
+                return Err(err(
+                    i,
+                    format!(
+                        "the SOP Instance UID of '{}' is another instance's too",
+                        i.name
+                    ),
+                ));
             }
             if i.file.is_empty() || i.file.contains(['/', '\\']) {
                 return Err(err(

@@ -84,7 +84,7 @@ pub fn diagnose_status(place: Place<'_>, f: &Failed<'_>) -> String {
         ),
         409 => match f.body {
             Some(b) => stow_conflict(b),
-            None => "409 Conflict: no instance was stored — each was already stored (45070: that counts as done) or is not valid (43264); the answer's FailureReason says which.".into(),
+            None => "409 Conflict: no instance was stored — each was already stored (45070: the instance is there; the ✓ comes from who stored it first) or is not valid (43264); the answer's FailureReason says which.".into(),
         },
         400 if tags && body.as_deref().is_some_and(|b| b.contains("already supported")) => format!(
             "400: {} — it is a core searchable attribute already (the workshop's ManufacturerModelName is one now): add another tag, e.g. PatientSex.",
@@ -151,7 +151,9 @@ fn stow_conflict(body: &str) -> String {
 /// What a STOW FailureReason or WarningReason code means (contract §3.5), in the learner's words.
 pub fn reason_text(code: u64) -> &'static str {
     match code {
-        45070 => "already stored — that counts as done (delete it first to replace it)",
+        45070 => {
+            "already stored on this service (by you earlier, or by another client): the ✓ is the first store's, from the change feed; delete it first to store it again"
+        }
         43264 => {
             "not a valid DICOM file, a required attribute is missing or invalid, or the file belongs to another study than the one in the URL"
         }

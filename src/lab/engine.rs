@@ -47,6 +47,8 @@ pub struct Session {
     pub log_delay: u64,
     /// The service is shared with other learners.
     pub shared: bool,
+    /// What the checks sent themselves (kept with progress at each record).
+    pub ledger: crate::dicomweb::Ledger,
     /// What is wrong with the profile (one validation for config and checks).
     pub profile_problems: Vec<String>,
 }
@@ -63,7 +65,10 @@ impl Session {
             .tempdir()
             .map_err(SessionError::Scratch)?;
         let t = crate::target::open(profile, practice_data, sink).await?;
-        let checker = t.client.checking();
+        let ledger = crate::dicomweb::Ledger::default();
+        let checker = t.client.checking().with_ledger(ledger.clone());
+        // The log reader's own token fetches are told apart by their resource (Log Analytics').
+        let log = t.log;
         Ok(Session {
             kind: t.kind,
             client: t.client,
@@ -72,9 +77,10 @@ impl Session {
             practice: t.practice,
             roles: t.roles,
             scratch,
-            log: t.log,
+            log,
             log_delay: t.log_delay,
             shared: profile.shared,
+            ledger,
             profile_problems: profile.problems(),
         })
     }
@@ -115,7 +121,10 @@ impl Session {
             ids.extend(c.oid.clone());
             ids.extend(c.app.clone());
         }
-        Learner { ids }
+        Learner {
+            ids,
+            shared: self.shared,
+        }
     }
 
     /// Runs the checks of every step (or only `only`) without touching progress (the caller records):
@@ -153,12 +162,18 @@ impl Session {
         } else {
             Learner::default()
         };
+        // The checks' own requests: kept in progress, and those of this session not yet kept.
+        let mut own = before.own.clone();
+        own.extend(self.ledger.snapshot());
         let gathered = evidence::gather(
             &self.checker,
-            self.log.as_ref(),
-            self.log_delay,
-            &learner,
-            &before.did,
+            evidence::Sources {
+                log: self.log.as_ref(),
+                delay_secs: self.log_delay,
+                learner: &learner,
+                did: &before.did,
+                own: &own,
+            },
             before.earliest_since(),
             needs,
         )
@@ -266,7 +281,27 @@ impl Session {
 
     /// Records an outcome in progress.
     pub fn record(&self, lab: &Lab, store: &mut ProgressStore, step_id: &str, outcome: &Outcome) {
+        self.keep_own(lab, store);
         store.record(&lab.id, &self.target_key, step_id, outcome);
+    }
+
+    /// Moves the checks' own requests noted so far into progress (their audit rows arrive later).
+    pub fn keep_own(&self, lab: &Lab, store: &mut ProgressStore) {
+        store.own(&lab.id, &self.target_key, self.ledger.take());
+    }
+
+    /// Records an outcome judged from `before` unless the step was reset meanwhile (see
+    /// [`ProgressStore::record_from`]); whether it was recorded.
+    pub fn record_from(
+        &self,
+        lab: &Lab,
+        store: &mut ProgressStore,
+        before: &TargetProgress,
+        step_id: &str,
+        outcome: &Outcome,
+    ) -> bool {
+        self.keep_own(lab, store);
+        store.record_from(&lab.id, &self.target_key, before, step_id, outcome)
     }
 
     /// Keeps one of the learner's exchanges sent from dicomlab (never the checks').
@@ -326,15 +361,19 @@ impl Session {
             };
         };
         let needs = Needs {
+            // Where the audit log records the learner's reads, they are the evidence: an answer
+            // (which dicomlab checks by reading the service itself) is for services without.
+            audit: self.log.is_some(),
             feed: matches!(q.answer, super::model::AnswerFrom::ChangeFeed { .. }),
             ..Needs::default()
         };
+        let learner = Learner::default();
         let records = match evidence::gather(
             &self.checker,
-            None,
-            0,
-            &Learner::default(),
-            &[],
+            evidence::Sources {
+                log: self.log.as_ref(),
+                ..evidence::Sources::none(&learner)
+            },
             None,
             needs,
         )
@@ -350,6 +389,12 @@ impl Session {
                 };
             }
         };
+        if records.audit_read() {
+            return checks::ready(
+                "this service's audit log records your requests: the step is checked from it, no answer needed (press c to check)",
+                Vec::new(),
+            );
+        }
         let done = HashSet::new();
         let ctx = CheckContext {
             client: &self.checker,

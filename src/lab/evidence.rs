@@ -17,13 +17,14 @@
 //! dicomlab's exchanges), other clients' attempts (to say "stored by someone else"), the change feed and
 //! the tag list. Records of the checks' own requests are left out (see `DicomWebClient::checking`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::dicomweb::client::CHECK_MARK;
+use crate::dicomweb::ledger::{OwnRequest, route_key};
 
 /// The product part of the checks' User-Agent (`dicomlab-check/<version>`).
 const CHECK_AGENT: &str = "dicomlab-check/";
@@ -285,7 +286,8 @@ pub fn tool_of(user_agent: &str) -> Option<String> {
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -385,6 +387,9 @@ pub struct Needs {
 #[derive(Debug, Clone, Default)]
 pub struct Learner {
     pub ids: HashSet<String>,
+    /// The service is shared: a row that names no caller is nobody's (on a service of the
+    /// learner's own it is theirs).
+    pub shared: bool,
 }
 
 impl Learner {
@@ -407,29 +412,56 @@ impl Learner {
 
 /// Most change-feed entries read in one check run.
 const MAX_FEED: usize = 50_000;
+/// Most change-feed pages read for one check (100 entries or sequences each).
+const MAX_FEED_PAGES: usize = MAX_FEED / 100 + 10;
 
-/// Gathers what `needs` asks for. `did` are dicomlab's own exchanges saved in progress.
+/// Where the learner's attempts are read from.
+pub struct Sources<'a> {
+    /// The audit log's reader, when the target has one.
+    pub log: Option<&'a LogReader>,
+    /// How late its rows may arrive, in seconds.
+    pub delay_secs: u64,
+    pub learner: &'a Learner,
+    /// dicomlab's own exchanges for the learner, saved in progress.
+    pub did: &'a [Attempt],
+    /// The checks' own requests: their rows are left out.
+    pub own: &'a [OwnRequest],
+}
+
+impl<'a> Sources<'a> {
+    /// No log, no saved attempts.
+    pub fn none(learner: &'a Learner) -> Sources<'a> {
+        Sources {
+            log: None,
+            delay_secs: 0,
+            learner,
+            did: &[],
+            own: &[],
+        }
+    }
+}
+
+/// Gathers what `needs` asks for.
 pub async fn gather(
     client: &DicomWebClient,
-    reader: Option<&LogReader>,
-    delay_secs: u64,
-    learner: &Learner,
-    did: &[Attempt],
+    from: Sources<'_>,
     since: Option<OffsetDateTime>,
     needs: Needs,
 ) -> Result<Records, ClientError> {
     let mut r = Records::empty();
-    r.attempts.extend(did.iter().cloned());
+    r.attempts.extend(from.did.iter().cloned());
     if needs.audit {
-        match reader {
+        match from.log {
             None => {}
             // The log is another service (on Azure another host): its failure never blocks the checks.
-            Some(reader) => match read_audit(reader, learner, since).await {
+            Some(reader) => match read_audit(reader, from.learner, since, from.own).await {
                 Ok((mine, others, named)) => {
                     r.attempts.extend(mine);
                     r.others = others;
                     r.audit_names_caller = named;
-                    r.audit = AuditState::Read { delay_secs };
+                    r.audit = AuditState::Read {
+                        delay_secs: from.delay_secs,
+                    };
                 }
                 Err(LogError::Client(e)) => {
                     r.audit = AuditState::Failed(super::diagnose::diagnose_error(&e));
@@ -456,6 +488,58 @@ pub async fn gather(
     Ok(r)
 }
 
+/// The Log Analytics API's app id: a sign-in row's ResourceIdentity for a token to read the logs.
+const LOG_ANALYTICS_APP_ID: &str = "ca7f3f0b-7d91-482c-8e09-c8ec3fa6a22d";
+
+/// How far apart a check's request and its audit row may be (the row is written when it ends).
+const OWN_WINDOW_SECS: i64 = 120;
+
+/// Takes out of `attempts` the log rows of the checks' own requests: each request matches at most
+/// one row, of the same method and route, within [`OWN_WINDOW_SECS`] after it was sent.
+fn leave_out_own(attempts: &mut Vec<Attempt>, own: &[OwnRequest]) {
+    if own.is_empty() {
+        return;
+    }
+    let mut by_route: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    for (i, a) in attempts.iter().enumerate() {
+        if a.source == Source::AuditLog {
+            by_route
+                .entry((a.method.to_ascii_uppercase(), route_key(&a.url)))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut drop = vec![false; attempts.len()];
+    for o in own {
+        let Some(sent) = parse_timestamp(&o.at) else {
+            continue;
+        };
+        let Some(rows) = by_route.get(&(o.method.clone(), o.path.clone())) else {
+            continue;
+        };
+        let window = |t: OffsetDateTime| {
+            let d = (t - sent).whole_seconds();
+            (-5..=OWN_WINDOW_SECS).contains(&d)
+        };
+        // The nearest row not yet matched.
+        let best = rows
+            .iter()
+            .filter(|&&i| !drop[i])
+            .filter_map(|&i| Some((i, attempts[i].time()?)))
+            .filter(|(_, t)| window(*t))
+            .min_by_key(|(_, t)| (*t - sent).abs());
+        if let Some((i, _)) = best {
+            drop[i] = true;
+        }
+    }
+    let mut i = 0;
+    attempts.retain(|_| {
+        let keep = !drop[i];
+        i += 1;
+        keep
+    });
+}
+
 /// A failure to reach the service at all (the checks then say "blocked by …" once).
 pub fn is_transport(e: &ClientError) -> bool {
     matches!(
@@ -468,36 +552,92 @@ pub fn is_transport(e: &ClientError) -> bool {
     )
 }
 
+impl Learner {
+    /// The ids that may go into a query: GUID-like text only (a value from a config file or a token
+    /// never becomes query syntax).
+    fn query_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .ids
+            .iter()
+            .map(String::as_str)
+            .filter(|i| {
+                (3..=64).contains(&i.len())
+                    && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
 /// The query dicomlab sends: the newest completed requests since `since` (Started rows carry no
-/// status); older ones have credited their steps already, in progress.
-pub fn audit_query(since: Option<OffsetDateTime>) -> String {
+/// status) that name the learner or no caller at all; older ones have credited their steps
+/// already, in progress. Filtered in the workspace: on a shared service the newest rows of
+/// everyone would crowd the learner's out.
+pub fn audit_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let ids = learner.query_ids();
+    let who = if ids.is_empty() {
+        String::new()
+    } else {
+        // Anywhere in the identity: Azure's claim names vary (appid, azp, oid, URIs).
+        let mut any: Vec<String> = ids
+            .iter()
+            .map(|i| format!("tostring(Identity) contains \"{i}\""))
+            .collect();
+        if !learner.shared {
+            any.push("tostring(Identity) !has \"claims\"".into());
+        }
+        format!(" | where {}", any.join(" or "))
+    };
     format!(
-        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\" | order by TimeGenerated desc | take 20000",
+        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\"{who} | order by TimeGenerated desc | take 20000",
         rfc3339(since)
     )
 }
 
-fn signin_query(since: Option<OffsetDateTime>) -> String {
-    signin_table_query("AADServicePrincipalSignInLogs", since)
-}
-
-fn signin_table_query(table: &str, since: Option<OffsetDateTime>) -> String {
+/// Everyone's stores since `since`: who else stored the lab's instances (a small query beside the
+/// learner's).
+fn stores_query(since: Option<OffsetDateTime>) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
-        "{table} | where TimeGenerated >= datetime({}) | order by TimeGenerated desc | take 2000",
+        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\" and OperationName contains \"store\" | order by TimeGenerated desc | take 2000",
+        rfc3339(since)
+    )
+}
+
+fn signin_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
+    signin_table_query("AADServicePrincipalSignInLogs", since, learner)
+}
+
+fn signin_table_query(table: &str, since: Option<OffsetDateTime>, learner: &Learner) -> String {
+    let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let ids = learner.query_ids();
+    let who = if ids.is_empty() {
+        String::new()
+    } else {
+        let any: Vec<String> = ids.iter().map(|i| format!("AppId =~ \"{i}\"")).collect();
+        format!(" | where {}", any.join(" or "))
+    };
+    format!(
+        "{table} | where TimeGenerated >= datetime({}){who} | order by TimeGenerated desc | take 2000",
         rfc3339(since)
     )
 }
 
 /// The learner's and the others' attempts from the audit and sign-in logs, and whether rows name
 /// their caller.
+///
+/// The checks' own requests are left out by their User-Agent where a table keeps it (the practice
+/// service's), else by the ledger of what they sent (`own`: Azure's tables keep no User-Agent).
 async fn read_audit(
     reader: &LogReader,
     learner: &Learner,
     since: Option<OffsetDateTime>,
+    own: &[OwnRequest],
 ) -> Result<(Vec<Attempt>, Vec<Attempt>, bool), LogError> {
-    let table = reader.query(&audit_query(since), None).await?;
+    let keeps_agent = |t: &LogTable| t.index("UserAgent").is_some();
+    let table = reader.query(&audit_query(since, learner), None).await?;
     let (mut mine, mut others) = (Vec::new(), Vec::new());
     let mut named = false;
     for row in &table.rows {
@@ -513,28 +653,50 @@ async fn read_audit(
                 named = true;
                 others.push(a);
             }
-            // A row that names no caller: the service is the learner's own (or marked shared).
+            // A row that names no caller: the learner's on a service of their own; on a shared
+            // one it could be anyone's, so nobody's.
+            None if learner.shared => {}
             None => mine.push(a),
         }
     }
+    if !keeps_agent(&table) {
+        leave_out_own(&mut mine, own);
+    }
+    // The main query holds the learner's rows only: others' stores, to say who stored what.
+    if !learner.query_ids().is_empty() {
+        let t = reader.query(&stores_query(since), None).await?;
+        for row in &t.rows {
+            if learner.is(&t.dynamic(row, "Identity")) == Some(false)
+                && let Some(a) = audit_attempt(&t, row)
+            {
+                named = true;
+                others.push(a);
+            }
+        }
+    }
     // The sign-in log is optional on Azure (a tenant exports it, or not).
-    match reader.query(&signin_query(since), None).await {
+    match reader.query(&signin_query(since, learner), None).await {
         Ok(t) => {
+            let mut rows = Vec::new();
             for row in &t.rows {
                 if let Some(a) = signin_attempt(&t, row) {
                     let app = t.text(row, "AppId").unwrap_or_default();
                     if learner.ids.iter().any(|i| i.eq_ignore_ascii_case(&app)) {
-                        mine.push(a);
+                        rows.push(a);
                     }
                 }
             }
+            if !keeps_agent(&t) {
+                leave_out_own(&mut rows, own);
+            }
+            mine.extend(rows);
         }
         Err(e) if e.no_such_table() => {}
         Err(e) => tracing::info!("the sign-in log could not be read: {e}"),
     }
     // Users' sign-ins through the learner's app (Azure exports SigninLogs when the tenant sends it).
     match reader
-        .query(&signin_table_query("SigninLogs", since), None)
+        .query(&signin_table_query("SigninLogs", since, learner), None)
         .await
     {
         Ok(t) => {
@@ -623,8 +785,11 @@ fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         return None;
     }
     let resource = t.text(row, "ResourceIdentity").unwrap_or_default();
-    // Only tokens for the DICOM service count (dicomlab's own log reads ask for Log Analytics').
-    if resource.contains("loganalytics") {
+    // Only tokens for the DICOM service count (dicomlab's own log reads ask for Log Analytics',
+    // named by its URL or, on Azure, by its app id).
+    if resource.contains("loganalytics")
+        || crate::dicomweb::same_guid(resource.trim(), LOG_ANALYTICS_APP_ID)
+    {
         return None;
     }
     let result = t.text(row, "ResultType").unwrap_or_default();
@@ -678,8 +843,15 @@ async fn read_feed(client: &DicomWebClient) -> Result<Option<Vec<FeedEntry>>, Re
         .unwrap_or(0);
     let v2 = client.base_url().is_v2();
     let mut out = Vec::new();
-    let (mut offset, limit) = (0u64, 100u32);
-    loop {
+    let limit = 100u32;
+    // v1's offset is a sequence cursor: start at the newest MAX_FEED sequences (what the lab's steps
+    // look for is recent). v2's is a count of rows to skip, from the oldest.
+    let mut offset = if v2 {
+        0
+    } else {
+        last.saturating_sub(MAX_FEED as u64)
+    };
+    for _ in 0..MAX_FEED_PAGES {
         let a = client.change_feed(offset, limit, false).await?;
         if !a.ok() {
             return Err(ReadError::Answer(Box::new(a)));
@@ -709,7 +881,7 @@ async fn read_feed(client: &DicomWebClient) -> Result<Option<Vec<FeedEntry>>, Re
         }
         if v2 {
             offset += page.len() as u64;
-            if page.len() < limit as usize {
+            if page.is_empty() || page.len() < limit as usize {
                 break;
             }
         } else {
@@ -717,7 +889,12 @@ async fn read_feed(client: &DicomWebClient) -> Result<Option<Vec<FeedEntry>>, Re
                 .iter()
                 .filter_map(|e| get_ci(e, "sequence").and_then(Value::as_u64))
                 .max();
-            offset = max.unwrap_or(offset + u64::from(limit));
+            // A cursor that does not move ahead (a page of older or no sequences) moves by the
+            // window instead: the loop always ends.
+            offset = match max {
+                Some(m) if m > offset => m,
+                _ => offset.saturating_add(u64::from(limit)),
+            };
             if offset >= last {
                 break;
             }
@@ -796,6 +973,90 @@ mod tests {
         );
     }
 
+    fn row(at: &str, method: &str, url: &str) -> Attempt {
+        Attempt {
+            at: at.into(),
+            method: method.into(),
+            url: url.into(),
+            status: 200,
+            source: Source::AuditLog,
+            tool: None,
+            detail: None,
+            parsed: Default::default(),
+            principal: None,
+        }
+    }
+
+    #[test]
+    fn the_checks_own_rows_are_left_out_one_for_one() {
+        let mut rows = vec![
+            row(
+                "2026-11-30T14:00:01Z",
+                "GET",
+                "https://h/v1/studies/1/metadata",
+            ),
+            row(
+                "2026-11-30T14:00:02Z",
+                "GET",
+                "https://h/v1/studies/1/metadata",
+            ),
+            row("2026-11-30T14:00:03Z", "POST", "/oauth2/token"),
+            row(
+                "2026-11-30T15:00:00Z",
+                "GET",
+                "https://h/v1/studies/1/metadata",
+            ),
+        ];
+        let own = [
+            OwnRequest {
+                at: "2026-11-30T14:00:00Z".into(),
+                method: "GET".into(),
+                path: route_key("https://h/v1/studies/1/metadata?x=1"),
+            },
+            OwnRequest {
+                at: "2026-11-30T14:00:02Z".into(),
+                method: "POST".into(),
+                path: route_key("https://login.example/tenant/oauth2/v2.0/token"),
+            },
+        ];
+        leave_out_own(&mut rows, &own);
+        let left: Vec<&str> = rows.iter().map(|a| a.at.as_str()).collect();
+        // One metadata read was the check's; the other (a second later) and the one an hour later
+        // are the learner's; the token row near the check's own fetch was the check's.
+        assert_eq!(left, ["2026-11-30T14:00:02Z", "2026-11-30T15:00:00Z"]);
+    }
+
+    #[test]
+    fn the_audit_query_asks_for_the_learners_rows_only() {
+        let learner = Learner {
+            ids: ["0000-app".to_string(), "bad\" or 1==1".to_string()].into(),
+            shared: true,
+        };
+        let q = audit_query(None, &learner);
+        assert!(
+            q.contains("tostring(Identity) contains \"0000-app\""),
+            "{q}"
+        );
+        // An id that is not GUID-like never reaches the query; on a shared service rows that name
+        // nobody are not asked for.
+        assert!(!q.contains("bad"), "{q}");
+        assert!(!q.contains("!has"), "{q}");
+        let own = Learner {
+            shared: false,
+            ..learner
+        };
+        assert!(audit_query(None, &own).contains("!has \"claims\""));
+        // Every query parses in the practice workspace's Kusto.
+        let now = OffsetDateTime::now_utc();
+        for q in [
+            audit_query(Some(now), &own),
+            stores_query(None),
+            signin_query(None, &own),
+        ] {
+            crate::practice::kql::parse(&q, now).expect(&q);
+        }
+    }
+
     #[test]
     fn audit_rows_become_attempts_and_checks_rows_are_left_out() {
         let body = serde_json::json!({"tables": [{"name": "PrimaryResult",
@@ -815,6 +1076,7 @@ mod tests {
         assert_eq!(a[0].line(), "POST /v1/studies");
         let learner = Learner {
             ids: ["me".to_string()].into(),
+            shared: false,
         };
         assert_eq!(learner.is(&t.dynamic(&t.rows[0], "Identity")), Some(true));
         assert_eq!(

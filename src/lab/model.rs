@@ -391,6 +391,15 @@ impl Lab {
                 }
             }
             for spec in s.request_specs() {
+                if spec.alternatives().is_empty() {
+                    return Err(invalid(
+                        at("any", step_line),
+                        format!(
+                            "step '{}' has a request with no alternative (any = [] can never be met)",
+                            s.id
+                        ),
+                    ));
+                }
                 for alt in spec.alternatives() {
                     let filled = self.dataset.fill(alt);
                     if let Err(e) = RequestPattern::parse(&filled) {
@@ -421,6 +430,31 @@ impl Lab {
                 return Err(invalid(
                     step_line,
                     format!("step '{}' has a store check with no instance", s.id),
+                ));
+            }
+            if let Check::TagUpdated { query_status } = &s.check
+                && !["enabled", "disabled"].contains(&query_status.as_str())
+            {
+                return Err(invalid(
+                    at("query_status", step_line),
+                    format!(
+                        "step '{}': query_status is '{query_status}'; a tag's QueryStatus is enabled or disabled",
+                        s.id
+                    ),
+                ));
+            }
+            if let Some(Question {
+                answer: AnswerFrom::Metadata { attribute, .. },
+                ..
+            }) = &s.question
+                && crate::dicom::tags::resolve(attribute).is_none()
+            {
+                return Err(invalid(
+                    at(attribute, step_line),
+                    format!(
+                        "step '{}': the question's attribute '{attribute}' is not a DICOM keyword or tag (e.g. StudyDate, 00080020)",
+                        s.id
+                    ),
                 ));
             }
             if let Some(n) = &s.instance
@@ -633,6 +667,68 @@ mod tests {
         );
         let msg = Lab::parse(&text, "l.toml").expect_err("method").to_string();
         assert!(msg.contains("FETCH"), "{msg}");
+    }
+
+    #[test]
+    fn lint_holes_are_refused() {
+        let cases = [
+            (
+                step(
+                    "s",
+                    "check = { kind = \"requests\", requests = [{ any = [] }] }",
+                ),
+                "no alternative",
+            ),
+            (
+                step(
+                    "s",
+                    "check = { kind = \"tag_updated\", query_status = \"Enabled\" }",
+                ),
+                "enabled or disabled",
+            ),
+            (
+                step(
+                    "s",
+                    "check = { kind = \"requests\", requests = [\"studies\"] }\nquestion = { ask = \"q\", answer = { from = \"metadata\", instance = \"a\", attribute = \"StudyDat\" } }",
+                ),
+                "not a DICOM keyword",
+            ),
+            (
+                step(
+                    "s",
+                    "check = { kind = \"requests\", requests = [\"PUT studies\"] }",
+                ),
+                "not an HTTP method",
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = format!("{HEAD}{extra}");
+            let msg = Lab::parse(&text, "l.toml").expect_err(want).to_string();
+            assert!(msg.contains(want), "{msg}");
+        }
+        // Two instances in one file, or with one SOP Instance UID.
+        let twice = HEAD.replace(
+            "[[exercise]]",
+            "[[dataset.instance]]\nname = \"b\"\nfile = \"A.dcm\"\ngenerator = \"red-triangle\"\nstudy = \"1.2.3\"\nseries = \"1.2.3.4\"\nsop = \"1.2.3.4.6\"\n[[exercise]]",
+        );
+        let msg = Lab::parse(
+            &format!("{twice}{}", step("s", "check = { kind = \"token\" }")),
+            "l.toml",
+        )
+        .expect_err("file")
+        .to_string();
+        assert!(msg.contains("used by another instance"), "{msg}");
+        let twice = HEAD.replace(
+            "[[exercise]]",
+            "[[dataset.instance]]\nname = \"b\"\nfile = \"b.dcm\"\ngenerator = \"red-triangle\"\nstudy = \"1.2.3\"\nseries = \"1.2.3.4\"\nsop = \"1.2.3.4.5\"\n[[exercise]]",
+        );
+        let msg = Lab::parse(
+            &format!("{twice}{}", step("s", "check = { kind = \"token\" }")),
+            "l.toml",
+        )
+        .expect_err("sop")
+        .to_string();
+        assert!(msg.contains("another instance's too"), "{msg}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checks::Outcome;
 use super::evidence::{Attempt, Evidence, rfc3339};
+use crate::dicomweb::OwnRequest;
 
 /// A step's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,8 @@ pub struct StepProgress {
 
 /// Most of dicomlab's own exchanges kept per target.
 const MAX_DID: usize = 500;
+/// Most of the checks' own requests kept per target (a check run sends a few dozen).
+const MAX_OWN: usize = 5_000;
 
 /// One lab on one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,6 +72,9 @@ pub struct TargetProgress {
     /// When the whole lab was last reset on this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_all: Option<String>,
+    /// The checks' own requests, newest last: their audit rows are not the learner's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<OwnRequest>,
 }
 
 impl TargetProgress {
@@ -280,13 +286,34 @@ impl ProgressStore {
             Outcome::Fail { .. } | Outcome::Error { .. } => {
                 rec.status = Status::Failed;
                 rec.last_failure = Some(outcome.one_line());
+                rec.waiting_since = None;
             }
             _ => {
+                // Ready or blocked: no record is awaited any more.
+                rec.waiting_since = None;
                 if rec.status != Status::Skipped {
                     rec.status = Status::Pending;
                 }
             }
         }
+    }
+
+    /// Records an outcome computed from `before` (progress as it was when the check started) unless
+    /// the step was reset meanwhile: a check still reading the records from before a reset never
+    /// undoes it. Returns whether it was recorded.
+    pub fn record_from(
+        &mut self,
+        lab: &str,
+        target: &str,
+        before: &TargetProgress,
+        step: &str,
+        outcome: &Outcome,
+    ) -> bool {
+        if self.target(lab, target).since(step) != before.since(step) {
+            return false;
+        }
+        self.record(lab, target, step, outcome);
+        true
     }
 
     /// Credits a step with evidence found outside a check (an import, an answered question).
@@ -316,6 +343,19 @@ impl ProgressStore {
         }
     }
 
+    /// Keeps the checks' own requests (see [`crate::dicomweb::ledger`]), the newest `MAX_OWN`.
+    pub fn own(&mut self, lab: &str, target: &str, requests: Vec<OwnRequest>) {
+        if requests.is_empty() {
+            return;
+        }
+        let t = self.target_mut(lab, target);
+        t.own.extend(requests);
+        if t.own.len() > MAX_OWN {
+            let extra = t.own.len() - MAX_OWN;
+            t.own.drain(..extra);
+        }
+    }
+
     pub fn skip(&mut self, lab: &str, target: &str, step: &str) {
         let rec = self.entry(lab, target, step);
         if rec.status != Status::Done {
@@ -342,14 +382,23 @@ impl ProgressStore {
     }
 
     /// Writes the file atomically: a temporary file beside it, fsync'd, then renamed (and the folder
-    /// fsync'd, so the rename survives a crash).
-    pub fn save(&self) -> Result<(), SaveError> {
+    /// fsync'd, so the rename survives a crash). Another dicomlab (a `dicomlab check` beside the
+    /// TUI) may have saved meanwhile: under a lock file, what is on disk now is read and merged in
+    /// first (see [`merge`]), so neither overwrites the other's work; this store then holds the merge.
+    pub fn save(&mut self) -> Result<(), SaveError> {
+        let path = self.path.clone();
         let err = |source| SaveError {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
+        let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
+        if let Ok(bytes) = std::fs::read(&self.path)
+            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
+        {
+            merge(&mut self.progress, disk);
+        }
         let text =
             serde_json::to_vec_pretty(&self.progress).map_err(|e| err(std::io::Error::other(e)))?;
         let mut tmp = tempfile::Builder::new()
@@ -365,6 +414,163 @@ impl ProgressStore {
         }
         Ok(())
     }
+}
+
+/// How long a save waits for another dicomlab's save to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the lock file (released when the returned file is dropped). Waits up to [`LOCK_WAIT`]: a
+/// save holds it for milliseconds, so a longer wait is a process stopped while saving.
+fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is held by another dicomlab for more than {} s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+/// Merges what another process saved (`disk`) into `mine`. Resets: the newest of each wins, and a
+/// step record begun before its step's newest reset is dropped (whoever held it). Then a step done
+/// on either side is done (the earlier ✓ and its evidence kept); otherwise the record checked last.
+/// dicomlab's own exchanges: the union, newest [`MAX_DID`] kept.
+pub fn merge(mine: &mut Progress, disk: Progress) {
+    for (lab, targets) in disk.labs {
+        let into = mine.labs.entry(lab).or_default();
+        for (key, theirs) in targets {
+            let ours = into.entry(key).or_default();
+            merge_target(ours, theirs);
+        }
+    }
+}
+
+fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
+    let newer = |a: &Option<String>, b: Option<String>| -> Option<String> {
+        match (
+            a.as_deref().and_then(crate::dicomweb::parse_timestamp),
+            b.as_deref().and_then(crate::dicomweb::parse_timestamp),
+        ) {
+            (Some(x), Some(y)) if y > x => b,
+            (None, Some(_)) => b,
+            _ => a.clone(),
+        }
+    };
+    ours.reset_all = newer(&ours.reset_all, theirs.reset_all);
+    for (step, at) in theirs.resets {
+        let current = ours.resets.get(&step).cloned();
+        if let Some(t) = newer(&current, Some(at)) {
+            ours.resets.insert(step, t);
+        }
+    }
+    let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (
+        t.since(step),
+        crate::dicomweb::parse_timestamp(&rec.first),
+    ) {
+        (Some(since), Some(first)) => first < since,
+        // A record without a readable time cannot be placed after a reset: a reset drops it.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    for (step, rec) in theirs.steps {
+        if stale(ours, &step, &rec) {
+            continue;
+        }
+        match ours.steps.get_mut(&step) {
+            None => {
+                ours.steps.insert(step, rec);
+            }
+            Some(mine) => {
+                let later = |a: &str, b: &str| match (
+                    crate::dicomweb::parse_timestamp(a),
+                    crate::dicomweb::parse_timestamp(b),
+                ) {
+                    (Some(x), Some(y)) => y > x,
+                    _ => false,
+                };
+                let attempts = mine.attempts.max(rec.attempts);
+                let first = if later(&rec.first, &mine.first) {
+                    rec.first.clone()
+                } else {
+                    mine.first.clone()
+                };
+                let last = if later(&mine.last, &rec.last) {
+                    rec.last.clone()
+                } else {
+                    mine.last.clone()
+                };
+                let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
+                    (false, true) => true,
+                    (true, false) => false,
+                    (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
+                        (Some(a), Some(b)) => later(b, a),
+                        _ => false,
+                    },
+                    (false, false) => later(&mine.last, &rec.last),
+                };
+                if take_theirs {
+                    *mine = rec;
+                }
+                mine.attempts = attempts;
+                mine.first = first;
+                mine.last = last;
+            }
+        }
+    }
+    let stale_steps: Vec<String> = ours
+        .steps
+        .iter()
+        .filter(|(step, rec)| stale(ours, step, rec))
+        .map(|(step, _)| step.clone())
+        .collect();
+    for step in stale_steps {
+        ours.steps.remove(&step);
+    }
+    let cut = ours.earliest_since();
+    let mut did: Vec<Attempt> = std::mem::take(&mut ours.did);
+    for a in theirs.did {
+        if !did
+            .iter()
+            .any(|d| d.at == a.at && d.method == a.method && d.url == a.url && d.status == a.status)
+        {
+            did.push(a);
+        }
+    }
+    did.retain(|a| match (cut, a.time()) {
+        (Some(cut), Some(t)) => t >= cut,
+        (Some(_), None) => false,
+        (None, _) => true,
+    });
+    did.sort_by_key(|a| a.time());
+    if did.len() > MAX_DID {
+        let extra = did.len() - MAX_DID;
+        did.drain(..extra);
+    }
+    ours.did = did;
+    let mut own = std::mem::take(&mut ours.own);
+    let seen: std::collections::HashSet<OwnRequest> = own.iter().cloned().collect();
+    own.extend(theirs.own.into_iter().filter(|r| !seen.contains(r)));
+    own.sort_by(|a, b| a.at.cmp(&b.at));
+    if own.len() > MAX_OWN {
+        let extra = own.len() - MAX_OWN;
+        own.drain(..extra);
+    }
+    ours.own = own;
 }
 
 #[cfg(test)]
@@ -420,6 +626,85 @@ mod tests {
         again.reset("lab", "t", None);
         assert!(again.steps("lab", "t").is_empty());
         assert!(again.target("lab", "t").earliest_since().is_some());
+    }
+
+    fn waiting() -> Outcome {
+        Outcome::Waiting {
+            reason: "w".into(),
+            tried: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn waiting_ends_with_any_other_verdict() {
+        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
+        s.record("lab", "t", "a", &waiting());
+        assert!(s.steps("lab", "t")["a"].waiting_since.is_some());
+        s.record("lab", "t", "a", &failed());
+        assert!(s.steps("lab", "t")["a"].waiting_since.is_none());
+        s.record("lab", "t", "a", &waiting());
+        s.record("lab", "t", "a", &Outcome::Blocked { reason: "b".into() });
+        assert!(s.steps("lab", "t")["a"].waiting_since.is_none());
+    }
+
+    #[test]
+    fn a_check_judged_before_a_reset_is_not_recorded() {
+        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
+        let before = s.target("lab", "t");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.reset("lab", "t", Some("a"));
+        assert!(!s.record_from("lab", "t", &before, "a", &pass()));
+        assert!(!s.steps("lab", "t").contains_key("a"));
+        // Judged after the reset: recorded.
+        let before = s.target("lab", "t");
+        assert!(s.record_from("lab", "t", &before, "a", &pass()));
+        assert_eq!(s.steps("lab", "t")["a"].status, Status::Done);
+    }
+
+    #[test]
+    fn two_processes_saving_keep_each_others_work() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        // The TUI and a `dicomlab check` load the same file.
+        let mut tui = ProgressStore::load(&path);
+        let mut cli = ProgressStore::load(&path);
+        tui.record("lab", "t", "token", &pass());
+        tui.save().expect("save");
+        cli.record("lab", "t", "store", &pass());
+        cli.record("lab", "t", "token", &failed());
+        cli.save().expect("save");
+        let now = ProgressStore::load(&path);
+        let steps = now.steps("lab", "t");
+        assert_eq!(steps["store"].status, Status::Done);
+        // Done on either side is done.
+        assert_eq!(steps["token"].status, Status::Done);
+        // A reset in one process beats the other's older record, even a done one.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        tui.reset("lab", "t", Some("store"));
+        tui.save().expect("save");
+        cli.record("lab", "t", "store", &pass());
+        cli.save().expect("save");
+        let now = ProgressStore::load(&path);
+        assert!(!now.steps("lab", "t").contains_key("store"));
+        assert!(now.target("lab", "t").since("store").is_some());
+        // After it, a new record counts.
+        cli.record("lab", "t", "store", &pass());
+        cli.save().expect("save");
+        assert_eq!(
+            ProgressStore::load(&path).steps("lab", "t")["store"].status,
+            Status::Done
+        );
+        // The checks' own requests: the union.
+        let own = |p: &str| OwnRequest {
+            at: "2026-11-30T14:00:00Z".into(),
+            method: "GET".into(),
+            path: p.into(),
+        };
+        tui.own("lab", "t", vec![own("/v1/a")]);
+        cli.own("lab", "t", vec![own("/v1/b")]);
+        tui.save().expect("save");
+        cli.save().expect("save");
+        assert_eq!(ProgressStore::load(&path).target("lab", "t").own.len(), 2);
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub struct RequestPattern {
     pub query: Vec<(String, String)>,
 }
 
-const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+/// The methods the service has routes for (contract §2): a pattern with another could never match.
+const METHODS: [&str; 4] = ["GET", "POST", "PATCH", "DELETE"];
 
 impl RequestPattern {
     /// `GET studies?StudyInstanceUID=1.2` (the method may be left out: GET).

@@ -106,6 +106,9 @@ pub struct AuditLog {
     pub workspace_id: String,
     /// What `_ResourceId` says.
     resource_id: String,
+    /// Whether the tables show the practice service's extra `UserAgent` column (Azure's keep none:
+    /// off, the service reads like Azure's to dicomlab's checks).
+    pub agent_column: bool,
 }
 
 impl AuditLog {
@@ -157,6 +160,7 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
                 service_id.to_uppercase()
             ),
             workspace_id,
+            agent_column: true,
         })
     }
 
@@ -258,6 +262,27 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
 
     /// The rows of a table written at or after `since` and at least `delay` ago.
     fn read(
+        &self,
+        db: &Db,
+        table: &str,
+        since: Option<OffsetDateTime>,
+    ) -> Result<Option<Table>, DbError> {
+        let mut t = self.read_all(db, table, since)?;
+        if !self.agent_column
+            && let Some(t) = t.as_mut()
+            && let Some(i) = t.columns.iter().position(|c| c.name == "UserAgent")
+        {
+            t.columns.remove(i);
+            for row in &mut t.rows {
+                if i < row.len() {
+                    row.remove(i);
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn read_all(
         &self,
         db: &Db,
         table: &str,
@@ -417,11 +442,17 @@ pub fn operation_name(method: &Method, path: &str) -> Option<&'static str> {
         segs.drain(..2);
     }
     let m = method.as_str();
+    // HEAD, OPTIONS (a CORS preflight) and methods the contract has no route for are no operation:
+    // a HEAD logged as a Retrieve would read as a GET the learner never sent.
+    if !matches!(m, "GET" | "POST" | "PATCH" | "DELETE") {
+        return None;
+    }
     let last = *segs.last()?;
     Some(match segs.first().copied()? {
         "studies" | "series" | "instances" => match m {
             "POST" => "Store",
             "DELETE" => "Delete",
+            "PATCH" => return None,
             _ if last == "metadata" => "RetrieveMetadata",
             _ if last == "rendered" => "RetrieveRendered",
             _ if segs.len() % 2 == 1 => "Query",
@@ -867,6 +898,9 @@ mod tests {
         );
         assert_eq!(operation_name(&get, "/health/check"), None);
         assert_eq!(operation_name(&Method::PUT, "/admin/roles/x/y"), None);
+        assert_eq!(operation_name(&Method::HEAD, "/v1/studies/1.2"), None);
+        assert_eq!(operation_name(&Method::OPTIONS, "/v1/studies"), None);
+        assert_eq!(operation_name(&Method::PUT, "/v1/studies/1.2"), None);
         assert_eq!(operation_name(&get, "/studies"), None);
     }
 }

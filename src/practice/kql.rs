@@ -503,7 +503,9 @@ impl Parser {
                             }
                         };
                         self.sym(")")?;
-                        Ok(Lit::Time(self.now - span))
+                        self.now.checked_sub(span).map(Lit::Time).ok_or_else(|| {
+                            KqlError::Syntax("ago() reaches before the calendar".into())
+                        })
                     }
                     "datetime" => {
                         self.sym("(")?;
@@ -791,14 +793,15 @@ pub fn parse_timespan(s: &str, now: OffsetDateTime) -> Option<(OffsetDateTime, O
         (cur.is_empty() && (0.0..=3.2e9).contains(&secs)).then(|| time::Duration::seconds_f64(secs))
     }
     match s.split_once('/') {
-        None => duration(s).map(|d| (now - d, now)),
+        None => duration(s).and_then(|d| Some((now.checked_sub(d)?, now))),
         Some((a, b)) => {
             let start = parse_datetime(a);
             let end = parse_datetime(b);
+            // Checked: a datetime near the end of the calendar plus a long duration is no panic.
             match (start, end) {
                 (Some(x), Some(y)) => Some((x, y)),
-                (Some(x), None) => duration(b).map(|d| (x, x + d)),
-                (None, Some(y)) => duration(a).map(|d| (y - d, y)),
+                (Some(x), None) => duration(b).and_then(|d| Some((x, x.checked_add(d)?))),
+                (None, Some(y)) => duration(a).and_then(|d| Some((y.checked_sub(d)?, y))),
                 (None, None) => None,
             }
         }
@@ -934,6 +937,12 @@ mod tests {
             ))
         );
         assert_eq!(parse_timespan("yesterday", now), None);
+        // Near the calendar's ends: no window, and no panic.
+        assert_eq!(parse_timespan("9999-12-31T00:00:00Z/P36000D", now), None);
+        assert_eq!(parse_timespan("P36000D/-9999-01-01T00:00:00Z", now), None);
+        let early = datetime!(-9999-01-01 0:00 UTC);
+        assert_eq!(parse_timespan("P1D", early), None);
+        assert!(parse("T | where TimeGenerated >= ago(36000d)", early).is_err());
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct ServiceConfig {
     /// Audit-log rows become visible to queries this long after they are written (Azure delivers
     /// resource logs minutes late; 0 = at once).
     pub audit_delay: Duration,
+    /// Whether the logs show the practice service's extra `UserAgent` column (Azure's keep none).
+    pub audit_user_agent: bool,
     /// Bytes that uploads kept in memory and validations may hold at once, across every request: a
     /// quarter for parts kept in memory while they arrive, the rest for validating headers.
     pub memory_budget: u64,
@@ -91,6 +93,7 @@ impl Default for ServiceConfig {
             max_request_bytes: 2 * 1024 * 1024 * 1024,
             heavy_jobs: 0,
             audit_delay: Duration::ZERO,
+            audit_user_agent: true,
             memory_budget: 256 * 1024 * 1024,
             limits: server::ConnectionLimits::default(),
             cors: None,
@@ -268,7 +271,8 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     }
     eqt::recover_interrupted(&db)?;
     let auth = Auth::load(&db, config.auth, config.token_lifetime, config.grant_owner)?;
-    let audit = audit::AuditLog::open(&db, config.audit_delay)?;
+    let mut audit = audit::AuditLog::open(&db, config.audit_delay)?;
+    audit.agent_column = config.audit_user_agent;
     let cors = cors::Cors::load(&db, config.cors.as_ref())?;
     let identity = identity::Identity::load(&db)?;
     let listener = tokio::net::TcpListener::bind(config.addr)

@@ -326,7 +326,7 @@ impl Runtime {
             self.lab.clone(),
             self.tx.clone(),
         );
-        let saved = move |s: &ProgressStore| {
+        let saved = move |s: &mut ProgressStore| {
             let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
         };
         let tx = self.tx.clone();
@@ -349,10 +349,13 @@ impl Runtime {
                 let before = session.before(&lab, &*store.lock().await);
                 if let Some(outcome) = session.run_check(&lab, &before, &id).await {
                     let mut s = store.lock().await;
-                    session.record(&lab, &mut s, &id, &outcome);
-                    saved(&s);
+                    // Not when the step was reset while the check ran: its verdict is of before.
+                    let fresh = session.record_from(&lab, &mut s, &before, &id, &outcome);
+                    saved(&mut s);
                     drop(s);
-                    let _ = tx.send(Msg::Checked { step: id, outcome });
+                    if fresh {
+                        let _ = tx.send(Msg::Checked { step: id, outcome });
+                    }
                 }
                 send_token(&session, &tx);
             }),
@@ -361,10 +364,11 @@ impl Runtime {
                 let out = session.run_all(&lab, &before, None).await;
                 let mut s = store.lock().await;
                 for (step, outcome) in out {
-                    session.record(&lab, &mut s, &step, &outcome);
-                    let _ = tx.send(Msg::Checked { step, outcome });
+                    if session.record_from(&lab, &mut s, &before, &step, &outcome) {
+                        let _ = tx.send(Msg::Checked { step, outcome });
+                    }
                 }
-                saved(&s);
+                saved(&mut s);
                 send_token(&session, &tx);
             }),
             Effect::Do(id) => {
@@ -397,14 +401,18 @@ impl Runtime {
                 let before = session.before(&lab, &*store.lock().await);
                 let outcome = session.answer(&lab, &before, &step, &value).await;
                 let mut s = store.lock().await;
-                if let Some(e) = outcome.evidence() {
-                    s.credit(&lab.id, &session.target_key, &step, e.clone());
-                } else {
-                    session.record(&lab, &mut s, &step, &outcome);
-                }
-                saved(&s);
+                let fresh = match outcome.evidence() {
+                    Some(e) => {
+                        s.credit(&lab.id, &session.target_key, &step, e.clone());
+                        true
+                    }
+                    None => session.record_from(&lab, &mut s, &before, &step, &outcome),
+                };
+                saved(&mut s);
                 drop(s);
-                let _ = tx.send(Msg::Checked { step, outcome });
+                if fresh {
+                    let _ = tx.send(Msg::Checked { step, outcome });
+                }
             }),
             Effect::LoadImage => tokio::spawn(async move {
                 viewer::load(&session, &lab, &tx).await;
@@ -419,7 +427,7 @@ impl Runtime {
                     );
                     let mut s = store.lock().await;
                     s.credit(&lab.id, &session.target_key, &step, evidence.clone());
-                    saved(&s);
+                    saved(&mut s);
                     drop(s);
                     let outcome = crate::lab::Outcome::Pass {
                         detail: "imported in dicomlab".into(),
@@ -440,7 +448,7 @@ impl Runtime {
                 tokio::spawn(async move {
                     let mut s = store.lock().await;
                     s.skip(&lab.id, &session.target_key, &id);
-                    saved(&s);
+                    saved(&mut s);
                 });
                 return None;
             }
@@ -448,7 +456,7 @@ impl Runtime {
                 tokio::spawn(async move {
                     let mut s = store.lock().await;
                     s.reset(&lab.id, &session.target_key, id.as_deref());
-                    saved(&s);
+                    saved(&mut s);
                 });
                 return None;
             }

@@ -1,7 +1,7 @@
 //! The store screen (exercise "Store instances", STOW-RS): the files to store — the generated samples, or
 //! `o` a folder such as the official download — `Space` chooses, `m` switches single-part (a request per
 //! file) and multipart/related (one request), a gauge per file while it is sent, then each instance's
-//! result with its reason code explained (45070, already stored, counts as done).
+//! result with its reason code explained (45070: already stored, so the instance is there).
 
 use std::path::PathBuf;
 
@@ -433,7 +433,7 @@ impl Component for Store {
                     (false, Some(c)) => format!("{c}: {}", reason_text(c)),
                     (false, None) => "failed".to_string(),
                 };
-                // 45070 (already stored) counts as done.
+                // 45070 (already stored) is no error: the instance is there (the ✓ is the check's, from the feed).
                 let ok = r.stored || r.code == Some(45070);
                 lines.push(outcome_line(
                     theme,
