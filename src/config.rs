@@ -93,6 +93,25 @@ pub fn origin_of(url: &str) -> String {
     }
 }
 
+/// Where a practice service's routes outside the versioned base live (`/loganalytics`, `/admin`, the
+/// token endpoint): the URL up to its version segment (`http://h:8080/l/ada` of
+/// `http://h:8080/l/ada/v1`, as a classroom serves each learner's), else its origin.
+pub fn service_root(url: &str) -> String {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return origin_of(url);
+    };
+    let origin = u.origin().ascii_serialization();
+    let segs: Vec<&str> = u.path_segments().map(Iterator::collect).unwrap_or_default();
+    let is_version = |s: &&str| {
+        s.strip_prefix('v')
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    match segs.iter().position(|s| is_version(s)) {
+        Some(0) | None => origin,
+        Some(i) => format!("{origin}/{}", segs[..i].join("/")),
+    }
+}
+
 impl Profile {
     pub fn new(kind: TargetKind) -> Self {
         Profile {
@@ -445,6 +464,26 @@ pub fn import_postman(path: &Path, into: &mut Profile) -> Result<Vec<String>, Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_root_keeps_the_path_before_the_version() {
+        assert_eq!(
+            service_root("http://127.0.0.1:8042/v1"),
+            "http://127.0.0.1:8042"
+        );
+        assert_eq!(
+            service_root("http://127.0.0.1:8042"),
+            "http://127.0.0.1:8042"
+        );
+        assert_eq!(
+            service_root("http://h:8080/l/ada/v1/studies?x=1"),
+            "http://h:8080/l/ada"
+        );
+        assert_eq!(
+            service_root("https://x.dicom.azurehealthcareapis.com/v2/"),
+            "https://x.dicom.azurehealthcareapis.com"
+        );
+    }
 
     #[test]
     fn validation_speaks_the_learners_language() {
