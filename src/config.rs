@@ -95,7 +95,8 @@ pub fn origin_of(url: &str) -> String {
 
 /// Where a practice service's routes outside the versioned base live (`/loganalytics`, `/admin`, the
 /// token endpoint): the URL up to its version segment (`http://h:8080/l/ada` of
-/// `http://h:8080/l/ada/v1`, as a classroom serves each learner's), else its origin.
+/// `http://h:8080/l/ada/v1`, as a classroom serves each learner's), else the URL itself (a root
+/// stays a root).
 pub fn service_root(url: &str) -> String {
     let Ok(u) = reqwest::Url::parse(url.trim()) else {
         return origin_of(url);
@@ -106,9 +107,16 @@ pub fn service_root(url: &str) -> String {
         s.strip_prefix('v')
             .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
     };
-    match segs.iter().position(|s| is_version(s)) {
-        Some(0) | None => origin,
-        Some(i) => format!("{origin}/{}", segs[..i].join("/")),
+    let end = segs.iter().position(is_version).unwrap_or(segs.len());
+    let path: Vec<&str> = segs[..end]
+        .iter()
+        .copied()
+        .filter(|s| !s.is_empty())
+        .collect();
+    if path.is_empty() {
+        origin
+    } else {
+        format!("{origin}/{}", path.join("/"))
     }
 }
 
@@ -482,6 +490,11 @@ mod tests {
         assert_eq!(
             service_root("https://x.dicom.azurehealthcareapis.com/v2/"),
             "https://x.dicom.azurehealthcareapis.com"
+        );
+        assert_eq!(
+            service_root(&service_root("http://h/l/ada/v1")),
+            "http://h/l/ada",
+            "a root stays a root"
         );
     }
 

@@ -188,6 +188,8 @@ pub struct Core {
     ssh_port: OnceLock<u16>,
     /// Who is connected over SSH now.
     sessions: Mutex<BTreeMap<LearnerName, LiveSession>>,
+    /// Checks run since the start (a room where nobody works runs none).
+    pub checks_run: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -290,7 +292,11 @@ impl Core {
             return Err(ClassroomError::NameSelfReported(name.clone()));
         }
         let tenant = self.tenants.open(name).await?;
-        self.add_learner(name, LearnerSource::Service)?;
+        if self.entry(name).is_none() {
+            self.add_learner(name, LearnerSource::Service)?;
+            // Their first verdicts (the service exists, the environment is set) show at once.
+            self.touched(name);
+        }
         let internal = format!("{}{}", self.internal_origin(), name.prefix());
         let public = format!("{}{}", self.public_origin(), name.prefix());
         let auth = &tenant.service.auth;
@@ -475,6 +481,7 @@ impl Classroom {
             public_origin: OnceLock::new(),
             ssh_port: OnceLock::new(),
             sessions: Mutex::new(BTreeMap::new()),
+            checks_run: std::sync::atomic::AtomicU64::new(0),
             config: config.clone(),
         });
         let _ = core.internal_origin.set(internal_origin);

@@ -334,8 +334,7 @@ fn row(
             } else {
                 tried[0].status.to_string()
             };
-            stuck =
-                Some(format!(
+            stuck = Some(format!(
                     "the same failure {} times in a row ({what})",
                     tried
                         .iter()

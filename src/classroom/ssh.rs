@@ -338,6 +338,7 @@ async fn accept(
             let login = tokio::time::sleep(LOGIN_TIME);
             tokio::pin!(login);
             let mut running = std::pin::pin!(running);
+            let mut logged_in = false;
             loop {
                 tokio::select! {
                     r = &mut running => {
@@ -346,7 +347,11 @@ async fn accept(
                         }
                         return;
                     }
-                    () = &mut login, if !authenticated.load(Ordering::Acquire) => {
+                    () = &mut login, if !logged_in => {
+                        if authenticated.load(Ordering::Acquire) {
+                            logged_in = true;
+                            continue;
+                        }
                         tracing::info!(%peer, "ssh: no login within {} s; closed", LOGIN_TIME.as_secs());
                         let _ = handle.disconnect(russh::Disconnect::ByApplication, "no login in time".into(), String::new()).await;
                         return;
@@ -890,7 +895,7 @@ mod tests {
         );
         // Garbage and an unending sequence are dropped, not kept.
         let _ = p.feed(b"\x1b[999999999999999999999999999999~");
-        let _ = p.feed(&[b'\x1b', b'[', b'<']);
+        let _ = p.feed(b"\x1b[<");
         let _ = p.feed(&vec![b'1'; MAX_SEQUENCE + 10]);
         assert!(p.pending.len() <= MAX_SEQUENCE);
         assert_eq!(keys(&p.feed(b"\x1bq")).last(), Some(&KeyCode::Char('q')));

@@ -135,6 +135,8 @@ pub async fn check_learner(
     if let Ok(Err(e)) = saved {
         tracing::warn!(learner = %name, "cannot keep the verdicts: {e}");
     }
+    core.checks_run
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let took = started.elapsed();
     tracing::info!(learner = %name, ms = took.as_millis() as u64, "checked");
     core.changed();
