@@ -8,11 +8,11 @@ use common::*;
 use dicomlab::config::{GenericAuth, Profile};
 use dicomlab::dicom::samples::STUDY_UID;
 use dicomlab::dicomweb::{Secret, StoreMode};
-use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::lab::progress::TargetProgress;
 use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, RunningService, ServiceConfig};
+use dicomlab::target::TargetKind;
 use serde_json::json;
 
 async fn service(config: ServiceConfig) -> RunningService {

@@ -9,11 +9,11 @@ mod orthanc;
 use dicomlab::config::Profile;
 use dicomlab::dicomweb::StoreMode;
 use dicomlab::lab::actions::perform;
-use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::lab::evidence::Source;
 use dicomlab::lab::progress::ProgressStore;
 use dicomlab::lab::{Lab, Outcome};
+use dicomlab::target::TargetKind;
 
 #[tokio::test]
 async fn the_lab_on_orthanc() {

@@ -13,12 +13,12 @@ use common::*;
 use dicomlab::config::Profile;
 use dicomlab::dicomweb::StoreMode;
 use dicomlab::lab::actions::perform;
-use dicomlab::lab::checks::TargetKind;
 use dicomlab::lab::engine::Session;
 use dicomlab::lab::evidence::Source;
 use dicomlab::lab::progress::ProgressStore;
 use dicomlab::lab::{Lab, Outcome};
 use dicomlab::practice::{self, ServiceConfig};
+use dicomlab::target::TargetKind;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 
 fn second_lab() -> Lab {

@@ -1,63 +1,22 @@
 //! Every screen state of the TUI at 80×24 and 120×40, in pass and fail states, as insta snapshots of
 //! ratatui's TestBackend. The state is built directly (update is pure), so nothing touches the network.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+#[path = "common/tui.rs"]
+mod tui;
+
+use crossterm::event::KeyCode;
 use dicomlab::dicomweb::Exchange;
-use dicomlab::lab::checks::TargetKind;
-use dicomlab::lab::{Lab, Outcome};
-use dicomlab::tui::app::{App, Msg, update};
-use dicomlab::tui::view::view;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use dicomlab::lab::Outcome;
+use dicomlab::target::TargetKind;
+use dicomlab::tui::app::{App, Effect, Focus, Msg, update};
+use dicomlab::tui::screens::{change_feed, environment, retrieve, role, search, store, tags};
+use tui::{app, done, fail, first_steps_done, key, on_screen, pass, press, select};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
-fn app() -> App {
-    let mut a = App::new(
-        Lab::embedded().expect("lab"),
-        "practice".into(),
-        TargetKind::Practice,
-        "http://127.0.0.1:8042/v1".into(),
-    );
-    a.token_left = Some(std::time::Duration::from_secs(52 * 60));
-    a
-}
-
-fn key(a: &mut App, c: char) {
-    update(
-        a,
-        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
-    );
-}
-
-fn select(a: &mut App, id: &str) {
-    a.selected = a.step_ids().iter().position(|s| s == id).expect("step");
-}
-
-fn pass(a: &mut App, id: &str, detail: &str) {
-    update(
-        a,
-        Msg::Checked {
-            step: id.into(),
-            outcome: Outcome::Pass {
-                detail: detail.into(),
-                // No time: the snapshot must not depend on the machine's time zone.
-                evidence: dicomlab::lab::evidence::Evidence {
-                    source: dicomlab::lab::evidence::Source::AuditLog,
-                    summary: format!("the service's record: {detail}"),
-                    at: None,
-                    subject: None,
-                },
-            },
-        },
-    );
-}
-
 fn render(a: &App, name: &str) {
     for (w, h) in SIZES {
-        let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-        t.draw(|f| view(a, f)).expect("draw");
-        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), tui::draw(a, w, h));
     }
 }
 
@@ -69,21 +28,6 @@ fn store_exchange() -> Exchange {
         duration_ms: 84,
         response_excerpt: r#"{"00081199":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["1.2.840.10008.5.1.4.1.1.7"]}}]}}"#.into(),
         ..Exchange::default()
-    }
-}
-
-fn first_steps_done(a: &mut App) {
-    for (id, d) in [
-        ("service-exists", "the service answered 401 without a token"),
-        ("role-assigned", "an authenticated read answered 200"),
-        ("postman-environment", "every value is set"),
-        ("environment-values", "every value is set"),
-        (
-            "get-token",
-            "token for https://dicom.healthcareapis.azure.com, 59 min left",
-        ),
-    ] {
-        pass(a, id, d);
     }
 }
 
@@ -144,11 +88,10 @@ fn role_failed_with_hints() {
 
 #[test]
 fn change_feed_not_supported_on_a_generic_server() {
-    let mut a = App::new(
-        Lab::embedded().expect("lab"),
-        "generic".into(),
+    let mut a = tui::app_on(
         TargetKind::Generic,
-        "http://localhost:8042/dicom-web".into(),
+        "generic",
+        "http://localhost:8042/dicom-web",
     );
     select(&mut a, "change-feed");
     update(
@@ -165,7 +108,7 @@ fn change_feed_not_supported_on_a_generic_server() {
     a.focus = Focus::Panel;
     press(&mut a, KeyCode::Enter);
     assert!(
-        !a.screens.feed.running,
+        !a.screens.change_feed.page.is_running(),
         "no request to a server without a change feed"
     );
 }
@@ -191,8 +134,8 @@ fn reset_all_asks_for_the_word() {
 #[test]
 fn ascii_and_no_color() {
     let mut a = app();
-    a.ascii = true;
-    a.no_color = true;
+    a.theme.ascii = true;
+    a.theme.no_color = true;
     first_steps_done(&mut a);
     select(&mut a, "store-samples");
     render(&a, "ascii");
@@ -232,7 +175,7 @@ fn viewer_shows_the_image_in_half_blocks() {
     );
     update(
         &mut a,
-        Msg::ImageAttributes(dicomlab::tui::screens::key_attributes(&metadata(0))),
+        Msg::ImageAttributes(dicomlab::tui::viewer::key_attributes(&metadata(0))),
     );
     render(&a, "viewer_image");
 }
@@ -240,52 +183,16 @@ fn viewer_shows_the_image_in_half_blocks() {
 // ---- The exercise screens, each with the focus on it, in pass and fail states. ----
 
 use dicomlab::dicom::samples::{BLUE_UID, GREEN_UID, RED_UID, SAMPLES, SERIES1_UID, STUDY_UID};
-use dicomlab::tui::app::Focus;
-use dicomlab::tui::screens::{Done, FeedRow, InstanceResult, What};
+use dicomlab::tui::screens::change_feed::FeedRow;
+use dicomlab::tui::screens::retrieve::What;
+use dicomlab::tui::screens::store::{InstanceResult, Stored};
 use serde_json::{Value, json};
-
-fn fail(a: &mut App, id: &str, expected: &str, observed: &str, fix: &str) {
-    update(
-        a,
-        Msg::Checked {
-            step: id.into(),
-            outcome: Outcome::Fail {
-                expected: expected.into(),
-                observed: observed.into(),
-                diagnosis: fix.into(),
-                tried: Vec::new(),
-            },
-        },
-    );
-}
-
-fn on_screen(a: &mut App, id: &str) {
-    select(a, id);
-    a.focus = Focus::Panel;
-}
-
-fn done(a: &mut App, d: Done) {
-    update(a, Msg::Done(d));
-}
-
-fn press(a: &mut App, code: KeyCode) {
-    update(a, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
 
 /// A sample's metadata as the service returns it (no pixel data).
 fn metadata(i: usize) -> Value {
     let mut m = dicomlab::dicom::json::dataset_to_json(&SAMPLES[i].dataset());
     m.remove("7FE00010");
     Value::Object(m)
-}
-
-fn azure_profile(base: &str) -> dicomlab::config::Profile {
-    let mut p = dicomlab::config::Profile::new(TargetKind::Azure);
-    p.tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".into();
-    p.client_id = "7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into();
-    p.client_secret = dicomlab::dicomweb::Secret::new("Zq8~s3cr3t-value-never-shown");
-    p.base_url = base.into();
-    p
 }
 
 #[test]
@@ -295,9 +202,9 @@ fn environment_screen() {
     on_screen(&mut a, "environment-values");
     done(
         &mut a,
-        Done::Profile {
+        environment::Done::Profile {
             name: "azure".into(),
-            profile: azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com/v1"),
+            profile: tui::azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com/v1"),
             editable: true,
         },
     );
@@ -307,9 +214,9 @@ fn environment_screen() {
     on_screen(&mut a, "environment-values");
     done(
         &mut a,
-        Done::Profile {
+        environment::Done::Profile {
             name: "azure".into(),
-            profile: azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com"),
+            profile: tui::azure_profile("https://ws-dicom.dicom.azurehealthcareapis.com"),
             editable: true,
         },
     );
@@ -325,11 +232,7 @@ fn environment_screen() {
     for _ in 0..4 {
         press(&mut a, KeyCode::Tab);
     }
-    let text = format!("{:?}", {
-        let mut t = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
-        t.draw(|f| view(&a, f)).expect("draw");
-        t.backend().clone()
-    });
+    let text = tui::text(&a, 120, 40);
     assert!(
         !text.contains("s3cr3t"),
         "the secret must never be on screen"
@@ -340,7 +243,7 @@ fn environment_screen() {
 fn stored_files(a: &mut App) {
     done(
         a,
-        Done::Files(Ok((
+        store::Done::Listed(Ok((
             None,
             SAMPLES
                 .iter()
@@ -364,9 +267,9 @@ fn store_screen() {
     press(&mut a, KeyCode::Enter);
     done(
         &mut a,
-        Done::Stored(Ok((
-            vec![200, 200, 200],
-            [RED_UID, GREEN_UID, BLUE_UID]
+        store::Done::Stored(Ok(Stored {
+            statuses: vec![200, 200, 200],
+            results: [RED_UID, GREEN_UID, BLUE_UID]
                 .iter()
                 .map(|u| InstanceResult {
                     sop_uid: u.to_string(),
@@ -374,7 +277,7 @@ fn store_screen() {
                     code: None,
                 })
                 .collect(),
-        ))),
+        })),
     );
     pass(
         &mut a,
@@ -393,7 +296,7 @@ fn store_screen() {
     for (file, sent) in [(0, 2_893_334), (1, 1_400_000), (2, 0)] {
         done(
             &mut a,
-            Done::StoreProgress(dicomlab::dicomweb::StoreProgress {
+            store::Done::Progress(dicomlab::dicomweb::StoreProgress {
                 file,
                 sent,
                 total: 2_893_334,
@@ -404,9 +307,9 @@ fn store_screen() {
     render(&a, "store_screen_progress");
     done(
         &mut a,
-        Done::Stored(Ok((
-            vec![409],
-            vec![
+        store::Done::Stored(Ok(Stored {
+            statuses: vec![409],
+            results: vec![
                 InstanceResult {
                     sop_uid: RED_UID.into(),
                     stored: false,
@@ -418,7 +321,7 @@ fn store_screen() {
                     code: Some(43264),
                 },
             ],
-        ))),
+        })),
     );
     fail(
         &mut a,
@@ -451,7 +354,13 @@ fn search_screen() {
         press(&mut a, KeyCode::Char(c));
     }
     press(&mut a, KeyCode::Enter);
-    done(&mut a, Done::Searched(Ok((200, vec![study_result()]))));
+    done(
+        &mut a,
+        search::Done::Searched(Ok(search::Found {
+            status: 200,
+            results: vec![study_result()],
+        })),
+    );
     pass(
         &mut a,
         "search-samples",
@@ -488,7 +397,7 @@ fn retrieve_screen() {
     press(&mut a, KeyCode::Enter);
     done(
         &mut a,
-        Done::Retrieved(Ok((
+        retrieve::Done::Retrieved(Ok((
             "200: metadata of 3 instance(s), 5841 bytes".into(),
             Some(vec![metadata(0), metadata(1), metadata(2)]),
         ))),
@@ -506,7 +415,7 @@ fn retrieve_screen() {
     press(&mut a, KeyCode::Enter);
     done(
         &mut a,
-        Done::Retrieved(Err(
+        retrieve::Done::Retrieved(Err(
             "the service answered 406: the requested transfer syntax is not supported".into(),
         )),
     );
@@ -544,7 +453,7 @@ fn change_feed_screen() {
     press(&mut a, KeyCode::Enter);
     done(
         &mut a,
-        Done::Feed {
+        change_feed::Done::Page {
             result: Ok(feed_rows()),
             append: false,
         },
@@ -558,7 +467,7 @@ fn change_feed_screen() {
     press(&mut a, KeyCode::Enter);
     done(
         &mut a,
-        Done::Feed {
+        change_feed::Done::Page {
             result: Err("the service answered 403: Forbidden".into()),
             append: false,
         },
@@ -580,29 +489,29 @@ fn tags_screen() {
     on_screen(&mut a, "tag-add");
     done(
         &mut a,
-        Done::Tags(Ok(vec![json!({
+        tags::Done::Listed(Ok(vec![json!({
             "Path": "00100040", "VR": "CS", "Level": "Study", "Status": "Adding",
             "QueryStatus": "Enabled", "ErrorCount": 0
         })])),
     );
     done(
         &mut a,
-        Done::Operation {
+        tags::Done::Progress(tags::Operation {
             id: "0f8c2e6ab47d4e8cb1d96cf1a32c7a0e".into(),
             status: "running".into(),
             percent: Some(40),
-        },
+        }),
     );
     render(&a, "tags_progress");
     done(
         &mut a,
-        Done::TagChanged(Ok(
+        tags::Done::Changed(Ok(
             "added PatientSex; its re-index operation completed".into()
         )),
     );
     done(
         &mut a,
-        Done::Tags(Ok(vec![json!({
+        tags::Done::Listed(Ok(vec![json!({
             "Path": "00100040", "VR": "CS", "Level": "Study", "Status": "Ready",
             "QueryStatus": "Enabled", "ErrorCount": 0
         })])),
@@ -620,7 +529,7 @@ fn tags_screen() {
     press(&mut a, KeyCode::Enter);
     done(
         &mut a,
-        Done::TagChanged(Err(
+        tags::Done::Changed(Err(
             "the service answered 409: The extended query tag(s) '00100040' already exist.".into(),
         )),
     );
@@ -646,7 +555,7 @@ fn role_screen_after_grant() {
     press(&mut a, KeyCode::Char('+'));
     done(
         &mut a,
-        Done::Role(Ok(
+        role::Done::Changed(Ok(
             "granted DICOM Data Owner to client 7338ffc8-ad5f-46ad-bfc8-4b34b6363c26".into(),
         )),
     );
@@ -803,12 +712,9 @@ fn a_question_where_reads_leave_no_record() {
         key(&mut a, c);
     }
     render(&a, "answer_prompt");
-    let fx = update(
-        &mut a,
-        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
-    );
+    let fx = press(&mut a, KeyCode::Enter);
     assert!(
-        matches!(fx.as_slice(), [dicomlab::tui::app::Effect::Answer { step, value }] if step == "retrieve-samples" && value == "2892945"),
+        matches!(fx.as_slice(), [Effect::Answer { step, value }] if step == "retrieve-samples" && value == "2892945"),
         "{fx:?}"
     );
 }
@@ -821,12 +727,9 @@ fn the_name_is_asked_once() {
         key(&mut a, c);
     }
     render(&a, "name_prompt");
-    let fx = update(
-        &mut a,
-        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
-    );
+    let fx = press(&mut a, KeyCode::Enter);
     assert!(
-        matches!(fx.as_slice(), [dicomlab::tui::app::Effect::SaveName(n)] if n == "Ada"),
+        matches!(fx.as_slice(), [Effect::SaveName(n)] if n == "Ada"),
         "{fx:?}"
     );
     assert!(a.confirm.is_none());

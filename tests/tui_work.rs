@@ -1,44 +1,46 @@
-//! The screens' requests (`tui::work`), each sent to a real server and read back as the screen shows
-//! it: the practice service (every screen, refusals explained) and Orthanc (store, search, retrieve).
+//! The screens' requests (each screen's `Component::run`), each sent to a real server and read back as
+//! the screen shows it: the practice service (every screen, refusals explained) and Orthanc (store,
+//! search, retrieve).
 
 mod common;
 #[path = "common/orthanc.rs"]
 mod orthanc;
 
+use std::sync::Arc;
+
 use dicomlab::config::Profile;
 use dicomlab::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
-use dicomlab::dicomweb::{Level, StoreMode};
-use dicomlab::lab::checks::TargetKind;
+use dicomlab::dicomweb::{InstanceRef, Level, StoreMode};
 use dicomlab::lab::engine::Session;
 use dicomlab::practice::{ServiceConfig, start};
-use dicomlab::tui::app::Msg;
-use dicomlab::tui::screens::{Done, Scope, Uids, What, Work};
+use dicomlab::target::TargetKind;
+use dicomlab::tui::component::Io;
+use dicomlab::tui::screens::change_feed as feed;
+use dicomlab::tui::screens::retrieve::{self, What};
+use dicomlab::tui::screens::search::{self, Found, Scope};
+use dicomlab::tui::screens::{Done, Work, role, store, tags};
 use tokio::sync::mpsc;
 
-/// Runs one piece of work; returns every `Done` it sent, in order.
-async fn run(work: Work, session: &Session) -> Vec<Done> {
+/// Runs one request as the runtime would; returns every result it sent, in order.
+async fn run(work: impl Into<Work>, session: &Arc<Session>) -> Vec<Done> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let lab = dicomlab::lab::Lab::embedded().expect("lab");
-    dicomlab::tui::work::run(work, session, &lab, None, &tx).await;
-    drop(tx);
+    let lab = Arc::new(dicomlab::lab::Lab::embedded().expect("lab"));
+    let io = Io::new(session.clone(), lab, None, None, move |d| {
+        let _ = tx.send(d);
+    });
+    work.into().run(io).await;
     let mut out = Vec::new();
-    while let Some(m) = rx.recv().await {
-        if let Msg::Done(d) = m {
-            out.push(d);
-        }
+    while let Some(d) = rx.recv().await {
+        out.push(d);
     }
     out
 }
 
 /// Retrieve, of the lab's red triangle (the screen's default UIDs).
-fn retrieve(what: What) -> Work {
-    Work::Retrieve {
+fn retrieve(what: What) -> retrieve::Work {
+    retrieve::Work::Retrieve {
         what,
-        uids: Uids {
-            study: STUDY_UID.into(),
-            series: SERIES1_UID.into(),
-            instance: RED_UID.into(),
-        },
+        of: InstanceRef::new(STUDY_UID, SERIES1_UID, RED_UID),
     }
 }
 
@@ -46,10 +48,10 @@ fn last(done: Vec<Done>) -> Done {
     done.into_iter().last().expect("a result")
 }
 
-async fn files(session: &Session) -> Vec<std::path::PathBuf> {
+async fn files(session: &Arc<Session>) -> Vec<std::path::PathBuf> {
     let samples = std::env::var_os("DICOMLAB_SAMPLES_DIR").map(std::path::PathBuf::from);
-    match last(run(Work::ListFiles(samples), session).await) {
-        Done::Files(Ok((_, files))) => {
+    match last(run(store::Work::List(samples), session).await) {
+        Done::Store(store::Done::Listed(Ok((_, files)))) => {
             assert_eq!(files.len(), 3, "{files:?}");
             files.into_iter().map(|(p, _)| p).collect()
         }
@@ -65,15 +67,17 @@ async fn every_screen_on_the_practice_service() {
     })
     .await
     .expect("service");
-    let session = Session::open(&common::profile_for(&svc), None, None)
-        .await
-        .expect("session");
+    let session = Arc::new(
+        Session::open(&common::profile_for(&svc), None, None)
+            .await
+            .expect("session"),
+    );
     let files = files(&session).await;
 
     // No role yet: the store is refused as a whole, and the screen says what to do.
     let d = last(
         run(
-            Work::Store {
+            store::Work::Store {
                 files: files.clone(),
                 mode: StoreMode::Single,
             },
@@ -82,35 +86,38 @@ async fn every_screen_on_the_practice_service() {
         .await,
     );
     assert!(
-        matches!(&d, Done::Stored(Err(e)) if e.contains("403") && e.contains("DICOM Data Owner")),
+        matches!(&d, Done::Store(store::Done::Stored(Err(e))) if e.contains("403") && e.contains("DICOM Data Owner")),
         "{d:?}"
     );
     assert!(matches!(
-        last(run(Work::Role(true), &session).await),
-        Done::Role(Ok(_))
+        last(run(role::Work::Grant, &session).await),
+        Done::Role(role::Done::Changed(Ok(_)))
     ));
 
     // Single-part: progress per file, then three instances stored.
     let all = run(
-        Work::Store {
+        store::Work::Store {
             files: files.clone(),
             mode: StoreMode::Single,
         },
         &session,
     )
     .await;
-    assert!(all.iter().any(|d| matches!(d, Done::StoreProgress(_))));
+    assert!(
+        all.iter()
+            .any(|d| matches!(d, Done::Store(store::Done::Progress(_))))
+    );
     match all.into_iter().last() {
-        Some(Done::Stored(Ok((statuses, results)))) => {
-            assert_eq!(statuses, vec![200, 200, 200]);
-            assert!(results.iter().all(|r| r.stored), "{results:?}");
+        Some(Done::Store(store::Done::Stored(Ok(stored)))) => {
+            assert_eq!(stored.statuses, vec![200, 200, 200]);
+            assert!(stored.results.iter().all(|r| r.stored), "{stored:?}");
         }
         other => panic!("{other:?}"),
     }
     // Again, multipart: one 409 whose three instances say 45070 (already stored).
     match last(
         run(
-            Work::Store {
+            store::Work::Store {
                 files,
                 mode: StoreMode::Multipart,
             },
@@ -118,10 +125,13 @@ async fn every_screen_on_the_practice_service() {
         )
         .await,
     ) {
-        Done::Stored(Ok((statuses, results))) => {
-            assert_eq!(statuses, vec![409]);
-            assert_eq!(results.len(), 3);
-            assert!(results.iter().all(|r| r.code == Some(45070)), "{results:?}");
+        Done::Store(store::Done::Stored(Ok(stored))) => {
+            assert_eq!(stored.statuses, vec![409]);
+            assert_eq!(stored.results.len(), 3);
+            assert!(
+                stored.results.iter().all(|r| r.code == Some(45070)),
+                "{stored:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -129,7 +139,7 @@ async fn every_screen_on_the_practice_service() {
     // Search: the study, with keywords; a bad filter is the service's 400, explained.
     match last(
         run(
-            Work::Search {
+            search::Work::Search {
                 level: Level::Studies,
                 scope: Scope::default(),
                 params: vec![("PatientID".into(), "ID1".into())],
@@ -138,12 +148,15 @@ async fn every_screen_on_the_practice_service() {
         )
         .await,
     ) {
-        Done::Searched(Ok((200, r))) => assert_eq!(r.len(), 1),
+        Done::Search(search::Done::Searched(Ok(Found {
+            status: 200,
+            results,
+        }))) => assert_eq!(results.len(), 1),
         other => panic!("{other:?}"),
     }
     let d = last(
         run(
-            Work::Search {
+            search::Work::Search {
                 level: Level::Studies,
                 scope: Scope::default(),
                 params: vec![("StudyDate".into(), "yesterday".into())],
@@ -153,37 +166,37 @@ async fn every_screen_on_the_practice_service() {
         .await,
     );
     assert!(
-        matches!(&d, Done::Searched(Err(e)) if e.starts_with("400")),
+        matches!(&d, Done::Search(search::Done::Searched(Err(e))) if e.starts_with("400")),
         "{d:?}"
     );
 
     // Retrieve: the study as three files; the metadata as datasets for the tree.
     match last(run(retrieve(What::Study), &session).await) {
-        Done::Retrieved(Ok((summary, None))) => assert!(summary.contains("3 file(s)"), "{summary}"),
+        Done::Retrieve(retrieve::Done::Retrieved(Ok((summary, None)))) => {
+            assert!(summary.contains("3 file(s)"), "{summary}")
+        }
         other => panic!("{other:?}"),
     }
     match last(run(retrieve(What::Metadata), &session).await) {
-        Done::Retrieved(Ok((_, Some(m)))) => assert_eq!(m.len(), 3),
+        Done::Retrieve(retrieve::Done::Retrieved(Ok((_, Some(m))))) => assert_eq!(m.len(), 3),
         other => panic!("{other:?}"),
     }
     // Another instance of the series, by its UIDs.
-    let green = Work::Retrieve {
+    let green = retrieve::Work::Retrieve {
         what: What::Instance,
-        uids: Uids {
-            study: STUDY_UID.into(),
-            series: SERIES1_UID.into(),
-            instance: dicomlab::dicom::samples::GREEN_UID.into(),
-        },
+        of: InstanceRef::new(STUDY_UID, SERIES1_UID, dicomlab::dicom::samples::GREEN_UID),
     };
     match last(run(green, &session).await) {
-        Done::Retrieved(Ok((summary, None))) => assert!(summary.contains("1 file(s)"), "{summary}"),
+        Done::Retrieve(retrieve::Done::Retrieved(Ok((summary, None)))) => {
+            assert!(summary.contains("1 file(s)"), "{summary}")
+        }
         other => panic!("{other:?}"),
     }
 
     // Change feed: three Create rows; the latest.
     match last(
         run(
-            Work::Feed {
+            feed::Work::Page {
                 offset: 0,
                 limit: 10,
                 append: false,
@@ -192,22 +205,22 @@ async fn every_screen_on_the_practice_service() {
         )
         .await,
     ) {
-        Done::Feed {
+        Done::ChangeFeed(feed::Done::Page {
             result: Ok(rows), ..
-        } => {
+        }) => {
             assert_eq!(rows.len(), 3);
             assert!(rows.iter().all(|r| r.action == "Create"), "{rows:?}");
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        last(run(Work::FeedLatest, &session).await),
-        Done::Latest(Ok(Some(_)))
+        last(run(feed::Work::Latest, &session).await),
+        Done::ChangeFeed(feed::Done::Latest(Ok(Some(_))))
     ));
 
     // Tags: add (the operation reported), list, get, disable, delete.
     let all = run(
-        Work::TagAdd {
+        tags::Work::Add {
             path: "PatientSex".into(),
             vr: String::new(),
             level: "Study".into(),
@@ -215,22 +228,25 @@ async fn every_screen_on_the_practice_service() {
         &session,
     )
     .await;
-    assert!(all.iter().any(|d| matches!(d, Done::Operation { .. })));
     assert!(
-        matches!(all.last(), Some(Done::TagChanged(Ok(_)))),
+        all.iter()
+            .any(|d| matches!(d, Done::Tags(tags::Done::Progress(_))))
+    );
+    assert!(
+        matches!(all.last(), Some(Done::Tags(tags::Done::Changed(Ok(_))))),
         "{all:?}"
     );
-    match last(run(Work::TagsList, &session).await) {
-        Done::Tags(Ok(rows)) => assert_eq!(rows.len(), 1),
+    match last(run(tags::Work::List, &session).await) {
+        Done::Tags(tags::Done::Listed(Ok(rows))) => assert_eq!(rows.len(), 1),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        last(run(Work::TagGet("00100040".into()), &session).await),
-        Done::Tag(Ok(_))
+        last(run(tags::Work::Get("00100040".into()), &session).await),
+        Done::Tags(tags::Done::Got(Ok(_)))
     ));
     let d = last(
         run(
-            Work::TagUpdate {
+            tags::Work::Update {
                 path: "00100040".into(),
                 query_status: "Disabled".into(),
             },
@@ -239,17 +255,17 @@ async fn every_screen_on_the_practice_service() {
         .await,
     );
     assert!(
-        matches!(&d, Done::TagChanged(Ok(m)) if m.contains("Disabled")),
+        matches!(&d, Done::Tags(tags::Done::Changed(Ok(m))) if m.contains("Disabled")),
         "{d:?}"
     );
     assert!(matches!(
-        last(run(Work::TagDelete("00100040".into()), &session).await),
-        Done::TagChanged(Ok(_))
+        last(run(tags::Work::Delete("00100040".into()), &session).await),
+        Done::Tags(tags::Done::Changed(Ok(_)))
     ));
     // Deleting it again: 404, explained.
-    let d = last(run(Work::TagDelete("00100040".into()), &session).await);
+    let d = last(run(tags::Work::Delete("00100040".into()), &session).await);
     assert!(
-        matches!(&d, Done::TagChanged(Err(e)) if e.contains("no such extended query tag")),
+        matches!(&d, Done::Tags(tags::Done::Changed(Err(e))) if e.contains("no such extended query tag")),
         "{d:?}"
     );
 }
@@ -259,11 +275,11 @@ async fn store_search_and_retrieve_screens_on_orthanc() {
     let Some(o) = orthanc::start() else { return };
     let mut p = Profile::new(TargetKind::Generic);
     p.base_url = o.dicomweb.clone();
-    let session = Session::open(&p, None, None).await.expect("session");
+    let session = Arc::new(Session::open(&p, None, None).await.expect("session"));
     let files = files(&session).await;
     match last(
         run(
-            Work::Store {
+            store::Work::Store {
                 files,
                 mode: StoreMode::Multipart,
             },
@@ -271,15 +287,15 @@ async fn store_search_and_retrieve_screens_on_orthanc() {
         )
         .await,
     ) {
-        Done::Stored(Ok((statuses, results))) => {
-            assert_eq!(statuses, vec![200]);
-            assert_eq!(results.len(), 3, "{results:?}");
+        Done::Store(store::Done::Stored(Ok(stored))) => {
+            assert_eq!(stored.statuses, vec![200]);
+            assert_eq!(stored.results.len(), 3, "{stored:?}");
         }
         other => panic!("{other:?}"),
     }
     match last(
         run(
-            Work::Search {
+            search::Work::Search {
                 level: Level::Instances,
                 scope: Scope {
                     study: Some(STUDY_UID.into()),
@@ -292,15 +308,20 @@ async fn store_search_and_retrieve_screens_on_orthanc() {
         .await,
     ) {
         // Within the first series: the red triangle and the green square.
-        Done::Searched(Ok((200, r))) => assert_eq!(r.len(), 2),
+        Done::Search(search::Done::Searched(Ok(Found {
+            status: 200,
+            results,
+        }))) => assert_eq!(results.len(), 2),
         other => panic!("{other:?}"),
     }
     match last(run(retrieve(What::Metadata), &session).await) {
-        Done::Retrieved(Ok((_, Some(m)))) => assert_eq!(m.len(), 3),
+        Done::Retrieve(retrieve::Done::Retrieved(Ok((_, Some(m))))) => assert_eq!(m.len(), 3),
         other => panic!("{other:?}"),
     }
     match last(run(retrieve(What::Series), &session).await) {
-        Done::Retrieved(Ok((summary, None))) => assert!(summary.contains("2 file(s)"), "{summary}"),
+        Done::Retrieve(retrieve::Done::Retrieved(Ok((summary, None)))) => {
+            assert!(summary.contains("2 file(s)"), "{summary}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -125,12 +125,7 @@ pub(crate) async fn run_step(
         .await
         .context("step vanished")?;
     store.save()?;
-    print_outcome(&l.lab, step, &outcome, &session.placeholders(&l.lab));
-    Ok(if outcome.is_pass() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    })
+    Ok(said(&l, &session, step, &outcome))
 }
 
 pub(crate) async fn answer(cli: &Cli, step: &str, value: &str) -> Result<std::process::ExitCode> {
@@ -147,10 +142,15 @@ pub(crate) async fn answer(cli: &Cli, step: &str, value: &str) -> Result<std::pr
         None => session.record(&l.lab, &mut store, step, &outcome),
     }
     store.save()?;
-    print_outcome(&l.lab, step, &outcome, &session.placeholders(&l.lab));
-    Ok(if outcome.is_pass() {
+    Ok(said(&l, &session, step, &outcome))
+}
+
+/// Prints one step's outcome; the exit code says whether it passed.
+fn said(l: &super::Loaded, session: &Session, step: &str, o: &Outcome) -> std::process::ExitCode {
+    print_outcome(&l.lab, step, o, &session.placeholders(&l.lab));
+    if o.is_pass() {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
-    })
+    }
 }

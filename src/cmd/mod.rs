@@ -127,15 +127,10 @@ pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(Stri
     };
     println!(" {} {step_id:<20} {title}{optional}", o.symbol(false));
     match o {
-        Outcome::Fail {
-            expected,
-            observed,
-            diagnosis,
-            ..
-        } => {
-            println!("     expected  {}", fill(expected));
-            println!("     observed  {}", fill(observed));
-            println!("     fix       {}", fill(diagnosis));
+        Outcome::Fail { .. } => {
+            for (label, text) in o.failure_lines().into_iter().flatten() {
+                println!("     {label:<9} {}", fill(text));
+            }
         }
         Outcome::Pass { detail, evidence } => {
             println!("     {}", fill(detail));

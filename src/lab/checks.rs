@@ -135,6 +135,23 @@ impl Outcome {
         }
     }
 
+    /// How a failure reads, line by line: expected, observed, fix (None: not a failure).
+    pub fn failure_lines(&self) -> Option<[(&'static str, &str); 3]> {
+        match self {
+            Outcome::Fail {
+                expected,
+                observed,
+                diagnosis,
+                ..
+            } => Some([
+                ("expected", expected.as_str()),
+                ("observed", observed.as_str()),
+                ("fix", diagnosis.as_str()),
+            ]),
+            _ => None,
+        }
+    }
+
     /// The evidence of a pass.
     pub fn evidence(&self) -> Option<&Evidence> {
         match self {
@@ -288,6 +305,10 @@ impl CheckContext<'_> {
         tried: Vec<Tried>,
         otherwise: impl FnOnce(Vec<Tried>) -> Outcome,
     ) -> Outcome {
+        // While a record may still be on its way, never ✗: the failed attempts show, diagnosed.
+        if self.may_still_arrive(step) && self.records.audit_read() {
+            return self.waiting(tried);
+        }
         match tried.first() {
             Some(t) => fail(
                 expected,
@@ -295,7 +316,6 @@ impl CheckContext<'_> {
                 t.diagnosis.clone(),
                 tried.clone(),
             ),
-            None if self.may_still_arrive(step) && self.records.audit_read() => self.waiting(tried),
             None => otherwise(tried),
         }
     }
@@ -794,16 +814,7 @@ async fn store_without_feed(
     let expected = "the instances stored on the server (found by SOP Instance UID)";
     let mut found = Vec::new();
     for i in wanted {
-        let a = match ctx
-            .client
-            .search(
-                crate::dicomweb::Level::Instances,
-                None,
-                None,
-                &[("SOPInstanceUID", i.sop.as_str())],
-            )
-            .await
-        {
+        let a = match find_instance(ctx, i).await {
             Ok(a) => a,
             Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
         };
@@ -886,6 +897,21 @@ async fn store_without_feed(
         format!("still to store: {}", names(&missing)),
         tried,
     )
+}
+
+/// Searches for an instance by SOP Instance UID (a server without history: its stored data).
+async fn find_instance(
+    ctx: &CheckContext<'_>,
+    i: &Instance,
+) -> Result<crate::dicomweb::Answer, crate::dicomweb::ClientError> {
+    ctx.client
+        .search(
+            crate::dicomweb::Level::Instances,
+            None,
+            None,
+            &[("SOPInstanceUID", i.sop.as_str())],
+        )
+        .await
 }
 
 fn first_str(obj: &serde_json::Value, tag: &str) -> Option<String> {
@@ -1004,20 +1030,12 @@ fn requests_check(
         .map(shown)
         .collect();
     if done.is_empty() {
-        if let Some(t) = tried.first() {
-            return fail(
-                expected,
-                format!("your last attempt: {} answered {}", t.line, t.status),
-                t.diagnosis.clone(),
-                tried,
-            );
-        }
-        if ctx.may_still_arrive(step) {
-            return ctx.waiting(tried);
-        }
-        return ready(not_recorded_hint(ctx, step), tried);
+        return ctx.after_attempts(step, expected, tried, |tried| {
+            ready(not_recorded_hint(ctx, step), tried)
+        });
     }
-    if ctx.may_still_arrive(step) && tried.is_empty() {
+    // While a record may still be on its way, never ✗ (failed attempts show, diagnosed).
+    if ctx.may_still_arrive(step) && ctx.records.audit_read() {
         return ctx.waiting(tried);
     }
     // Part done and nothing failed: not a failure, the rest is to do.
@@ -1209,10 +1227,7 @@ fn subject_or_block(ctx: &CheckContext<'_>) -> Result<String, Outcome> {
 }
 
 fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome {
-    if let Some(o) = tags_unavailable(ctx) {
-        return o;
-    }
-    let tag = match subject_or_block(ctx) {
+    let tag = match tag_step(ctx) {
         Ok(t) => t,
         Err(o) => return o,
     };
@@ -1250,19 +1265,29 @@ fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome
     })
 }
 
-fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outcome {
+/// The learner's tag, for a step on it; or why it cannot be checked (no tags, no tag yet).
+fn tag_step(ctx: &CheckContext<'_>) -> Result<String, Outcome> {
     if let Some(o) = tags_unavailable(ctx) {
-        return o;
+        return Err(o);
     }
-    let tag = match subject_or_block(ctx) {
+    subject_or_block(ctx)
+}
+
+/// A request of `method` on the learner's tag (`extendedquerytags/{tag}`).
+fn on_tag<'a>(method: &'a str, tag: &'a str) -> impl Fn(&Attempt) -> bool + 'a {
+    move |a: &Attempt| {
+        a.method.eq_ignore_ascii_case(method)
+            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, tag))
+    }
+}
+
+fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outcome {
+    let tag = match tag_step(ctx) {
         Ok(t) => t,
         Err(o) => return o,
     };
     let expected = format!("{tag} with queryStatus {query_status}");
-    let is_patch = |a: &Attempt| {
-        a.method.eq_ignore_ascii_case("PATCH")
-            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, &tag))
-    };
+    let is_patch = on_tag("PATCH", &tag);
     let patched = ctx
         .records
         .attempts_since(ctx.since)
@@ -1340,18 +1365,12 @@ fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &str) -> Outco
 }
 
 fn tag_deleted(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
-    if let Some(o) = tags_unavailable(ctx) {
-        return o;
-    }
-    let tag = match subject_or_block(ctx) {
+    let tag = match tag_step(ctx) {
         Ok(t) => t,
         Err(o) => return o,
     };
     let expected = format!("{tag} deleted (DELETE answered 204)");
-    let is_delete = |a: &Attempt| {
-        a.method.eq_ignore_ascii_case("DELETE")
-            && tag_of_url(&a.url).is_some_and(|t| same_tag(&t, &tag))
-    };
+    let is_delete = on_tag("DELETE", &tag);
     if let Some(a) = ctx
         .records
         .attempts_since(ctx.since)
@@ -1496,16 +1515,7 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
         if stored {
             let mut all_gone = true;
             for i in &scope {
-                match ctx
-                    .client
-                    .search(
-                        crate::dicomweb::Level::Instances,
-                        None,
-                        None,
-                        &[("SOPInstanceUID", i.sop.as_str())],
-                    )
-                    .await
-                {
+                match find_instance(ctx, i).await {
                     Ok(a) if a.results().is_empty() && (a.ok() || a.status == 204) => {}
                     Ok(_) => all_gone = false,
                     Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),

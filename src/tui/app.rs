@@ -1,18 +1,24 @@
-//! The TUI's state and its `update`: pure, no I/O. Every result of async work comes back as a [`Msg`];
-//! every piece of work to do leaves as an [`Effect`].
+//! The TUI's state ([`App`]) and the one place it changes ([`update`]): pure, no I/O. Everything that
+//! happens arrives as a [`Msg`] — a key, a resize, a result of async work — and everything to do leaves
+//! as an [`Effect`] for the runtime. A key for the focused exercise screen goes to its component
+//! (`screens/`); what the component answers ([`Out`]) is applied here, the same way for every screen.
+//! The app's own keys are in `keys.rs`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 
+use super::component::{Ctx, Out};
 use super::screens::{Done, Screen, Screens, Work};
-
-use crate::dicomweb::{Claims, Exchange};
+use super::theme::Theme;
+use super::viewer::Viewer;
+use crate::config::Profile;
+use crate::dicomweb::{BaseUrl, Claims, Exchange, InstanceRef};
 use crate::lab::Outcome;
-use crate::lab::checks::TargetKind;
-use crate::lab::model::Lab;
+use crate::lab::model::{Lab, ScreenKind};
 use crate::lab::progress::{Status, StepProgress};
+use crate::target::TargetKind;
 
 /// Where a step's check stands, as the view shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +31,7 @@ pub enum CheckState {
 /// A step as the TUI tracks it.
 #[derive(Debug, Clone)]
 pub struct StepView {
+    /// What its check says now (shown in the step pane and the checklist's symbol).
     pub check: CheckState,
     /// From the progress file: done / failed / skipped.
     pub saved: Option<Status>,
@@ -38,6 +45,19 @@ pub struct StepView {
     pub subject: Option<String>,
 }
 
+impl StepView {
+    fn fresh() -> StepView {
+        StepView {
+            check: CheckState::NotChecked,
+            saved: None,
+            hints_shown: 0,
+            doing: false,
+            did: None,
+            subject: None,
+        }
+    }
+}
+
 /// Which pane has the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -48,13 +68,16 @@ pub enum Focus {
 }
 
 /// A question on screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Confirm {
     ResetStep(String),
     /// Typed confirmation: the learner types `reset`.
     ResetAll(String),
-    /// Delete an extended query tag.
-    DeleteTag(String),
+    /// A screen's question (delete a tag?): on yes, the screen gets `yes` back.
+    Screen {
+        ask: String,
+        yes: Work,
+    },
     /// The answer to a step's question, being typed.
     Answer {
         step: String,
@@ -67,41 +90,48 @@ pub enum Confirm {
 
 /// Everything on screen.
 pub struct App {
+    /// The lab being done: its steps, text and dataset.
     pub lab: Lab,
+    /// The profile open now (`t` cycles through `profiles`).
     pub profile: String,
+    /// The kind of target open now (what the screens can do on it).
     pub target: TargetKind,
+    /// The target's base URL, for the header and `{baseUrl}` in the lab's text.
     pub base_url: String,
+    /// Every step's state, by step id.
     pub steps: HashMap<String, StepView>,
     /// Index into `lab.steps()`.
     pub selected: usize,
+    /// The pane that has the keys.
     pub focus: Focus,
+    /// The last exchange's pane is shown (`e`).
     pub show_exchange: bool,
+    /// The `?` help is up.
     pub show_help: bool,
+    /// A question on screen: it gets every key until it is answered.
     pub confirm: Option<Confirm>,
+    /// The last request sent, by anyone (the exchange pane, `y` copies it as curl).
     pub last_exchange: Option<Exchange>,
+    /// The token's time left, for the status bar.
     pub token_left: Option<Duration>,
     /// A one-line message (copied, saved, errors).
     pub status: Option<String>,
+    /// The learner quit: the runtime stops after this message.
     pub quit: bool,
-    /// ASCII symbols instead of Unicode (TERM=linux, or DICOMLAB_ASCII=1).
-    pub ascii: bool,
-    /// NO_COLOR: symbols carry everything.
-    pub no_color: bool,
+    /// Symbols and colors of the terminal.
+    pub theme: Theme,
     /// Scroll of the step pane.
     pub scroll: u16,
     /// The token's claims, for the token step.
     pub claims: Option<Claims>,
     /// The profiles `t` cycles through.
     pub profiles: Vec<String>,
-    /// A target switch in progress.
+    /// A target switch in progress (`t` waits for it).
     pub switching: bool,
     /// Placeholders of lab text and their values for this target (`{baseUrl}` …; never a secret).
     pub vars: Vec<(String, String)>,
-    /// The rendered image of the viewer step, ready to draw: the protocol resizes it once per size and
-    /// keeps the result (a cache behind a RefCell: drawing the same size again costs nothing).
-    pub image: Option<std::cell::RefCell<ratatui_image::protocol::StatefulProtocol>>,
-    /// How images reach this terminal: kitty / sixel / iTerm2 when detected at start, else half-blocks.
-    pub picker: ratatui_image::picker::Picker,
+    /// The viewer step's image and its attributes.
+    pub viewer: Viewer,
     /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
     pub last_tried: Option<String>,
     /// The per-exercise screens.
@@ -110,17 +140,10 @@ pub struct App {
     pub mouse: bool,
     /// The final screen: the summary and the `dicomlab report` hint.
     pub show_summary: bool,
-    /// The viewer's action is done: show its image when its check is back.
-    pub image_after_check: bool,
     /// The terminal's width: below 100 columns there is no checklist pane (a click cannot land on it).
     pub width: u16,
-    /// The viewed instance's key attributes, shown beside the image.
-    pub image_attributes: Vec<(String, String)>,
     /// The target's records show the learner's reads (an audit log dicomlab reads): no questions.
     pub reads_recorded: bool,
-    /// A Postman environment imported on the environment screen, not yet saved: its file, which
-    /// credits the lab's import step once the profile is saved and opened.
-    pub imported: Option<String>,
 }
 
 /// Work for the runtime.
@@ -133,11 +156,14 @@ pub enum Effect {
     Reset(Option<String>),
     /// Copy to the clipboard with OSC 52 (works over SSH).
     Copy(String),
-    /// Open another profile's target.
-    SwitchTarget(String),
-    /// The red triangle's rendered image for the viewer: fetched (`true`), or the PNG the step's action
-    /// just saved when there is one (`false`).
-    LoadImage(bool),
+    /// Open another profile's target; `profile` when the environment screen just saved it (the runtime
+    /// keeps it for `t`).
+    SwitchTarget {
+        name: String,
+        profile: Option<Box<Profile>>,
+    },
+    /// The viewer step's rendered image (and its attributes).
+    LoadImage,
     /// A screen's request.
     Work(Work),
     /// Abort every request in flight.
@@ -185,7 +211,7 @@ pub enum Msg {
         target: TargetKind,
         base_url: String,
         vars: Vec<(String, String)>,
-        saved: std::collections::BTreeMap<String, StepProgress>,
+        saved: BTreeMap<String, StepProgress>,
         /// Whether the new target's reads are on a record dicomlab reads.
         reads_recorded: bool,
     },
@@ -196,14 +222,14 @@ pub enum Msg {
     /// The viewed instance's key attributes (keyword, value), from its metadata.
     ImageAttributes(Vec<(String, String)>),
     Saved(Result<(), String>),
-    Progress(std::collections::BTreeMap<String, StepProgress>),
-    /// A screen's request came back.
+    Progress(BTreeMap<String, StepProgress>),
+    /// A screen's request came back (or reported progress).
     Done(Done),
     /// The requests in flight were aborted.
     Cancelled,
     Mouse(MouseEvent),
-    /// The live tail's tick (only while the change feed is followed).
-    Tail,
+    /// The 2-second tick, only while something on a screen moves by itself (the change feed's live tail).
+    Tick,
     /// The slow tick that checks again the steps waiting for a late record (the audit log).
     Recheck,
 }
@@ -212,21 +238,10 @@ impl App {
     pub fn new(lab: Lab, profile: String, target: TargetKind, base_url: String) -> App {
         let steps = lab
             .steps()
-            .map(|s| {
-                (
-                    s.id.clone(),
-                    StepView {
-                        check: CheckState::NotChecked,
-                        saved: None,
-                        hints_shown: 0,
-                        doing: false,
-                        did: None,
-                        subject: None,
-                    },
-                )
-            })
+            .map(|s| (s.id.clone(), StepView::fresh()))
             .collect();
-        let mut app = App {
+        let screens = Screens::new(&lab);
+        App {
             lab,
             profile,
             target,
@@ -241,39 +256,32 @@ impl App {
             token_left: None,
             status: None,
             quit: false,
-            ascii: false,
-            no_color: false,
+            theme: Theme::default(),
             scroll: 0,
             claims: None,
             profiles: Vec::new(),
             switching: false,
             last_tried: None,
             vars: Vec::new(),
-            image: None,
-            picker: ratatui_image::picker::Picker::halfblocks(),
-            screens: Screens::default(),
+            viewer: Viewer::default(),
+            screens,
             mouse: false,
             show_summary: false,
-            image_after_check: false,
             width: 120,
-            image_attributes: Vec::new(),
             reads_recorded: false,
-            imported: None,
-        };
-        // The retrieve form starts on the instance the lab's retrieve step names.
-        let start = app
-            .lab
-            .steps()
-            .find(|s| s.screen() == Some(crate::lab::model::ScreenKind::Retrieve))
-            .and_then(|s| s.instance.as_deref())
-            .and_then(|n| app.lab.dataset.instance(n))
-            .map(|i| [i.study.clone(), i.series.clone(), i.sop.clone()]);
-        if let Some(uids) = start {
-            for (f, v) in app.screens.retrieve.form.fields.iter_mut().zip(uids) {
-                f.set(&v);
-            }
         }
-        app
+    }
+
+    /// What the screens may read of the app.
+    pub fn ctx(&self) -> Ctx {
+        Ctx {
+            target: self.target,
+            profile: self.profile.clone(),
+            v2: self.v2(),
+            focused: self.focus == Focus::Panel,
+            theme: self.theme,
+            learner_tag: self.learner_tag(),
+        }
     }
 
     /// Every required step done (skipped ones count as not done).
@@ -291,25 +299,17 @@ impl App {
 
     /// Why the target has nothing for a screen (a DICOMweb server without Azure's extensions).
     pub fn unsupported(&self, screen: Screen) -> Option<&'static str> {
-        match (self.target, screen) {
-            (TargetKind::Generic, Screen::ChangeFeed) => Some(
-                "this server has no change feed: it is an Azure DICOM service feature (try it on the practice service)",
-            ),
-            (TargetKind::Generic, Screen::Tags) => Some(
-                "this server has no extended query tags: they are an Azure DICOM service feature (try them on the practice service)",
-            ),
-            _ => None,
-        }
+        self.screens.unsupported(screen, &self.ctx())
     }
 
-    /// A v2 base URL (the change feed pages differently).
+    /// A v2 base URL, data partition or not (the change feed pages differently).
     pub fn v2(&self) -> bool {
-        self.base_url.trim_end_matches('/').ends_with("/v2")
+        BaseUrl::parse(&self.base_url).is_v2()
     }
 
     /// Whether something animates (the runtime ticks only then).
     pub fn ticking(&self) -> bool {
-        self.screens.feed.following
+        self.screens.animating()
     }
 
     pub fn step_ids(&self) -> Vec<String> {
@@ -336,7 +336,7 @@ impl App {
     pub fn is_viewer(&self, id: &str) -> bool {
         self.lab
             .step(id)
-            .is_some_and(|s| s.screen() == Some(crate::lab::model::ScreenKind::Viewer))
+            .is_some_and(|s| s.screen() == Some(ScreenKind::Viewer))
     }
 
     /// Whether the step's question is the way to show it done: it asks one, it is not done, the target
@@ -402,8 +402,17 @@ impl App {
             .unwrap_or(0);
     }
 
-    fn view_mut(&mut self, id: &str) -> Option<&mut StepView> {
+    pub(super) fn view_mut(&mut self, id: &str) -> Option<&mut StepView> {
         self.steps.get_mut(id)
+    }
+
+    /// The selected step's check starts: it shows "checking…" until the outcome is back.
+    pub(super) fn check_selected(&mut self) -> Effect {
+        let id = self.selected_id();
+        if let Some(s) = self.view_mut(&id) {
+            s.check = CheckState::Checking;
+        }
+        Effect::Check(id)
     }
 }
 
@@ -412,36 +421,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => {
             let before = app.selected;
-            let mut fx = on_key(app, key);
+            let mut fx = super::keys::on_key(app, key);
             if app.selected != before {
                 fx.extend(entered(app));
             }
             fx
         }
         Msg::Done(d) => {
-            if matches!(d, Done::ProfileSaved(Err(_))) {
-                app.switching = false;
-            }
-            if let Done::Imported(Ok((_, names))) = &d {
-                app.imported = Some(names.join(", "));
-            }
-            let refresh_tags = matches!(d, Done::TagChanged(_));
-            let from = d.screen();
-            app.screens.done(d);
-            let mut fx = Vec::new();
-            if refresh_tags {
-                app.screens.tags.running = true;
-                fx.push(Effect::Work(Work::TagsList));
-            }
-            // Checks also run after each action (of the step still on screen: not of one moved to since).
-            if from.is_some() && app.screen() == from {
-                let id = app.selected_id();
-                if let Some(s) = app.view_mut(&id) {
-                    s.check = CheckState::Checking;
-                }
-                fx.push(Effect::Check(id));
-            }
-            fx
+            let ctx = app.ctx();
+            let (from, outs) = app.screens.done(d, &ctx);
+            apply(app, from, outs)
         }
         Msg::Cancelled => {
             for s in app.steps.values_mut() {
@@ -458,36 +447,17 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             let code = match m.kind {
                 MouseEventKind::ScrollDown => KeyCode::Down,
                 MouseEventKind::ScrollUp => KeyCode::Up,
-                MouseEventKind::Down(_) => {
-                    // A click moves the focus to the pane under the pointer (the checklist is 36 wide);
-                    // on a checklist row it selects that step (an exercise's row: its first step).
-                    if app.width >= 100 && m.column < 36 {
-                        app.focus = Focus::Checklist;
-                        if let Some(i) = checklist_row(app, m.row)
-                            && i != app.selected
-                        {
-                            app.selected = i;
-                            return entered(app);
-                        }
-                    } else {
-                        app.focus = if app.screen().is_some() {
-                            Focus::Panel
-                        } else {
-                            Focus::Step
-                        };
-                    }
-                    return Vec::new();
-                }
+                MouseEventKind::Down(_) => return super::keys::click(app, m),
                 _ => return Vec::new(),
             };
             update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
         }
-        Msg::Tail => {
-            let v2 = app.v2();
-            app.screens
-                .feed_tick(v2)
+        Msg::Tick => {
+            let ctx = app.ctx();
+            let ticked = app.screens.tick(&ctx);
+            ticked
                 .into_iter()
-                .map(Effect::Work)
+                .flat_map(|(from, outs)| apply(app, from, outs))
                 .collect()
         }
         Msg::Resize(width, _) => {
@@ -496,9 +466,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Checked { step, outcome } => {
             let mut fx = Vec::new();
-            if app.image_after_check && app.is_viewer(&step) {
-                app.image_after_check = false;
-                fx.push(Effect::LoadImage(false));
+            if app.viewer.after_check && app.is_viewer(&step) {
+                app.viewer.after_check = false;
+                fx.push(Effect::LoadImage);
             }
             let was_complete = app.complete();
             if let Some(s) = app.view_mut(&step) {
@@ -525,19 +495,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             // Checks also run after each action; the viewer's action also shows the image, once its check
             // is back (the service renders one image at a time; the TUI decodes it after).
-            app.image_after_check |= viewer;
+            app.viewer.after_check |= viewer;
             vec![Effect::Check(step)]
         }
         Msg::ImageAttributes(a) => {
-            app.image_attributes = a;
+            app.viewer.attributes = a;
             Vec::new()
         }
         Msg::Image(r) => {
             match r {
-                Ok(img) => {
-                    let img = std::sync::Arc::try_unwrap(img).unwrap_or_else(|a| (*a).clone());
-                    app.image = Some(std::cell::RefCell::new(app.picker.new_resize_protocol(img)));
-                }
+                Ok(img) => app.viewer.show(img),
                 Err(e) => app.status = Some(format!("no image: {e}")),
             }
             Vec::new()
@@ -580,48 +547,21 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.claims = None;
             app.token_left = None;
             for view in app.steps.values_mut() {
-                *view = StepView {
-                    check: CheckState::NotChecked,
-                    saved: None,
-                    hints_shown: 0,
-                    doing: false,
-                    did: None,
-                    subject: None,
-                };
+                *view = StepView::fresh();
             }
             update(app, Msg::Progress(saved));
-            app.screens.cancel();
-            app.screens.search.results.clear();
-            app.screens.feed.rows.clear();
-            app.screens.tags.rows.clear();
-            app.screens.store.files.clear();
-            let env_step = app.screen() == Some(Screen::Environment);
-            if !env_step {
+            // Every screen forgets the old target; the one on the learner's step may keep them there
+            // (the environment screen: its profile was just opened, and is checked at once).
+            let here = app.screen();
+            let ctx = app.ctx();
+            let asked = app.screens.switched(here, &ctx);
+            if asked.is_empty() {
                 app.resume();
             }
             app.status = Some(format!("now on {} ({})", app.profile, app.base_url));
-            // A saved environment is checked at once on the target it opened; an import saved with it
-            // is the import step's evidence.
             let mut fx = entered(app);
-            let import_step = app.lab.step_of_kind("postman_import").map(|s| s.id.clone());
-            let credited = match (app.imported.take(), &import_step) {
-                (Some(what), Some(step)) if env_step => {
-                    fx.push(Effect::Credit {
-                        step: step.clone(),
-                        summary: format!("imported the workshop's Postman environment ({what}) and saved it as profile {}", app.profile),
-                    });
-                    Some(step.clone())
-                }
-                _ => None,
-            };
-            if env_step {
-                let id = app.selected_id();
-                if credited.as_deref() != Some(id.as_str()) {
-                    if let Some(s) = app.view_mut(&id) {
-                        s.check = CheckState::Checking;
-                    }
-                    fx.push(Effect::Check(id));
-                }
+            if let Some(here) = here {
+                fx.extend(apply(app, here, asked));
             }
             fx
         }
@@ -662,268 +602,50 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     }
 }
 
-fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        app.quit = true;
-        return vec![Effect::Quit];
-    }
-    if let Some(confirm) = app.confirm.clone() {
-        return on_confirm(app, confirm, key);
-    }
-    if app.show_help {
-        app.show_help = false;
-        return Vec::new();
-    }
-    if app.show_summary {
-        app.show_summary = false;
-        return Vec::new();
-    }
-    app.status = None;
-    let count = app.lab.steps().count();
-    let id = app.selected_id();
-    if app.focus == Focus::Panel
-        && let Some(screen) = app.screen()
-        && app.unsupported(screen).is_none()
-    {
-        if key.code == KeyCode::Char('D') && screen == Screen::Tags && !app.screens.editing(screen)
-        {
-            match app.screens.selected_tag() {
-                Some(tag) => app.confirm = Some(Confirm::DeleteTag(tag)),
-                None => app.status = Some("no tag selected: a lists the tags".into()),
-            }
-            return Vec::new();
-        }
-        if key.code == KeyCode::Char('>')
-            && screen == Screen::Search
-            && !app.screens.editing(screen)
-        {
-            return to_retrieve(app);
-        }
-        let editing = app.screens.editing(screen);
-        let v2 = app.v2();
-        if let Some(work) = app.screens.key(screen, key, v2) {
-            return work.into_iter().map(Effect::Work).collect();
-        }
-        if editing {
-            return Vec::new();
-        }
-    }
-    match key.code {
-        KeyCode::Char('q') => {
-            if app.busy() {
-                app.confirm = Some(Confirm::Quit);
-                Vec::new()
-            } else {
-                app.quit = true;
-                vec![Effect::Quit]
-            }
-        }
-        KeyCode::Char('?') | KeyCode::F(1) => {
-            app.show_help = true;
-            Vec::new()
-        }
-        KeyCode::Down | KeyCode::Char('j') if app.focus == Focus::Checklist => {
-            app.selected = (app.selected + 1).min(count.saturating_sub(1));
-            app.scroll = 0;
-            Vec::new()
-        }
-        KeyCode::Up | KeyCode::Char('k') if app.focus == Focus::Checklist => {
-            app.selected = app.selected.saturating_sub(1);
-            app.scroll = 0;
-            Vec::new()
-        }
-        KeyCode::Down | KeyCode::Char('j') => {
-            app.scroll = app.scroll.saturating_add(1);
-            Vec::new()
-        }
-        KeyCode::Up | KeyCode::Char('k') => {
-            app.scroll = app.scroll.saturating_sub(1);
-            Vec::new()
-        }
-        KeyCode::Right | KeyCode::Char('n') => {
-            app.selected = (app.selected + 1).min(count.saturating_sub(1));
-            app.scroll = 0;
-            Vec::new()
-        }
-        KeyCode::Left | KeyCode::Char('p') => {
-            app.selected = app.selected.saturating_sub(1);
-            app.scroll = 0;
-            Vec::new()
-        }
-        KeyCode::Char('g') | KeyCode::Home => {
-            app.selected = 0;
-            Vec::new()
-        }
-        KeyCode::Char('G') | KeyCode::End => {
-            app.selected = count.saturating_sub(1);
-            Vec::new()
-        }
-        KeyCode::Enter if app.focus == Focus::Checklist => {
-            app.focus = if app.screen().is_some() {
-                Focus::Panel
-            } else {
-                Focus::Step
-            };
-            Vec::new()
-        }
-        KeyCode::Tab => {
-            app.focus = match app.focus {
-                Focus::Checklist => Focus::Step,
-                Focus::Step if app.screen().is_some() => Focus::Panel,
-                _ => Focus::Checklist,
-            };
-            Vec::new()
-        }
-        KeyCode::BackTab => {
-            app.focus = match app.focus {
-                Focus::Checklist if app.screen().is_some() => Focus::Panel,
-                Focus::Checklist | Focus::Panel => Focus::Step,
-                Focus::Step => Focus::Checklist,
-            };
-            Vec::new()
-        }
-        KeyCode::Esc => {
-            app.focus = Focus::Checklist;
-            Vec::new()
-        }
-        KeyCode::Char('x') => {
-            if app.busy() {
-                app.status = Some("cancelling…".into());
-                vec![Effect::Cancel]
-            } else {
-                app.status = Some("nothing to cancel".into());
-                Vec::new()
-            }
-        }
-        KeyCode::Char('S') => {
-            app.show_summary = true;
-            Vec::new()
-        }
-        KeyCode::Char('M') => {
-            app.mouse = !app.mouse;
-            app.status = Some(if app.mouse {
-                "mouse on: wheel scrolls, a click picks a step or a pane (text selection needs Shift)".into()
-            } else {
-                "mouse off: the terminal selects text again".into()
-            });
-            vec![Effect::Mouse(app.mouse)]
-        }
-        KeyCode::Char('c') => {
-            if let Some(s) = app.view_mut(&id) {
-                s.check = CheckState::Checking;
-            }
-            vec![Effect::Check(id)]
-        }
-        KeyCode::Char('C') => {
-            for s in app.steps.values_mut() {
-                s.check = CheckState::Checking;
-            }
-            vec![Effect::CheckAll]
-        }
-        KeyCode::Char('d') => match app.view_mut(&id) {
-            Some(s) if !s.doing => {
-                s.doing = true;
-                vec![Effect::Do(id)]
-            }
-            _ => Vec::new(),
-        },
-        KeyCode::Char('a') => {
-            if app.answerable(&id) {
-                app.confirm = Some(Confirm::Answer {
-                    step: id,
-                    typed: String::new(),
-                });
-            } else {
-                app.status =
-                    Some("this step asks no question: the service's records show it".into());
-            }
-            Vec::new()
-        }
-        KeyCode::Char('h') => {
-            let total = app.lab.step(&id).map_or(0, |s| s.hints.len());
-            if let Some(s) = app.view_mut(&id) {
-                if s.hints_shown < total {
-                    s.hints_shown += 1;
-                } else {
-                    app.status = Some("no more hints for this step".into());
+/// Applies what a screen asked for. A check or a credit applies only while that screen's step is on
+/// screen (the learner may have moved on since the request left); the rest always.
+pub(super) fn apply(app: &mut App, from: Screen, outs: Vec<Out<Work>>) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    let here = app.screen() == Some(from);
+    let mut credited: Option<String> = None;
+    for out in outs {
+        match out {
+            Out::Work(w) => fx.push(Effect::Work(w)),
+            Out::Check if here => {
+                // A credit just gave the step its outcome: no check to run.
+                if credited.as_deref() != Some(app.selected_id().as_str()) {
+                    fx.push(app.check_selected());
                 }
             }
-            Vec::new()
-        }
-        KeyCode::Char('s') => {
-            if let Some(s) = app.view_mut(&id) {
-                s.saved = Some(Status::Skipped);
+            Out::Credit { kind, summary } if here => {
+                if let Some(step) = app.lab.step_of_kind(kind).map(|s| s.id.clone()) {
+                    credited = Some(step.clone());
+                    fx.push(Effect::Credit { step, summary });
+                }
             }
-            app.selected = (app.selected + 1).min(count.saturating_sub(1));
-            vec![Effect::Skip(id)]
-        }
-        KeyCode::Char('r') => {
-            app.confirm = Some(Confirm::ResetStep(id));
-            Vec::new()
-        }
-        KeyCode::Char('R') => {
-            app.confirm = Some(Confirm::ResetAll(String::new()));
-            Vec::new()
-        }
-        KeyCode::Char('t') if !app.switching && !app.busy() && app.profiles.len() > 1 => {
-            let from = app
-                .last_tried
-                .clone()
-                .unwrap_or_else(|| app.profile.clone());
-            let next = app
-                .profiles
-                .iter()
-                .position(|p| *p == from)
-                .map_or(0, |i| (i + 1) % app.profiles.len());
-            let name = app.profiles[next].clone();
-            app.last_tried = Some(name.clone());
-            app.switching = true;
-            app.status = Some(format!("opening {name}…"));
-            vec![Effect::SwitchTarget(name)]
-        }
-        KeyCode::Char('v') if app.is_viewer(&id) => {
-            app.status = Some("fetching the rendered image…".into());
-            vec![Effect::LoadImage(true)]
-        }
-        KeyCode::Char('e') => {
-            app.show_exchange = !app.show_exchange;
-            Vec::new()
-        }
-        KeyCode::Char('y') => match &app.last_exchange {
-            Some(e) => {
-                app.status = Some("copied the last request as curl (OSC 52)".into());
-                vec![Effect::Copy(e.curl())]
+            Out::Check | Out::Credit { .. } => {}
+            Out::Status(s) => app.status = Some(s),
+            Out::Confirm { ask, yes } => app.confirm = Some(Confirm::Screen { ask, yes }),
+            Out::Retrieve(of) => fx.extend(to_retrieve(app, &of)),
+            Out::Open { name, profile } => {
+                app.switching = true;
+                fx.push(Effect::SwitchTarget {
+                    name,
+                    profile: Some(profile),
+                });
             }
-            None => {
-                app.status = Some("no request sent yet".into());
-                Vec::new()
-            }
-        },
-        _ => Vec::new(),
+        }
     }
+    fx
 }
 
-/// `>` on a search result: its UIDs go to the retrieve screen, which gets the keys.
-fn to_retrieve(app: &mut App) -> Vec<Effect> {
-    let s = &app.screens.search;
-    let Some(result) = s.results.get(s.selected) else {
-        app.status = Some("no result selected: search first".into());
-        return Vec::new();
-    };
-    let uid = |tag| super::screens::value_of(result, tag);
-    let (study, series, instance) = (uid("0020000D"), uid("0020000E"), uid("00080018"));
-    let form = &mut app.screens.retrieve.form;
-    for (i, v) in [study, series, instance].iter().enumerate() {
-        if !v.is_empty()
-            && let Some(f) = form.fields.get_mut(i)
-        {
-            f.set(v);
-        }
-    }
+/// A search result's UIDs go to the retrieve screen, which gets the keys.
+fn to_retrieve(app: &mut App, of: &InstanceRef) -> Vec<Effect> {
+    app.screens.retrieve.show(of);
     let Some(i) = app
         .lab
         .steps()
-        .position(|s| s.screen() == Some(crate::lab::model::ScreenKind::Retrieve))
+        .position(|s| s.screen() == Some(ScreenKind::Retrieve))
     else {
         return Vec::new();
     };
@@ -933,409 +655,17 @@ fn to_retrieve(app: &mut App) -> Vec<Effect> {
     entered(app)
 }
 
-/// The step under a terminal row of the wide layout's checklist (the view draws: a header row, the
-/// pane's border, then per exercise its row and, for the current exercise, a row per step).
-pub fn checklist_row(app: &App, row: u16) -> Option<usize> {
-    let line = usize::from(row.checked_sub(2)?);
-    let current = app
-        .lab
-        .exercise_of(&app.selected_id())
-        .map(|e| e.id.clone());
-    let mut n = 0usize;
-    let mut first = 0usize;
-    for ex in &app.lab.exercises {
-        if n == line {
-            return Some(first);
-        }
-        n += 1;
-        if current.as_deref() == Some(ex.id.as_str()) {
-            for i in 0..ex.steps.len() {
-                if n == line {
-                    return Some(first + i);
-                }
-                n += 1;
-            }
-        }
-        first += ex.steps.len();
-    }
-    None
-}
-
-/// Entering a step whose screen shows the service's state loads it (files to store, the tag list).
+/// Entering a step: its screen loads what it shows of the service (files to store, the tag list).
 pub fn entered(app: &mut App) -> Vec<Effect> {
     app.scroll = 0;
-    match app.screen() {
-        Some(Screen::Store) if app.screens.store.files.is_empty() && !app.screens.store.loading => {
-            app.screens.store.loading = true;
-            vec![Effect::Work(Work::ListFiles(
-                app.screens.store.folder.clone(),
-            ))]
-        }
-        Some(Screen::Tags)
-            if app.screens.tags.rows.is_empty()
-                && !app.screens.tags.running
-                && app.unsupported(Screen::Tags).is_none() =>
-        {
-            app.screens.tags.running = true;
-            vec![Effect::Work(Work::TagsList)]
-        }
-        Some(Screen::Search) => {
-            // The tag step's search starts with the learner's tag filled in.
-            if let Some(crate::lab::model::Check::TagUsed { value }) =
-                app.lab.step(&app.selected_id()).map(|s| s.check.clone())
-                && let Some(tag) = app.learner_tag()
-            {
-                let value = value.unwrap_or_default();
-                let f = &mut app.screens.search;
-                if !f.form.value(0).contains(tag.as_str()) {
-                    f.form.fields[0].set(&format!("{tag}={value}"));
-                    f.level = crate::dicomweb::Level::Studies;
-                    f.results.clear();
-                    f.detail = None;
-                    f.status = None;
-                }
-            }
-            Vec::new()
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
-    match confirm {
-        Confirm::ResetStep(id) => {
-            app.confirm = None;
-            if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                if let Some(s) = app.view_mut(&id) {
-                    s.saved = None;
-                    s.check = CheckState::NotChecked;
-                    s.hints_shown = 0;
-                    s.did = None;
-                }
-                app.status = Some(format!("{id} reset"));
-                return vec![Effect::Reset(Some(id))];
-            }
-            Vec::new()
-        }
-        Confirm::ResetAll(mut typed) => match key.code {
-            KeyCode::Esc => {
-                app.confirm = None;
-                Vec::new()
-            }
-            KeyCode::Backspace => {
-                typed.pop();
-                app.confirm = Some(Confirm::ResetAll(typed));
-                Vec::new()
-            }
-            KeyCode::Enter if typed == "reset" => {
-                app.confirm = None;
-                for s in app.steps.values_mut() {
-                    s.saved = None;
-                    s.check = CheckState::NotChecked;
-                    s.hints_shown = 0;
-                    s.did = None;
-                }
-                app.selected = 0;
-                app.status = Some("all progress reset".into());
-                vec![Effect::Reset(None)]
-            }
-            KeyCode::Char(c) if typed.len() < 10 => {
-                typed.push(c);
-                app.confirm = Some(Confirm::ResetAll(typed));
-                Vec::new()
-            }
-            _ => {
-                app.confirm = Some(Confirm::ResetAll(typed));
-                Vec::new()
-            }
-        },
-        Confirm::DeleteTag(tag) => {
-            app.confirm = None;
-            if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                app.screens.tags.running = true;
-                return vec![Effect::Work(Work::TagDelete(tag))];
-            }
-            Vec::new()
-        }
-        Confirm::Quit => {
-            app.confirm = None;
-            if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                app.quit = true;
-                return vec![Effect::Quit];
-            }
-            Vec::new()
-        }
-        Confirm::Answer { step, mut typed } => match key.code {
-            KeyCode::Esc => {
-                app.confirm = None;
-                Vec::new()
-            }
-            KeyCode::Enter if !typed.trim().is_empty() => {
-                app.confirm = None;
-                if let Some(s) = app.view_mut(&step) {
-                    s.check = CheckState::Checking;
-                }
-                vec![Effect::Answer { step, value: typed }]
-            }
-            KeyCode::Backspace => {
-                typed.pop();
-                app.confirm = Some(Confirm::Answer { step, typed });
-                Vec::new()
-            }
-            KeyCode::Char(c) if !c.is_control() && typed.chars().count() < 120 => {
-                typed.push(c);
-                app.confirm = Some(Confirm::Answer { step, typed });
-                Vec::new()
-            }
-            _ => {
-                app.confirm = Some(Confirm::Answer { step, typed });
-                Vec::new()
-            }
-        },
-        Confirm::Name(mut typed) => match key.code {
-            // Esc declines: the report says "no name given", and the question is not asked again.
-            KeyCode::Esc => {
-                app.confirm = None;
-                vec![Effect::SaveName(String::new())]
-            }
-            KeyCode::Enter => {
-                app.confirm = None;
-                app.status = Some(if typed.trim().is_empty() {
-                    "no name: the report will say so".into()
-                } else {
-                    format!("the report will name you {}", typed.trim())
-                });
-                vec![Effect::SaveName(typed.trim().to_string())]
-            }
-            KeyCode::Backspace => {
-                typed.pop();
-                app.confirm = Some(Confirm::Name(typed));
-                Vec::new()
-            }
-            KeyCode::Char(c) if !c.is_control() && typed.chars().count() < 80 => {
-                typed.push(c);
-                app.confirm = Some(Confirm::Name(typed));
-                Vec::new()
-            }
-            _ => {
-                app.confirm = Some(Confirm::Name(typed));
-                Vec::new()
-            }
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn app() -> App {
-        App::new(
-            Lab::embedded().expect("lab"),
-            "practice".into(),
-            TargetKind::Practice,
-            "http://127.0.0.1:8042/v1".into(),
-        )
-    }
-
-    fn key(c: char) -> Msg {
-        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
-    }
-
-    #[test]
-    fn a_step_done_stays_done_whatever_a_later_check_says() {
-        let mut a = app();
-        let id = "store-samples".to_string();
-        let mut saved = std::collections::BTreeMap::new();
-        saved.insert(
-            id.clone(),
-            StepProgress {
-                status: Status::Done,
-                attempts: 1,
-                first: "2026-11-30T14:00:00Z".into(),
-                last: "2026-11-30T14:00:00Z".into(),
-                done_at: Some("2026-11-30T14:00:00Z".into()),
-                last_failure: None,
-                evidence: Some(crate::lab::evidence::Evidence::new(
-                    crate::lab::evidence::Source::ChangeFeed,
-                    "Create entries #1, #2, #3",
-                    None,
-                )),
-                waiting_since: None,
-                subject: None,
-            },
-        );
-        update(&mut a, Msg::Progress(saved));
-        assert!(a.is_done(&id));
-        // The study deleted (the lab's optional deletes), then C: whatever comes back, it stays done.
-        update(
-            &mut a,
-            Msg::Checked {
-                step: id.clone(),
-                outcome: Outcome::Fail {
-                    expected: "e".into(),
-                    observed: "o".into(),
-                    diagnosis: "d".into(),
-                    tried: Vec::new(),
-                },
-            },
-        );
-        assert!(a.is_done(&id));
-    }
-
-    #[test]
-    fn check_and_do_are_effects_not_io() {
-        let mut a = app();
-        assert_eq!(
-            update(&mut a, key('c')),
-            vec![Effect::Check("service-exists".into())]
-        );
-        assert_eq!(a.steps["service-exists"].check, CheckState::Checking);
-        assert_eq!(
-            update(&mut a, key('d')),
-            vec![Effect::Do("service-exists".into())]
-        );
-        // After an action, its check runs.
-        let fx = update(
-            &mut a,
-            Msg::Did {
-                step: "service-exists".into(),
-                result: Ok("ok".into()),
-            },
-        );
-        assert_eq!(fx, vec![Effect::Check("service-exists".into())]);
-    }
-
-    #[test]
-    fn reset_all_needs_the_typed_word() {
-        let mut a = app();
-        update(&mut a, key('R'));
-        for c in "rese".chars() {
-            update(&mut a, key(c));
-        }
-        assert!(
-            update(
-                &mut a,
-                Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
-            )
-            .is_empty()
-        );
-        update(&mut a, key('t'));
-        assert_eq!(
-            update(
-                &mut a,
-                Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
-            ),
-            vec![Effect::Reset(None)]
-        );
-    }
-
-    #[test]
-    fn hints_are_progressive_and_quit_asks_while_busy() {
-        let mut a = app();
-        update(&mut a, key('h'));
-        update(&mut a, key('h'));
-        assert_eq!(a.steps["service-exists"].hints_shown, 2);
-        update(&mut a, key('d'));
-        assert!(update(&mut a, key('q')).is_empty());
-        assert_eq!(a.confirm, Some(Confirm::Quit));
-        assert_eq!(update(&mut a, key('y')), vec![Effect::Quit]);
-    }
-
-    #[test]
-    fn x_cancels_what_runs_and_the_ui_forgets_it() {
-        let mut a = app();
-        assert!(update(&mut a, key('x')).is_empty(), "nothing to cancel");
-        update(&mut a, key('c'));
-        assert!(a.busy());
-        assert_eq!(update(&mut a, key('x')), vec![Effect::Cancel]);
-        update(&mut a, Msg::Cancelled);
-        assert!(!a.busy());
-        assert_eq!(a.steps["service-exists"].check, CheckState::NotChecked);
-    }
-
-    #[test]
-    fn screens_get_the_keys_when_focused_and_esc_gives_them_back() {
-        let mut a = app();
-        a.selected = a
-            .step_ids()
-            .iter()
-            .position(|s| s == "change-feed")
-            .expect("step");
-        let enter = Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
-        update(&mut a, enter.clone());
-        assert_eq!(a.focus, Focus::Panel);
-        // `f` follows the feed; the runtime then ticks, and each tick asks for what came next.
-        update(&mut a, key('f'));
-        assert!(a.ticking());
-        assert_eq!(
-            update(&mut a, Msg::Tail),
-            vec![Effect::Work(Work::Feed {
-                offset: 0,
-                limit: 10,
-                append: true
-            })]
-        );
-        // `n` is not the screen's: it still moves to the next step, which loads the tag list.
-        let fx = update(&mut a, key('n'));
-        assert_eq!(fx, vec![Effect::Work(Work::TagsList)]);
-        update(
-            &mut a,
-            Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
-        );
-        assert_eq!(a.focus, Focus::Checklist);
-    }
-
-    #[test]
-    fn a_search_result_goes_to_the_retrieve_screen() {
-        let mut a = app();
-        a.selected = a
-            .step_ids()
-            .iter()
-            .position(|s| s == "search-samples")
-            .expect("step");
-        a.focus = Focus::Panel;
-        assert!(update(&mut a, key('>')).is_empty(), "no result yet");
-        a.screens.search.results = vec![serde_json::json!({
-            "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
-            "0020000E": {"vr": "UI", "Value": ["1.2.3.4"]},
-            "00080018": {"vr": "UI", "Value": ["1.2.3.4.5"]}
-        })];
-        update(&mut a, key('>'));
-        assert_eq!(a.selected_id(), "retrieve-samples");
-        assert_eq!(a.focus, Focus::Panel);
-        let f = &a.screens.retrieve.form;
-        assert_eq!(
-            (f.value(0), f.value(1), f.value(2)),
-            ("1.2.3".into(), "1.2.3.4".into(), "1.2.3.4.5".into())
-        );
-    }
-
-    #[test]
-    fn mouse_is_a_toggle_and_its_wheel_scrolls() {
-        let mut a = app();
-        assert_eq!(update(&mut a, key('M')), vec![Effect::Mouse(true)]);
-        let wheel = MouseEvent {
-            kind: MouseEventKind::ScrollDown,
-            column: 50,
-            row: 5,
-            modifiers: KeyModifiers::NONE,
-        };
-        update(&mut a, Msg::Mouse(wheel));
-        assert_eq!(a.selected, 1, "the wheel moves in the focused checklist");
-        // A click on exercise 4's row: rows 2–5 are exercise 1, exercise 2 (expanded), its step, exercise 3.
-        let click = |row| MouseEvent {
-            kind: MouseEventKind::Down(crossterm::event::MouseButton::Left),
-            column: 5,
-            row,
-            modifiers: KeyModifiers::NONE,
-        };
-        update(&mut a, Msg::Mouse(click(2 + 4)));
-        assert_eq!(a.selected_id(), "get-token");
-        // Now exercise 4 is expanded: its step is on row 6, the store exercise's row is row 7.
-        let fx = update(&mut a, Msg::Mouse(click(2 + 5)));
-        assert_eq!(a.selected_id(), "store-samples");
-        assert_eq!(fx, vec![Effect::Work(Work::ListFiles(None))]);
-        assert_eq!(update(&mut a, key('M')), vec![Effect::Mouse(false)]);
-    }
+    let Some(screen) = app.screen() else {
+        return Vec::new();
+    };
+    let ctx = app.ctx();
+    let id = app.selected_id();
+    let outs = match app.lab.step(&id) {
+        Some(step) => app.screens.entered(screen, step, &ctx),
+        None => Vec::new(),
+    };
+    apply(app, screen, outs)
 }

@@ -1,4 +1,7 @@
 //! `view(&App, &mut Frame)`: reads the state, draws, does nothing else (no I/O on the render path).
+//! The header, the checklist, the step pane (instructions, what the check found, hints) with the step's
+//! exercise screen below it (each screen draws itself: `screens/`) or the viewer's image, the last
+//! exchange, the command bar, and the overlays (help, summary, questions).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -7,6 +10,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, CheckState, Confirm, Focus};
+use super::keys::{HELP, commands};
+use super::screens::Screen;
+use super::theme::bold;
 use crate::lab::Outcome;
 use crate::lab::progress::Status;
 
@@ -18,7 +24,7 @@ pub fn symbol(app: &App, id: &str, selected: bool) -> &'static str {
         CheckState::Checking => ("…", "."),
         // A blocked step shows what progress says (done, skipped) or pending.
         CheckState::Checked(o) if !matches!(o, Outcome::Blocked { .. }) => {
-            return o.symbol(app.ascii);
+            return o.symbol(app.theme.ascii);
         }
         _ if s.saved == Some(Status::Done) => ("✓", "+"),
         _ if s.saved == Some(Status::Skipped) => ("⤼", "~"),
@@ -26,35 +32,7 @@ pub fn symbol(app: &App, id: &str, selected: bool) -> &'static str {
         _ if selected => ("»", ">"),
         _ => ("○", "o"),
     };
-    glyph(app, u, a)
-}
-
-/// A Unicode symbol, or its ASCII fallback (TERM=linux, DICOMLAB_ASCII=1).
-pub(super) fn glyph(app: &App, unicode: &'static str, ascii: &'static str) -> &'static str {
-    if app.ascii { ascii } else { unicode }
-}
-
-/// A foreground color, or none under NO_COLOR.
-pub(super) fn style(app: &App, color: Color) -> Style {
-    if app.no_color {
-        Style::default()
-    } else {
-        Style::default().fg(color)
-    }
-}
-
-fn symbol_style(app: &App, sym: &str) -> Style {
-    match sym {
-        "✓" | "+" => style(app, Color::Green),
-        "✗" | "x" => style(app, Color::Red),
-        "…" | "." => style(app, Color::Yellow),
-        "–" | "-" | "⤼" | "~" => style(app, Color::DarkGray),
-        _ => Style::default(),
-    }
-}
-
-pub(super) fn bold() -> Style {
-    Style::default().add_modifier(Modifier::BOLD)
+    app.theme.glyph(u, a)
 }
 
 /// Fills `{baseUrl}` and friends in lab text.
@@ -135,9 +113,9 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
             .map(|(i, id)| {
                 let sym = symbol(app, id, i == app.selected);
                 let st = if i == app.selected {
-                    symbol_style(app, sym).add_modifier(Modifier::REVERSED)
+                    app.theme.symbol_style(sym).add_modifier(Modifier::REVERSED)
                 } else {
-                    symbol_style(app, sym)
+                    app.theme.symbol_style(sym)
                 };
                 Span::styled(sym, st)
             })
@@ -162,14 +140,14 @@ fn draw_checklist(app: &App, f: &mut Frame, area: Rect) {
             .all(|s| app.is_done(&s.id) || app.steps[&s.id].saved == Some(Status::Skipped));
         let expanded = current.as_deref() == Some(ex.id.as_str());
         let head_sym = if all_done {
-            glyph(app, "✓", "+")
+            app.theme.glyph("✓", "+")
         } else if expanded {
-            glyph(app, "»", ">")
+            app.theme.glyph("»", ">")
         } else {
-            glyph(app, "○", "o")
+            app.theme.glyph("○", "o")
         };
         lines.push(Line::from(vec![
-            Span::styled(format!(" {head_sym} "), symbol_style(app, head_sym)),
+            Span::styled(format!(" {head_sym} "), app.theme.symbol_style(head_sym)),
             Span::styled(
                 format!("{} {}", n + 1, ex.title),
                 if expanded { bold() } else { Style::default() },
@@ -185,7 +163,7 @@ fn draw_checklist(app: &App, f: &mut Frame, area: Rect) {
                 }
                 lines.push(Line::from(vec![
                     Span::raw("    "),
-                    Span::styled(format!("{sym} "), symbol_style(app, sym)),
+                    Span::styled(format!("{sym} "), app.theme.symbol_style(sym)),
                     Span::styled(s.title.clone(), st),
                 ]));
             }
@@ -225,9 +203,7 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
     let Some(step) = app.lab.step(&id) else {
         return;
     };
-    if app.is_viewer(&id)
-        && let Some(img) = &app.image
-    {
+    if app.is_viewer(&id) && app.viewer.image.is_some() {
         // The text keeps a third; the image gets the rest, fitted to the cells.
         let [text, picture] = Layout::vertical([
             Constraint::Length((area.height / 3).max(4)),
@@ -235,68 +211,26 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
         ])
         .areas(area);
         draw_step_text(app, f, text, &id, step);
-        // The key attributes beside the picture when there is room.
-        if !app.image_attributes.is_empty() && picture.width >= 70 {
-            let [pic, attrs] =
-                Layout::horizontal([Constraint::Min(30), Constraint::Length(40)]).areas(picture);
-            draw_image(f, pic, img);
-            let lines: Vec<Line> = app
-                .image_attributes
-                .iter()
-                .map(|(k, v)| {
-                    Line::from(vec![
-                        Span::styled(format!("{k:<26}"), bold()),
-                        Span::raw(v.clone()),
-                    ])
-                })
-                .collect();
-            f.render_widget(
-                Paragraph::new(lines).block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(" Key attributes "),
-                ),
-                attrs,
-            );
-        } else {
-            draw_image(f, picture, img);
-        }
+        app.viewer.draw(f, picture);
         return;
     }
-    if let Some(screen) = super::screens::Screen::of(step) {
+    if let Some(screen) = Screen::of(step) {
         // The screen below the step's text: most of the room while it has the keys.
+        let ctx = app.ctx();
         let panel = if app.focus == Focus::Panel {
             area.height * 2 / 3
         } else {
             area.height / 2
         }
-        .min(super::panels::wanted_height(app, screen))
+        .min(app.screens.height(screen, &ctx))
         .clamp(5.min(area.height), area.height.saturating_sub(4).max(5));
         let [text, rest] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(panel)]).areas(area);
         draw_step_text(app, f, text, &id, step);
-        super::panels::draw(app, f, rest, screen);
+        app.screens.draw(screen, &ctx, f, rest);
         return;
     }
     draw_step_text(app, f, area, &id, step);
-}
-
-fn draw_image(
-    f: &mut Frame,
-    area: Rect,
-    img: &std::cell::RefCell<ratatui_image::protocol::StatefulProtocol>,
-) {
-    let block = Block::default().borders(Borders::ALL).title(" rendered ");
-    let inner = block.inner(area);
-    f.render_widget(block, area);
-    // The protocol is only borrowed here, never elsewhere: a failed borrow would mean a nested draw.
-    if let Ok(mut protocol) = img.try_borrow_mut() {
-        f.render_stateful_widget(
-            ratatui_image::StatefulImage::default(),
-            inner,
-            &mut *protocol,
-        );
-    }
 }
 
 fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::lab::model::Step) {
@@ -320,33 +254,19 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
             let sym = symbol(app, &id, false);
             let head = format!("{sym} {}", o.label());
             match o {
-                Outcome::Fail {
-                    expected,
-                    observed,
-                    diagnosis,
-                    ..
-                } => {
+                Outcome::Fail { .. } => {
                     lines.push(Line::from(vec![
                         label("Check"),
-                        Span::styled(head, symbol_style(app, sym)),
+                        Span::styled(head, app.theme.symbol_style(sym)),
                     ]));
-                    lines.push(Line::from(vec![
-                        label("expected"),
-                        Span::raw(fill(app, expected)),
-                    ]));
-                    lines.push(Line::from(vec![
-                        label("observed"),
-                        Span::raw(observed.clone()),
-                    ]));
-                    lines.push(Line::from(vec![
-                        label("fix"),
-                        Span::raw(fill(app, diagnosis)),
-                    ]));
+                    for (name, text) in o.failure_lines().into_iter().flatten() {
+                        lines.push(Line::from(vec![label(name), Span::raw(fill(app, text))]));
+                    }
                 }
                 Outcome::Pass { detail, evidence } => {
                     lines.push(Line::from(vec![
                         label("Check"),
-                        Span::styled(head, symbol_style(app, sym)),
+                        Span::styled(head, app.theme.symbol_style(sym)),
                         Span::raw(format!(": {detail}")),
                     ]));
                     let when = evidence
@@ -368,7 +288,7 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                     };
                     lines.push(Line::from(vec![
                         label("Check"),
-                        Span::styled(head, symbol_style(app, sym)),
+                        Span::styled(head, app.theme.symbol_style(sym)),
                         Span::raw(format!(": {}", fill(app, &text))),
                     ]))
                 }
@@ -383,13 +303,7 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
     }
     // The question is the evidence where the service keeps no record of reads dicomlab can read.
     if let Some(q) = &step.question
-        && !app.is_done(&id)
-        && !app.reads_recorded
-        && !matches!(
-            &view.check,
-            CheckState::Checked(Outcome::NotSupported { .. })
-        )
-        && app.screen().is_none_or(|s| app.unsupported(s).is_none())
+        && app.answerable(&id)
     {
         lines.push(Line::from(vec![
             label("Question"),
@@ -497,68 +411,15 @@ fn draw_exchange(app: &App, f: &mut Frame, area: Rect) {
     );
 }
 
-/// The keys that work now.
-pub fn commands(app: &App) -> Vec<(&'static str, &'static str)> {
-    match &app.confirm {
-        Some(Confirm::Answer { .. }) => {
-            return vec![("Enter", "check the answer"), ("Esc", "cancel")];
-        }
-        Some(Confirm::Name(_)) => return vec![("Enter", "keep the name"), ("Esc", "leave it out")],
-        Some(Confirm::ResetAll(_)) => return vec![("reset Enter", "reset all"), ("Esc", "cancel")],
-        Some(_) => return vec![("y", "yes"), ("other", "no")],
-        None => {}
-    }
-    if app.show_help || app.show_summary {
-        return vec![("any key", "close")];
-    }
-    if app.focus == Focus::Panel
-        && let Some(screen) = app.screen()
-    {
-        let mut v = super::panels::keys(app, screen);
-        if !app.screens.editing(screen) {
-            if app.busy() {
-                v.push(("x", "cancel"));
-            }
-            v.push(("c", "check"));
-            if !v.iter().any(|(k, _)| *k == "Esc") {
-                v.push(("Esc", "checklist"));
-            }
-            v.push(("?", "keys"));
-        }
-        return v;
-    }
-    let mut v = vec![("d", "do it"), ("c", "check"), ("h", "hint")];
-    let id = app.selected_id();
-    if app.answerable(&id) {
-        v.push(("a", "answer"));
-    }
-    if app.busy() {
-        v.push(("x", "cancel"));
-    }
-    if app.last_exchange.is_some() {
-        v.push(("y", "copy curl"));
-        v.push(("e", "exchange"));
-    }
-    v.extend([
-        ("s", "skip"),
-        ("r", "reset"),
-        ("↑↓", "step"),
-        ("Tab", "pane"),
-        ("?", "keys"),
-        ("q", "quit"),
-    ]);
-    v
-}
-
 fn draw_bar(app: &App, f: &mut Frame, area: Rect) {
     let mut spans = Vec::new();
     if let Some(s) = &app.status {
-        spans.push(Span::styled(format!(" {s} "), style(app, Color::Yellow)));
+        spans.push(Span::styled(format!(" {s} "), app.theme.fg(Color::Yellow)));
         spans.push(Span::raw(" "));
     }
-    for (k, what) in commands(app) {
-        spans.push(Span::styled(format!(" {k}"), bold()));
-        spans.push(Span::raw(format!(" {what} ")));
+    for c in commands(app) {
+        spans.push(Span::styled(format!(" {}", c.keys), bold()));
+        spans.push(Span::raw(format!(" {} ", c.does)));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -574,42 +435,6 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// Every key, by pane.
-pub const HELP: &[(&str, &str)] = &[
-    (
-        "↑ ↓  j k",
-        "previous / next step (checklist), scroll (step pane)",
-    ),
-    ("← →  p n", "previous / next step"),
-    ("g G", "first / last step"),
-    (
-        "Tab Enter Esc",
-        "move between the checklist, the step and its screen",
-    ),
-    ("d", "do the step (send its requests), then check it"),
-    ("c / C", "check this step / every step"),
-    ("h", "reveal the next hint"),
-    (
-        "y",
-        "copy the last request as curl (OSC 52, works over SSH)",
-    ),
-    ("e", "show / hide the last exchange"),
-    ("s", "skip the step"),
-    ("t", "switch target: practice → azure → generic (profiles)"),
-    (
-        "r / R",
-        "reset this step (asks) / all progress (type reset)",
-    ),
-    ("x", "cancel the requests in flight"),
-    ("S", "the summary (and how to make the report)"),
-    (
-        "M",
-        "mouse on/off (wheel scrolls, a click picks a step or a pane)",
-    ),
-    ("?  F1", "this help"),
-    ("q  Ctrl-C", "quit (asks while something runs)"),
-];
-
 fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     let key_line = |k: &str, v: &str| {
         Line::from(vec![
@@ -623,8 +448,8 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect) {
         && let Some(screen) = app.screen()
     {
         lines.push(Line::styled(format!(" {} screen", screen.title()), bold()));
-        for (k, v) in super::panels::keys(app, screen) {
-            lines.push(key_line(k, v));
+        for c in app.screens.commands(screen, &app.ctx()) {
+            lines.push(key_line(c.keys, c.does));
         }
         lines.push(Line::raw(""));
     }
@@ -667,15 +492,14 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         // An exercise is done when its required steps are.
         let all = ex.steps.iter().all(|s| s.optional || app.is_done(&s.id))
             && ex.steps.iter().any(|s| app.is_done(&s.id));
-        let sym = match (all, app.ascii) {
-            (true, false) => "✓",
-            (true, true) => "+",
-            (false, false) => "○",
-            (false, true) => "o",
+        let sym = if all {
+            app.theme.glyph("✓", "+")
+        } else {
+            app.theme.glyph("○", "o")
         };
         let optional = ex.steps.iter().all(|s| s.optional);
         lines.push(Line::from(vec![
-            Span::styled(format!(" {sym} "), symbol_style(app, sym)),
+            Span::styled(format!(" {sym} "), app.theme.symbol_style(sym)),
             Span::raw(format!(
                 "{:<2} {:<32} {d}/{}{}{}",
                 n + 1,
@@ -715,9 +539,7 @@ fn draw_confirm(app: &App, c: &Confirm, f: &mut Frame, area: Rect) {
         Confirm::ResetAll(typed) => format!(
             "Reset ALL progress of this lab on this target? Type reset and Enter (Esc cancels): {typed}"
         ),
-        Confirm::DeleteTag(tag) => format!(
-            "Delete the extended query tag {tag}? Searching on it stops and its index is dropped. (y/n)"
-        ),
+        Confirm::Screen { ask, .. } => ask.clone(),
         Confirm::Quit => "A request is still running. Quit anyway? (y/n)".into(),
         Confirm::Answer { step, typed } => {
             let ask = app

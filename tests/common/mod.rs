@@ -194,7 +194,7 @@ pub fn sample_files() -> Vec<Vec<u8>> {
 
 /// A learner's profile pointing at a running practice service (as with `dicomlab serve`).
 pub fn profile_for(svc: &RunningService) -> dicomlab::config::Profile {
-    let mut p = dicomlab::config::Profile::new(dicomlab::lab::checks::TargetKind::Practice);
+    let mut p = dicomlab::config::Profile::new(dicomlab::target::TargetKind::Practice);
     p.base_url = svc.base_url.clone();
     p.tenant_id = svc.tenant_id.clone();
     p.client_id = svc.client_id.clone();
