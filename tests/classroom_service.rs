@@ -28,7 +28,7 @@ async fn open(dir: &std::path::Path, code: &str) -> Classroom {
     Classroom::start(
         c,
         Lab::embedded().expect("lab"),
-        Arc::new(dicomlab::classroom::values::ValuesRunner),
+        Arc::new(dicomlab::classroom::lab_tui::LabRunner),
     )
     .await
     .expect("classroom starts")

@@ -248,20 +248,22 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
     } else {
         " ✓ done  ✗ failed  » current  … waiting  ⤼ skipped  ○ not yet "
     };
-    let body: Vec<Row> = if rows.is_empty() {
-        vec![Row::new(vec![Cell::from(
-            "Nobody has joined yet: learners connect with the ssh line above.",
-        )])]
+    let block = Block::default().borders(Borders::ALL).title(legend);
+    if rows.is_empty() {
+        f.render_widget(
+            Paragraph::new("Nobody has joined yet: learners connect with the ssh line above.")
+                .block(block),
+            table,
+        );
     } else {
-        rows
-    };
-    f.render_widget(
-        Table::new(body, widths)
-            .header(Row::new(header).style(bold))
-            .column_spacing(1)
-            .block(Block::default().borders(Borders::ALL).title(legend)),
-        table,
-    );
+        f.render_widget(
+            Table::new(rows, widths)
+                .header(Row::new(header).style(bold))
+                .column_spacing(1)
+                .block(block),
+            table,
+        );
+    }
     if detail_height > 0
         && let Some(l) = d.selected_row()
     {

@@ -10,12 +10,13 @@
 //! - `room.rs`: the room as the dashboard and `classroom status` show it; `dashboard.rs`: the
 //!   instructor's TUI;
 //! - `ssh.rs`: the SSH server that gives each learner a terminal program on their service;
-//!   `values.rs`: the learner's values screen (what Postman needs).
+//!   `lab_tui.rs`: that program, the lab's TUI; `values.rs`: the learner's values (what Postman needs).
 
 pub mod dashboard;
 pub mod folder;
 pub mod front;
 pub mod gate;
+pub mod lab_tui;
 pub mod names;
 pub mod room;
 pub mod ssh;

@@ -1,8 +1,8 @@
 //! A learner's values on one screen — what Postman, curl or Python on their laptop need to reach their
 //! own service — with the secret masked until asked, each value copyable (OSC 52: works over SSH and in
-//! tmux) and the whole set as a Postman environment. It is what an SSH session shows while the lab's
-//! TUI cannot run on a remote terminal yet (see [`ValuesRunner`]); a small Elm-style app: a pure
-//! `update`, a `view` that only reads.
+//! tmux) and the whole set as a Postman environment. An SSH session shows it when the learner leaves
+//! the lab (`q`): Enter goes back, `q` leaves. A small Elm-style app: a pure `update`, a `view` that
+//! only reads.
 
 use std::io::Write;
 
@@ -17,7 +17,6 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::{Frame, Terminal as RatatuiTerminal, TerminalOptions, Viewport};
 
 use super::LearnerEnv;
-use super::ssh::{Learner, RunFuture, Runner, Terminal};
 use crate::dicomweb::Secret;
 
 /// A learner's values as their laptop uses them (the public URLs).
@@ -107,6 +106,8 @@ pub enum Msg {
 pub enum Effect {
     /// Put this text on the learner's clipboard (OSC 52).
     Copy(String),
+    /// Back to the lab.
+    Lab,
     Quit,
 }
 
@@ -124,7 +125,8 @@ pub fn update(s: &mut ValuesScreen, msg: Msg) -> Vec<Effect> {
         KeyCode::Up | KeyCode::Char('k') => s.selected = s.selected.saturating_sub(1),
         KeyCode::Down | KeyCode::Char('j') => s.selected = (s.selected + 1).min(rows - 1),
         KeyCode::Char('s') => s.reveal = !s.reveal,
-        KeyCode::Char('y') | KeyCode::Enter => {
+        KeyCode::Enter | KeyCode::Tab => return vec![Effect::Lab],
+        KeyCode::Char('y') => {
             if let Some((label, value, _)) = s.values.rows().get(s.selected) {
                 s.status = format!("copied {label} to your clipboard");
                 return vec![Effect::Copy(value.to_string())];
@@ -211,27 +213,32 @@ pub fn osc52(text: &str) -> String {
     )
 }
 
-/// Runs [`ValuesScreen`] on a learner's terminal until they quit or leave.
-pub struct ValuesRunner;
-
-impl Runner for ValuesRunner {
-    fn run(&self, learner: Learner, terminal: Terminal) -> RunFuture {
-        Box::pin(async move { run(learner, terminal).await.map_err(|e| e.to_string()) })
-    }
+/// What the learner chose on the values screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Back to the lab.
+    Lab,
+    /// Leave (or the connection ended).
+    Leave,
 }
 
-async fn run(learner: Learner, terminal: Terminal) -> std::io::Result<()> {
-    let Terminal {
-        mut events,
-        out,
-        size,
-        ..
-    } = terminal;
+/// Shows the values screen on a terminal until the learner goes back to the lab or leaves; `size`
+/// follows resizes.
+pub async fn show<E, W>(
+    values: Values,
+    events: &mut E,
+    out: &mut W,
+    size: (u16, u16),
+) -> std::io::Result<Choice>
+where
+    E: futures_util::Stream<Item = std::io::Result<Event>> + Unpin,
+    W: Write,
+{
     let mut screen = ValuesScreen {
-        values: Values::of(&learner.env),
+        values,
         selected: 0,
         reveal: false,
-        status: String::new(),
+        status: "Enter goes back to the lab.".into(),
     };
     let mut term = RatatuiTerminal::with_options(
         CrosstermBackend::new(out),
@@ -239,12 +246,13 @@ async fn run(learner: Learner, terminal: Terminal) -> std::io::Result<()> {
             viewport: Viewport::Fixed(Rect::new(0, 0, size.0, size.1)),
         },
     )?;
+    // Never `Terminal::clear`: it asks this process's own terminal where its cursor is.
     crossterm::execute!(
         term.backend_mut(),
         crossterm::terminal::EnterAlternateScreen,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
         crossterm::cursor::Hide
     )?;
-    term.clear()?;
     let result = async {
         term.draw(|f| view(&screen, f))?;
         while let Some(ev) = events.next().await {
@@ -252,7 +260,8 @@ async fn run(learner: Learner, terminal: Terminal) -> std::io::Result<()> {
                 Event::Key(k) => {
                     for e in update(&mut screen, Msg::Key(k)) {
                         match e {
-                            Effect::Quit => return Ok(()),
+                            Effect::Quit => return Ok(Choice::Leave),
+                            Effect::Lab => return Ok(Choice::Lab),
                             Effect::Copy(t) => {
                                 let w = term.backend_mut();
                                 w.write_all(osc52(&t).as_bytes())?;
@@ -266,7 +275,7 @@ async fn run(learner: Learner, terminal: Terminal) -> std::io::Result<()> {
             }
             term.draw(|f| view(&screen, f))?;
         }
-        Ok::<(), std::io::Error>(())
+        Ok(Choice::Leave)
     }
     .await;
     let _ = crossterm::execute!(

@@ -143,7 +143,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         config.reindex_min = Duration::ZERO;
     }
     let runner: Arc<dyn dicomlab::classroom::ssh::Runner> =
-        Arc::new(dicomlab::classroom::values::ValuesRunner);
+        Arc::new(dicomlab::classroom::lab_tui::LabRunner);
     let classroom = Classroom::start(config, lab, runner)
         .await
         .context("the classroom could not start")?;
