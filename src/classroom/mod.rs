@@ -66,8 +66,9 @@ pub struct ClassroomConfig {
     pub max_learners: usize,
     /// Most SSH sessions at once.
     pub max_sessions: usize,
-    /// An SSH session without a key for this long is closed (told a minute before).
+    /// An SSH session without a key for this long is closed (told `idle_warning` before).
     pub idle: Duration,
+    pub idle_warning: Duration,
     /// Renderings and frame extractions at once, across every learner.
     pub heavy_jobs: usize,
     /// Memory every learner's uploads and validations may hold together.
@@ -91,6 +92,7 @@ impl ClassroomConfig {
             max_learners: 100,
             max_sessions: 60,
             idle: Duration::from_secs(45 * 60),
+            idle_warning: Duration::from_secs(60),
             heavy_jobs: 2,
             memory_budget: 256 * 1024 * 1024,
             first_refusal_delay: Duration::from_secs(1),

@@ -100,52 +100,71 @@ pub trait Runner: Send + Sync + 'static {
 }
 
 /// Sends what the program writes to the SSH channel. `write` collects, `flush` sends one chunk; past
-/// [`MAX_QUEUED_OUTPUT`] bytes waiting for a client that does not read, writes fail (and the session
-/// ends).
+/// [`MAX_QUEUED_OUTPUT`] bytes waiting for a client that does not read, the writer gives up (what is
+/// written is dropped) and the session ends.
 pub struct ChannelWriter {
     buf: Vec<u8>,
     tx: mpsc::UnboundedSender<Bytes>,
     queued: Arc<AtomicUsize>,
+    /// The client left or stopped reading: what is written is dropped (the session is ending; an
+    /// error here would only be printed by a terminal's destructor onto the instructor's screen).
+    broken: Arc<AtomicBool>,
 }
 
 impl ChannelWriter {
-    fn broken() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            "the SSH client stopped reading (or left)",
-        )
-    }
-
     /// A writer that shares this one's channel (for the session's own notices).
     fn sibling(&self) -> ChannelWriter {
         ChannelWriter {
             buf: Vec::new(),
             tx: self.tx.clone(),
             queued: self.queued.clone(),
+            broken: self.broken.clone(),
         }
+    }
+
+    /// The client is gone or does not read: drop what is pending from now on.
+    fn give_up(&mut self) {
+        if !self.broken.swap(true, Ordering::AcqRel) {
+            tracing::info!("ssh: the client stopped reading; its session ends");
+        }
+        self.buf = Vec::new();
+    }
+
+    /// Whether the client left or stopped reading.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
     }
 }
 
 impl io::Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.is_broken() {
+            return Ok(data.len());
+        }
         if self.buf.len() + data.len() > MAX_QUEUED_OUTPUT {
-            return Err(Self::broken());
+            self.give_up();
+            return Ok(data.len());
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if self.buf.is_empty() || self.is_broken() {
+            self.buf.clear();
             return Ok(());
         }
         let n = self.buf.len();
         if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_OUTPUT {
             self.queued.fetch_sub(n, Ordering::AcqRel);
-            return Err(Self::broken());
+            self.give_up();
+            return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.send(chunk).map_err(|_| Self::broken())
+        if self.tx.send(chunk).is_err() {
+            self.give_up();
+        }
+        Ok(())
     }
 }
 
@@ -520,7 +539,6 @@ impl Handler for Connection {
             size: self.size,
             term: self.term.clone(),
             events: rx,
-            input: tx,
             kicked,
             last_input: self.last_input.clone(),
             started: self.started,
@@ -674,8 +692,6 @@ struct LiveSessionTask {
     size: (u16, u16),
     term: String,
     events: mpsc::Receiver<io::Result<Event>>,
-    /// Kept to end the program's input from here (idle, takeover).
-    input: mpsc::Sender<io::Result<Event>>,
     kicked: oneshot::Receiver<()>,
     last_input: Arc<AtomicU64>,
     started: Instant,
@@ -703,7 +719,6 @@ impl LiveSessionTask {
             size,
             term,
             events,
-            input,
             mut kicked,
             last_input,
             started,
@@ -726,10 +741,12 @@ impl LiveSessionTask {
                 }
             })
         };
+        let broken = Arc::new(AtomicBool::new(false));
         let out = ChannelWriter {
             buf: Vec::new(),
             tx: out_tx,
             queued,
+            broken: broken.clone(),
         };
         let mut notices = out.sibling();
         let env = match core.join(&name).await {
@@ -755,9 +772,16 @@ impl LiveSessionTask {
             lab: core.lab.clone(),
             log: core.folder.log_file(),
         };
-        let events = futures_util::stream::unfold(events, |mut rx| async move {
-            rx.recv().await.map(|e| (e, rx))
-        });
+        // The program's input ends when the connection's does, or when this task says so (idle,
+        // takeover, a client that stopped reading).
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let events =
+            futures_util::stream::unfold((events, stop_rx), |(mut rx, mut stop)| async move {
+                tokio::select! {
+                    e = rx.recv() => e.map(|e| (e, (rx, stop))),
+                    () = super::stopped(&mut stop) => None,
+                }
+            });
         let program = runner.run(
             learner,
             Terminal {
@@ -768,12 +792,12 @@ impl LiveSessionTask {
             },
         );
         let idle_limit = core.config.idle;
-        let warn_at = idle_limit.saturating_sub(Duration::from_secs(60));
-        let mut input = Some(input);
+        let warning = core.config.idle_warning.min(idle_limit);
+        let warn_at = idle_limit.saturating_sub(warning);
         let mut ending = None;
         let mut program = std::pin::pin!(program);
         let mut watch = tokio::time::interval(
-            Duration::from_secs(15).min(warn_at.max(Duration::from_millis(200))),
+            (warning / 3).clamp(Duration::from_millis(200), Duration::from_secs(15)),
         );
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
@@ -781,26 +805,29 @@ impl LiveSessionTask {
                 r = &mut program => break r,
                 _ = &mut kicked, if ending.is_none() => {
                     ending = Some(Ending::TakenOver);
-                    input = None;
+                    let _ = stop_tx.send(true);
                 }
                 _ = watch.tick(), if ending.is_none() => {
                     let idle = Duration::from_secs(
                         started.elapsed().as_secs().saturating_sub(last_input.load(Ordering::Relaxed)),
                     );
-                    if idle >= idle_limit {
+                    if broken.load(Ordering::Acquire) {
+                        ending = Some(Ending::Failed("the terminal stopped reading".into()));
+                        let _ = stop_tx.send(true);
+                    } else if idle >= idle_limit {
                         ending = Some(Ending::Idle);
-                        input = None;
+                        let _ = stop_tx.send(true);
                     } else if idle >= warn_at && !noticed.load(Ordering::Acquire) {
                         noticed.store(true, Ordering::Release);
                         let _ = notice(&mut notices, &format!(
-                            " No key for {} min: this session closes in a minute. Press any key to stay. ",
-                            warn_at.as_secs() / 60
+                            " No key for {}: this session closes in {}. Press any key to stay. ",
+                            span(warn_at),
+                            span(warning)
                         ));
                     }
                 }
             }
         };
-        drop(input);
         let ending = match (ending, result) {
             (Some(e), _) => e,
             (None, Ok(())) => Ending::Quit,
@@ -809,8 +836,8 @@ impl LiveSessionTask {
         let said = match &ending {
             Ending::Quit => "Your progress is kept: ssh again to go on where you left.".to_string(),
             Ending::Idle => format!(
-                "Closed after {} min without a key. Your progress is kept: ssh again to go on.",
-                idle_limit.as_secs() / 60
+                "Closed after {} without a key. Your progress is kept: ssh again to go on.",
+                span(idle_limit)
             ),
             Ending::TakenOver => {
                 "You connected again from another terminal: this session is closed. Your progress goes on there."
@@ -837,6 +864,15 @@ impl LiveSessionTask {
             core.session(&name, None);
         }
         tracing::info!(learner = %name, id, "ssh session closed");
+    }
+}
+
+/// `45 min`, `1 min`, `30 s`.
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s if s >= 60 => format!("{} min {} s", s / 60, s % 60),
+        s => format!("{s} s"),
     }
 }
 
@@ -902,23 +938,27 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_fails_once_a_client_stops_reading() {
+    fn a_writer_gives_up_once_a_client_stops_reading() {
         use std::io::Write;
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let mut w = ChannelWriter {
             buf: Vec::new(),
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
+            broken: Arc::default(),
         };
         let chunk = vec![b'x'; 1024 * 1024];
-        let mut failed = false;
         for _ in 0..(MAX_QUEUED_OUTPUT / chunk.len() + 2) {
-            if w.write_all(&chunk).and_then(|()| w.flush()).is_err() {
-                failed = true;
-                break;
-            }
+            w.write_all(&chunk)
+                .and_then(|()| w.flush())
+                .expect("never an error");
         }
-        assert!(failed, "the queue is bounded");
+        assert!(w.is_broken(), "the queue is bounded");
+        let mut queued = 0;
+        while let Ok(c) = rx.try_recv() {
+            queued += c.len();
+        }
+        assert!(queued <= MAX_QUEUED_OUTPUT);
     }
 
     #[test]
