@@ -13,6 +13,8 @@
 //! Targets (issue 12, this 2-core machine): every check's p99 ≤ 1 s, 0 errors, peak RSS ≤ 300 MB,
 //! CPU ≈ 0 while idle. `DICOMLAB_BENCH_LEARNERS` changes the number of learners.
 
+#[path = "common/procfs.rs"]
+mod procfs;
 #[path = "../tests/common/ssh_client.rs"]
 mod ssh_client;
 
@@ -20,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use procfs::{cpu_seconds, status_kb};
 use ssh_client::Terminal;
 
 const CODE: &str = "bench-code-1234";
@@ -29,24 +32,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn status_kb(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

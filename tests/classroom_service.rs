@@ -21,7 +21,7 @@ async fn open(dir: &std::path::Path, code: &str) -> Classroom {
     let mut c = ClassroomConfig::new(dir.to_path_buf());
     c.http = "127.0.0.1:0".parse().expect("addr");
     c.ssh = "127.0.0.1:0".parse().expect("addr");
-    c.code = Some(code.into());
+    c.code = Some(dicomlab::dicomweb::Secret::new(code));
     c.reindex_min = Duration::ZERO;
     c.first_refusal_delay = Duration::from_millis(20);
     c.check_delay = Duration::from_millis(200);

@@ -22,7 +22,7 @@ async fn open(
     let mut c = ClassroomConfig::new(dir.to_path_buf());
     c.http = "127.0.0.1:0".parse().expect("addr");
     c.ssh = "127.0.0.1:0".parse().expect("addr");
-    c.code = Some(CODE.into());
+    c.code = Some(dicomlab::dicomweb::Secret::new(CODE));
     c.reindex_min = Duration::ZERO;
     c.first_refusal_delay = Duration::from_millis(300);
     c.max_sessions = max_sessions;

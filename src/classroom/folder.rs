@@ -55,8 +55,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
     }
 }
 
-/// What `classroom.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What `classroom.json` holds (no `Debug`: the code is a secret, never logged).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RoomFile {
     pub version: u32,
     /// The class code learners type as their SSH password (and give `dicomlab join`).

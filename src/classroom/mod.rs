@@ -57,8 +57,9 @@ pub struct ClassroomConfig {
     pub http: SocketAddr,
     /// The SSH server's address.
     pub ssh: SocketAddr,
-    /// The class code; `None`: the one kept in the folder, or a new one.
-    pub code: Option<String>,
+    /// The class code; `None`: the one kept in the folder, or a new one (a `Secret`: never printed
+    /// by `Debug`).
+    pub code: Option<Secret>,
     /// How learners reach the HTTP front (`http://classroom.local:8080`); `None`: made from the
     /// address and this machine's host name.
     pub public_url: Option<String>,
@@ -426,8 +427,8 @@ impl Classroom {
                 });
             }
             Some(mut r) => {
-                if let Some(code) = config.code.as_ref().filter(|c| **c != r.code) {
-                    r.code = code.clone();
+                if let Some(code) = config.code.as_ref().filter(|c| c.expose() != r.code) {
+                    r.code = code.expose().to_string();
                     folder.save_room(&r)?;
                 }
                 r
@@ -435,7 +436,10 @@ impl Classroom {
             None => {
                 let r = RoomFile {
                     version: 1,
-                    code: config.code.clone().unwrap_or_else(gate::new_code),
+                    code: config
+                        .code
+                        .as_ref()
+                        .map_or_else(gate::new_code, |c| c.expose().to_string()),
                     created: now(),
                     lab: lab.id.clone(),
                 };

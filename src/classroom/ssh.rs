@@ -662,14 +662,13 @@ impl Handler for Connection {
 
     async fn channel_eof(
         &mut self,
-        _channel: ChannelId,
-        _session: &mut Session,
+        channel: ChannelId,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // The program's input ends: it stops.
-        self.input = None;
-        Ok(())
+        self.channel_close(channel, session).await
     }
 
+    /// The program's input ends: it stops.
     async fn channel_close(
         &mut self,
         _channel: ChannelId,

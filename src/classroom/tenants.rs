@@ -23,7 +23,7 @@ pub struct Tenant {
     pub router: Router,
     /// The lab client's secret (never logged).
     pub secret: String,
-    /// Keeps a temporary data folder alive (tests); `None` for the classroom's.
+    /// What `practice::build` made (its data folder is the learner's, in the classroom folder).
     _built: BuiltService,
 }
 

@@ -133,7 +133,12 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let mut config = ClassroomConfig::new(dir.clone());
     config.http = args.http;
     config.ssh = args.ssh;
-    config.code = args.code.clone().filter(|c| !c.trim().is_empty());
+    config.code = args
+        .code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(dicomlab::dicomweb::Secret::new);
     config.public_url = args.public_url.clone();
     config.max_sessions = args.max_sessions.max(1);
     config.max_learners = args.max_learners.max(1);
