@@ -322,3 +322,64 @@ async fn learners_on_their_own_service_report_with_the_code() {
     );
     c.shutdown().await;
 }
+
+/// `dicomlab join`: a learner on their own service (here a practice service of the test's own, as
+/// `dicomlab serve` runs it) checks their steps and sends the verdicts — never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_sends_a_learners_own_progress_and_never_the_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(&dir.path().join("room"), "right-code").await;
+    let own = common::session::service(dicomlab::practice::ServiceConfig::default()).await;
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let config = home.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "profile = \"own\"\n[profiles.own]\nkind = \"practice\"\nbase_url = \"{}\"\nauthority = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+            own.base_url, own.authority, own.tenant_id, own.client_id, own.client_secret
+        ),
+    )
+    .expect("config");
+    let url = format!("http://{}", c.http_addr);
+    let run = |code: &'static str| {
+        let (home, config, url) = (home.clone(), config.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+                .arg("--config")
+                .arg(&config)
+                .args(["join", &url, "--code", code, "--name", "Dora"])
+                .env("HOME", &home)
+                .env("XDG_DATA_HOME", home.join("data"))
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env_remove("DICOMLAB_PROFILE")
+                .env_remove("DICOMLAB_CLASS_CODE")
+                .output()
+                .expect("dicomlab join");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+    };
+    let (ok, out) = run("wrong-code").await.expect("join");
+    assert!(!ok && out.contains("401"), "{out}");
+    let (ok, out) = run("right-code").await.expect("join");
+    assert!(ok, "{out}");
+    assert!(out.contains("self-reported"), "{out}");
+    let r = room_until(&c, "dora shows", |r| r.learner("dora").is_some()).await;
+    assert_eq!(
+        r.learner("dora").map(|l| l.source),
+        Some(LearnerSource::SelfReported)
+    );
+    assert_eq!(step_mark(&r, "dora", "service-exists"), Some(Mark::Done));
+    let kept =
+        std::fs::read_to_string(dir.path().join("room/learners/dora/verdicts.json")).expect("kept");
+    assert!(!kept.contains(&own.client_secret), "never the secret");
+    assert!(!out.contains(&own.client_secret));
+    c.shutdown().await;
+}
