@@ -325,6 +325,12 @@ fn a_room_over_ssh_with_its_dashboard() {
         .unwrap_or_default();
     assert!(ada_row.contains('✓'), "{ada_row}");
 
+    // The environment screen shows the values her laptop uses (the secret masked).
+    go_to(&t, "ada", "environment-values");
+    let public = format!("http://127.0.0.1:{http}/l/ada/v1");
+    let s = t.wait_for("ada", "her public base URL", |s| s.contains(&public), 20);
+    assert!(s.contains("••••"), "the secret is masked:\n{s}");
+
     // A resize redraws: below 100 columns the checklist collapses to one line.
     t.cmd(&["resize-window", "-t", "room:ada", "-x", "90", "-y", "30"]);
     let s = t.wait_for(

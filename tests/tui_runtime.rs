@@ -85,6 +85,7 @@ fn options(svc: &dicomlab::practice::RunningService, dir: &std::path::Path) -> O
         config_path: None,
         ask_name: false,
         remote: false,
+        shown_profile: None,
     }
 }
 

@@ -73,6 +73,10 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
         term,
     } = terminal;
     let profile = learner.env.profile();
+    // The environment screen shows what their laptop uses.
+    let mut public = profile.clone();
+    public.base_url = learner.env.public_base_url.clone();
+    public.authority = learner.env.public_authority.clone();
     rekey_progress(&learner.progress, &learner.lab.id, &learner.env);
     let size_now = Arc::new(AtomicU32::new(pack(size)));
     let ended = Arc::new(AtomicBool::new(false));
@@ -96,6 +100,7 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
             config_path: None,
             ask_name: false,
             remote: true,
+            shown_profile: Some(public.clone()),
         };
         let channel = Channel {
             events: &mut events,

@@ -27,6 +27,7 @@ pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         ask_name: Config::load(&l.config_path).is_ok_and(|c| c.learner.is_none()),
         config_path: Some(l.config_path),
         remote: false,
+        shown_profile: None,
     })
     .await?;
     Ok(())

@@ -123,7 +123,11 @@ where
         update(&mut app, Msg::Progress(saved));
     }
     app.resume();
-    let shown = environment::shown(&opts.profile_name, &opts.profile, &session);
+    let shown = environment::shown(
+        &opts.profile_name,
+        opts.shown_profile.as_ref().unwrap_or(&opts.profile),
+        &session,
+    );
     update(&mut app, Msg::Done(shown.into()));
     update(&mut app, Msg::Resize(size.0, size.1));
 
