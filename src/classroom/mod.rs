@@ -9,9 +9,11 @@
 //! - `verdicts.rs`: the classroom's own checks of each learner's service (activity-driven);
 //! - `room.rs`: the room as the dashboard and `classroom status` show it; `dashboard.rs`: the
 //!   instructor's TUI;
-//! - `ssh.rs`: the SSH server that gives each learner a terminal program on their service;
+//! - `ssh.rs`: the SSH server that gives each learner a terminal program on their service
+//!   (`channel.rs`: its input parser and bounded writer);
 //!   `lab_tui.rs`: that program, the lab's TUI; `values.rs`: the learner's values (what Postman needs).
 
+pub mod channel;
 pub mod dashboard;
 pub mod folder;
 pub mod front;
