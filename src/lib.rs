@@ -3,6 +3,7 @@
 //! DICOM helpers, the TUI and the classroom.
 
 pub mod classroom;
+pub mod commands;
 pub mod config;
 pub mod dicom;
 pub mod dicomweb;
@@ -10,6 +11,7 @@ pub mod dicomweb;
 pub mod fuzzing;
 pub mod lab;
 pub mod multipart;
+pub mod ohif;
 pub mod practice;
 pub mod target;
 pub mod text;

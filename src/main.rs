@@ -128,6 +128,13 @@ enum Command {
         #[command(subcommand)]
         action: RoleAction,
     },
+    /// The practice service's CORS setting (what the Azure portal's CORS blade of the DICOM service sets).
+    Cors(dicomlab::commands::cors::CorsCommand),
+    /// An app registration's redirect URIs and implicit grant on the practice tenant (Entra's
+    /// Authentication blade).
+    App(dicomlab::commands::app::AppCommand),
+    /// Serve the OHIF viewer for the active target (the bonus exercise), on loopback.
+    Ohif(dicomlab::commands::ohif::OhifCommand),
 }
 
 fn main() -> Result<std::process::ExitCode> {
@@ -149,28 +156,29 @@ fn main() -> Result<std::process::ExitCode> {
     runtime.block_on(run_cli(cli))
 }
 
-async fn run_cli(cli: Cli) -> Result<std::process::ExitCode> {
+async fn run_cli(mut cli: Cli) -> Result<std::process::ExitCode> {
     let _log = if matches!(cli.command, Some(Command::Serve(_) | Command::Classroom(_))) {
         None
     } else {
         cmd::log_to_file()
     };
     let ok = Ok(std::process::ExitCode::SUCCESS);
-    match &cli.command {
-        Some(Command::Check { step, json }) => cmd::check::check(&cli, step.clone(), *json).await,
+    // The subcommand is taken out; the global options stay in `cli` for the modules.
+    match cli.command.take() {
+        Some(Command::Check { step, json }) => cmd::check::check(&cli, step, json).await,
         Some(Command::Run {
             step,
             samples,
             multipart,
-        }) => cmd::check::run_step(&cli, step, samples.clone(), *multipart).await,
-        Some(Command::Answer { step, value }) => cmd::check::answer(&cli, step, value).await,
+        }) => cmd::check::run_step(&cli, &step, samples, multipart).await,
+        Some(Command::Answer { step, value }) => cmd::check::answer(&cli, &step, &value).await,
         Some(Command::Report { format, name }) => {
-            cmd::report::report(&cli, *format, name.clone())?;
+            cmd::report::report(&cli, format, name)?;
             ok
         }
-        Some(Command::Lab { action }) => cmd::lab::lab(action),
+        Some(Command::Lab { action }) => cmd::lab::lab(&action),
         Some(Command::ImportPostman { file, into }) => {
-            cmd::lab::import_postman(&cli, file, into)?;
+            cmd::lab::import_postman(&cli, &file, &into)?;
             ok
         }
         Some(Command::Steps) => {
@@ -178,21 +186,34 @@ async fn run_cli(cli: Cli) -> Result<std::process::ExitCode> {
             ok
         }
         Some(Command::Serve(args)) => {
-            cmd::serve::serve(args.clone()).await?;
+            cmd::serve::serve(args).await?;
             ok
         }
         Some(Command::Samples { out }) => {
-            for p in dicomlab::dicom::samples::write_samples(out)? {
+            for p in dicomlab::dicom::samples::write_samples(&out)? {
                 println!("{}", p.display());
             }
             ok
         }
         Some(Command::Role { service, action }) => {
-            cmd::role::role(service, action.clone()).await?;
+            cmd::role::role(&service, action).await?;
+            ok
+        }
+        Some(Command::Cors(c)) => {
+            c.run().await?;
+            ok
+        }
+        Some(Command::App(c)) => {
+            c.run().await?;
+            ok
+        }
+        Some(Command::Ohif(c)) => {
+            c.run(cli.config.clone(), cli.profile.clone(), cli.lab.clone())
+                .await?;
             ok
         }
         Some(Command::Classroom(args)) => {
-            cmd::classroom::classroom(&cli, args).await?;
+            cmd::classroom::classroom(&cli, &args).await?;
             ok
         }
         Some(Command::Join {
@@ -200,9 +221,9 @@ async fn run_cli(cli: Cli) -> Result<std::process::ExitCode> {
             code,
             name,
             every,
-        }) => cmd::join::join(&cli, url, code, name, *every).await,
+        }) => cmd::join::join(&cli, &url, &code, &name, every).await,
         Some(Command::Tui { samples }) => {
-            cmd::tui::tui(&cli, samples.clone()).await?;
+            cmd::tui::tui(&cli, samples).await?;
             ok
         }
         None => {

@@ -8,12 +8,16 @@ use dicomlab::target::Role;
 
 #[derive(Subcommand, Debug, Clone)]
 pub(crate) enum RoleAction {
-    /// Assign a role ("DICOM Data Owner" by default) to a client (the lab client by default).
+    /// Assign a role ("DICOM Data Owner" by default) to a client (the lab client by default), or to
+    /// a user of the practice tenant (`--user`: the learner).
     Grant {
         #[arg(default_value = "DICOM Data Owner")]
         role: String,
         #[arg(long)]
         client: Option<String>,
+        /// A user (UPN, object id, or `learner`) instead of a client.
+        #[arg(long, conflicts_with = "client", num_args = 0..=1, default_missing_value = "learner")]
+        user: Option<String>,
     },
     /// Remove a role assignment.
     Revoke {
@@ -21,6 +25,9 @@ pub(crate) enum RoleAction {
         role: String,
         #[arg(long)]
         client: Option<String>,
+        /// A user (UPN, object id, or `learner`) instead of a client.
+        #[arg(long, conflicts_with = "client", num_args = 0..=1, default_missing_value = "learner")]
+        user: Option<String>,
     },
     /// Show every client and its roles.
     List,
@@ -32,7 +39,13 @@ pub(crate) async fn role(service: &str, action: RoleAction) -> Result<()> {
         RoleAction::List => {
             let admin = RoleAdmin::http(service, None);
             for c in admin.list().await? {
-                let lab = if c.lab_client { " (lab client)" } else { "" };
+                let lab = if c.lab_client {
+                    " (lab client)".to_string()
+                } else if c.user {
+                    format!(" (user {})", c.name)
+                } else {
+                    String::new()
+                };
                 println!(
                     "{}{lab}: {}",
                     c.client_id,
@@ -45,8 +58,8 @@ pub(crate) async fn role(service: &str, action: RoleAction) -> Result<()> {
             }
             return Ok(());
         }
-        RoleAction::Grant { role, client } => (role, client, true),
-        RoleAction::Revoke { role, client } => (role, client, false),
+        RoleAction::Grant { role, client, user } => (role, client.or(user), true),
+        RoleAction::Revoke { role, client, user } => (role, client.or(user), false),
     };
     let Some(role) = Role::parse(&role) else {
         bail!(

@@ -53,6 +53,8 @@ pub(crate) struct ServeArgs {
     /// MiB that uploads kept in memory and validations may hold at once.
     #[arg(long, default_value_t = 256)]
     memory_mib: u64,
+    #[command(flatten)]
+    cors: dicomlab::commands::cors::ServeCorsFlags,
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -95,6 +97,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
             write_timeout: seconds(args.write_timeout),
             shutdown_grace: seconds(args.shutdown_grace),
         },
+        cors: args.cors.config(),
         ..ServiceConfig::default()
     };
     let running = practice::start(config).await?;
@@ -134,6 +137,9 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         } else {
             println!("  roles                {}", names.join(", "));
         }
+    }
+    for line in dicomlab::commands::serve_lines(&running, args.no_auth) {
+        println!("{line}");
     }
     println!("Press Ctrl-C to stop.");
     stop_signal().await?;

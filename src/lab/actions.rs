@@ -168,6 +168,14 @@ pub async fn perform(
             let codes: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
             format!("stored {} file(s): {}", files.len(), codes.join(", "))
         }
+        Check::Requests {
+            by: crate::lab::model::By::User,
+            ..
+        } => {
+            return Err(ActionError::Manual(
+                "dicomlab calls the service as your app; this step wants your user, signed in through a browser app: run `dicomlab ohif`, open the lab study and sign in".into(),
+            ));
+        }
         Check::Requests { requests, .. } => {
             let mut lines = Vec::new();
             for r in requests {

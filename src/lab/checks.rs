@@ -16,10 +16,12 @@ use time::OffsetDateTime;
 use super::dataset::Instance;
 use super::diagnose::{Failed, Place, diagnose_answer, diagnose_status};
 use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source};
-use super::model::{AnswerFrom, Check, Lab, Level, Permission, Step};
+use super::model::{AnswerFrom, By, Check, Lab, Level, Permission, Step};
 use super::progress::StepProgress;
 use super::request::RequestPattern;
 use crate::dicomweb::{AuthConfig, DicomWebClient, Retrieve, get_ci};
+
+mod signin;
 
 pub use super::diagnose::{diagnose_error, reason_text};
 pub use crate::target::TargetKind;
@@ -371,10 +373,19 @@ pub async fn run(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
         ),
         Check::Token => token(ctx, step).await,
         Check::Store { instances } => store(ctx, step, instances).await,
-        Check::Requests { requests, status } => {
-            let specs: Vec<Vec<String>> = requests
+        Check::Requests {
+            requests,
+            status,
+            by,
+        } => {
+            let specs: Vec<Vec<(String, By)>> = requests
                 .iter()
-                .map(|r| r.alternatives().iter().map(|a| ctx.fill(a)).collect())
+                .map(|r| {
+                    r.alternatives_by()
+                        .iter()
+                        .map(|(a, b)| (ctx.fill(a), b.unwrap_or(*by)))
+                        .collect()
+                })
                 .collect();
             // Shown as the lab writes them ({red.study}…): short, and readable.
             let labels: Vec<Option<String>> = requests
@@ -518,7 +529,13 @@ async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
             reason: "this target does not use tokens".into(),
         };
     }
-    let attempts = ctx.records.attempts_since(ctx.since);
+    // A user's sign-in or request is not the app's token (the viewer's step reads those).
+    let attempts: Vec<&Attempt> = ctx
+        .records
+        .attempts_since(ctx.since)
+        .into_iter()
+        .filter(|a| !a.by_user())
+        .collect();
     if let Some(a) = attempts.iter().find(|a| a.is_token_request() && a.ok()) {
         return pass(
             format!(
@@ -560,7 +577,10 @@ async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
             ),
         );
     }
-    let tried = ctx.tried(|a| a.is_token_request() || a.status == 401, |a| !a.ok());
+    let tried = ctx.tried(
+        |a| !a.by_user() && (a.is_token_request() || a.status == 401),
+        |a| !a.ok(),
+    );
     if ctx.may_still_arrive(step) && ctx.records.audit_read() {
         return ctx.waiting(tried);
     }
@@ -632,9 +652,7 @@ fn store_patterns() -> Vec<RequestPattern> {
 }
 
 fn is_store(a: &Attempt) -> bool {
-    store_patterns()
-        .iter()
-        .any(|p| p.loosely_matches(&a.method, &a.url))
+    store_patterns().iter().any(|p| a.tries(p))
 }
 
 /// Create entries in the change feed, attributed to the learner by the audit log where it names callers.
@@ -934,18 +952,32 @@ fn accepted(method: &str, status: u16, allowed: &[u16]) -> bool {
 fn requests_check(
     ctx: &CheckContext<'_>,
     step: &Step,
-    specs: &[Vec<String>],
+    specs: &[Vec<(String, By)>],
     labels: &[Option<String>],
     allowed: &[u16],
 ) -> Outcome {
-    let patterns: Vec<Vec<RequestPattern>> = specs
+    // Whose records count for an alternative: a user's sign-ins are never a request of the step.
+    let counts = |by: By, a: &Attempt| {
+        !a.is_user_sign_in()
+            && match by {
+                By::Any => true,
+                By::App => !a.by_user(),
+                By::User => a.by_user(),
+            }
+    };
+    let with_by: Vec<Vec<(RequestPattern, By)>> = specs
         .iter()
         .map(|alts| {
             alts.iter()
-                .filter_map(|a| RequestPattern::parse(a).ok())
+                .filter_map(|(a, by)| RequestPattern::parse(a).ok().map(|p| (p, *by)))
                 .collect()
         })
         .collect();
+    let patterns: Vec<Vec<RequestPattern>> = with_by
+        .iter()
+        .map(|alts| alts.iter().map(|(p, _)| p.clone()).collect())
+        .collect();
+    let wants_user = with_by.iter().flatten().any(|(_, by)| *by == By::User);
     // Azure's own routes on a server that has none of them.
     if ctx.target == TargetKind::Generic
         && let Some(first) = patterns.iter().flatten().find_map(|p| {
@@ -968,19 +1000,19 @@ fn requests_check(
     };
     let attempts = ctx.records.attempts_since(ctx.since);
     let mut done: Vec<(usize, &Attempt)> = Vec::new();
-    for (i, alts) in patterns.iter().enumerate() {
+    for (i, alts) in with_by.iter().enumerate() {
         if let Some(a) = attempts.iter().find(|a| {
             accepted(&a.method, a.status, allowed)
-                && alts.iter().any(|p| p.matches(&a.method, &a.url))
+                && alts.iter().any(|(p, by)| counts(*by, a) && a.is(p))
         }) {
             done.push((i, a));
         }
     }
     let belongs = |a: &Attempt| {
-        patterns
+        with_by
             .iter()
             .flatten()
-            .any(|p| p.loosely_matches(&a.method, &a.url))
+            .any(|(p, by)| counts(*by, a) && a.tries(p))
     };
     let tried = ctx.tried(belongs, |a| !accepted(&a.method, a.status, allowed));
     let expected = if patterns.len() == 1 {
@@ -1002,12 +1034,25 @@ fn requests_check(
         let tools: HashSet<String> = done.iter().filter_map(|(_, a)| a.tool.clone()).collect();
         let mut tools: Vec<String> = tools.into_iter().collect();
         tools.sort();
+        let users: Vec<&str> = done
+            .iter()
+            .filter_map(|(_, a)| a.principal.as_ref().and_then(|p| p.user()))
+            .collect();
+        let by_user = users
+            .first()
+            .map(|u| format!(" by your user {u}"))
+            .unwrap_or_default();
         let summary = if done.len() == 1 {
             let a = done[0].1;
-            format!("{} answered {}{}", a.line(), a.status, tool_suffix(a))
+            format!(
+                "{} answered {}{by_user}{}",
+                a.line(),
+                a.status,
+                tool_suffix(a)
+            )
         } else {
             format!(
-                "{} requests answered with success{}",
+                "{} requests answered with success{by_user}{}",
                 done.len(),
                 if tools.is_empty() {
                     String::new()
@@ -1029,6 +1074,15 @@ fn requests_check(
         .filter(|i| !done.iter().any(|(d, _)| d == i))
         .map(shown)
         .collect();
+    // A step a signed-in user may do (the viewer's): once the records show the user (a sign-in, a
+    // request), or when only the user's requests count, say what the set-up still lacks.
+    if wants_user
+        && done.is_empty()
+        && (with_by.iter().flatten().all(|(_, by)| *by == By::User)
+            || attempts.iter().any(|a| a.by_user()))
+    {
+        return signin::not_yet(ctx, step, &expected, tried);
+    }
     if done.is_empty() {
         return ctx.after_attempts(step, expected, tried, |tried| {
             ready(not_recorded_hint(ctx, step), tried)
@@ -1237,7 +1291,7 @@ fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>) -> Outcome
     );
     let uses = |a: &Attempt| {
         a.method.eq_ignore_ascii_case("GET")
-            && super::request::route_of(&a.url).is_some_and(|(segs, q)| {
+            && a.route().is_some_and(|(segs, q)| {
                 matches!(
                     segs.last().map(String::as_str),
                     Some("studies" | "series" | "instances")
@@ -1452,10 +1506,7 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
     let feed_deletes = |e: &&FeedEntry| {
         e.action.eq_ignore_ascii_case("delete") && scope.iter().any(|i| i.sop == e.sop)
     };
-    if let Some(a) = attempts
-        .iter()
-        .find(|a| pattern.matches(&a.method, &a.url) && a.status == 204)
-    {
+    if let Some(a) = attempts.iter().find(|a| a.is(&pattern) && a.status == 204) {
         let seqs: Vec<String> = ctx
             .records
             .feed
@@ -1478,7 +1529,7 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
             ),
         );
     }
-    let belongs = |a: &Attempt| pattern.loosely_matches(&a.method, &a.url);
+    let belongs = |a: &Attempt| a.tries(&pattern);
     let tried = ctx.tried(belongs, |a| a.status != 204);
     // Without a record of the route, the change feed shows the deletes (it cannot tell the level).
     if !ctx.records.audit_read()

@@ -109,6 +109,51 @@ impl Evidence {
     }
 }
 
+/// Who made a request: the app itself (client credentials: what dicomlab, Postman, curl and Python
+/// use in the lab), or a user signed in through the app (a delegated token: a browser app such as the
+/// OHIF viewer). An audit row tells them apart by its caller's claims (`scp`, `upn`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Principal {
+    App,
+    User {
+        /// The user's name (UPN), or object id.
+        name: String,
+    },
+}
+
+impl Principal {
+    /// The principal of an audit row's `Identity` (None: the row does not say).
+    pub fn of_identity(identity: &Value) -> Option<Principal> {
+        let claims = identity.get("claims").unwrap_or(identity);
+        let text = |k: &str| {
+            get_ci(claims, k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        if text("scp").is_some() || text("upn").is_some() || text("unique_name").is_some() {
+            let name = text("upn")
+                .or(text("unique_name"))
+                .or(text("preferred_username"))
+                .or(text("oid"))
+                .unwrap_or("a user");
+            return Some(Principal::User {
+                name: crate::text::visible(name).chars().take(120).collect(),
+            });
+        }
+        (text("appid").is_some() || text("azp").is_some()).then_some(Principal::App)
+    }
+
+    /// The user's name, for a user.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Principal::User { name } => Some(name),
+            Principal::App => None,
+        }
+    }
+}
+
 /// A request the learner's client made, as a record shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -126,9 +171,34 @@ pub struct Attempt {
     /// What else the record says (a token request's AADSTS error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Its route, parsed once (checks match many patterns against many attempts).
+    #[serde(skip)]
+    pub parsed: std::sync::OnceLock<Option<super::request::Route>>,
+    /// Who made it, when the record says: the app, or a user signed in through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Principal>,
 }
 
 impl Attempt {
+    /// Its route under the base URL (parsed once).
+    pub fn route(&self) -> Option<&super::request::Route> {
+        self.parsed
+            .get_or_init(|| super::request::route_of(&self.url))
+            .as_ref()
+    }
+
+    /// Whether it is the request `p` names.
+    pub fn is(&self, p: &super::request::RequestPattern) -> bool {
+        self.route()
+            .is_some_and(|r| p.matches_route(&self.method, r))
+    }
+
+    /// Whether it is an attempt at the request `p` names (the same route, other values).
+    pub fn tries(&self, p: &super::request::RequestPattern) -> bool {
+        self.route()
+            .is_some_and(|r| p.loosely_matches_route(&self.method, r))
+    }
+
     pub fn time(&self) -> Option<OffsetDateTime> {
         parse_timestamp(&self.at)
     }
@@ -153,6 +223,16 @@ impl Attempt {
         self.url.contains("/oauth2/")
     }
 
+    /// Made by a user signed in through the app (not by the app itself).
+    pub fn by_user(&self) -> bool {
+        matches!(self.principal, Some(Principal::User { .. }))
+    }
+
+    /// A user's sign-in (the user sign-in log), successful or refused.
+    pub fn is_user_sign_in(&self) -> bool {
+        self.by_user() && self.url.contains("/oauth2/v2.0/authorize")
+    }
+
     /// An attempt from one of dicomlab's exchanges (the learner's action inside dicomlab).
     pub fn from_exchange(e: &crate::dicomweb::Exchange) -> Option<Attempt> {
         if e.by_check {
@@ -170,6 +250,8 @@ impl Attempt {
             source: Source::Dicomlab,
             tool: Some("dicomlab".into()),
             detail: e.error.clone(),
+            parsed: Default::default(),
+            principal: Some(Principal::App),
         })
     }
 }
@@ -397,9 +479,13 @@ pub fn audit_query(since: Option<OffsetDateTime>) -> String {
 }
 
 fn signin_query(since: Option<OffsetDateTime>) -> String {
+    signin_table_query("AADServicePrincipalSignInLogs", since)
+}
+
+fn signin_table_query(table: &str, since: Option<OffsetDateTime>) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
-        "AADServicePrincipalSignInLogs | where TimeGenerated >= datetime({}) | order by TimeGenerated desc | take 2000",
+        "{table} | where TimeGenerated >= datetime({}) | order by TimeGenerated desc | take 2000",
         rfc3339(since)
     )
 }
@@ -446,6 +532,24 @@ async fn read_audit(
         Err(e) if e.no_such_table() => {}
         Err(e) => tracing::info!("the sign-in log could not be read: {e}"),
     }
+    // Users' sign-ins through the learner's app (Azure exports SigninLogs when the tenant sends it).
+    match reader
+        .query(&signin_table_query("SigninLogs", since), None)
+        .await
+    {
+        Ok(t) => {
+            for row in &t.rows {
+                let app = t.text(row, "AppId").unwrap_or_default();
+                if learner.ids.iter().any(|i| i.eq_ignore_ascii_case(&app))
+                    && let Some(a) = user_signin_attempt(&t, row)
+                {
+                    mine.push(a);
+                }
+            }
+        }
+        Err(e) if e.no_such_table() => {}
+        Err(e) => tracing::info!("the user sign-in log could not be read: {e}"),
+    }
     Ok((mine, others, named))
 }
 
@@ -473,6 +577,43 @@ pub fn audit_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         source: Source::AuditLog,
         tool: tool_of(&ua),
         detail: None,
+        parsed: Default::default(),
+        principal: Principal::of_identity(&t.dynamic(row, "Identity")),
+    })
+}
+
+/// A sign-in row's error: `AADSTS<code>: <description>`.
+fn aadsts(t: &LogTable, row: &[Value], result: &str) -> String {
+    let d = t.text(row, "ResultDescription").unwrap_or_default();
+    if d.starts_with("AADSTS") {
+        d
+    } else {
+        format!("AADSTS{result}: {d}")
+    }
+}
+
+/// A user's sign-in row (`SigninLogs`) as an attempt at the authorization endpoint.
+fn user_signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
+    let ua = t.text(row, "UserAgent").unwrap_or_default();
+    let result = t.text(row, "ResultType").unwrap_or_default();
+    let ok = result.trim() == "0";
+    let user = t.text(row, "UserPrincipalName").unwrap_or_default();
+    Some(Attempt {
+        at: t.text(row, "TimeGenerated").unwrap_or_default(),
+        method: "GET".into(),
+        url: "/oauth2/v2.0/authorize".into(),
+        status: if ok { 200 } else { 400 },
+        source: Source::AuditLog,
+        tool: tool_of(&ua),
+        detail: (!ok).then(|| aadsts(t, row, &result)),
+        parsed: Default::default(),
+        principal: Some(Principal::User {
+            name: if user.is_empty() {
+                "a user".into()
+            } else {
+                crate::text::visible(&user).chars().take(120).collect()
+            },
+        }),
     })
 }
 
@@ -495,14 +636,9 @@ fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         status: if ok { 200 } else { 400 },
         source: Source::AuditLog,
         tool: tool_of(&ua),
-        detail: (!ok).then(|| {
-            let d = t.text(row, "ResultDescription").unwrap_or_default();
-            if d.starts_with("AADSTS") {
-                d
-            } else {
-                format!("AADSTS{result}: {d}")
-            }
-        }),
+        detail: (!ok).then(|| aadsts(t, row, &result)),
+        parsed: Default::default(),
+        principal: Some(Principal::App),
     })
 }
 

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 
 use super::dataset::{Dataset, DatasetError};
+pub use super::request::By;
 use super::request::{RequestPattern, RequestSpec};
 
 /// The format this build reads.
@@ -163,6 +164,11 @@ pub enum Check {
         /// Statuses that count (default: 2xx, but not 204 for a GET: a search that found nothing).
         #[serde(default)]
         status: Vec<u16>,
+        /// Whose requests count: anyone's (default), the app's own, or a user's signed in through
+        /// the app (a browser app such as OHIF; the audit log tells them apart). An alternative may
+        /// say its own (`{ request = "…", by = "user" }`).
+        #[serde(default)]
+        by: By,
     },
     /// An extended query tag was added (any valid tag; `suggest` is the one the lab proposes).
     TagAdded {

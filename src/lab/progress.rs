@@ -467,6 +467,8 @@ mod tests {
                     source: Source::Dicomlab,
                     tool: None,
                     detail: None,
+                    parsed: Default::default(),
+                    principal: None,
                 },
             );
         }

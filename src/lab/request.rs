@@ -5,13 +5,54 @@
 
 use serde::Deserialize;
 
+/// Whose requests count for a `requests` check (or one of its alternatives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum By {
+    /// The app's or a signed-in user's.
+    #[default]
+    Any,
+    /// The app's own (client credentials).
+    App,
+    /// A user signed in through the app (a delegated token, e.g. in the OHIF viewer), never the
+    /// app's own.
+    User,
+}
+
+/// One alternative of a request: a pattern, or a pattern with whose request it must be.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Alternative {
+    Plain(String),
+    With {
+        request: String,
+        #[serde(default)]
+        by: Option<By>,
+    },
+}
+
+impl Alternative {
+    pub fn request(&self) -> &str {
+        match self {
+            Alternative::Plain(s) | Alternative::With { request: s, .. } => s,
+        }
+    }
+    /// Its own `by`, if it says one (else the check's counts).
+    pub fn by(&self) -> Option<By> {
+        match self {
+            Alternative::Plain(_) => None,
+            Alternative::With { by, .. } => *by,
+        }
+    }
+}
+
 /// One request of a `requests` check: a pattern, or alternatives of which any one will do.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum RequestSpec {
     One(String),
     Any {
-        any: Vec<String>,
+        any: Vec<Alternative>,
         #[serde(default)]
         label: Option<String>,
     },
@@ -20,9 +61,14 @@ pub enum RequestSpec {
 impl RequestSpec {
     /// The patterns (as written, before placeholders are filled).
     pub fn alternatives(&self) -> Vec<&str> {
+        self.alternatives_by().into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// The patterns with the `by` each says (None: the check's).
+    pub fn alternatives_by(&self) -> Vec<(&str, Option<By>)> {
         match self {
-            RequestSpec::One(s) => vec![s.as_str()],
-            RequestSpec::Any { any, .. } => any.iter().map(String::as_str).collect(),
+            RequestSpec::One(s) => vec![(s.as_str(), None)],
+            RequestSpec::Any { any, .. } => any.iter().map(|a| (a.request(), a.by())).collect(),
         }
     }
 
@@ -106,12 +152,14 @@ impl RequestPattern {
     /// Whether a request (method, URL or path) is exactly this one: same method, same path under the
     /// base URL, and every parameter of the pattern with its value.
     pub fn matches(&self, method: &str, url: &str) -> bool {
+        route_of(url).is_some_and(|r| self.matches_route(method, &r))
+    }
+
+    /// [`RequestPattern::matches`] on a route parsed once (an attempt's).
+    pub fn matches_route(&self, method: &str, (segments, query): &Route) -> bool {
         if !method.eq_ignore_ascii_case(&self.method) {
             return false;
         }
-        let Some((segments, query)) = route_of(url) else {
-            return false;
-        };
         segments.len() == self.segments.len()
             && segments
                 .iter()
@@ -127,12 +175,14 @@ impl RequestPattern {
     /// Whether a request is an attempt at this one: same method, same route shape (literal segments
     /// equal, identifiers anything). Its failure belongs to the step.
     pub fn loosely_matches(&self, method: &str, url: &str) -> bool {
+        route_of(url).is_some_and(|r| self.loosely_matches_route(method, &r))
+    }
+
+    /// [`RequestPattern::loosely_matches`] on a route parsed once.
+    pub fn loosely_matches_route(&self, method: &str, (segments, _): &Route) -> bool {
         if !method.eq_ignore_ascii_case(&self.method) {
             return false;
         }
-        let Some((segments, _)) = route_of(url) else {
-            return false;
-        };
         segments.len() == self.segments.len()
             && segments
                 .iter()
@@ -159,6 +209,11 @@ fn is_identifier(s: &str) -> bool {
 fn same_key(a: &str, b: &str) -> bool {
     if a == b {
         return true;
+    }
+    // Only a keyword and an 8-hex tag can be the same attribute under two names.
+    let hex = |s: &str| s.len() == 8 && s.bytes().all(|c| c.is_ascii_hexdigit());
+    if hex(a) == hex(b) {
+        return false;
     }
     match (
         crate::dicom::tags::resolve(a),

@@ -8,6 +8,8 @@
 //!   match them loosely.
 //! - `AADServicePrincipalSignInLogs`: one row per token request (Azure AD's sign-in log for apps), so a
 //!   failed token request (AADSTS7000215…) can be shown to the learner too.
+//! - `SigninLogs`: the sign-ins of the tenant's users (Azure AD's interactive sign-in log): each token
+//!   issued to a user through an app, and each sign-in refused (AADSTS50011…), written by `identity`.
 //!
 //! An owner of the service reads them through a route shaped like the Log Analytics query API
 //! (`POST /loganalytics/v1/workspaces/{id}/query` with a KQL query, answering `tables` → `columns` /
@@ -38,6 +40,8 @@ use super::{SharedService, origin_of};
 pub const AUDIT_TABLE: &str = "AHDSDicomAuditLogs";
 /// The sign-in table's name, as in Log Analytics.
 pub const SIGNIN_TABLE: &str = "AADServicePrincipalSignInLogs";
+/// The user sign-in table's name, as in Log Analytics.
+pub const USER_SIGNIN_TABLE: &str = "SigninLogs";
 /// Most rows kept per table (the oldest go first).
 const KEEP_ROWS: i64 = 200_000;
 /// Longest Uri and User-Agent kept.
@@ -69,10 +73,28 @@ struct SignInRow {
     user_agent: String,
 }
 
+/// One user sign-in (a `SigninLogs` row), as the identity endpoint reports it.
+#[derive(Debug, Clone, Default)]
+pub struct UserSignIn {
+    /// The user's UPN (empty when the sign-in failed before a user was known).
+    pub user: String,
+    /// The user's object id.
+    pub user_id: String,
+    /// The app the user signed in to.
+    pub app_id: String,
+    /// `0` for success, else the AADSTS number.
+    pub result_type: String,
+    pub result_description: String,
+    /// The resource of the access token issued.
+    pub resource: String,
+    pub user_agent: String,
+}
+
 #[derive(Default)]
 struct Pending {
     audit: Vec<AuditRow>,
     signin: Vec<SignInRow>,
+    users: Vec<(OffsetDateTime, UserSignIn)>,
 }
 
 /// The log: a buffer in front of two SQLite tables.
@@ -106,6 +128,11 @@ CREATE TABLE IF NOT EXISTS signin_log(
     result_type TEXT NOT NULL, result_description TEXT NOT NULL, resource TEXT NOT NULL,
     correlation_id TEXT NOT NULL, user_agent TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_signin_time ON signin_log(time);
+CREATE TABLE IF NOT EXISTS user_signin_log(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, upn TEXT NOT NULL, user_id TEXT NOT NULL,
+    app_id TEXT NOT NULL, result_type TEXT NOT NULL, result_description TEXT NOT NULL,
+    resource TEXT NOT NULL, correlation_id TEXT NOT NULL, user_agent TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
 ",
             )?;
         }
@@ -151,13 +178,30 @@ CREATE INDEX IF NOT EXISTS ix_signin_time ON signin_log(time);
         self.wake.notify_one();
     }
 
+    /// Records a user's sign-in (or a refused one) in `SigninLogs`.
+    pub fn push_user_signin(&self, row: UserSignIn) {
+        let row = UserSignIn {
+            user: bounded(&row.user),
+            user_id: bounded(&row.user_id),
+            app_id: bounded(&row.app_id),
+            result_type: bounded(&row.result_type),
+            result_description: bounded(&row.result_description),
+            resource: bounded(&row.resource),
+            user_agent: bounded(&row.user_agent),
+        };
+        if let Ok(mut p) = self.pending.lock() {
+            p.users.push((OffsetDateTime::now_utc(), row));
+        }
+        self.wake.notify_one();
+    }
+
     /// Writes what is buffered (one transaction) and trims the tables to their size.
     pub fn flush(&self, db: &Db) -> Result<(), DbError> {
         let batch = match self.pending.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(_) => return Ok(()),
         };
-        if batch.audit.is_empty() && batch.signin.is_empty() {
+        if batch.audit.is_empty() && batch.signin.is_empty() && batch.users.is_empty() {
             return Ok(());
         }
         let mut c = db.lock()?;
@@ -192,7 +236,23 @@ CREATE INDEX IF NOT EXISTS ix_signin_time ON signin_log(time);
                     r.user_agent
                 ])?;
             }
-            for table in ["audit_log", "signin_log"] {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO user_signin_log(time, upn, user_id, app_id, result_type, result_description, resource, correlation_id, user_agent) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (time, r) in &batch.users {
+                stmt.execute(rusqlite::params![
+                    kql::format_time(*time),
+                    r.user,
+                    r.user_id,
+                    r.app_id,
+                    r.result_type,
+                    r.result_description,
+                    r.resource,
+                    uuid::Uuid::new_v4().to_string(),
+                    r.user_agent
+                ])?;
+            }
+            for table in ["audit_log", "signin_log", "user_signin_log"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE id <= (SELECT max(id) FROM {table}) - ?1"),
                     [KEEP_ROWS],
@@ -277,40 +337,58 @@ CREATE INDEX IF NOT EXISTS ix_signin_time ON signin_log(time);
                 rows,
             }));
         }
+        if table.eq_ignore_ascii_case(USER_SIGNIN_TABLE) {
+            return text_table(
+                &c,
+                "SELECT time, upn, user_id, app_id, result_type, result_description, resource, correlation_id, user_agent FROM user_signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
+                [&since, &visible],
+                &["UserPrincipalName", "UserId", "AppId", "ResultType", "ResultDescription", "ResourceIdentity", "CorrelationId", "UserAgent"],
+                USER_SIGNIN_TABLE,
+            )
+            .map(Some);
+        }
         if table.eq_ignore_ascii_case(SIGNIN_TABLE) {
-            let mut stmt = c.prepare_cached(
+            return text_table(
+                &c,
                 "SELECT time, app_id, result_type, result_description, resource, correlation_id, user_agent FROM signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
-            )?;
-            let rows = stmt
-                .query_map([&since, &visible], |r| {
-                    Ok(vec![
-                        parse_time(r.get(0)?),
-                        Cell::Str(r.get(1)?),
-                        Cell::Str(r.get(2)?),
-                        Cell::Str(r.get(3)?),
-                        Cell::Str(r.get(4)?),
-                        Cell::Str(r.get(5)?),
-                        Cell::Str(r.get(6)?),
-                        Cell::Str(SIGNIN_TABLE.into()),
-                    ])
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(Some(Table {
-                columns: vec![
-                    col("TimeGenerated", "datetime"),
-                    col("AppId", "string"),
-                    col("ResultType", "string"),
-                    col("ResultDescription", "string"),
-                    col("ResourceIdentity", "string"),
-                    col("CorrelationId", "string"),
-                    col("UserAgent", "string"),
-                    col("Type", "string"),
-                ],
-                rows,
-            }));
+                [&since, &visible],
+                &["AppId", "ResultType", "ResultDescription", "ResourceIdentity", "CorrelationId", "UserAgent"],
+                SIGNIN_TABLE,
+            )
+            .map(Some);
         }
         Ok(None)
     }
+}
+
+/// A table whose rows are the time, then text columns (`names`, in the query's order), then `Type`.
+fn text_table(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: [&String; 2],
+    names: &[&str],
+    type_name: &str,
+) -> Result<Table, DbError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            let time: String = r.get(0)?;
+            let mut row = vec![kql::parse_datetime(&time).map_or(Cell::Null, Cell::Time)];
+            for i in 0..names.len() {
+                row.push(Cell::Str(r.get(i + 1)?));
+            }
+            row.push(Cell::Str(type_name.into()));
+            Ok(row)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let col = |name: &str, ty: &'static str| Column {
+        name: name.into(),
+        ty,
+    };
+    let mut columns = vec![col("TimeGenerated", "datetime")];
+    columns.extend(names.iter().map(|n| col(n, "string")));
+    columns.push(col("Type", "string"));
+    Ok(Table { columns, rows })
 }
 
 /// Writes the buffer 250 ms after rows arrive (one transaction for a burst), while the service lives;
@@ -456,6 +534,12 @@ async fn record_signin(svc: SharedService, req: Request, next: Next) -> Response
             .map(|(_, v)| bounded(v.trim()))
             .unwrap_or_default()
     };
+    // A user's code redemption: the identity endpoint writes its row (to SigninLogs, with the user).
+    if field("grant_type") == "authorization_code" {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    }
     let app_id = field("client_id");
     let resource = {
         let r = field("resource");
@@ -511,7 +595,7 @@ async fn record_signin(svc: SharedService, req: Request, next: Next) -> Response
 pub async fn workspaces(State(svc): State<SharedService>) -> Response {
     Json(json!([{
         "id": svc.audit.workspace_id,
-        "tables": [AUDIT_TABLE, SIGNIN_TABLE],
+        "tables": [AUDIT_TABLE, SIGNIN_TABLE, USER_SIGNIN_TABLE],
         "delaySeconds": svc.audit.delay.as_secs(),
     }]))
     .into_response()

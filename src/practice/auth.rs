@@ -122,8 +122,22 @@ pub struct Claims {
     pub sub: String,
     /// The roles assigned when the token was issued, for display only: like Azure RBAC, authorization
     /// looks the assignment up on every request.
+    #[serde(default)]
     pub roles: Vec<String>,
     pub ver: String,
+    /// `0` for a public client (a single-page app signing a user in).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub appidacr: Option<String>,
+    /// The delegated permissions of a user's token (`Dicom.ReadWrite`): only user tokens have it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scp: Option<String>,
+    /// The signed-in user's name (`learner@…`), on user tokens.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unique_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
 }
 
 fn random_secret() -> String {
@@ -133,7 +147,7 @@ fn random_secret() -> String {
     format!("{}~{}", &a[..20], &b[..19])
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -224,6 +238,14 @@ impl Auth {
             .read()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The names of the roles assigned to a client or a user (by object id).
+    pub fn role_names(&self, principal_id: &str) -> Vec<&'static str> {
+        self.roles_of(principal_id)
+            .iter()
+            .map(|r| r.name())
+            .collect()
     }
 
     pub fn roles_of(&self, client_id: &str) -> BTreeSet<Role> {
@@ -325,6 +347,45 @@ impl Auth {
                 .map(|r| r.name().to_string())
                 .collect(),
             ver: if v2 { "2.0".into() } else { "1.0".into() },
+            appidacr: None,
+            scp: None,
+            upn: None,
+            unique_name: None,
+            name: None,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, self.token_lifetime.as_secs()))
+    }
+
+    /// Issues a delegated token for a signed-in user of an app (v1-shaped, as Entra issues tokens for
+    /// the DICOM service's resource URI): `appid` the app, `oid` / `upn` the user, `scp` the delegated
+    /// permission. The DICOM routes look the user's roles up by `oid`.
+    pub fn issue_user(
+        &self,
+        client_id: &str,
+        user: &super::identity::directory::User,
+        audience: &str,
+        scp: &str,
+    ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+        let now = now_secs();
+        let claims = Claims {
+            aud: audience.to_string(),
+            iss: format!("https://sts.windows.net/{}/", self.tenant_id),
+            iat: now,
+            nbf: now,
+            exp: now + self.token_lifetime.as_secs(),
+            tid: self.tenant_id.clone(),
+            appid: Some(client_id.to_string()),
+            azp: None,
+            oid: user.oid.clone(),
+            sub: super::identity::pairwise(&user.oid, client_id),
+            roles: Vec::new(),
+            ver: "1.0".into(),
+            appidacr: Some("0".into()),
+            scp: Some(scp.to_string()),
+            upn: Some(user.upn.clone()),
+            unique_name: Some(user.upn.clone()),
+            name: Some(user.name.clone()),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, self.token_lifetime.as_secs()))
@@ -341,6 +402,12 @@ impl Auth {
     /// client must be named (`appid` on v1, `azp` on v2) — a token without one is not "auth off".
     /// Every route that takes this service's tokens goes through here.
     pub fn check(&self, token: &str, audience: &str) -> Result<String, TokenProblem> {
+        self.principal(token, audience).map(|p| p.client_id)
+    }
+
+    /// [`Auth::check`], and who the token speaks for: the app itself, or a signed-in user (a token with
+    /// `scp`), whose role assignments are keyed by their `oid`.
+    pub fn principal(&self, token: &str, audience: &str) -> Result<TokenPrincipal, TokenProblem> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_audience(&[audience, &format!("{audience}/")]);
         v.set_issuer(&[
@@ -370,12 +437,38 @@ impl Auth {
                 "The token was issued for another tenant",
             ));
         }
-        claims
+        let client_id = claims
             .appid
             .or(claims.azp)
             .filter(|c| !c.trim().is_empty())
-            .ok_or(TokenProblem::NoClient)
+            .ok_or(TokenProblem::NoClient)?;
+        let user = claims.scp.filter(|s| !s.trim().is_empty()).map(|_| {
+            claims
+                .upn
+                .or(claims.unique_name)
+                .unwrap_or_else(|| claims.oid.clone())
+        });
+        Ok(TokenPrincipal {
+            principal_id: if user.is_some() {
+                claims.oid
+            } else {
+                client_id.clone()
+            },
+            client_id,
+            user,
+        })
     }
+}
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPrincipal {
+    /// The app it was issued to (`appid` / `azp`).
+    pub client_id: String,
+    /// Whose role assignments count: the app's id, or the signed-in user's object id.
+    pub principal_id: String,
+    /// The signed-in user's name, on a delegated (user) token.
+    pub user: Option<String>,
 }
 
 /// Why a bearer token was refused.
@@ -400,7 +493,7 @@ impl TokenProblem {
 }
 
 /// Compares a presented secret with the stored one in time that does not depend on where they differ.
-fn secret_matches(presented: &str, stored: &str) -> bool {
+pub(crate) fn secret_matches(presented: &str, stored: &str) -> bool {
     use subtle::ConstantTimeEq;
     bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
 }
@@ -476,6 +569,13 @@ impl Auth {
                 if let Some(a) = c.azp {
                     claims.insert("azp".into(), a.into());
                 }
+                // A user's (delegated) token: what tells it from the app's in the log.
+                if let Some(s) = c.scp {
+                    claims.insert("scp".into(), s.into());
+                }
+                if let Some(u) = c.upn {
+                    claims.insert("upn".into(), u.into());
+                }
                 json!({"claims": claims})
             }
             Err(_) => json!({}),
@@ -488,12 +588,14 @@ impl Auth {
 pub struct Caller {
     /// `None` when auth is off.
     pub client_id: Option<String>,
+    /// Whose role assignments count: the app, or the signed-in user (their object id).
+    pub principal: Option<String>,
 }
 
 impl Caller {
     /// The role check that the real service runs when the handler starts (after the Accept filter).
     pub fn require(&self, service: &Service, action: Action) -> ApiResult<()> {
-        let Some(client) = &self.client_id else {
+        let Some(client) = self.principal.as_ref().or(self.client_id.as_ref()) else {
             return Ok(());
         };
         if service
@@ -534,7 +636,10 @@ impl FromRequestParts<SharedService> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let auth = &service.auth;
         if !auth.enabled {
-            return Ok(Caller { client_id: None });
+            return Ok(Caller {
+                client_id: None,
+                principal: None,
+            });
         }
         let origin = origin_of(&parts.headers, service);
         let value = parts
@@ -554,11 +659,13 @@ impl FromRequestParts<SharedService> for Caller {
                 ));
             }
         };
-        match auth.verify(token) {
-            Ok(client) => Ok(Caller {
-                client_id: Some(client),
+        match auth.principal(token, DICOM_RESOURCE) {
+            Ok(p) => Ok(Caller {
+                client_id: Some(p.client_id),
+                principal: Some(p.principal_id),
             }),
-            Err(desc) => {
+            Err(problem) => {
+                let desc = problem.description();
                 tracing::info!("401: {desc}");
                 Err(unauthorized(&origin, &auth.tenant_id, Some(desc)))
             }
@@ -567,7 +674,7 @@ impl FromRequestParts<SharedService> for Caller {
 }
 
 /// Azure AD's error body.
-fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+pub(crate) fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
     let now = time::OffsetDateTime::now_utc();
     let ts = now
         .format(&time::format_description::well_known::Rfc3339)
@@ -614,6 +721,10 @@ pub async fn token_endpoint(
     let field = |k: &str| form.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
     match field("grant_type") {
         Some("client_credentials") => {}
+        // A user's sign-in: the identity endpoint redeems its code.
+        Some("authorization_code") => {
+            return super::identity::redeem(&service, &parts, &form).await;
+        }
         Some(other) => {
             return aad_error(
                 StatusCode::BAD_REQUEST,
@@ -770,6 +881,10 @@ pub async fn list_roles(State(service): State<SharedService>, parts: Parts) -> A
             json!({"clientId": c.client_id, "name": c.name, "roles": roles,
                    "labClient": c.client_id == service.auth.lab_client_id})
         })
+        .chain(service.identity.directory.users().into_iter().map(|u| {
+            json!({"clientId": u.oid, "name": u.upn, "roles": service.auth.role_names(&u.oid),
+                   "labClient": false, "user": true})
+        }))
         .collect();
     Ok(Json(list).into_response())
 }
@@ -786,11 +901,19 @@ pub async fn change_role(
             "Unknown role '{role}'. Use 'DICOM Data Owner' (owner) or 'DICOM Data Reader' (reader)."
         )));
     };
-    if service.auth.client(&client).is_none() {
+    // A client (an app's service principal), or a user of the tenant: by object id, UPN or name.
+    let mut user_name = None;
+    let client = if service.auth.client(&client).is_some() {
+        client
+    } else if let Some(user) = service.identity.directory.user(&client) {
+        user_name = Some(user.upn);
+        user.oid
+    } else {
         return Err(ApiError::not_found(format!(
-            "No client with id '{client}'."
+            "No client or user with id '{}'.",
+            crate::text::visible(&client)
         )));
-    }
+    };
     let grant = parts.method == axum::http::Method::PUT;
     let svc = service.clone();
     let client2 = client.clone();
@@ -812,7 +935,10 @@ pub async fn change_role(
         .iter()
         .map(|r| r.name())
         .collect();
-    Ok(Json(json!({"clientId": client, "roles": roles, "changed": changed})).into_response())
+    Ok(
+        Json(json!({"clientId": client, "roles": roles, "changed": changed, "user": user_name}))
+            .into_response(),
+    )
 }
 
 /// `POST /admin/clients` `{"name": "..."}`: registers a client and returns its id and secret once.

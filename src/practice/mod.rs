@@ -9,11 +9,13 @@ pub mod auth;
 pub mod blobs;
 pub mod budget;
 pub mod changefeed;
+pub mod cors;
 pub mod datadir;
 pub mod db;
 pub mod delete;
 pub mod eqt;
 pub mod error;
+pub mod identity;
 pub mod index;
 pub mod kql;
 pub mod multipart;
@@ -72,6 +74,9 @@ pub struct ServiceConfig {
     pub memory_budget: u64,
     /// Connections, timeouts and the shutdown deadline.
     pub limits: server::ConnectionLimits,
+    /// A CORS setting that replaces the one kept with the data (`serve --cors-origin …`); `None`
+    /// keeps the kept one.
+    pub cors: Option<cors::CorsConfig>,
     /// Limits shared with the other services of this process (the classroom's); `None`: its own,
     /// from `heavy_jobs` and `memory_budget`.
     pub shared_limits: Option<SharedLimits>,
@@ -111,6 +116,7 @@ impl Default for ServiceConfig {
             audit_delay: Duration::ZERO,
             memory_budget: 256 * 1024 * 1024,
             limits: server::ConnectionLimits::default(),
+            cors: None,
             shared_limits: None,
         }
     }
@@ -128,6 +134,10 @@ pub enum StartError {
     },
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Cors(#[from] cors::CorsLoadError),
+    #[error("the practice tenant's directory could not be opened: {0}")]
+    Identity(#[from] identity::IdentityError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -154,6 +164,10 @@ pub struct Service {
     pub receive_memory: budget::Budget,
     /// Bytes that validations and renderings hold while they parse (waited for).
     pub validation_memory: budget::Budget,
+    /// Which web pages may call the DICOM routes (the portal's CORS blade).
+    pub cors: cors::Cors,
+    /// The user sign-in: users, app registrations' redirect URIs, sessions, codes, the signing key.
+    pub identity: identity::Identity,
 }
 
 pub type SharedService = Arc<Service>;
@@ -302,6 +316,8 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
     eqt::recover_interrupted(&db)?;
     let auth = Auth::load(&db, config.auth, config.token_lifetime, config.grant_owner)?;
     let audit = audit::AuditLog::open(&db, config.audit_delay)?;
+    let cors = cors::Cors::load(&db, config.cors.as_ref())?;
+    let identity = identity::Identity::load(&db)?;
     let limits = config.shared_limits.clone().unwrap_or_else(|| {
         SharedLimits::new(
             match config.heavy_jobs {
@@ -322,6 +338,8 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
         config,
         auth,
         audit,
+        cors,
+        identity,
     });
     audit::spawn_flusher(Arc::downgrade(&service));
     Ok(BuiltService {
@@ -512,13 +530,40 @@ pub fn router(service: SharedService) -> Router {
     Router::new()
         .route("/health/check", get(health))
         .route("/{v}/oauth2/token", post(auth::token_endpoint))
-        .route("/{v}/oauth2/v2.0/token", post(auth::token_endpoint))
+        .route(
+            "/{v}/oauth2/v2.0/token",
+            post(auth::token_endpoint).options(identity::preflight),
+        )
+        .route(
+            "/{v}/v2.0/.well-known/openid-configuration",
+            get(identity::discovery).options(identity::preflight),
+        )
+        .route(
+            "/{v}/discovery/v2.0/keys",
+            get(identity::jwks).options(identity::preflight),
+        )
+        .route("/{v}/oauth2/v2.0/authorize", get(identity::authorize))
+        .route("/{v}/oauth2/v2.0/logout", get(identity::logout))
+        .route("/{v}/login", post(identity::sign_in))
         .route("/admin/roles", get(auth::list_roles))
         .route(
             "/admin/roles/{client}/{role}",
             put(auth::change_role).delete(auth::change_role),
         )
         .route("/admin/clients", post(auth::create_client))
+        .route("/admin/apps", get(identity::admin::list))
+        .route(
+            "/admin/apps/{client}/redirect-uris",
+            put(identity::admin::redirect_uris).delete(identity::admin::redirect_uris),
+        )
+        .route(
+            "/admin/apps/{client}/implicit",
+            put(identity::admin::implicit),
+        )
+        .route(
+            "/admin/cors",
+            get(cors::show).put(cors::change).delete(cors::change),
+        )
         .route("/{v}/studies", get(qido::search_studies).post(stow::store))
         .route("/{v}/series", get(qido::search_series))
         .route("/{v}/instances", get(qido::search_instances))
@@ -595,6 +640,10 @@ pub fn router(service: SharedService) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             service.clone(),
             audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            cors::layer,
         ))
         .layer(axum::middleware::from_fn(log_requests))
         .with_state(service)

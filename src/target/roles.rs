@@ -31,8 +31,9 @@ pub enum RoleError {
     Other(String),
 }
 
-/// Sends an admin request (with the admin header); an answer that is not a success is refused.
-async fn admin_call(
+/// Sends an admin request (with the admin header); an answer that is not a success is refused. The
+/// `dicomlab cors` and `dicomlab app` commands use it too.
+pub async fn admin_call(
     origin: &str,
     req: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, RoleError> {
@@ -64,6 +65,8 @@ pub struct Assignment {
     pub roles: Vec<String>,
     /// The service's lab client (the one its environment prints).
     pub lab_client: bool,
+    /// A user of the practice tenant (`name` is their UPN), not an app.
+    pub user: bool,
 }
 
 /// Role administration, one implementation per kind of target.
@@ -150,8 +153,12 @@ impl RoleAdmin {
                 } else {
                     http.delete(&url)
                 };
-                admin_call(origin, req).await?;
-                Ok(done(&client))
+                let resp = admin_call(origin, req).await?;
+                let answer: Value = resp.json().await.unwrap_or(Value::Null);
+                Ok(match answer["user"].as_str() {
+                    Some(upn) => done(upn).replacen(" client ", " user ", 1),
+                    None => done(&client),
+                })
             }
             RoleAdmin::Portal { client_id } => Err(RoleError::Manual(format!(
                 "assign the role in the Azure portal: DICOM service → Access control (IAM) → Add role assignment → {} → select the app {}",
@@ -180,6 +187,7 @@ impl RoleAdmin {
                         .map(|r| r.name().to_string())
                         .collect(),
                     lab_client: c.client_id == service.auth.lab_client_id,
+                    user: false,
                     client_id: c.client_id,
                     name: c.name,
                 })
@@ -203,6 +211,7 @@ impl RoleAdmin {
                             })
                             .unwrap_or_default(),
                         lab_client: c["labClient"].as_bool() == Some(true),
+                        user: c["user"].as_bool() == Some(true),
                     })
                     .collect())
             }
