@@ -4,8 +4,13 @@
 //! to first frame, the CPU it uses while idle for 10 s (it should redraw only on messages), and its
 //! peak RSS after the whole lab has been done in it.
 
+#[path = "common/procfs.rs"]
+mod procfs;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use procfs::{cpu_seconds, status_kb};
 
 fn tmux(socket: &str, args: &[&str]) -> String {
     let out = Command::new("tmux")
@@ -16,25 +21,6 @@ fn tmux(socket: &str, args: &[&str]) -> String {
         .output()
         .expect("tmux");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name: utime is the 14th field, stime the 15th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn status_kb(pid: &str, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn main() {

@@ -93,6 +93,33 @@ pub fn origin_of(url: &str) -> String {
     }
 }
 
+/// Where a practice service's routes outside the versioned base live (`/loganalytics`, `/admin`, the
+/// token endpoint): the URL up to its version segment (`http://h:8080/l/ada` of
+/// `http://h:8080/l/ada/v1`, as a classroom serves each learner's), else the URL itself (a root
+/// stays a root).
+pub fn service_root(url: &str) -> String {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return origin_of(url);
+    };
+    let origin = u.origin().ascii_serialization();
+    let segs: Vec<&str> = u.path_segments().map(Iterator::collect).unwrap_or_default();
+    let is_version = |s: &&str| {
+        s.strip_prefix('v')
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    let end = segs.iter().position(is_version).unwrap_or(segs.len());
+    let path: Vec<&str> = segs[..end]
+        .iter()
+        .copied()
+        .filter(|s| !s.is_empty())
+        .collect();
+    if path.is_empty() {
+        origin
+    } else {
+        format!("{origin}/{}", path.join("/"))
+    }
+}
+
 impl Profile {
     pub fn new(kind: TargetKind) -> Self {
         Profile {
@@ -445,6 +472,31 @@ pub fn import_postman(path: &Path, into: &mut Profile) -> Result<Vec<String>, Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_root_keeps_the_path_before_the_version() {
+        assert_eq!(
+            service_root("http://127.0.0.1:8042/v1"),
+            "http://127.0.0.1:8042"
+        );
+        assert_eq!(
+            service_root("http://127.0.0.1:8042"),
+            "http://127.0.0.1:8042"
+        );
+        assert_eq!(
+            service_root("http://h:8080/l/ada/v1/studies?x=1"),
+            "http://h:8080/l/ada"
+        );
+        assert_eq!(
+            service_root("https://x.dicom.azurehealthcareapis.com/v2/"),
+            "https://x.dicom.azurehealthcareapis.com"
+        );
+        assert_eq!(
+            service_root(&service_root("http://h/l/ada/v1")),
+            "http://h/l/ada",
+            "a root stays a root"
+        );
+    }
 
     #[test]
     fn validation_speaks_the_learners_language() {

@@ -1,7 +1,8 @@
 //! dicomlab: a terminal companion for the hands-on lab "DICOM service". Every step is checked against the
 //! service's own records. This crate holds the DICOMweb client, the lab engine, the practice service, the
-//! DICOM helpers and the TUI.
+//! DICOM helpers, the TUI and the classroom.
 
+pub mod classroom;
 pub mod commands;
 pub mod config;
 pub mod dicom;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use cmd::classroom::ClassroomArgs;
 use cmd::lab::LabAction;
 use cmd::report::ReportFormat;
 use cmd::role::RoleAction;
@@ -101,6 +102,24 @@ enum Command {
         #[arg(long, default_value = "dcms")]
         out: PathBuf,
     },
+    /// A classroom: every learner's own DICOM service, the lab over SSH (`ssh -p 2222 <name>@host`),
+    /// and the instructor's live dashboard; `classroom status` prints the room.
+    Classroom(ClassroomArgs),
+    /// Show your progress on your own service on a classroom's dashboard (marked "self-reported"):
+    /// checks your steps, then sends their verdicts — never a secret or a token.
+    Join {
+        /// The classroom's URL (its dashboard shows it), e.g. http://classroom.local:8080
+        url: String,
+        /// The class code.
+        #[arg(long, env = "DICOMLAB_CLASS_CODE", hide_env_values = true)]
+        code: String,
+        /// Your name on the dashboard (letters, digits, - and _).
+        #[arg(long)]
+        name: String,
+        /// Send again every this many seconds (default: once).
+        #[arg(long)]
+        every: Option<u64>,
+    },
     /// Grant, revoke or list roles on a running practice service (what the Azure portal's IAM blade does).
     Role {
         /// The practice service's origin or base URL (before or after grant / revoke / list).
@@ -121,7 +140,10 @@ enum Command {
 fn main() -> Result<std::process::ExitCode> {
     let cli = Cli::parse();
     #[cfg(target_os = "linux")]
-    if matches!(cli.command, None | Some(Command::Tui { .. })) {
+    if matches!(
+        cli.command,
+        None | Some(Command::Tui { .. } | Command::Classroom(_))
+    ) {
         cmd::tui::tune_allocator();
     }
     // A small blocking pool: the practice service runs its index calls there, and every extra thread
@@ -135,7 +157,7 @@ fn main() -> Result<std::process::ExitCode> {
 }
 
 async fn run_cli(mut cli: Cli) -> Result<std::process::ExitCode> {
-    let _log = if matches!(cli.command, Some(Command::Serve(_))) {
+    let _log = if matches!(cli.command, Some(Command::Serve(_) | Command::Classroom(_))) {
         None
     } else {
         cmd::log_to_file()
@@ -190,6 +212,16 @@ async fn run_cli(mut cli: Cli) -> Result<std::process::ExitCode> {
                 .await?;
             ok
         }
+        Some(Command::Classroom(args)) => {
+            cmd::classroom::classroom(&cli, &args).await?;
+            ok
+        }
+        Some(Command::Join {
+            url,
+            code,
+            name,
+            every,
+        }) => cmd::join::join(&cli, &url, &code, &name, every).await,
         Some(Command::Tui { samples }) => {
             cmd::tui::tui(&cli, samples).await?;
             ok

@@ -84,6 +84,8 @@ fn options(svc: &dicomlab::practice::RunningService, dir: &std::path::Path) -> O
         log_path: dir.join("dicomlab.log"),
         config_path: None,
         ask_name: false,
+        remote: false,
+        shown_profile: None,
     }
 }
 

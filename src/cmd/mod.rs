@@ -2,6 +2,8 @@
 //! session, the progress store, printing an outcome, the log file.
 
 pub(crate) mod check;
+pub(crate) mod classroom;
+pub(crate) mod join;
 pub(crate) mod lab;
 pub(crate) mod report;
 pub(crate) mod role;
@@ -20,9 +22,16 @@ use dicomlab::lab::{Lab, Outcome};
 
 /// Logs of the headless commands go to a file in the data dir, never to the terminal.
 pub(crate) fn log_to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = dicomlab::config::data_dir();
-    std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "dicomlab.log");
+    log_into(&dicomlab::config::data_dir(), "dicomlab.log")
+}
+
+/// Logs go to `dir/file` (the classroom's go to its folder).
+pub(crate) fn log_into(
+    dir: &std::path::Path,
+    file: &str,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::never(dir, file);
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -159,7 +159,7 @@ fn seconds(s: f64) -> Duration {
 }
 
 /// Ctrl-C, or SIGTERM (what `kill` and service managers send).
-async fn stop_signal() -> Result<()> {
+pub(crate) async fn stop_signal() -> Result<()> {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -26,6 +26,8 @@ pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         log_path: data.join("dicomlab.log"),
         ask_name: Config::load(&l.config_path).is_ok_and(|c| c.learner.is_none()),
         config_path: Some(l.config_path),
+        remote: false,
+        shown_profile: None,
     })
     .await?;
     Ok(())

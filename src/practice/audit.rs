@@ -100,6 +100,9 @@ struct Pending {
 /// The log: a buffer in front of two SQLite tables.
 pub struct AuditLog {
     pending: Mutex<Pending>,
+    /// Rows are pending: wakes the flusher (which sleeps while nothing happens — a classroom runs
+    /// thirty services in one process).
+    wake: std::sync::Arc<tokio::sync::Notify>,
     /// Rows are visible to queries only this long after they were written (Azure: minutes).
     pub delay: Duration,
     /// The practice "workspace" id (a GUID, kept with the data).
@@ -154,6 +157,7 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
         };
         Ok(Self {
             pending: Mutex::new(Pending::default()),
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             delay,
             resource_id: format!(
                 "/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/PRACTICE/PROVIDERS/MICROSOFT.HEALTHCAREAPIS/WORKSPACES/DICOMLAB/DICOMSERVICES/PRACTICE-{}",
@@ -168,12 +172,14 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
         if let Ok(mut p) = self.pending.lock() {
             p.audit.push(row);
         }
+        self.wake.notify_one();
     }
 
     fn push_signin(&self, row: SignInRow) {
         if let Ok(mut p) = self.pending.lock() {
             p.signin.push(row);
         }
+        self.wake.notify_one();
     }
 
     /// Records a user's sign-in (or a refused one) in `SigninLogs`.
@@ -190,6 +196,7 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
         if let Ok(mut p) = self.pending.lock() {
             p.users.push((OffsetDateTime::now_utc(), row));
         }
+        self.wake.notify_one();
     }
 
     /// Writes what is buffered (one transaction) and trims the tables to their size.
@@ -409,13 +416,18 @@ fn text_table(
     Ok(Table { columns, rows })
 }
 
-/// Writes the buffer every 250 ms while the service lives.
+/// Writes the buffer 250 ms after rows arrive (one transaction for a burst), while the service lives;
+/// asleep while nothing happens.
 pub fn spawn_flusher(service: Weak<super::Service>) {
+    let Some(wake) = service.upgrade().map(|s| s.audit.wake.clone()) else {
+        return;
+    };
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            // Asleep until a row is pushed (and now and then, to notice the service is gone); then
+            // the rows of the next 250 ms go in one transaction.
+            let _ = tokio::time::timeout(Duration::from_secs(30), wake.notified()).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let Some(svc) = service.upgrade() else {
                 break;
             };

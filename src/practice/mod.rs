@@ -79,6 +79,29 @@ pub struct ServiceConfig {
     /// A CORS setting that replaces the one kept with the data (`serve --cors-origin …`); `None`
     /// keeps the kept one.
     pub cors: Option<cors::CorsConfig>,
+    /// Limits shared with the other services of this process (the classroom's); `None`: its own,
+    /// from `heavy_jobs` and `memory_budget`.
+    pub shared_limits: Option<SharedLimits>,
+}
+
+/// What several services in one process share, so that their sum is bounded rather than each one:
+/// renderings and frame extractions at once, and the two memory budgets.
+#[derive(Debug, Clone)]
+pub struct SharedLimits {
+    pub heavy: Arc<tokio::sync::Semaphore>,
+    pub receive_memory: budget::Budget,
+    pub validation_memory: budget::Budget,
+}
+
+impl SharedLimits {
+    /// `heavy_jobs` at once (at least one), and `memory_budget` bytes split as one service splits it.
+    pub fn new(heavy_jobs: usize, memory_budget: u64) -> Self {
+        Self {
+            heavy: Arc::new(tokio::sync::Semaphore::new(heavy_jobs.max(1))),
+            receive_memory: budget::Budget::new(memory_budget / 4),
+            validation_memory: budget::Budget::new(memory_budget - memory_budget / 4),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -97,6 +120,7 @@ impl Default for ServiceConfig {
             memory_budget: 256 * 1024 * 1024,
             limits: server::ConnectionLimits::default(),
             cors: None,
+            shared_limits: None,
         }
     }
 }
@@ -134,8 +158,8 @@ pub struct Service {
     pub default_origin: String,
     /// Serialises the start of re-index operations (one at a time, contract §8.3).
     pub reindex_gate: tokio::sync::Mutex<()>,
-    /// Bounds the CPU of rendering and frame extraction (`ServiceConfig::heavy_jobs`).
-    pub heavy: tokio::sync::Semaphore,
+    /// Bounds the CPU of rendering and frame extraction (`ServiceConfig::heavy_jobs`, or shared).
+    pub heavy: Arc<tokio::sync::Semaphore>,
     /// Who did what: the audit and sign-in logs, read through the Log Analytics-shaped route.
     pub audit: audit::AuditLog,
     /// Bytes of uploads kept in memory while they arrive (only ever tried: a part that does not fit
@@ -232,8 +256,31 @@ impl Drop for RunningService {
     }
 }
 
-/// Starts the service on `config.addr` and returns once it accepts connections.
-pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> {
+/// A service built and not yet serving: its state, for a caller that serves [`router`] itself (the
+/// classroom serves one per learner behind one port). [`start`] builds one and serves it on its own port.
+pub struct BuiltService {
+    /// The state every handler shares.
+    pub service: SharedService,
+    /// Where its data lives.
+    pub data_dir: PathBuf,
+    /// The temporary data folder, when `config.data_dir` was `None` (removed when dropped).
+    pub temp: Option<tempfile::TempDir>,
+}
+
+impl BuiltService {
+    /// The lab client's secret (the index keeps it; never logged).
+    pub fn lab_secret(&self) -> String {
+        let auth = &self.service.auth;
+        auth.client(&auth.lab_client_id)
+            .map(|c| c.secret)
+            .unwrap_or_default()
+    }
+}
+
+/// Builds the service on its data folder (index, files, credentials, audit log) without listening.
+/// `default_origin` is the origin of URLs answered to a request without a Host header. Needs a tokio
+/// runtime (the audit log's flusher runs on it).
+pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService, StartError> {
     let (data_dir, temp) = match &config.data_dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -275,32 +322,23 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     audit.agent_column = config.audit_user_agent;
     let cors = cors::Cors::load(&db, config.cors.as_ref())?;
     let identity = identity::Identity::load(&db)?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.addr,
-        source,
-    })?;
-    let origin = format!("http://{addr}");
-    let secret = auth
-        .client(&auth.lab_client_id)
-        .map(|c| c.secret)
-        .unwrap_or_default();
+    let limits = config.shared_limits.clone().unwrap_or_else(|| {
+        SharedLimits::new(
+            match config.heavy_jobs {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+            config.memory_budget,
+        )
+    });
     let service = Arc::new(Service {
         db,
         blobs,
-        default_origin: origin.clone(),
+        default_origin: default_origin.to_string(),
         reindex_gate: tokio::sync::Mutex::new(()),
-        heavy: tokio::sync::Semaphore::new(match config.heavy_jobs {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        }),
-        receive_memory: budget::Budget::new(config.memory_budget / 4),
-        validation_memory: budget::Budget::new(config.memory_budget - config.memory_budget / 4),
+        heavy: limits.heavy,
+        receive_memory: limits.receive_memory,
+        validation_memory: limits.validation_memory,
         config,
         auth,
         audit,
@@ -308,6 +346,30 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         identity,
     });
     audit::spawn_flusher(Arc::downgrade(&service));
+    Ok(BuiltService {
+        service,
+        data_dir,
+        temp,
+    })
+}
+
+/// Starts the service on `config.addr` and returns once it accepts connections.
+pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> {
+    let bind = config.addr;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let origin = format!("http://{addr}");
+    let built = build(config, &origin)?;
+    let secret = built.lab_secret();
+    let BuiltService {
+        service,
+        data_dir,
+        temp,
+    } = built;
     let app = router(service.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let limits = service.config.limits;
@@ -338,12 +400,35 @@ pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|p| *p == "https" || *p == "http")
         .unwrap_or("http");
-    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+    let origin = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
         Some(host) if !host.is_empty() && !host.contains(['/', ' ', '"']) => {
             format!("{proto}://{host}")
         }
         _ => service.default_origin.clone(),
-    }
+    };
+    format!("{origin}{}", forwarded_prefix(headers).unwrap_or(""))
+}
+
+/// The header a front that serves this service under a path prefix sets (the classroom's `/l/{name}`):
+/// every URL the service returns then starts with it. [`server::serve`] removes it from what clients
+/// send, so only a front in this process sets it.
+pub const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
+
+/// The prefix a front set: `/` and then segments of letters, digits, `-`, `_` and `.`, at most 128 bytes.
+pub fn forwarded_prefix(headers: &HeaderMap) -> Option<&str> {
+    let p = headers.get(FORWARDED_PREFIX)?.to_str().ok()?;
+    let valid = p.len() <= 128
+        && p.starts_with('/')
+        && !p.ends_with('/')
+        && p.split('/').skip(1).all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    valid.then_some(p)
 }
 
 /// The API version of a route, from its first path segment (contract §1.1).

@@ -131,6 +131,8 @@ async fn connection(
     let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        // Only a front inside this process may say under which prefix the service is served.
+        req.headers_mut().remove(super::FORWARDED_PREFIX);
         let mut app = app.clone();
         async move { tower_service::Service::call(&mut app, req).await }
     });

@@ -132,7 +132,7 @@ pub async fn open(
         let (log, roles) = match profile.kind {
             TargetKind::Generic => (None, RoleAdmin::None),
             TargetKind::Practice => {
-                let origin = crate::config::origin_of(&base);
+                let origin = crate::config::service_root(&base);
                 let found = discover_workspace(&client, &origin).await;
                 let ws = if profile.log_workspace.trim().is_empty() {
                     found.as_ref().map(|(w, _)| w.clone())

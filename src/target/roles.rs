@@ -92,7 +92,7 @@ pub enum RoleAdmin {
 impl RoleAdmin {
     /// The admin routes of a practice service at `origin` (`http://127.0.0.1:8042`, or a base URL).
     pub fn http(origin: &str, client_id: Option<String>) -> RoleAdmin {
-        let origin = crate::config::origin_of(origin);
+        let origin = crate::config::service_root(origin);
         RoleAdmin::Http {
             origin,
             http: reqwest::Client::new(),

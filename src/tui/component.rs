@@ -257,6 +257,8 @@ pub struct Io<D> {
     pub samples: Option<PathBuf>,
     /// The config file the environment screen saves profiles into (None: started without one).
     pub config: Option<PathBuf>,
+    /// The terminal is a remote learner's (`Options::remote`): no file of this machine is read.
+    pub remote: bool,
     /// Delivers a result to the app (as the screen's message).
     sink: Arc<dyn Fn(D) + Send + Sync>,
 }
@@ -268,6 +270,7 @@ impl<D> Clone for Io<D> {
             lab: self.lab.clone(),
             samples: self.samples.clone(),
             config: self.config.clone(),
+            remote: self.remote,
             sink: self.sink.clone(),
         }
     }
@@ -286,6 +289,7 @@ impl<D: 'static> Io<D> {
             lab,
             samples,
             config,
+            remote: false,
             sink: Arc::new(sink),
         }
     }
@@ -303,6 +307,7 @@ impl<D: 'static> Io<D> {
             lab: self.lab,
             samples: self.samples,
             config: self.config,
+            remote: self.remote,
             sink: Arc::new(move |e| sink(wrap(e))),
         }
     }

@@ -63,6 +63,12 @@ pub struct Options {
     pub config_path: Option<PathBuf>,
     /// Ask the learner's name for the report (the config has none yet).
     pub ask_name: bool,
+    /// The terminal is not on this machine (a classroom learner's, over SSH): no path on this machine
+    /// is typed — the store screen stores the lab's samples only, the environment screen reads no file.
+    pub remote: bool,
+    /// What the environment screen shows when it differs from `profile` (a classroom learner's values
+    /// as their laptop reaches the service, while the TUI reaches it on loopback).
+    pub shown_profile: Option<Profile>,
 }
 
 /// Runs the TUI in this process's terminal until the learner quits.

@@ -65,6 +65,8 @@ struct Runtime {
     samples: Option<PathBuf>,
     /// The config file (the environment screen saves into it; the learner's name goes in it).
     config: Option<PathBuf>,
+    /// The terminal is a remote learner's: screens read no file of this machine.
+    remote: bool,
     /// Requests in flight, for `x` (cancel).
     inflight: Vec<AbortHandle>,
     /// Results, back to `update`.
@@ -121,7 +123,11 @@ where
         update(&mut app, Msg::Progress(saved));
     }
     app.resume();
-    let shown = environment::shown(&opts.profile_name, &opts.profile, &session);
+    let shown = environment::shown(
+        &opts.profile_name,
+        opts.shown_profile.as_ref().unwrap_or(&opts.profile),
+        &session,
+    );
     update(&mut app, Msg::Done(shown.into()));
     update(&mut app, Msg::Resize(size.0, size.1));
 
@@ -145,6 +151,7 @@ where
         practice_data: opts.practice_data,
         samples: opts.samples,
         config: opts.config_path,
+        remote: opts.remote,
         inflight: Vec::new(),
         tx,
         exchanges: ex_tx,
@@ -333,7 +340,7 @@ impl Runtime {
         let handle = match effect {
             Effect::Work(work) => {
                 let sink = tx.clone();
-                let io = Io::new(
+                let mut io = Io::new(
                     session,
                     lab,
                     self.samples.clone(),
@@ -342,6 +349,7 @@ impl Runtime {
                         let _ = sink.send(Msg::Done(d));
                     },
                 );
+                io.remote = self.remote;
                 tokio::spawn(work.run(io))
             }
             Effect::Check(id) => tokio::spawn(async move {

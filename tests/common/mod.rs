@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod session;
+pub mod ssh_client;
 
 use std::time::Duration;
 

@@ -402,6 +402,9 @@ impl Component for Environment {
 
     async fn run(work: Work, io: Io<Done>) {
         match work {
+            Work::Import { .. } if io.remote => io.send(Done::Imported(Err(
+                "over SSH no file of the classroom's machine is read: your values are already filled in".into(),
+            ))),
             Work::Import { path, into } => {
                 let r = tokio::task::spawn_blocking(move || {
                     let mut p = *into;

@@ -450,6 +450,9 @@ impl Component for Store {
 
     async fn run(work: Work, io: Io<Done>) {
         match work {
+            Work::List(Some(_)) if io.remote => io.send(Done::Listed(Err(
+                "over SSH the store screen stores the lab's samples; store your own files from your laptop (Postman, curl, Python) with your values".into(),
+            ))),
             Work::List(folder) => {
                 let folder = folder.or_else(|| io.samples.clone());
                 io.send(Done::Listed(list_files(&io, folder).await));

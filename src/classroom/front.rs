@@ -1,0 +1,196 @@
+//! The classroom's HTTP front: one port for every learner's service. `/l/{name}/…` goes to that
+//! learner's own service with the prefix taken off the path and given to the service as
+//! `X-Forwarded-Prefix` (the practice service builds every URL it returns with it — RetrieveURL, href,
+//! Location, WWW-Authenticate — and strips any such header a client sends). `POST /classroom/join`
+//! takes the progress of a learner working on their own Azure service (`dicomlab join`).
+//!
+//! The front is served by the practice service's own hyper serving (`practice::server`): header and
+//! body timeouts, a connection limit, and a graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use super::Core;
+use super::names::LearnerName;
+use crate::dicomweb::client::CHECK_USER_AGENT;
+use crate::lab::progress::StepProgress;
+
+/// The largest self-report accepted.
+pub const MAX_JOIN_BODY: usize = 256 * 1024;
+/// Most steps a self-report may carry.
+const MAX_REPORTED_STEPS: usize = 200;
+
+/// What `dicomlab join` sends: the learner's progress on their own service — never a secret or a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinReport {
+    /// The class code.
+    pub code: String,
+    /// The learner's name (as typed; validated like an SSH user name).
+    pub name: String,
+    /// The lab's id (it must be the classroom's).
+    pub lab: String,
+    /// What kind of target they work on (`azure`, `generic`, `practice`).
+    pub target: String,
+    /// Each step's record.
+    pub steps: BTreeMap<String, StepProgress>,
+}
+
+/// The front's routes.
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/", get(welcome))
+        .route(
+            "/classroom/join",
+            post(join).layer(DefaultBodyLimit::max(MAX_JOIN_BODY)),
+        )
+        .fallback(learner_route)
+        .with_state(core)
+}
+
+async fn welcome(State(core): State<Arc<Core>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "dicomlab classroom: {}\nLearners: ssh -p {} <your name>@<this host>, with the class code as password.\nYour DICOM service is under /l/<your name>/v1 (your SSH session shows its values).\n",
+            core.lab.title,
+            core.ssh_port()
+        ),
+    )
+        .into_response()
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// `/l/{name}/rest…` → the learner's service, at `/rest…`.
+async fn learner_route(State(core): State<Arc<Core>>, mut req: Request) -> Response {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix("/l/") else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "Not found. Each learner's service is under /l/<name>/v1.\n",
+        );
+    };
+    let (name, tail) = match rest.split_once('/') {
+        Some((n, t)) => (n, format!("/{t}")),
+        None => (rest, "/".to_string()),
+    };
+    let Ok(name) = LearnerName::exact(name) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "No such learner in this classroom.\n",
+        );
+    };
+    let Some(tenant) = core.tenants.get(&name) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "No learner '{name}' in this classroom yet: their service is made when they first log in with ssh.\n"
+            ),
+        );
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{tail}?{q}"),
+        None => tail,
+    };
+    let Ok(uri) = path_and_query.parse::<Uri>() else {
+        return text(StatusCode::BAD_REQUEST, "Bad request path.\n");
+    };
+    *req.uri_mut() = uri;
+    let by_check = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_check_agent);
+    let log_read = req.uri().path().starts_with("/loganalytics/");
+    if let Ok(v) = HeaderValue::from_str(&name.prefix()) {
+        req.headers_mut()
+            .insert(crate::practice::FORWARDED_PREFIX, v);
+    }
+    let mut router = tenant.router.clone();
+    let resp = match tower_service::Service::call(&mut router, req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    // What the learner did (not the checks' own reads) is worth checking again.
+    if !by_check && !log_read {
+        core.touched(&name);
+    }
+    resp
+}
+
+/// The checks' own requests (`dicomlab-check/<version>`): never a reason to check again.
+fn is_check_agent(ua: &str) -> bool {
+    CHECK_USER_AGENT
+        .split_once('/')
+        .is_some_and(|(product, _)| ua.split('/').next() == Some(product))
+}
+
+/// `POST /classroom/join`: a self-reported learner's progress.
+async fn join(
+    State(core): State<Arc<Core>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let report: JoinReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("Not a dicomlab progress report: {e}\n"),
+            );
+        }
+    };
+    if let Err(wait) = core.gate.check(peer.ip(), &report.code) {
+        tokio::time::sleep(wait).await;
+        tracing::info!(%peer, "join refused: wrong class code");
+        return text(StatusCode::UNAUTHORIZED, "Wrong class code.\n");
+    }
+    let name = match LearnerName::parse(&report.name) {
+        Ok(n) => n,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("Name refused: {e}.\n")),
+    };
+    if report.lab != core.lab.id {
+        return text(
+            StatusCode::CONFLICT,
+            format!(
+                "This classroom runs the lab '{}', not '{}'.\n",
+                core.lab.id,
+                crate::text::visible(&report.lab)
+            ),
+        );
+    }
+    if report.steps.len() > MAX_REPORTED_STEPS {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "Too many steps.\n");
+    }
+    // Only the lab's steps are kept.
+    let steps: BTreeMap<String, StepProgress> = report
+        .steps
+        .into_iter()
+        .filter(|(id, _)| core.lab.step(id).is_some())
+        .collect();
+    match core.self_reported(&name, steps).await {
+        Ok(()) => text(
+            StatusCode::OK,
+            format!(
+                "Thanks, {name}: your progress is on the instructor's dashboard (marked self-reported).\n"
+            ),
+        ),
+        Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
+    }
+}

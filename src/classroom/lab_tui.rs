@@ -1,0 +1,163 @@
+//! What an SSH session runs: the lab's TUI on the learner's own service, with their saved progress
+//! (a reconnect resumes at their first step not done), then — when they leave the lab with `q` — their
+//! values for Postman or curl (`values.rs`), from which Enter goes back to the lab and `q` leaves.
+//!
+//! The TUI runs as `Options::remote`: no path of the classroom's machine is typed in it (the store
+//! screen stores the lab's samples, the environment screen reads no file, nothing is saved to a config
+//! file), and it has one profile, the learner's, so it cannot be pointed elsewhere.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::task::{Context, Poll};
+
+use crossterm::event::Event;
+use futures_util::Stream;
+
+use super::LearnerEnv;
+use super::ssh::{Learner, RunFuture, Runner, Terminal};
+use super::values::{self, Choice, Values};
+use crate::lab::progress::Progress;
+use crate::tui::runtime::{self, Channel};
+use crate::tui::theme::Theme;
+
+/// The lab's TUI over SSH.
+pub struct LabRunner;
+
+impl Runner for LabRunner {
+    fn run(&self, learner: Learner, terminal: Terminal) -> RunFuture {
+        Box::pin(run(learner, terminal))
+    }
+}
+
+/// The terminal's events, remembering its last size and whether they ended.
+struct Watched<S> {
+    inner: S,
+    size: Arc<AtomicU32>,
+    ended: Arc<AtomicBool>,
+}
+
+fn pack((w, h): (u16, u16)) -> u32 {
+    (u32::from(w) << 16) | u32::from(h)
+}
+
+fn unpack(v: u32) -> (u16, u16) {
+    ((v >> 16) as u16, (v & 0xffff) as u16)
+}
+
+impl<S: Stream<Item = io::Result<Event>> + Unpin> Stream for Watched<S> {
+    type Item = io::Result<Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let next = Pin::new(&mut this.inner).poll_next(cx);
+        match &next {
+            Poll::Ready(Some(Ok(Event::Resize(w, h)))) => {
+                this.size.store(pack((*w, *h)), Ordering::Relaxed);
+            }
+            Poll::Ready(None) => this.ended.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+        next
+    }
+}
+
+async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
+    let Terminal {
+        events,
+        mut out,
+        size,
+        term,
+    } = terminal;
+    let profile = learner.env.profile();
+    // The environment screen shows what their laptop uses.
+    let mut public = profile.clone();
+    public.base_url = learner.env.public_base_url.clone();
+    public.authority = learner.env.public_authority.clone();
+    rekey_progress(&learner.progress, &learner.lab.id, &learner.env);
+    let size_now = Arc::new(AtomicU32::new(pack(size)));
+    let ended = Arc::new(AtomicBool::new(false));
+    let mut events = Watched {
+        inner: events,
+        size: size_now.clone(),
+        ended: ended.clone(),
+    };
+    let theme = Theme::from_env(|k| (k == "TERM").then(|| term.clone()));
+    loop {
+        let opts = crate::tui::Options {
+            lab: learner.lab.clone(),
+            profile_name: learner.env.name.to_string(),
+            profile: profile.clone(),
+            profiles: BTreeMap::from([(learner.env.name.to_string(), profile.clone())]),
+            progress_path: learner.progress.clone(),
+            // Never used: the profile names a served service, nothing is embedded.
+            practice_data: learner.progress.with_file_name("unused-practice"),
+            samples: None,
+            log_path: learner.log.clone(),
+            config_path: None,
+            ask_name: false,
+            remote: true,
+            shown_profile: Some(public.clone()),
+        };
+        let channel = Channel {
+            events: &mut events,
+            out: &mut out,
+            size: unpack(size_now.load(Ordering::Relaxed)),
+            theme,
+            picker: ratatui_image::picker::Picker::halfblocks(),
+        };
+        runtime::run(opts, channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        if ended.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let choice = values::show(
+            Values::of(&learner.env),
+            &mut events,
+            &mut out,
+            unpack(size_now.load(Ordering::Relaxed)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if choice == Choice::Leave {
+            return Ok(());
+        }
+    }
+}
+
+/// The TUI keeps progress per target, keyed by the base URL; the loopback port it reaches the learner's
+/// service on changes when the classroom restarts. Their progress under an older port moves to the
+/// current one (when the current has none), so a reconnect after a restart resumes.
+pub fn rekey_progress(path: &Path, lab: &str, env: &LearnerEnv) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return;
+    };
+    let Ok(mut progress) = serde_json::from_slice::<Progress>(&bytes) else {
+        return;
+    };
+    let Some(targets) = progress.labs.get_mut(lab) else {
+        return;
+    };
+    let now = env.base_url.trim_end_matches('/').to_string();
+    if targets.contains_key(&now) {
+        return;
+    }
+    let tail = format!("{}/v1", env.name.prefix());
+    let Some(old) = targets
+        .keys()
+        .find(|k| k.starts_with("http://127.0.0.1:") && k.ends_with(&tail))
+        .cloned()
+    else {
+        return;
+    };
+    if let Some(t) = targets.remove(&old) {
+        targets.insert(now, t);
+        if let Err(e) = super::folder::write_json(path, &progress) {
+            tracing::warn!("cannot move the progress to the new port: {e}");
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! A classroom: one process that gives every learner of a room their own practice service (one HTTP
+//! port, a path prefix each), the lab over SSH on that service, checks of each learner's steps from
+//! their own service's records, and the instructor's live dashboard.
+//!
+//! - `names.rs`: learner names; `gate.rs`: the class code and the growing wait after a wrong one;
+//! - `folder.rs`: what is kept on disk (learners, services, progress, the host key, the log);
+//! - `tenants.rs`: each learner's service in this process; `front.rs`: the HTTP front that routes
+//!   `/l/{name}/…` to it and takes self-reports (`dicomlab join`);
+//! - `verdicts.rs`: the classroom's own checks of each learner's service (activity-driven);
+//! - `room.rs`: the room as the dashboard and `classroom status` show it; `dashboard.rs`: the
+//!   instructor's TUI;
+//! - `ssh.rs`: the SSH server that gives each learner a terminal program on their service
+//!   (`channel.rs`: its input parser and bounded writer);
+//!   `lab_tui.rs`: that program, the lab's TUI; `values.rs`: the learner's values (what Postman needs).
+
+pub mod channel;
+pub mod dashboard;
+pub mod folder;
+pub mod front;
+pub mod gate;
+pub mod lab_tui;
+pub mod names;
+pub mod room;
+pub mod ssh;
+pub mod tenants;
+pub mod values;
+pub mod verdicts;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use self::folder::{Folder, FolderError, LearnerEntry, LearnerSource, RoomFile};
+use self::gate::Gate;
+use self::names::LearnerName;
+use self::tenants::{TenantError, Tenants};
+use crate::config::Profile;
+use crate::dicomweb::Secret;
+use crate::lab::Lab;
+use crate::lab::progress::{ProgressStore, StepProgress, TargetProgress};
+use crate::practice::{SharedLimits, server::ConnectionLimits};
+use crate::target::TargetKind;
+
+/// The progress key of the classroom's own checks (in each learner's `verdicts.json`).
+pub const VERDICTS_KEY: &str = "classroom";
+/// The progress key of what a self-reported learner sent.
+pub const SELF_REPORTED_KEY: &str = "self-reported";
+
+/// How to run a classroom.
+#[derive(Debug, Clone)]
+pub struct ClassroomConfig {
+    /// The classroom folder.
+    pub dir: PathBuf,
+    /// The HTTP front's address (learners' Postman, curl, Python; `dicomlab join`).
+    pub http: SocketAddr,
+    /// The SSH server's address.
+    pub ssh: SocketAddr,
+    /// The class code; `None`: the one kept in the folder, or a new one (a `Secret`: never printed
+    /// by `Debug`).
+    pub code: Option<Secret>,
+    /// How learners reach the HTTP front (`http://classroom.local:8080`); `None`: made from the
+    /// address and this machine's host name.
+    pub public_url: Option<String>,
+    /// Most learners (each has a service and a folder).
+    pub max_learners: usize,
+    /// Most SSH sessions at once.
+    pub max_sessions: usize,
+    /// An SSH session without a key for this long is closed (told `idle_warning` before).
+    pub idle: Duration,
+    pub idle_warning: Duration,
+    /// Renderings and frame extractions at once, across every learner.
+    pub heavy_jobs: usize,
+    /// Memory every learner's uploads and validations may hold together.
+    pub memory_budget: u64,
+    /// The first wait after a wrong class code (it doubles each time).
+    pub first_refusal_delay: Duration,
+    /// A re-index takes at least this long (0 in tests and the bench).
+    pub reindex_min: Duration,
+    /// How long after a learner's last request their steps are checked.
+    pub check_delay: Duration,
+}
+
+impl ClassroomConfig {
+    pub fn new(dir: PathBuf) -> Self {
+        ClassroomConfig {
+            dir,
+            http: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            ssh: SocketAddr::from(([0, 0, 0, 0], 2222)),
+            code: None,
+            public_url: None,
+            max_learners: 100,
+            max_sessions: 60,
+            idle: Duration::from_secs(45 * 60),
+            idle_warning: Duration::from_secs(60),
+            heavy_jobs: 2,
+            memory_budget: 256 * 1024 * 1024,
+            first_refusal_delay: Duration::from_secs(1),
+            reindex_min: Duration::from_secs(2),
+            check_delay: Duration::from_millis(600),
+        }
+    }
+}
+
+/// Why the classroom could not start or do something.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassroomError {
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "this classroom folder holds the lab '{kept}', not '{given}': use another folder for another lab"
+    )]
+    OtherLab { kept: String, given: String },
+    #[error("the name '{0}' is taken by a learner on this classroom's services: pick another")]
+    NameOnService(LearnerName),
+    #[error(
+        "the name '{0}' is taken by a learner who reports from their own service: pick another"
+    )]
+    NameSelfReported(LearnerName),
+    #[error(transparent)]
+    Ssh(#[from] ssh::SshError),
+}
+
+/// A learner's values: what their lab client uses, and what they give Postman or curl.
+#[derive(Debug, Clone)]
+pub struct LearnerEnv {
+    pub name: LearnerName,
+    /// Inside this process: `http://127.0.0.1:PORT/l/{name}/v1`.
+    pub base_url: String,
+    /// From the learners' machines: `http://classroom:8080/l/{name}/v1`.
+    pub public_base_url: String,
+    /// The token endpoint's authority inside this process (`…/l/{name}`).
+    pub authority: String,
+    pub public_authority: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub resource: String,
+    pub workspace_id: String,
+}
+
+impl LearnerEnv {
+    /// The learner's profile inside this process: their TUI and the classroom's checks use it.
+    pub fn profile(&self) -> Profile {
+        let mut p = Profile::new(TargetKind::Practice);
+        p.base_url = self.base_url.clone();
+        p.tenant_id = self.tenant_id.clone();
+        p.client_id = self.client_id.clone();
+        p.client_secret = self.client_secret.clone();
+        p.resource = self.resource.clone();
+        p.authority = self.authority.clone();
+        p.log_workspace = self.workspace_id.clone();
+        p.log_delay_secs = Some(0);
+        p
+    }
+}
+
+/// A live SSH session of a learner (for the dashboard).
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub id: u64,
+    /// RFC 3339, UTC.
+    pub since: String,
+}
+
+/// What every part of the classroom shares.
+pub struct Core {
+    pub lab: Lab,
+    pub folder: Folder,
+    pub tenants: Tenants,
+    pub gate: Gate,
+    pub config: ClassroomConfig,
+    learners: Mutex<Vec<LearnerEntry>>,
+    /// Learners whose service saw a request of theirs since their last check.
+    dirty: Mutex<HashSet<LearnerName>>,
+    /// Wakes the checks.
+    activity: Notify,
+    /// Bumped when anything the dashboard shows changed.
+    changed: watch::Sender<u64>,
+    /// `http://127.0.0.1:PORT` of the loopback listener (set once it listens).
+    internal_origin: OnceLock<String>,
+    /// The public origin learners use.
+    public_origin: OnceLock<String>,
+    ssh_port: OnceLock<u16>,
+    /// Who is connected over SSH now.
+    sessions: Mutex<BTreeMap<LearnerName, LiveSession>>,
+    /// Checks run since the start (a room where nobody works runs none).
+    pub checks_run: std::sync::atomic::AtomicU64,
+}
+
+impl Core {
+    /// Something the dashboard shows changed.
+    pub fn changed(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every change.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The learner did something on their service: check their steps soon.
+    pub fn touched(&self, name: &LearnerName) {
+        let new = self
+            .dirty
+            .lock()
+            .map(|mut d| d.insert(name.clone()))
+            .unwrap_or(false);
+        if new {
+            self.activity.notify_one();
+        }
+    }
+
+    /// Takes the learners to check.
+    fn take_dirty(&self) -> Vec<LearnerName> {
+        self.dirty
+            .lock()
+            .map(|mut d| d.drain().collect())
+            .unwrap_or_default()
+    }
+
+    /// Marks a learner to check again (their check was running when they were touched).
+    fn requeue(&self, name: &LearnerName) {
+        if let Ok(mut d) = self.dirty.lock() {
+            d.insert(name.clone());
+        }
+    }
+
+    fn is_dirty(&self, name: &LearnerName) -> bool {
+        self.dirty.lock().is_ok_and(|d| d.contains(name))
+    }
+
+    /// A learner's values when their service runs (the checks use them).
+    async fn join_env(&self, name: &LearnerName) -> Option<LearnerEnv> {
+        self.tenants.get(name)?;
+        self.join(name).await.ok()
+    }
+
+    pub fn ssh_port(&self) -> u16 {
+        self.ssh_port
+            .get()
+            .copied()
+            .unwrap_or(self.config.ssh.port())
+    }
+
+    pub fn internal_origin(&self) -> String {
+        self.internal_origin.get().cloned().unwrap_or_default()
+    }
+
+    pub fn public_origin(&self) -> String {
+        self.public_origin.get().cloned().unwrap_or_default()
+    }
+
+    /// Everyone who joined.
+    pub fn learners(&self) -> Vec<LearnerEntry> {
+        self.learners.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn entry(&self, name: &LearnerName) -> Option<LearnerEntry> {
+        self.learners().into_iter().find(|l| &l.name == name)
+    }
+
+    /// Adds a learner to the room (and to `learners.json`).
+    fn add_learner(&self, name: &LearnerName, source: LearnerSource) -> Result<(), ClassroomError> {
+        let Ok(mut l) = self.learners.lock() else {
+            return Ok(());
+        };
+        if l.iter().any(|e| &e.name == name) {
+            return Ok(());
+        }
+        l.push(LearnerEntry {
+            name: name.clone(),
+            joined: now(),
+            source,
+        });
+        self.folder.save_learners(&l)?;
+        drop(l);
+        tracing::info!(learner = %name, ?source, "learner joined");
+        self.changed();
+        Ok(())
+    }
+
+    /// A learner logs in: their service (made the first time), and their values.
+    pub async fn join(&self, name: &LearnerName) -> Result<LearnerEnv, ClassroomError> {
+        if let Some(e) = self.entry(name)
+            && e.source == LearnerSource::SelfReported
+        {
+            return Err(ClassroomError::NameSelfReported(name.clone()));
+        }
+        let tenant = self.tenants.open(name).await?;
+        if self.entry(name).is_none() {
+            self.add_learner(name, LearnerSource::Service)?;
+            // Their first verdicts (the service exists, the environment is set) show at once.
+            self.touched(name);
+        }
+        let internal = format!("{}{}", self.internal_origin(), name.prefix());
+        let public = format!("{}{}", self.public_origin(), name.prefix());
+        let auth = &tenant.service.auth;
+        Ok(LearnerEnv {
+            name: name.clone(),
+            base_url: format!("{internal}/v1"),
+            public_base_url: format!("{public}/v1"),
+            authority: internal,
+            public_authority: public,
+            tenant_id: auth.tenant_id.clone(),
+            client_id: auth.lab_client_id.clone(),
+            client_secret: Secret::new(tenant.secret.clone()),
+            resource: crate::practice::auth::DICOM_RESOURCE.to_string(),
+            workspace_id: tenant.service.audit.workspace_id.clone(),
+        })
+    }
+
+    /// Keeps what a learner on their own service sent.
+    pub async fn self_reported(
+        &self,
+        name: &LearnerName,
+        steps: BTreeMap<String, StepProgress>,
+    ) -> Result<(), ClassroomError> {
+        if let Some(e) = self.entry(name)
+            && e.source == LearnerSource::Service
+        {
+            return Err(ClassroomError::NameOnService(name.clone()));
+        }
+        self.folder.make_learner_dir(name)?;
+        self.add_learner(name, LearnerSource::SelfReported)?;
+        let path = self.folder.verdicts(name);
+        let lab = self.lab.id.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let mut store = ProgressStore::load(&path);
+            store.progress.version = store.progress.version.max(2);
+            store.progress.labs.entry(lab).or_default().insert(
+                SELF_REPORTED_KEY.to_string(),
+                TargetProgress {
+                    steps,
+                    ..TargetProgress::default()
+                },
+            );
+            store.save()
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(learner = %name, "cannot keep the self-report: {e}"),
+            Err(e) => tracing::warn!(learner = %name, "cannot keep the self-report: {e}"),
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// Marks a learner's SSH session open (`Some`) or closed.
+    pub fn session(&self, name: &LearnerName, live: Option<LiveSession>) {
+        if let Ok(mut s) = self.sessions.lock() {
+            match live {
+                Some(l) => {
+                    s.insert(name.clone(), l);
+                }
+                None => {
+                    s.remove(name);
+                }
+            }
+        }
+        self.changed();
+    }
+
+    /// Who is connected now.
+    pub fn connected(&self) -> BTreeMap<LearnerName, LiveSession> {
+        self.sessions.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The room now, as the dashboard shows it.
+    pub fn room(&self) -> room::Room {
+        let connected = self.connected();
+        room::Room::read(
+            &self.lab,
+            &self.folder,
+            &self.learners(),
+            Some(&connected),
+            time::OffsetDateTime::now_utc(),
+        )
+    }
+}
+
+/// Resolves once `stop` says so (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn now() -> String {
+    crate::lab::evidence::rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// A running classroom.
+pub struct Classroom {
+    pub core: Arc<Core>,
+    /// The HTTP front's address.
+    pub http_addr: SocketAddr,
+    /// The loopback listener's address (the learners' TUIs and the checks).
+    pub internal_addr: SocketAddr,
+    /// The SSH server's address and host key fingerprint.
+    pub ssh: ssh::Listening,
+    stop: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Classroom {
+    /// Opens (or makes) the classroom folder, starts every learner's service, the HTTP front, the
+    /// checks and the SSH server.
+    pub async fn start(
+        config: ClassroomConfig,
+        lab: Lab,
+        runner: Arc<dyn ssh::Runner>,
+    ) -> Result<Classroom, ClassroomError> {
+        let folder = Folder::create(&config.dir)?;
+        let room = match folder.room()? {
+            Some(r) if r.lab != lab.id => {
+                return Err(ClassroomError::OtherLab {
+                    kept: r.lab,
+                    given: lab.id.clone(),
+                });
+            }
+            Some(mut r) => {
+                if let Some(code) = config.code.as_ref().filter(|c| c.expose() != r.code) {
+                    r.code = code.expose().to_string();
+                    folder.save_room(&r)?;
+                }
+                r
+            }
+            None => {
+                let r = RoomFile {
+                    version: 1,
+                    code: config
+                        .code
+                        .as_ref()
+                        .map_or_else(gate::new_code, |c| c.expose().to_string()),
+                    created: now(),
+                    lab: lab.id.clone(),
+                };
+                folder.save_room(&r)?;
+                r
+            }
+        };
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ClassroomError::Bind { addr, source })
+        };
+        let public = bind(config.http).await?;
+        let internal = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let http_addr = public.local_addr().map_err(|source| ClassroomError::Bind {
+            addr: config.http,
+            source,
+        })?;
+        let internal_addr = internal
+            .local_addr()
+            .map_err(|source| ClassroomError::Bind {
+                addr: config.http,
+                source,
+            })?;
+        let internal_origin = format!("http://{internal_addr}");
+        let limits = SharedLimits::new(config.heavy_jobs, config.memory_budget);
+        let tenants = Tenants::new(
+            folder.clone(),
+            limits,
+            config.max_learners,
+            internal_origin.clone(),
+        )
+        .with_reindex_min(config.reindex_min);
+        let learners = folder.learners()?;
+        let (changed, _) = watch::channel(0u64);
+        let core = Arc::new(Core {
+            lab,
+            gate: Gate::new(room.code.clone()).with_first_delay(config.first_refusal_delay),
+            folder: folder.clone(),
+            tenants,
+            learners: Mutex::new(learners.clone()),
+            dirty: Mutex::new(HashSet::new()),
+            activity: Notify::new(),
+            changed,
+            internal_origin: OnceLock::new(),
+            public_origin: OnceLock::new(),
+            ssh_port: OnceLock::new(),
+            sessions: Mutex::new(BTreeMap::new()),
+            checks_run: std::sync::atomic::AtomicU64::new(0),
+            config: config.clone(),
+        });
+        let _ = core.internal_origin.set(internal_origin);
+        let _ = core.public_origin.set(public_origin(&config, http_addr));
+        // Every learner's service runs again (their Postman keeps working after a restart).
+        for l in learners
+            .iter()
+            .filter(|l| l.source == LearnerSource::Service)
+        {
+            core.tenants.open(&l.name).await?;
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        let front_limits = ConnectionLimits {
+            max_connections: 512,
+            ..ConnectionLimits::default()
+        };
+        for listener in [public, internal] {
+            let app = front::router(core.clone());
+            let mut stop = stop_rx.clone();
+            tasks.spawn(crate::practice::server::serve(
+                listener,
+                app,
+                front_limits,
+                async move { stopped(&mut stop).await },
+            ));
+        }
+        tasks.spawn(verdicts::run(core.clone(), stop_rx.clone()));
+        let ssh = ssh::start(core.clone(), runner, stop_rx.clone()).await?;
+        let _ = core.ssh_port.set(ssh.addr.port());
+        for l in &learners {
+            core.touched(&l.name);
+        }
+        tracing::info!(%http_addr, ssh = %ssh.addr, learners = learners.len(), "classroom open");
+        Ok(Classroom {
+            core,
+            http_addr,
+            internal_addr,
+            ssh,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Closes every session, stops the front and the checks, and writes what the services hold.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let grace = Duration::from_secs(8);
+        let _ = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+        self.core.tenants.flush().await;
+        tracing::info!("classroom closed");
+    }
+}
+
+/// How learners reach the front: the configured URL, else `http://<host name>:<port>` (or the
+/// address itself when it names one interface).
+fn public_origin(config: &ClassroomConfig, bound: SocketAddr) -> String {
+    if let Some(u) = &config.public_url {
+        return u.trim().trim_end_matches('/').to_string();
+    }
+    if !bound.ip().is_unspecified() {
+        return format!("http://{bound}");
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        })
+        .unwrap_or_else(|| "localhost".into());
+    format!("http://{host}:{}", bound.port())
+}

@@ -1,0 +1,820 @@
+//! The lab over SSH: `ssh -p 2222 <name>@<host>` with the class code as password gives the learner a
+//! terminal program ([`Runner`]: the lab's TUI) on their own service, with their saved progress.
+//!
+//! - Password authentication only; the code is checked by [`super::gate::Gate`] (a wrong one waits
+//!   longer each time). A name that is not valid, a full room or a full session limit is said in the
+//!   terminal, then the connection closes.
+//! - One session channel per connection, with a pty; a shell request starts the program. No exec, no
+//!   subsystem (sftp), no port forwarding, no agent or X11 forwarding.
+//! - The channel's bytes are parsed into terminal events (terminput, as crossterm events); a window
+//!   change is a resize event. What the program writes goes to the channel through a writer whose
+//!   queue is bounded: a client that stops reading is disconnected rather than held in memory.
+//! - A learner has one session: connecting again takes over (the old one is told and closed), and
+//!   resumes from their saved progress. A session without a key for `idle` is closed, told a minute
+//!   before.
+//! - The host key is made once (ed25519, 0600) in the classroom folder; its fingerprint is printed for
+//!   learners to compare with what `ssh` shows them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossterm::event::Event;
+use futures_util::Stream;
+use russh::keys::{HashAlg, PrivateKey};
+use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use super::channel::{ChannelWriter, InputParser, MAX_QUEUED_OUTPUT};
+use super::names::LearnerName;
+use super::{Core, LearnerEnv, LiveSession};
+
+/// Terminal events queued for the program; past this, keys are dropped (a paste flood).
+const INPUT_QUEUE: usize = 1024;
+/// Connections that have not logged in yet, at once.
+const MAX_UNAUTHENTICATED: usize = 64;
+/// A connection must log in within this.
+const LOGIN_TIME: Duration = Duration::from_secs(60);
+/// The largest terminal accepted (columns, rows); larger is clamped.
+const MAX_COLUMNS: u32 = 1000;
+const MAX_ROWS: u32 = 500;
+
+/// Why the SSH server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot listen for SSH on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("the SSH host key {path}: {why}")]
+    HostKey { path: String, why: String },
+}
+
+/// The SSH server, listening.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub addr: SocketAddr,
+    /// `SHA256:…`, as `ssh` shows it on first connection.
+    pub fingerprint: String,
+}
+
+/// A learner's terminal: events in, bytes out, its size and `TERM`.
+pub struct Terminal {
+    /// Keys, mouse, paste and resizes; ends when the connection does (or the session is closed).
+    pub events: Pin<Box<dyn Stream<Item = io::Result<Event>> + Send>>,
+    /// Where every byte for the terminal goes.
+    pub out: ChannelWriter,
+    /// Columns and rows when the program starts.
+    pub size: (u16, u16),
+    /// The client's `TERM` (`xterm-256color`…).
+    pub term: String,
+}
+
+/// What the program on a learner's terminal gets to know.
+pub struct Learner {
+    /// Their service's values.
+    pub env: LearnerEnv,
+    /// Their progress file (what a reconnect resumes).
+    pub progress: std::path::PathBuf,
+    /// The classroom's lab.
+    pub lab: crate::lab::Lab,
+    /// The classroom's log file.
+    pub log: std::path::PathBuf,
+}
+
+/// A future the runner returns.
+pub type RunFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// The program each learner's SSH session runs.
+pub trait Runner: Send + Sync + 'static {
+    fn run(&self, learner: Learner, terminal: Terminal) -> RunFuture;
+}
+
+/// Loads the host key from `path`, or makes one (ed25519, 0600).
+pub fn host_key(path: &Path) -> Result<PrivateKey, SshError> {
+    let err = |why: String| SshError::HostKey {
+        path: path.display().to_string(),
+        why,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => PrivateKey::from_openssh(text.as_bytes()).map_err(|e| err(e.to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+                &seed,
+            ));
+            let text = key
+                .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+                .map_err(|e| err(e.to_string()))?;
+            super::folder::write_private(path, text.as_bytes()).map_err(|e| err(e.to_string()))?;
+            tracing::info!(path = %path.display(), "made the SSH host key");
+            Ok(key)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Who is connected: one session per learner, and how many in all.
+#[derive(Default)]
+struct Sessions {
+    next_id: AtomicU64,
+    live: Mutex<HashMap<LearnerName, (u64, oneshot::Sender<()>)>>,
+}
+
+impl Sessions {
+    /// Registers a session for `name`, taking over an older one. `None` when the room is full.
+    fn open(&self, name: &LearnerName, max: usize) -> Option<(u64, oneshot::Receiver<()>)> {
+        let mut live = self.live.lock().ok()?;
+        if !live.contains_key(name) && live.len() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = oneshot::channel();
+        if let Some((_, old)) = live.insert(name.clone(), (id, tx)) {
+            let _ = old.send(());
+        }
+        Some((id, rx))
+    }
+
+    /// Forgets session `id` of `name` (not a newer one that took over). Says whether it was there.
+    fn close(&self, name: &LearnerName, id: u64) -> bool {
+        let Ok(mut live) = self.live.lock() else {
+            return false;
+        };
+        if live.get(name).is_some_and(|(i, _)| *i == id) {
+            live.remove(name);
+            return true;
+        }
+        false
+    }
+}
+
+/// Starts the SSH server on `core.config.ssh` with the classroom's runner.
+pub async fn start(
+    core: Arc<Core>,
+    runner: Arc<dyn Runner>,
+    stop: watch::Receiver<bool>,
+) -> Result<Listening, SshError> {
+    let key = host_key(&core.folder.host_key())?;
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let addr = core.config.ssh;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SshError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| SshError::Bind { addr, source })?;
+    let config = Arc::new(russh::server::Config {
+        server_id: russh::SshId::Standard("SSH-2.0-dicomlab-classroom".into()),
+        methods: MethodSet::from(&[MethodKind::Password][..]),
+        // The gate's own growing wait comes on top.
+        auth_rejection_time: Duration::from_millis(300),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key],
+        max_auth_attempts: 6,
+        // Dead connections are found by keepalives; idle learners by the session's own timer.
+        inactivity_timeout: Some(core.config.idle + Duration::from_secs(300)),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        nodelay: true,
+        ..russh::server::Config::default()
+    });
+    tokio::spawn(accept(core, runner, listener, config, stop));
+    Ok(Listening {
+        addr: bound,
+        fingerprint,
+    })
+}
+
+async fn accept(
+    core: Arc<Core>,
+    runner: Arc<dyn Runner>,
+    listener: tokio::net::TcpListener,
+    config: Arc<russh::server::Config>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let sessions = Arc::new(Sessions::default());
+    let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (socket, peer) = tokio::select! {
+            () = super::stopped(&mut stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("ssh accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "ssh: too many connections logging in at once; closed");
+            continue;
+        };
+        let authenticated = Arc::new(AtomicBool::new(false));
+        let handler = Connection {
+            core: core.clone(),
+            runner: runner.clone(),
+            sessions: sessions.clone(),
+            peer,
+            user: None,
+            refusal: None,
+            authenticated: authenticated.clone(),
+            login_permit: Some(permit),
+            channel: None,
+            size: (80, 24),
+            term: String::new(),
+            input: None,
+            last_input: Arc::new(AtomicU64::new(0)),
+            started: Instant::now(),
+        };
+        let config = config.clone();
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let running = match russh::server::run_stream(config, socket, handler).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(%peer, "ssh connection failed: {e}");
+                    return;
+                }
+            };
+            let handle = running.handle();
+            let login = tokio::time::sleep(LOGIN_TIME);
+            tokio::pin!(login);
+            let mut running = std::pin::pin!(running);
+            let mut logged_in = false;
+            loop {
+                tokio::select! {
+                    r = &mut running => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, "ssh connection ended: {e}");
+                        }
+                        return;
+                    }
+                    () = &mut login, if !logged_in => {
+                        if authenticated.load(Ordering::Acquire) {
+                            logged_in = true;
+                            continue;
+                        }
+                        tracing::info!(%peer, "ssh: no login within {} s; closed", LOGIN_TIME.as_secs());
+                        let _ = handle.disconnect(russh::Disconnect::ByApplication, "no login in time".into(), String::new()).await;
+                        return;
+                    }
+                    () = super::stopped(&mut stop) => {
+                        let _ = handle.disconnect(russh::Disconnect::ByApplication, "the classroom is closing".into(), String::new()).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    connections.abort_all();
+}
+
+/// One SSH connection.
+struct Connection {
+    core: Arc<Core>,
+    runner: Arc<dyn Runner>,
+    sessions: Arc<Sessions>,
+    peer: SocketAddr,
+    /// The learner, once logged in with the right code.
+    user: Option<LearnerName>,
+    /// Logged in with the right code but refused (an invalid name): said in the terminal.
+    refusal: Option<String>,
+    authenticated: Arc<AtomicBool>,
+    /// Held until the login (bounds connections that have not logged in).
+    login_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    channel: Option<ChannelId>,
+    size: (u16, u16),
+    term: String,
+    /// The program's input, once it runs.
+    input: Option<Input>,
+    /// Seconds since `started` of the last key.
+    last_input: Arc<AtomicU64>,
+    started: Instant,
+}
+
+/// The running program's input side.
+struct Input {
+    parser: InputParser,
+    tx: mpsc::Sender<io::Result<Event>>,
+    /// The notice of the idle close was shown: the next key redraws the screen.
+    noticed: Arc<AtomicBool>,
+}
+
+fn clamp_size(cols: u32, rows: u32) -> (u16, u16) {
+    let c = cols.clamp(1, MAX_COLUMNS) as u16;
+    let r = rows.clamp(1, MAX_ROWS) as u16;
+    (c, r)
+}
+
+impl Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
+            partial_success: false,
+        })
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if let Err(wait) = self.core.gate.check(self.peer.ip(), password) {
+            tracing::info!(peer = %self.peer, "ssh: wrong class code");
+            tokio::time::sleep(wait).await;
+            return Ok(Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
+                partial_success: false,
+            });
+        }
+        match LearnerName::parse(user) {
+            Ok(name) => self.user = Some(name),
+            Err(e) => {
+                self.refusal = Some(format!(
+                    "The name '{}' cannot be used: {e}. Connect again as ssh -p {} <name>@<host>, e.g. ada or grace-h.",
+                    crate::text::visible(&user.chars().take(40).collect::<String>()),
+                    self.core.ssh_port()
+                ));
+            }
+        }
+        self.authenticated.store(true, Ordering::Release);
+        self.login_permit = None;
+        Ok(Auth::Accept)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channel.is_some() {
+            // One terminal per connection.
+            return Ok(());
+        }
+        self.channel = Some(channel.id());
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.size = clamp_size(col_width, row_height);
+        self.term = term.chars().take(64).collect();
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channel != Some(channel) || self.input.is_some() {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        session.channel_success(channel)?;
+        let handle = session.handle();
+        if let Some(why) = self.refusal.take() {
+            tokio::spawn(refuse(handle, channel, why));
+            return Ok(());
+        }
+        let Some(name) = self.user.clone() else {
+            return Ok(());
+        };
+        let max = self.core.config.max_sessions;
+        let Some((id, kicked)) = self.sessions.open(&name, max) else {
+            tracing::info!(learner = %name, "ssh: session limit reached");
+            tokio::spawn(refuse(
+                handle,
+                channel,
+                format!(
+                    "The classroom has its limit of {max} sessions open. Try again in a few minutes, or ask the instructor."
+                ),
+            ));
+            return Ok(());
+        };
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let noticed = Arc::new(AtomicBool::new(false));
+        self.input = Some(Input {
+            parser: InputParser::default(),
+            tx: tx.clone(),
+            noticed: noticed.clone(),
+        });
+        self.last_input
+            .store(self.started.elapsed().as_secs(), Ordering::Relaxed);
+        let live = LiveSessionTask {
+            core: self.core.clone(),
+            runner: self.runner.clone(),
+            sessions: self.sessions.clone(),
+            name,
+            id,
+            channel,
+            handle,
+            size: self.size,
+            term: self.term.clone(),
+            events: rx,
+            kicked,
+            last_input: self.last_input.clone(),
+            started: self.started,
+            noticed,
+        };
+        tokio::spawn(live.run());
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer, "ssh: exec refused");
+        session.data(
+            channel,
+            Bytes::from_static(
+                b"dicomlab classroom: no commands here. Connect without a command to open the lab.\r\n",
+            ),
+        )?;
+        session.exit_status_request(channel, 1)?;
+        session.eof(channel)?;
+        session.close(channel)?;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer, subsystem = %crate::text::visible(&name.chars().take(32).collect::<String>()), "ssh: subsystem refused");
+        session.channel_failure(channel)?;
+        session.close(channel)?;
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host: &str,
+        _port: u32,
+        _originator: &str,
+        _originator_port: u32,
+        _reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer, "ssh: port forwarding refused");
+        // Dropping the reply refuses the channel.
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        _address: &str,
+        _port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        tracing::info!(peer = %self.peer, "ssh: remote forwarding refused");
+        Ok(false)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channel != Some(channel) {
+            return Ok(());
+        }
+        let Some(input) = &mut self.input else {
+            return Ok(());
+        };
+        self.last_input
+            .store(self.started.elapsed().as_secs(), Ordering::Relaxed);
+        if input.noticed.swap(false, Ordering::AcqRel) {
+            // The idle notice was drawn over the screen: redraw it whole.
+            let (c, r) = self.size;
+            let _ = input.tx.try_send(Ok(Event::Resize(c, r)));
+        }
+        for e in input.parser.feed(data) {
+            if input.tx.try_send(Ok(e)).is_err() {
+                tracing::debug!("ssh: input queue full; a key was dropped");
+            }
+        }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channel != Some(channel) {
+            return Ok(());
+        }
+        self.size = clamp_size(col_width, row_height);
+        if let Some(input) = &self.input {
+            let _ = input
+                .tx
+                .try_send(Ok(Event::Resize(self.size.0, self.size.1)));
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channel_close(channel, session).await
+    }
+
+    /// The program's input ends: it stops.
+    async fn channel_close(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.input = None;
+        Ok(())
+    }
+}
+
+/// A learner's program, running on their channel.
+struct LiveSessionTask {
+    core: Arc<Core>,
+    runner: Arc<dyn Runner>,
+    sessions: Arc<Sessions>,
+    name: LearnerName,
+    id: u64,
+    channel: ChannelId,
+    handle: russh::server::Handle,
+    size: (u16, u16),
+    term: String,
+    events: mpsc::Receiver<io::Result<Event>>,
+    kicked: oneshot::Receiver<()>,
+    last_input: Arc<AtomicU64>,
+    started: Instant,
+    noticed: Arc<AtomicBool>,
+}
+
+/// How the session ended, said in the terminal after the program gave it back.
+enum Ending {
+    Quit,
+    Idle,
+    TakenOver,
+    Failed(String),
+}
+
+impl LiveSessionTask {
+    async fn run(self) {
+        let LiveSessionTask {
+            core,
+            runner,
+            sessions,
+            name,
+            id,
+            channel,
+            handle,
+            size,
+            term,
+            events,
+            mut kicked,
+            last_input,
+            started,
+            noticed,
+        } = self;
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        // The writer: one chunk at a time to the channel (which waits for the client's window).
+        let sender = {
+            let handle = handle.clone();
+            let queued = queued.clone();
+            tokio::spawn(async move {
+                while let Some(chunk) = out_rx.recv().await {
+                    let n = chunk.len();
+                    let sent = handle.data(channel, chunk).await;
+                    queued.fetch_sub(n, Ordering::AcqRel);
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let broken = Arc::new(AtomicBool::new(false));
+        let out = ChannelWriter::new(out_tx, queued, broken.clone());
+        let mut notices = out.sibling();
+        let env = match core.join(&name).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(learner = %name, "cannot open the learner's service: {e}");
+                sessions.close(&name, id);
+                refuse(handle, channel, e.to_string()).await;
+                return;
+            }
+        };
+        core.session(
+            &name,
+            Some(LiveSession {
+                id,
+                since: super::now(),
+            }),
+        );
+        tracing::info!(learner = %name, id, "ssh session opened");
+        let learner = Learner {
+            env,
+            progress: core.folder.progress(&name),
+            lab: core.lab.clone(),
+            log: core.folder.log_file(),
+        };
+        // The program's input ends when the connection's does, or when this task says so (idle,
+        // takeover, a client that stopped reading).
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let events =
+            futures_util::stream::unfold((events, stop_rx), |(mut rx, mut stop)| async move {
+                tokio::select! {
+                    e = rx.recv() => e.map(|e| (e, (rx, stop))),
+                    () = super::stopped(&mut stop) => None,
+                }
+            });
+        let program = runner.run(
+            learner,
+            Terminal {
+                events: Box::pin(events),
+                out,
+                size,
+                term,
+            },
+        );
+        let idle_limit = core.config.idle;
+        let warning = core.config.idle_warning.min(idle_limit);
+        let warn_at = idle_limit.saturating_sub(warning);
+        let mut ending = None;
+        let mut program = std::pin::pin!(program);
+        let mut watch = tokio::time::interval(
+            (warning / 3).clamp(Duration::from_millis(200), Duration::from_secs(15)),
+        );
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            tokio::select! {
+                r = &mut program => break r,
+                _ = &mut kicked, if ending.is_none() => {
+                    ending = Some(Ending::TakenOver);
+                    let _ = stop_tx.send(true);
+                }
+                _ = watch.tick(), if ending.is_none() => {
+                    let idle = Duration::from_secs(
+                        started.elapsed().as_secs().saturating_sub(last_input.load(Ordering::Relaxed)),
+                    );
+                    if broken.load(Ordering::Acquire) {
+                        ending = Some(Ending::Failed("the terminal stopped reading".into()));
+                        let _ = stop_tx.send(true);
+                    } else if idle >= idle_limit {
+                        ending = Some(Ending::Idle);
+                        let _ = stop_tx.send(true);
+                    } else if idle >= warn_at && !noticed.load(Ordering::Acquire) {
+                        noticed.store(true, Ordering::Release);
+                        let _ = notice(&mut notices, &format!(
+                            " No key for {}: this session closes in {}. Press any key to stay. ",
+                            span(warn_at),
+                            span(warning)
+                        ));
+                    }
+                }
+            }
+        };
+        let ending = match (ending, result) {
+            (Some(e), _) => e,
+            (None, Ok(())) => Ending::Quit,
+            (None, Err(e)) => Ending::Failed(e),
+        };
+        let said = match &ending {
+            Ending::Quit => "Your progress is kept: ssh again to go on where you left.".to_string(),
+            Ending::Idle => format!(
+                "Closed after {} without a key. Your progress is kept: ssh again to go on.",
+                span(idle_limit)
+            ),
+            Ending::TakenOver => {
+                "You connected again from another terminal: this session is closed. Your progress goes on there."
+                    .to_string()
+            }
+            Ending::Failed(e) => {
+                tracing::warn!(learner = %name, "the lab stopped: {e}");
+                format!("The lab stopped on an error ({e}); the instructor's log says more. ssh again to go on.")
+            }
+        };
+        let _ = io::Write::write_all(&mut notices, format!("\r\n{said}\r\n").as_bytes());
+        let _ = io::Write::flush(&mut notices);
+        drop(notices);
+        let _ = tokio::time::timeout(Duration::from_secs(5), sender).await;
+        let code = if matches!(ending, Ending::Failed(_)) {
+            1
+        } else {
+            0
+        };
+        let _ = handle.exit_status_request(channel, code).await;
+        let _ = handle.eof(channel).await;
+        let _ = handle.close(channel).await;
+        if sessions.close(&name, id) {
+            core.session(&name, None);
+        }
+        tracing::info!(learner = %name, id, "ssh session closed");
+    }
+}
+
+/// `45 min`, `1 min`, `30 s`.
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s if s >= 60 => format!("{} min {} s", s / 60, s % 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// Says why in the terminal, then closes the channel.
+async fn refuse(handle: russh::server::Handle, channel: ChannelId, text: String) {
+    let msg = format!("\r\n{}\r\n\r\n", text.replace('\n', "\r\n"));
+    let _ = handle.data(channel, Bytes::from(msg)).await;
+    let _ = handle.exit_status_request(channel, 1).await;
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+/// Draws a one-line notice over the top of the screen (the next key redraws the screen whole).
+fn notice(out: &mut ChannelWriter, text: &str) -> io::Result<()> {
+    use io::Write;
+    // Save the cursor, top-left, reverse video, the text, erase the rest of the line, restore.
+    write!(out, "\x1b7\x1b[1;1H\x1b[7m{text}\x1b[0m\x1b[K\x1b8\x07")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_key_is_made_once_and_private() {
+        let t = tempfile::tempdir().expect("tmp");
+        let path = t.path().join("host_key");
+        let a = host_key(&path).expect("made");
+        let b = host_key(&path).expect("read");
+        assert_eq!(
+            a.fingerprint(HashAlg::Sha256).to_string(),
+            b.fingerprint(HashAlg::Sha256).to_string()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn one_session_per_learner_and_a_limit() {
+        let s = Sessions::default();
+        let ada = LearnerName::exact("ada").expect("n");
+        let bob = LearnerName::exact("bob").expect("n");
+        let (first, mut kicked) = s.open(&ada, 1).expect("room");
+        assert!(s.open(&bob, 1).is_none(), "full");
+        let (second, _k) = s.open(&ada, 1).expect("a takeover needs no room");
+        assert!(kicked.try_recv().is_ok(), "the old one is told");
+        assert!(!s.close(&ada, first), "the old one does not close the new");
+        assert!(s.close(&ada, second));
+        assert!(s.open(&bob, 1).is_some());
+    }
+}

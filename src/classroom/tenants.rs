@@ -1,0 +1,158 @@
+//! Each learner's own practice service, in this process: its own data folder, index, credentials, role
+//! assignments, change feed, extended query tags and audit log — nothing shared but the process's
+//! limits on memory and rendering ([`SharedLimits`]), so thirty learners cannot take more together
+//! than one classroom may. A service is built when its learner first joins and kept until the
+//! classroom stops; the front (`front.rs`) routes `/l/{name}/…` to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+
+use super::folder::Folder;
+use super::names::LearnerName;
+use crate::practice::{self, BuiltService, ServiceConfig, SharedLimits, SharedService, StartError};
+
+/// One learner's service.
+pub struct Tenant {
+    pub name: LearnerName,
+    /// Its state (credentials, roles, audit log…).
+    pub service: SharedService,
+    /// Its routes, called by the front with the prefix stripped.
+    pub router: Router,
+    /// The lab client's secret (never logged).
+    pub secret: String,
+    /// What `practice::build` made (its data folder is the learner's, in the classroom folder).
+    _built: BuiltService,
+}
+
+/// Why a learner's service could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("the classroom has its limit of {0} learners")]
+    Full(usize),
+    #[error("{name}'s service could not start: {source}")]
+    Start {
+        name: LearnerName,
+        source: StartError,
+    },
+    #[error(transparent)]
+    Folder(#[from] super::folder::FolderError),
+    #[error("{0}")]
+    Task(String),
+}
+
+/// Every learner's service.
+pub struct Tenants {
+    folder: Folder,
+    limits: SharedLimits,
+    /// Most services at once.
+    max: usize,
+    /// `http://127.0.0.1:PORT`: URLs of requests without a Host header (none come that way).
+    default_origin: String,
+    /// Largest request body a learner may send.
+    max_request_bytes: u64,
+    /// How long a re-index takes at least (learners watch it run).
+    reindex_min: Duration,
+    tenants: RwLock<HashMap<LearnerName, Arc<Tenant>>>,
+    /// One creation at a time: two first connections of one learner make one service.
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl Tenants {
+    pub fn new(folder: Folder, limits: SharedLimits, max: usize, default_origin: String) -> Self {
+        Tenants {
+            folder,
+            limits,
+            max,
+            default_origin,
+            max_request_bytes: 512 * 1024 * 1024,
+            reindex_min: Duration::from_secs(2),
+            tenants: RwLock::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Re-indexes take no time (tests and the bench).
+    pub fn with_reindex_min(mut self, d: Duration) -> Self {
+        self.reindex_min = d;
+        self
+    }
+
+    /// The learner's service, when it runs.
+    pub fn get(&self, name: &LearnerName) -> Option<Arc<Tenant>> {
+        self.tenants.read().ok().and_then(|t| t.get(name).cloned())
+    }
+
+    /// How many services run.
+    pub fn len(&self) -> usize {
+        self.tenants.read().map_or(0, |t| t.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every running service.
+    pub fn all(&self) -> Vec<Arc<Tenant>> {
+        self.tenants
+            .read()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The learner's service, built (or re-opened from its folder) when it is not running yet.
+    pub async fn open(&self, name: &LearnerName) -> Result<Arc<Tenant>, TenantError> {
+        if let Some(t) = self.get(name) {
+            return Ok(t);
+        }
+        let _one = self.creating.lock().await;
+        if let Some(t) = self.get(name) {
+            return Ok(t);
+        }
+        if self.len() >= self.max {
+            return Err(TenantError::Full(self.max));
+        }
+        self.folder.make_learner_dir(name)?;
+        let config = ServiceConfig {
+            data_dir: Some(self.folder.service_dir(name)),
+            auth: true,
+            grant_owner: false,
+            heavy_jobs: 1,
+            reindex_min_duration: self.reindex_min,
+            max_request_bytes: self.max_request_bytes,
+            shared_limits: Some(self.limits.clone()),
+            ..ServiceConfig::default()
+        };
+        let origin = self.default_origin.clone();
+        // Opening the index is blocking work; the audit log's flusher is spawned on this runtime.
+        let built = tokio::task::spawn_blocking(move || practice::build(config, &origin))
+            .await
+            .map_err(|e| TenantError::Task(e.to_string()))?
+            .map_err(|source| TenantError::Start {
+                name: name.clone(),
+                source,
+            })?;
+        let tenant = Arc::new(Tenant {
+            name: name.clone(),
+            service: built.service.clone(),
+            router: practice::router(built.service.clone()),
+            secret: built.lab_secret(),
+            _built: built,
+        });
+        if let Ok(mut t) = self.tenants.write() {
+            t.insert(name.clone(), tenant.clone());
+        }
+        tracing::info!(learner = %name, "learner's service ready");
+        Ok(tenant)
+    }
+
+    /// Writes every service's pending audit rows (at shutdown).
+    pub async fn flush(&self) {
+        for t in self.all() {
+            let svc = t.service.clone();
+            let _ = tokio::task::spawn_blocking(move || svc.audit.flush(&svc.db)).await;
+        }
+    }
+}

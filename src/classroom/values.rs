@@ -1,0 +1,287 @@
+//! A learner's values on one screen — what Postman, curl or Python on their laptop need to reach their
+//! own service — with the secret masked until asked, each value copyable (OSC 52: works over SSH and in
+//! tmux) and the whole set as a Postman environment. An SSH session shows it when the learner leaves
+//! the lab (`q`): Enter goes back, `q` leaves. A small Elm-style app: a pure `update`, a `view` that
+//! only reads.
+
+use std::io::Write;
+
+use base64::Engine;
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use futures_util::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::{Frame, Terminal as RatatuiTerminal, TerminalOptions, Viewport};
+
+use super::LearnerEnv;
+use crate::dicomweb::Secret;
+
+/// A learner's values as their laptop uses them (the public URLs).
+#[derive(Debug, Clone)]
+pub struct Values {
+    pub name: String,
+    pub base_url: String,
+    pub token_url: String,
+    pub token_url_v2: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub resource: String,
+    pub workspace_id: String,
+    pub log_query_url: String,
+}
+
+impl Values {
+    pub fn of(env: &LearnerEnv) -> Values {
+        let authority = &env.public_authority;
+        Values {
+            name: env.name.to_string(),
+            base_url: env.public_base_url.clone(),
+            token_url: format!("{authority}/{}/oauth2/token", env.tenant_id),
+            token_url_v2: format!("{authority}/{}/oauth2/v2.0/token", env.tenant_id),
+            tenant_id: env.tenant_id.clone(),
+            client_id: env.client_id.clone(),
+            client_secret: env.client_secret.clone(),
+            resource: env.resource.clone(),
+            workspace_id: env.workspace_id.clone(),
+            log_query_url: format!(
+                "{authority}/loganalytics/v1/workspaces/{}/query",
+                env.workspace_id
+            ),
+        }
+    }
+
+    /// `(label, value, secret)` in the order shown.
+    fn rows(&self) -> Vec<(&'static str, &str, bool)> {
+        vec![
+            ("baseUrl", &self.base_url, false),
+            ("token URL (v1)", &self.token_url, false),
+            ("token URL (v2)", &self.token_url_v2, false),
+            ("tenantId", &self.tenant_id, false),
+            ("clientId", &self.client_id, false),
+            ("clientSecret", self.client_secret.expose(), true),
+            ("resource", &self.resource, false),
+            ("audit log (workspace)", &self.log_query_url, false),
+        ]
+    }
+
+    /// The workshop's Postman environment, filled with these values (`clientSecret` typed secret).
+    pub fn postman_environment(&self) -> String {
+        let var = |k: &str, v: &str, secret: bool| serde_json::json!({"key": k, "value": v, "type": if secret { "secret" } else { "default" }, "enabled": true});
+        serde_json::json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "name": format!("dicomlab classroom — {}", self.name),
+            "values": [
+                var("tenantId", &self.tenant_id, false),
+                var("clientId", &self.client_id, false),
+                var("clientSecret", self.client_secret.expose(), true),
+                var("resource", &self.resource, false),
+                var("baseUrl", &self.base_url, false),
+                var("tokenUrl", &self.token_url, false),
+            ],
+            "_postman_variable_scope": "environment",
+        })
+        .to_string()
+    }
+}
+
+/// The screen's state.
+pub struct ValuesScreen {
+    pub values: Values,
+    pub selected: usize,
+    pub reveal: bool,
+    pub status: String,
+}
+
+/// What happens.
+pub enum Msg {
+    Key(KeyEvent),
+}
+
+/// What to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Put this text on the learner's clipboard (OSC 52).
+    Copy(String),
+    /// Back to the lab.
+    Lab,
+    Quit,
+}
+
+pub fn update(s: &mut ValuesScreen, msg: Msg) -> Vec<Effect> {
+    let Msg::Key(k) = msg;
+    if k.kind != KeyEventKind::Press {
+        return Vec::new();
+    }
+    let rows = s.values.rows().len();
+    match k.code {
+        KeyCode::Char('q') | KeyCode::Esc => return vec![Effect::Quit],
+        KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+            return vec![Effect::Quit];
+        }
+        KeyCode::Up | KeyCode::Char('k') => s.selected = s.selected.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => s.selected = (s.selected + 1).min(rows - 1),
+        KeyCode::Char('s') => s.reveal = !s.reveal,
+        KeyCode::Enter | KeyCode::Tab => return vec![Effect::Lab],
+        KeyCode::Char('y') => {
+            if let Some((label, value, _)) = s.values.rows().get(s.selected) {
+                s.status = format!("copied {label} to your clipboard");
+                return vec![Effect::Copy(value.to_string())];
+            }
+        }
+        KeyCode::Char('P') => {
+            s.status =
+                "copied a Postman environment (JSON) to your clipboard: paste it into a file and import it".into();
+            return vec![Effect::Copy(s.values.postman_environment())];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+pub fn view(s: &ValuesScreen, f: &mut Frame) {
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(2),
+    ])
+    .areas(f.area());
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(Span::styled(
+                format!("dicomlab classroom · {}'s DICOM service", s.values.name),
+                Style::default().add_modifier(Modifier::BOLD),
+            )),
+            Line::from(
+                "Postman, curl or Python on your laptop reach your own service with these values.",
+            ),
+        ]),
+        head,
+    );
+    let lines: Vec<Line> = s
+        .values
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, value, secret))| {
+            let shown = if secret && !s.reveal {
+                format!("{} (s shows it)", s.values.client_secret.masked())
+            } else {
+                value.to_string()
+            };
+            let mark = if i == s.selected { "» " } else { "  " };
+            let style = if i == s.selected {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
+            Line::from(vec![
+                Span::raw(mark),
+                Span::styled(format!("{label:<22}"), style),
+                Span::raw(" "),
+                Span::raw(shown),
+            ])
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Your values "),
+        ),
+        body,
+    );
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(s.status.clone()),
+            Line::from(
+                "↑ ↓ choose  y copy  P copy a Postman environment  s show/hide the secret  q quit",
+            ),
+        ]),
+        foot,
+    );
+}
+
+/// The OSC 52 sequence that puts `text` on the terminal's clipboard.
+pub fn osc52(text: &str) -> String {
+    format!(
+        "\x1b]52;c;{}\x07",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    )
+}
+
+/// What the learner chose on the values screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Back to the lab.
+    Lab,
+    /// Leave (or the connection ended).
+    Leave,
+}
+
+/// Shows the values screen on a terminal until the learner goes back to the lab or leaves; `size`
+/// follows resizes.
+pub async fn show<E, W>(
+    values: Values,
+    events: &mut E,
+    out: &mut W,
+    size: (u16, u16),
+) -> std::io::Result<Choice>
+where
+    E: futures_util::Stream<Item = std::io::Result<Event>> + Unpin,
+    W: Write,
+{
+    let mut screen = ValuesScreen {
+        values,
+        selected: 0,
+        reveal: false,
+        status: "Enter goes back to the lab.".into(),
+    };
+    let mut term = RatatuiTerminal::with_options(
+        CrosstermBackend::new(out),
+        TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, size.0, size.1)),
+        },
+    )?;
+    // Never `Terminal::clear`: it asks this process's own terminal where its cursor is.
+    crossterm::execute!(
+        term.backend_mut(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        crossterm::cursor::Hide
+    )?;
+    let result = async {
+        term.draw(|f| view(&screen, f))?;
+        while let Some(ev) = events.next().await {
+            match ev? {
+                Event::Key(k) => {
+                    for e in update(&mut screen, Msg::Key(k)) {
+                        match e {
+                            Effect::Quit => return Ok(Choice::Leave),
+                            Effect::Lab => return Ok(Choice::Lab),
+                            Effect::Copy(t) => {
+                                let w = term.backend_mut();
+                                w.write_all(osc52(&t).as_bytes())?;
+                                w.flush()?;
+                            }
+                        }
+                    }
+                }
+                Event::Resize(w, h) => term.resize(Rect::new(0, 0, w, h))?,
+                _ => continue,
+            }
+            term.draw(|f| view(&screen, f))?;
+        }
+        Ok(Choice::Leave)
+    }
+    .await;
+    let _ = crossterm::execute!(
+        term.backend_mut(),
+        crossterm::cursor::Show,
+        crossterm::terminal::LeaveAlternateScreen
+    );
+    result
+}

@@ -1,0 +1,385 @@
+//! The classroom's services behind one port: each learner's own service under `/l/{name}`, nothing
+//! shared, URLs built with the prefix, verdicts from each learner's own records, a restart that keeps
+//! everything, and self-reported learners.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use dicomlab::classroom::folder::LearnerSource;
+use dicomlab::classroom::names::LearnerName;
+use dicomlab::classroom::room::{self, Mark};
+use dicomlab::classroom::{Classroom, ClassroomConfig, LearnerEnv};
+use dicomlab::dicomweb::StoreMode;
+use dicomlab::lab::Lab;
+use dicomlab::lab::engine::Session;
+use serde_json::{Value, json};
+
+async fn open(dir: &std::path::Path, code: &str) -> Classroom {
+    let mut c = ClassroomConfig::new(dir.to_path_buf());
+    c.http = "127.0.0.1:0".parse().expect("addr");
+    c.ssh = "127.0.0.1:0".parse().expect("addr");
+    c.code = Some(dicomlab::dicomweb::Secret::new(code));
+    c.reindex_min = Duration::ZERO;
+    c.first_refusal_delay = Duration::from_millis(20);
+    c.check_delay = Duration::from_millis(200);
+    Classroom::start(
+        c,
+        Lab::embedded().expect("lab"),
+        Arc::new(dicomlab::classroom::lab_tui::LabRunner),
+    )
+    .await
+    .expect("classroom starts")
+}
+
+fn name(n: &str) -> LearnerName {
+    LearnerName::exact(n).expect("name")
+}
+
+async fn token(http: &reqwest::Client, env: &LearnerEnv, public: bool) -> String {
+    let authority = if public {
+        &env.public_authority
+    } else {
+        &env.authority
+    };
+    let r = http
+        .post(format!("{authority}/{}/oauth2/token", env.tenant_id))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", env.client_id.as_str()),
+            ("client_secret", env.client_secret.expose()),
+            ("resource", env.resource.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    v["access_token"].as_str().expect("token").to_string()
+}
+
+/// Does `steps` of the lab as "do it" does, on the learner's own service.
+async fn do_steps(env: &LearnerEnv, steps: &[&str]) {
+    let lab = Lab::embedded().expect("lab");
+    let session = Session::open(&env.profile(), None, None)
+        .await
+        .expect("session");
+    for id in steps {
+        let step = lab.step(id).expect("step");
+        dicomlab::lab::actions::perform(&session, &lab, step, None, StoreMode::Single, None)
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+    }
+}
+
+/// Waits until `ok` holds for the room (the classroom's checks run a moment after a request).
+async fn room_until(c: &Classroom, what: &str, ok: impl Fn(&room::Room) -> bool) -> room::Room {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.core.room();
+        if ok(&r) {
+            return r;
+        }
+        assert!(Instant::now() < end, "{what}: {r:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn step_mark(r: &room::Room, learner: &str, step: &str) -> Option<Mark> {
+    r.learner(learner)?
+        .steps
+        .iter()
+        .find(|(id, _)| id == step)
+        .map(|(_, m)| *m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_learner_has_their_own_service_behind_one_port() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
+    let ada = c.core.join(&name("ada")).await.expect("ada joins");
+    let bob = c.core.join(&name("bob")).await.expect("bob joins");
+    let origin = format!("http://{}", c.http_addr);
+    assert_eq!(ada.public_base_url, format!("{origin}/l/ada/v1"));
+    assert_ne!(ada.tenant_id, bob.tenant_id, "own tenant");
+    assert_ne!(ada.client_id, bob.client_id, "own client");
+
+    do_steps(
+        &ada,
+        &["role-assigned", "get-token", "store-samples", "tag-add"],
+    )
+    .await;
+
+    let http = reqwest::Client::new();
+    let bob_token = token(&http, &bob, true).await;
+    let ada_token = token(&http, &ada, true).await;
+    // Bob sees none of Ada's data (his role is still missing: grant it so reads are allowed).
+    do_steps(&bob, &["role-assigned"]).await;
+    let get = |url: String, t: &str| {
+        http.get(url)
+            .bearer_auth(t)
+            .header("accept", "application/dicom+json")
+            .send()
+    };
+    let r = get(format!("{}/studies", bob.public_base_url), &bob_token)
+        .await
+        .expect("bob searches");
+    assert_eq!(r.status(), 204, "bob's service holds no study");
+    let feed: Value = get(format!("{}/changefeed", bob.public_base_url), &bob_token)
+        .await
+        .expect("feed")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(feed, json!([]), "bob's change feed is his own");
+    let tags: Value = get(
+        format!("{}/extendedquerytags", bob.public_base_url),
+        &bob_token,
+    )
+    .await
+    .expect("tags")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(tags, json!([]), "bob's tags are his own");
+    let r = get(format!("{}/studies", ada.public_base_url), &bob_token)
+        .await
+        .expect("bob on ada's");
+    assert_eq!(r.status(), 401, "bob's token is not valid on ada's service");
+    let r = get(format!("{}/studies", ada.public_base_url), &ada_token)
+        .await
+        .expect("ada searches");
+    assert_eq!(r.status(), 200);
+
+    // Every URL the service returns carries the learner's prefix, whatever a client claims.
+    let r = http
+        .get(format!("{}/studies", ada.public_base_url))
+        .header("x-forwarded-prefix", "/l/bob")
+        .send()
+        .await
+        .expect("no token");
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        challenge.contains(&format!(
+            "authorization_uri=\"{origin}/l/ada/{}\"",
+            ada.tenant_id
+        )),
+        "{challenge}"
+    );
+    let (ct, body) = common::multipart_related(&[common::instance(
+        &common::uid(),
+        &common::uid(),
+        &common::uid(),
+        &[],
+    )]);
+    let stored: Value = http
+        .post(format!("{}/studies", ada.public_base_url))
+        .bearer_auth(&ada_token)
+        .header("x-forwarded-prefix", "/evil")
+        .header("content-type", ct)
+        .header("accept", "application/dicom+json")
+        .body(body)
+        .send()
+        .await
+        .expect("store")
+        .json()
+        .await
+        .expect("json");
+    let retrieve = stored["00081199"]["Value"][0]["00081190"]["Value"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        retrieve.starts_with(&format!("{origin}/l/ada/v1/studies/")),
+        "{stored}"
+    );
+    let r = http
+        .get(format!("{origin}/l/nobody/v1/studies"))
+        .send()
+        .await
+        .expect("unknown");
+    assert_eq!(r.status(), 404);
+
+    // The classroom's own checks, from each learner's own records.
+    let r = room_until(&c, "ada's store is checked", |r| {
+        step_mark(r, "ada", "store-samples") == Some(Mark::Done)
+            && step_mark(r, "ada", "tag-add") == Some(Mark::Done)
+    })
+    .await;
+    assert_ne!(step_mark(&r, "bob", "store-samples"), Some(Mark::Done));
+    assert_ne!(step_mark(&r, "bob", "tag-add"), Some(Mark::Done));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [
+            dir.path().join("classroom.json"),
+            dir.path().join("learners/ada/verdicts.json"),
+            dir.path().join("learners/ada/service/index.sqlite"),
+        ] {
+            let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
+    let json: Value =
+        serde_json::from_str(&room::render(&r, room::Format::Json)).expect("status json");
+    assert_eq!(json["learners"][0]["name"], "ada");
+    assert_eq!(json["learners"][0]["steps"]["store-samples"], "done");
+
+    // Nobody works: no check runs (the checks' own reads never count as activity).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = c.core.checks_run.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.core.checks_run.load(Ordering::Relaxed),
+        settled,
+        "an idle room runs no checks"
+    );
+
+    // A restart keeps learners, services, credentials and verdicts.
+    c.shutdown().await;
+    let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
+    let again = c.core.join(&name("ada")).await.expect("ada again");
+    assert_eq!(again.tenant_id, ada.tenant_id);
+    assert_eq!(again.client_secret.expose(), ada.client_secret.expose());
+    let r = c.core.room();
+    assert_eq!(r.learners.len(), 2);
+    assert_eq!(step_mark(&r, "ada", "store-samples"), Some(Mark::Done));
+    let t = token(&http, &again, true).await;
+    let r = http
+        .get(format!("{}/studies", again.public_base_url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("after restart");
+    assert_eq!(r.status(), 200, "ada's studies are still there");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learners_on_their_own_service_report_with_the_code() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/classroom/join", c.http_addr);
+    let report = |code: &str, who: &str| {
+        json!({
+            "code": code, "name": who, "lab": "dicom-service", "target": "azure",
+            "steps": {"service-exists": {"status": "done", "attempts": 1, "first": "2026-11-30T10:00:00Z",
+                "last": "2026-11-30T10:00:00Z", "done_at": "2026-11-30T10:00:00Z"},
+                "store-samples": {"status": "failed", "attempts": 2, "first": "2026-11-30T10:01:00Z",
+                "last": "2026-11-30T10:02:00Z", "last_failure": "415 \u{1b}[2J Unsupported Media Type"},
+                "not-a-step": {"status": "done", "attempts": 1, "first": "x", "last": "x"}}
+        })
+    };
+    let r = http
+        .post(&url)
+        .json(&report("wrong", "carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(&url)
+        .json(&report("right-code", "Carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let r = http
+        .post(&url)
+        .json(&report("right-code", "ada"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 409, "an SSH learner's name is taken");
+    let r = http
+        .post(&url)
+        .body(vec![b' '; dicomlab::classroom::front::MAX_JOIN_BODY + 1])
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 413);
+    let r = room_until(&c, "carol shows", |r| r.learner("carol").is_some()).await;
+    let carol = r.learner("carol").expect("carol");
+    assert_eq!(carol.source, LearnerSource::SelfReported);
+    assert_eq!(step_mark(&r, "carol", "service-exists"), Some(Mark::Done));
+    assert_eq!(step_mark(&r, "carol", "store-samples"), Some(Mark::Failed));
+    let md = room::render(&r, room::Format::Md);
+    assert!(md.contains("carol (self-reported)"), "{md}");
+    assert!(!md.contains('\u{1b}'));
+    assert!(
+        c.core.join(&name("carol")).await.is_err(),
+        "a self-reported name cannot log in over SSH"
+    );
+    c.shutdown().await;
+}
+
+/// `dicomlab join`: a learner on their own service (here a practice service of the test's own, as
+/// `dicomlab serve` runs it) checks their steps and sends the verdicts — never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_sends_a_learners_own_progress_and_never_the_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(&dir.path().join("room"), "right-code").await;
+    let own = common::session::service(dicomlab::practice::ServiceConfig::default()).await;
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let config = home.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "profile = \"own\"\n[profiles.own]\nkind = \"practice\"\nbase_url = \"{}\"\nauthority = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+            own.base_url, own.authority, own.tenant_id, own.client_id, own.client_secret
+        ),
+    )
+    .expect("config");
+    let url = format!("http://{}", c.http_addr);
+    let run = |code: &'static str| {
+        let (home, config, url) = (home.clone(), config.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+                .arg("--config")
+                .arg(&config)
+                .args(["join", &url, "--code", code, "--name", "Dora"])
+                .env("HOME", &home)
+                .env("XDG_DATA_HOME", home.join("data"))
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env_remove("DICOMLAB_PROFILE")
+                .env_remove("DICOMLAB_CLASS_CODE")
+                .output()
+                .expect("dicomlab join");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+    };
+    let (ok, out) = run("wrong-code").await.expect("join");
+    assert!(!ok && out.contains("401"), "{out}");
+    let (ok, out) = run("right-code").await.expect("join");
+    assert!(ok, "{out}");
+    assert!(out.contains("self-reported"), "{out}");
+    let r = room_until(&c, "dora shows", |r| r.learner("dora").is_some()).await;
+    assert_eq!(
+        r.learner("dora").map(|l| l.source),
+        Some(LearnerSource::SelfReported)
+    );
+    assert_eq!(step_mark(&r, "dora", "service-exists"), Some(Mark::Done));
+    let kept =
+        std::fs::read_to_string(dir.path().join("room/learners/dora/verdicts.json")).expect("kept");
+    assert!(!kept.contains(&own.client_secret), "never the secret");
+    assert!(!out.contains(&own.client_secret));
+    c.shutdown().await;
+}
