@@ -116,6 +116,8 @@ pub async fn check_learner(
     let lab = &core.lab;
     let before = store.target(&lab.id, VERDICTS_KEY);
     let out = session.run_all(lab, &before, None).await;
+    // The checks' own requests, kept for the next run (the logs of a service without a User-Agent).
+    store.own(&lab.id, VERDICTS_KEY, session.ledger.take());
     for (id, o) in &out {
         store.record(&lab.id, VERDICTS_KEY, id, o);
     }

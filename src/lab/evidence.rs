@@ -239,6 +239,15 @@ impl Attempt {
         if e.by_check {
             return None;
         }
+        // A request sent without credentials on purpose ("does the service answer?") and answered
+        // 401 is the answer it wanted: no failed attempt of the token or any other step.
+        let anonymous = !e
+            .request_headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if anonymous && e.status == Some(401) {
+            return None;
+        }
         Some(Attempt {
             at: if e.at.is_empty() {
                 rfc3339(OffsetDateTime::now_utc())
@@ -985,6 +994,25 @@ mod tests {
             parsed: Default::default(),
             principal: None,
         }
+    }
+
+    #[test]
+    fn an_anonymous_probe_answered_401_is_no_attempt() {
+        let mut e = crate::dicomweb::Exchange {
+            method: "GET".into(),
+            url: "http://h/v1/changefeed/latest".into(),
+            status: Some(401),
+            at: "2026-11-30T14:00:00Z".into(),
+            ..Default::default()
+        };
+        assert!(Attempt::from_exchange(&e).is_none());
+        e.request_headers
+            .push(("Authorization".into(), "Bearer $TOKEN".into()));
+        assert_eq!(
+            Attempt::from_exchange(&e).map(|a| a.status),
+            Some(401),
+            "a token refused is an attempt"
+        );
     }
 
     #[test]
