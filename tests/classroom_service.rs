@@ -292,7 +292,42 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .send()
         .await
         .expect("post");
+    let token = r
+        .headers()
+        .get(dicomlab::classroom::front::TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let token = token.expect("the first report gets a token");
+    // Every later report of the name carries it: without it (or with another) it is refused.
+    let r = http
+        .post(&url)
+        .json(&report("right-code", "carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "no token");
+    let with = |t: &str| {
+        let mut v = report("right-code", "carol");
+        v["token"] = json!(t);
+        v
+    };
+    let r = http
+        .post(&url)
+        .json(&with("not-the-token"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "another token");
+    let r = http
+        .post(&url)
+        .json(&with(&token))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let kept = std::fs::read_to_string(dir.path().join("learners.json")).expect("learners");
+    assert!(!kept.contains(&token), "kept hashed");
     let r = http
         .post(&url)
         .json(&report("right-code", "ada"))
@@ -371,6 +406,27 @@ async fn join_sends_a_learners_own_progress_and_never_the_secret() {
     let (ok, out) = run("right-code").await.expect("join");
     assert!(ok, "{out}");
     assert!(out.contains("self-reported"), "{out}");
+    // Its token is kept (0600) and sent with the next report; a report without it is refused.
+    let tokens = home.join("config/dicomlab/classroom-tokens.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens)
+            .expect("the token is kept")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (ok, out) = run("right-code").await.expect("join again");
+    assert!(ok, "{out}");
+    let r = reqwest::Client::new()
+        .post(format!("{url}/classroom/join"))
+        .json(&json!({"code": "right-code", "name": "dora", "lab": "dicom-service", "target": "azure", "steps": {}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "dora's name needs her token");
     let r = room_until(&c, "dora shows", |r| r.learner("dora").is_some()).await;
     assert_eq!(
         r.learner("dora").map(|l| l.source),

@@ -1,13 +1,14 @@
 //! The classroom's SSH server, from a Rust SSH client: what it refuses (a wrong code, with a growing
-//! wait; a name that is not valid; exec; port forwarding; a session past the limit), a second login
-//! that takes over, and an idle session told, then closed.
+//! wait; a name that is not valid; exec; port forwarding; a session past the limit), personal codes
+//! (the class code logs a new name in once, then only the learner's own code does), a second login
+//! with that code that takes over, and an idle session told, then closed.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::ssh_client::{Terminal, login};
+use common::ssh_client::{Terminal, login, personal_code};
 use dicomlab::classroom::{Classroom, ClassroomConfig};
 use dicomlab::lab::Lab;
 
@@ -71,8 +72,8 @@ async fn refusals_say_why() {
     assert!(s.contains("cannot be used"), "{s}");
     assert_eq!(t.exit, Some(1));
 
-    // No commands, no port forwarding.
-    let h = login(addr, "ada", CODE).await.expect("ssh").expect("code");
+    // No commands, no port forwarding (eve's first login: her personal code is said all the same).
+    let h = login(addr, "eve", CODE).await.expect("ssh").expect("code");
     let mut ch = h.channel_open_session().await.expect("session");
     ch.exec(true, "cat /etc/passwd").await.expect("exec sent");
     let mut said = Vec::new();
@@ -85,10 +86,9 @@ async fn refusals_say_why() {
             _ => {}
         }
     }
-    assert!(
-        String::from_utf8_lossy(&said).contains("no commands here"),
-        "{said:?}"
-    );
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.contains("no commands here"), "{said}");
+    assert!(personal_code(&said).is_some(), "{said}");
     assert_eq!(exit, Some(1));
     assert!(
         h.channel_open_direct_tcpip(
@@ -102,21 +102,20 @@ async fn refusals_say_why() {
         "port forwarding is refused"
     );
 
-    // The limit: one session; a second learner is told.
-    let mut ada = Terminal::open(addr, "ada", CODE, 100, 30)
+    // The limit: one session; a second learner is told (and given their personal code all the same).
+    let (mut ada, ada_code) = Terminal::first_login(addr, "ada", CODE, 100, 30)
         .await
         .expect("ada");
-    ada.wait_for("ada's lab", |s| s.contains("Exercises"), LONG)
-        .await
-        .expect("lab");
     let mut bob = Terminal::open(addr, "bob", CODE, 100, 30)
         .await
         .expect("bob");
     let s = bob.until_closed(LONG).await.expect("closed");
     assert!(s.contains("limit of 1 sessions"), "{s}");
+    assert!(personal_code(&s).is_some(), "{s}");
 
-    // Ada again, from another terminal: the new session takes over, the old one is told.
-    let mut again = Terminal::open(addr, "ada", CODE, 100, 30)
+    // Ada again, from another terminal, with her personal code: the new session takes over, the old
+    // one is told.
+    let mut again = Terminal::open(addr, "ada", &ada_code, 100, 30)
         .await
         .expect("ada again");
     again
@@ -138,12 +137,9 @@ async fn an_idle_session_is_told_then_closed() {
         Duration::from_secs(3),
     )
     .await;
-    let mut ada = Terminal::open(c.ssh.addr, "ada", CODE, 100, 30)
+    let (mut ada, _) = Terminal::first_login(c.ssh.addr, "ada", CODE, 100, 30)
         .await
         .expect("ada");
-    ada.wait_for("the lab", |s| s.contains("Exercises"), LONG)
-        .await
-        .expect("lab");
     // The notice comes `idle_warning` before the end: here after 2 s.
     let s = ada
         .wait_for("the notice", |s| s.contains("closes in 3 s"), LONG)
@@ -164,5 +160,96 @@ async fn an_idle_session_is_told_then_closed() {
         .await
         .expect("closed");
     assert!(s.contains("without a key"), "{s}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_first_login_only_the_learners_own_code_logs_in() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(
+        dir.path(),
+        5,
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    )
+    .await;
+    let addr = c.ssh.addr;
+    let (mut ada, ada_code) = Terminal::first_login(addr, "ada", CODE, 100, 30)
+        .await
+        .expect("ada's first login");
+    let (bob, bob_code) = Terminal::first_login(addr, "bob", CODE, 100, 30)
+        .await
+        .expect("bob's first login");
+    assert_ne!(ada_code, bob_code);
+    drop(bob);
+
+    // The class code no longer logs in as Ada, nor does Bob's code.
+    assert!(login(addr, "ada", CODE).await.expect("ssh").is_none());
+    assert!(login(addr, "ada", &bob_code).await.expect("ssh").is_none());
+    assert!(login(addr, "bob", &ada_code).await.expect("ssh").is_none());
+    // Her own code does (as typed: case and the dash do not matter), straight into the lab.
+    let typed = ada_code.to_uppercase().replace('-', "");
+    let mut again = Terminal::open(addr, "ada", &typed, 100, 30)
+        .await
+        .expect("ada with her code");
+    let s = again
+        .wait_for("the lab", |s| s.contains("Exercises"), LONG)
+        .await
+        .expect("lab");
+    assert!(personal_code(&s).is_none(), "shown once only:\n{s}");
+    ada.until_closed(LONG).await.expect("taken over");
+
+    // Her values show it, masked until asked.
+    again.send(b"q").await.expect("q");
+    let v = again
+        .wait_for("her values", |s| s.contains("personal code (ssh)"), LONG)
+        .await
+        .expect("values");
+    assert!(!v.contains(&ada_code), "masked:\n{v}");
+    again.send(b"s").await.expect("s");
+    again
+        .wait_for("her code", |s| s.contains(&ada_code), LONG)
+        .await
+        .expect("shown");
+
+    // Never in what `classroom status` prints.
+    let room = c.core.room();
+    for format in [
+        dicomlab::classroom::room::Format::Md,
+        dicomlab::classroom::room::Format::Json,
+        dicomlab::classroom::room::Format::Csv,
+    ] {
+        let text = dicomlab::classroom::room::render(&room, format);
+        assert!(!text.contains(&ada_code) && !text.contains(&bob_code));
+    }
+
+    // The instructor gives her a new one: the old one stops working.
+    let name = dicomlab::classroom::names::LearnerName::exact("ada").expect("name");
+    let Ok(dicomlab::classroom::Reset::Code(new)) = c.core.reset_code(&name) else {
+        panic!("a new code");
+    };
+    assert!(login(addr, "ada", &ada_code).await.expect("ssh").is_none());
+    assert!(
+        login(addr, "ada", new.expose())
+            .await
+            .expect("ssh")
+            .is_some()
+    );
+
+    // A learner from before personal codes gets one at their next login with the class code.
+    let cy = dicomlab::classroom::names::LearnerName::exact("cy").expect("name");
+    c.core
+        .join(&cy)
+        .await
+        .expect("cy, as an older classroom made him");
+    assert!(c.core.personal_code(&cy).is_none());
+    let (_cy, cy_code) = Terminal::first_login(addr, "cy", CODE, 100, 30)
+        .await
+        .expect("cy's code");
+    assert_eq!(
+        c.core.personal_code(&cy).map(|s| s.expose().to_string()),
+        Some(cy_code)
+    );
+    assert!(login(addr, "cy", CODE).await.expect("ssh").is_none());
     c.shutdown().await;
 }

@@ -42,7 +42,13 @@ pub struct JoinReport {
     pub target: String,
     /// Each step's record.
     pub steps: BTreeMap<String, StepProgress>,
+    /// The token the name's first report got (`None` on the first report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
+
+/// The answer's header that carries a self-reporting learner's token (on their first report only).
+pub const TOKEN_HEADER: &str = "x-dicomlab-join-token";
 
 /// The front's routes.
 pub fn router(core: Arc<Core>) -> Router {
@@ -60,7 +66,7 @@ async fn welcome(State(core): State<Arc<Core>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         format!(
-            "dicomlab classroom: {}\nLearners: ssh -p {} <your name>@<this host>, with the class code as password.\nYour DICOM service is under /l/<your name>/v1 (your SSH session shows its values).\n",
+            "dicomlab classroom: {}\nLearners: ssh -p {} <your name>@<this host>, with the class code as password the first time, then the personal code it gives you.\nYour DICOM service is under /l/<your name>/v1 (your SSH session shows its values).\n",
             core.lab.title,
             core.ssh_port()
         ),
@@ -184,13 +190,28 @@ async fn join(
         .into_iter()
         .filter(|(id, _)| core.lab.step(id).is_some())
         .collect();
-    match core.self_reported(&name, steps).await {
-        Ok(()) => text(
-            StatusCode::OK,
-            format!(
-                "Thanks, {name}: your progress is on the instructor's dashboard (marked self-reported).\n"
-            ),
-        ),
+    match core
+        .self_reported(&name, report.token.as_deref(), steps)
+        .await
+    {
+        Ok(issued) => {
+            let mut r = text(
+                StatusCode::OK,
+                format!(
+                    "Thanks, {name}: your progress is on the instructor's dashboard (marked self-reported).\n"
+                ),
+            );
+            if let Some(token) = issued.and_then(|t| HeaderValue::from_str(&t).ok()) {
+                r.headers_mut().insert(TOKEN_HEADER, token);
+            }
+            r
+        }
+        Err(e @ super::ClassroomError::WrongToken(_)) => {
+            // A guess at a token counts as a wrong code.
+            let _ = core.gate.verdict(peer.ip(), false);
+            tracing::info!(%peer, learner = %name, "join refused: wrong token");
+            text(StatusCode::FORBIDDEN, format!("{e}\n"))
+        }
         Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
     }
 }

@@ -86,6 +86,22 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
         ended: ended.clone(),
     };
     let theme = Theme::from_env(|k| (k == "TERM").then(|| term.clone()));
+    if learner.new_code
+        && let Some(code) = &learner.personal_code
+    {
+        let choice = values::show_code(
+            learner.env.name.as_str(),
+            code,
+            &mut events,
+            &mut out,
+            unpack(size_now.load(Ordering::Relaxed)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if choice == Choice::Leave {
+            return Ok(());
+        }
+    }
     loop {
         let opts = crate::tui::Options {
             lab: learner.lab.clone(),
@@ -116,7 +132,7 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
             return Ok(());
         }
         let choice = values::show(
-            Values::of(&learner.env),
+            Values::of(&learner.env).with_code(learner.personal_code.clone()),
             &mut events,
             &mut out,
             unpack(size_now.load(Ordering::Relaxed)),

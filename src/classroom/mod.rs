@@ -27,7 +27,7 @@ pub mod values;
 pub mod verdicts;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -127,8 +127,68 @@ pub enum ClassroomError {
         "the name '{0}' is taken by a learner who reports from their own service: pick another"
     )]
     NameSelfReported(LearnerName),
+    #[error(
+        "the name '{0}' reports with the token its first report got (dicomlab join keeps it): ask the instructor to reset it"
+    )]
+    WrongToken(LearnerName),
+    #[error("no learner '{0}' in this classroom")]
+    NoLearner(LearnerName),
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
+}
+
+/// How an SSH login went.
+#[derive(Debug)]
+pub enum SshLogin {
+    /// In as this learner; `issued`: their new personal code, shown to them at once.
+    Learner {
+        name: LearnerName,
+        issued: Option<Secret>,
+    },
+    /// The class code was right but the name cannot be used: said in the terminal.
+    BadName(names::NameError),
+    /// The class code was right but the learner cannot come in (a self-reported name, a full room):
+    /// said in the terminal.
+    Told(String),
+    /// Refused: after waiting this long.
+    Wrong(Duration),
+}
+
+/// What a reset gave a learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reset {
+    /// An SSH learner's new personal code (the old one no longer logs in).
+    Code(Secret),
+    /// A self-reporting learner's token is forgotten: their next report gets a new one.
+    Token,
+}
+
+/// A new personal code for an SSH learner; a self-reporting learner's token forgotten.
+fn reset_entry(e: &mut LearnerEntry) -> Reset {
+    match e.source {
+        LearnerSource::Service => {
+            let code = Secret::new(gate::new_personal_code());
+            e.code = Some(code.clone());
+            Reset::Code(code)
+        }
+        LearnerSource::SelfReported => {
+            e.token_sha256 = None;
+            Reset::Token
+        }
+    }
+}
+
+/// `classroom reset-code`: resets a learner of a classroom that is not running (a running one is
+/// reset from its dashboard: it holds `learners.json` in memory).
+pub fn reset_offline(folder: &Folder, name: &LearnerName) -> Result<Reset, ClassroomError> {
+    let _running = folder.lock_running()?;
+    let mut learners = folder.learners()?;
+    let Some(e) = learners.iter_mut().find(|e| &e.name == name) else {
+        return Err(ClassroomError::NoLearner(name.clone()));
+    };
+    let reset = reset_entry(e);
+    folder.save_learners(&learners)?;
+    Ok(reset)
 }
 
 /// A learner's values: what their lab client uses, and what they give Postman or curl.
@@ -270,7 +330,7 @@ impl Core {
         self.learners().into_iter().find(|l| &l.name == name)
     }
 
-    /// Adds a learner to the room (and to `learners.json`).
+    /// Adds a learner to the room (and to `learners.json`): no-op when they are in it.
     fn add_learner(&self, name: &LearnerName, source: LearnerSource) -> Result<(), ClassroomError> {
         let Ok(mut l) = self.learners.lock() else {
             return Ok(());
@@ -278,16 +338,124 @@ impl Core {
         if l.iter().any(|e| &e.name == name) {
             return Ok(());
         }
-        l.push(LearnerEntry {
-            name: name.clone(),
-            joined: now(),
-            source,
-        });
+        if l.len() >= self.config.max_learners {
+            return Err(TenantError::Full(self.config.max_learners).into());
+        }
+        l.push(LearnerEntry::new(name.clone(), now(), source));
         self.folder.save_learners(&l)?;
         drop(l);
         tracing::info!(learner = %name, ?source, "learner joined");
         self.changed();
         Ok(())
+    }
+
+    /// An SSH login: `user` with `password` from `peer`. A learner with a personal code logs in with it
+    /// (and only with it); a new name, or a learner from before personal codes, logs in with the class
+    /// code and is given one at once. Every wrong password waits longer (the gate).
+    pub async fn ssh_login(&self, peer: IpAddr, user: &str, password: &str) -> SshLogin {
+        let name = match LearnerName::parse(user) {
+            Ok(n) => n,
+            Err(e) => {
+                return match self.gate.check(peer, password) {
+                    Ok(()) => SshLogin::BadName(e),
+                    Err(wait) => {
+                        tracing::info!(%peer, "ssh: wrong class code");
+                        SshLogin::Wrong(wait)
+                    }
+                };
+            }
+        };
+        if let Some(code) = self.entry(&name).and_then(|e| e.code) {
+            return match self
+                .gate
+                .verdict(peer, gate::same_personal_code(password, code.expose()))
+            {
+                Ok(()) => SshLogin::Learner { name, issued: None },
+                Err(wait) => {
+                    tracing::info!(%peer, learner = %name, "ssh: wrong personal code");
+                    SshLogin::Wrong(wait)
+                }
+            };
+        }
+        if let Err(wait) = self.gate.check(peer, password) {
+            tracing::info!(%peer, "ssh: wrong class code");
+            return SshLogin::Wrong(wait);
+        }
+        match self.claim(&name) {
+            Ok(Some(code)) => {
+                tracing::info!(learner = %name, "personal code issued");
+                SshLogin::Learner {
+                    name,
+                    issued: Some(code),
+                }
+            }
+            // Another login took the name meanwhile: the class code no longer logs in as them.
+            Ok(None) => SshLogin::Wrong(
+                self.gate
+                    .verdict(peer, false)
+                    .err()
+                    .unwrap_or(gate::MAX_DELAY),
+            ),
+            Err(e) => SshLogin::Told(e.to_string()),
+        }
+    }
+
+    /// Gives `name` a personal code, adding them to the room when new. `None`: they have one already.
+    fn claim(&self, name: &LearnerName) -> Result<Option<Secret>, ClassroomError> {
+        let Ok(mut l) = self.learners.lock() else {
+            return Ok(None);
+        };
+        let code = Secret::new(gate::new_personal_code());
+        match l.iter_mut().find(|e| &e.name == name) {
+            Some(e) if e.source == LearnerSource::SelfReported => {
+                return Err(ClassroomError::NameSelfReported(name.clone()));
+            }
+            Some(e) if e.code.is_some() => return Ok(None),
+            Some(e) => e.code = Some(code.clone()),
+            None => {
+                if l.len() >= self.config.max_learners {
+                    return Err(TenantError::Full(self.config.max_learners).into());
+                }
+                let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::Service);
+                e.code = Some(code.clone());
+                l.push(e);
+                tracing::info!(learner = %name, "learner joined");
+            }
+        }
+        self.folder.save_learners(&l)?;
+        drop(l);
+        self.changed();
+        Ok(Some(code))
+    }
+
+    /// A learner's personal code (an SSH learner's, once given).
+    pub fn personal_code(&self, name: &LearnerName) -> Option<Secret> {
+        self.entry(name).and_then(|e| e.code)
+    }
+
+    /// Every SSH learner's personal code (the dashboard's selected learner shows theirs; never
+    /// `classroom status`, never the log).
+    pub fn personal_codes(&self) -> BTreeMap<String, Secret> {
+        self.learners()
+            .into_iter()
+            .filter_map(|e| Some((e.name.to_string(), e.code?)))
+            .collect()
+    }
+
+    /// The instructor resets a learner: a new personal code, or a self-reporter's token forgotten.
+    pub fn reset_code(&self, name: &LearnerName) -> Result<Reset, ClassroomError> {
+        let Ok(mut l) = self.learners.lock() else {
+            return Err(ClassroomError::NoLearner(name.clone()));
+        };
+        let Some(e) = l.iter_mut().find(|e| &e.name == name) else {
+            return Err(ClassroomError::NoLearner(name.clone()));
+        };
+        let reset = reset_entry(e);
+        self.folder.save_learners(&l)?;
+        drop(l);
+        tracing::info!(learner = %name, "reset by the instructor");
+        self.changed();
+        Ok(reset)
     }
 
     /// A learner logs in: their service (made the first time), and their values.
@@ -297,9 +465,12 @@ impl Core {
         {
             return Err(ClassroomError::NameSelfReported(name.clone()));
         }
+        let fresh = self.tenants.get(name).is_none();
         let tenant = self.tenants.open(name).await?;
         if self.entry(name).is_none() {
             self.add_learner(name, LearnerSource::Service)?;
+        }
+        if fresh {
             // Their first verdicts (the service exists, the environment is set) show at once.
             self.touched(name);
         }
@@ -320,19 +491,51 @@ impl Core {
         })
     }
 
-    /// Keeps what a learner on their own service sent.
+    /// Checks a self-report's name and token: the first report of a name (or the first after a reset)
+    /// gets a new token (returned), every other must carry it.
+    fn self_reporter(
+        &self,
+        name: &LearnerName,
+        token: Option<&str>,
+    ) -> Result<Option<String>, ClassroomError> {
+        let Ok(mut l) = self.learners.lock() else {
+            return Err(ClassroomError::NoLearner(name.clone()));
+        };
+        let fresh = gate::new_token();
+        match l.iter_mut().find(|e| &e.name == name) {
+            Some(e) if e.source == LearnerSource::Service => {
+                return Err(ClassroomError::NameOnService(name.clone()));
+            }
+            Some(e) => match &e.token_sha256 {
+                Some(h) if token.is_some_and(|t| gate::token_matches(t, h)) => return Ok(None),
+                Some(_) => return Err(ClassroomError::WrongToken(name.clone())),
+                None => e.token_sha256 = Some(gate::token_hash(&fresh)),
+            },
+            None => {
+                if l.len() >= self.config.max_learners {
+                    return Err(TenantError::Full(self.config.max_learners).into());
+                }
+                let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::SelfReported);
+                e.token_sha256 = Some(gate::token_hash(&fresh));
+                l.push(e);
+                tracing::info!(learner = %name, "self-reporting learner joined");
+            }
+        }
+        self.folder.save_learners(&l)?;
+        drop(l);
+        self.changed();
+        Ok(Some(fresh))
+    }
+
+    /// Keeps what a learner on their own service sent; the token their first report gets.
     pub async fn self_reported(
         &self,
         name: &LearnerName,
+        token: Option<&str>,
         steps: BTreeMap<String, StepProgress>,
-    ) -> Result<(), ClassroomError> {
-        if let Some(e) = self.entry(name)
-            && e.source == LearnerSource::Service
-        {
-            return Err(ClassroomError::NameOnService(name.clone()));
-        }
+    ) -> Result<Option<String>, ClassroomError> {
+        let issued = self.self_reporter(name, token)?;
         self.folder.make_learner_dir(name)?;
-        self.add_learner(name, LearnerSource::SelfReported)?;
         let path = self.folder.verdicts(name);
         let lab = self.lab.id.clone();
         let saved = tokio::task::spawn_blocking(move || {
@@ -354,7 +557,7 @@ impl Core {
             Err(e) => tracing::warn!(learner = %name, "cannot keep the self-report: {e}"),
         }
         self.changed();
-        Ok(())
+        Ok(issued)
     }
 
     /// Marks a learner's SSH session open (`Some`) or closed.
@@ -410,6 +613,8 @@ pub struct Classroom {
     pub ssh: ssh::Listening,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
+    /// The folder's `classroom.lock`, held while the classroom runs.
+    _running: std::fs::File,
 }
 
 impl Classroom {
@@ -421,6 +626,7 @@ impl Classroom {
         runner: Arc<dyn ssh::Runner>,
     ) -> Result<Classroom, ClassroomError> {
         let folder = Folder::create(&config.dir)?;
+        let running = folder.lock_running()?;
         let room = match folder.room()? {
             Some(r) if r.lab != lab.id => {
                 return Err(ClassroomError::OtherLab {
@@ -532,6 +738,7 @@ impl Classroom {
             ssh,
             stop,
             tasks,
+            _running: running,
         })
     }
 

@@ -1,7 +1,10 @@
-//! The lab over SSH: `ssh -p 2222 <name>@<host>` with the class code as password gives the learner a
-//! terminal program ([`Runner`]: the lab's TUI) on their own service, with their saved progress.
+//! The lab over SSH: `ssh -p 2222 <name>@<host>` gives the learner a terminal program ([`Runner`]: the
+//! lab's TUI) on their own service, with their saved progress.
 //!
-//! - Password authentication only; the code is checked by [`super::gate::Gate`] (a wrong one waits
+//! - Password authentication only. A new name logs in with the class code and is given a personal
+//!   code at once (shown before the lab); from then on only that personal code logs in as them, so
+//!   another learner who knows the class code cannot take their session, service or secret
+//!   ([`super::Core::ssh_login`]). Codes are checked through [`super::gate::Gate`] (a wrong one waits
 //!   longer each time). A name that is not valid, a full room or a full session limit is said in the
 //!   terminal, then the connection closes.
 //! - One session channel per connection, with a pty; a shell request starts the program. No exec, no
@@ -35,7 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use super::channel::{ChannelWriter, InputParser, MAX_QUEUED_OUTPUT};
 use super::names::LearnerName;
-use super::{Core, LearnerEnv, LiveSession};
+use super::{Core, LearnerEnv, LiveSession, SshLogin};
 
 /// Terminal events queued for the program; past this, keys are dropped (a paste flood).
 const INPUT_QUEUE: usize = 1024;
@@ -86,6 +89,10 @@ pub struct Learner {
     pub lab: crate::lab::Lab,
     /// The classroom's log file.
     pub log: std::path::PathBuf,
+    /// Their personal code (what they log in with; the values screen shows it).
+    pub personal_code: Option<crate::dicomweb::Secret>,
+    /// The code was given at this login: show it before the lab.
+    pub new_code: bool,
 }
 
 /// A future the runner returns.
@@ -228,6 +235,7 @@ async fn accept(
             sessions: sessions.clone(),
             peer,
             user: None,
+            issued: None,
             refusal: None,
             authenticated: authenticated.clone(),
             login_permit: Some(permit),
@@ -289,6 +297,8 @@ struct Connection {
     peer: SocketAddr,
     /// The learner, once logged in with the right code.
     user: Option<LearnerName>,
+    /// Their personal code, when it was given at this login (said even when the lab does not open).
+    issued: Option<crate::dicomweb::Secret>,
     /// Logged in with the right code but refused (an invalid name): said in the terminal.
     refusal: Option<String>,
     authenticated: Arc<AtomicBool>,
@@ -321,6 +331,14 @@ fn clamp_size(cols: u32, rows: u32) -> (u16, u16) {
 impl Handler for Connection {
     type Error = russh::Error;
 
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        // Never the word sshpass looks for: it would take the banner for the prompt.
+        Ok(Some(
+            "dicomlab classroom: your first login takes the class code; every login after it, the personal code the lab then shows you.\r\n"
+                .into(),
+        ))
+    }
+
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(Auth::Reject {
             proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
@@ -329,23 +347,26 @@ impl Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if let Err(wait) = self.core.gate.check(self.peer.ip(), password) {
-            tracing::info!(peer = %self.peer, "ssh: wrong class code");
-            tokio::time::sleep(wait).await;
-            return Ok(Auth::Reject {
-                proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
-                partial_success: false,
-            });
-        }
-        match LearnerName::parse(user) {
-            Ok(name) => self.user = Some(name),
-            Err(e) => {
+        match self.core.ssh_login(self.peer.ip(), user, password).await {
+            SshLogin::Wrong(wait) => {
+                tokio::time::sleep(wait).await;
+                return Ok(Auth::Reject {
+                    proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
+                    partial_success: false,
+                });
+            }
+            SshLogin::Learner { name, issued } => {
+                self.user = Some(name);
+                self.issued = issued;
+            }
+            SshLogin::BadName(e) => {
                 self.refusal = Some(format!(
                     "The name '{}' cannot be used: {e}. Connect again as ssh -p {} <name>@<host>, e.g. ada or grace-h.",
                     crate::text::visible(&user.chars().take(40).collect::<String>()),
                     self.core.ssh_port()
                 ));
             }
+            SshLogin::Told(why) => self.refusal = Some(why),
         }
         self.authenticated.store(true, Ordering::Release);
         self.login_permit = None;
@@ -409,7 +430,8 @@ impl Handler for Connection {
                 handle,
                 channel,
                 format!(
-                    "The classroom has its limit of {max} sessions open. Try again in a few minutes, or ask the instructor."
+                    "The classroom has its limit of {max} sessions open. Try again in a few minutes, or ask the instructor.{}",
+                    code_said(self.issued.as_ref())
                 ),
             ));
             return Ok(());
@@ -428,6 +450,7 @@ impl Handler for Connection {
             runner: self.runner.clone(),
             sessions: self.sessions.clone(),
             name,
+            new_code: self.issued.take(),
             id,
             channel,
             handle,
@@ -452,9 +475,10 @@ impl Handler for Connection {
         tracing::info!(peer = %self.peer, "ssh: exec refused");
         session.data(
             channel,
-            Bytes::from_static(
-                b"dicomlab classroom: no commands here. Connect without a command to open the lab.\r\n",
-            ),
+            Bytes::from(format!(
+                "dicomlab classroom: no commands here. Connect without a command to open the lab.{}\r\n",
+                code_said(self.issued.as_ref()).replace('\n', "\r\n")
+            )),
         )?;
         session.exit_status_request(channel, 1)?;
         session.eof(channel)?;
@@ -580,6 +604,8 @@ struct LiveSessionTask {
     runner: Arc<dyn Runner>,
     sessions: Arc<Sessions>,
     name: LearnerName,
+    /// Their personal code, given at this login.
+    new_code: Option<crate::dicomweb::Secret>,
     id: u64,
     channel: ChannelId,
     handle: russh::server::Handle,
@@ -607,6 +633,7 @@ impl LiveSessionTask {
             runner,
             sessions,
             name,
+            new_code,
             id,
             channel,
             handle,
@@ -643,7 +670,12 @@ impl LiveSessionTask {
             Err(e) => {
                 tracing::warn!(learner = %name, "cannot open the learner's service: {e}");
                 sessions.close(&name, id);
-                refuse(handle, channel, e.to_string()).await;
+                refuse(
+                    handle,
+                    channel,
+                    format!("{e}{}", code_said(new_code.as_ref())),
+                )
+                .await;
                 return;
             }
         };
@@ -660,6 +692,8 @@ impl LiveSessionTask {
             progress: core.folder.progress(&name),
             lab: core.lab.clone(),
             log: core.folder.log_file(),
+            personal_code: core.personal_code(&name),
+            new_code: new_code.is_some(),
         };
         // The program's input ends when the connection's does, or when this task says so (idle,
         // takeover, a client that stopped reading).
@@ -754,6 +788,16 @@ impl LiveSessionTask {
         }
         tracing::info!(learner = %name, id, "ssh session closed");
     }
+}
+
+/// A personal code given at a login whose lab does not open: said with the refusal, or it is lost.
+fn code_said(issued: Option<&crate::dicomweb::Secret>) -> String {
+    issued.map_or_else(String::new, |c| {
+        format!(
+            "\nYour personal code is {} — from now on log in with it instead of the class code.",
+            c.expose()
+        )
+    })
 }
 
 /// `45 min`, `1 min`, `30 s`.

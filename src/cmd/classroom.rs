@@ -35,6 +35,16 @@ pub(crate) enum ClassroomAction {
         #[arg(long, value_enum, default_value_t = StatusFormat::Md)]
         format: StatusFormat,
     },
+    /// Give a learner a new personal code (their SSH password; the old one stops working) and print
+    /// it, or let a self-reporting learner's next report take a new token. For a classroom that is
+    /// not running: a running one does it on its dashboard (select the learner, R twice).
+    ResetCode {
+        /// The learner's name.
+        name: String,
+        /// The classroom folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -98,6 +108,7 @@ fn lab(cli: &Cli) -> Result<Lab> {
 pub(crate) async fn classroom(cli: &Cli, args: &ClassroomArgs) -> Result<()> {
     match &args.action {
         Some(ClassroomAction::Status { dir, format }) => status(cli, dir.clone(), *format),
+        Some(ClassroomAction::ResetCode { name, dir }) => reset_code(name, dir.clone()),
         None => run(cli, &args.run).await,
     }
 }
@@ -120,6 +131,23 @@ fn status(cli: &Cli, dir: Option<PathBuf>, format: StatusFormat) -> Result<()> {
         StatusFormat::Csv => room::Format::Csv,
     };
     print!("{}", room::render(&room, format));
+    Ok(())
+}
+
+fn reset_code(name: &str, dir: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(default_dir);
+    let folder = Folder::existing(&dir)?;
+    let learner = dicomlab::classroom::names::LearnerName::parse(name)
+        .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
+    match dicomlab::classroom::reset_offline(&folder, &learner)? {
+        dicomlab::classroom::Reset::Code(code) => println!(
+            "{learner}'s new personal code: {} (their SSH password from now on; the old one no longer logs in)",
+            code.expose()
+        ),
+        dicomlab::classroom::Reset::Token => println!(
+            "{learner} reports from their own service: their next `dicomlab join` takes a new token"
+        ),
+    }
     Ok(())
 }
 

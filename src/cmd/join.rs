@@ -1,8 +1,12 @@
 //! `join`: a learner on their own service (Azure's, or any) shows up on a classroom's dashboard. Their
 //! steps are checked here first, as `dicomlab check` does, then their progress — each step's verdict,
 //! evidence, times and last failure; never a secret, a token or a request — is sent to the classroom,
-//! which marks it "self-reported".
+//! which marks it "self-reported". The classroom's answer to a name's first report carries a token
+//! that every later report of that name must carry: it is kept in the config dir
+//! (`classroom-tokens.json`, 0600), per classroom URL and name.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +18,29 @@ use dicomlab::classroom::front::JoinReport;
 /// The longest answer read from the classroom.
 const MAX_ANSWER: usize = 4096;
 
+/// Where the tokens are kept.
+fn tokens_file() -> Option<PathBuf> {
+    dicomlab::config::config_dir().map(|d| d.join("classroom-tokens.json"))
+}
+
+fn read_tokens(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Keeps `token` for `key` (the classroom's endpoint and the name), 0600.
+fn keep_token(path: &Path, key: &str, token: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    }
+    let mut all = read_tokens(path);
+    all.insert(key.to_string(), token.to_string());
+    dicomlab::classroom::folder::write_json(path, &all)?;
+    Ok(())
+}
+
 pub(crate) async fn join(
     cli: &Cli,
     url: &str,
@@ -21,7 +48,7 @@ pub(crate) async fn join(
     name: &str,
     every: Option<u64>,
 ) -> Result<std::process::ExitCode> {
-    dicomlab::classroom::names::LearnerName::parse(name)
+    let learner = dicomlab::classroom::names::LearnerName::parse(name)
         .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
     let endpoint = format!("{}/classroom/join", url.trim().trim_end_matches('/'));
     if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
@@ -29,6 +56,8 @@ pub(crate) async fn join(
             "the classroom's URL starts with http:// or https:// (the instructor's dashboard shows it)"
         );
     }
+    let tokens = tokens_file();
+    let key = format!("{endpoint} {learner}");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()?;
@@ -45,6 +74,7 @@ pub(crate) async fn join(
             lab: l.lab.id.clone(),
             target: format!("{:?}", session.kind).to_lowercase(),
             steps: store.steps(&l.lab.id, &session.target_key),
+            token: tokens.as_deref().and_then(|p| read_tokens(p).remove(&key)),
         };
         let answer = http
             .post(&endpoint)
@@ -53,6 +83,19 @@ pub(crate) async fn join(
             .await
             .with_context(|| format!("cannot reach the classroom at {endpoint}"))?;
         let status = answer.status();
+        let issued = answer
+            .headers()
+            .get(dicomlab::classroom::front::TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(token) = issued.filter(|_| status.is_success()) {
+            match &tokens {
+                Some(p) => keep_token(p, &key, &token)?,
+                None => eprintln!(
+                    "No config dir on this system: the classroom's token for {learner} is not kept, so the next report is refused."
+                ),
+            }
+        }
         let mut body = answer.bytes().await.unwrap_or_default().to_vec();
         body.truncate(MAX_ANSWER);
         let text = String::from_utf8_lossy(&body);
