@@ -439,3 +439,75 @@ async fn join_sends_a_learners_own_progress_and_never_the_secret() {
     assert!(!out.contains(&own.client_secret));
     c.shutdown().await;
 }
+
+/// Behind a reverse proxy on the classroom's machine every caller of the public port is on loopback:
+/// what a learner's service grants callers on loopback (role administration, the one-click sign-in)
+/// is never granted through the public port — only through the classroom's own loopback listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_port_grants_nothing_that_is_for_loopback_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let ada = c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    // The test's requests come from 127.0.0.1, as a same-host nginx's would.
+    let public = format!("http://{}", c.http_addr);
+    let internal = format!("http://{}", c.internal_addr);
+    for path in [
+        "/l/ada/admin/roles",
+        "/l/ada//admin/roles",
+        "/l/ada/ADMIN/roles",
+        "/l/ada/%61dmin/roles",
+        "/l/ada/admin/apps",
+        "/l/ada/admin/cors",
+    ] {
+        let r = http
+            .get(format!("{public}{path}"))
+            .header("x-dicomlab-admin", "1")
+            .send()
+            .await
+            .expect("get");
+        assert!(!r.status().is_success(), "{path}: {}", r.status());
+    }
+    let r = http
+        .put(format!(
+            "{public}/l/ada/admin/roles/{}/DICOM%20Data%20Owner",
+            ada.client_id
+        ))
+        .header("x-dicomlab-admin", "1")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 403, "no role granted through the public port");
+    let r = http
+        .post(format!("{public}/l/ada/admin/clients"))
+        .header("x-dicomlab-admin", "1")
+        .json(&json!({"name": "mine"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    // The one-click sign-in: refused as from another machine (not "this page expired").
+    let r = http
+        .post(format!("{public}/l/ada/{}/login", ada.tenant_id))
+        .form(&[("flow", "x"), ("user", "")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 403, "{:?}", r.text().await);
+    // The classroom's own loopback listener (the learner's TUI: the lab's role step) still may.
+    let r = http
+        .get(format!("{internal}/l/ada/admin/roles"))
+        .header("x-dicomlab-admin", "1")
+        .send()
+        .await
+        .expect("internal");
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{internal}/l/ada/{}/login", ada.tenant_id))
+        .form(&[("flow", "x"), ("user", "")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 400, "on loopback the page is merely expired");
+    c.shutdown().await;
+}

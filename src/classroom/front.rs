@@ -50,16 +50,77 @@ pub struct JoinReport {
 /// The answer's header that carries a self-reporting learner's token (on their first report only).
 pub const TOKEN_HEADER: &str = "x-dicomlab-join-token";
 
+/// Which listener a front serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// The public port (learners' laptops; perhaps behind a reverse proxy on this machine): no
+    /// `/admin/` route, and every request forwarded is marked [`practice::NotLoopback`], so nothing
+    /// a learner's service grants callers on loopback is granted through it.
+    Public,
+    /// The loopback listener of this process: the learners' TUIs and the classroom's checks.
+    Internal,
+}
+
 /// The front's routes.
-pub fn router(core: Arc<Core>) -> Router {
-    Router::new()
-        .route("/", get(welcome))
-        .route(
-            "/classroom/join",
-            post(join).layer(DefaultBodyLimit::max(MAX_JOIN_BODY)),
-        )
-        .fallback(learner_route)
-        .with_state(core)
+pub fn router(core: Arc<Core>, exposure: Exposure) -> Router {
+    let routes = Router::new().route("/", get(welcome)).route(
+        "/classroom/join",
+        post(join).layer(DefaultBodyLimit::max(MAX_JOIN_BODY)),
+    );
+    match exposure {
+        Exposure::Public => routes.fallback(public_route),
+        Exposure::Internal => routes.fallback(internal_route),
+    }
+    .with_state(core)
+}
+
+async fn public_route(State(core): State<Arc<Core>>, req: Request) -> Response {
+    learner_route(core, req, Exposure::Public).await
+}
+
+async fn internal_route(State(core): State<Arc<Core>>, req: Request) -> Response {
+    learner_route(core, req, Exposure::Internal).await
+}
+
+/// Whether a path (a learner's, the prefix taken off) names an admin route however it is spelled:
+/// percent-encoded, in capitals, after empty segments.
+fn is_admin_path(path: &str) -> bool {
+    let decoded = percent_decoded(path).to_ascii_lowercase();
+    decoded
+        .split(['/', '\\'])
+        .find(|s| !s.is_empty())
+        .is_some_and(|first| first.trim() == "admin")
+}
+
+/// `%xx` decoded (twice over: `%2561` is `a` too); anything that is not an escape kept as is.
+fn percent_decoded(path: &str) -> String {
+    let mut s = path.to_string();
+    for _ in 0..3 {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| char::from(c).to_digit(16);
+            if b[i] == b'%'
+                && let (Some(h), Some(l)) = (
+                    b.get(i + 1).copied().and_then(hex),
+                    b.get(i + 2).copied().and_then(hex),
+                )
+            {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        let next = String::from_utf8_lossy(&out).into_owned();
+        if next == s {
+            break;
+        }
+        s = next;
+    }
+    s
 }
 
 async fn welcome(State(core): State<Arc<Core>>) -> Response {
@@ -84,7 +145,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 }
 
 /// `/l/{name}/rest…` → the learner's service, at `/rest…`.
-async fn learner_route(State(core): State<Arc<Core>>, mut req: Request) -> Response {
+async fn learner_route(core: Arc<Core>, mut req: Request, exposure: Exposure) -> Response {
     let path = req.uri().path();
     let Some(rest) = path.strip_prefix("/l/") else {
         return text(
@@ -110,6 +171,18 @@ async fn learner_route(State(core): State<Arc<Core>>, mut req: Request) -> Respo
             ),
         );
     };
+    if exposure == Exposure::Public {
+        if is_admin_path(&tail) {
+            tracing::info!(learner = %name, "admin route refused on the public port");
+            return text(
+                StatusCode::FORBIDDEN,
+                "Role administration is not available on the classroom's HTTP port: your SSH session's role step does it.\n",
+            );
+        }
+        // Whatever its peer (a reverse proxy on this machine is loopback), a request from the public
+        // port is not from this machine.
+        req.extensions_mut().insert(crate::practice::NotLoopback);
+    }
     let path_and_query = match req.uri().query() {
         Some(q) => format!("{tail}?{q}"),
         None => tail,
@@ -213,5 +286,28 @@ async fn join(
             text(StatusCode::FORBIDDEN, format!("{e}\n"))
         }
         Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_paths_however_spelled() {
+        for p in [
+            "/admin/roles",
+            "//admin/roles",
+            "/ADMIN/clients",
+            "/%61dmin/roles",
+            "/%2561dmin/roles",
+            "/admin",
+            "/%2Fadmin/roles",
+        ] {
+            assert!(is_admin_path(p), "{p}");
+        }
+        for p in ["/v1/studies", "/administer", "/v1/admin", "/", ""] {
+            assert!(!is_admin_path(p), "{p}");
+        }
     }
 }

@@ -714,8 +714,11 @@ impl Classroom {
             max_connections: 512,
             ..ConnectionLimits::default()
         };
-        for listener in [public, internal] {
-            let app = front::router(core.clone());
+        for (listener, exposure) in [
+            (public, front::Exposure::Public),
+            (internal, front::Exposure::Internal),
+        ] {
+            let app = front::router(core.clone(), exposure);
             let mut stop = stop_rx.clone();
             tasks.spawn(crate::practice::server::serve(
                 listener,

@@ -409,6 +409,13 @@ pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
     format!("{origin}{}", forwarded_prefix(headers).unwrap_or(""))
 }
 
+/// Set by a front that forwards requests from other machines (the classroom's public port) on each
+/// request it forwards: the service then treats it as not from loopback, whatever its peer address — a
+/// reverse proxy on the same machine (nginx in front of the classroom) makes every caller loopback.
+/// The admin routes ([`admin_guard`]) and the practice identity's one-click sign-in refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLoopback;
+
 /// The header a front that serves this service under a path prefix sets (the classroom's `/l/{name}`):
 /// every URL the service returns then starts with it. [`server::serve`] removes it from what clients
 /// send, so only a front in this process sets it.
