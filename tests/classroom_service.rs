@@ -18,6 +18,14 @@ use dicomlab::lab::engine::Session;
 use serde_json::{Value, json};
 
 async fn open(dir: &std::path::Path, code: &str) -> Classroom {
+    open_with(dir, code, |_| {}).await
+}
+
+async fn open_with(
+    dir: &std::path::Path,
+    code: &str,
+    change: impl FnOnce(&mut ClassroomConfig),
+) -> Classroom {
     let mut c = ClassroomConfig::new(dir.to_path_buf());
     c.http = "127.0.0.1:0".parse().expect("addr");
     c.ssh = "127.0.0.1:0".parse().expect("addr");
@@ -25,6 +33,7 @@ async fn open(dir: &std::path::Path, code: &str) -> Classroom {
     c.reindex_min = Duration::ZERO;
     c.first_refusal_delay = Duration::from_millis(20);
     c.check_delay = Duration::from_millis(200);
+    change(&mut c);
     Classroom::start(
         c,
         Lab::embedded().expect("lab"),
@@ -509,5 +518,123 @@ async fn the_public_port_grants_nothing_that_is_for_loopback_only() {
         .await
         .expect("login");
     assert_eq!(r.status(), 400, "on loopback the page is merely expired");
+    c.shutdown().await;
+}
+
+/// Waits until no check has run for a while; how many ran.
+async fn settled(c: &Classroom) -> u64 {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = c.core.checks_run.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let after = c.core.checks_run.load(Ordering::Relaxed);
+        if before == after || Instant::now() > end {
+            return after;
+        }
+    }
+}
+
+/// Requests without a valid token cost no check, and "not found" tells no names apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_cost_no_checks_and_tell_no_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    let origin = format!("http://{}", c.http_addr);
+    let answer = |path: &'static str| {
+        let http = http.clone();
+        let origin = origin.clone();
+        async move {
+            let r = http
+                .get(format!("{origin}{path}"))
+                .send()
+                .await
+                .expect("get");
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (r.status().as_u16(), ct, r.text().await.expect("text"))
+        }
+    };
+    let known = answer("/l/ada/no/such/route").await;
+    assert_eq!(known.0, 404);
+    for path in [
+        "/l/nobody/no/such/route",
+        "/l/nobody/v1/studies",
+        "/l/Nobody/x",
+    ] {
+        assert_eq!(answer(path).await, known, "{path}");
+    }
+
+    let quiet = settled(&c).await;
+    for _ in 0..20 {
+        let r = http
+            .get(format!("{origin}/l/ada/v1/studies"))
+            .send()
+            .await
+            .expect("anonymous");
+        assert_eq!(r.status(), 401);
+        let r = http
+            .get(format!("{origin}/l/ada/v1/studies"))
+            .bearer_auth("not-a-token")
+            .send()
+            .await
+            .expect("forged");
+        assert_eq!(r.status(), 401);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.core.checks_run.load(Ordering::Relaxed),
+        quiet,
+        "requests answered 401 run no check"
+    );
+    c.shutdown().await;
+}
+
+/// One address may send the public port so many requests a second; past them, 429 with Retry-After.
+/// The classroom's own loopback listener (the TUIs, the checks) has no such limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_port_limits_each_address_rate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open_with(dir.path(), "right-code", |c| {
+        c.rate_per_sec = 2.0;
+        c.rate_burst = 10.0;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let mut limited = None;
+    for i in 0..30 {
+        let r = http
+            .get(format!("http://{}/", c.http_addr))
+            .send()
+            .await
+            .expect("get");
+        if r.status() == 429 {
+            limited = Some((
+                i,
+                r.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()),
+            ));
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let (at, retry) = limited.expect("limited");
+    assert!(at >= 10, "the burst passes: limited after {at}");
+    assert!(retry.is_some_and(|s| s >= 1), "{retry:?}");
+    for _ in 0..30 {
+        let r = http
+            .get(format!("http://{}/", c.internal_addr))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "the loopback listener is not limited");
+    }
     c.shutdown().await;
 }

@@ -5,7 +5,11 @@
 //! takes the progress of a learner working on their own Azure service (`dicomlab join`).
 //!
 //! The front is served by the practice service's own hyper serving (`practice::server`): header and
-//! body timeouts, a connection limit, and a graceful shutdown.
+//! body timeouts, a connection limit, and a graceful shutdown. The public port also limits each client
+//! address's request rate (`rate.rs`: 429 with `Retry-After` beyond it). Every "not found" reads the
+//! same — an unknown learner's path and a known learner's path that names no route — so that names
+//! cannot be told apart by it; a request answered 401 (no valid token) is no reason to check a
+//! learner's steps, so an anonymous flood costs no checks.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -68,10 +72,54 @@ pub fn router(core: Arc<Core>, exposure: Exposure) -> Router {
         post(join).layer(DefaultBodyLimit::max(MAX_JOIN_BODY)),
     );
     match exposure {
-        Exposure::Public => routes.fallback(public_route),
+        Exposure::Public => {
+            routes
+                .fallback(public_route)
+                .layer(axum::middleware::from_fn_with_state(
+                    core.clone(),
+                    limit_rate,
+                ))
+        }
         Exposure::Internal => routes.fallback(internal_route),
     }
     .with_state(core)
+}
+
+/// The public port's per-address rate: beyond it, 429 with `Retry-After`.
+async fn limit_rate(
+    State(core): State<Arc<Core>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    if let Some(ip) = peer
+        && let Err(wait) = core.rate.take(ip, std::time::Instant::now())
+    {
+        return too_many(wait, "Too many requests from your address: slow down.");
+    }
+    next.run(req).await
+}
+
+/// `429 Too Many Requests` with `Retry-After` (whole seconds, at least 1).
+pub fn too_many(wait: std::time::Duration, why: &str) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("{why} Retry in {} s.\n", secs.max(1)),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
+}
+
+/// Every "not found" of the front, whatever was not found (a learner or a route of theirs).
+const NOT_FOUND: &str = "Not found. Each learner's service is under /l/<name>/v1.\n";
+
+fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, NOT_FOUND)
 }
 
 async fn public_route(State(core): State<Arc<Core>>, req: Request) -> Response {
@@ -148,28 +196,17 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 async fn learner_route(core: Arc<Core>, mut req: Request, exposure: Exposure) -> Response {
     let path = req.uri().path();
     let Some(rest) = path.strip_prefix("/l/") else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "Not found. Each learner's service is under /l/<name>/v1.\n",
-        );
+        return not_found();
     };
     let (name, tail) = match rest.split_once('/') {
         Some((n, t)) => (n, format!("/{t}")),
         None => (rest, "/".to_string()),
     };
     let Ok(name) = LearnerName::exact(name) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "No such learner in this classroom.\n",
-        );
+        return not_found();
     };
     let Some(tenant) = core.tenants.get(&name) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!(
-                "No learner '{name}' in this classroom yet: their service is made when they first log in with ssh.\n"
-            ),
-        );
+        return not_found();
     };
     if exposure == Exposure::Public {
         if is_admin_path(&tail) {
@@ -206,9 +243,16 @@ async fn learner_route(core: Arc<Core>, mut req: Request, exposure: Exposure) ->
         Ok(r) => r,
         Err(never) => match never {},
     };
-    // What the learner did (not the checks' own reads) is worth checking again.
-    if !by_check && !log_read {
+    // What the learner did (not the checks' own reads, not a request without a valid token) is worth
+    // checking again.
+    if !by_check && !log_read && resp.status() != StatusCode::UNAUTHORIZED {
         core.touched(&name);
+    }
+    // A route the service does not have: the same "not found" as a learner the classroom does not.
+    if resp.status() == StatusCode::NOT_FOUND
+        && axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0)
+    {
+        return not_found();
     }
     resp
 }

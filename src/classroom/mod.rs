@@ -5,7 +5,8 @@
 //! - `names.rs`: learner names; `gate.rs`: the class code and the growing wait after a wrong one;
 //! - `folder.rs`: what is kept on disk (learners, services, progress, the host key, the log);
 //! - `tenants.rs`: each learner's service in this process; `front.rs`: the HTTP front that routes
-//!   `/l/{name}/…` to it and takes self-reports (`dicomlab join`);
+//!   `/l/{name}/…` to it and takes self-reports (`dicomlab join`); `rate.rs`: its per-address request
+//!   rate;
 //! - `verdicts.rs`: the classroom's own checks of each learner's service (activity-driven);
 //! - `room.rs`: the room as the dashboard and `classroom status` show it; `dashboard.rs`: the
 //!   instructor's TUI;
@@ -20,6 +21,7 @@ pub mod front;
 pub mod gate;
 pub mod lab_tui;
 pub mod names;
+pub mod rate;
 pub mod room;
 pub mod ssh;
 pub mod tenants;
@@ -82,6 +84,10 @@ pub struct ClassroomConfig {
     pub reindex_min: Duration,
     /// How long after a learner's last request their steps are checked.
     pub check_delay: Duration,
+    /// Requests a second one client address may send the public HTTP port, on average…
+    pub rate_per_sec: f64,
+    /// …and at once.
+    pub rate_burst: f64,
 }
 
 impl ClassroomConfig {
@@ -101,6 +107,8 @@ impl ClassroomConfig {
             first_refusal_delay: Duration::from_secs(1),
             reindex_min: Duration::from_secs(2),
             check_delay: Duration::from_millis(600),
+            rate_per_sec: 50.0,
+            rate_burst: 200.0,
         }
     }
 }
@@ -239,6 +247,8 @@ pub struct Core {
     pub folder: Folder,
     pub tenants: Tenants,
     pub gate: Gate,
+    /// The public port's per-address request rate.
+    pub rate: rate::RateLimit,
     pub config: ClassroomConfig,
     learners: Mutex<Vec<LearnerEntry>>,
     /// Learners whose service saw a request of theirs since their last check.
@@ -686,6 +696,7 @@ impl Classroom {
         let core = Arc::new(Core {
             lab,
             gate: Gate::new(room.code.clone()).with_first_delay(config.first_refusal_delay),
+            rate: rate::RateLimit::new(config.rate_per_sec, config.rate_burst),
             folder: folder.clone(),
             tenants,
             learners: Mutex::new(learners.clone()),

@@ -79,6 +79,13 @@ pub(crate) struct RunArgs {
     /// Learners (each has a service and a folder).
     #[arg(long, default_value_t = 100)]
     max_learners: usize,
+    /// Requests a second one client address may send the HTTP port (on average; 429 beyond). Behind a
+    /// reverse proxy every learner has the proxy's address: raise it.
+    #[arg(long, default_value_t = 50.0, value_parser = positive)]
+    rate: f64,
+    /// Requests one client address may send the HTTP port at once.
+    #[arg(long, default_value_t = 200.0, value_parser = positive)]
+    rate_burst: f64,
     /// Minutes without a key before an SSH session is closed (told a minute before).
     #[arg(long, default_value_t = 45.0)]
     idle_minutes: f64,
@@ -92,6 +99,15 @@ pub(crate) struct RunArgs {
     /// The first wait after a wrong class code, in seconds (it doubles each time).
     #[arg(long, hide = true, default_value_t = 1.0)]
     refusal_seconds: f64,
+}
+
+/// A number of clap's: finite and above zero (`NaN`, `inf`, `-1` are refused with a message).
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' is not a number above zero")),
+        Err(e) => Err(format!("'{s}': {e}")),
+    }
 }
 
 pub(crate) fn default_dir() -> PathBuf {
@@ -170,6 +186,8 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     config.public_url = args.public_url.clone();
     config.max_sessions = args.max_sessions.max(1);
     config.max_learners = args.max_learners.max(1);
+    config.rate_per_sec = args.rate;
+    config.rate_burst = args.rate_burst;
     config.idle = Duration::from_secs_f64((args.idle_minutes * 60.0).clamp(60.0, 86_400.0));
     config.first_refusal_delay = Duration::from_secs_f64(args.refusal_seconds.clamp(0.01, 30.0));
     if args.instant_reindex {
