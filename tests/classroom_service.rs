@@ -638,3 +638,55 @@ async fn the_public_port_limits_each_address_rate() {
     }
     c.shutdown().await;
 }
+
+/// Self-reporting learners count against `--max-learners` as SSH learners do; many reports at once
+/// all reach `learners.json` (written off the learners' lock, newest last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_reporting_learners_count_against_the_limit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open_with(dir.path(), "right-code", |c| c.max_learners = 12).await;
+    c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/classroom/join", c.http_addr);
+    let report = |who: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.post(&url)
+                .json(
+                    &json!({"code": "right-code", "name": who, "lab": "dicom-service",
+                    "target": "azure", "steps": {}}),
+                )
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let mut at_once = tokio::task::JoinSet::new();
+    for i in 0..11 {
+        at_once.spawn(report(format!("self{i:02}")));
+    }
+    while let Some(r) = at_once.join_next().await {
+        assert_eq!(r.expect("task").status(), 200);
+    }
+    let r = report("one-too-many".into()).await;
+    assert_eq!(r.status(), 409);
+    let said = r.text().await.expect("text");
+    assert!(said.contains("limit of 12 learners"), "{said}");
+    match c
+        .core
+        .ssh_login("127.0.0.1".parse().expect("ip"), "newcomer", "right-code")
+        .await
+    {
+        dicomlab::classroom::SshLogin::Told(why) => assert!(why.contains("limit of 12"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("learners.json")).expect("read"))
+            .expect("json");
+    assert_eq!(
+        kept["learners"].as_array().map(Vec::len),
+        Some(12),
+        "every report reached the file: {kept:#}"
+    );
+    c.shutdown().await;
+}

@@ -225,7 +225,7 @@ async fn after_the_first_login_only_the_learners_own_code_logs_in() {
 
     // The instructor gives her a new one: the old one stops working.
     let name = dicomlab::classroom::names::LearnerName::exact("ada").expect("name");
-    let Ok(dicomlab::classroom::Reset::Code(new)) = c.core.reset_code(&name) else {
+    let Ok(dicomlab::classroom::Reset::Code(new)) = c.core.reset_code(&name).await else {
         panic!("a new code");
     };
     assert!(login(addr, "ada", &ada_code).await.expect("ssh").is_none());

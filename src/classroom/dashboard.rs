@@ -407,10 +407,11 @@ pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::
                 match effect {
                     Effect::Quit => return Ok(()),
                     Effect::Reset(name) => {
-                        let note = match super::names::LearnerName::exact(&name)
-                            .map_err(|e| e.to_string())
-                            .and_then(|n| core.reset_code(&n).map_err(|e| e.to_string()))
-                        {
+                        let reset = match super::names::LearnerName::exact(&name) {
+                            Ok(n) => core.reset_code(&n).await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let note = match reset {
                             Ok(super::Reset::Code(_)) => format!(
                                 "{name} has a new personal code (shown above); the old one no longer logs in."
                             ),

@@ -141,6 +141,8 @@ pub enum ClassroomError {
     WrongToken(LearnerName),
     #[error("no learner '{0}' in this classroom")]
     NoLearner(LearnerName),
+    #[error("the classroom's list of learners is unusable (a task failed while changing it)")]
+    Poisoned,
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
 }
@@ -250,7 +252,10 @@ pub struct Core {
     /// The public port's per-address request rate.
     pub rate: rate::RateLimit,
     pub config: ClassroomConfig,
-    learners: Mutex<Vec<LearnerEntry>>,
+    /// Who joined (in memory: changed under this lock without I/O, then written by `persist`).
+    learners: Mutex<Roster>,
+    /// The version of `learners` last written to `learners.json` (one write at a time).
+    learners_saved: tokio::sync::Mutex<u64>,
     /// Learners whose service saw a request of theirs since their last check.
     dirty: Mutex<HashSet<LearnerName>>,
     /// Wakes the checks.
@@ -266,6 +271,12 @@ pub struct Core {
     sessions: Mutex<BTreeMap<LearnerName, LiveSession>>,
     /// Checks run since the start (a room where nobody works runs none).
     pub checks_run: std::sync::atomic::AtomicU64,
+}
+
+/// The room's learners, and a version bumped on each change.
+struct Roster {
+    entries: Vec<LearnerEntry>,
+    version: u64,
 }
 
 impl Core {
@@ -333,29 +344,78 @@ impl Core {
 
     /// Everyone who joined.
     pub fn learners(&self) -> Vec<LearnerEntry> {
-        self.learners.lock().map(|l| l.clone()).unwrap_or_default()
+        self.learners
+            .lock()
+            .map(|l| l.entries.clone())
+            .unwrap_or_default()
     }
 
     fn entry(&self, name: &LearnerName) -> Option<LearnerEntry> {
-        self.learners().into_iter().find(|l| &l.name == name)
+        self.learners
+            .lock()
+            .ok()?
+            .entries
+            .iter()
+            .find(|l| &l.name == name)
+            .cloned()
+    }
+
+    /// Changes the room's learners under their lock — no I/O, no await there; `f` says whether it
+    /// changed them (then `persist` writes them).
+    fn edit<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<LearnerEntry>) -> Result<(T, bool), ClassroomError>,
+    ) -> Result<(T, bool), ClassroomError> {
+        let mut r = self.learners.lock().map_err(|_| ClassroomError::Poisoned)?;
+        let (value, changed) = f(&mut r.entries)?;
+        if changed {
+            r.version += 1;
+        }
+        Ok((value, changed))
+    }
+
+    /// Writes `learners.json` as the room holds it now: atomically and fsync'd, on the blocking pool,
+    /// never under the learners' lock. Writes wait for each other, and one that finds a newer write
+    /// done has nothing to do.
+    async fn persist(&self) -> Result<(), ClassroomError> {
+        let mut on_disk = self.learners_saved.lock().await;
+        let (snapshot, version) = {
+            let r = self.learners.lock().map_err(|_| ClassroomError::Poisoned)?;
+            (r.entries.clone(), r.version)
+        };
+        if version <= *on_disk {
+            return Ok(());
+        }
+        let folder = self.folder.clone();
+        tokio::task::spawn_blocking(move || folder.save_learners(&snapshot))
+            .await
+            .map_err(|e| TenantError::Task(e.to_string()))??;
+        *on_disk = version;
+        Ok(())
     }
 
     /// Adds a learner to the room (and to `learners.json`): no-op when they are in it.
-    fn add_learner(&self, name: &LearnerName, source: LearnerSource) -> Result<(), ClassroomError> {
-        let Ok(mut l) = self.learners.lock() else {
-            return Ok(());
-        };
-        if l.iter().any(|e| &e.name == name) {
-            return Ok(());
+    async fn add_learner(
+        &self,
+        name: &LearnerName,
+        source: LearnerSource,
+    ) -> Result<(), ClassroomError> {
+        let max = self.config.max_learners;
+        let ((), added) = self.edit(|l| {
+            if l.iter().any(|e| &e.name == name) {
+                return Ok(((), false));
+            }
+            if l.len() >= max {
+                return Err(TenantError::Full(max).into());
+            }
+            l.push(LearnerEntry::new(name.clone(), now(), source));
+            Ok(((), true))
+        })?;
+        if added {
+            tracing::info!(learner = %name, ?source, "learner joined");
+            self.changed();
+            self.persist().await?;
         }
-        if l.len() >= self.config.max_learners {
-            return Err(TenantError::Full(self.config.max_learners).into());
-        }
-        l.push(LearnerEntry::new(name.clone(), now(), source));
-        self.folder.save_learners(&l)?;
-        drop(l);
-        tracing::info!(learner = %name, ?source, "learner joined");
-        self.changed();
         Ok(())
     }
 
@@ -391,7 +451,7 @@ impl Core {
             tracing::info!(%peer, "ssh: wrong class code");
             return SshLogin::Wrong(wait);
         }
-        match self.claim(&name) {
+        match self.claim(&name).await {
             Ok(Some(code)) => {
                 tracing::info!(learner = %name, "personal code issued");
                 SshLogin::Learner {
@@ -410,32 +470,40 @@ impl Core {
         }
     }
 
-    /// Gives `name` a personal code, adding them to the room when new. `None`: they have one already.
-    fn claim(&self, name: &LearnerName) -> Result<Option<Secret>, ClassroomError> {
-        let Ok(mut l) = self.learners.lock() else {
-            return Ok(None);
-        };
-        let code = Secret::new(gate::new_personal_code());
-        match l.iter_mut().find(|e| &e.name == name) {
-            Some(e) if e.source == LearnerSource::SelfReported => {
-                return Err(ClassroomError::NameSelfReported(name.clone()));
-            }
-            Some(e) if e.code.is_some() => return Ok(None),
-            Some(e) => e.code = Some(code.clone()),
-            None => {
-                if l.len() >= self.config.max_learners {
-                    return Err(TenantError::Full(self.config.max_learners).into());
+    /// Gives `name` a personal code, adding them to the room when new (their name and kind reserved
+    /// before their service is built). `None`: they have one already.
+    async fn claim(&self, name: &LearnerName) -> Result<Option<Secret>, ClassroomError> {
+        let max = self.config.max_learners;
+        let (code, _) = self.edit(|l| {
+            let code = Secret::new(gate::new_personal_code());
+            let full = l.len() >= max;
+            match l.iter_mut().find(|e| &e.name == name) {
+                Some(e) if e.source == LearnerSource::SelfReported => {
+                    Err(ClassroomError::NameSelfReported(name.clone()))
                 }
-                let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::Service);
-                e.code = Some(code.clone());
-                l.push(e);
-                tracing::info!(learner = %name, "learner joined");
+                Some(e) if e.code.is_some() => Ok((None, false)),
+                Some(e) => {
+                    e.code = Some(code.clone());
+                    Ok((Some(code), true))
+                }
+                None if full => Err(TenantError::Full(max).into()),
+                None => {
+                    let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::Service);
+                    e.code = Some(code.clone());
+                    l.push(e);
+                    tracing::info!(learner = %name, "learner joined");
+                    Ok((Some(code), true))
+                }
+            }
+        })?;
+        if code.is_some() {
+            self.changed();
+            // In memory the code holds already; a disk that cannot take it is the log's business.
+            if let Err(e) = self.persist().await {
+                tracing::warn!(learner = %name, "cannot keep the learners: {e}");
             }
         }
-        self.folder.save_learners(&l)?;
-        drop(l);
-        self.changed();
-        Ok(Some(code))
+        Ok(code)
     }
 
     /// A learner's personal code (an SSH learner's, once given).
@@ -453,18 +521,14 @@ impl Core {
     }
 
     /// The instructor resets a learner: a new personal code, or a self-reporter's token forgotten.
-    pub fn reset_code(&self, name: &LearnerName) -> Result<Reset, ClassroomError> {
-        let Ok(mut l) = self.learners.lock() else {
-            return Err(ClassroomError::NoLearner(name.clone()));
-        };
-        let Some(e) = l.iter_mut().find(|e| &e.name == name) else {
-            return Err(ClassroomError::NoLearner(name.clone()));
-        };
-        let reset = reset_entry(e);
-        self.folder.save_learners(&l)?;
-        drop(l);
+    pub async fn reset_code(&self, name: &LearnerName) -> Result<Reset, ClassroomError> {
+        let (reset, _) = self.edit(|l| match l.iter_mut().find(|e| &e.name == name) {
+            Some(e) => Ok((reset_entry(e), true)),
+            None => Err(ClassroomError::NoLearner(name.clone())),
+        })?;
         tracing::info!(learner = %name, "reset by the instructor");
         self.changed();
+        self.persist().await?;
         Ok(reset)
     }
 
@@ -478,7 +542,7 @@ impl Core {
         let fresh = self.tenants.get(name).is_none();
         let tenant = self.tenants.open(name).await?;
         if self.entry(name).is_none() {
-            self.add_learner(name, LearnerSource::Service)?;
+            self.add_learner(name, LearnerSource::Service).await?;
         }
         if fresh {
             // Their first verdicts (the service exists, the environment is set) show at once.
@@ -503,38 +567,45 @@ impl Core {
 
     /// Checks a self-report's name and token: the first report of a name (or the first after a reset)
     /// gets a new token (returned), every other must carry it.
-    fn self_reporter(
+    async fn self_reporter(
         &self,
         name: &LearnerName,
         token: Option<&str>,
     ) -> Result<Option<String>, ClassroomError> {
-        let Ok(mut l) = self.learners.lock() else {
-            return Err(ClassroomError::NoLearner(name.clone()));
-        };
-        let fresh = gate::new_token();
-        match l.iter_mut().find(|e| &e.name == name) {
-            Some(e) if e.source == LearnerSource::Service => {
-                return Err(ClassroomError::NameOnService(name.clone()));
-            }
-            Some(e) => match &e.token_sha256 {
-                Some(h) if token.is_some_and(|t| gate::token_matches(t, h)) => return Ok(None),
-                Some(_) => return Err(ClassroomError::WrongToken(name.clone())),
-                None => e.token_sha256 = Some(gate::token_hash(&fresh)),
-            },
-            None => {
-                if l.len() >= self.config.max_learners {
-                    return Err(TenantError::Full(self.config.max_learners).into());
+        let max = self.config.max_learners;
+        let (issued, _) = self.edit(|l| {
+            let fresh = gate::new_token();
+            let full = l.len() >= max;
+            match l.iter_mut().find(|e| &e.name == name) {
+                Some(e) if e.source == LearnerSource::Service => {
+                    Err(ClassroomError::NameOnService(name.clone()))
                 }
-                let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::SelfReported);
-                e.token_sha256 = Some(gate::token_hash(&fresh));
-                l.push(e);
-                tracing::info!(learner = %name, "self-reporting learner joined");
+                Some(e) => match &e.token_sha256 {
+                    Some(h) if token.is_some_and(|t| gate::token_matches(t, h)) => {
+                        Ok((None, false))
+                    }
+                    Some(_) => Err(ClassroomError::WrongToken(name.clone())),
+                    None => {
+                        e.token_sha256 = Some(gate::token_hash(&fresh));
+                        Ok((Some(fresh), true))
+                    }
+                },
+                // Self-reporting learners count against the room's limit too.
+                None if full => Err(TenantError::Full(max).into()),
+                None => {
+                    let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::SelfReported);
+                    e.token_sha256 = Some(gate::token_hash(&fresh));
+                    l.push(e);
+                    tracing::info!(learner = %name, "self-reporting learner joined");
+                    Ok((Some(fresh), true))
+                }
             }
+        })?;
+        if issued.is_some() {
+            self.changed();
+            self.persist().await?;
         }
-        self.folder.save_learners(&l)?;
-        drop(l);
-        self.changed();
-        Ok(Some(fresh))
+        Ok(issued)
     }
 
     /// Keeps what a learner on their own service sent; the token their first report gets.
@@ -544,7 +615,7 @@ impl Core {
         token: Option<&str>,
         steps: BTreeMap<String, StepProgress>,
     ) -> Result<Option<String>, ClassroomError> {
-        let issued = self.self_reporter(name, token)?;
+        let issued = self.self_reporter(name, token).await?;
         self.folder.make_learner_dir(name)?;
         let path = self.folder.verdicts(name);
         let lab = self.lab.id.clone();
@@ -699,7 +770,11 @@ impl Classroom {
             rate: rate::RateLimit::new(config.rate_per_sec, config.rate_burst),
             folder: folder.clone(),
             tenants,
-            learners: Mutex::new(learners.clone()),
+            learners: Mutex::new(Roster {
+                entries: learners.clone(),
+                version: 0,
+            }),
+            learners_saved: tokio::sync::Mutex::new(0),
             dirty: Mutex::new(HashSet::new()),
             activity: Notify::new(),
             changed,
