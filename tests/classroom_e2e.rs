@@ -347,6 +347,12 @@ fn a_room_over_ssh_with_its_dashboard() {
     let public = format!("http://127.0.0.1:{http}/l/ada/v1");
     let s = t.wait_for("ada", "her public base URL", |s| s.contains(&public), 20);
     assert!(s.contains("••••"), "the secret is masked:\n{s}");
+    // So does the status bar: the classroom's address, not its loopback port.
+    assert!(
+        header(&s).contains(&format!("127.0.0.1:{http}/l/ada/v1")),
+        "the status bar:\n{}",
+        header(&s)
+    );
 
     // A resize redraws: below 100 columns the checklist collapses to one line.
     t.cmd(&["resize-window", "-t", "room:ada", "-x", "90", "-y", "30"]);

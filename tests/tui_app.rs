@@ -293,3 +293,34 @@ fn a_waiting_step_is_checked_again_on_the_slow_tick() {
     );
     assert_eq!(a.steps["change-feed"].check, CheckState::Checking);
 }
+
+#[test]
+fn over_ssh_an_exchange_shows_the_address_the_learners_laptop_uses() {
+    let mut a = app();
+    a.shown_urls = vec![(
+        "http://127.0.0.1:40001/l/ann/v1".into(),
+        "http://room.local:8080/l/ann/v1".into(),
+    )];
+    let e = dicomlab::dicomweb::Exchange {
+        method: "GET".into(),
+        url: "http://127.0.0.1:40001/l/ann/v1/studies?PatientID=1".into(),
+        status: Some(200),
+        ..Default::default()
+    };
+    let effects = update(&mut a, Msg::Exchange(e));
+    let shown = a.last_exchange.as_ref().expect("shown");
+    assert_eq!(
+        shown.url,
+        "http://room.local:8080/l/ann/v1/studies?PatientID=1"
+    );
+    assert!(
+        shown
+            .curl()
+            .contains("http://room.local:8080/l/ann/v1/studies")
+    );
+    // What is kept as evidence is what was sent.
+    assert!(
+        matches!(&effects[..], [Effect::Keep(k)] if k.url.starts_with("http://127.0.0.1:40001/")),
+        "{effects:?}"
+    );
+}

@@ -509,14 +509,20 @@ fn leave_out_own(attempts: &mut Vec<Attempt>, own: &[OwnRequest]) {
     if own.is_empty() {
         return;
     }
-    let mut by_route: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    // Per route, the rows with a time, in time order: each request looks only at its window.
+    let mut by_route: HashMap<(String, String), Vec<(OffsetDateTime, usize)>> = HashMap::new();
     for (i, a) in attempts.iter().enumerate() {
-        if a.source == Source::AuditLog {
+        if a.source == Source::AuditLog
+            && let Some(t) = a.time()
+        {
             by_route
                 .entry((a.method.to_ascii_uppercase(), route_key(&a.url)))
                 .or_default()
-                .push(i);
+                .push((t, i));
         }
+    }
+    for rows in by_route.values_mut() {
+        rows.sort_unstable();
     }
     let mut drop = vec![false; attempts.len()];
     for o in own {
@@ -526,19 +532,21 @@ fn leave_out_own(attempts: &mut Vec<Attempt>, own: &[OwnRequest]) {
         let Some(rows) = by_route.get(&(o.method.clone(), o.path.clone())) else {
             continue;
         };
-        let window = |t: OffsetDateTime| {
-            let d = (t - sent).whole_seconds();
-            (-5..=OWN_WINDOW_SECS).contains(&d)
+        let (Some(lo), Some(hi)) = (
+            sent.checked_sub(time::Duration::seconds(5)),
+            sent.checked_add(time::Duration::seconds(OWN_WINDOW_SECS)),
+        ) else {
+            continue;
         };
-        // The nearest row not yet matched.
-        let best = rows
+        let start = rows.partition_point(|(t, _)| *t < lo);
+        // The nearest row in the window not yet matched.
+        let best = rows[start..]
             .iter()
-            .filter(|&&i| !drop[i])
-            .filter_map(|&i| Some((i, attempts[i].time()?)))
-            .filter(|(_, t)| window(*t))
-            .min_by_key(|(_, t)| (*t - sent).abs());
-        if let Some((i, _)) = best {
-            drop[i] = true;
+            .take_while(|(t, _)| *t <= hi)
+            .filter(|(_, i)| !drop[*i])
+            .min_by_key(|(t, _)| (*t - sent).abs());
+        if let Some((_, i)) = best {
+            drop[*i] = true;
         }
     }
     let mut i = 0;

@@ -61,7 +61,7 @@ pub struct Target {
 }
 
 /// The credentials a profile describes.
-fn auth_of(profile: &Profile) -> AuthConfig {
+pub fn auth_of(profile: &Profile) -> AuthConfig {
     match (profile.kind, profile.auth) {
         (TargetKind::Generic, GenericAuth::None) => AuthConfig::None,
         (TargetKind::Generic, GenericAuth::Basic) => AuthConfig::Basic {

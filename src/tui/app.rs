@@ -130,6 +130,9 @@ pub struct App {
     pub switching: bool,
     /// Placeholders of lab text and their values for this target (`{baseUrl}` …; never a secret).
     pub vars: Vec<(String, String)>,
+    /// URL prefixes shown as others (from, to): over SSH the requests go to the classroom's loopback
+    /// port, and the learner's laptop reaches the same service by the classroom's public address.
+    pub shown_urls: Vec<(String, String)>,
     /// The viewer step's image and its attributes.
     pub viewer: Viewer,
     /// The profile last tried by `t` (so a profile that cannot open is stepped over next time).
@@ -263,6 +266,7 @@ impl App {
             switching: false,
             last_tried: None,
             vars: Vec::new(),
+            shown_urls: Vec::new(),
             viewer: Viewer::default(),
             screens,
             mouse: false,
@@ -513,7 +517,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             // The learner's own requests sent from dicomlab are kept: evidence where the service
             // keeps no record of them (never the checks' requests).
             let keep = !e.by_check && e.status.is_some();
-            app.last_exchange = Some(e.clone());
+            let mut shown = e.clone();
+            if let Some((from, to)) = app
+                .shown_urls
+                .iter()
+                .find(|(from, _)| !from.is_empty() && shown.url.starts_with(from.as_str()))
+            {
+                shown.url = format!("{to}{}", &shown.url[from.len()..]);
+            }
+            app.last_exchange = Some(shown);
             if keep {
                 vec![Effect::Keep(e)]
             } else {

@@ -110,6 +110,17 @@ where
     app.viewer.picker = picker;
     app.profiles = opts.profiles.keys().cloned().collect();
     app.vars = session.placeholders(&opts.lab);
+    if let Some(shown) = &opts.shown_profile {
+        app.shown_urls = shown_urls(&session, shown);
+        for (k, v) in &mut app.vars {
+            if let Some((_, to)) = app.shown_urls.iter().find(|(from, _)| from == v)
+                && matches!(k.as_str(), "{baseUrl}" | "{tokenUrl}")
+            {
+                *v = to.clone();
+            }
+        }
+        app.base_url = shown.base_url.trim().to_string();
+    }
     app.reads_recorded = session.log.is_some();
     if opts.ask_name {
         app.confirm = Some(super::app::Confirm::Name(String::new()));
@@ -523,4 +534,21 @@ fn send_token(session: &Session, tx: &mpsc::UnboundedSender<Msg>) {
     let token = session.client.cached_token();
     let _ = tx.send(Msg::TokenLeft(token.as_ref().map(|t| t.remaining())));
     let _ = tx.send(Msg::Claims(token.and_then(|t| t.claims)));
+}
+
+/// The URLs a session sends to, and how the learner's own machine reaches the same (`shown`): the
+/// base URL and the token URL.
+fn shown_urls(session: &Session, shown: &crate::config::Profile) -> Vec<(String, String)> {
+    let mut pairs = vec![(
+        session.client.base().to_string(),
+        shown.base_url.trim().trim_end_matches('/').to_string(),
+    )];
+    if let (Some(from), Some(to)) = (
+        session.client.auth().token_url(),
+        crate::target::auth_of(shown).token_url(),
+    ) {
+        pairs.push((from, to));
+    }
+    pairs.retain(|(from, to)| !from.is_empty() && !to.is_empty() && from != to);
+    pairs
 }
