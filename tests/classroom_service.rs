@@ -295,6 +295,19 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .await
         .expect("post");
     assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // At once again, even with the right code: told to wait (429), nothing checked, no answer sleeps.
+    let started = std::time::Instant::now();
+    let r = http
+        .post(&url)
+        .json(&report("right-code", "Carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let r = http
         .post(&url)
         .json(&report("right-code", "Carol"))
@@ -321,6 +334,8 @@ async fn learners_on_their_own_service_report_with_the_code() {
         v["token"] = json!(t);
         v
     };
+    // A wrong token counts as a wrong code: the address waits (20 ms, then 40 ms) before the next.
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let r = http
         .post(&url)
         .json(&with("not-the-token"))
@@ -328,6 +343,7 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .await
         .expect("post");
     assert_eq!(r.status(), 403, "another token");
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let r = http
         .post(&url)
         .json(&with(&token))

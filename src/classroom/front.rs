@@ -105,14 +105,24 @@ async fn limit_rate(
 
 /// `429 Too Many Requests` with `Retry-After` (whole seconds, at least 1).
 pub fn too_many(wait: std::time::Duration, why: &str) -> Response {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = whole_seconds(wait);
     let mut r = text(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("{why} Retry in {} s.\n", secs.max(1)),
+        format!("{why} Retry in {secs} s.\n"),
     );
     r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        .insert(header::RETRY_AFTER, retry_after(wait));
     r
+}
+
+/// A wait in whole seconds, rounded up, at least 1.
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// `Retry-After` for a wait.
+fn retry_after(wait: std::time::Duration) -> HeaderValue {
+    HeaderValue::from(whole_seconds(wait))
 }
 
 /// Every "not found" of the front, whatever was not found (a learner or a route of theirs).
@@ -279,10 +289,23 @@ async fn join(
             );
         }
     };
-    if let Err(wait) = core.gate.check(peer.ip(), &report.code) {
-        tokio::time::sleep(wait).await;
-        tracing::info!(%peer, "join refused: wrong class code");
-        return text(StatusCode::UNAUTHORIZED, "Wrong class code.\n");
+    // No answer sleeps (it would hold a connection): a wrong code says how long the address now
+    // waits, and a report within that wait is answered 429 at once, its code not looked at.
+    match core.gate.check_now(peer.ip(), &report.code) {
+        Ok(()) => {}
+        Err(super::gate::Refused::Wrong(wait)) => {
+            tracing::info!(%peer, "join refused: wrong class code");
+            let mut r = text(StatusCode::UNAUTHORIZED, "Wrong class code.\n");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after(wait));
+            return r;
+        }
+        Err(super::gate::Refused::Wait(wait)) => {
+            return too_many(
+                wait,
+                "A wrong class code came from your address a moment ago: wait, then send again.",
+            );
+        }
     }
     let name = match LearnerName::parse(&report.name) {
         Ok(n) => n,
@@ -301,11 +324,13 @@ async fn join(
     if report.steps.len() > MAX_REPORTED_STEPS {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "Too many steps.\n");
     }
-    // Only the lab's steps are kept.
+    // Only the lab's steps are kept, and only what a dashboard may show of them.
+    let received = time::OffsetDateTime::now_utc();
     let steps: BTreeMap<String, StepProgress> = report
         .steps
         .into_iter()
         .filter(|(id, _)| core.lab.step(id).is_some())
+        .map(|(id, p)| (id, reported_step(p, received)))
         .collect();
     match core
         .self_reported(&name, report.token.as_deref(), steps)
@@ -333,9 +358,77 @@ async fn join(
     }
 }
 
+/// The longest text kept of a self-reported step (a failure, a summary, a subject).
+const MAX_REPORTED_TEXT: usize = 300;
+/// How far ahead of the classroom's clock a reported time may be (clocks differ a little).
+const CLOCK_SLACK: time::Duration = time::Duration::minutes(5);
+
+/// A self-reported step as the classroom keeps it: its times real RFC 3339 instants not in the future
+/// (else the time it arrived, or none), its texts visible characters and short. The report comes from
+/// anyone who has the class code: nothing in it is trusted to be well formed.
+fn reported_step(mut p: StepProgress, received: time::OffsetDateTime) -> StepProgress {
+    use crate::lab::evidence::rfc3339;
+    let sane = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .filter(|at| *at <= received + CLOCK_SLACK && at.year() >= 2000)
+            .map(rfc3339)
+    };
+    let text = |t: &str| -> String {
+        let v = crate::text::visible(t);
+        match v.char_indices().nth(MAX_REPORTED_TEXT) {
+            Some((cut, _)) => format!("{}…", &v[..cut]),
+            None => v.into_owned(),
+        }
+    };
+    p.first = sane(&p.first).unwrap_or_else(|| rfc3339(received));
+    p.last = sane(&p.last).unwrap_or_else(|| rfc3339(received));
+    p.done_at = p.done_at.as_deref().and_then(sane);
+    p.waiting_since = p.waiting_since.as_deref().and_then(sane);
+    p.last_failure = p.last_failure.as_deref().map(text);
+    p.subject = p.subject.as_deref().map(text);
+    if let Some(e) = &mut p.evidence {
+        e.summary = text(&e.summary);
+        e.at = e.at.as_deref().and_then(sane);
+        e.subject = e.subject.as_deref().map(text);
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_self_reported_step_keeps_only_sane_times_and_short_visible_texts() {
+        let received = time::macros::datetime!(2026-11-30 12:00 UTC);
+        let raw: StepProgress = serde_json::from_value(serde_json::json!({
+            "status": "done", "attempts": 3,
+            "first": "2026-11-30T11:00:00Z",
+            "last": "9999-12-31T23:59:59Z",
+            "done_at": "yesterday",
+            "last_failure": format!("\u{1b}[2Jwiped{}", "x".repeat(5000)),
+            "evidence": {"source": "dicomlab", "summary": "ok\u{7}", "at": "2026-11-30T12:04:00Z"}
+        }))
+        .expect("a report");
+        let kept = reported_step(raw, received);
+        assert_eq!(kept.first, "2026-11-30T11:00:00Z");
+        assert_eq!(
+            kept.last, "2026-11-30T12:00:00Z",
+            "a future time is the arrival's"
+        );
+        assert_eq!(kept.done_at, None);
+        let failure = kept.last_failure.expect("kept");
+        assert!(!failure.contains('\u{1b}'), "{failure}");
+        assert!(failure.chars().count() <= MAX_REPORTED_TEXT + 1);
+        let e = kept.evidence.expect("evidence");
+        assert!(!e.summary.contains('\u{7}'));
+        assert_eq!(
+            e.at.as_deref(),
+            Some("2026-11-30T12:04:00Z"),
+            "within the clock slack"
+        );
+    }
 
     #[test]
     fn admin_paths_however_spelled() {

@@ -82,11 +82,43 @@ impl Gate {
         }
         entry.0 = entry.0.saturating_add(1);
         entry.1 = now;
-        let doubled = self
-            .first_delay
-            .saturating_mul(1u32 << (entry.0 - 1).min(16));
-        Err(doubled.min(MAX_DELAY))
+        Err(self.delay(entry.0))
     }
+
+    /// The wait after the `n`th wrong code in a row (n ≥ 1).
+    fn delay(&self, n: u32) -> Duration {
+        self.first_delay
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(MAX_DELAY)
+    }
+
+    /// Checks `given` from `peer` without making anyone wait: while the address's wait after its
+    /// last wrong code runs, nothing is checked (`Refused::Wait`, how long is left); a wrong code
+    /// says how long the address now waits (`Refused::Wrong`). For HTTP, where an answer that sleeps
+    /// would hold a connection (the client is told `Retry-After` instead).
+    pub fn check_now(&self, peer: IpAddr, given: &str) -> Result<(), Refused> {
+        if let Some(left) = self.waiting(peer, Instant::now()) {
+            return Err(Refused::Wait(left));
+        }
+        self.check(peer, given).map_err(Refused::Wrong)
+    }
+
+    /// What is left of `peer`'s wait at `now`, if any.
+    fn waiting(&self, peer: IpAddr, now: Instant) -> Option<Duration> {
+        let f = self.failures.lock().ok()?;
+        let (n, at) = f.get(&peer)?;
+        let until = *at + self.delay(*n);
+        (now < until).then(|| until - now)
+    }
+}
+
+/// Why a code was not checked, or was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The address is still waiting after its last wrong code: nothing was checked.
+    Wait(Duration),
+    /// Wrong: the address now waits this long.
+    Wrong(Duration),
 }
 
 /// Letters and digits without look-alikes (no i, l, o, 0, 1).
@@ -210,6 +242,34 @@ mod tests {
         assert_eq!(g.check(ip, "x"), Err(MAX_DELAY));
         assert_eq!(g.check(ip, "abcd-efgh"), Ok(()));
         assert_eq!(g.check(ip, "x"), Err(Duration::from_secs(1)), "forgotten");
+    }
+
+    #[test]
+    fn over_http_a_waiting_address_is_told_to_wait_and_nothing_is_checked() {
+        let g = Gate::new("abcd-efgh".into()).with_first_delay(Duration::from_millis(300));
+        let ip: IpAddr = [10, 0, 0, 9].into();
+        assert_eq!(
+            g.check_now(ip, "nope"),
+            Err(Refused::Wrong(Duration::from_millis(300)))
+        );
+        // During the wait, even the right code is not looked at (a guess costs nothing but time).
+        match g.check_now(ip, "abcd-efgh") {
+            Err(Refused::Wait(left)) => assert!(left <= Duration::from_millis(300), "{left:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(g.check_now(ip, "x"), Err(Refused::Wait(_))),
+            "not counted"
+        );
+        std::thread::sleep(Duration::from_millis(320));
+        assert_eq!(
+            g.check_now(ip, "x"),
+            Err(Refused::Wrong(Duration::from_millis(600))),
+            "the second wrong code, not the fourth"
+        );
+        std::thread::sleep(Duration::from_millis(620));
+        assert_eq!(g.check_now(ip, "abcd-efgh"), Ok(()));
+        assert_eq!(g.check_now(ip, "abcd-efgh"), Ok(()));
     }
 
     #[test]

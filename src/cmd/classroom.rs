@@ -81,13 +81,13 @@ pub(crate) struct RunArgs {
     max_learners: usize,
     /// Requests a second one client address may send the HTTP port (on average; 429 beyond). Behind a
     /// reverse proxy every learner has the proxy's address: raise it.
-    #[arg(long, default_value_t = 50.0, value_parser = positive)]
+    #[arg(long, default_value_t = 50.0, value_parser = super::positive)]
     rate: f64,
     /// Requests one client address may send the HTTP port at once.
-    #[arg(long, default_value_t = 200.0, value_parser = positive)]
+    #[arg(long, default_value_t = 200.0, value_parser = super::positive)]
     rate_burst: f64,
     /// Minutes without a key before an SSH session is closed (told a minute before).
-    #[arg(long, default_value_t = 45.0)]
+    #[arg(long, default_value_t = 45.0, value_parser = super::positive)]
     idle_minutes: f64,
     /// No dashboard: print where to connect and run until Ctrl-C or SIGTERM (a server without a
     /// terminal, tests).
@@ -97,17 +97,8 @@ pub(crate) struct RunArgs {
     #[arg(long, hide = true)]
     instant_reindex: bool,
     /// The first wait after a wrong class code, in seconds (it doubles each time).
-    #[arg(long, hide = true, default_value_t = 1.0)]
+    #[arg(long, hide = true, default_value_t = 1.0, value_parser = super::positive)]
     refusal_seconds: f64,
-}
-
-/// A number of clap's: finite and above zero (`NaN`, `inf`, `-1` are refused with a message).
-fn positive(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        Ok(_) => Err(format!("'{s}' is not a number above zero")),
-        Err(e) => Err(format!("'{s}': {e}")),
-    }
 }
 
 pub(crate) fn default_dir() -> PathBuf {

@@ -23,11 +23,66 @@ fn tokens_file() -> Option<PathBuf> {
     dicomlab::config::config_dir().map(|d| d.join("classroom-tokens.json"))
 }
 
+/// The largest tokens file read (a few hundred bytes per classroom and name).
+const MAX_TOKENS_FILE: u64 = 1024 * 1024;
+/// Times a report is sent again when the classroom says to wait (429 with a short `Retry-After`).
+const RETRIES: usize = 3;
+/// The longest `Retry-After` waited for.
+const MAX_RETRY_AFTER: u64 = 60;
+
 fn read_tokens(path: &Path) -> BTreeMap<String, String> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    use std::io::Read;
+    let mut b = Vec::new();
+    let read = std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TOKENS_FILE).read_to_end(&mut b))
+        .is_ok();
+    read.then(|| serde_json::from_slice(&b).ok())
+        .flatten()
         .unwrap_or_default()
+}
+
+/// Sends the report; when the classroom says to wait a little (429 — a classmate behind the same
+/// address typed a wrong code a moment ago, say), waits as told and sends it again.
+async fn send(
+    http: &reqwest::Client,
+    endpoint: &str,
+    report: &JoinReport,
+) -> Result<reqwest::Response> {
+    let mut tries = 0;
+    loop {
+        let answer = http
+            .post(endpoint)
+            .json(report)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the classroom at {endpoint}"))?;
+        let wait = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s <= MAX_RETRY_AFTER);
+        match wait {
+            Some(s) if answer.status() == 429 && tries < RETRIES => {
+                tries += 1;
+                eprintln!("The classroom asks to wait {s} s; sending again then.");
+                tokio::time::sleep(Duration::from_secs(s.max(1))).await;
+            }
+            _ => return Ok(answer),
+        }
+    }
+}
+
+/// The answer's text, at most [`MAX_ANSWER`] bytes of it read (whatever the classroom sends).
+async fn bounded_text(mut answer: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < MAX_ANSWER {
+        match answer.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(MAX_ANSWER - body.len())]),
+            _ => break,
+        }
+    }
+    body
 }
 
 /// Keeps `token` for `key` (the classroom's endpoint and the name), 0600.
@@ -76,12 +131,7 @@ pub(crate) async fn join(
             steps: store.steps(&l.lab.id, &session.target_key),
             token: tokens.as_deref().and_then(|p| read_tokens(p).remove(&key)),
         };
-        let answer = http
-            .post(&endpoint)
-            .json(&report)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the classroom at {endpoint}"))?;
+        let answer = send(&http, &endpoint, &report).await?;
         let status = answer.status();
         let issued = answer
             .headers()
@@ -96,8 +146,7 @@ pub(crate) async fn join(
                 ),
             }
         }
-        let mut body = answer.bytes().await.unwrap_or_default().to_vec();
-        body.truncate(MAX_ANSWER);
+        let body = bounded_text(answer).await;
         let text = String::from_utf8_lossy(&body);
         let text = dicomlab::text::visible(text.trim());
         if !status.is_success() {

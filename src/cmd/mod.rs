@@ -172,3 +172,21 @@ pub(crate) fn config_path(cli: &Cli) -> Result<PathBuf> {
             .context("no config dir on this system: pass --config FILE"),
     }
 }
+
+/// A number above zero (seconds, minutes, a rate): never NaN or infinite — clap says why.
+pub(crate) fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' is not a number above zero")),
+        Err(e) => Err(format!("'{s}': {e}")),
+    }
+}
+
+/// A number of zero or more: never NaN or infinite.
+pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' is not a number of zero or more")),
+        Err(e) => Err(format!("'{s}': {e}")),
+    }
+}
