@@ -253,3 +253,149 @@ async fn after_the_first_login_only_the_learners_own_code_logs_in() {
     assert!(login(addr, "cy", CODE).await.expect("ssh").is_none());
     c.shutdown().await;
 }
+
+/// A program that only records the sizes it is told, slowly (as a real redraw of a large screen is).
+struct SizeRecorder(Arc<std::sync::Mutex<Vec<(u16, u16)>>>);
+
+impl dicomlab::classroom::ssh::Runner for SizeRecorder {
+    fn run(
+        &self,
+        _learner: dicomlab::classroom::ssh::Learner,
+        terminal: dicomlab::classroom::ssh::Terminal,
+    ) -> dicomlab::classroom::ssh::RunFuture {
+        let seen = self.0.clone();
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            let mut events = terminal.events;
+            if let Ok(mut s) = seen.lock() {
+                s.push(terminal.size);
+            }
+            while let Some(e) = events.next().await {
+                if let Ok(crossterm::event::Event::Resize(w, h)) = e {
+                    if let Ok(mut s) = seen.lock() {
+                        s.push((w, h));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn open_recording(
+    dir: &std::path::Path,
+    login_time: Duration,
+) -> (Classroom, Arc<std::sync::Mutex<Vec<(u16, u16)>>>) {
+    let mut c = ClassroomConfig::new(dir.to_path_buf());
+    c.http = "127.0.0.1:0".parse().expect("addr");
+    c.ssh = "127.0.0.1:0".parse().expect("addr");
+    c.code = Some(dicomlab::dicomweb::Secret::new(CODE));
+    c.reindex_min = Duration::ZERO;
+    c.login_time = login_time;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let room = Classroom::start(
+        c,
+        Lab::embedded().expect("lab"),
+        Arc::new(SizeRecorder(seen.clone())),
+    )
+    .await
+    .expect("classroom starts");
+    (room, seen)
+}
+
+/// A flood of window changes costs the program a few redraws, at the newest size; a giant terminal
+/// is drawn at most 320×120.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_changes_are_coalesced_and_sizes_clamped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (c, seen) = open_recording(dir.path(), LONG).await;
+    let t = Terminal::open(c.ssh.addr, "ada", CODE, 5000, 3000)
+        .await
+        .expect("terminal");
+    for i in 0..300u32 {
+        t.channel
+            .window_change(80 + i % 50, 24 + i % 20, 0, 0)
+            .await
+            .expect("window change");
+    }
+    t.channel
+        .window_change(200, 60, 0, 0)
+        .await
+        .expect("window change");
+    let started = Instant::now();
+    loop {
+        let s = seen.lock().expect("seen").clone();
+        if s.last() == Some(&(200, 60)) {
+            assert_eq!(s.first(), Some(&(320, 120)), "clamped: {s:?}");
+            assert!(s.len() <= 12, "{} sizes for 301 window changes", s.len());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the newest size never arrived: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.shutdown().await;
+}
+
+/// A connection must log in, then ask for a terminal, each within the login time; and one address
+/// cannot hold every place among the connections logging in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_do_not_log_in_or_open_a_terminal_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (c, _) = open_recording(dir.path(), Duration::from_secs(1)).await;
+    let addr = c.ssh.addr;
+
+    // Logged in, no terminal: closed after the login time, twice over at most.
+    let handle = login(addr, "ada", CODE)
+        .await
+        .expect("ssh")
+        .expect("logged in");
+    let started = Instant::now();
+    while !handle.is_closed() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a connection without a terminal was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 32 connections from one address that never log in take its share; the 33rd is closed at
+    // once (no SSH greeting), the rest of the room's places stay free.
+    async fn greeting(s: &mut tokio::net::TcpStream) -> usize {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0)
+    }
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(greeting(&mut s).await > 0, "an SSH greeting");
+        idle.push(s);
+    }
+    let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(greeting(&mut extra).await, 0, "the 33rd is closed");
+    // After the login time they are all closed, and the address may connect again.
+    let mut buf = [0u8; 4096];
+    for s in &mut idle {
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a connection that never logged in was kept");
+    }
+    let mut again = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(greeting(&mut again).await > 0);
+    c.shutdown().await;
+}

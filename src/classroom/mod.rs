@@ -88,6 +88,8 @@ pub struct ClassroomConfig {
     pub rate_per_sec: f64,
     /// …and at once.
     pub rate_burst: f64,
+    /// An SSH connection must log in within this, and then ask for a terminal within as long.
+    pub login_time: Duration,
 }
 
 impl ClassroomConfig {
@@ -109,6 +111,7 @@ impl ClassroomConfig {
             check_delay: Duration::from_millis(600),
             rate_per_sec: 50.0,
             rate_burst: 200.0,
+            login_time: Duration::from_secs(60),
         }
     }
 }
