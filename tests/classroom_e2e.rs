@@ -401,4 +401,14 @@ fn a_room_over_ssh_with_its_dashboard() {
         !shows_step(&s, "service-exists"),
         "resumed at the first step not done, not the first:\n{s}"
     );
+    // The room's log and lock are its owner's only.
+    #[cfg(unix)]
+    for f in ["classroom.log", "classroom.lock", "learners.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
 }

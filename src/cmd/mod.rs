@@ -31,6 +31,19 @@ pub(crate) fn log_into(
     file: &str,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
+    // The log names learners, addresses and hosts: readable by its owner only (made so before the
+    // appender opens it, and made so again when an older one was not).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = dir.join(file);
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path);
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
     let appender = tracing_appender::rolling::never(dir, file);
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()
