@@ -269,6 +269,18 @@ async fn each_learner_has_their_own_service_behind_one_port() {
         .expect("after restart");
     assert_eq!(r.status(), 200, "ada's studies are still there");
     c.shutdown().await;
+
+    // One learner's damaged service keeps nobody else out: the room opens, ada works, bob is told.
+    let index = dir.path().join("learners/bob/service/index.sqlite");
+    assert!(index.exists(), "{}", index.display());
+    std::fs::write(&index, b"not a database, whatever it was").expect("damage");
+    let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
+    let again = c.core.join(&name("ada")).await.expect("ada again");
+    assert_eq!(again.tenant_id, ada.tenant_id);
+    let said = c.core.join(&name("bob")).await.err().expect("bob's service is damaged");
+    eprintln!("bob is told: {said}");
+    assert!(!said.to_string().is_empty());
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

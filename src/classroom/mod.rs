@@ -790,12 +790,16 @@ impl Classroom {
         });
         let _ = core.internal_origin.set(internal_origin);
         let _ = core.public_origin.set(public_origin(&config, http_addr));
-        // Every learner's service runs again (their Postman keeps working after a restart).
+        // Every learner's service runs again (their Postman keeps working after a restart). One that
+        // cannot (its folder damaged, say) keeps nobody else out: it is logged, and said to the
+        // learner when they next log in (their login opens it again).
         for l in learners
             .iter()
             .filter(|l| l.source == LearnerSource::Service)
         {
-            core.tenants.open(&l.name).await?;
+            if let Err(e) = core.tenants.open(&l.name).await {
+                tracing::error!(learner = %l.name, "cannot open the learner's service: {e}");
+            }
         }
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
