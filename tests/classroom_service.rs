@@ -277,7 +277,12 @@ async fn each_learner_has_their_own_service_behind_one_port() {
     let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
     let again = c.core.join(&name("ada")).await.expect("ada again");
     assert_eq!(again.tenant_id, ada.tenant_id);
-    let said = c.core.join(&name("bob")).await.err().expect("bob's service is damaged");
+    let said = c
+        .core
+        .join(&name("bob"))
+        .await
+        .err()
+        .expect("bob's service is damaged");
     eprintln!("bob is told: {said}");
     assert!(!said.to_string().is_empty());
     c.shutdown().await;
