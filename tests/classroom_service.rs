@@ -110,6 +110,12 @@ async fn each_learner_has_their_own_service_behind_one_port() {
     let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
     let ada = c.core.join(&name("ada")).await.expect("ada joins");
     let bob = c.core.join(&name("bob")).await.expect("bob joins");
+    // Each service may hold the room's per-learner storage (1 GiB by default), no more.
+    let ada_service = c.core.tenants.get(&name("ada")).expect("ada's service");
+    assert_eq!(
+        ada_service.service.config.max_stored_bytes,
+        Some(1024 * 1024 * 1024)
+    );
     let origin = format!("http://{}", c.http_addr);
     assert_eq!(ada.public_base_url, format!("{origin}/l/ada/v1"));
     assert_ne!(ada.tenant_id, bob.tenant_id, "own tenant");
@@ -281,8 +287,7 @@ async fn each_learner_has_their_own_service_behind_one_port() {
         .core
         .join(&name("bob"))
         .await
-        .err()
-        .expect("bob's service is damaged");
+        .expect_err("bob's service is damaged");
     eprintln!("bob is told: {said}");
     assert!(!said.to_string().is_empty());
     c.shutdown().await;

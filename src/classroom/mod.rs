@@ -90,6 +90,8 @@ pub struct ClassroomConfig {
     pub rate_burst: f64,
     /// An SSH connection must log in within this, and then ask for a terminal within as long.
     pub login_time: Duration,
+    /// Bytes each learner's stored instances may take (the room's disk is the sum).
+    pub learner_storage: u64,
 }
 
 impl ClassroomConfig {
@@ -112,6 +114,7 @@ impl ClassroomConfig {
             rate_per_sec: 50.0,
             rate_burst: 200.0,
             login_time: Duration::from_secs(60),
+            learner_storage: 1024 * 1024 * 1024,
         }
     }
 }
@@ -764,7 +767,8 @@ impl Classroom {
             config.max_learners,
             internal_origin.clone(),
         )
-        .with_reindex_min(config.reindex_min);
+        .with_reindex_min(config.reindex_min)
+        .with_storage(config.learner_storage);
         let learners = folder.learners()?;
         let (changed, _) = watch::channel(0u64);
         let core = Arc::new(Core {

@@ -86,6 +86,9 @@ pub(crate) struct RunArgs {
     /// Requests one client address may send the HTTP port at once.
     #[arg(long, default_value_t = 200.0, value_parser = super::positive)]
     rate_burst: f64,
+    /// MiB each learner's stored instances may take (a store beyond is refused with the reason).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    learner_storage_mib: u64,
     /// Minutes without a key before an SSH session is closed (told a minute before).
     #[arg(long, default_value_t = 45.0, value_parser = super::positive)]
     idle_minutes: f64,
@@ -179,6 +182,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     config.max_learners = args.max_learners.max(1);
     config.rate_per_sec = args.rate;
     config.rate_burst = args.rate_burst;
+    config.learner_storage = args.learner_storage_mib * 1024 * 1024;
     config.idle = Duration::from_secs_f64((args.idle_minutes * 60.0).clamp(60.0, 86_400.0));
     config.first_refusal_delay = Duration::from_secs_f64(args.refusal_seconds.clamp(0.01, 30.0));
     if args.instant_reindex {

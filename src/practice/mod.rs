@@ -63,6 +63,11 @@ pub struct ServiceConfig {
     pub reindex_min_duration: Duration,
     /// Largest accepted request body; larger gets 413 (contract §3.2: 2 GiB).
     pub max_request_bytes: u64,
+    /// Bytes the stored instances may take in all (`None`: no limit, as Azure). A classroom gives each
+    /// learner's service one, so that one learner cannot fill the instructor's disk; a store beyond it
+    /// is refused with `507 Insufficient Storage` (or, for an instance that no longer fits, failure
+    /// reason 272 with the reason in its comment).
+    pub max_stored_bytes: Option<u64>,
     /// How many instances are rendered or cut into frames at once; 0 = one per core. The TUI's embedded
     /// service uses 1: a classroom laptop keeps the memory.
     pub heavy_jobs: usize,
@@ -114,6 +119,7 @@ impl Default for ServiceConfig {
             token_lifetime: Duration::from_secs(3599),
             reindex_min_duration: Duration::from_secs(2),
             max_request_bytes: 2 * 1024 * 1024 * 1024,
+            max_stored_bytes: None,
             heavy_jobs: 0,
             audit_delay: Duration::ZERO,
             audit_user_agent: true,
