@@ -624,9 +624,16 @@ async fn many_medium_parts_past_the_memory_budget_all_store() {
 /// makes room again.
 #[tokio::test]
 async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
-    let study = uid();
-    let one = || instance(&study, &uid(), &uid(), &[]);
+    // UIDs of one length: every instance has the same size.
+    let fixed = |i: u64| format!("2.25.1{i:037}");
+    let study = fixed(1);
+    let next = std::sync::atomic::AtomicU64::new(100);
+    let one = || {
+        let i = next.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        instance(&study, &fixed(i), &fixed(i + 1), &[])
+    };
     let n = one().len() as u64;
+    assert_eq!(one().len() as u64, n);
     let lab = Lab::start_with(ServiceConfig {
         grant_owner: true,
         max_stored_bytes: Some(2 * n),
