@@ -266,6 +266,11 @@ pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "dicomlab").map(|d| d.config_dir().join("config.toml"))
 }
 
+/// The config dir (the config file; `dicomlab join`'s classroom tokens).
+pub fn config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "dicomlab").map(|d| d.config_dir().to_path_buf())
+}
+
 /// The data dir (progress, practice data, logs).
 pub fn data_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "dicomlab").map_or_else(

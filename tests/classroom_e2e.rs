@@ -2,7 +2,8 @@
 //! logging in with the system OpenSSH client (`sshpass` types the class code) in others, all in tmux.
 //! Two learners log in; one does steps; the dashboard and `classroom status --format json` show exactly
 //! that learner's progress; the second sees none of the first's data; a wrong code is refused; a
-//! resize redraws; a reconnect resumes; the host key's fingerprint is the one the dashboard prints.
+//! resize redraws; a reconnect with the personal code the first login showed resumes, while the class
+//! code no longer logs in as her; the host key's fingerprint is the one the dashboard prints.
 //!
 //! Skipped with a printed reason when tmux, ssh or sshpass is missing, unless `DICOMLAB_REQUIRE_TMUX=1`
 //! (set by `.ci/run`).
@@ -167,6 +168,21 @@ fn learner<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// The personal code a first login shows, read off the screen; then Enter opens the lab.
+fn first_login(t: &Tmux, w: &str) -> String {
+    let s = t.wait_for(w, "the personal code", |s| code_on(s).is_some(), 60);
+    let code = code_on(&s).unwrap_or_default();
+    t.keys(w, "Enter");
+    t.wait_for(w, "the lab", |s| s.contains("Exercises"), 60);
+    code
+}
+
+fn code_on(screen: &str) -> Option<String> {
+    let after = screen.split("Your personal code is ").nth(1)?;
+    let code: String = after.chars().take(9).collect();
+    (code.len() == 9 && code.chars().nth(4) == Some('-')).then_some(code)
+}
+
 fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
 }
@@ -217,7 +233,7 @@ fn a_room_over_ssh_with_its_dashboard() {
 
     // Ada logs in; the host key is the one the dashboard shows.
     t.window("ada", &ssh(sshp, "ada", CODE, &known_hosts));
-    t.wait_for("ada", "ada's lab", |s| s.contains("Exercises"), 60);
+    let ada_code = first_login(&t, "ada");
     let keygen = Command::new("ssh-keygen")
         .args(["-l", "-f"])
         .arg(&known_hosts)
@@ -228,7 +244,8 @@ fn a_room_over_ssh_with_its_dashboard() {
 
     // Bob logs in too.
     t.window("bob", &ssh(sshp, "Bob", CODE, &known_hosts));
-    t.wait_for("bob", "bob's lab", |s| s.contains("Exercises"), 60);
+    let bob_code = first_login(&t, "bob");
+    assert_ne!(ada_code, bob_code);
 
     // A wrong code is refused (and the name never joins).
     t.window(
@@ -368,7 +385,13 @@ fn a_room_over_ssh_with_its_dashboard() {
         |s| s.contains("Your progress is kept"),
         20,
     );
-    t.window("ada2", &ssh(sshp, "ada", CODE, &known_hosts));
+    // The class code no longer logs in as her, nor does Bob's code.
+    for (w, code) in [("ada-class", CODE), ("ada-bob", bob_code.as_str())] {
+        t.window(w, &ssh(sshp, "ada", code, &known_hosts));
+        let s = t.wait_for(w, "the refusal", |s| s.contains("EXIT="), 60);
+        assert!(s.contains("EXIT=5"), "refused:\n{s}");
+    }
+    t.window("ada2", &ssh(sshp, "ada", &ada_code, &known_hosts));
     let s = t.wait_for("ada2", "ada's lab again", |s| s.contains("Exercises"), 60);
     assert!(
         header(&s).contains(&format!("{ada_done} done")),
@@ -378,4 +401,14 @@ fn a_room_over_ssh_with_its_dashboard() {
         !shows_step(&s, "service-exists"),
         "resumed at the first step not done, not the first:\n{s}"
     );
+    // The room's log and lock are its owner's only.
+    #[cfg(unix)]
+    for f in ["classroom.log", "classroom.lock", "learners.json"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
 }

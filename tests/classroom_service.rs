@@ -18,6 +18,14 @@ use dicomlab::lab::engine::Session;
 use serde_json::{Value, json};
 
 async fn open(dir: &std::path::Path, code: &str) -> Classroom {
+    open_with(dir, code, |_| {}).await
+}
+
+async fn open_with(
+    dir: &std::path::Path,
+    code: &str,
+    change: impl FnOnce(&mut ClassroomConfig),
+) -> Classroom {
     let mut c = ClassroomConfig::new(dir.to_path_buf());
     c.http = "127.0.0.1:0".parse().expect("addr");
     c.ssh = "127.0.0.1:0".parse().expect("addr");
@@ -25,6 +33,7 @@ async fn open(dir: &std::path::Path, code: &str) -> Classroom {
     c.reindex_min = Duration::ZERO;
     c.first_refusal_delay = Duration::from_millis(20);
     c.check_delay = Duration::from_millis(200);
+    change(&mut c);
     Classroom::start(
         c,
         Lab::embedded().expect("lab"),
@@ -101,6 +110,12 @@ async fn each_learner_has_their_own_service_behind_one_port() {
     let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
     let ada = c.core.join(&name("ada")).await.expect("ada joins");
     let bob = c.core.join(&name("bob")).await.expect("bob joins");
+    // Each service may hold the room's per-learner storage (1 GiB by default), no more.
+    let ada_service = c.core.tenants.get(&name("ada")).expect("ada's service");
+    assert_eq!(
+        ada_service.service.config.max_stored_bytes,
+        Some(1024 * 1024 * 1024)
+    );
     let origin = format!("http://{}", c.http_addr);
     assert_eq!(ada.public_base_url, format!("{origin}/l/ada/v1"));
     assert_ne!(ada.tenant_id, bob.tenant_id, "own tenant");
@@ -260,6 +275,22 @@ async fn each_learner_has_their_own_service_behind_one_port() {
         .expect("after restart");
     assert_eq!(r.status(), 200, "ada's studies are still there");
     c.shutdown().await;
+
+    // One learner's damaged service keeps nobody else out: the room opens, ada works, bob is told.
+    let index = dir.path().join("learners/bob/service/index.sqlite");
+    assert!(index.exists(), "{}", index.display());
+    std::fs::write(&index, b"not a database, whatever it was").expect("damage");
+    let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
+    let again = c.core.join(&name("ada")).await.expect("ada again");
+    assert_eq!(again.tenant_id, ada.tenant_id);
+    let said = c
+        .core
+        .join(&name("bob"))
+        .await
+        .expect_err("bob's service is damaged");
+    eprintln!("bob is told: {said}");
+    assert!(!said.to_string().is_empty());
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,13 +317,64 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .await
         .expect("post");
     assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // At once again, even with the right code: told to wait (429), nothing checked, no answer sleeps.
+    let started = std::time::Instant::now();
     let r = http
         .post(&url)
         .json(&report("right-code", "Carol"))
         .send()
         .await
         .expect("post");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let r = http
+        .post(&url)
+        .json(&report("right-code", "Carol"))
+        .send()
+        .await
+        .expect("post");
+    let token = r
+        .headers()
+        .get(dicomlab::classroom::front::TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let token = token.expect("the first report gets a token");
+    // Every later report of the name carries it: without it (or with another) it is refused.
+    let r = http
+        .post(&url)
+        .json(&report("right-code", "carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "no token");
+    let with = |t: &str| {
+        let mut v = report("right-code", "carol");
+        v["token"] = json!(t);
+        v
+    };
+    // A wrong token counts as a wrong code: the address waits (20 ms, then 40 ms) before the next.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let r = http
+        .post(&url)
+        .json(&with("not-the-token"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "another token");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = http
+        .post(&url)
+        .json(&with(&token))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let kept = std::fs::read_to_string(dir.path().join("learners.json")).expect("learners");
+    assert!(!kept.contains(&token), "kept hashed");
     let r = http
         .post(&url)
         .json(&report("right-code", "ada"))
@@ -371,6 +453,27 @@ async fn join_sends_a_learners_own_progress_and_never_the_secret() {
     let (ok, out) = run("right-code").await.expect("join");
     assert!(ok, "{out}");
     assert!(out.contains("self-reported"), "{out}");
+    // Its token is kept (0600) and sent with the next report; a report without it is refused.
+    let tokens = home.join("config/dicomlab/classroom-tokens.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens)
+            .expect("the token is kept")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (ok, out) = run("right-code").await.expect("join again");
+    assert!(ok, "{out}");
+    let r = reqwest::Client::new()
+        .post(format!("{url}/classroom/join"))
+        .json(&json!({"code": "right-code", "name": "dora", "lab": "dicom-service", "target": "azure", "steps": {}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "dora's name needs her token");
     let r = room_until(&c, "dora shows", |r| r.learner("dora").is_some()).await;
     assert_eq!(
         r.learner("dora").map(|l| l.source),
@@ -381,5 +484,247 @@ async fn join_sends_a_learners_own_progress_and_never_the_secret() {
         std::fs::read_to_string(dir.path().join("room/learners/dora/verdicts.json")).expect("kept");
     assert!(!kept.contains(&own.client_secret), "never the secret");
     assert!(!out.contains(&own.client_secret));
+    c.shutdown().await;
+}
+
+/// Behind a reverse proxy on the classroom's machine every caller of the public port is on loopback:
+/// what a learner's service grants callers on loopback (role administration, the one-click sign-in)
+/// is never granted through the public port — only through the classroom's own loopback listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_port_grants_nothing_that_is_for_loopback_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let ada = c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    // The test's requests come from 127.0.0.1, as a same-host nginx's would.
+    let public = format!("http://{}", c.http_addr);
+    let internal = format!("http://{}", c.internal_addr);
+    for path in [
+        "/l/ada/admin/roles",
+        "/l/ada//admin/roles",
+        "/l/ada/ADMIN/roles",
+        "/l/ada/%61dmin/roles",
+        "/l/ada/admin/apps",
+        "/l/ada/admin/cors",
+    ] {
+        let r = http
+            .get(format!("{public}{path}"))
+            .header("x-dicomlab-admin", "1")
+            .send()
+            .await
+            .expect("get");
+        assert!(!r.status().is_success(), "{path}: {}", r.status());
+    }
+    let r = http
+        .put(format!(
+            "{public}/l/ada/admin/roles/{}/DICOM%20Data%20Owner",
+            ada.client_id
+        ))
+        .header("x-dicomlab-admin", "1")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 403, "no role granted through the public port");
+    let r = http
+        .post(format!("{public}/l/ada/admin/clients"))
+        .header("x-dicomlab-admin", "1")
+        .json(&json!({"name": "mine"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    // The one-click sign-in: refused as from another machine (not "this page expired").
+    let r = http
+        .post(format!("{public}/l/ada/{}/login", ada.tenant_id))
+        .form(&[("flow", "x"), ("user", "")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 403, "{:?}", r.text().await);
+    // The classroom's own loopback listener (the learner's TUI: the lab's role step) still may.
+    let r = http
+        .get(format!("{internal}/l/ada/admin/roles"))
+        .header("x-dicomlab-admin", "1")
+        .send()
+        .await
+        .expect("internal");
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{internal}/l/ada/{}/login", ada.tenant_id))
+        .form(&[("flow", "x"), ("user", "")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 400, "on loopback the page is merely expired");
+    c.shutdown().await;
+}
+
+/// Waits until no check has run for a while; how many ran.
+async fn settled(c: &Classroom) -> u64 {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = c.core.checks_run.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let after = c.core.checks_run.load(Ordering::Relaxed);
+        if before == after || Instant::now() > end {
+            return after;
+        }
+    }
+}
+
+/// Requests without a valid token cost no check, and "not found" tells no names apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_cost_no_checks_and_tell_no_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    let origin = format!("http://{}", c.http_addr);
+    let answer = |path: &'static str| {
+        let http = http.clone();
+        let origin = origin.clone();
+        async move {
+            let r = http
+                .get(format!("{origin}{path}"))
+                .send()
+                .await
+                .expect("get");
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (r.status().as_u16(), ct, r.text().await.expect("text"))
+        }
+    };
+    let known = answer("/l/ada/no/such/route").await;
+    assert_eq!(known.0, 404);
+    for path in [
+        "/l/nobody/no/such/route",
+        "/l/nobody/v1/studies",
+        "/l/Nobody/x",
+    ] {
+        assert_eq!(answer(path).await, known, "{path}");
+    }
+
+    let quiet = settled(&c).await;
+    for _ in 0..20 {
+        let r = http
+            .get(format!("{origin}/l/ada/v1/studies"))
+            .send()
+            .await
+            .expect("anonymous");
+        assert_eq!(r.status(), 401);
+        let r = http
+            .get(format!("{origin}/l/ada/v1/studies"))
+            .bearer_auth("not-a-token")
+            .send()
+            .await
+            .expect("forged");
+        assert_eq!(r.status(), 401);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.core.checks_run.load(Ordering::Relaxed),
+        quiet,
+        "requests answered 401 run no check"
+    );
+    c.shutdown().await;
+}
+
+/// One address may send the public port so many requests a second; past them, 429 with Retry-After.
+/// The classroom's own loopback listener (the TUIs, the checks) has no such limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_port_limits_each_address_rate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open_with(dir.path(), "right-code", |c| {
+        c.rate_per_sec = 2.0;
+        c.rate_burst = 10.0;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let mut limited = None;
+    for i in 0..30 {
+        let r = http
+            .get(format!("http://{}/", c.http_addr))
+            .send()
+            .await
+            .expect("get");
+        if r.status() == 429 {
+            limited = Some((
+                i,
+                r.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()),
+            ));
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let (at, retry) = limited.expect("limited");
+    assert!(at >= 10, "the burst passes: limited after {at}");
+    assert!(retry.is_some_and(|s| s >= 1), "{retry:?}");
+    for _ in 0..30 {
+        let r = http
+            .get(format!("http://{}/", c.internal_addr))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "the loopback listener is not limited");
+    }
+    c.shutdown().await;
+}
+
+/// Self-reporting learners count against `--max-learners` as SSH learners do; many reports at once
+/// all reach `learners.json` (written off the learners' lock, newest last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_reporting_learners_count_against_the_limit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open_with(dir.path(), "right-code", |c| c.max_learners = 12).await;
+    c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/classroom/join", c.http_addr);
+    let report = |who: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.post(&url)
+                .json(
+                    &json!({"code": "right-code", "name": who, "lab": "dicom-service",
+                    "target": "azure", "steps": {}}),
+                )
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let mut at_once = tokio::task::JoinSet::new();
+    for i in 0..11 {
+        at_once.spawn(report(format!("self{i:02}")));
+    }
+    while let Some(r) = at_once.join_next().await {
+        assert_eq!(r.expect("task").status(), 200);
+    }
+    let r = report("one-too-many".into()).await;
+    assert_eq!(r.status(), 409);
+    let said = r.text().await.expect("text");
+    assert!(said.contains("limit of 12 learners"), "{said}");
+    match c
+        .core
+        .ssh_login("127.0.0.1".parse().expect("ip"), "newcomer", "right-code")
+        .await
+    {
+        dicomlab::classroom::SshLogin::Told(why) => assert!(why.contains("limit of 12"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("learners.json")).expect("read"))
+            .expect("json");
+    assert_eq!(
+        kept["learners"].as_array().map(Vec::len),
+        Some(12),
+        "every report reached the file: {kept:#}"
+    );
     c.shutdown().await;
 }

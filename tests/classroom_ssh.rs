@@ -1,13 +1,14 @@
 //! The classroom's SSH server, from a Rust SSH client: what it refuses (a wrong code, with a growing
-//! wait; a name that is not valid; exec; port forwarding; a session past the limit), a second login
-//! that takes over, and an idle session told, then closed.
+//! wait; a name that is not valid; exec; port forwarding; a session past the limit), personal codes
+//! (the class code logs a new name in once, then only the learner's own code does), a second login
+//! with that code that takes over, and an idle session told, then closed.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::ssh_client::{Terminal, login};
+use common::ssh_client::{Terminal, login, personal_code};
 use dicomlab::classroom::{Classroom, ClassroomConfig};
 use dicomlab::lab::Lab;
 
@@ -71,8 +72,8 @@ async fn refusals_say_why() {
     assert!(s.contains("cannot be used"), "{s}");
     assert_eq!(t.exit, Some(1));
 
-    // No commands, no port forwarding.
-    let h = login(addr, "ada", CODE).await.expect("ssh").expect("code");
+    // No commands, no port forwarding (eve's first login: her personal code is said all the same).
+    let h = login(addr, "eve", CODE).await.expect("ssh").expect("code");
     let mut ch = h.channel_open_session().await.expect("session");
     ch.exec(true, "cat /etc/passwd").await.expect("exec sent");
     let mut said = Vec::new();
@@ -85,10 +86,9 @@ async fn refusals_say_why() {
             _ => {}
         }
     }
-    assert!(
-        String::from_utf8_lossy(&said).contains("no commands here"),
-        "{said:?}"
-    );
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.contains("no commands here"), "{said}");
+    assert!(personal_code(&said).is_some(), "{said}");
     assert_eq!(exit, Some(1));
     assert!(
         h.channel_open_direct_tcpip(
@@ -102,21 +102,20 @@ async fn refusals_say_why() {
         "port forwarding is refused"
     );
 
-    // The limit: one session; a second learner is told.
-    let mut ada = Terminal::open(addr, "ada", CODE, 100, 30)
+    // The limit: one session; a second learner is told (and given their personal code all the same).
+    let (mut ada, ada_code) = Terminal::first_login(addr, "ada", CODE, 100, 30)
         .await
         .expect("ada");
-    ada.wait_for("ada's lab", |s| s.contains("Exercises"), LONG)
-        .await
-        .expect("lab");
     let mut bob = Terminal::open(addr, "bob", CODE, 100, 30)
         .await
         .expect("bob");
     let s = bob.until_closed(LONG).await.expect("closed");
     assert!(s.contains("limit of 1 sessions"), "{s}");
+    assert!(personal_code(&s).is_some(), "{s}");
 
-    // Ada again, from another terminal: the new session takes over, the old one is told.
-    let mut again = Terminal::open(addr, "ada", CODE, 100, 30)
+    // Ada again, from another terminal, with her personal code: the new session takes over, the old
+    // one is told.
+    let mut again = Terminal::open(addr, "ada", &ada_code, 100, 30)
         .await
         .expect("ada again");
     again
@@ -138,12 +137,9 @@ async fn an_idle_session_is_told_then_closed() {
         Duration::from_secs(3),
     )
     .await;
-    let mut ada = Terminal::open(c.ssh.addr, "ada", CODE, 100, 30)
+    let (mut ada, _) = Terminal::first_login(c.ssh.addr, "ada", CODE, 100, 30)
         .await
         .expect("ada");
-    ada.wait_for("the lab", |s| s.contains("Exercises"), LONG)
-        .await
-        .expect("lab");
     // The notice comes `idle_warning` before the end: here after 2 s.
     let s = ada
         .wait_for("the notice", |s| s.contains("closes in 3 s"), LONG)
@@ -164,5 +160,242 @@ async fn an_idle_session_is_told_then_closed() {
         .await
         .expect("closed");
     assert!(s.contains("without a key"), "{s}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_first_login_only_the_learners_own_code_logs_in() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(
+        dir.path(),
+        5,
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    )
+    .await;
+    let addr = c.ssh.addr;
+    let (mut ada, ada_code) = Terminal::first_login(addr, "ada", CODE, 100, 30)
+        .await
+        .expect("ada's first login");
+    let (bob, bob_code) = Terminal::first_login(addr, "bob", CODE, 100, 30)
+        .await
+        .expect("bob's first login");
+    assert_ne!(ada_code, bob_code);
+    drop(bob);
+
+    // The class code no longer logs in as Ada, nor does Bob's code.
+    assert!(login(addr, "ada", CODE).await.expect("ssh").is_none());
+    assert!(login(addr, "ada", &bob_code).await.expect("ssh").is_none());
+    assert!(login(addr, "bob", &ada_code).await.expect("ssh").is_none());
+    // Her own code does (as typed: case and the dash do not matter), straight into the lab.
+    let typed = ada_code.to_uppercase().replace('-', "");
+    let mut again = Terminal::open(addr, "ada", &typed, 100, 30)
+        .await
+        .expect("ada with her code");
+    let s = again
+        .wait_for("the lab", |s| s.contains("Exercises"), LONG)
+        .await
+        .expect("lab");
+    assert!(personal_code(&s).is_none(), "shown once only:\n{s}");
+    ada.until_closed(LONG).await.expect("taken over");
+
+    // Her values show it, masked until asked.
+    again.send(b"q").await.expect("q");
+    let v = again
+        .wait_for("her values", |s| s.contains("personal code (ssh)"), LONG)
+        .await
+        .expect("values");
+    assert!(!v.contains(&ada_code), "masked:\n{v}");
+    again.send(b"s").await.expect("s");
+    again
+        .wait_for("her code", |s| s.contains(&ada_code), LONG)
+        .await
+        .expect("shown");
+
+    // Never in what `classroom status` prints.
+    let room = c.core.room();
+    for format in [
+        dicomlab::classroom::room::Format::Md,
+        dicomlab::classroom::room::Format::Json,
+        dicomlab::classroom::room::Format::Csv,
+    ] {
+        let text = dicomlab::classroom::room::render(&room, format);
+        assert!(!text.contains(&ada_code) && !text.contains(&bob_code));
+    }
+
+    // The instructor gives her a new one: the old one stops working.
+    let name = dicomlab::classroom::names::LearnerName::exact("ada").expect("name");
+    let Ok(dicomlab::classroom::Reset::Code(new)) = c.core.reset_code(&name).await else {
+        panic!("a new code");
+    };
+    assert!(login(addr, "ada", &ada_code).await.expect("ssh").is_none());
+    assert!(
+        login(addr, "ada", new.expose())
+            .await
+            .expect("ssh")
+            .is_some()
+    );
+
+    // A learner from before personal codes gets one at their next login with the class code.
+    let cy = dicomlab::classroom::names::LearnerName::exact("cy").expect("name");
+    c.core
+        .join(&cy)
+        .await
+        .expect("cy, as an older classroom made him");
+    assert!(c.core.personal_code(&cy).is_none());
+    let (_cy, cy_code) = Terminal::first_login(addr, "cy", CODE, 100, 30)
+        .await
+        .expect("cy's code");
+    assert_eq!(
+        c.core.personal_code(&cy).map(|s| s.expose().to_string()),
+        Some(cy_code)
+    );
+    assert!(login(addr, "cy", CODE).await.expect("ssh").is_none());
+    c.shutdown().await;
+}
+
+/// A program that only records the sizes it is told, slowly (as a real redraw of a large screen is).
+struct SizeRecorder(Arc<std::sync::Mutex<Vec<(u16, u16)>>>);
+
+impl dicomlab::classroom::ssh::Runner for SizeRecorder {
+    fn run(
+        &self,
+        _learner: dicomlab::classroom::ssh::Learner,
+        terminal: dicomlab::classroom::ssh::Terminal,
+    ) -> dicomlab::classroom::ssh::RunFuture {
+        let seen = self.0.clone();
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            let mut events = terminal.events;
+            if let Ok(mut s) = seen.lock() {
+                s.push(terminal.size);
+            }
+            while let Some(e) = events.next().await {
+                if let Ok(crossterm::event::Event::Resize(w, h)) = e {
+                    if let Ok(mut s) = seen.lock() {
+                        s.push((w, h));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn open_recording(
+    dir: &std::path::Path,
+    login_time: Duration,
+) -> (Classroom, Arc<std::sync::Mutex<Vec<(u16, u16)>>>) {
+    let mut c = ClassroomConfig::new(dir.to_path_buf());
+    c.http = "127.0.0.1:0".parse().expect("addr");
+    c.ssh = "127.0.0.1:0".parse().expect("addr");
+    c.code = Some(dicomlab::dicomweb::Secret::new(CODE));
+    c.reindex_min = Duration::ZERO;
+    c.login_time = login_time;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let room = Classroom::start(
+        c,
+        Lab::embedded().expect("lab"),
+        Arc::new(SizeRecorder(seen.clone())),
+    )
+    .await
+    .expect("classroom starts");
+    (room, seen)
+}
+
+/// A flood of window changes costs the program a few redraws, at the newest size; a giant terminal
+/// is drawn at most 320×120.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_changes_are_coalesced_and_sizes_clamped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (c, seen) = open_recording(dir.path(), LONG).await;
+    let t = Terminal::open(c.ssh.addr, "ada", CODE, 5000, 3000)
+        .await
+        .expect("terminal");
+    for i in 0..300u32 {
+        t.channel
+            .window_change(80 + i % 50, 24 + i % 20, 0, 0)
+            .await
+            .expect("window change");
+    }
+    t.channel
+        .window_change(200, 60, 0, 0)
+        .await
+        .expect("window change");
+    let started = Instant::now();
+    loop {
+        let s = seen.lock().expect("seen").clone();
+        if s.last() == Some(&(200, 60)) {
+            assert_eq!(s.first(), Some(&(320, 120)), "clamped: {s:?}");
+            assert!(s.len() <= 12, "{} sizes for 301 window changes", s.len());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the newest size never arrived: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.shutdown().await;
+}
+
+/// A connection must log in, then ask for a terminal, each within the login time; and one address
+/// cannot hold every place among the connections logging in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_do_not_log_in_or_open_a_terminal_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (c, _) = open_recording(dir.path(), Duration::from_secs(1)).await;
+    let addr = c.ssh.addr;
+
+    // Logged in, no terminal: closed after the login time, twice over at most.
+    let handle = login(addr, "ada", CODE)
+        .await
+        .expect("ssh")
+        .expect("logged in");
+    let started = Instant::now();
+    while !handle.is_closed() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a connection without a terminal was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 32 connections from one address that never log in take its share; the 33rd is closed at
+    // once (no SSH greeting), the rest of the room's places stay free.
+    async fn greeting(s: &mut tokio::net::TcpStream) -> usize {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0)
+    }
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(greeting(&mut s).await > 0, "an SSH greeting");
+        idle.push(s);
+    }
+    let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(greeting(&mut extra).await, 0, "the 33rd is closed");
+    // After the login time they are all closed, and the address may connect again.
+    let mut buf = [0u8; 4096];
+    for s in &mut idle {
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a connection that never logged in was kept");
+    }
+    let mut again = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(greeting(&mut again).await > 0);
     c.shutdown().await;
 }

@@ -199,3 +199,50 @@ fn the_embedded_service_keeps_its_port_across_runs() {
     assert_eq!(bases[0], "http://127.0.0.1:8042/v1", "{bases:?}");
     assert_eq!(bases[0], bases[1]);
 }
+
+/// Durations and rates on the command line are numbers clap checks: NaN, infinity or a negative
+/// is refused with the option's name, never a panic deep in the program.
+#[test]
+fn nonsense_numbers_on_the_command_line_are_refused_by_name() {
+    let home = tempfile::tempdir().expect("home");
+    let data = home.path().join("data-dir");
+    let data = data.to_str().expect("path");
+    for (args, option) in [
+        (
+            vec!["serve", "--data", data, "--body-timeout", "NaN"],
+            "--body-timeout",
+        ),
+        (
+            vec!["serve", "--data", data, "--header-timeout", "inf"],
+            "--header-timeout",
+        ),
+        (
+            vec!["serve", "--data", data, "--shutdown-grace=-1"],
+            "--shutdown-grace",
+        ),
+        (
+            vec!["serve", "--data", data, "--reindex-seconds", "nan"],
+            "--reindex-seconds",
+        ),
+        (
+            vec![
+                "classroom",
+                "--dir",
+                data,
+                "--headless",
+                "--idle-minutes",
+                "NaN",
+            ],
+            "--idle-minutes",
+        ),
+        (
+            vec!["classroom", "--dir", data, "--headless", "--rate", "0"],
+            "--rate",
+        ),
+    ] {
+        let (ok, out) = dicomlab(home.path(), &args);
+        assert!(!ok, "{args:?} was taken: {out}");
+        assert!(out.contains(option), "{args:?}: {out}");
+        assert!(!out.contains("panicked"), "{args:?}: {out}");
+    }
+}

@@ -377,6 +377,23 @@ async fn slow_and_excess_connections_are_dropped_with_reasons() {
     let (answer, _) = read_until_closed(&mut stalled, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("stalled"), "{answer}");
+    // So does a body that trickles into any other route (a JSON one, a form one): answered and closed.
+    let token_route = format!("/{}/oauth2/token", s.tenant_id);
+    for (route, kind) in [
+        ("/v1/extendedquerytags", "application/json"),
+        (token_route.as_str(), "application/x-www-form-urlencoded"),
+    ] {
+        let mut trickle = raw(
+            &s,
+            &format!(
+                "POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {kind}\r\nContent-Length: 5000\r\n\r\n[{{\"path\":"
+            ),
+        );
+        let (answer, closed) = read_until_closed(&mut trickle, Duration::from_secs(5));
+        assert!(closed, "{route}: a stalled body kept its connection");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{route}: {answer}");
+        assert!(answer.contains("stalled"), "{route}: {answer}");
+    }
     s.assert_healthy(base + 60).await;
 }
 

@@ -618,3 +618,52 @@ async fn many_medium_parts_past_the_memory_budget_all_store() {
     assert_eq!(status, 200);
     assert_eq!(found.as_array().map(Vec::len), Some(12));
 }
+
+/// A service with a storage limit (each learner's, in a classroom): an instance that does not fit
+/// fails with the reason, a body that cannot fit is refused 507 before it is received, and a delete
+/// makes room again.
+#[tokio::test]
+async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
+    // UIDs of one length: every instance has the same size.
+    let fixed = |i: u64| format!("2.25.1{i:037}");
+    let study = fixed(1);
+    let next = std::sync::atomic::AtomicU64::new(100);
+    let one = || {
+        let i = next.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        instance(&study, &fixed(i), &fixed(i + 1), &[])
+    };
+    let n = one().len() as u64;
+    assert_eq!(one().len() as u64, n);
+    let lab = Lab::start_with(ServiceConfig {
+        grant_owner: true,
+        max_stored_bytes: Some(2 * n),
+        ..ServiceConfig::default()
+    })
+    .await;
+    let (status, _) = lab.store_single("studies", one()).await;
+    assert_eq!(status, 200);
+    // Two more: one fits, one does not (272, the reason in its comment).
+    let (status, body) = lab
+        .store_multipart(&lab.url("studies"), &[one(), one()])
+        .await;
+    assert_eq!(status, 202, "{body:#}");
+    let failed = body["00081198"]["Value"].as_array().expect("failed list");
+    assert_eq!(failed.len(), 1, "{body:#}");
+    assert_eq!(failed[0]["00081197"]["Value"][0], 272);
+    assert!(body.to_string().contains("delete a study"), "{body:#}");
+    // Full: the next body is refused before it is read.
+    let (status, body) = lab.store_single("studies", one()).await;
+    assert_eq!(status, 507, "{body:#}");
+    assert!(body.to_string().contains("delete a study"), "{body:#}");
+    // A delete makes room.
+    let r = lab
+        .http
+        .delete(lab.url(&format!("studies/{study}")))
+        .bearer_auth(&lab.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let (status, _) = lab.store_single("studies", one()).await;
+    assert_eq!(status, 200);
+}

@@ -117,7 +117,21 @@ impl InputParser {
             if self.pending == [0x1b] && more {
                 continue;
             }
-            match terminput::Event::parse_from(&self.pending) {
+            if zero_mouse_position(&self.pending) {
+                // terminput subtracts 1 from each: a column or row of 0 would overflow.
+                self.pending.clear();
+                continue;
+            }
+            // A panic in the parser would end this learner's connection: the bytes are dropped.
+            let pending = &self.pending;
+            let parsed = match std::panic::catch_unwind(|| terminput::Event::parse_from(pending)) {
+                Ok(r) => r,
+                Err(_) => {
+                    self.pending.clear();
+                    continue;
+                }
+            };
+            match parsed {
                 Ok(Some(e)) => {
                     self.pending.clear();
                     if let Ok(e) = terminput_crossterm::to_crossterm(e) {
@@ -131,6 +145,27 @@ impl InputParser {
         }
         out
     }
+}
+
+/// Whether `seq` is a complete SGR (`ESC [ < b ; x ; y M|m`) or urxvt (`ESC [ b ; x ; y M`) mouse
+/// report whose column or row is 0 (terminals count from 1).
+fn zero_mouse_position(seq: &[u8]) -> bool {
+    let Some(rest) = seq.strip_prefix(b"\x1b[") else {
+        return false;
+    };
+    let Some((&last, body)) = rest.split_last() else {
+        return false;
+    };
+    if last != b'M' && last != b'm' {
+        return false;
+    }
+    let body = body.strip_prefix(b"<").unwrap_or(body);
+    let fields: Vec<&[u8]> = body.split(|b| *b == b';').collect();
+    fields.len() == 3
+        && fields
+            .iter()
+            .all(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+        && fields[1..].iter().any(|f| f.iter().all(|d| *d == b'0'))
 }
 
 #[cfg(test)]
@@ -175,6 +210,23 @@ mod tests {
         let _ = p.feed(&vec![b'1'; MAX_SEQUENCE + 10]);
         assert!(p.pending.len() <= MAX_SEQUENCE);
         assert_eq!(keys(&p.feed(b"\x1bq")).last(), Some(&KeyCode::Char('q')));
+    }
+
+    #[test]
+    fn mouse_reports_at_column_or_row_zero_are_no_panic() {
+        let mut p = InputParser::default();
+        for seq in [
+            &b"\x1b[<0;0;0M"[..],
+            b"\x1b[<0;0;5m",
+            b"\x1b[<64;0;0M",
+            b"\x1b[M   ",
+            b"\x1b[M\x20\x00\x00",
+            b"\x1b[0;0M",
+            b"\x1b[<0;65536;99999999999M",
+        ] {
+            let _ = p.feed(seq);
+        }
+        assert_eq!(keys(&p.feed(b"q")), vec![KeyCode::Char('q')]);
     }
 
     #[test]

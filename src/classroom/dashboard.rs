@@ -1,9 +1,11 @@
 //! The instructor's dashboard: learners × exercises with the lab's symbols, each learner's time on their
 //! current step, who looks stuck and why, and the selected learner's last failure with its diagnosis.
 //! The same Elm style as the lab's TUI: one [`Dashboard`] state, [`Msg`]s, a pure [`update`] that returns
-//! [`Effect`]s, a [`view`] that only reads. The runtime ([`run`]) redraws when the room changes (a
+//! [`Effect`]s, a [`view`] that only reads. The selected learner's pane shows their personal code (to
+//! read it out to a learner who lost it); `R` twice gives them a new one. The runtime ([`run`]) redraws when the room changes (a
 //! verdict, a join, a session), on a key, and once every 30 s for the clocks — never at a fixed rate.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -16,6 +18,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
 use super::folder::LearnerSource;
 use super::room::{LearnerRow, Mark, Room};
+use crate::dicomweb::Secret;
 
 /// What the header tells the instructor to write on the board.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,12 @@ pub struct Dashboard {
     pub detail: bool,
     /// `q` was pressed once: a second one closes the classroom.
     pub confirm_quit: bool,
+    /// `R` was pressed once on this learner: a second one resets their personal code.
+    pub confirm_reset: Option<String>,
+    /// Every SSH learner's personal code (only the selected learner's is shown).
+    pub codes: BTreeMap<String, Secret>,
+    /// What the last action did.
+    pub note: String,
     /// ASCII symbols (`DICOMLAB_ASCII=1`, `TERM=linux`).
     pub ascii: bool,
     pub no_color: bool,
@@ -52,12 +61,18 @@ pub enum Msg {
     Key(KeyEvent),
     /// The room as it is now.
     Room(Room),
+    /// The learners' personal codes now.
+    Codes(BTreeMap<String, Secret>),
+    /// What an action did (a reset).
+    Note(String),
 }
 
 /// What to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Effect {
     Quit,
+    /// Give this learner a new personal code (or forget a self-reporter's token).
+    Reset(String),
 }
 
 impl Dashboard {
@@ -68,6 +83,9 @@ impl Dashboard {
             selected: 0,
             detail: true,
             confirm_quit: false,
+            confirm_reset: None,
+            codes: BTreeMap::new(),
+            note: String::new(),
             ascii: false,
             no_color: false,
         }
@@ -92,6 +110,8 @@ pub fn update(d: &mut Dashboard, msg: Msg) -> Vec<Effect> {
             }
             d.selected = d.selected.min(d.room.learners.len().saturating_sub(1));
         }
+        Msg::Codes(codes) => d.codes = codes,
+        Msg::Note(note) => d.note = note,
         Msg::Key(k) if k.kind == KeyEventKind::Press => {
             let quit = matches!(k.code, KeyCode::Char('q'))
                 || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL));
@@ -103,6 +123,16 @@ pub fn update(d: &mut Dashboard, msg: Msg) -> Vec<Effect> {
                 return Vec::new();
             }
             d.confirm_quit = false;
+            let confirm_reset = d.confirm_reset.take();
+            if k.code == KeyCode::Char('R')
+                && let Some(name) = d.selected_row().map(|l| l.name.clone())
+            {
+                if confirm_reset.as_deref() == Some(name.as_str()) {
+                    return vec![Effect::Reset(name)];
+                }
+                d.confirm_reset = Some(name);
+                return Vec::new();
+            }
             let n = d.room.learners.len();
             match k.code {
                 KeyCode::Up | KeyCode::Char('k') => d.selected = d.selected.saturating_sub(1),
@@ -145,7 +175,7 @@ fn clock(secs: i64) -> String {
 /// Draws the dashboard (reads only).
 pub fn view(d: &Dashboard, f: &mut Frame) {
     let detail_height = if d.detail && d.selected_row().is_some() {
-        9
+        10
     } else {
         0
     };
@@ -288,6 +318,20 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
         if let Some(s) = &l.stuck {
             lines.insert(0, Line::from(Span::styled(format!("stuck: {s}"), bold)));
         }
+        let code = match (l.source, d.codes.get(&l.name)) {
+            (LearnerSource::Service, Some(c)) => Line::from(vec![
+                Span::raw("personal code  "),
+                Span::styled(c.expose().to_string(), bold),
+                Span::raw("  (their SSH password; R twice gives a new one)"),
+            ]),
+            (LearnerSource::Service, None) => {
+                Line::from("personal code  none yet: given at their next login with the class code")
+            }
+            (LearnerSource::SelfReported, _) => Line::from(
+                "reports with a token dicomlab join keeps (R twice lets their next report take a new one)",
+            ),
+        };
+        lines.insert(0, code);
         let source = match l.source {
             LearnerSource::Service => "checked on their service",
             LearnerSource::SelfReported => "self-reported from their own service",
@@ -304,9 +348,15 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
     let foot_text = if d.confirm_quit {
         "Press q again to close the classroom (every session ends; progress is kept). Any other key: stay."
             .to_string()
+    } else if let Some(name) = &d.confirm_reset {
+        format!(
+            "Press R again to reset {name}: a new personal code (the old one stops working) or, self-reported, a new token. Any other key: no."
+        )
+    } else if !d.note.is_empty() {
+        d.note.clone()
     } else {
         format!(
-            "↑ ↓ learner  Enter show/hide their last failure  q close the classroom   log: {}",
+            "↑ ↓ learner  Enter show/hide their last failure  R reset their code  q close the classroom   log: {}",
             d.header.log
         )
     };
@@ -316,6 +366,7 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
 /// Runs the dashboard in this process's terminal until the instructor closes the classroom.
 pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::Result<()> {
     let mut d = Dashboard::new(core.room(), header);
+    d.codes = core.personal_codes();
     d.ascii = std::env::var("DICOMLAB_ASCII").is_ok_and(|v| v == "1")
         || std::env::var("TERM").is_ok_and(|t| t == "linux" || t == "vt100");
     d.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -347,12 +398,32 @@ pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::
                     // A burst of verdicts costs one read of the room.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     changes.borrow_and_update();
+                    d.codes = core.personal_codes();
                     Msg::Room(room_now(&core).await)
                 }
                 _ = clocks.tick() => Msg::Room(room_now(&core).await),
             };
-            if update(&mut d, msg).contains(&Effect::Quit) {
-                return Ok(());
+            for effect in update(&mut d, msg) {
+                match effect {
+                    Effect::Quit => return Ok(()),
+                    Effect::Reset(name) => {
+                        let reset = match super::names::LearnerName::exact(&name) {
+                            Ok(n) => core.reset_code(&n).await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let note = match reset {
+                            Ok(super::Reset::Code(_)) => format!(
+                                "{name} has a new personal code (shown above); the old one no longer logs in."
+                            ),
+                            Ok(super::Reset::Token) => format!(
+                                "{name}'s next report takes a new token (dicomlab join keeps it)."
+                            ),
+                            Err(e) => format!("Cannot reset {name}: {e}"),
+                        };
+                        d.codes = core.personal_codes();
+                        update(&mut d, Msg::Note(note));
+                    }
+                }
             }
             terminal.draw(|f| view(&d, f))?;
         }
@@ -428,6 +499,40 @@ mod tests {
         assert!(!d.confirm_quit, "another key stays");
         update(&mut d, key(KeyCode::Char('q')));
         assert_eq!(update(&mut d, key(KeyCode::Char('q'))), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn the_selected_learner_shows_their_code_and_r_twice_resets_it() {
+        let mut d = Dashboard::new(room(&["ada", "bob"]), Header::default());
+        d.codes = BTreeMap::from([
+            ("ada".to_string(), Secret::new("aaaa-bbbb")),
+            ("bob".to_string(), Secret::new("cccc-dddd")),
+        ]);
+        let text = |d: &Dashboard| {
+            let mut t = Terminal::new(TestBackend::new(120, 30)).expect("terminal");
+            t.draw(|f| view(d, f)).expect("draw");
+            t.backend()
+                .buffer()
+                .content()
+                .iter()
+                .map(|c| c.symbol())
+                .collect::<String>()
+        };
+        let shown = text(&d);
+        assert!(shown.contains("aaaa-bbbb"), "the selected learner's code");
+        assert!(!shown.contains("cccc-dddd"), "only the selected learner's");
+        assert!(
+            update(&mut d, key(KeyCode::Char('R'))).is_empty(),
+            "asks first"
+        );
+        assert!(text(&d).contains("Press R again to reset ada"));
+        update(&mut d, key(KeyCode::Down));
+        assert!(d.confirm_reset.is_none(), "another key: no");
+        update(&mut d, key(KeyCode::Char('R')));
+        assert_eq!(
+            update(&mut d, key(KeyCode::Char('R'))),
+            vec![Effect::Reset("bob".into())]
+        );
     }
 
     #[test]

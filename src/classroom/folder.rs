@@ -3,7 +3,9 @@
 //! ```text
 //! <dir>/                      0700, with the marker .dicomlab-classroom
 //!   classroom.json            the class code (a secret: 0600), when the room was made, the lab
-//!   learners.json             who joined, when, and how (an SSH learner's service, or self-reported)
+//!   learners.json             who joined, when, and how (an SSH learner's service, or self-reported);
+//!                             an SSH learner's personal code, a self-reporting learner's token's hash
+//!   classroom.lock            held by the running classroom (one at a time; `reset-code` waits for none)
 //!   host_key                  the SSH host key (0600), made once
 //!   classroom.log             the log (never the terminal: the dashboard owns it)
 //!   learners/<name>/service/  the learner's practice service (its index holds their credentials, 0600)
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::names::LearnerName;
+use crate::dicomweb::Secret;
 use crate::lab::checks::Outcome;
 
 /// The marker file's name.
@@ -41,6 +44,11 @@ pub enum FolderError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the classroom in {} is running: do this from its dashboard (or close it first)",
+        path.display()
+    )]
+    Running { path: PathBuf },
     #[error("cannot read {}: {source}", path.display())]
     Parse {
         path: PathBuf,
@@ -77,13 +85,34 @@ pub enum LearnerSource {
     SelfReported,
 }
 
-/// One learner in `learners.json`.
+/// One learner in `learners.json` (`Debug` masks the personal code).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LearnerEntry {
     pub name: LearnerName,
     /// RFC 3339, UTC.
     pub joined: String,
     pub source: LearnerSource,
+    /// An SSH learner's personal code: their password after their first login (the class code then
+    /// no longer logs in as them). `None`: a learner from before personal codes, given one at their
+    /// next login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Secret>,
+    /// A self-reporting learner's token, hashed (SHA-256, hex): every report after their first
+    /// carries the token. `None`: the next report gets a new one (the first, or after a reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+impl LearnerEntry {
+    pub fn new(name: LearnerName, joined: String, source: LearnerSource) -> LearnerEntry {
+        LearnerEntry {
+            name,
+            joined,
+            source,
+            code: None,
+            token_sha256: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -145,6 +174,24 @@ impl Folder {
 
     pub fn log_file(&self) -> PathBuf {
         self.dir.join("classroom.log")
+    }
+
+    fn lock_file(&self) -> PathBuf {
+        self.dir.join("classroom.lock")
+    }
+
+    /// Takes the running classroom's lock (held while the returned file is open): one classroom per
+    /// folder, and `classroom reset-code` knows not to write under a running one.
+    pub fn lock_running(&self) -> Result<std::fs::File, FolderError> {
+        let path = self.lock_file();
+        let file = open_private(&path, false).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(FolderError::Running {
+                path: self.dir.clone(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+        }
     }
 
     /// The learner's own folder (made 0700 on first use).
@@ -233,6 +280,30 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Fol
     }
 }
 
+/// Opens (or creates) `path` for writing with mode 0600 from its first byte (`append`: at its end).
+pub fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).write(true);
+    if append {
+        o.append(true);
+    } else {
+        o.truncate(false);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let file = o.open(path)?;
+    #[cfg(unix)]
+    {
+        // A file made before (with another mode) is made private too.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 /// Writes `value` as JSON to `path` atomically, mode 0600.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FolderError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| io(path)(std::io::Error::other(e)))?;
@@ -303,5 +374,35 @@ mod tests {
             Folder::existing(&t.path().join("none")),
             Err(FolderError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn one_running_classroom_per_folder_and_codes_never_in_debug() {
+        let t = tempfile::tempdir().expect("tmp");
+        let f = Folder::create(t.path()).expect("create");
+        let held = f.lock_running().expect("first");
+        assert!(matches!(f.lock_running(), Err(FolderError::Running { .. })));
+        drop(held);
+        f.lock_running().expect("free again");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(t.path().join("classroom.lock"))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let mut e = LearnerEntry::new(
+            LearnerName::exact("ada").expect("name"),
+            "2026-11-30T10:00:00Z".into(),
+            LearnerSource::Service,
+        );
+        e.code = Some(Secret::new("h4rt-2mqa"));
+        f.save_learners(std::slice::from_ref(&e)).expect("save");
+        assert!(!format!("{e:?}").contains("h4rt"));
+        let back = f.learners().expect("read");
+        assert_eq!(back[0].code.as_ref().map(Secret::expose), Some("h4rt-2mqa"));
     }
 }

@@ -1,7 +1,9 @@
 //! The class code, checked the same way for SSH logins and `dicomlab join`: compared in constant time,
 //! and each wrong code from an address waits longer than the one before (1 s, 2 s, 4 s… up to 30 s), so
 //! guessing the code from one machine is slow while a learner's typo costs a second. The table of
-//! addresses is bounded: past its size the oldest entries go.
+//! addresses is bounded: past its size the oldest entries go. A learner's personal code (their SSH
+//! password after their first login) and a self-reporting learner's token are checked through the same
+//! gate, and made here: from the system's CSPRNG, without bias.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,7 +53,13 @@ impl Gate {
     /// Checks `given` from `peer`: `Ok` when right (the address's failures are forgotten), else how long
     /// to wait before saying no.
     pub fn check(&self, peer: IpAddr, given: &str) -> Result<(), Duration> {
-        let ok = self.matches(given);
+        self.verdict(peer, self.matches(given))
+    }
+
+    /// Records an attempt from `peer` that was right (`ok`) or wrong — a class code, a personal code, a
+    /// self-report's token: `Ok` when right (the address's failures are forgotten), else how long to
+    /// wait before saying no.
+    pub fn verdict(&self, peer: IpAddr, ok: bool) -> Result<(), Duration> {
         let Ok(mut f) = self.failures.lock() else {
             return if ok { Ok(()) } else { Err(MAX_DELAY) };
         };
@@ -74,29 +82,141 @@ impl Gate {
         }
         entry.0 = entry.0.saturating_add(1);
         entry.1 = now;
-        let doubled = self
-            .first_delay
-            .saturating_mul(1u32 << (entry.0 - 1).min(16));
-        Err(doubled.min(MAX_DELAY))
+        Err(self.delay(entry.0))
     }
+
+    /// The wait after the `n`th wrong code in a row (n ≥ 1).
+    fn delay(&self, n: u32) -> Duration {
+        self.first_delay
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(MAX_DELAY)
+    }
+
+    /// Checks `given` from `peer` without making anyone wait: while the address's wait after its
+    /// last wrong code runs, nothing is checked (`Refused::Wait`, how long is left); a wrong code
+    /// says how long the address now waits (`Refused::Wrong`). For HTTP, where an answer that sleeps
+    /// would hold a connection (the client is told `Retry-After` instead).
+    pub fn check_now(&self, peer: IpAddr, given: &str) -> Result<(), Refused> {
+        if let Some(left) = self.waiting(peer, Instant::now()) {
+            return Err(Refused::Wait(left));
+        }
+        self.check(peer, given).map_err(Refused::Wrong)
+    }
+
+    /// What is left of `peer`'s wait at `now`, if any.
+    fn waiting(&self, peer: IpAddr, now: Instant) -> Option<Duration> {
+        let f = self.failures.lock().ok()?;
+        let (n, at) = f.get(&peer)?;
+        let until = *at + self.delay(*n);
+        (now < until).then(|| until - now)
+    }
+}
+
+/// Why a code was not checked, or was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The address is still waiting after its last wrong code: nothing was checked.
+    Wait(Duration),
+    /// Wrong: the address now waits this long.
+    Wrong(Duration),
+}
+
+/// Letters and digits without look-alikes (no i, l, o, 0, 1).
+const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// Fills `buf` from the system's CSPRNG (aws-lc's); should it fail (no entropy source), from v4 UUIDs
+/// (the operating system's generator too).
+pub fn random_bytes(buf: &mut [u8]) {
+    if aws_lc_rs::rand::fill(buf).is_err() {
+        for chunk in buf.chunks_mut(8) {
+            // The last 8 bytes of a v4 UUID: 62 random bits (the variant takes two).
+            let u = uuid::Uuid::new_v4().into_bytes();
+            let n = chunk.len();
+            chunk.copy_from_slice(&u[8..8 + n]);
+        }
+    }
+}
+
+/// `n` characters of [`ALPHABET`], each equally likely (bytes past the largest multiple of its size
+/// are drawn again).
+fn random_chars(n: usize) -> String {
+    let len = ALPHABET.len();
+    let limit = 256 - 256 % len;
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 32];
+    while out.len() < n {
+        random_bytes(&mut buf);
+        for b in buf {
+            if usize::from(b) < limit && out.len() < n {
+                out.push(char::from(ALPHABET[usize::from(b) % len]));
+            }
+        }
+    }
+    out
+}
+
+fn grouped(chars: &str) -> String {
+    chars
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// A new class code: three groups of four letters and digits without look-alikes (`kx7p-2mqa-h4rt`).
 pub fn new_code() -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let more = uuid::Uuid::new_v4().into_bytes();
-    let chars: Vec<char> = bytes
+    grouped(&random_chars(12))
+}
+
+/// A learner's new personal code: two groups of four (`h4rt-2mqa`, about 40 bits).
+pub fn new_personal_code() -> String {
+    grouped(&random_chars(8))
+}
+
+/// A personal code as typed: case, dashes and spaces do not matter (`H4RT 2MQA` is `h4rt-2mqa`).
+fn normalized(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether `given` is the personal code `expected`, compared in constant time (length aside).
+pub fn same_personal_code(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    if given.len() > 64 {
+        return false;
+    }
+    let (g, e) = (normalized(given), normalized(expected));
+    !e.is_empty() && g.len() == e.len() && bool::from(g.as_bytes().ct_eq(e.as_bytes()))
+}
+
+/// A self-reporting learner's new token (256 random bits, base64url).
+pub fn new_token() -> String {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    random_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// What the classroom keeps of a token: its SHA-256, hex.
+pub fn token_hash(token: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+        .as_ref()
         .iter()
-        .chain(more.iter())
-        .take(12)
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `token` hashes to `hash`, in constant time.
+pub fn token_matches(token: &str, hash: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    if token.len() > 256 {
+        return false;
+    }
+    let h = token_hash(token);
+    h.len() == hash.len() && bool::from(h.as_bytes().ct_eq(hash.as_bytes()))
 }
 
 #[cfg(test)]
@@ -125,10 +245,66 @@ mod tests {
     }
 
     #[test]
+    fn over_http_a_waiting_address_is_told_to_wait_and_nothing_is_checked() {
+        let g = Gate::new("abcd-efgh".into()).with_first_delay(Duration::from_millis(300));
+        let ip: IpAddr = [10, 0, 0, 9].into();
+        assert_eq!(
+            g.check_now(ip, "nope"),
+            Err(Refused::Wrong(Duration::from_millis(300)))
+        );
+        // During the wait, even the right code is not looked at (a guess costs nothing but time).
+        match g.check_now(ip, "abcd-efgh") {
+            Err(Refused::Wait(left)) => assert!(left <= Duration::from_millis(300), "{left:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(g.check_now(ip, "x"), Err(Refused::Wait(_))),
+            "not counted"
+        );
+        std::thread::sleep(Duration::from_millis(320));
+        assert_eq!(
+            g.check_now(ip, "x"),
+            Err(Refused::Wrong(Duration::from_millis(600))),
+            "the second wrong code, not the fourth"
+        );
+        std::thread::sleep(Duration::from_millis(620));
+        assert_eq!(g.check_now(ip, "abcd-efgh"), Ok(()));
+        assert_eq!(g.check_now(ip, "abcd-efgh"), Ok(()));
+    }
+
+    #[test]
     fn codes_are_readable_and_differ() {
         let a = new_code();
         assert_eq!(a.len(), 14);
         assert_eq!(a.matches('-').count(), 2);
         assert_ne!(a, new_code());
+        let p = new_personal_code();
+        assert_eq!(p.len(), 9);
+        assert_eq!(p.find('-'), Some(4));
+        assert!(p.bytes().all(|b| b == b'-' || ALPHABET.contains(&b)), "{p}");
+        assert_ne!(p, new_personal_code());
+        // Every letter of the alphabet shows up, none other.
+        let many: String = (0..200).map(|_| new_personal_code()).collect();
+        for c in ALPHABET {
+            assert!(many.as_bytes().contains(c), "{}", char::from(*c));
+        }
+    }
+
+    #[test]
+    fn personal_codes_compare_as_typed_and_tokens_by_hash() {
+        assert!(same_personal_code("h4rt-2mqa", "h4rt-2mqa"));
+        assert!(same_personal_code(" H4RT 2MQA", "h4rt-2mqa"));
+        assert!(same_personal_code("h4rt2mqa", "h4rt-2mqa"));
+        assert!(!same_personal_code("h4rt-2mqb", "h4rt-2mqa"));
+        assert!(!same_personal_code("", "h4rt-2mqa"));
+        assert!(!same_personal_code("", ""), "no code is never a match");
+        assert!(!same_personal_code(&"a".repeat(100), "h4rt-2mqa"));
+        let t = new_token();
+        assert!(t.len() >= 43);
+        let h = token_hash(&t);
+        assert_eq!(h.len(), 64);
+        assert!(token_matches(&t, &h));
+        assert!(!token_matches(&new_token(), &h));
+        assert!(!token_matches("", &h));
     }
 }

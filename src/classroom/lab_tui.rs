@@ -20,7 +20,6 @@ use futures_util::Stream;
 use super::LearnerEnv;
 use super::ssh::{Learner, RunFuture, Runner, Terminal};
 use super::values::{self, Choice, Values};
-use crate::lab::progress::Progress;
 use crate::tui::runtime::{self, Channel};
 use crate::tui::theme::Theme;
 
@@ -77,7 +76,14 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
     let mut public = profile.clone();
     public.base_url = learner.env.public_base_url.clone();
     public.authority = learner.env.public_authority.clone();
-    rekey_progress(&learner.progress, &learner.lab.id, &learner.env);
+    {
+        let (path, lab, env) = (
+            learner.progress.clone(),
+            learner.lab.id.clone(),
+            learner.env.clone(),
+        );
+        let _ = tokio::task::spawn_blocking(move || rekey_progress(&path, &lab, &env)).await;
+    }
     let size_now = Arc::new(AtomicU32::new(pack(size)));
     let ended = Arc::new(AtomicBool::new(false));
     let mut events = Watched {
@@ -86,6 +92,22 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
         ended: ended.clone(),
     };
     let theme = Theme::from_env(|k| (k == "TERM").then(|| term.clone()));
+    if learner.new_code
+        && let Some(code) = &learner.personal_code
+    {
+        let choice = values::show_code(
+            learner.env.name.as_str(),
+            code,
+            &mut events,
+            &mut out,
+            unpack(size_now.load(Ordering::Relaxed)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if choice == Choice::Leave {
+            return Ok(());
+        }
+    }
     loop {
         let opts = crate::tui::Options {
             lab: learner.lab.clone(),
@@ -116,7 +138,7 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
             return Ok(());
         }
         let choice = values::show(
-            Values::of(&learner.env),
+            Values::of(&learner.env).with_code(learner.personal_code.clone()),
             &mut events,
             &mut out,
             unpack(size_now.load(Ordering::Relaxed)),
@@ -133,31 +155,15 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
 /// service on changes when the classroom restarts. Their progress under an older port moves to the
 /// current one (when the current has none), so a reconnect after a restart resumes.
 pub fn rekey_progress(path: &Path, lab: &str, env: &LearnerEnv) {
-    let Ok(bytes) = std::fs::read(path) else {
-        return;
-    };
-    let Ok(mut progress) = serde_json::from_slice::<Progress>(&bytes) else {
-        return;
-    };
-    let Some(targets) = progress.labs.get_mut(lab) else {
-        return;
-    };
     let now = env.base_url.trim_end_matches('/').to_string();
-    if targets.contains_key(&now) {
-        return;
-    }
     let tail = format!("{}/v1", env.name.prefix());
-    let Some(old) = targets
-        .keys()
-        .find(|k| k.starts_with("http://127.0.0.1:") && k.ends_with(&tail))
-        .cloned()
-    else {
-        return;
-    };
-    if let Some(t) = targets.remove(&old) {
-        targets.insert(now, t);
-        if let Err(e) = super::folder::write_json(path, &progress) {
-            tracing::warn!("cannot move the progress to the new port: {e}");
-        }
+    let mut store = crate::lab::progress::ProgressStore::load(path);
+    let moved = store.move_target(
+        lab,
+        |k| k.starts_with("http://127.0.0.1:") && k.ends_with(&tail),
+        &now,
+    );
+    if let Err(e) = moved {
+        tracing::warn!("cannot move the progress to the new port: {e}");
     }
 }

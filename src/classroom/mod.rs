@@ -5,7 +5,8 @@
 //! - `names.rs`: learner names; `gate.rs`: the class code and the growing wait after a wrong one;
 //! - `folder.rs`: what is kept on disk (learners, services, progress, the host key, the log);
 //! - `tenants.rs`: each learner's service in this process; `front.rs`: the HTTP front that routes
-//!   `/l/{name}/…` to it and takes self-reports (`dicomlab join`);
+//!   `/l/{name}/…` to it and takes self-reports (`dicomlab join`); `rate.rs`: its per-address request
+//!   rate;
 //! - `verdicts.rs`: the classroom's own checks of each learner's service (activity-driven);
 //! - `room.rs`: the room as the dashboard and `classroom status` show it; `dashboard.rs`: the
 //!   instructor's TUI;
@@ -20,6 +21,7 @@ pub mod front;
 pub mod gate;
 pub mod lab_tui;
 pub mod names;
+pub mod rate;
 pub mod room;
 pub mod ssh;
 pub mod tenants;
@@ -27,7 +29,7 @@ pub mod values;
 pub mod verdicts;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -82,6 +84,14 @@ pub struct ClassroomConfig {
     pub reindex_min: Duration,
     /// How long after a learner's last request their steps are checked.
     pub check_delay: Duration,
+    /// Requests a second one client address may send the public HTTP port, on average…
+    pub rate_per_sec: f64,
+    /// …and at once.
+    pub rate_burst: f64,
+    /// An SSH connection must log in within this, and then ask for a terminal within as long.
+    pub login_time: Duration,
+    /// Bytes each learner's stored instances may take (the room's disk is the sum).
+    pub learner_storage: u64,
 }
 
 impl ClassroomConfig {
@@ -101,6 +111,10 @@ impl ClassroomConfig {
             first_refusal_delay: Duration::from_secs(1),
             reindex_min: Duration::from_secs(2),
             check_delay: Duration::from_millis(600),
+            rate_per_sec: 50.0,
+            rate_burst: 200.0,
+            login_time: Duration::from_secs(60),
+            learner_storage: 1024 * 1024 * 1024,
         }
     }
 }
@@ -127,8 +141,70 @@ pub enum ClassroomError {
         "the name '{0}' is taken by a learner who reports from their own service: pick another"
     )]
     NameSelfReported(LearnerName),
+    #[error(
+        "the name '{0}' reports with the token its first report got (dicomlab join keeps it): ask the instructor to reset it"
+    )]
+    WrongToken(LearnerName),
+    #[error("no learner '{0}' in this classroom")]
+    NoLearner(LearnerName),
+    #[error("the classroom's list of learners is unusable (a task failed while changing it)")]
+    Poisoned,
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
+}
+
+/// How an SSH login went.
+#[derive(Debug)]
+pub enum SshLogin {
+    /// In as this learner; `issued`: their new personal code, shown to them at once.
+    Learner {
+        name: LearnerName,
+        issued: Option<Secret>,
+    },
+    /// The class code was right but the name cannot be used: said in the terminal.
+    BadName(names::NameError),
+    /// The class code was right but the learner cannot come in (a self-reported name, a full room):
+    /// said in the terminal.
+    Told(String),
+    /// Refused: after waiting this long.
+    Wrong(Duration),
+}
+
+/// What a reset gave a learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reset {
+    /// An SSH learner's new personal code (the old one no longer logs in).
+    Code(Secret),
+    /// A self-reporting learner's token is forgotten: their next report gets a new one.
+    Token,
+}
+
+/// A new personal code for an SSH learner; a self-reporting learner's token forgotten.
+fn reset_entry(e: &mut LearnerEntry) -> Reset {
+    match e.source {
+        LearnerSource::Service => {
+            let code = Secret::new(gate::new_personal_code());
+            e.code = Some(code.clone());
+            Reset::Code(code)
+        }
+        LearnerSource::SelfReported => {
+            e.token_sha256 = None;
+            Reset::Token
+        }
+    }
+}
+
+/// `classroom reset-code`: resets a learner of a classroom that is not running (a running one is
+/// reset from its dashboard: it holds `learners.json` in memory).
+pub fn reset_offline(folder: &Folder, name: &LearnerName) -> Result<Reset, ClassroomError> {
+    let _running = folder.lock_running()?;
+    let mut learners = folder.learners()?;
+    let Some(e) = learners.iter_mut().find(|e| &e.name == name) else {
+        return Err(ClassroomError::NoLearner(name.clone()));
+    };
+    let reset = reset_entry(e);
+    folder.save_learners(&learners)?;
+    Ok(reset)
 }
 
 /// A learner's values: what their lab client uses, and what they give Postman or curl.
@@ -179,8 +255,13 @@ pub struct Core {
     pub folder: Folder,
     pub tenants: Tenants,
     pub gate: Gate,
+    /// The public port's per-address request rate.
+    pub rate: rate::RateLimit,
     pub config: ClassroomConfig,
-    learners: Mutex<Vec<LearnerEntry>>,
+    /// Who joined (in memory: changed under this lock without I/O, then written by `persist`).
+    learners: Mutex<Roster>,
+    /// The version of `learners` last written to `learners.json` (one write at a time).
+    learners_saved: tokio::sync::Mutex<u64>,
     /// Learners whose service saw a request of theirs since their last check.
     dirty: Mutex<HashSet<LearnerName>>,
     /// Wakes the checks.
@@ -196,6 +277,12 @@ pub struct Core {
     sessions: Mutex<BTreeMap<LearnerName, LiveSession>>,
     /// Checks run since the start (a room where nobody works runs none).
     pub checks_run: std::sync::atomic::AtomicU64,
+}
+
+/// The room's learners, and a version bumped on each change.
+struct Roster {
+    entries: Vec<LearnerEntry>,
+    version: u64,
 }
 
 impl Core {
@@ -263,31 +350,192 @@ impl Core {
 
     /// Everyone who joined.
     pub fn learners(&self) -> Vec<LearnerEntry> {
-        self.learners.lock().map(|l| l.clone()).unwrap_or_default()
+        self.learners
+            .lock()
+            .map(|l| l.entries.clone())
+            .unwrap_or_default()
     }
 
     fn entry(&self, name: &LearnerName) -> Option<LearnerEntry> {
-        self.learners().into_iter().find(|l| &l.name == name)
+        self.learners
+            .lock()
+            .ok()?
+            .entries
+            .iter()
+            .find(|l| &l.name == name)
+            .cloned()
     }
 
-    /// Adds a learner to the room (and to `learners.json`).
-    fn add_learner(&self, name: &LearnerName, source: LearnerSource) -> Result<(), ClassroomError> {
-        let Ok(mut l) = self.learners.lock() else {
-            return Ok(());
+    /// Changes the room's learners under their lock — no I/O, no await there; `f` says whether it
+    /// changed them (then `persist` writes them).
+    fn edit<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<LearnerEntry>) -> Result<(T, bool), ClassroomError>,
+    ) -> Result<(T, bool), ClassroomError> {
+        let mut r = self.learners.lock().map_err(|_| ClassroomError::Poisoned)?;
+        let (value, changed) = f(&mut r.entries)?;
+        if changed {
+            r.version += 1;
+        }
+        Ok((value, changed))
+    }
+
+    /// Writes `learners.json` as the room holds it now: atomically and fsync'd, on the blocking pool,
+    /// never under the learners' lock. Writes wait for each other, and one that finds a newer write
+    /// done has nothing to do.
+    async fn persist(&self) -> Result<(), ClassroomError> {
+        let mut on_disk = self.learners_saved.lock().await;
+        let (snapshot, version) = {
+            let r = self.learners.lock().map_err(|_| ClassroomError::Poisoned)?;
+            (r.entries.clone(), r.version)
         };
-        if l.iter().any(|e| &e.name == name) {
+        if version <= *on_disk {
             return Ok(());
         }
-        l.push(LearnerEntry {
-            name: name.clone(),
-            joined: now(),
-            source,
-        });
-        self.folder.save_learners(&l)?;
-        drop(l);
-        tracing::info!(learner = %name, ?source, "learner joined");
-        self.changed();
+        let folder = self.folder.clone();
+        tokio::task::spawn_blocking(move || folder.save_learners(&snapshot))
+            .await
+            .map_err(|e| TenantError::Task(e.to_string()))??;
+        *on_disk = version;
         Ok(())
+    }
+
+    /// Adds a learner to the room (and to `learners.json`): no-op when they are in it.
+    async fn add_learner(
+        &self,
+        name: &LearnerName,
+        source: LearnerSource,
+    ) -> Result<(), ClassroomError> {
+        let max = self.config.max_learners;
+        let ((), added) = self.edit(|l| {
+            if l.iter().any(|e| &e.name == name) {
+                return Ok(((), false));
+            }
+            if l.len() >= max {
+                return Err(TenantError::Full(max).into());
+            }
+            l.push(LearnerEntry::new(name.clone(), now(), source));
+            Ok(((), true))
+        })?;
+        if added {
+            tracing::info!(learner = %name, ?source, "learner joined");
+            self.changed();
+            self.persist().await?;
+        }
+        Ok(())
+    }
+
+    /// An SSH login: `user` with `password` from `peer`. A learner with a personal code logs in with it
+    /// (and only with it); a new name, or a learner from before personal codes, logs in with the class
+    /// code and is given one at once. Every wrong password waits longer (the gate).
+    pub async fn ssh_login(&self, peer: IpAddr, user: &str, password: &str) -> SshLogin {
+        let name = match LearnerName::parse(user) {
+            Ok(n) => n,
+            Err(e) => {
+                return match self.gate.check(peer, password) {
+                    Ok(()) => SshLogin::BadName(e),
+                    Err(wait) => {
+                        tracing::info!(%peer, "ssh: wrong class code");
+                        SshLogin::Wrong(wait)
+                    }
+                };
+            }
+        };
+        if let Some(code) = self.entry(&name).and_then(|e| e.code) {
+            return match self
+                .gate
+                .verdict(peer, gate::same_personal_code(password, code.expose()))
+            {
+                Ok(()) => SshLogin::Learner { name, issued: None },
+                Err(wait) => {
+                    tracing::info!(%peer, learner = %name, "ssh: wrong personal code");
+                    SshLogin::Wrong(wait)
+                }
+            };
+        }
+        if let Err(wait) = self.gate.check(peer, password) {
+            tracing::info!(%peer, "ssh: wrong class code");
+            return SshLogin::Wrong(wait);
+        }
+        match self.claim(&name).await {
+            Ok(Some(code)) => {
+                tracing::info!(learner = %name, "personal code issued");
+                SshLogin::Learner {
+                    name,
+                    issued: Some(code),
+                }
+            }
+            // Another login took the name meanwhile: the class code no longer logs in as them.
+            Ok(None) => SshLogin::Wrong(
+                self.gate
+                    .verdict(peer, false)
+                    .err()
+                    .unwrap_or(gate::MAX_DELAY),
+            ),
+            Err(e) => SshLogin::Told(e.to_string()),
+        }
+    }
+
+    /// Gives `name` a personal code, adding them to the room when new (their name and kind reserved
+    /// before their service is built). `None`: they have one already.
+    async fn claim(&self, name: &LearnerName) -> Result<Option<Secret>, ClassroomError> {
+        let max = self.config.max_learners;
+        let (code, _) = self.edit(|l| {
+            let code = Secret::new(gate::new_personal_code());
+            let full = l.len() >= max;
+            match l.iter_mut().find(|e| &e.name == name) {
+                Some(e) if e.source == LearnerSource::SelfReported => {
+                    Err(ClassroomError::NameSelfReported(name.clone()))
+                }
+                Some(e) if e.code.is_some() => Ok((None, false)),
+                Some(e) => {
+                    e.code = Some(code.clone());
+                    Ok((Some(code), true))
+                }
+                None if full => Err(TenantError::Full(max).into()),
+                None => {
+                    let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::Service);
+                    e.code = Some(code.clone());
+                    l.push(e);
+                    tracing::info!(learner = %name, "learner joined");
+                    Ok((Some(code), true))
+                }
+            }
+        })?;
+        if code.is_some() {
+            self.changed();
+            // In memory the code holds already; a disk that cannot take it is the log's business.
+            if let Err(e) = self.persist().await {
+                tracing::warn!(learner = %name, "cannot keep the learners: {e}");
+            }
+        }
+        Ok(code)
+    }
+
+    /// A learner's personal code (an SSH learner's, once given).
+    pub fn personal_code(&self, name: &LearnerName) -> Option<Secret> {
+        self.entry(name).and_then(|e| e.code)
+    }
+
+    /// Every SSH learner's personal code (the dashboard's selected learner shows theirs; never
+    /// `classroom status`, never the log).
+    pub fn personal_codes(&self) -> BTreeMap<String, Secret> {
+        self.learners()
+            .into_iter()
+            .filter_map(|e| Some((e.name.to_string(), e.code?)))
+            .collect()
+    }
+
+    /// The instructor resets a learner: a new personal code, or a self-reporter's token forgotten.
+    pub async fn reset_code(&self, name: &LearnerName) -> Result<Reset, ClassroomError> {
+        let (reset, _) = self.edit(|l| match l.iter_mut().find(|e| &e.name == name) {
+            Some(e) => Ok((reset_entry(e), true)),
+            None => Err(ClassroomError::NoLearner(name.clone())),
+        })?;
+        tracing::info!(learner = %name, "reset by the instructor");
+        self.changed();
+        self.persist().await?;
+        Ok(reset)
     }
 
     /// A learner logs in: their service (made the first time), and their values.
@@ -297,9 +545,12 @@ impl Core {
         {
             return Err(ClassroomError::NameSelfReported(name.clone()));
         }
+        let fresh = self.tenants.get(name).is_none();
         let tenant = self.tenants.open(name).await?;
         if self.entry(name).is_none() {
-            self.add_learner(name, LearnerSource::Service)?;
+            self.add_learner(name, LearnerSource::Service).await?;
+        }
+        if fresh {
             // Their first verdicts (the service exists, the environment is set) show at once.
             self.touched(name);
         }
@@ -320,19 +571,58 @@ impl Core {
         })
     }
 
-    /// Keeps what a learner on their own service sent.
+    /// Checks a self-report's name and token: the first report of a name (or the first after a reset)
+    /// gets a new token (returned), every other must carry it.
+    async fn self_reporter(
+        &self,
+        name: &LearnerName,
+        token: Option<&str>,
+    ) -> Result<Option<String>, ClassroomError> {
+        let max = self.config.max_learners;
+        let (issued, _) = self.edit(|l| {
+            let fresh = gate::new_token();
+            let full = l.len() >= max;
+            match l.iter_mut().find(|e| &e.name == name) {
+                Some(e) if e.source == LearnerSource::Service => {
+                    Err(ClassroomError::NameOnService(name.clone()))
+                }
+                Some(e) => match &e.token_sha256 {
+                    Some(h) if token.is_some_and(|t| gate::token_matches(t, h)) => {
+                        Ok((None, false))
+                    }
+                    Some(_) => Err(ClassroomError::WrongToken(name.clone())),
+                    None => {
+                        e.token_sha256 = Some(gate::token_hash(&fresh));
+                        Ok((Some(fresh), true))
+                    }
+                },
+                // Self-reporting learners count against the room's limit too.
+                None if full => Err(TenantError::Full(max).into()),
+                None => {
+                    let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::SelfReported);
+                    e.token_sha256 = Some(gate::token_hash(&fresh));
+                    l.push(e);
+                    tracing::info!(learner = %name, "self-reporting learner joined");
+                    Ok((Some(fresh), true))
+                }
+            }
+        })?;
+        if issued.is_some() {
+            self.changed();
+            self.persist().await?;
+        }
+        Ok(issued)
+    }
+
+    /// Keeps what a learner on their own service sent; the token their first report gets.
     pub async fn self_reported(
         &self,
         name: &LearnerName,
+        token: Option<&str>,
         steps: BTreeMap<String, StepProgress>,
-    ) -> Result<(), ClassroomError> {
-        if let Some(e) = self.entry(name)
-            && e.source == LearnerSource::Service
-        {
-            return Err(ClassroomError::NameOnService(name.clone()));
-        }
+    ) -> Result<Option<String>, ClassroomError> {
+        let issued = self.self_reporter(name, token).await?;
         self.folder.make_learner_dir(name)?;
-        self.add_learner(name, LearnerSource::SelfReported)?;
         let path = self.folder.verdicts(name);
         let lab = self.lab.id.clone();
         let saved = tokio::task::spawn_blocking(move || {
@@ -354,7 +644,7 @@ impl Core {
             Err(e) => tracing::warn!(learner = %name, "cannot keep the self-report: {e}"),
         }
         self.changed();
-        Ok(())
+        Ok(issued)
     }
 
     /// Marks a learner's SSH session open (`Some`) or closed.
@@ -410,6 +700,8 @@ pub struct Classroom {
     pub ssh: ssh::Listening,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
+    /// The folder's `classroom.lock`, held while the classroom runs.
+    _running: std::fs::File,
 }
 
 impl Classroom {
@@ -421,6 +713,7 @@ impl Classroom {
         runner: Arc<dyn ssh::Runner>,
     ) -> Result<Classroom, ClassroomError> {
         let folder = Folder::create(&config.dir)?;
+        let running = folder.lock_running()?;
         let room = match folder.room()? {
             Some(r) if r.lab != lab.id => {
                 return Err(ClassroomError::OtherLab {
@@ -474,15 +767,21 @@ impl Classroom {
             config.max_learners,
             internal_origin.clone(),
         )
-        .with_reindex_min(config.reindex_min);
+        .with_reindex_min(config.reindex_min)
+        .with_storage(config.learner_storage);
         let learners = folder.learners()?;
         let (changed, _) = watch::channel(0u64);
         let core = Arc::new(Core {
             lab,
             gate: Gate::new(room.code.clone()).with_first_delay(config.first_refusal_delay),
+            rate: rate::RateLimit::new(config.rate_per_sec, config.rate_burst),
             folder: folder.clone(),
             tenants,
-            learners: Mutex::new(learners.clone()),
+            learners: Mutex::new(Roster {
+                entries: learners.clone(),
+                version: 0,
+            }),
+            learners_saved: tokio::sync::Mutex::new(0),
             dirty: Mutex::new(HashSet::new()),
             activity: Notify::new(),
             changed,
@@ -495,12 +794,16 @@ impl Classroom {
         });
         let _ = core.internal_origin.set(internal_origin);
         let _ = core.public_origin.set(public_origin(&config, http_addr));
-        // Every learner's service runs again (their Postman keeps working after a restart).
+        // Every learner's service runs again (their Postman keeps working after a restart). One that
+        // cannot (its folder damaged, say) keeps nobody else out: it is logged, and said to the
+        // learner when they next log in (their login opens it again).
         for l in learners
             .iter()
             .filter(|l| l.source == LearnerSource::Service)
         {
-            core.tenants.open(&l.name).await?;
+            if let Err(e) = core.tenants.open(&l.name).await {
+                tracing::error!(learner = %l.name, "cannot open the learner's service: {e}");
+            }
         }
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
@@ -508,8 +811,11 @@ impl Classroom {
             max_connections: 512,
             ..ConnectionLimits::default()
         };
-        for listener in [public, internal] {
-            let app = front::router(core.clone());
+        for (listener, exposure) in [
+            (public, front::Exposure::Public),
+            (internal, front::Exposure::Internal),
+        ] {
+            let app = front::router(core.clone(), exposure);
             let mut stop = stop_rx.clone();
             tasks.spawn(crate::practice::server::serve(
                 listener,
@@ -532,6 +838,7 @@ impl Classroom {
             ssh,
             stop,
             tasks,
+            _running: running,
         })
     }
 

@@ -651,11 +651,11 @@ mod tests {
 
     fn record(name: &str, joined: &str, steps: &[(&str, StepProgress)]) -> Record {
         Record {
-            entry: LearnerEntry {
-                name: LearnerName::exact(name).expect("name"),
-                joined: joined.into(),
-                source: LearnerSource::Service,
-            },
+            entry: LearnerEntry::new(
+                LearnerName::exact(name).expect("name"),
+                joined.into(),
+                LearnerSource::Service,
+            ),
             steps: steps
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))

@@ -1,7 +1,10 @@
-//! The lab over SSH: `ssh -p 2222 <name>@<host>` with the class code as password gives the learner a
-//! terminal program ([`Runner`]: the lab's TUI) on their own service, with their saved progress.
+//! The lab over SSH: `ssh -p 2222 <name>@<host>` gives the learner a terminal program ([`Runner`]: the
+//! lab's TUI) on their own service, with their saved progress.
 //!
-//! - Password authentication only; the code is checked by [`super::gate::Gate`] (a wrong one waits
+//! - Password authentication only. A new name logs in with the class code and is given a personal
+//!   code at once (shown before the lab); from then on only that personal code logs in as them, so
+//!   another learner who knows the class code cannot take their session, service or secret
+//!   ([`super::Core::ssh_login`]). Codes are checked through [`super::gate::Gate`] (a wrong one waits
 //!   longer each time). A name that is not valid, a full room or a full session limit is said in the
 //!   terminal, then the connection closes.
 //! - One session channel per connection, with a pty; a shell request starts the program. No exec, no
@@ -18,10 +21,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,17 +38,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use super::channel::{ChannelWriter, InputParser, MAX_QUEUED_OUTPUT};
 use super::names::LearnerName;
-use super::{Core, LearnerEnv, LiveSession};
+use super::{Core, LearnerEnv, LiveSession, SshLogin};
 
 /// Terminal events queued for the program; past this, keys are dropped (a paste flood).
 const INPUT_QUEUE: usize = 1024;
 /// Connections that have not logged in yet, at once.
 const MAX_UNAUTHENTICATED: usize = 64;
-/// A connection must log in within this.
-const LOGIN_TIME: Duration = Duration::from_secs(60);
-/// The largest terminal accepted (columns, rows); larger is clamped.
-const MAX_COLUMNS: u32 = 1000;
-const MAX_ROWS: u32 = 500;
+/// The largest terminal drawn (columns, rows): a larger one shows the lab in its top-left corner. A
+/// frame of 320×120 cells is what a large screen at a small font holds; 1000×500 would cost each
+/// redraw thirteen times as much, for no reader.
+const MAX_COLUMNS: u32 = 320;
+const MAX_ROWS: u32 = 120;
+/// Connections from one address that have not logged in yet, at once: a classroom behind one NAT
+/// address logs in together, so this is half the room's, not a handful — one address cannot take
+/// every slot.
+const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = MAX_UNAUTHENTICATED / 2;
 
 /// Why the SSH server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +93,10 @@ pub struct Learner {
     pub lab: crate::lab::Lab,
     /// The classroom's log file.
     pub log: std::path::PathBuf,
+    /// Their personal code (what they log in with; the values screen shows it).
+    pub personal_code: Option<crate::dicomweb::Secret>,
+    /// The code was given at this login: show it before the lab.
+    pub new_code: bool,
 }
 
 /// A future the runner returns.
@@ -203,6 +214,7 @@ async fn accept(
 ) {
     let sessions = Arc::new(Sessions::default());
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+    let per_address = Arc::new(Mutex::new(HashMap::new()));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let (socket, peer) = tokio::select! {
@@ -221,16 +233,23 @@ async fn accept(
             tracing::warn!(%peer, "ssh: too many connections logging in at once; closed");
             continue;
         };
+        let Some(slot) = LoginSlot::take(&per_address, peer.ip(), permit) else {
+            tracing::warn!(%peer, "ssh: too many connections logging in at once from this address; closed");
+            continue;
+        };
         let authenticated = Arc::new(AtomicBool::new(false));
+        let shell = Arc::new(AtomicBool::new(false));
         let handler = Connection {
             core: core.clone(),
             runner: runner.clone(),
             sessions: sessions.clone(),
             peer,
             user: None,
+            issued: None,
             refusal: None,
             authenticated: authenticated.clone(),
-            login_permit: Some(permit),
+            shell: shell.clone(),
+            login_permit: Some(slot),
             channel: None,
             size: (80, 24),
             term: String::new(),
@@ -240,19 +259,32 @@ async fn accept(
         };
         let config = config.clone();
         let mut stop = stop.clone();
+        let login_time = core.config.login_time;
         connections.spawn(async move {
-            let running = match russh::server::run_stream(config, socket, handler).await {
-                Ok(r) => r,
-                Err(e) => {
+            // Log in within `login_time` (the key exchange counts), then ask for a terminal within
+            // as long: a connection that does neither holds a slot (and a task) for nothing.
+            let deadline = tokio::time::Instant::now() + login_time;
+            let running = match tokio::time::timeout_at(
+                deadline,
+                russh::server::run_stream(config, socket, handler),
+            )
+            .await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, "ssh connection failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "ssh: no greeting within {} s; closed", login_time.as_secs());
                     return;
                 }
             };
             let handle = running.handle();
-            let login = tokio::time::sleep(LOGIN_TIME);
+            let login = tokio::time::sleep_until(deadline);
             tokio::pin!(login);
             let mut running = std::pin::pin!(running);
-            let mut logged_in = false;
+            let mut stage = Stage::LoggingIn;
             loop {
                 tokio::select! {
                     r = &mut running => {
@@ -261,13 +293,23 @@ async fn accept(
                         }
                         return;
                     }
-                    () = &mut login, if !logged_in => {
-                        if authenticated.load(Ordering::Acquire) {
-                            logged_in = true;
+                    () = &mut login, if stage != Stage::Working => {
+                        let why = match stage {
+                            _ if shell.load(Ordering::Acquire) => None,
+                            Stage::LoggingIn if authenticated.load(Ordering::Acquire) => {
+                                stage = Stage::OpeningTerminal;
+                                login.as_mut().reset(tokio::time::Instant::now() + login_time);
+                                continue;
+                            }
+                            Stage::LoggingIn => Some("no login in time"),
+                            _ => Some("no terminal asked for in time"),
+                        };
+                        let Some(why) = why else {
+                            stage = Stage::Working;
                             continue;
-                        }
-                        tracing::info!(%peer, "ssh: no login within {} s; closed", LOGIN_TIME.as_secs());
-                        let _ = handle.disconnect(russh::Disconnect::ByApplication, "no login in time".into(), String::new()).await;
+                        };
+                        tracing::info!(%peer, "ssh: {why} ({} s); closed", login_time.as_secs());
+                        let _ = handle.disconnect(russh::Disconnect::ByApplication, why.into(), String::new()).await;
                         return;
                     }
                     () = super::stopped(&mut stop) => {
@@ -281,6 +323,55 @@ async fn accept(
     connections.abort_all();
 }
 
+/// Where a connection is, for its deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    LoggingIn,
+    OpeningTerminal,
+    Working,
+}
+
+/// A connection's place among those logging in: overall (the semaphore) and from its address.
+struct LoginSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl LoginSlot {
+    /// A slot for `ip`, unless it has [`MAX_UNAUTHENTICATED_PER_ADDRESS`] already.
+    fn take(
+        per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<LoginSlot> {
+        let mut m = per_address.lock().ok()?;
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_UNAUTHENTICATED_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(LoginSlot {
+            _permit: permit,
+            per_address: per_address.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for LoginSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.per_address.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// One SSH connection.
 struct Connection {
     core: Arc<Core>,
@@ -289,11 +380,15 @@ struct Connection {
     peer: SocketAddr,
     /// The learner, once logged in with the right code.
     user: Option<LearnerName>,
+    /// Their personal code, when it was given at this login (said even when the lab does not open).
+    issued: Option<crate::dicomweb::Secret>,
     /// Logged in with the right code but refused (an invalid name): said in the terminal.
     refusal: Option<String>,
     authenticated: Arc<AtomicBool>,
+    /// A terminal was asked for (the lab, or the reason it does not open, runs on it).
+    shell: Arc<AtomicBool>,
     /// Held until the login (bounds connections that have not logged in).
-    login_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    login_permit: Option<LoginSlot>,
     channel: Option<ChannelId>,
     size: (u16, u16),
     term: String,
@@ -308,8 +403,20 @@ struct Connection {
 struct Input {
     parser: InputParser,
     tx: mpsc::Sender<io::Result<Event>>,
+    /// The newest size not taken by the program yet (packed; 0: none). A resize is queued only when
+    /// none waits: a flood of window changes costs one redraw, at the newest size.
+    resize: Arc<AtomicU32>,
     /// The notice of the idle close was shown: the next key redraws the screen.
     noticed: Arc<AtomicBool>,
+}
+
+/// A size as one number (never 0: both are at least 1).
+fn pack((w, h): (u16, u16)) -> u32 {
+    (u32::from(w) << 16) | u32::from(h)
+}
+
+fn unpack(v: u32) -> (u16, u16) {
+    ((v >> 16) as u16, (v & 0xffff) as u16)
 }
 
 fn clamp_size(cols: u32, rows: u32) -> (u16, u16) {
@@ -321,6 +428,14 @@ fn clamp_size(cols: u32, rows: u32) -> (u16, u16) {
 impl Handler for Connection {
     type Error = russh::Error;
 
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        // Never the word sshpass looks for: it would take the banner for the prompt.
+        Ok(Some(
+            "dicomlab classroom: your first login takes the class code; every login after it, the personal code the lab then shows you.\r\n"
+                .into(),
+        ))
+    }
+
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(Auth::Reject {
             proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
@@ -329,23 +444,26 @@ impl Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if let Err(wait) = self.core.gate.check(self.peer.ip(), password) {
-            tracing::info!(peer = %self.peer, "ssh: wrong class code");
-            tokio::time::sleep(wait).await;
-            return Ok(Auth::Reject {
-                proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
-                partial_success: false,
-            });
-        }
-        match LearnerName::parse(user) {
-            Ok(name) => self.user = Some(name),
-            Err(e) => {
+        match self.core.ssh_login(self.peer.ip(), user, password).await {
+            SshLogin::Wrong(wait) => {
+                tokio::time::sleep(wait).await;
+                return Ok(Auth::Reject {
+                    proceed_with_methods: Some(MethodSet::from(&[MethodKind::Password][..])),
+                    partial_success: false,
+                });
+            }
+            SshLogin::Learner { name, issued } => {
+                self.user = Some(name);
+                self.issued = issued;
+            }
+            SshLogin::BadName(e) => {
                 self.refusal = Some(format!(
                     "The name '{}' cannot be used: {e}. Connect again as ssh -p {} <name>@<host>, e.g. ada or grace-h.",
                     crate::text::visible(&user.chars().take(40).collect::<String>()),
                     self.core.ssh_port()
                 ));
             }
+            SshLogin::Told(why) => self.refusal = Some(why),
         }
         self.authenticated.store(true, Ordering::Release);
         self.login_permit = None;
@@ -394,6 +512,7 @@ impl Handler for Connection {
             return Ok(());
         }
         session.channel_success(channel)?;
+        self.shell.store(true, Ordering::Release);
         let handle = session.handle();
         if let Some(why) = self.refusal.take() {
             tokio::spawn(refuse(handle, channel, why));
@@ -409,16 +528,19 @@ impl Handler for Connection {
                 handle,
                 channel,
                 format!(
-                    "The classroom has its limit of {max} sessions open. Try again in a few minutes, or ask the instructor."
+                    "The classroom has its limit of {max} sessions open. Try again in a few minutes, or ask the instructor.{}",
+                    code_said(self.issued.as_ref())
                 ),
             ));
             return Ok(());
         };
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let noticed = Arc::new(AtomicBool::new(false));
+        let resize = Arc::new(AtomicU32::new(0));
         self.input = Some(Input {
             parser: InputParser::default(),
             tx: tx.clone(),
+            resize: resize.clone(),
             noticed: noticed.clone(),
         });
         self.last_input
@@ -428,12 +550,14 @@ impl Handler for Connection {
             runner: self.runner.clone(),
             sessions: self.sessions.clone(),
             name,
+            new_code: self.issued.take(),
             id,
             channel,
             handle,
             size: self.size,
             term: self.term.clone(),
             events: rx,
+            resize,
             kicked,
             last_input: self.last_input.clone(),
             started: self.started,
@@ -452,9 +576,10 @@ impl Handler for Connection {
         tracing::info!(peer = %self.peer, "ssh: exec refused");
         session.data(
             channel,
-            Bytes::from_static(
-                b"dicomlab classroom: no commands here. Connect without a command to open the lab.\r\n",
-            ),
+            Bytes::from(format!(
+                "dicomlab classroom: no commands here. Connect without a command to open the lab.{}\r\n",
+                code_said(self.issued.as_ref()).replace('\n', "\r\n")
+            )),
         )?;
         session.exit_status_request(channel, 1)?;
         session.eof(channel)?;
@@ -547,10 +672,15 @@ impl Handler for Connection {
             return Ok(());
         }
         self.size = clamp_size(col_width, row_height);
-        if let Some(input) = &self.input {
-            let _ = input
+        if let Some(input) = &self.input
+            && input.resize.swap(pack(self.size), Ordering::AcqRel) == 0
+            && input
                 .tx
-                .try_send(Ok(Event::Resize(self.size.0, self.size.1)));
+                .try_send(Ok(Event::Resize(self.size.0, self.size.1)))
+                .is_err()
+        {
+            // Not queued: the next window change tries again.
+            input.resize.store(0, Ordering::Release);
         }
         Ok(())
     }
@@ -580,12 +710,16 @@ struct LiveSessionTask {
     runner: Arc<dyn Runner>,
     sessions: Arc<Sessions>,
     name: LearnerName,
+    /// Their personal code, given at this login.
+    new_code: Option<crate::dicomweb::Secret>,
     id: u64,
     channel: ChannelId,
     handle: russh::server::Handle,
     size: (u16, u16),
     term: String,
     events: mpsc::Receiver<io::Result<Event>>,
+    /// The newest window size not taken yet (see [`Input::resize`]).
+    resize: Arc<AtomicU32>,
     kicked: oneshot::Receiver<()>,
     last_input: Arc<AtomicU64>,
     started: Instant,
@@ -607,12 +741,14 @@ impl LiveSessionTask {
             runner,
             sessions,
             name,
+            new_code,
             id,
             channel,
             handle,
             size,
             term,
             events,
+            resize,
             mut kicked,
             last_input,
             started,
@@ -643,7 +779,12 @@ impl LiveSessionTask {
             Err(e) => {
                 tracing::warn!(learner = %name, "cannot open the learner's service: {e}");
                 sessions.close(&name, id);
-                refuse(handle, channel, e.to_string()).await;
+                refuse(
+                    handle,
+                    channel,
+                    format!("{e}{}", code_said(new_code.as_ref())),
+                )
+                .await;
                 return;
             }
         };
@@ -660,17 +801,33 @@ impl LiveSessionTask {
             progress: core.folder.progress(&name),
             lab: core.lab.clone(),
             log: core.folder.log_file(),
+            personal_code: core.personal_code(&name),
+            new_code: new_code.is_some(),
         };
         // The program's input ends when the connection's does, or when this task says so (idle,
         // takeover, a client that stopped reading).
         let (stop_tx, stop_rx) = watch::channel(false);
-        let events =
-            futures_util::stream::unfold((events, stop_rx), |(mut rx, mut stop)| async move {
-                tokio::select! {
-                    e = rx.recv() => e.map(|e| (e, (rx, stop))),
-                    () = super::stopped(&mut stop) => None,
-                }
-            });
+        let events = futures_util::stream::unfold(
+            (events, stop_rx, resize),
+            |(mut rx, mut stop, resize)| async move {
+                let e = tokio::select! {
+                    e = rx.recv() => e?,
+                    () = super::stopped(&mut stop) => return None,
+                };
+                // A queued resize takes the newest size, and lets the next one be queued.
+                let e = match e {
+                    Ok(Event::Resize(w, h)) => match resize.swap(0, Ordering::AcqRel) {
+                        0 => Ok(Event::Resize(w, h)),
+                        newest => {
+                            let (w, h) = unpack(newest);
+                            Ok(Event::Resize(w, h))
+                        }
+                    },
+                    other => other,
+                };
+                Some((e, (rx, stop, resize)))
+            },
+        );
         let program = runner.run(
             learner,
             Terminal {
@@ -754,6 +911,16 @@ impl LiveSessionTask {
         }
         tracing::info!(learner = %name, id, "ssh session closed");
     }
+}
+
+/// A personal code given at a login whose lab does not open: said with the refusal, or it is lost.
+fn code_said(issued: Option<&crate::dicomweb::Secret>) -> String {
+    issued.map_or_else(String::new, |c| {
+        format!(
+            "\nYour personal code is {} — from now on log in with it instead of the class code.",
+            c.expose()
+        )
+    })
 }
 
 /// `45 min`, `1 min`, `30 s`.

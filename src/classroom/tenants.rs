@@ -53,6 +53,8 @@ pub struct Tenants {
     default_origin: String,
     /// Largest request body a learner may send.
     max_request_bytes: u64,
+    /// Bytes a learner's stored instances may take.
+    max_stored_bytes: u64,
     /// How long a re-index takes at least (learners watch it run).
     reindex_min: Duration,
     tenants: RwLock<HashMap<LearnerName, Arc<Tenant>>>,
@@ -68,10 +70,17 @@ impl Tenants {
             max,
             default_origin,
             max_request_bytes: 512 * 1024 * 1024,
+            max_stored_bytes: 1024 * 1024 * 1024,
             reindex_min: Duration::from_secs(2),
             tenants: RwLock::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// What each learner's stored instances may take (bytes).
+    pub fn with_storage(mut self, bytes: u64) -> Self {
+        self.max_stored_bytes = bytes;
+        self
     }
 
     /// Re-indexes take no time (tests and the bench).
@@ -121,7 +130,8 @@ impl Tenants {
             grant_owner: false,
             heavy_jobs: 1,
             reindex_min_duration: self.reindex_min,
-            max_request_bytes: self.max_request_bytes,
+            max_request_bytes: self.max_request_bytes.min(self.max_stored_bytes),
+            max_stored_bytes: Some(self.max_stored_bytes),
             shared_limits: Some(self.limits.clone()),
             ..ServiceConfig::default()
         };

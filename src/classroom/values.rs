@@ -32,6 +32,8 @@ pub struct Values {
     pub resource: String,
     pub workspace_id: String,
     pub log_query_url: String,
+    /// Their personal code, the SSH password (masked like the secret; never in the Postman file).
+    pub personal_code: Option<Secret>,
 }
 
 impl Values {
@@ -51,12 +53,19 @@ impl Values {
                 "{authority}/loganalytics/v1/workspaces/{}/query",
                 env.workspace_id
             ),
+            personal_code: None,
         }
+    }
+
+    /// With the learner's personal code.
+    pub fn with_code(mut self, code: Option<Secret>) -> Values {
+        self.personal_code = code;
+        self
     }
 
     /// `(label, value, secret)` in the order shown.
     fn rows(&self) -> Vec<(&'static str, &str, bool)> {
-        vec![
+        let mut rows: Vec<(&'static str, &str, bool)> = vec![
             ("baseUrl", &self.base_url, false),
             ("token URL (v1)", &self.token_url, false),
             ("token URL (v2)", &self.token_url_v2, false),
@@ -65,7 +74,11 @@ impl Values {
             ("clientSecret", self.client_secret.expose(), true),
             ("resource", &self.resource, false),
             ("audit log (workspace)", &self.log_query_url, false),
-        ]
+        ];
+        if let Some(code) = &self.personal_code {
+            rows.push(("personal code (ssh)", code.expose(), true));
+        }
+        rows
     }
 
     /// The workshop's Postman environment, filled with these values (`clientSecret` typed secret).
@@ -168,7 +181,13 @@ pub fn view(s: &ValuesScreen, f: &mut Frame) {
         .enumerate()
         .map(|(i, (label, value, secret))| {
             let shown = if secret && !s.reveal {
-                format!("{} (s shows it)", s.values.client_secret.masked())
+                // A short secret (the personal code) shows no part of itself.
+                let masked = if value.chars().count() <= 16 {
+                    "••••••••".to_string()
+                } else {
+                    Secret::new(value).masked()
+                };
+                format!("{masked} (s shows it)")
             } else {
                 value.to_string()
             };
@@ -198,7 +217,7 @@ pub fn view(s: &ValuesScreen, f: &mut Frame) {
         Paragraph::new(vec![
             Line::from(s.status.clone()),
             Line::from(
-                "↑ ↓ choose  y copy  P copy a Postman environment  s show/hide the secret  q quit",
+                "↑ ↓ choose  y copy  P copy a Postman environment  s show/hide the secrets  q quit",
             ),
         ]),
         foot,
@@ -211,6 +230,94 @@ pub fn osc52(text: &str) -> String {
         "\x1b]52;c;{}\x07",
         base64::engine::general_purpose::STANDARD.encode(text)
     )
+}
+
+/// The screen a learner sees once, at the login that gave them their personal code.
+pub fn code_view(name: &str, code: &Secret, f: &mut Frame) {
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let lines = vec![
+        Line::from(Span::styled(
+            format!("dicomlab classroom · welcome, {name}"),
+            bold,
+        )),
+        Line::from(""),
+        Line::from(vec![
+            Span::raw("Your personal code is "),
+            Span::styled(
+                code.expose().to_string(),
+                bold.add_modifier(Modifier::REVERSED),
+            ),
+            Span::raw(" — from now on log in with it instead of the class code."),
+        ]),
+        Line::from(""),
+        Line::from(
+            "Write it down: the class code no longer logs in as you, so nobody else can take your session, your service or your secret.",
+        ),
+        Line::from(
+            "Your values screen (q in the lab) shows it again; if you lose it, the instructor can read it to you.",
+        ),
+        Line::from(""),
+        Line::from("Enter opens the lab."),
+    ];
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Your personal code "),
+        ),
+        f.area(),
+    );
+}
+
+/// Shows [`code_view`] until the learner presses Enter (the lab) or leaves.
+pub async fn show_code<E, W>(
+    name: &str,
+    code: &Secret,
+    events: &mut E,
+    out: &mut W,
+    size: (u16, u16),
+) -> std::io::Result<Choice>
+where
+    E: futures_util::Stream<Item = std::io::Result<Event>> + Unpin,
+    W: Write,
+{
+    let mut term = RatatuiTerminal::with_options(
+        CrosstermBackend::new(out),
+        TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, size.0, size.1)),
+        },
+    )?;
+    crossterm::execute!(
+        term.backend_mut(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        crossterm::cursor::Hide
+    )?;
+    let result = async {
+        term.draw(|f| code_view(name, code, f))?;
+        while let Some(ev) = events.next().await {
+            match ev? {
+                Event::Key(k) if k.kind == KeyEventKind::Press => match k.code {
+                    KeyCode::Enter => return Ok(Choice::Lab),
+                    KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                        return Ok(Choice::Leave);
+                    }
+                    _ => continue,
+                },
+                Event::Resize(w, h) => term.resize(Rect::new(0, 0, w, h))?,
+                _ => continue,
+            }
+            term.draw(|f| code_view(name, code, f))?;
+        }
+        Ok(Choice::Leave)
+    }
+    .await;
+    let _ = crossterm::execute!(
+        term.backend_mut(),
+        crossterm::cursor::Show,
+        crossterm::terminal::LeaveAlternateScreen
+    );
+    result
 }
 
 /// What the learner chose on the values screen.

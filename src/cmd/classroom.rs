@@ -35,6 +35,16 @@ pub(crate) enum ClassroomAction {
         #[arg(long, value_enum, default_value_t = StatusFormat::Md)]
         format: StatusFormat,
     },
+    /// Give a learner a new personal code (their SSH password; the old one stops working) and print
+    /// it, or let a self-reporting learner's next report take a new token. For a classroom that is
+    /// not running: a running one does it on its dashboard (select the learner, R twice).
+    ResetCode {
+        /// The learner's name.
+        name: String,
+        /// The classroom folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -69,8 +79,18 @@ pub(crate) struct RunArgs {
     /// Learners (each has a service and a folder).
     #[arg(long, default_value_t = 100)]
     max_learners: usize,
+    /// Requests a second one client address may send the HTTP port (on average; 429 beyond). Behind a
+    /// reverse proxy every learner has the proxy's address: raise it.
+    #[arg(long, default_value_t = 50.0, value_parser = super::positive)]
+    rate: f64,
+    /// Requests one client address may send the HTTP port at once.
+    #[arg(long, default_value_t = 200.0, value_parser = super::positive)]
+    rate_burst: f64,
+    /// MiB each learner's stored instances may take (a store beyond is refused with the reason).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    learner_storage_mib: u64,
     /// Minutes without a key before an SSH session is closed (told a minute before).
-    #[arg(long, default_value_t = 45.0)]
+    #[arg(long, default_value_t = 45.0, value_parser = super::positive)]
     idle_minutes: f64,
     /// No dashboard: print where to connect and run until Ctrl-C or SIGTERM (a server without a
     /// terminal, tests).
@@ -80,7 +100,7 @@ pub(crate) struct RunArgs {
     #[arg(long, hide = true)]
     instant_reindex: bool,
     /// The first wait after a wrong class code, in seconds (it doubles each time).
-    #[arg(long, hide = true, default_value_t = 1.0)]
+    #[arg(long, hide = true, default_value_t = 1.0, value_parser = super::positive)]
     refusal_seconds: f64,
 }
 
@@ -98,6 +118,7 @@ fn lab(cli: &Cli) -> Result<Lab> {
 pub(crate) async fn classroom(cli: &Cli, args: &ClassroomArgs) -> Result<()> {
     match &args.action {
         Some(ClassroomAction::Status { dir, format }) => status(cli, dir.clone(), *format),
+        Some(ClassroomAction::ResetCode { name, dir }) => reset_code(name, dir.clone()),
         None => run(cli, &args.run).await,
     }
 }
@@ -123,6 +144,23 @@ fn status(cli: &Cli, dir: Option<PathBuf>, format: StatusFormat) -> Result<()> {
     Ok(())
 }
 
+fn reset_code(name: &str, dir: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(default_dir);
+    let folder = Folder::existing(&dir)?;
+    let learner = dicomlab::classroom::names::LearnerName::parse(name)
+        .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
+    match dicomlab::classroom::reset_offline(&folder, &learner)? {
+        dicomlab::classroom::Reset::Code(code) => println!(
+            "{learner}'s new personal code: {} (their SSH password from now on; the old one no longer logs in)",
+            code.expose()
+        ),
+        dicomlab::classroom::Reset::Token => println!(
+            "{learner} reports from their own service: their next `dicomlab join` takes a new token"
+        ),
+    }
+    Ok(())
+}
+
 async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     use std::io::IsTerminal;
     let lab = lab(cli)?;
@@ -142,6 +180,9 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     config.public_url = args.public_url.clone();
     config.max_sessions = args.max_sessions.max(1);
     config.max_learners = args.max_learners.max(1);
+    config.rate_per_sec = args.rate;
+    config.rate_burst = args.rate_burst;
+    config.learner_storage = args.learner_storage_mib * 1024 * 1024;
     config.idle = Duration::from_secs_f64((args.idle_minutes * 60.0).clamp(60.0, 86_400.0));
     config.first_refusal_delay = Duration::from_secs_f64(args.refusal_seconds.clamp(0.01, 30.0));
     if args.instant_reindex {

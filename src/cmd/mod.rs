@@ -31,6 +31,19 @@ pub(crate) fn log_into(
     file: &str,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
+    // The log names learners, addresses and hosts: readable by its owner only (made so before the
+    // appender opens it, and made so again when an older one was not).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = dir.join(file);
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path);
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
     let appender = tracing_appender::rolling::never(dir, file);
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()
@@ -170,5 +183,23 @@ pub(crate) fn config_path(cli: &Cli) -> Result<PathBuf> {
         Some(p) => Ok(p.clone()),
         None => dicomlab::config::default_path()
             .context("no config dir on this system: pass --config FILE"),
+    }
+}
+
+/// A number above zero (seconds, minutes, a rate): never NaN or infinite — clap says why.
+pub(crate) fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' is not a number above zero")),
+        Err(e) => Err(format!("'{s}': {e}")),
+    }
+}
+
+/// A number of zero or more: never NaN or infinite.
+pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' is not a number of zero or more")),
+        Err(e) => Err(format!("'{s}': {e}")),
     }
 }

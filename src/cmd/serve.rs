@@ -27,7 +27,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     grant_owner: bool,
     /// Minimum duration of an extended-query-tag re-index, in seconds (so it can be watched).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::non_negative)]
     reindex_seconds: f64,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 3599)]
@@ -43,16 +43,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
     /// Seconds a request head (and an idle keep-alive connection) may take.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = 15.0, value_parser = super::positive)]
     header_timeout: f64,
     /// Seconds a request body may send nothing before it is dropped (408).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = super::positive)]
     body_timeout: f64,
     /// Seconds a response may wait for the client to read it.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = super::positive)]
     write_timeout: f64,
     /// Seconds requests in flight get to finish after Ctrl-C or SIGTERM.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::positive)]
     shutdown_grace: f64,
     /// MiB that uploads kept in memory and validations may hold at once.
     #[arg(long, default_value_t = 256)]

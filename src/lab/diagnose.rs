@@ -99,6 +99,15 @@ pub fn diagnose_status(place: Place<'_>, f: &Failed<'_>) -> String {
         204 if f.method.eq_ignore_ascii_case("GET") => {
             "204 No Content: the search found nothing — store the instances first, or check the UIDs in the query.".into()
         }
+        413 => format!(
+            "413 Payload Too Large: the body is bigger than the service takes in one request{} — store the files in several requests.",
+            body.map(|b| format!(" ({b})")).unwrap_or_default()
+        ),
+        507 => format!(
+            "507 Insufficient Storage: {} (a classroom gives each learner's service a limit: delete a study you no longer need).",
+            body.unwrap_or_else(|| "the service holds all it may".into())
+        ),
+        429 => "429 Too Many Requests: slow down, then send it again (the answer's Retry-After says when).".into(),
         0 => "no answer: the request did not reach the service.".into(),
         s if s >= 500 => format!("{s}: the service failed; try again in a moment."),
         s => format!("unexpected status {s}"),
@@ -260,6 +269,9 @@ mod tests {
         assert!(d("GET", "https://x/v1/studies/1", 404).contains("UID"));
         assert!(d("GET", "https://x/v1/studies/1", 406).contains("transfer-syntax=*"));
         assert!(d("POST", "https://x/v1/studies", 415).contains("application/dicom"));
+        assert!(d("POST", "https://x/v1/studies", 507).contains("delete a study"));
+        assert!(!d("POST", "https://x/v1/studies", 507).contains("try again"));
+        assert!(d("POST", "https://x/v1/studies", 413).contains("several requests"));
         assert!(d("POST", "https://x/v1/studies", 409).contains("45070"));
         assert!(d("POST", "https://x/v1/extendedquerytags", 409).contains("re-index"));
         assert!(d("GET", "https://x/v1/studies?StudyInstanceUID=1", 204).contains("found nothing"));

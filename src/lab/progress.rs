@@ -399,6 +399,56 @@ impl ProgressStore {
         {
             merge(&mut self.progress, disk);
         }
+        self.write_unlocked()
+    }
+
+    /// Moves one target's records to another key (a learner's service now reached at another
+    /// address) when the new key has none: under the lock, from what is on disk now, written at
+    /// once — a merge would bring the old key back. The first key `old` accepts moves. Whether one
+    /// moved.
+    pub fn move_target(
+        &mut self,
+        lab: &str,
+        old: impl Fn(&str) -> bool,
+        new: &str,
+    ) -> Result<bool, SaveError> {
+        let path = self.path.clone();
+        let err = |source| SaveError {
+            path: path.clone(),
+            source,
+        };
+        let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
+        if let Ok(bytes) = std::fs::read(&self.path)
+            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
+        {
+            self.progress = disk;
+            self.progress.version = 2;
+        }
+        let Some(targets) = self.progress.labs.get_mut(lab) else {
+            return Ok(false);
+        };
+        if targets.contains_key(new) {
+            return Ok(false);
+        }
+        let Some(key) = targets.keys().find(|k| old(k)).cloned() else {
+            return Ok(false);
+        };
+        if let Some(t) = targets.remove(&key) {
+            targets.insert(new.to_string(), t);
+        }
+        self.write_unlocked()?;
+        Ok(true)
+    }
+
+    /// Writes the progress atomically (a temporary file renamed over it, synced): the caller holds
+    /// the lock.
+    fn write_unlocked(&self) -> Result<(), SaveError> {
+        let path = self.path.clone();
+        let err = |source| SaveError {
+            path: path.clone(),
+            source,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
         let text =
             serde_json::to_vec_pretty(&self.progress).map_err(|e| err(std::io::Error::other(e)))?;
         let mut tmp = tempfile::Builder::new()
@@ -659,6 +709,35 @@ mod tests {
         let before = s.target("lab", "t");
         assert!(s.record_from("lab", "t", &before, "a", &pass()));
         assert_eq!(s.steps("lab", "t")["a"].status, Status::Done);
+    }
+
+    #[test]
+    fn a_target_moved_to_a_new_key_stays_moved_after_other_saves() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        let old = "http://127.0.0.1:4100/l/ada/v1";
+        let new = "http://127.0.0.1:4200/l/ada/v1";
+        let mut before = ProgressStore::load(&path);
+        before.record("lab", old, "store", &pass());
+        before.save().expect("save");
+        let mut mover = ProgressStore::load(&path);
+        assert!(
+            mover
+                .move_target("lab", |k| k.ends_with("/l/ada/v1"), new)
+                .expect("move")
+        );
+        let now = ProgressStore::load(&path);
+        assert_eq!(now.steps("lab", new)["store"].status, Status::Done);
+        assert!(now.steps("lab", old).is_empty(), "moved, not copied");
+        // Once the new key has records, nothing moves again.
+        let mut other = ProgressStore::load(&path);
+        other.record("lab", old, "token", &pass());
+        other.save().expect("save");
+        assert!(
+            !ProgressStore::load(&path)
+                .move_target("lab", |k| k == old, new)
+                .expect("no move")
+        );
     }
 
     #[test]

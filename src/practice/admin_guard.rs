@@ -1,6 +1,9 @@
 //! Who may use the admin routes (`/admin/*`, the stand-in for the Azure portal's IAM blade): only a
 //! program on this machine that means it.
 //!
+//! - The request was not forwarded by a front for other machines (the classroom's public port marks
+//!   what it forwards [`super::NotLoopback`]: behind a reverse proxy on the same machine every caller's
+//!   peer is loopback).
 //! - The peer is loopback (an IPv4-mapped `::ffff:127.0.0.1` on a `[::]` listener included).
 //! - The `Host` header names a loopback host: a web page whose name was rebound to 127.0.0.1 sends its
 //!   own name (DNS rebinding), and is refused.
@@ -45,6 +48,12 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// Refuses an admin request unless it comes from loopback, to a loopback host, with the admin header.
 pub fn require_admin(parts: &Parts) -> ApiResult<()> {
+    if parts.extensions.get::<super::NotLoopback>().is_some() {
+        return Err(forbidden(
+            "Role administration is not available through a front that serves other machines."
+                .into(),
+        ));
+    }
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -79,6 +79,16 @@ impl Db {
         self.conn.lock().map_err(|_| DbError::Poisoned)
     }
 
+    /// Bytes the stored instances' files take.
+    pub fn stored_bytes(&self) -> Result<u64, DbError> {
+        let held: i64 =
+            self.lock()?
+                .query_row("SELECT COALESCE(SUM(size), 0) FROM instances", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(u64::try_from(held).unwrap_or(0))
+    }
+
     /// A value of the `meta` table (service keys, lab client).
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, DbError> {
         let c = self.lock()?;

@@ -63,6 +63,11 @@ pub struct ServiceConfig {
     pub reindex_min_duration: Duration,
     /// Largest accepted request body; larger gets 413 (contract §3.2: 2 GiB).
     pub max_request_bytes: u64,
+    /// Bytes the stored instances may take in all (`None`: no limit, as Azure). A classroom gives each
+    /// learner's service one, so that one learner cannot fill the instructor's disk; a store beyond it
+    /// is refused with `507 Insufficient Storage` (or, for an instance that no longer fits, failure
+    /// reason 272 with the reason in its comment).
+    pub max_stored_bytes: Option<u64>,
     /// How many instances are rendered or cut into frames at once; 0 = one per core. The TUI's embedded
     /// service uses 1: a classroom laptop keeps the memory.
     pub heavy_jobs: usize,
@@ -114,6 +119,7 @@ impl Default for ServiceConfig {
             token_lifetime: Duration::from_secs(3599),
             reindex_min_duration: Duration::from_secs(2),
             max_request_bytes: 2 * 1024 * 1024 * 1024,
+            max_stored_bytes: None,
             heavy_jobs: 0,
             audit_delay: Duration::ZERO,
             audit_user_agent: true,
@@ -408,6 +414,13 @@ pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
     };
     format!("{origin}{}", forwarded_prefix(headers).unwrap_or(""))
 }
+
+/// Set by a front that forwards requests from other machines (the classroom's public port) on each
+/// request it forwards: the service then treats it as not from loopback, whatever its peer address — a
+/// reverse proxy on the same machine (nginx in front of the classroom) makes every caller loopback.
+/// The admin routes ([`admin_guard`]) and the practice identity's one-click sign-in refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLoopback;
 
 /// The header a front that serves this service under a path prefix sets (the classroom's `/l/{name}`):
 /// every URL the service returns then starts with it. [`server::serve`] removes it from what clients

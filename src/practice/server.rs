@@ -2,8 +2,10 @@
 //!
 //! - a request head must arrive within `header_timeout`, which is also how long an idle keep-alive
 //!   connection is kept: a half-sent request cannot hold a connection (and its file descriptor) forever;
-//! - a response the client stops reading is dropped after `write_timeout` (a body that stops arriving
-//!   is the handlers' business: see `multipart::limited`);
+//! - a request body that sends nothing for `body_timeout` ends in error for whichever handler reads
+//!   it, and the answer is `408` with the reason (STOW's streaming reader says the same itself, see
+//!   `multipart::limited`): no route's body can hold a connection by trickling;
+//! - a response the client stops reading is dropped after `write_timeout`;
 //! - at most `max_connections` at once; one more is answered `503` with the reason, and closed;
 //! - shutdown stops accepting, lets requests in flight finish, and after `shutdown_grace` drops
 //!   whatever is left, so a client that never finishes its request cannot keep the process alive.
@@ -13,6 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -129,12 +132,27 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(ConnectInfo(peer));
         // Only a front inside this process may say under which prefix the service is served.
-        req.headers_mut().remove(super::FORWARDED_PREFIX);
+        parts.headers.remove(super::FORWARDED_PREFIX);
+        let stalled = Arc::new(AtomicBool::new(false));
+        let body = axum::body::Body::new(IdleBody {
+            inner: body,
+            idle: limits.body_timeout,
+            sleep: None,
+            stalled: stalled.clone(),
+        });
+        let req = hyper::Request::from_parts(parts, body);
         let mut app = app.clone();
-        async move { tower_service::Service::call(&mut app, req).await }
+        async move {
+            let answer = tower_service::Service::call(&mut app, req).await;
+            if stalled.load(Ordering::Acquire) {
+                return Ok(stalled_answer(limits.body_timeout));
+            }
+            answer
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -178,6 +196,74 @@ async fn refuse(mut stream: TcpStream, max: usize) {
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+/// A request body that fails once no frame has arrived for `idle` (and says so in `stalled`).
+struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+/// Why a request body ended early.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled: no bytes arrived for {0} s")]
+struct BodyStalled(u64);
+
+impl hyper::body::Body for IdleBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.sleep = None;
+                Poll::Ready(frame.map(|f| f.map_err(axum::BoxError::from)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    this.sleep = None;
+                    this.stalled.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(BodyStalled(idle.as_secs()).into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The answer to a request whose body stalled (whatever the handler made of the error), and the
+/// connection closes: what the client sends next is the rest of a body nobody reads.
+fn stalled_answer(idle: Duration) -> axum::response::Response {
+    let mut r = axum::response::IntoResponse::into_response((
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "The request body stalled: no bytes arrived for {} s.\n",
+            idle.as_secs().max(1)
+        ),
+    ));
+    r.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 /// A socket whose writes fail once they have waited `timeout` for the client to read.

@@ -134,6 +134,23 @@ async fn discard(body: Body, limit: u64) -> bool {
 
 /// An answer sent before the request body was read to its end: the connection cannot serve another
 /// request, and saying so keeps clients from reusing it (and failing their next request).
+/// What a multipart body may carry beyond the instances themselves (boundaries, part headers).
+const QUOTA_SLACK: u64 = 64 * 1024;
+
+/// The service holds what it may: `507` with what it holds and how to make room.
+fn full(quota: u64, held: u64) -> ApiError {
+    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, full_reason(quota, held))
+}
+
+fn full_reason(quota: u64, held: u64) -> String {
+    let mib = |b: u64| b.div_ceil(1024 * 1024);
+    format!(
+        "This service may hold {} MiB of instances and holds {} MiB: delete a study to store more.",
+        mib(quota),
+        mib(held)
+    )
+}
+
 fn closing(e: ApiError) -> ApiError {
     e.with_header(header::CONNECTION, "close")
 }
@@ -168,7 +185,7 @@ async fn store_impl(
             return Err(if whole { e } else { closing(e) });
         }
     };
-    let max = svc.config.max_request_bytes;
+    let mut max = svc.config.max_request_bytes;
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -178,6 +195,15 @@ async fn store_impl(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body exceeds the maximum allowed size of {max} bytes."),
         )));
+    }
+    if let Some(quota) = svc.config.max_stored_bytes {
+        // Refused before it is received: a body that cannot fit never reaches the disk.
+        let held = svc.db(|s| s.db.stored_bytes()).await?;
+        let room = quota.saturating_sub(held);
+        if room == 0 || declared_len.is_some_and(|n| n > room.saturating_add(QUOTA_SLACK)) {
+            return Err(closing(full(quota, held)));
+        }
+        max = max.min(room.saturating_add(QUOTA_SLACK));
     }
     let intake = Intake {
         blobs: &svc.blobs,
@@ -654,7 +680,7 @@ fn process(
         values,
     };
     match insert(svc, part, scan, &record) {
-        Ok(true) => {
+        Ok(Inserted::Stored) => {
             let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
             (
                 Outcome::Stored {
@@ -667,11 +693,17 @@ fn process(
                 multi_valued,
             )
         }
-        Ok(false) => failed(
+        Ok(Inserted::Exists) => failed(
             reason::SOP_INSTANCE_ALREADY_EXISTS,
             Some(class),
             Some(sop),
             Vec::new(),
+        ),
+        Ok(Inserted::Full { quota, held }) => failed(
+            reason::PROCESSING_FAILURE,
+            Some(class),
+            Some(sop),
+            vec![full_reason(quota, held)],
         ),
         Err(e) => {
             tracing::error!("store failed: {e}");
@@ -757,15 +789,26 @@ struct NewInstance {
     values: Vec<(i64, Option<String>, Option<f64>)>,
 }
 
+/// What became of an instance.
+enum Inserted {
+    Stored,
+    /// The same Study/Series/SOP triple is stored already.
+    Exists,
+    /// It does not fit in what the service may hold.
+    Full {
+        quota: u64,
+        held: u64,
+    },
+}
+
 /// Records the instance (its file already written under its blob name), its searchable values and a
-/// `Create` change-feed entry in one transaction; only then is the file kept. `Ok(false)` when the same
-/// Study/Series/SOP triple is already stored.
+/// `Create` change-feed entry in one transaction; only then is the file kept.
 fn insert(
     svc: &Service,
     part: &ReceivedPart,
     scan: &Scan,
     rec: &NewInstance,
-) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Inserted, Box<dyn std::error::Error + Send + Sync>> {
     let exists = |c: &rusqlite::Connection| -> rusqlite::Result<bool> {
         Ok(c.prepare_cached(
             "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
@@ -775,14 +818,24 @@ fn insert(
         .is_some())
     };
     if exists(&*svc.db.lock()?)? {
-        return Ok(false);
+        return Ok(Inserted::Exists);
     }
     // Written (and synced) outside the index lock; still invisible until the commit below.
     let size = write_blob(svc, part, scan)?;
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
     if exists(&tx)? {
-        return Ok(false);
+        return Ok(Inserted::Exists);
+    }
+    if let Some(quota) = svc.config.max_stored_bytes {
+        // Under the index lock: stores in parallel cannot together pass the limit.
+        let held: i64 = tx.query_row("SELECT COALESCE(SUM(size), 0) FROM instances", [], |r| {
+            r.get(0)
+        })?;
+        let held = u64::try_from(held).unwrap_or(0);
+        if held.saturating_add(size) > quota {
+            return Ok(Inserted::Full { quota, held });
+        }
     }
     let blob = &part.name;
     let result = (|| -> rusqlite::Result<()> {
@@ -828,5 +881,5 @@ fn insert(
     result.and_then(|()| tx.commit())?;
     // Committed: the file is part of the service now (on any error it is removed with the part).
     part.keep.store(true, std::sync::atomic::Ordering::Release);
-    Ok(true)
+    Ok(Inserted::Stored)
 }

@@ -1,4 +1,5 @@
-//! A learner at an SSH terminal, in Rust (russh's client): logs in with the class code, asks for a pty,
+//! A learner at an SSH terminal, in Rust (russh's client): logs in (the class code the first time, the
+//! personal code the lab then shows after), asks for a pty,
 //! opens the shell, types keys, and reads the screen through a terminal emulator (vt100) — what the
 //! classroom's SSH tests and its bench drive. Standalone: the bench includes it by path.
 #![allow(dead_code)]
@@ -43,6 +44,21 @@ pub async fn login(
         .await
         .map_err(|e| format!("auth: {e}"))?;
     Ok(auth.success().then_some(handle))
+}
+
+/// The personal code a first login shows (`Your personal code is h4rt-2mqa — …`).
+pub fn personal_code(screen: &str) -> Option<String> {
+    let after = screen.split("Your personal code is ").nth(1)?;
+    let code: String = after.chars().take(9).collect();
+    let ok = code.len() == 9
+        && code.char_indices().all(|(i, c)| {
+            if i == 4 {
+                c == '-'
+            } else {
+                c.is_ascii_alphanumeric()
+            }
+        });
+    ok.then_some(code)
 }
 
 /// A learner's terminal session.
@@ -96,6 +112,27 @@ impl Terminal {
             exit: None,
             closed: false,
         })
+    }
+
+    /// A new learner's first login with the class code: reads their personal code off the screen,
+    /// presses Enter and waits for the lab. Returns the terminal and the code.
+    pub async fn first_login(
+        addr: std::net::SocketAddr,
+        user: &str,
+        class_code: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<(Terminal, String), String> {
+        let mut t = Terminal::open(addr, user, class_code, cols, rows).await?;
+        let wait = Duration::from_secs(60);
+        let s = t
+            .wait_for("the personal code", |s| personal_code(s).is_some(), wait)
+            .await?;
+        let code = personal_code(&s).ok_or("no personal code")?;
+        t.send(b"\r").await?;
+        t.wait_for("the lab", |s| s.contains("Exercises"), wait)
+            .await?;
+        Ok((t, code))
     }
 
     /// What the screen shows now.

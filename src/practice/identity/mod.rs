@@ -314,11 +314,14 @@ pub async fn jwks(
     }
 }
 
+/// Whether the browser is on this machine: its peer is loopback, and no front for other machines
+/// forwarded the request ([`super::NotLoopback`]).
 fn is_loopback_peer(parts: &Parts) -> bool {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|c| c.0.ip().to_canonical().is_loopback())
+    parts.extensions.get::<super::NotLoopback>().is_none()
+        && parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| c.0.ip().to_canonical().is_loopback())
 }
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`: checks the request; a signed-in browser goes straight back
