@@ -296,7 +296,11 @@ async fn each_learner_has_their_own_service_behind_one_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learners_on_their_own_service_report_with_the_code() {
     let dir = tempfile::tempdir().expect("tmp");
-    let c = open(dir.path(), "right-code").await;
+    // Waits of a second (then two): long enough that "at once" is within them on a slow machine.
+    let c = open_with(dir.path(), "right-code", |c| {
+        c.first_refusal_delay = Duration::from_secs(1)
+    })
+    .await;
     c.core.join(&name("ada")).await.expect("ada joins");
     let http = reqwest::Client::new();
     let url = format!("http://{}/classroom/join", c.http_addr);
@@ -318,6 +322,7 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .expect("post");
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.headers().contains_key("www-authenticate"));
     // At once again, even with the right code: told to wait (429), nothing checked, no answer sleeps.
     let started = std::time::Instant::now();
     let r = http
@@ -329,7 +334,7 @@ async fn learners_on_their_own_service_report_with_the_code() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     assert!(started.elapsed() < Duration::from_secs(1));
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = http
         .post(&url)
         .json(&report("right-code", "Carol"))
@@ -356,8 +361,10 @@ async fn learners_on_their_own_service_report_with_the_code() {
         v["token"] = json!(t);
         v
     };
-    // A wrong token counts as a wrong code: the address waits (20 ms, then 40 ms) before the next.
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // A wrong token counts as a wrong code for this name: the address waits 1 s, then 2 s — the
+    // right class code in between does not reset it.
+    assert_eq!(r.headers()["retry-after"], "1");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = http
         .post(&url)
         .json(&with("not-the-token"))
@@ -365,7 +372,20 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .await
         .expect("post");
     assert_eq!(r.status(), 403, "another token");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(r.headers()["retry-after"], "2");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = http
+        .post(&url)
+        .json(&with(&token))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status(),
+        429,
+        "still within the 2 s: the token is not looked at"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let r = http
         .post(&url)
         .json(&with(&token))
@@ -577,7 +597,7 @@ async fn settled(c: &Classroom) -> u64 {
 async fn anonymous_requests_cost_no_checks_and_tell_no_names() {
     let dir = tempfile::tempdir().expect("tmp");
     let c = open(dir.path(), "right-code").await;
-    c.core.join(&name("ada")).await.expect("ada joins");
+    let ada = c.core.join(&name("ada")).await.expect("ada joins");
     let http = reqwest::Client::new();
     let origin = format!("http://{}", c.http_addr);
     let answer = |path: &'static str| {
@@ -607,6 +627,20 @@ async fn anonymous_requests_cost_no_checks_and_tell_no_names() {
     ] {
         assert_eq!(answer(path).await, known, "{path}");
     }
+    // A route's own 404 (no such operation) is the service's, untouched, with its headers.
+    do_steps(&ada, &["role-assigned"]).await;
+    let t = token(&http, &ada, true).await;
+    let r = http
+        .get(format!(
+            "{origin}/l/ada/v1/operations/0b4a9fd1-4b5c-4a3e-9d7e-1f2a3b4c5d6e"
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("operation");
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().contains_key("api-supported-versions"));
+    assert_ne!(r.text().await.expect("text"), known.2);
 
     let quiet = settled(&c).await;
     for _ in 0..20 {
@@ -726,5 +760,40 @@ async fn self_reporting_learners_count_against_the_limit() {
         Some(12),
         "every report reached the file: {kept:#}"
     );
+    c.shutdown().await;
+}
+
+/// On the public port one client holds at most a quarter of the connections (128 of 512): a client
+/// that opens more is told why and closed, and the port still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_hold_every_connection_of_the_public_port() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let addr = c.http_addr;
+    let held: Vec<std::net::TcpStream> = (0..128)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut extra = std::net::TcpStream::connect(addr).expect("connect");
+        let _ = extra.write_all(b"GET /l/ada/v1/studies HTTP/1.1\r\nHost: x\r\n\r\n");
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut out = String::new();
+        let _ = extra.read_to_string(&mut out);
+        out
+    })
+    .await
+    .expect("task");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("128 connections"), "{answer}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = reqwest::get(format!("http://{addr}/l/nobody/v1/studies"))
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404, "the port answers again");
     c.shutdown().await;
 }

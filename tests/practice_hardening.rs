@@ -394,6 +394,33 @@ async fn slow_and_excess_connections_are_dropped_with_reasons() {
         assert!(answer.starts_with("HTTP/1.1 408"), "{route}: {answer}");
         assert!(answer.contains("stalled"), "{route}: {answer}");
     }
+    // A body that trickles — a byte every 300 ms, never idle for the body timeout, far below 1 KiB/s
+    // — is cut off too, soon after the body timeout.
+    let mut trickle = raw(
+        &s,
+        &format!(
+            "POST /v1/extendedquerytags HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n["
+        ),
+    );
+    let mut writer = trickle.try_clone().expect("clone");
+    let dripping = std::thread::spawn(move || {
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(300));
+            if writer.write_all(b" ").is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let (answer, closed) = read_until_closed(&mut trickle, Duration::from_secs(10));
+    assert!(closed, "a trickling body kept its connection");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = dripping.join();
     s.assert_healthy(base + 60).await;
 }
 

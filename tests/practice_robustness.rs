@@ -619,9 +619,9 @@ async fn many_medium_parts_past_the_memory_budget_all_store() {
     assert_eq!(found.as_array().map(Vec::len), Some(12));
 }
 
-/// A service with a storage limit (each learner's, in a classroom): an instance that does not fit
-/// fails with the reason, a body that cannot fit is refused 507 before it is received, and a delete
-/// makes room again.
+/// A service with a storage limit (each learner's, in a classroom): a body that cannot fit is refused
+/// 507 before it is received, an instance whose stored file outgrows the room left fails 272 with the
+/// reason, and a delete makes room.
 #[tokio::test]
 async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
     // UIDs of one length: every instance has the same size.
@@ -636,22 +636,21 @@ async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
     assert_eq!(one().len() as u64, n);
     let lab = Lab::start_with(ServiceConfig {
         grant_owner: true,
-        max_stored_bytes: Some(2 * n),
+        max_stored_bytes: Some(2 * n - 64),
         ..ServiceConfig::default()
     })
     .await;
     let (status, _) = lab.store_single("studies", one()).await;
     assert_eq!(status, 200);
-    // Two more: one fits, one does not (272, the reason in its comment).
-    let (status, body) = lab
-        .store_multipart(&lab.url("studies"), &[one(), one()])
-        .await;
-    assert_eq!(status, 202, "{body:#}");
+    // Without its 128-byte preamble the body fits the room left (n - 64), the file stored from it
+    // (the preamble put back) does not: 272, the reason in its comment.
+    let bare = one()[128..].to_vec();
+    let (status, body) = lab.store_single("studies", bare).await;
+    assert_eq!(status, 409, "{body:#}");
     let failed = body["00081198"]["Value"].as_array().expect("failed list");
-    assert_eq!(failed.len(), 1, "{body:#}");
     assert_eq!(failed[0]["00081197"]["Value"][0], 272);
     assert!(body.to_string().contains("delete a study"), "{body:#}");
-    // Full: the next body is refused before it is read.
+    // A whole instance is bigger than the room left: refused before it is read.
     let (status, body) = lab.store_single("studies", one()).await;
     assert_eq!(status, 507, "{body:#}");
     assert!(body.to_string().contains("delete a study"), "{body:#}");
@@ -665,5 +664,64 @@ async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
         .expect("delete");
     assert_eq!(r.status(), 204);
     let (status, _) = lab.store_single("studies", one()).await;
+    assert_eq!(status, 200);
+}
+
+/// Stores received at once share the room: while one body that takes all of it is still arriving,
+/// another is refused 507 before it is read; once the first is in, the service holds just its limit.
+#[tokio::test]
+async fn stores_received_at_once_cannot_together_pass_the_storage_limit() {
+    let fixed = |i: u64| format!("2.25.1{i:037}");
+    let study = fixed(1);
+    let one = |i: u64| instance(&study, &fixed(i), &fixed(i + 1), &[]);
+    // A: two instances in one body that takes all the room, half sent, the rest held back.
+    let (content_type, body) = multipart_related(&[one(20), one(30)]);
+    let lab = Lab::start_with(ServiceConfig {
+        grant_owner: true,
+        max_stored_bytes: Some(body.len() as u64),
+        ..ServiceConfig::default()
+    })
+    .await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let half = body.len() / 2;
+    tx.send(Ok(body[..half].to_vec()))
+        .await
+        .expect("first half");
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let a = {
+        let req = lab
+            .http
+            .post(lab.url("studies"))
+            .bearer_auth(&lab.token)
+            .header(ACCEPT, DICOM_JSON)
+            .header(CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, body.len())
+            .body(reqwest::Body::wrap_stream(stream));
+        tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B, meanwhile: no room left.
+    let (status, said) = lab.store_single("studies", one(40)).await;
+    assert_eq!(status, 507, "{said:#}");
+    // A finishes: both of its instances are stored.
+    tx.send(Ok(body[half..].to_vec()))
+        .await
+        .expect("second half");
+    drop(tx);
+    assert_eq!(a.await.expect("task").expect("a"), 200);
+    // Full now; and nothing is promised any more, so a delete makes room for B.
+    let (status, _) = lab.store_single("studies", one(40)).await;
+    assert_eq!(status, 507);
+    let r = lab
+        .http
+        .delete(lab.url(&format!("studies/{study}/series/{}", fixed(20))))
+        .bearer_auth(&lab.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let (status, _) = lab.store_single("studies", one(40)).await;
     assert_eq!(status, 200);
 }

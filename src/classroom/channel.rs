@@ -227,6 +227,25 @@ mod tests {
             let _ = p.feed(seq);
         }
         assert_eq!(keys(&p.feed(b"q")), vec![KeyCode::Char('q')]);
+        // The filter itself (the parser's panic would otherwise be caught, and this test pass).
+        for zero in [&b"\x1b[<0;0;0M"[..], b"\x1b[<0;5;0m", b"\x1b[32;0;7M"] {
+            assert!(zero_mouse_position(zero), "{zero:?}");
+        }
+        for fine in [
+            &b"\x1b[<0;1;1M"[..],
+            b"\x1b[<0;10;20m",
+            b"\x1b[A",
+            b"\x1b[<0;0",
+            b"q",
+        ] {
+            assert!(!zero_mouse_position(fine), "{fine:?}");
+        }
+        // A real click at (1, 1) still arrives, as column 0, row 0.
+        let click = p.feed(b"\x1b[<0;1;1M");
+        assert!(
+            matches!(click.first(), Some(Event::Mouse(m)) if m.column == 0 && m.row == 0),
+            "{click:?}"
+        );
     }
 
     #[test]

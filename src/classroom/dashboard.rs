@@ -47,8 +47,11 @@ pub struct Dashboard {
     pub confirm_quit: bool,
     /// `R` was pressed once on this learner: a second one resets their personal code.
     pub confirm_reset: Option<String>,
-    /// Every SSH learner's personal code (only the selected learner's is shown).
+    /// Every SSH learner's personal code (only the selected learner's is shown, and only after `s`:
+    /// the dashboard may be projected).
     pub codes: BTreeMap<String, Secret>,
+    /// `s` was pressed on the selected learner: their code is shown until the selection moves.
+    pub show_code: bool,
     /// What the last action did.
     pub note: String,
     /// ASCII symbols (`DICOMLAB_ASCII=1`, `TERM=linux`).
@@ -85,6 +88,7 @@ impl Dashboard {
             confirm_quit: false,
             confirm_reset: None,
             codes: BTreeMap::new(),
+            show_code: false,
             note: String::new(),
             ascii: false,
             no_color: false,
@@ -134,7 +138,9 @@ pub fn update(d: &mut Dashboard, msg: Msg) -> Vec<Effect> {
                 return Vec::new();
             }
             let n = d.room.learners.len();
+            let before = d.selected;
             match k.code {
+                KeyCode::Char('s') => d.show_code = !d.show_code,
                 KeyCode::Up | KeyCode::Char('k') => d.selected = d.selected.saturating_sub(1),
                 KeyCode::Down | KeyCode::Char('j') => {
                     d.selected = (d.selected + 1).min(n.saturating_sub(1));
@@ -142,8 +148,14 @@ pub fn update(d: &mut Dashboard, msg: Msg) -> Vec<Effect> {
                 KeyCode::Home | KeyCode::Char('g') => d.selected = 0,
                 KeyCode::End | KeyCode::Char('G') => d.selected = n.saturating_sub(1),
                 KeyCode::Enter => d.detail = !d.detail,
-                KeyCode::Esc => d.detail = false,
+                KeyCode::Esc => {
+                    d.detail = false;
+                    d.show_code = false;
+                }
                 _ => {}
+            }
+            if d.selected != before {
+                d.show_code = false;
             }
         }
         Msg::Key(_) => {}
@@ -319,10 +331,15 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
             lines.insert(0, Line::from(Span::styled(format!("stuck: {s}"), bold)));
         }
         let code = match (l.source, d.codes.get(&l.name)) {
-            (LearnerSource::Service, Some(c)) => Line::from(vec![
+            (LearnerSource::Service, Some(c)) if d.show_code => Line::from(vec![
                 Span::raw("personal code  "),
                 Span::styled(c.expose().to_string(), bold),
-                Span::raw("  (their SSH password; R twice gives a new one)"),
+                Span::raw("  (their SSH password; s hides it; R twice gives a new one)"),
+            ]),
+            (LearnerSource::Service, Some(_)) => Line::from(vec![
+                Span::raw("personal code  "),
+                Span::styled("••••-••••", bold),
+                Span::raw("  (s shows it, to read out; R twice gives a new one)"),
             ]),
             (LearnerSource::Service, None) => {
                 Line::from("personal code  none yet: given at their next login with the class code")
@@ -356,7 +373,7 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
         d.note.clone()
     } else {
         format!(
-            "↑ ↓ learner  Enter show/hide their last failure  R reset their code  q close the classroom   log: {}",
+            "↑ ↓ learner  Enter show/hide their last failure  s show their code  R reset it  q close the classroom   log: {}",
             d.header.log
         )
     };
@@ -413,7 +430,7 @@ pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::
                         };
                         let note = match reset {
                             Ok(super::Reset::Code(_)) => format!(
-                                "{name} has a new personal code (shown above); the old one no longer logs in."
+                                "{name} has a new personal code (s shows it); the old one no longer logs in."
                             ),
                             Ok(super::Reset::Token) => format!(
                                 "{name}'s next report takes a new token (dicomlab join keeps it)."
@@ -518,9 +535,22 @@ mod tests {
                 .map(|c| c.symbol())
                 .collect::<String>()
         };
+        let masked = text(&d);
+        assert!(
+            !masked.contains("aaaa-bbbb"),
+            "masked until asked: {masked}"
+        );
+        assert!(masked.contains("••••-••••"));
+        update(&mut d, key(KeyCode::Char('s')));
         let shown = text(&d);
         assert!(shown.contains("aaaa-bbbb"), "the selected learner's code");
         assert!(!shown.contains("cccc-dddd"), "only the selected learner's");
+        update(&mut d, key(KeyCode::Down));
+        assert!(
+            !text(&d).contains("cccc-dddd"),
+            "another learner: masked again"
+        );
+        update(&mut d, key(KeyCode::Up));
         assert!(
             update(&mut d, key(KeyCode::Char('R'))).is_empty(),
             "asks first"

@@ -6,10 +6,11 @@
 //!
 //! The front is served by the practice service's own hyper serving (`practice::server`): header and
 //! body timeouts, a connection limit, and a graceful shutdown. The public port also limits each client
-//! address's request rate (`rate.rs`: 429 with `Retry-After` beyond it). Every "not found" reads the
-//! same — an unknown learner's path and a known learner's path that names no route — so that names
-//! cannot be told apart by it; a request answered 401 (no valid token) is no reason to check a
-//! learner's steps, so an anonymous flood costs no checks.
+//! address's request rate (`rate.rs`: 429 with `Retry-After` beyond it) and connections. Every "not
+//! found" of the front reads the same — an unknown learner's path and a known learner's path that
+//! names no route (a route's own 404, no such study or operation, stays the service's); names are not
+//! secret, codes are. A request answered 401 (no valid token) is no reason to check a learner's
+//! steps, so an anonymous flood costs no checks.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,7 +95,7 @@ async fn limit_rate(
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical());
+        .map(|c| super::gate::client(c.0.ip()));
     if let Some(ip) = peer
         && let Err(wait) = core.rate.take(ip, std::time::Instant::now())
     {
@@ -258,11 +259,21 @@ async fn learner_route(core: Arc<Core>, mut req: Request, exposure: Exposure) ->
     if !by_check && !log_read && resp.status() != StatusCode::UNAUTHORIZED {
         core.touched(&name);
     }
-    // A route the service does not have: the same "not found" as a learner the classroom does not.
-    if resp.status() == StatusCode::NOT_FOUND
-        && axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0)
+    // A route the service does not have: the same "not found" as a learner the classroom does not
+    // (with the service's own headers: CORS, api-supported-versions). A route's own 404 — no such
+    // study, operation or tag — is the service's, as the contract has it.
+    if resp
+        .extensions()
+        .get::<crate::practice::NoRoute>()
+        .is_some()
     {
-        return not_found();
+        let mut nf = not_found();
+        for (k, v) in resp.headers() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                nf.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        return nf;
     }
     resp
 }
@@ -298,6 +309,11 @@ async fn join(
             let mut r = text(StatusCode::UNAUTHORIZED, "Wrong class code.\n");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, retry_after(wait));
+            // A 401 names how to authenticate (RFC 9110): the class code, in the report's body.
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("ClassCode realm=\"dicomlab classroom\""),
+            );
             return r;
         }
         Err(super::gate::Refused::Wait(wait)) => {
@@ -324,6 +340,14 @@ async fn join(
     if report.steps.len() > MAX_REPORTED_STEPS {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "Too many steps.\n");
     }
+    // Within the wait after a wrong token for this name, its token is not looked at.
+    let door = super::gate::Door::Learner(name.as_str());
+    if let Some(wait) = core.gate.waiting(peer.ip(), door) {
+        return too_many(
+            wait,
+            "A wrong token for this name came from your address a moment ago: wait, then send again.",
+        );
+    }
     // Only the lab's steps are kept, and only what a dashboard may show of them.
     let received = time::OffsetDateTime::now_utc();
     let steps: BTreeMap<String, StepProgress> = report
@@ -337,6 +361,7 @@ async fn join(
         .await
     {
         Ok(issued) => {
+            let _ = core.gate.verdict(peer.ip(), door, true);
             let mut r = text(
                 StatusCode::OK,
                 format!(
@@ -349,10 +374,17 @@ async fn join(
             r
         }
         Err(e @ super::ClassroomError::WrongToken(_)) => {
-            // A guess at a token counts as a wrong code.
-            let _ = core.gate.verdict(peer.ip(), false);
+            // A guess at a token counts as a wrong code, for this name.
+            let wait = core
+                .gate
+                .verdict(peer.ip(), door, false)
+                .err()
+                .unwrap_or(super::gate::MAX_DELAY);
             tracing::info!(%peer, learner = %name, "join refused: wrong token");
-            text(StatusCode::FORBIDDEN, format!("{e}\n"))
+            let mut r = text(StatusCode::FORBIDDEN, format!("{e}\n"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after(wait));
+            r
         }
         Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
     }

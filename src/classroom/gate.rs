@@ -1,9 +1,13 @@
 //! The class code, checked the same way for SSH logins and `dicomlab join`: compared in constant time,
-//! and each wrong code from an address waits longer than the one before (1 s, 2 s, 4 s… up to 30 s), so
-//! guessing the code from one machine is slow while a learner's typo costs a second. The table of
-//! addresses is bounded: past its size the oldest entries go. A learner's personal code (their SSH
-//! password after their first login) and a self-reporting learner's token are checked through the same
-//! gate, and made here: from the system's CSPRNG, without bias.
+//! and each wrong code from a client waits longer than the one before (1 s, 2 s, 4 s… up to 30 s), so
+//! guessing the code from one machine is slow while a learner's typo costs a second. A learner's
+//! personal code (their SSH password after their first login) and a self-reporting learner's token are
+//! checked through the same gate, counted per client *and learner*: guesses at Ada's code grow their
+//! wait however often the guesser logs in as themselves, and a classmate's typo behind the same NAT
+//! address delays nobody else's own code. A client is an IPv4 address, or an IPv6 /64 (one host owns
+//! a whole /64; an IPv4 address mapped into IPv6 is the IPv4 one). The table is bounded: past its size
+//! the oldest entries go. Personal codes and tokens are made here: from the system's CSPRNG, without
+//! bias.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,15 +16,42 @@ use std::time::{Duration, Instant};
 
 /// The longest wait after a wrong code.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
-/// Addresses remembered at most.
+/// Clients (and learners' doors) remembered at most.
 const MAX_ADDRESSES: usize = 4096;
 /// A failure older than this is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
-/// The class code and who got it wrong lately.
+/// The client an address stands for, for every per-client limit (the gate, the request rate, the
+/// SSH logins): IPv4 as is (mapped IPv6 too), IPv6 by its /64.
+pub fn client(ip: IpAddr) -> IpAddr {
+    crate::practice::server::client(ip)
+}
+
+/// What a code opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door<'a> {
+    /// The room: the class code.
+    Room,
+    /// One learner: their personal code, or their self-report token.
+    Learner(&'a str),
+}
+
+type Key = (IpAddr, Option<String>);
+
+fn key(peer: IpAddr, door: Door<'_>) -> Key {
+    (
+        client(peer),
+        match door {
+            Door::Room => None,
+            Door::Learner(n) => Some(n.to_string()),
+        },
+    )
+}
+
+/// The class code and who got which code wrong lately.
 pub struct Gate {
     code: String,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<Key, (u32, Instant)>>,
     first_delay: Duration,
 }
 
@@ -50,33 +81,44 @@ impl Gate {
         given.len() == self.code.len() && bool::from(given.as_bytes().ct_eq(self.code.as_bytes()))
     }
 
-    /// Checks `given` from `peer`: `Ok` when right (the address's failures are forgotten), else how long
-    /// to wait before saying no.
+    /// Checks the class code `given` from `peer`: `Ok` when right (the client's failures at it are
+    /// forgotten), else how long to wait before saying no.
     pub fn check(&self, peer: IpAddr, given: &str) -> Result<(), Duration> {
-        self.verdict(peer, self.matches(given))
+        self.verdict(peer, Door::Room, self.matches(given))
     }
 
-    /// Records an attempt from `peer` that was right (`ok`) or wrong — a class code, a personal code, a
-    /// self-report's token: `Ok` when right (the address's failures are forgotten), else how long to
-    /// wait before saying no.
-    pub fn verdict(&self, peer: IpAddr, ok: bool) -> Result<(), Duration> {
+    /// Records an attempt from `peer` at `door` that was right (`ok`) or wrong: `Ok` when right (the
+    /// failures at that door are forgotten), else how long to wait before saying no.
+    pub fn verdict(&self, peer: IpAddr, door: Door<'_>, ok: bool) -> Result<(), Duration> {
         let Ok(mut f) = self.failures.lock() else {
             return if ok { Ok(()) } else { Err(MAX_DELAY) };
         };
+        self.record(&mut f, key(peer, door), ok, Instant::now())
+    }
+
+    fn record(
+        &self,
+        f: &mut HashMap<Key, (u32, Instant)>,
+        k: Key,
+        ok: bool,
+        now: Instant,
+    ) -> Result<(), Duration> {
         if ok {
-            f.remove(&peer);
+            f.remove(&k);
             return Ok(());
         }
-        let now = Instant::now();
         if f.len() >= MAX_ADDRESSES {
             f.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
             if f.len() >= MAX_ADDRESSES
-                && let Some(oldest) = f.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
+                && let Some(oldest) = f
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
             {
                 f.remove(&oldest);
             }
         }
-        let entry = f.entry(peer).or_insert((0, now));
+        let entry = f.entry(k).or_insert((0, now));
         if now.duration_since(entry.1) >= FORGET_AFTER {
             entry.0 = 0;
         }
@@ -92,21 +134,40 @@ impl Gate {
             .min(MAX_DELAY)
     }
 
-    /// Checks `given` from `peer` without making anyone wait: while the address's wait after its
-    /// last wrong code runs, nothing is checked (`Refused::Wait`, how long is left); a wrong code
-    /// says how long the address now waits (`Refused::Wrong`). For HTTP, where an answer that sleeps
-    /// would hold a connection (the client is told `Retry-After` instead).
+    /// Checks the class code `given` from `peer` without making anyone wait (for HTTP, where an
+    /// answer that sleeps would hold a connection): see [`Gate::check_door_now`].
     pub fn check_now(&self, peer: IpAddr, given: &str) -> Result<(), Refused> {
-        if let Some(left) = self.waiting(peer, Instant::now()) {
-            return Err(Refused::Wait(left));
-        }
-        self.check(peer, given).map_err(Refused::Wrong)
+        self.check_door_now(peer, Door::Room, || self.matches(given))
     }
 
-    /// What is left of `peer`'s wait at `now`, if any.
-    fn waiting(&self, peer: IpAddr, now: Instant) -> Option<Duration> {
+    /// Checks an attempt at `door` in one step: while the client's wait after its last wrong code at
+    /// that door runs, nothing is checked (`Refused::Wait`, how long is left — so parallel guesses
+    /// gain nothing); else `right()` decides, and a wrong one says how long the client now waits.
+    pub fn check_door_now(
+        &self,
+        peer: IpAddr,
+        door: Door<'_>,
+        right: impl FnOnce() -> bool,
+    ) -> Result<(), Refused> {
+        let Ok(mut f) = self.failures.lock() else {
+            return Err(Refused::Wait(MAX_DELAY));
+        };
+        let now = Instant::now();
+        let k = key(peer, door);
+        if let Some(left) = self.left(&f, &k, now) {
+            return Err(Refused::Wait(left));
+        }
+        self.record(&mut f, k, right(), now).map_err(Refused::Wrong)
+    }
+
+    /// What is left of the client's wait at `door`, if any.
+    pub fn waiting(&self, peer: IpAddr, door: Door<'_>) -> Option<Duration> {
         let f = self.failures.lock().ok()?;
-        let (n, at) = f.get(&peer)?;
+        self.left(&f, &key(peer, door), Instant::now())
+    }
+
+    fn left(&self, f: &HashMap<Key, (u32, Instant)>, k: &Key, now: Instant) -> Option<Duration> {
+        let (n, at) = f.get(k)?;
         let until = *at + self.delay(*n);
         (now < until).then(|| until - now)
     }
@@ -242,6 +303,44 @@ mod tests {
         assert_eq!(g.check(ip, "x"), Err(MAX_DELAY));
         assert_eq!(g.check(ip, "abcd-efgh"), Ok(()));
         assert_eq!(g.check(ip, "x"), Err(Duration::from_secs(1)), "forgotten");
+    }
+
+    #[test]
+    fn guesses_at_a_learners_code_grow_their_wait_whatever_else_succeeds() {
+        let g = Gate::new("abcd-efgh".into());
+        let ip: IpAddr = [10, 0, 0, 7].into();
+        let ada = Door::Learner("ada");
+        assert_eq!(g.verdict(ip, ada, false), Err(Duration::from_secs(1)));
+        // The guesser logs in as themselves, and with the class code: ada's count stays.
+        assert_eq!(g.verdict(ip, Door::Learner("mallory"), true), Ok(()));
+        assert_eq!(g.check(ip, "abcd-efgh"), Ok(()));
+        assert_eq!(g.verdict(ip, ada, false), Err(Duration::from_secs(2)));
+        // A classmate behind the same address: their own door is not delayed.
+        assert_eq!(g.waiting(ip, Door::Learner("bob")), None);
+        assert!(g.waiting(ip, ada).is_some());
+        // Within the wait, ada's door is not tried, even with the right code.
+        assert!(matches!(
+            g.check_door_now(ip, ada, || true),
+            Err(Refused::Wait(_))
+        ));
+    }
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client(a), client(b));
+        assert_ne!(client(a), client(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(client(mapped), IpAddr::from([192, 0, 2, 7]));
+        let g = Gate::new("abcd-efgh".into());
+        assert!(g.check(a, "x").is_err());
+        assert_eq!(
+            g.check(b, "x"),
+            Err(Duration::from_secs(2)),
+            "one /64, one count"
+        );
     }
 
     #[test]

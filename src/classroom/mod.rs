@@ -275,6 +275,8 @@ pub struct Core {
     ssh_port: OnceLock<u16>,
     /// Who is connected over SSH now.
     sessions: Mutex<BTreeMap<LearnerName, LiveSession>>,
+    /// The open SSH sessions (one per learner): a reset ends the learner's.
+    pub(crate) ssh_sessions: Arc<ssh::Sessions>,
     /// Checks run since the start (a room where nobody works runs none).
     pub checks_run: std::sync::atomic::AtomicU64,
 }
@@ -442,12 +444,15 @@ impl Core {
             }
         };
         if let Some(code) = self.entry(&name).and_then(|e| e.code) {
+            // Counted per client and learner, checked only outside the wait: parallel connections
+            // guessing one learner's code gain nothing.
             return match self
                 .gate
-                .verdict(peer, gate::same_personal_code(password, code.expose()))
-            {
+                .check_door_now(peer, gate::Door::Learner(name.as_str()), || {
+                    gate::same_personal_code(password, code.expose())
+                }) {
                 Ok(()) => SshLogin::Learner { name, issued: None },
-                Err(wait) => {
+                Err(gate::Refused::Wrong(wait) | gate::Refused::Wait(wait)) => {
                     tracing::info!(%peer, learner = %name, "ssh: wrong personal code");
                     SshLogin::Wrong(wait)
                 }
@@ -468,7 +473,7 @@ impl Core {
             // Another login took the name meanwhile: the class code no longer logs in as them.
             Ok(None) => SshLogin::Wrong(
                 self.gate
-                    .verdict(peer, false)
+                    .verdict(peer, gate::Door::Learner(name.as_str()), false)
                     .err()
                     .unwrap_or(gate::MAX_DELAY),
             ),
@@ -533,6 +538,9 @@ impl Core {
             None => Err(ClassroomError::NoLearner(name.clone())),
         })?;
         tracing::info!(learner = %name, "reset by the instructor");
+        if matches!(reset, Reset::Code(_)) && self.ssh_sessions.end(name, ssh::Kick::Reset) {
+            tracing::info!(learner = %name, "their open session is closed (reset)");
+        }
         self.changed();
         self.persist().await?;
         Ok(reset)
@@ -609,7 +617,11 @@ impl Core {
         })?;
         if issued.is_some() {
             self.changed();
-            self.persist().await?;
+            // The token holds in memory already and must reach the learner (else their name is
+            // locked until a reset): a disk that cannot take it is the log's business, as for codes.
+            if let Err(e) = self.persist().await {
+                tracing::warn!(learner = %name, "cannot keep the learners: {e}");
+            }
         }
         Ok(issued)
     }
@@ -622,7 +634,12 @@ impl Core {
         steps: BTreeMap<String, StepProgress>,
     ) -> Result<Option<String>, ClassroomError> {
         let issued = self.self_reporter(name, token).await?;
-        self.folder.make_learner_dir(name)?;
+        if let Err(e) = self.folder.make_learner_dir(name) {
+            // The token is given all the same: this report is lost, the next one may be kept.
+            tracing::warn!(learner = %name, "cannot keep the self-report: {e}");
+            self.changed();
+            return Ok(issued);
+        }
         let path = self.folder.verdicts(name);
         let lab = self.lab.id.clone();
         let saved = tokio::task::spawn_blocking(move || {
@@ -790,6 +807,7 @@ impl Classroom {
             ssh_port: OnceLock::new(),
             sessions: Mutex::new(BTreeMap::new()),
             checks_run: std::sync::atomic::AtomicU64::new(0),
+            ssh_sessions: Arc::default(),
             config: config.clone(),
         });
         let _ = core.internal_origin.set(internal_origin);
@@ -815,6 +833,13 @@ impl Classroom {
             (public, front::Exposure::Public),
             (internal, front::Exposure::Internal),
         ] {
+            // On the public port one client holds at most a quarter of the connections (a room
+            // behind one NAT address shares them; Postman and Python hold a few each).
+            let front_limits = ConnectionLimits {
+                max_per_client: (exposure == front::Exposure::Public)
+                    .then_some(front_limits.max_connections / 4),
+                ..front_limits
+            };
             let app = front::router(core.clone(), exposure);
             let mut stop = stop_rx.clone();
             tasks.spawn(crate::practice::server::serve(

@@ -133,16 +133,25 @@ pub fn host_key(path: &Path) -> Result<PrivateKey, SshError> {
     }
 }
 
+/// Why a session is ended from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// The learner logged in again elsewhere.
+    TakenOver,
+    /// The instructor gave them a new personal code: whoever holds this session may not be them.
+    Reset,
+}
+
 /// Who is connected: one session per learner, and how many in all.
 #[derive(Default)]
-struct Sessions {
+pub struct Sessions {
     next_id: AtomicU64,
-    live: Mutex<HashMap<LearnerName, (u64, oneshot::Sender<()>)>>,
+    live: Mutex<HashMap<LearnerName, (u64, oneshot::Sender<Kick>)>>,
 }
 
 impl Sessions {
     /// Registers a session for `name`, taking over an older one. `None` when the room is full.
-    fn open(&self, name: &LearnerName, max: usize) -> Option<(u64, oneshot::Receiver<()>)> {
+    fn open(&self, name: &LearnerName, max: usize) -> Option<(u64, oneshot::Receiver<Kick>)> {
         let mut live = self.live.lock().ok()?;
         if !live.contains_key(name) && live.len() >= max {
             return None;
@@ -150,9 +159,20 @@ impl Sessions {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = oneshot::channel();
         if let Some((_, old)) = live.insert(name.clone(), (id, tx)) {
-            let _ = old.send(());
+            let _ = old.send(Kick::TakenOver);
         }
         Some((id, rx))
+    }
+
+    /// Ends `name`'s session, if one is open (it says why, then closes). Whether one was.
+    pub fn end(&self, name: &LearnerName, why: Kick) -> bool {
+        let Ok(mut live) = self.live.lock() else {
+            return false;
+        };
+        match live.remove(name) {
+            Some((_, tx)) => tx.send(why).is_ok(),
+            None => false,
+        }
     }
 
     /// Forgets session `id` of `name` (not a newer one that took over). Says whether it was there.
@@ -212,7 +232,7 @@ async fn accept(
     config: Arc<russh::server::Config>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let sessions = Arc::new(Sessions::default());
+    let sessions = core.ssh_sessions.clone();
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
     let per_address = Arc::new(Mutex::new(HashMap::new()));
     let mut connections = tokio::task::JoinSet::new();
@@ -233,7 +253,8 @@ async fn accept(
             tracing::warn!(%peer, "ssh: too many connections logging in at once; closed");
             continue;
         };
-        let Some(slot) = LoginSlot::take(&per_address, peer.ip(), permit) else {
+        let Some(slot) = LoginSlot::take(&per_address, super::gate::client(peer.ip()), permit)
+        else {
             tracing::warn!(%peer, "ssh: too many connections logging in at once from this address; closed");
             continue;
         };
@@ -720,7 +741,7 @@ struct LiveSessionTask {
     events: mpsc::Receiver<io::Result<Event>>,
     /// The newest window size not taken yet (see [`Input::resize`]).
     resize: Arc<AtomicU32>,
-    kicked: oneshot::Receiver<()>,
+    kicked: oneshot::Receiver<Kick>,
     last_input: Arc<AtomicU64>,
     started: Instant,
     noticed: Arc<AtomicBool>,
@@ -731,6 +752,7 @@ enum Ending {
     Quit,
     Idle,
     TakenOver,
+    Reset,
     Failed(String),
 }
 
@@ -849,8 +871,11 @@ impl LiveSessionTask {
         let result = loop {
             tokio::select! {
                 r = &mut program => break r,
-                _ = &mut kicked, if ending.is_none() => {
-                    ending = Some(Ending::TakenOver);
+                why = &mut kicked, if ending.is_none() => {
+                    ending = Some(match why {
+                        Ok(Kick::Reset) => Ending::Reset,
+                        _ => Ending::TakenOver,
+                    });
                     let _ = stop_tx.send(true);
                 }
                 _ = watch.tick(), if ending.is_none() => {
@@ -887,6 +912,10 @@ impl LiveSessionTask {
             ),
             Ending::TakenOver => {
                 "You connected again from another terminal: this session is closed. Your progress goes on there."
+                    .to_string()
+            }
+            Ending::Reset => {
+                "The instructor gave you a new personal code: this session is closed. Log in again with the new code (the instructor reads it out)."
                     .to_string()
             }
             Ending::Failed(e) => {

@@ -101,6 +101,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
             body_timeout: seconds(args.body_timeout),
             write_timeout: seconds(args.write_timeout),
             shutdown_grace: seconds(args.shutdown_grace),
+            max_per_client: None,
         },
         cors: args.cors.config(),
         ..ServiceConfig::default()

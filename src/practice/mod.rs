@@ -172,6 +172,8 @@ pub struct Service {
     /// streams to disk).
     pub receive_memory: budget::Budget,
     /// Bytes that validations and renderings hold while they parse (waited for).
+    /// Bytes promised to stores still being received (counted against `max_stored_bytes`).
+    pub storage_reserved: Arc<std::sync::atomic::AtomicU64>,
     pub validation_memory: budget::Budget,
     /// Which web pages may call the DICOM routes (the portal's CORS blade).
     pub cors: cors::Cors,
@@ -344,6 +346,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
         reindex_gate: tokio::sync::Mutex::new(()),
         heavy: limits.heavy,
         receive_memory: limits.receive_memory,
+        storage_reserved: Arc::default(),
         validation_memory: limits.validation_memory,
         config,
         auth,
@@ -521,9 +524,16 @@ async fn partitions_disabled() -> ApiError {
     ApiError::bad_request("Data partitions feature is disabled.")
 }
 
-async fn not_found() -> ApiError {
-    ApiError::empty(StatusCode::NOT_FOUND)
+async fn not_found() -> Response {
+    let mut r = ApiError::empty(StatusCode::NOT_FOUND).into_response();
+    r.extensions_mut().insert(NoRoute);
+    r
 }
+
+/// Marks the answer of a path the service has no route for (a front may word it its own way; a
+/// route's own 404 — no such study, operation, tag — is left as the contract has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoute;
 
 /// Logs each request (never its Authorization header) and adds `api-supported-versions`.
 async fn log_requests(req: Request, next: Next) -> Response {

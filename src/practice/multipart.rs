@@ -32,6 +32,8 @@ pub struct Intake<'a> {
     pub idle: Duration,
     /// What parts kept in memory may hold, across every request.
     pub memory: &'a Budget,
+    /// A body of unknown size under a storage limit: each chunk is promised room as it arrives.
+    pub storage: Option<&'a super::stow::Reservation>,
 }
 
 /// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
@@ -135,11 +137,12 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// Counts bytes through a body stream, stops it past `max`, and ends it when it stalls.
-fn limited(
+fn limited<'a>(
     body: Body,
     max: u64,
     idle: Duration,
-) -> impl Stream<Item = Result<bytes::Bytes, ApiError>> {
+    storage: Option<&'a super::stow::Reservation>,
+) -> impl Stream<Item = Result<bytes::Bytes, ApiError>> + 'a {
     let stream = body.into_data_stream();
     futures_util::stream::unfold(Some((stream, 0u64)), move |state| async move {
         let (mut stream, mut seen) = state?;
@@ -165,6 +168,8 @@ fn limited(
                 seen += chunk.len() as u64;
                 if seen > max {
                     Some((Err(too_large(max)), None))
+                } else if let Some(Err(full)) = storage.map(|r| r.grow(chunk.len() as u64)) {
+                    Some((Err(full), None))
                 } else {
                     Some((Ok(chunk), Some((stream, seen))))
                 }
@@ -199,7 +204,7 @@ fn create(intake: &Intake<'_>, allowance: u64) -> PartWriter {
 /// Streams a single-part body to one file.
 pub async fn receive_single(body: Body, intake: &Intake<'_>) -> Result<ReceivedPart, ApiError> {
     let mut writer = create(intake, KEEP_IN_MEMORY);
-    let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle));
+    let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle, intake.storage));
     while let Some(chunk) = stream.next().await {
         writer.write(&chunk?).await?;
     }
@@ -220,7 +225,7 @@ pub async fn receive_related(
     intake: &Intake<'_>,
 ) -> Result<Vec<ReceivedPart>, ApiError> {
     let mut parser = Parser::new(boundary, multipart::Limits::default());
-    let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle));
+    let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle, intake.storage));
     let mut parts: Vec<ReceivedPart> = Vec::new();
     let mut current: Option<PartWriter> = None;
     // What this request keeps in memory so far (a running sum: linear in the number of parts).

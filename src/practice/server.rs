@@ -10,9 +10,10 @@
 //! - shutdown stops accepting, lets requests in flight finish, and after `shutdown_grace` drops
 //!   whatever is left, so a client that never finishes its request cannot keep the process alive.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,10 @@ pub struct ConnectionLimits {
     pub write_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Connections one client (an IPv4 address, an IPv6 /64) may hold at once; `None`: any number up
+    /// to `max_connections`. A port shared by many (the classroom's) sets it, so one client cannot take
+    /// every connection.
+    pub max_per_client: Option<usize>,
 }
 
 impl Default for ConnectionLimits {
@@ -52,6 +57,7 @@ impl Default for ConnectionLimits {
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            max_per_client: None,
         }
     }
 }
@@ -67,6 +73,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -85,7 +92,15 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                match slots.clone().try_acquire_owned() {
+                let mine = match limits.max_per_client {
+                    None => Ok(None),
+                    Some(max) => ClientSlot::take(&per_client, client(peer.ip()), max).map(Some).ok_or(max),
+                };
+                let slot = match mine {
+                    Ok(mine) => slots.clone().try_acquire_owned().map(|s| (s, mine)).map_err(|_| Refusal::Full(limits.max_connections)),
+                    Err(max) => Err(Refusal::Client(max)),
+                };
+                match slot {
                     Ok(slot) => {
                         let app = app.clone();
                         let stop = stop_rx.clone();
@@ -94,11 +109,11 @@ pub async fn serve(
                             drop(slot);
                         });
                     }
-                    Err(_) => {
-                        tracing::warn!(%peer, "connection refused: {} already open", limits.max_connections);
+                    Err(why) => {
+                        tracing::warn!(%peer, "connection refused: {why:?}");
                         if let Ok(permit) = refusals.clone().try_acquire_owned() {
                             connections.spawn(async move {
-                                refuse(stream, limits.max_connections).await;
+                                refuse(stream, why).await;
                                 drop(permit);
                             });
                         }
@@ -143,6 +158,8 @@ async fn connection(
             idle: limits.body_timeout,
             sleep: None,
             stalled: stalled.clone(),
+            first_read: None,
+            received: 0,
         });
         let req = hyper::Request::from_parts(parts, body);
         let mut app = app.clone();
@@ -172,12 +189,76 @@ async fn connection(
     }
 }
 
+/// Why a connection is refused.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Every connection is taken.
+    Full(usize),
+    /// This client holds its share.
+    Client(usize),
+}
+
+/// The client an address stands for, for per-client limits: an IPv4 address (an IPv4-mapped IPv6
+/// one too), or an IPv6 /64 (one host owns a whole /64).
+pub fn client(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// One of a client's connections, counted while it is held.
+struct ClientSlot {
+    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(
+        counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+        client: IpAddr,
+        max: usize,
+    ) -> Option<ClientSlot> {
+        let mut c = counts.lock().ok()?;
+        let n = c.entry(client).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            counts: counts.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock()
+            && let Some(n) = c.get_mut(&self.client)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// Answers a connection over the limit with a reason, then closes it (after reading what the client
 /// already sent, so that it sees the answer rather than a reset).
-async fn refuse(mut stream: TcpStream, max: usize) {
-    let body = format!(
-        "The practice service already has {max} connections open, its limit. Close some or retry shortly.\n"
-    );
+async fn refuse(mut stream: TcpStream, why: Refusal) {
+    let body = match why {
+        Refusal::Full(max) => format!(
+            "The practice service already has {max} connections open, its limit. Close some or retry shortly.\n"
+        ),
+        Refusal::Client(max) => format!(
+            "Your address already has {max} connections open here, its share. Close some or retry shortly.\n"
+        ),
+    };
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -198,17 +279,25 @@ async fn refuse(mut stream: TcpStream, max: usize) {
     .await;
 }
 
-/// A request body that fails once no frame has arrived for `idle` (and says so in `stalled`).
+/// A request body that fails once no frame has arrived for `idle`, or once, `idle` after it was first
+/// read, it has averaged less than [`MIN_BODY_RATE`] (a byte every few seconds would otherwise hold a
+/// connection forever); says so in `stalled`.
 struct IdleBody {
     inner: Incoming,
     idle: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     stalled: Arc<AtomicBool>,
+    /// When the handler first read it, and the bytes since.
+    first_read: Option<std::time::Instant>,
+    received: u64,
 }
+
+/// The slowest a request body may arrive, on average, once it has had `body_timeout` to get going.
+const MIN_BODY_RATE: f64 = 1024.0;
 
 /// Why a request body ended early.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body stalled: no bytes arrived for {0} s")]
+#[error("the request body stalled: nothing for {0} s, or slower than 1 KiB/s")]
 struct BodyStalled(u64);
 
 impl hyper::body::Body for IdleBody {
@@ -220,9 +309,22 @@ impl hyper::body::Body for IdleBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        let first_read = *this.first_read.get_or_insert_with(std::time::Instant::now);
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.sleep = None;
+                if let Some(Ok(f)) = &frame
+                    && let Some(data) = f.data_ref()
+                {
+                    this.received = this.received.saturating_add(data.len() as u64);
+                    let elapsed = first_read.elapsed();
+                    if elapsed > this.idle
+                        && (this.received as f64) < MIN_BODY_RATE * elapsed.as_secs_f64()
+                    {
+                        this.stalled.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(BodyStalled(this.idle.as_secs()).into())));
+                    }
+                }
                 Poll::Ready(frame.map(|f| f.map_err(axum::BoxError::from)))
             }
             Poll::Pending => {
@@ -255,7 +357,7 @@ fn stalled_answer(idle: Duration) -> axum::response::Response {
     let mut r = axum::response::IntoResponse::into_response((
         axum::http::StatusCode::REQUEST_TIMEOUT,
         format!(
-            "The request body stalled: no bytes arrived for {} s.\n",
+            "The request body stalled: no bytes arrived for {} s, or they came slower than 1 KiB/s.\n",
             idle.as_secs().max(1)
         ),
     ));

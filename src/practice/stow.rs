@@ -134,8 +134,68 @@ async fn discard(body: Body, limit: u64) -> bool {
 
 /// An answer sent before the request body was read to its end: the connection cannot serve another
 /// request, and saying so keeps clients from reusing it (and failing their next request).
-/// What a multipart body may carry beyond the instances themselves (boundaries, part headers).
-const QUOTA_SLACK: u64 = 64 * 1024;
+/// The room promised to one store while its body is received (counted against the service's
+/// `max_stored_bytes` beside what is stored and what other stores were promised); given back when
+/// dropped, once what was received is stored or refused.
+#[derive(Debug)]
+pub struct Reservation {
+    reserved: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    quota: u64,
+    held: u64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Reservation {
+    fn new(
+        reserved: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+        quota: u64,
+        held: u64,
+    ) -> Reservation {
+        Reservation {
+            reserved: reserved.clone(),
+            quota,
+            held,
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Promises `n` more bytes: a declared body's size before it is read, or a chunk of a body of
+    /// unknown size as it arrives (0: whether any room is left). `507` when they do not fit. A body
+    /// counts whole — a multipart body's boundaries too, a fraction of a percent.
+    pub fn grow(&self, n: u64) -> Result<(), ApiError> {
+        use std::sync::atomic::Ordering;
+        let mut promised = self.reserved.load(Ordering::Acquire);
+        loop {
+            let after = self.held.saturating_add(promised);
+            if after.saturating_add(n) > self.quota || after >= self.quota {
+                return Err(full(self.quota, self.held.saturating_add(promised)));
+            }
+            match self.reserved.compare_exchange(
+                promised,
+                promised.saturating_add(n),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.bytes.fetch_add(n, Ordering::AcqRel);
+                    return Ok(());
+                }
+                Err(now) => promised = now,
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let bytes = *self.bytes.get_mut();
+        let _ = self.reserved.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |v| Some(v.saturating_sub(bytes)),
+        );
+    }
+}
 
 /// The service holds what it may: `507` with what it holds and how to make room.
 fn full(quota: u64, held: u64) -> ApiError {
@@ -185,7 +245,7 @@ async fn store_impl(
             return Err(if whole { e } else { closing(e) });
         }
     };
-    let mut max = svc.config.max_request_bytes;
+    let max = svc.config.max_request_bytes;
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -196,20 +256,24 @@ async fn store_impl(
             format!("The request body exceeds the maximum allowed size of {max} bytes."),
         )));
     }
-    if let Some(quota) = svc.config.max_stored_bytes {
-        // Refused before it is received: a body that cannot fit never reaches the disk.
-        let held = svc.db(|s| s.db.stored_bytes()).await?;
-        let room = quota.saturating_sub(held);
-        if room == 0 || declared_len.is_some_and(|n| n > room.saturating_add(QUOTA_SLACK)) {
-            return Err(closing(full(quota, held)));
+    // Stores received at once share the room: each is promised its declared size before it is read
+    // (a body that cannot fit never reaches the disk), a body of unknown size each chunk as it arrives;
+    // the promise holds until what was received is stored or refused.
+    let reservation = match svc.config.max_stored_bytes {
+        None => None,
+        Some(quota) => {
+            let held = svc.db(|s| s.db.stored_bytes()).await?;
+            let r = Reservation::new(&svc.storage_reserved, quota, held);
+            r.grow(declared_len.unwrap_or(0)).map_err(closing)?;
+            Some(r)
         }
-        max = max.min(room.saturating_add(QUOTA_SLACK));
-    }
+    };
     let intake = Intake {
         blobs: &svc.blobs,
         max,
         idle: svc.config.limits.body_timeout,
         memory: &svc.receive_memory,
+        storage: reservation.as_ref().filter(|_| declared_len.is_none()),
     };
     let parts = match framing {
         Framing::Single => vec![receive_single(body, &intake).await.map_err(closing)?],
