@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -234,7 +234,7 @@ async fn accept(
 ) {
     let sessions = core.ssh_sessions.clone();
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
-    let per_address = Arc::new(Mutex::new(HashMap::new()));
+    let per_address = crate::practice::server::ClientCounts::default();
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let (socket, peer) = tokio::select! {
@@ -253,10 +253,17 @@ async fn accept(
             tracing::warn!(%peer, "ssh: too many connections logging in at once; closed");
             continue;
         };
-        let Some(slot) = LoginSlot::take(&per_address, super::gate::client(peer.ip()), permit)
-        else {
+        let Some(client) = crate::practice::server::ClientSlot::take(
+            &per_address,
+            super::gate::client(peer.ip()),
+            MAX_UNAUTHENTICATED_PER_ADDRESS,
+        ) else {
             tracing::warn!(%peer, "ssh: too many connections logging in at once from this address; closed");
             continue;
+        };
+        let slot = LoginSlot {
+            _overall: permit,
+            _client: client,
         };
         let authenticated = Arc::new(AtomicBool::new(false));
         let shell = Arc::new(AtomicBool::new(false));
@@ -352,45 +359,10 @@ enum Stage {
     Working,
 }
 
-/// A connection's place among those logging in: overall (the semaphore) and from its address.
+/// A connection's place among those logging in: overall (the semaphore) and from its client.
 struct LoginSlot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl LoginSlot {
-    /// A slot for `ip`, unless it has [`MAX_UNAUTHENTICATED_PER_ADDRESS`] already.
-    fn take(
-        per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-        ip: IpAddr,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> Option<LoginSlot> {
-        let mut m = per_address.lock().ok()?;
-        let n = m.entry(ip).or_insert(0);
-        if *n >= MAX_UNAUTHENTICATED_PER_ADDRESS {
-            return None;
-        }
-        *n += 1;
-        Some(LoginSlot {
-            _permit: permit,
-            per_address: per_address.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for LoginSlot {
-    fn drop(&mut self) {
-        if let Ok(mut m) = self.per_address.lock()
-            && let Some(n) = m.get_mut(&self.ip)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
+    _overall: tokio::sync::OwnedSemaphorePermit,
+    _client: crate::practice::server::ClientSlot,
 }
 
 /// One SSH connection.

@@ -73,7 +73,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let per_client = ClientCounts::default();
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -210,18 +210,18 @@ pub fn client(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// How many connections each client holds.
+pub type ClientCounts = Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>;
+
 /// One of a client's connections, counted while it is held.
-struct ClientSlot {
-    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+pub struct ClientSlot {
+    counts: ClientCounts,
     client: IpAddr,
 }
 
 impl ClientSlot {
-    fn take(
-        counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
-        client: IpAddr,
-        max: usize,
-    ) -> Option<ClientSlot> {
+    /// A place for one more connection of `client`, unless it holds `max` already.
+    pub fn take(counts: &ClientCounts, client: IpAddr, max: usize) -> Option<ClientSlot> {
         let mut c = counts.lock().ok()?;
         let n = c.entry(client).or_insert(0);
         if *n >= max {
