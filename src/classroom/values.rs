@@ -269,18 +269,12 @@ pub fn code_view(name: &str, code: &Secret, f: &mut Frame) {
     );
 }
 
-/// Shows [`code_view`] until the learner presses Enter (the lab) or leaves.
-pub async fn show_code<E, W>(
-    name: &str,
-    code: &Secret,
-    events: &mut E,
-    out: &mut W,
+/// A learner's terminal as a ratatui screen of its own size, on the alternate screen, cleared. Never
+/// `Terminal::clear`: it asks this process's own terminal where its cursor is.
+fn remote_screen<W: Write>(
+    out: W,
     size: (u16, u16),
-) -> std::io::Result<Choice>
-where
-    E: futures_util::Stream<Item = std::io::Result<Event>> + Unpin,
-    W: Write,
-{
+) -> std::io::Result<RatatuiTerminal<CrosstermBackend<W>>> {
     let mut term = RatatuiTerminal::with_options(
         CrosstermBackend::new(out),
         TerminalOptions {
@@ -293,6 +287,22 @@ where
         crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
         crossterm::cursor::Hide
     )?;
+    Ok(term)
+}
+
+/// Shows [`code_view`] until the learner presses Enter (the lab) or leaves.
+pub async fn show_code<E, W>(
+    name: &str,
+    code: &Secret,
+    events: &mut E,
+    out: &mut W,
+    size: (u16, u16),
+) -> std::io::Result<Choice>
+where
+    E: futures_util::Stream<Item = std::io::Result<Event>> + Unpin,
+    W: Write,
+{
+    let mut term = remote_screen(out, size)?;
     let result = async {
         term.draw(|f| code_view(name, code, f))?;
         while let Some(ev) = events.next().await {
@@ -347,19 +357,7 @@ where
         reveal: false,
         status: "Enter goes back to the lab.".into(),
     };
-    let mut term = RatatuiTerminal::with_options(
-        CrosstermBackend::new(out),
-        TerminalOptions {
-            viewport: Viewport::Fixed(Rect::new(0, 0, size.0, size.1)),
-        },
-    )?;
-    // Never `Terminal::clear`: it asks this process's own terminal where its cursor is.
-    crossterm::execute!(
-        term.backend_mut(),
-        crossterm::terminal::EnterAlternateScreen,
-        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
-        crossterm::cursor::Hide
-    )?;
+    let mut term = remote_screen(out, size)?;
     let result = async {
         term.draw(|f| view(&screen, f))?;
         while let Some(ev) = events.next().await {
