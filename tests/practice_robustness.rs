@@ -654,6 +654,11 @@ async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
     let (status, body) = lab.store_single("studies", one()).await;
     assert_eq!(status, 507, "{body:#}");
     assert!(body.to_string().contains("delete a study"), "{body:#}");
+    // A body of megabytes too: its client reads the 507 and why, not a broken pipe.
+    let big = sample_files().remove(0);
+    assert!(big.len() > 1024 * 1024);
+    let (status, body) = lab.store_single("studies", big).await;
+    assert_eq!(status, 507, "{body:#}");
     // A delete makes room.
     let r = lab
         .http

@@ -2,9 +2,12 @@
 //!
 //! - a request head must arrive within `header_timeout`, which is also how long an idle keep-alive
 //!   connection is kept: a half-sent request cannot hold a connection (and its file descriptor) forever;
-//! - a request body that sends nothing for `body_timeout` ends in error for whichever handler reads
-//!   it, and the answer is `408` with the reason (STOW's streaming reader says the same itself, see
-//!   `multipart::limited`): no route's body can hold a connection by trickling;
+//! - a request body that sends nothing for `body_timeout` — or, that long after it was first read, has
+//!   averaged under 1 KiB/s — ends in error for whichever handler reads it, and the answer is `408`
+//!   with the reason (STOW's streaming reader says the same itself, see `multipart::limited`): no
+//!   route's body can hold a connection by trickling;
+//! - with `max_per_client`, one client (an IPv4 address, an IPv6 /64) holds at most that many
+//!   connections;
 //! - a response the client stops reading is dropped after `write_timeout`;
 //! - at most `max_connections` at once; one more is answered `503` with the reason, and closed;
 //! - shutdown stops accepting, lets requests in flight finish, and after `shutdown_grace` drops

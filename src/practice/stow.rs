@@ -132,8 +132,6 @@ async fn discard(body: Body, limit: u64) -> bool {
     true
 }
 
-/// An answer sent before the request body was read to its end: the connection cannot serve another
-/// request, and saying so keeps clients from reusing it (and failing their next request).
 /// The room promised to one store while its body is received (counted against the service's
 /// `max_stored_bytes` beside what is stored and what other stores were promised); given back when
 /// dropped, once what was received is stored or refused.
@@ -211,6 +209,8 @@ fn full_reason(quota: u64, held: u64) -> String {
     )
 }
 
+/// An answer sent before the request body was read to its end: the connection cannot serve another
+/// request, and saying so keeps clients from reusing it (and failing their next request).
 fn closing(e: ApiError) -> ApiError {
     e.with_header(header::CONNECTION, "close")
 }
@@ -264,7 +264,11 @@ async fn store_impl(
         Some(quota) => {
             let held = svc.db(|s| s.db.stored_bytes()).await?;
             let r = Reservation::new(&svc.storage_reserved, quota, held);
-            r.grow(declared_len.unwrap_or(0)).map_err(closing)?;
+            if let Err(e) = r.grow(declared_len.unwrap_or(0)) {
+                // Read (and drop) what the client is sending, so that it sees the 507 and why.
+                let whole = discard(body, DISCARD_LIMIT).await;
+                return Err(if whole { e } else { closing(e) });
+            }
             Some(r)
         }
     };
