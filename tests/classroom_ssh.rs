@@ -231,6 +231,18 @@ async fn after_the_first_login_only_the_learners_own_code_logs_in() {
     // Whoever holds her open session is told, and it closes.
     let last = again.until_closed(LONG).await.expect("closed by the reset");
     assert!(last.contains("new personal code"), "{last}");
+    // …and the dashboard no longer shows her connected.
+    let started = Instant::now();
+    while c
+        .core
+        .room()
+        .learners
+        .iter()
+        .any(|l| l.name == "ada" && l.online == Some(true))
+    {
+        assert!(started.elapsed() < LONG, "ada still shown connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(login(addr, "ada", &ada_code).await.expect("ssh").is_none());
     assert!(
         login(addr, "ada", new.expose())

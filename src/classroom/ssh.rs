@@ -169,8 +169,12 @@ impl Sessions {
         let Ok(mut live) = self.live.lock() else {
             return false;
         };
-        match live.remove(name) {
-            Some((_, tx)) => tx.send(why).is_ok(),
+        // The entry stays (with a sender nobody listens to) until the session closes itself: its
+        // `close` then finds it, and the dashboard learns it is gone.
+        match live.get_mut(name) {
+            Some((_, tx)) => std::mem::replace(tx, oneshot::channel().0)
+                .send(why)
+                .is_ok(),
             None => false,
         }
     }
