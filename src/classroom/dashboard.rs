@@ -381,6 +381,31 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
 }
 
 /// Runs the dashboard in this process's terminal until the instructor closes the classroom.
+/// A panic in a learner's task (a session, a check, a request of theirs) ends that task only: it goes
+/// to the classroom's log, not onto the instructor's screen — ratatui's hook would give the terminal
+/// back (leave the alternate screen, end raw mode) under a dashboard that goes on drawing. A panic of
+/// the dashboard itself (the main thread) still restores the terminal and says so.
+fn keep_the_screen_from_learners_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            "panic: {info}\n{}",
+            std::backtrace::Backtrace::force_capture()
+        );
+        if panic_reaches_the_screen(thread.name()) {
+            previous(info);
+        }
+    }));
+}
+
+/// Whether a panic on this thread is the dashboard's own (the main thread runs it; tokio's workers and
+/// blocking threads run the learners' tasks).
+fn panic_reaches_the_screen(thread: Option<&str>) -> bool {
+    thread == Some("main")
+}
+
 pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::Result<()> {
     let mut d = Dashboard::new(core.room(), header);
     d.codes = core.personal_codes();
@@ -388,6 +413,7 @@ pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::
         || std::env::var("TERM").is_ok_and(|t| t == "linux" || t == "vt100");
     d.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut terminal = ratatui::init();
+    keep_the_screen_from_learners_panics();
     let mut events = EventStream::new();
     let mut changes = core.watch();
     // Minutes on a step move slowly: redraw the clocks twice a minute.
@@ -516,6 +542,24 @@ mod tests {
         assert!(!d.confirm_quit, "another key stays");
         update(&mut d, key(KeyCode::Char('q')));
         assert_eq!(update(&mut d, key(KeyCode::Char('q'))), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn only_the_dashboards_own_panic_reaches_the_screen() {
+        assert!(panic_reaches_the_screen(Some("main")));
+        assert!(!panic_reaches_the_screen(Some("tokio-runtime-worker")));
+        assert!(!panic_reaches_the_screen(None));
+        // The thread the runtime's workers are named after, here.
+        let worker = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                tokio::spawn(async { std::thread::current().name().map(str::to_string) })
+                    .await
+                    .expect("task")
+            });
+        assert!(!panic_reaches_the_screen(worker.as_deref()), "{worker:?}");
     }
 
     #[test]
