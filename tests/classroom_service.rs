@@ -361,10 +361,9 @@ async fn learners_on_their_own_service_report_with_the_code() {
         v["token"] = json!(t);
         v
     };
-    // A wrong token counts as a wrong code for this name: the address waits 1 s, then 2 s — the
-    // right class code in between does not reset it.
+    // A wrong token counts as a wrong code for this name: 1 s, then 2 s — the right class code in
+    // between does not reset it.
     assert_eq!(r.headers()["retry-after"], "1");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = http
         .post(&url)
         .json(&with("not-the-token"))
@@ -373,19 +372,7 @@ async fn learners_on_their_own_service_report_with_the_code() {
         .expect("post");
     assert_eq!(r.status(), 403, "another token");
     assert_eq!(r.headers()["retry-after"], "2");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = http
-        .post(&url)
-        .json(&with(&token))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(
-        r.status(),
-        429,
-        "still within the 2 s: the token is not looked at"
-    );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The right token is let in at once all the same: a classmate's guesses cannot lock Carol out.
     let r = http
         .post(&url)
         .json(&with(&token))

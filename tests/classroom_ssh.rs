@@ -223,6 +223,11 @@ async fn after_the_first_login_only_the_learners_own_code_logs_in() {
         assert!(!text.contains(&ada_code) && !text.contains(&bob_code));
     }
 
+    // Someone logged in with her code, not yet at a terminal, when the instructor resets it…
+    let pending = login(addr, "ada", &ada_code)
+        .await
+        .expect("ssh")
+        .expect("logged in with her code");
     // The instructor gives her a new one: the old one stops working.
     let name = dicomlab::classroom::names::LearnerName::exact("ada").expect("name");
     let Ok(dicomlab::classroom::Reset::Code(new)) = c.core.reset_code(&name).await else {
@@ -231,6 +236,28 @@ async fn after_the_first_login_only_the_learners_own_code_logs_in() {
     // Whoever holds her open session is told, and it closes.
     let last = again.until_closed(LONG).await.expect("closed by the reset");
     assert!(last.contains("new personal code"), "{last}");
+    // …and the connection that logged in before the reset gets no terminal.
+    let channel = pending.channel_open_session().await.expect("session");
+    channel
+        .request_pty(true, "xterm", 100, 30, 0, 0, &[])
+        .await
+        .expect("pty");
+    channel.request_shell(true).await.expect("shell");
+    let mut late = Terminal {
+        handle: pending,
+        channel,
+        screen: vt100::Parser::new(
+            std::num::NonZeroU16::new(30).expect("rows"),
+            std::num::NonZeroU16::new(100).expect("columns"),
+            0,
+        ),
+        received: 0,
+        exit: None,
+        closed: false,
+    };
+    let said = late.until_closed(LONG).await.expect("refused");
+    assert!(said.contains("reset after you logged in"), "{said}");
+    assert!(!said.contains("Exercises"), "{said}");
     // …and the dashboard no longer shows her connected.
     let started = Instant::now();
     while c

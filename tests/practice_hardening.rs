@@ -805,3 +805,20 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     );
     s.assert_healthy(rss + 80).await;
 }
+
+/// A store refused before its body is read (here: no token) is answered at once to a client that
+/// asked first (`Expect: 100-continue`, as curl does for large bodies): no `100 Continue`, no body
+/// sent for nothing.
+#[tokio::test]
+async fn a_refused_store_that_asked_first_is_answered_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Served::start(&dir.path().join("data"), &[]);
+    let mut c = raw(
+        &s,
+        "POST /v1/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/dicom+json\r\nContent-Type: application/dicom\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let (answer, closed) = read_until_closed(&mut c, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(closed, "{answer}");
+}

@@ -706,16 +706,34 @@ async fn stores_received_at_once_cannot_together_pass_the_storage_limit() {
             .body(reqwest::Body::wrap_stream(stream));
         tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // B, meanwhile: no room left.
+    // Once A's body is being received (its room promised)…
+    let started = std::time::Instant::now();
+    while lab
+        .svc
+        .service()
+        .storage_reserved
+        .load(std::sync::atomic::Ordering::Acquire)
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "A never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …B: no room left.
     let (status, said) = lab.store_single("studies", one(40)).await;
     assert_eq!(status, 507, "{said:#}");
-    // A finishes: both of its instances are stored.
+    // A finishes: both of its instances are stored, and nothing stays promised.
     tx.send(Ok(body[half..].to_vec()))
         .await
         .expect("second half");
     drop(tx);
     assert_eq!(a.await.expect("task").expect("a"), 200);
+    assert_eq!(
+        lab.svc
+            .service()
+            .storage_reserved
+            .load(std::sync::atomic::Ordering::Acquire),
+        0
+    );
     // Full now; and nothing is promised any more, so a delete makes room for B.
     let (status, _) = lab.store_single("studies", one(40)).await;
     assert_eq!(status, 507);

@@ -4,9 +4,10 @@
 //! personal code (their SSH password after their first login) and a self-reporting learner's token are
 //! checked through the same gate, counted per client *and learner*: guesses at Ada's code grow their
 //! wait however often the guesser logs in as themselves, and a classmate's typo behind the same NAT
-//! address delays nobody else's own code. A client is an IPv4 address, or an IPv6 /64 (one host owns
-//! a whole /64; an IPv4 address mapped into IPv6 is the IPv4 one). The table is bounded: past its size
-//! the oldest entries go. Personal codes and tokens are made here: from the system's CSPRNG, without
+//! address delays nobody else's own code. A right code is always let in (a classmate's wrong guesses
+//! cannot lock a learner out); over HTTP, where no answer sleeps, a wrong class code makes the client
+//! wait before its next one is looked at. A client is an address (an IPv4 address mapped into IPv6 is
+//! the IPv4 one). The table is bounded: past its size the oldest entries go. Personal codes and tokens are made here: from the system's CSPRNG, without
 //! bias.
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ const MAX_ADDRESSES: usize = 4096;
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The client an address stands for, for every per-client limit (the gate, the request rate, the
-/// SSH logins): IPv4 as is (mapped IPv6 too), IPv6 by its /64.
+/// SSH logins): the address (a mapped IPv6 one as IPv4).
 pub fn client(ip: IpAddr) -> IpAddr {
     crate::practice::server::client(ip)
 }
@@ -143,7 +144,7 @@ impl Gate {
     /// Checks an attempt at `door` in one step: while the client's wait after its last wrong code at
     /// that door runs, nothing is checked (`Refused::Wait`, how long is left — so parallel guesses
     /// gain nothing); else `right()` decides, and a wrong one says how long the client now waits.
-    pub fn check_door_now(
+    fn check_door_now(
         &self,
         peer: IpAddr,
         door: Door<'_>,
@@ -158,12 +159,6 @@ impl Gate {
             return Err(Refused::Wait(left));
         }
         self.record(&mut f, k, right(), now).map_err(Refused::Wrong)
-    }
-
-    /// What is left of the client's wait at `door`, if any.
-    pub fn waiting(&self, peer: IpAddr, door: Door<'_>) -> Option<Duration> {
-        let f = self.failures.lock().ok()?;
-        self.left(&f, &key(peer, door), Instant::now())
     }
 
     fn left(&self, f: &HashMap<Key, (u32, Instant)>, k: &Key, now: Instant) -> Option<Duration> {
@@ -316,30 +311,32 @@ mod tests {
         assert_eq!(g.check(ip, "abcd-efgh"), Ok(()));
         assert_eq!(g.verdict(ip, ada, false), Err(Duration::from_secs(2)));
         // A classmate behind the same address: their own door is not delayed.
-        assert_eq!(g.waiting(ip, Door::Learner("bob")), None);
-        assert!(g.waiting(ip, ada).is_some());
-        // Within the wait, ada's door is not tried, even with the right code.
-        assert!(matches!(
-            g.check_door_now(ip, ada, || true),
-            Err(Refused::Wait(_))
-        ));
+        assert_eq!(
+            g.verdict(ip, Door::Learner("bob"), false),
+            Err(Duration::from_secs(1)),
+            "bob's own count starts at one"
+        );
+        // Her right code is let in all the same: wrong guesses cannot lock her out.
+        assert_eq!(g.verdict(ip, ada, true), Ok(()));
     }
 
     #[test]
-    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+    fn a_client_is_its_address_a_mapped_one_as_ipv4() {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
         let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
-        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(client(a), client(b));
-        assert_ne!(client(a), client(c));
+        assert_ne!(
+            client(a),
+            client(b),
+            "laptops of one network are clients of their own"
+        );
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
         assert_eq!(client(mapped), IpAddr::from([192, 0, 2, 7]));
         let g = Gate::new("abcd-efgh".into());
-        assert!(g.check(a, "x").is_err());
+        assert!(g.check(mapped, "x").is_err());
         assert_eq!(
-            g.check(b, "x"),
+            g.check(IpAddr::from([192, 0, 2, 7]), "x"),
             Err(Duration::from_secs(2)),
-            "one /64, one count"
+            "one client, one count"
         );
     }
 

@@ -444,15 +444,15 @@ impl Core {
             }
         };
         if let Some(code) = self.entry(&name).and_then(|e| e.code) {
-            // Counted per client and learner, checked only outside the wait: parallel connections
-            // guessing one learner's code gain nothing.
+            // Counted per client and learner; a right code always passes (a classmate's wrong guesses
+            // cannot lock the learner out): each wrong one waits longer before it is answered.
+            let right = gate::same_personal_code(password, code.expose());
             return match self
                 .gate
-                .check_door_now(peer, gate::Door::Learner(name.as_str()), || {
-                    gate::same_personal_code(password, code.expose())
-                }) {
+                .verdict(peer, gate::Door::Learner(name.as_str()), right)
+            {
                 Ok(()) => SshLogin::Learner { name, issued: None },
-                Err(gate::Refused::Wrong(wait) | gate::Refused::Wait(wait)) => {
+                Err(wait) => {
                     tracing::info!(%peer, learner = %name, "ssh: wrong personal code");
                     SshLogin::Wrong(wait)
                 }

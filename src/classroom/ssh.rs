@@ -278,6 +278,7 @@ async fn accept(
             peer,
             user: None,
             issued: None,
+            login_code: None,
             refusal: None,
             authenticated: authenticated.clone(),
             shell: shell.clone(),
@@ -379,6 +380,8 @@ struct Connection {
     user: Option<LearnerName>,
     /// Their personal code, when it was given at this login (said even when the lab does not open).
     issued: Option<crate::dicomweb::Secret>,
+    /// Their personal code when they logged in (a reset since then ends the connection's welcome).
+    login_code: Option<crate::dicomweb::Secret>,
     /// Logged in with the right code but refused (an invalid name): said in the terminal.
     refusal: Option<String>,
     authenticated: Arc<AtomicBool>,
@@ -450,6 +453,8 @@ impl Handler for Connection {
                 });
             }
             SshLogin::Learner { name, issued } => {
+                // The code this login was let in with: a reset before the terminal opens refuses it.
+                self.login_code = self.core.personal_code(&name);
                 self.user = Some(name);
                 self.issued = issued;
             }
@@ -518,6 +523,17 @@ impl Handler for Connection {
         let Some(name) = self.user.clone() else {
             return Ok(());
         };
+        let now = self.core.personal_code(&name);
+        if now.as_ref().map(|c| c.expose()) != self.login_code.as_ref().map(|c| c.expose()) {
+            tracing::info!(learner = %name, "ssh: the code was reset after this login; refused");
+            tokio::spawn(refuse(
+                handle,
+                channel,
+                "Your personal code was reset after you logged in: log in again with the new one (the instructor reads it out)."
+                    .to_string(),
+            ));
+            return Ok(());
+        }
         let max = self.core.config.max_sessions;
         let Some((id, kicked)) = self.sessions.open(&name, max) else {
             tracing::info!(learner = %name, "ssh: session limit reached");
@@ -793,6 +809,13 @@ impl LiveSessionTask {
                 since: super::now(),
             }),
         );
+        // However this task ends — a panic in the program included — the session is forgotten.
+        let _forget = Forget {
+            core: core.clone(),
+            sessions: sessions.clone(),
+            name: name.clone(),
+            id,
+        };
         tracing::info!(learner = %name, id, "ssh session opened");
         let learner = Learner {
             env,
@@ -911,10 +934,23 @@ impl LiveSessionTask {
         let _ = handle.exit_status_request(channel, code).await;
         let _ = handle.eof(channel).await;
         let _ = handle.close(channel).await;
-        if sessions.close(&name, id) {
-            core.session(&name, None);
-        }
         tracing::info!(learner = %name, id, "ssh session closed");
+    }
+}
+
+/// Forgets a session when its task ends, however it ends: the room's count and the dashboard.
+struct Forget {
+    core: Arc<Core>,
+    sessions: Arc<Sessions>,
+    name: LearnerName,
+    id: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        if self.sessions.close(&self.name, self.id) {
+            self.core.session(&self.name, None);
+        }
     }
 }
 

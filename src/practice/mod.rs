@@ -171,9 +171,10 @@ pub struct Service {
     /// Bytes of uploads kept in memory while they arrive (only ever tried: a part that does not fit
     /// streams to disk).
     pub receive_memory: budget::Budget,
-    /// Bytes that validations and renderings hold while they parse (waited for).
-    /// Bytes promised to stores still being received (counted against `max_stored_bytes`).
+    /// Bytes promised to stores being received and not yet stored (counted against
+    /// `max_stored_bytes` beside what is stored).
     pub storage_reserved: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes that validations and renderings hold while they parse (waited for).
     pub validation_memory: budget::Budget,
     /// Which web pages may call the DICOM routes (the portal's CORS blade).
     pub cors: cors::Cors,

@@ -6,8 +6,7 @@
 //!   averaged under 1 KiB/s — ends in error for whichever handler reads it, and the answer is `408`
 //!   with the reason (STOW's streaming reader says the same itself, see `multipart::limited`): no
 //!   route's body can hold a connection by trickling;
-//! - with `max_per_client`, one client (an IPv4 address, an IPv6 /64) holds at most that many
-//!   connections;
+//! - with `max_per_client`, one client address holds at most that many connections;
 //! - a response the client stops reading is dropped after `write_timeout`;
 //! - at most `max_connections` at once; one more is answered `503` with the reason, and closed;
 //! - shutdown stops accepting, lets requests in flight finish, and after `shutdown_grace` drops
@@ -46,7 +45,7 @@ pub struct ConnectionLimits {
     pub write_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
-    /// Connections one client (an IPv4 address, an IPv6 /64) may hold at once; `None`: any number up
+    /// Connections one client address may hold at once; `None`: any number up
     /// to `max_connections`. A port shared by many (the classroom's) sets it, so one client cannot take
     /// every connection.
     pub max_per_client: Option<usize>,
@@ -201,16 +200,10 @@ enum Refusal {
     Client(usize),
 }
 
-/// The client an address stands for, for per-client limits: an IPv4 address (an IPv4-mapped IPv6
-/// one too), or an IPv6 /64 (one host owns a whole /64).
+/// The client an address stands for, for per-client limits: the address itself, an IPv4-mapped IPv6
+/// one as the IPv4 one. (Not an IPv6 /64: on a classroom's network every laptop shares one.)
 pub fn client(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
+    ip.to_canonical()
 }
 
 /// How many connections each client holds.

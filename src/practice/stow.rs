@@ -184,14 +184,37 @@ impl Reservation {
     }
 }
 
+impl Reservation {
+    /// Keeps `n` bytes of the promise (what was received), gives back the rest.
+    fn settle(&self, n: u64) {
+        let now = self.bytes.load(std::sync::atomic::Ordering::Acquire);
+        self.release(now.saturating_sub(n));
+    }
+
+    /// Gives back `n` bytes of the promise (at most what it holds).
+    fn release(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let Ok(before) = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(n))
+            })
+        else {
+            return;
+        };
+        let given = before.min(n);
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(given))
+            });
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let bytes = *self.bytes.get_mut();
-        let _ = self.reserved.fetch_update(
-            std::sync::atomic::Ordering::AcqRel,
-            std::sync::atomic::Ordering::Acquire,
-            |v| Some(v.saturating_sub(bytes)),
-        );
+        self.release(bytes);
     }
 }
 
@@ -207,6 +230,29 @@ fn full_reason(quota: u64, held: u64) -> String {
         mib(quota),
         mib(held)
     )
+}
+
+/// Refuses a store whose body is not wanted. The body is read and dropped (up to [`DISCARD_LIMIT`]) so
+/// that a client still sending it reads the answer rather than a broken pipe — unless it asked first
+/// (`Expect: 100-continue`: it is answered at once, and sends nothing) or declared more than that.
+async fn refuse_unread(e: ApiError, body: Body, headers: &HeaderMap) -> ApiError {
+    let asked_first = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    let too_big = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > DISCARD_LIMIT);
+    if asked_first || too_big {
+        return closing(e);
+    }
+    if discard(body, DISCARD_LIMIT).await {
+        e
+    } else {
+        closing(e)
+    }
 }
 
 /// An answer sent before the request body was read to its end: the connection cannot serve another
@@ -239,10 +285,9 @@ async fn store_impl(
     let framing = match checked {
         Ok(f) => f,
         Err(e) => {
-            // Read the body before refusing it: a client still sending it would otherwise see its
-            // connection closed (a broken pipe) instead of the 401 / 403 / 406 / 415 that says why.
-            let whole = discard(body, DISCARD_LIMIT).await;
-            return Err(if whole { e } else { closing(e) });
+            // A client still sending the body would otherwise see its connection closed (a broken
+            // pipe) instead of the 401 / 403 / 406 / 415 that says why.
+            return Err(refuse_unread(e, body, &headers).await);
         }
     };
     let max = svc.config.max_request_bytes;
@@ -265,9 +310,7 @@ async fn store_impl(
             let held = svc.db(|s| s.db.stored_bytes()).await?;
             let r = Reservation::new(&svc.storage_reserved, quota, held);
             if let Err(e) = r.grow(declared_len.unwrap_or(0)) {
-                // Read (and drop) what the client is sending, so that it sees the 507 and why.
-                let whole = discard(body, DISCARD_LIMIT).await;
-                return Err(if whole { e } else { closing(e) });
+                return Err(refuse_unread(e, body, &headers).await);
             }
             Some(r)
         }
@@ -296,7 +339,13 @@ async fn store_impl(
     let eqts = std::sync::Arc::new(svc.db(eqt::active_tags).await?);
     let mut outcomes = Vec::with_capacity(parts.len());
     let mut multi_valued = false;
+    // What was promised now is what was received: each part's share is given back as soon as the part
+    // is stored (then it counts as stored) or refused (its file is gone) — never counted twice.
+    if let Some(r) = &reservation {
+        r.settle(parts.iter().map(|p| p.size).sum());
+    }
     for part in parts {
+        let size = part.size;
         let (o, m) = store_part(
             &svc,
             version,
@@ -306,6 +355,9 @@ async fn store_impl(
             part,
         )
         .await;
+        if let Some(r) = &reservation {
+            r.release(size);
+        }
         multi_valued |= m;
         outcomes.push(o);
     }
@@ -950,4 +1002,40 @@ fn insert(
     // Committed: the file is part of the service now (on any error it is removed with the part).
     part.keep.store(true, std::sync::atomic::Ordering::Release);
     Ok(Inserted::Stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn promises_share_the_room_and_are_given_back_part_by_part() {
+        let reserved = Arc::new(AtomicU64::new(0));
+        let a = Reservation::new(&reserved, 100, 0);
+        let b = Reservation::new(&reserved, 100, 0);
+        a.grow(60).expect("a fits");
+        assert!(b.grow(50).is_err(), "60 + 50 > 100");
+        // A received 40 bytes of parts (the rest was framing): it keeps 40.
+        a.settle(40);
+        assert_eq!(reserved.load(Ordering::Acquire), 40);
+        b.grow(50).expect("40 + 50 fits");
+        // A's first part is stored (counted as stored from now on): its share goes back.
+        a.release(25);
+        assert_eq!(reserved.load(Ordering::Acquire), 65);
+        a.release(1000);
+        assert_eq!(
+            reserved.load(Ordering::Acquire),
+            50,
+            "never more than it held"
+        );
+        drop(a);
+        assert_eq!(reserved.load(Ordering::Acquire), 50);
+        drop(b);
+        assert_eq!(reserved.load(Ordering::Acquire), 0);
+        // Nothing left of the room: even a body of unknown size is refused at once.
+        let full = Reservation::new(&reserved, 100, 100);
+        assert!(full.grow(0).is_err());
+    }
 }
