@@ -100,6 +100,17 @@ impl io::Write for ChannelWriter {
     }
 }
 
+/// A terminal size (columns, rows) as one number, for an atomic; never 0 for a real size (both are at
+/// least 1).
+pub fn pack((w, h): (u16, u16)) -> u32 {
+    (u32::from(w) << 16) | u32::from(h)
+}
+
+/// The size [`pack`] made.
+pub fn unpack(v: u32) -> (u16, u16) {
+    ((v >> 16) as u16, (v & 0xffff) as u16)
+}
+
 /// Parses the bytes a client sends into terminal events, across reads (a sequence may be split).
 #[derive(Default)]
 pub struct InputParser {

@@ -18,6 +18,7 @@ use crossterm::event::Event;
 use futures_util::Stream;
 
 use super::LearnerEnv;
+use super::channel::{pack, unpack};
 use super::ssh::{Learner, RunFuture, Runner, Terminal};
 use super::values::{self, Choice, Values};
 use crate::tui::runtime::{self, Channel};
@@ -37,14 +38,6 @@ struct Watched<S> {
     inner: S,
     size: Arc<AtomicU32>,
     ended: Arc<AtomicBool>,
-}
-
-fn pack((w, h): (u16, u16)) -> u32 {
-    (u32::from(w) << 16) | u32::from(h)
-}
-
-fn unpack(v: u32) -> (u16, u16) {
-    ((v >> 16) as u16, (v & 0xffff) as u16)
 }
 
 impl<S: Stream<Item = io::Result<Event>> + Unpin> Stream for Watched<S> {

@@ -37,6 +37,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use super::channel::{ChannelWriter, InputParser, MAX_QUEUED_OUTPUT};
+use super::channel::{pack, unpack};
 use super::names::LearnerName;
 use super::{Core, LearnerEnv, LiveSession, SshLogin};
 
@@ -408,15 +409,6 @@ struct Input {
     resize: Arc<AtomicU32>,
     /// The notice of the idle close was shown: the next key redraws the screen.
     noticed: Arc<AtomicBool>,
-}
-
-/// A size as one number (never 0: both are at least 1).
-fn pack((w, h): (u16, u16)) -> u32 {
-    (u32::from(w) << 16) | u32::from(h)
-}
-
-fn unpack(v: u32) -> (u16, u16) {
-    ((v >> 16) as u16, (v & 0xffff) as u16)
 }
 
 fn clamp_size(cols: u32, rows: u32) -> (u16, u16) {

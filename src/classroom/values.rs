@@ -290,6 +290,15 @@ fn remote_screen<W: Write>(
     Ok(term)
 }
 
+/// Gives a learner's terminal back from [`remote_screen`]: the cursor shown, the alternate screen left.
+fn leave_remote_screen<W: Write>(term: &mut RatatuiTerminal<CrosstermBackend<W>>) {
+    let _ = crossterm::execute!(
+        term.backend_mut(),
+        crossterm::cursor::Show,
+        crossterm::terminal::LeaveAlternateScreen
+    );
+}
+
 /// Shows [`code_view`] until the learner presses Enter (the lab) or leaves.
 pub async fn show_code<E, W>(
     name: &str,
@@ -322,11 +331,7 @@ where
         Ok(Choice::Leave)
     }
     .await;
-    let _ = crossterm::execute!(
-        term.backend_mut(),
-        crossterm::cursor::Show,
-        crossterm::terminal::LeaveAlternateScreen
-    );
+    leave_remote_screen(&mut term);
     result
 }
 
@@ -383,10 +388,6 @@ where
         Ok(Choice::Leave)
     }
     .await;
-    let _ = crossterm::execute!(
-        term.backend_mut(),
-        crossterm::cursor::Show,
-        crossterm::terminal::LeaveAlternateScreen
-    );
+    leave_remote_screen(&mut term);
     result
 }

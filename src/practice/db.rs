@@ -60,6 +60,15 @@ pub struct Db {
     conn: Mutex<Connection>,
 }
 
+/// Bytes the stored instances' files take, read on a connection the caller holds (inside a
+/// transaction too).
+pub fn stored_bytes_in(c: &Connection) -> rusqlite::Result<u64> {
+    let held: i64 = c.query_row("SELECT COALESCE(SUM(size), 0) FROM instances", [], |r| {
+        r.get(0)
+    })?;
+    Ok(u64::try_from(held).unwrap_or(0))
+}
+
 impl Db {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
@@ -81,12 +90,8 @@ impl Db {
 
     /// Bytes the stored instances' files take.
     pub fn stored_bytes(&self) -> Result<u64, DbError> {
-        let held: i64 =
-            self.lock()?
-                .query_row("SELECT COALESCE(SUM(size), 0) FROM instances", [], |r| {
-                    r.get(0)
-                })?;
-        Ok(u64::try_from(held).unwrap_or(0))
+        let c = self.lock()?;
+        Ok(stored_bytes_in(&c)?)
     }
 
     /// A value of the `meta` table (service keys, lab client).

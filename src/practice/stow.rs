@@ -949,10 +949,7 @@ fn insert(
     }
     if let Some(quota) = svc.config.max_stored_bytes {
         // Under the index lock: stores in parallel cannot together pass the limit.
-        let held: i64 = tx.query_row("SELECT COALESCE(SUM(size), 0) FROM instances", [], |r| {
-            r.get(0)
-        })?;
-        let held = u64::try_from(held).unwrap_or(0);
+        let held = super::db::stored_bytes_in(&tx)?;
         if held.saturating_add(size) > quota {
             return Ok(Inserted::Full { quota, held });
         }
