@@ -188,18 +188,19 @@ pub(crate) fn config_path(cli: &Cli) -> Result<PathBuf> {
 
 /// A number above zero (seconds, minutes, a rate): never NaN or infinite — clap says why.
 pub(crate) fn positive(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        Ok(_) => Err(format!("'{s}' is not a number above zero")),
-        Err(e) => Err(format!("'{s}': {e}")),
-    }
+    finite(s, |v| v > 0.0, "above zero")
 }
 
 /// A number of zero or more: never NaN or infinite.
 pub(crate) fn non_negative(s: &str) -> Result<f64, String> {
+    finite(s, |v| v >= 0.0, "of zero or more")
+}
+
+/// A finite number that `ok` takes; else why not ("'x' is not a number {what}").
+fn finite(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        Ok(_) => Err(format!("'{s}' is not a number of zero or more")),
+        Ok(v) if v.is_finite() && ok(v) => Ok(v),
+        Ok(_) => Err(format!("'{s}' is not a number {what}")),
         Err(e) => Err(format!("'{s}': {e}")),
     }
 }

@@ -386,11 +386,7 @@ impl ProgressStore {
     /// TUI) may have saved meanwhile: under a lock file, what is on disk now is read and merged in
     /// first (see [`merge`]), so neither overwrites the other's work; this store then holds the merge.
     pub fn save(&mut self) -> Result<(), SaveError> {
-        let path = self.path.clone();
-        let err = |source| SaveError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| self.save_error(source);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
         let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
@@ -412,11 +408,7 @@ impl ProgressStore {
         old: impl Fn(&str) -> bool,
         new: &str,
     ) -> Result<bool, SaveError> {
-        let path = self.path.clone();
-        let err = |source| SaveError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| self.save_error(source);
         let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
         if let Ok(bytes) = std::fs::read(&self.path)
             && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
@@ -440,14 +432,18 @@ impl ProgressStore {
         Ok(true)
     }
 
+    /// A failure to write this store's file.
+    fn save_error(&self, source: std::io::Error) -> SaveError {
+        SaveError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     /// Writes the progress atomically (a temporary file renamed over it, synced): the caller holds
     /// the lock.
     fn write_unlocked(&self) -> Result<(), SaveError> {
-        let path = self.path.clone();
-        let err = |source| SaveError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| self.save_error(source);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let text =
             serde_json::to_vec_pretty(&self.progress).map_err(|e| err(std::io::Error::other(e)))?;

@@ -235,17 +235,17 @@ fn full_reason(quota: u64, held: u64) -> String {
 /// Refuses a store whose body is not wanted. The body is read and dropped (up to [`DISCARD_LIMIT`]) so
 /// that a client still sending it reads the answer rather than a broken pipe — unless it asked first
 /// (`Expect: 100-continue`: it is answered at once, and sends nothing) or declared more than that.
-async fn refuse_unread(e: ApiError, body: Body, headers: &HeaderMap) -> ApiError {
+async fn refuse_unread(
+    e: ApiError,
+    body: Body,
+    headers: &HeaderMap,
+    declared_len: Option<u64>,
+) -> ApiError {
     let asked_first = headers
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
-    let too_big = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > DISCARD_LIMIT);
-    if asked_first || too_big {
+    if asked_first || declared_len.is_some_and(|n| n > DISCARD_LIMIT) {
         return closing(e);
     }
     if discard(body, DISCARD_LIMIT).await {
@@ -269,6 +269,10 @@ async fn store_impl(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let checked = (|| {
         if !accepts_dicom_json(&headers) {
             return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
@@ -287,14 +291,10 @@ async fn store_impl(
         Err(e) => {
             // A client still sending the body would otherwise see its connection closed (a broken
             // pipe) instead of the 401 / 403 / 406 / 415 that says why.
-            return Err(refuse_unread(e, body, &headers).await);
+            return Err(refuse_unread(e, body, &headers, declared_len).await);
         }
     };
     let max = svc.config.max_request_bytes;
-    let declared_len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > max) {
         return Err(closing(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -310,7 +310,7 @@ async fn store_impl(
             let held = svc.db(|s| s.db.stored_bytes()).await?;
             let r = Reservation::new(&svc.storage_reserved, quota, held);
             if let Err(e) = r.grow(declared_len.unwrap_or(0)) {
-                return Err(refuse_unread(e, body, &headers).await);
+                return Err(refuse_unread(e, body, &headers, declared_len).await);
             }
             Some(r)
         }
