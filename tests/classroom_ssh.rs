@@ -448,3 +448,201 @@ async fn connections_that_do_not_log_in_or_open_a_terminal_are_closed() {
     assert!(greeting(&mut again).await > 0);
     c.shutdown().await;
 }
+
+/// The room's marks of one learner, from what `classroom status --format json` prints.
+fn status_of(c: &Classroom, learner: &str) -> serde_json::Value {
+    let json =
+        dicomlab::classroom::room::render(&c.core.room(), dicomlab::classroom::room::Format::Json);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("status json");
+    v["learners"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["name"] == learner))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {learner} in {v:#}"))
+}
+
+/// Waits until the room's checks stop running (none for a while).
+async fn settled(c: &Classroom) {
+    let mut last = u64::MAX;
+    let mut quiet = 0;
+    let end = Instant::now() + LONG;
+    while quiet < 6 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = c.core.checks_run.load(std::sync::atomic::Ordering::Relaxed);
+        quiet = if now == last && now > 0 { quiet + 1 } else { 0 };
+        last = now;
+    }
+}
+
+/// What the learner's TUI shows of each exercise (✓ or not, in lab order) and its "N done".
+fn tui_marks(screen: &str, lab: &Lab) -> (Vec<bool>, Option<usize>) {
+    let marks = lab
+        .exercises
+        .iter()
+        .enumerate()
+        .map(|(n, e)| {
+            let head = format!("{} {}", n + 1, e.title);
+            screen
+                .lines()
+                .find(|l| l.contains(&head))
+                .is_some_and(|l| l.contains(&format!("✓ {head}")))
+        })
+        .collect();
+    let done = screen.lines().next().and_then(|h| {
+        let (before, _) = h.split_once(" done")?;
+        before.rsplit(' ').next()?.parse().ok()
+    });
+    (marks, done)
+}
+
+/// The room's view of the same: an exercise is ✓ when each of its steps is done or skipped, and the
+/// steps done (optional ones too).
+fn room_marks(status: &serde_json::Value, lab: &Lab) -> (Vec<bool>, Option<usize>) {
+    let mark = |id: &str| status["steps"][id].as_str().unwrap_or("").to_string();
+    let marks = lab
+        .exercises
+        .iter()
+        .map(|e| {
+            e.steps
+                .iter()
+                .all(|s| matches!(mark(&s.id).as_str(), "done" | "skipped"))
+        })
+        .collect();
+    let done = lab.steps().filter(|s| mark(&s.id) == "done").count();
+    (marks, Some(done))
+}
+
+/// Issue 15: the checks' own requests are never a learner's failure; a learner's screen over SSH shows
+/// the room's verdicts as they arrive (work done with HTTP from her laptop, no key pressed); after a
+/// reconnect her screen and `classroom status` agree on every exercise and on what is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_truth_for_a_learner_live_on_her_screen_and_in_the_room() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(
+        dir.path(),
+        8,
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    )
+    .await;
+    let addr = c.ssh.addr;
+    let lab = Lab::embedded().expect("lab");
+    let (mut ada, ada_code) = Terminal::first_login(addr, "ada", CODE, 120, 40)
+        .await
+        .expect("ada logs in");
+    let (_bob, _) = Terminal::first_login(addr, "bob", CODE, 120, 40)
+        .await
+        .expect("bob logs in");
+
+    // Nobody did anything: nothing failed, nobody has a last failure or is stuck.
+    settled(&c).await;
+    for who in ["ada", "bob"] {
+        let s = status_of(&c, who);
+        let failed: Vec<&String> = s["steps"]
+            .as_object()
+            .expect("steps")
+            .iter()
+            .filter(|(_, m)| *m == "failed")
+            .map(|(id, _)| id)
+            .collect();
+        assert!(failed.is_empty(), "{who}: failed {failed:?} in {s:#}");
+        assert!(s["last_failure"].is_null(), "{who}: {s:#}");
+        assert!(s["stuck"].is_null(), "{who}: {s:#}");
+    }
+    let screen = ada.contents();
+    assert!(
+        !screen.contains('✗'),
+        "nothing failed on ada's screen either:\n{screen}"
+    );
+
+    // Ada works from her laptop: the role (as the instructor would grant it), a token and the
+    // samples stored, with plain HTTP to the public port. No key is sent to her TUI.
+    let env = c
+        .core
+        .join(&dicomlab::classroom::names::LearnerName::exact("ada").expect("name"))
+        .await
+        .expect("ada's values");
+    let tenant = c.core.tenants.get(&env.name).expect("ada's service");
+    tenant
+        .service
+        .auth
+        .set_role(
+            &tenant.service.db,
+            &env.client_id,
+            dicomlab::practice::auth::Role::DataOwner,
+            true,
+        )
+        .expect("role granted");
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!(
+            "{}/{}/oauth2/token",
+            env.public_authority, env.tenant_id
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", env.client_id.as_str()),
+            ("client_secret", env.client_secret.expose()),
+            ("resource", env.resource.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    let token = token["access_token"].as_str().expect("token").to_string();
+    for file in common::sample_files() {
+        let r = http
+            .post(format!("{}/studies", env.public_base_url))
+            .bearer_auth(&token)
+            .header("content-type", "application/dicom")
+            .header("accept", "application/dicom+json")
+            .body(file)
+            .send()
+            .await
+            .expect("store");
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+    let stored = Instant::now();
+    let store_title = lab
+        .exercises
+        .iter()
+        .position(|e| e.steps.iter().any(|s| s.id == "store-samples"))
+        .map(|n| format!("✓ {} {}", n + 1, lab.exercises[n].title))
+        .expect("the store exercise");
+    ada.wait_for(
+        "the store step checked off on ada's open screen",
+        |s| s.contains(&store_title),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("live");
+    let took = stored.elapsed();
+    eprintln!("ada's open screen showed the store {took:?} after it");
+    assert!(
+        took <= Duration::from_secs(3),
+        "ada's screen showed the store {took:?} after it, without a key"
+    );
+    // The room says the same.
+    let s = status_of(&c, "ada");
+    assert_eq!(s["steps"]["store-samples"], "done", "{s:#}");
+
+    // She reconnects: her screen and the room agree on every exercise and on what is done.
+    drop(ada);
+    settled(&c).await;
+    let mut ada = Terminal::open(addr, "ada", &ada_code, 120, 40)
+        .await
+        .expect("ada logs in again");
+    let room = room_marks(&status_of(&c, "ada"), &lab);
+    let screen = ada
+        .wait_for(
+            "ada's screen as the room has it",
+            |s| s.contains("Exercises") && tui_marks(s, &lab) == room,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nthe room: {room:?}"));
+    let (marks, done) = tui_marks(&screen, &lab);
+    assert!(done.is_some_and(|d| d >= 4), "{marks:?} {done:?}\n{screen}");
+}

@@ -585,7 +585,8 @@ async fn the_role_step_needs_a_role_that_writes_and_stores_nothing() {
     let results = f.check().await;
     let role = outcome(&results, "role-assigned");
     assert!(
-        matches!(role, Outcome::Fail { diagnosis, .. } if diagnosis.contains("403") && diagnosis.contains("DICOM Data Reader is not enough")),
+        // Not a failure: the learner tried nothing; the checks' own empty store says what is missing.
+        matches!(role, Outcome::NotYet { fix, .. } if fix.contains("403") && fix.contains("DICOM Data Reader is not enough")),
         "{role:?}"
     );
     f.svc.set_lab_role(Role::DataOwner, true).expect("owner");

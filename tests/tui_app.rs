@@ -324,3 +324,70 @@ fn over_ssh_an_exchange_shows_the_address_the_learners_laptop_uses() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn new_records_judge_every_step_once_at_a_time_and_never_while_unwatched() {
+    let mut a = app();
+    let looked = |changed| Msg::Looked {
+        at: "14:03:22".into(),
+        changed,
+        problem: None,
+    };
+    // Not watching: news changes nothing.
+    assert!(update(&mut a, looked(true)).is_empty());
+    update(&mut a, Msg::Watch("1–2 s".into()));
+    // A look that found nothing new costs nothing but the time it shows.
+    assert!(update(&mut a, looked(false)).is_empty());
+    assert_eq!(
+        a.watch.as_ref().and_then(|w| w.looked.as_deref()),
+        Some("14:03:22")
+    );
+    // News: judged once; more news meanwhile waits for that judgement, then once more.
+    assert_eq!(update(&mut a, looked(true)), vec![Effect::Judge]);
+    assert!(update(&mut a, looked(true)).is_empty());
+    assert!(update(&mut a, looked(true)).is_empty());
+    assert_eq!(update(&mut a, Msg::Judged), vec![Effect::Judge]);
+    assert!(update(&mut a, Msg::Judged).is_empty());
+    // Idle again: the next news is judged at once.
+    assert_eq!(update(&mut a, looked(true)), vec![Effect::Judge]);
+    // A judgement never shows "checking…": the screen stays as it was until verdicts arrive.
+    assert!(a.steps.values().all(|s| s.check != CheckState::Checking));
+}
+
+#[test]
+fn the_header_says_the_lab_is_watched_and_when_it_last_looked() {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    for (w, h) in [(120, 40), (80, 24)] {
+        let mut a = app();
+        update(&mut a, Msg::Resize(w, h));
+        update(&mut a, Msg::Watch("live".into()));
+        update(
+            &mut a,
+            Msg::Looked {
+                at: "14:03:22".into(),
+                changed: false,
+                problem: None,
+            },
+        );
+        let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        t.draw(|f| dicomlab::tui::view::view(&a, f)).expect("draw");
+        let top: String = (0..w)
+            .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
+            .collect();
+        assert!(top.contains("watching 14:03:22"), "{w}×{h}: {top}");
+        update(
+            &mut a,
+            Msg::Looked {
+                at: "14:03:24".into(),
+                changed: false,
+                problem: Some("the audit log: 403".into()),
+            },
+        );
+        t.draw(|f| dicomlab::tui::view::view(&a, f)).expect("draw");
+        let top: String = (0..w)
+            .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
+            .collect();
+        assert!(top.contains("watch failed 14:03:24"), "{w}×{h}: {top}");
+    }
+}

@@ -348,14 +348,15 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.keys("c");
     passes(&t, "the environment values");
 
-    // Role: 403 until granted on the role screen.
+    // Role: 403 until granted on the role screen — "not yet", never a failure: the learner tried
+    // nothing, the 403 answers the checks' own empty store.
     t.keys("p");
     t.keys("p");
     at_step(&t, "role-assigned");
     t.keys("c");
     t.wait_for(
         "the 403",
-        |s| s.contains("Check    ✗") && s.contains("403 Forbidden"),
+        |s| s.contains("Check    ○ not yet") && s.contains("403 Forbidden"),
         30,
     );
     t.keys("Enter");
@@ -469,7 +470,12 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.keys("n");
     at_step(&t, "tag-disable");
     t.keys("Enter");
-    t.wait_for("the tag in the list", |s| s.contains("PatientSex"), 10);
+    // The list's row (the step's text names the tag too).
+    t.wait_for(
+        "the tag in the list",
+        |s| s.contains("00100040 PatientSex"),
+        10,
+    );
     t.keys("u");
     passes(&t, "the tag disabled");
     t.keys("Escape");

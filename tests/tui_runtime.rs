@@ -86,6 +86,7 @@ fn options(svc: &dicomlab::practice::RunningService, dir: &std::path::Path) -> O
         ask_name: false,
         remote: false,
         shown_profile: None,
+        room: None,
     }
 }
 

@@ -9,8 +9,10 @@
 //!   host_key                  the SSH host key (0600), made once
 //!   classroom.log             the log (never the terminal: the dashboard owns it)
 //!   learners/<name>/service/  the learner's practice service (its index holds their credentials, 0600)
-//!   learners/<name>/progress.json   their TUI's progress (what a reconnect resumes)
-//!   learners/<name>/verdicts.json   the classroom's checks of their service, or what they reported
+//!   learners/<name>/verdicts.json   the classroom's checks of their service (and what they did in
+//!                                   their TUI: one store, what the dashboard and their screen show),
+//!                                   or what they reported
+//!   learners/<name>/progress.json.folded   an older version's TUI progress, folded into verdicts.json
 //!   learners/<name>/last.json       the latest outcome of each step (the dashboard's failure and diagnosis)
 //! ```
 //!
@@ -203,6 +205,7 @@ impl Folder {
         self.learner_dir(name).join("service")
     }
 
+    /// An older version's TUI progress (see `lab_tui::fold_old_progress`).
     pub fn progress(&self, name: &LearnerName) -> PathBuf {
         self.learner_dir(name).join("progress.json")
     }

@@ -1,6 +1,11 @@
-//! What an SSH session runs: the lab's TUI on the learner's own service, with their saved progress
-//! (a reconnect resumes at their first step not done), then — when they leave the lab with `q` — their
-//! values for Postman or curl (`values.rs`), from which Enter goes back to the lab and `q` leaves.
+//! What an SSH session runs: the lab's TUI on the learner's own service, then — when they leave the
+//! lab with `q` — their values for Postman or curl (`values.rs`), from which Enter goes back to the lab
+//! and `q` leaves.
+//!
+//! The TUI shows the room's verdicts ([`super::RoomOf`]): it runs no check of its own, its `c` asks the
+//! room's checks, and what they decide shows as it arrives, so the learner's screen, the dashboard and
+//! `classroom status` never disagree. What the learner does inside the TUI (their requests, answers, a
+//! reset) goes into the same store, `verdicts.json`; a reconnect resumes at their first step not done.
 //!
 //! The TUI runs as `Options::remote`: no path of the classroom's machine is typed in it (the store
 //! screen stores the lab's samples, the environment screen reads no file, nothing is saved to a config
@@ -70,12 +75,14 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
     public.base_url = learner.env.public_base_url.clone();
     public.authority = learner.env.public_authority.clone();
     {
-        let (path, lab, env) = (
+        let (old, path, lab, env) = (
+            learner.old_progress.clone(),
             learner.progress.clone(),
             learner.lab.id.clone(),
             learner.env.clone(),
         );
-        let _ = tokio::task::spawn_blocking(move || rekey_progress(&path, &lab, &env)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || fold_old_progress(&old, &path, &lab, &env)).await;
     }
     let size_now = Arc::new(AtomicU32::new(pack(size)));
     let ended = Arc::new(AtomicBool::new(false));
@@ -116,6 +123,7 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
             ask_name: false,
             remote: true,
             shown_profile: Some(public.clone()),
+            room: Some(learner.room.clone()),
         };
         let channel = Channel {
             events: &mut events,
@@ -144,19 +152,34 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
     }
 }
 
-/// The TUI keeps progress per target, keyed by the base URL; the loopback port it reaches the learner's
-/// service on changes when the classroom restarts. Their progress under an older port moves to the
-/// current one (when the current has none), so a reconnect after a restart resumes.
-pub fn rekey_progress(path: &Path, lab: &str, env: &LearnerEnv) {
-    let now = env.base_url.trim_end_matches('/').to_string();
+/// Before the TUI showed the room's verdicts it kept progress of its own (`progress.json`, keyed by the
+/// loopback URL of the learner's service): what it holds — their answers, their requests from the
+/// TUI, a reset — is folded into the room's store once, and the old file renamed
+/// `progress.json.folded`.
+pub fn fold_old_progress(old: &Path, verdicts: &Path, lab: &str, env: &LearnerEnv) {
+    if !old.exists() {
+        return;
+    }
     let tail = format!("{}/v1", env.name.prefix());
-    let mut store = crate::lab::progress::ProgressStore::load(path);
-    let moved = store.move_target(
-        lab,
-        |k| k.starts_with("http://127.0.0.1:") && k.ends_with(&tail),
-        &now,
-    );
-    if let Err(e) = moved {
-        tracing::warn!("cannot move the progress to the new port: {e}");
+    let kept = crate::lab::progress::ProgressStore::load(old);
+    let mut store = crate::lab::progress::ProgressStore::load(verdicts);
+    let theirs: Vec<_> = kept
+        .progress
+        .labs
+        .get(lab)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("http://127.0.0.1:") && k.ends_with(&tail))
+        .map(|(_, t)| t.clone())
+        .collect();
+    for t in theirs {
+        store.absorb(lab, super::VERDICTS_KEY, t);
+    }
+    if let Err(e) = store.save() {
+        tracing::warn!("cannot fold the old progress into the room's: {e}");
+        return;
+    }
+    if let Err(e) = std::fs::rename(old, old.with_extension("json.folded")) {
+        tracing::warn!("cannot rename the old progress file: {e}");
     }
 }

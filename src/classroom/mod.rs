@@ -241,6 +241,29 @@ impl LearnerEnv {
     }
 }
 
+/// One learner's verdicts as the room keeps them, for their TUI over SSH: it runs no check of its
+/// own, asks the room's (`c`, `C`, after an action), and shows what they decide as it arrives — the
+/// verdicts the dashboard and `classroom status` show.
+pub struct RoomOf {
+    pub core: Arc<Core>,
+    pub name: LearnerName,
+}
+
+impl crate::tui::Room for RoomOf {
+    fn key(&self) -> String {
+        VERDICTS_KEY.to_string()
+    }
+    fn judge(&self) {
+        self.core.touched(&self.name);
+    }
+    fn changed(&self) -> watch::Receiver<u64> {
+        self.core.verdicts_watch(&self.name)
+    }
+    fn outcomes(&self) -> BTreeMap<String, crate::lab::Outcome> {
+        self.core.folder.last(&self.name)
+    }
+}
+
 /// A live SSH session of a learner (for the dashboard).
 #[derive(Debug, Clone)]
 pub struct LiveSession {
@@ -268,6 +291,8 @@ pub struct Core {
     activity: Notify,
     /// Bumped when anything the dashboard shows changed.
     changed: watch::Sender<u64>,
+    /// Per learner, bumped when the room's checks of them ended: what their TUI over SSH waits on.
+    verdicts: Mutex<std::collections::HashMap<LearnerName, watch::Sender<u64>>>,
     /// `http://127.0.0.1:PORT` of the loopback listener (set once it listens).
     internal_origin: OnceLock<String>,
     /// The public origin learners use.
@@ -296,6 +321,27 @@ impl Core {
     /// A receiver that sees every change.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// A receiver that sees each end of the room's checks of `name`.
+    pub fn verdicts_watch(&self, name: &LearnerName) -> watch::Receiver<u64> {
+        match self.verdicts.lock() {
+            Ok(mut v) => v
+                .entry(name.clone())
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe(),
+            // Never told: the TUI still shows what it reads at the start and after its own actions.
+            Err(_) => watch::channel(0).1,
+        }
+    }
+
+    /// The room's checks of `name` ended (their verdicts may have changed).
+    fn verdicts_changed(&self, name: &LearnerName) {
+        if let Ok(v) = self.verdicts.lock()
+            && let Some(tx) = v.get(name)
+        {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// The learner did something on their service: check their steps soon.
@@ -801,6 +847,7 @@ impl Classroom {
             learners_saved: tokio::sync::Mutex::new(0),
             dirty: Mutex::new(HashSet::new()),
             activity: Notify::new(),
+            verdicts: Mutex::default(),
             changed,
             internal_origin: OnceLock::new(),
             public_origin: OnceLock::new(),

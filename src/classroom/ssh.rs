@@ -88,8 +88,13 @@ pub struct Terminal {
 pub struct Learner {
     /// Their service's values.
     pub env: LearnerEnv,
-    /// Their progress file (what a reconnect resumes).
+    /// The room's store of their verdicts (`verdicts.json`): what the dashboard reads, what their
+    /// TUI shows and writes what they do in it, what a reconnect resumes.
     pub progress: std::path::PathBuf,
+    /// Their progress file of before the TUI showed the room's verdicts (folded into `progress` once).
+    pub old_progress: std::path::PathBuf,
+    /// The room's checks of them, as their TUI asks for and follows them.
+    pub room: std::sync::Arc<dyn crate::tui::Room>,
     /// The classroom's lab.
     pub lab: crate::lab::Lab,
     /// The classroom's log file.
@@ -811,7 +816,12 @@ impl LiveSessionTask {
         tracing::info!(learner = %name, id, "ssh session opened");
         let learner = Learner {
             env,
-            progress: core.folder.progress(&name),
+            progress: core.folder.verdicts(&name),
+            old_progress: core.folder.progress(&name),
+            room: std::sync::Arc::new(super::RoomOf {
+                core: core.clone(),
+                name: name.clone(),
+            }),
             lab: core.lab.clone(),
             log: core.folder.log_file(),
             personal_code: core.personal_code(&name),

@@ -76,8 +76,19 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     tasks.abort_all();
 }
 
-/// Checks one learner's steps against their service and keeps the verdicts.
+/// Checks one learner's steps against their service and keeps the verdicts; their TUI over SSH
+/// is told when the check ends, whatever it found (it waits for the room's word after `c`).
 pub async fn check_learner(
+    core: &Core,
+    sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
+    name: &LearnerName,
+) -> Option<Timing> {
+    let timing = check_and_keep(core, sessions, name).await;
+    core.verdicts_changed(name);
+    timing
+}
+
+async fn check_and_keep(
     core: &Core,
     sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
     name: &LearnerName,

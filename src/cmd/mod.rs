@@ -159,6 +159,10 @@ pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(Stri
             );
         }
         Outcome::Ready { detail, .. } => println!("     ready: {}", fill(detail)),
+        Outcome::NotYet { observed, fix } => {
+            println!("     not yet: {}", fill(observed));
+            println!("     {:<9} {}", "fix", fill(fix));
+        }
         Outcome::Waiting { reason, .. } => println!("     waiting: {}", fill(reason)),
         Outcome::Blocked { reason } => println!("     blocked: {}", fill(reason)),
         Outcome::NotSupported { reason } => println!("     not supported: {}", fill(reason)),

@@ -28,6 +28,7 @@ pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         config_path: Some(l.config_path),
         remote: false,
         shown_profile: None,
+        room: None,
     })
     .await?;
     Ok(())

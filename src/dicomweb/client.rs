@@ -266,6 +266,21 @@ impl DicomWebClient {
         }
     }
 
+    /// The same client without the exchange sink: a watch's reads, never shown as the last exchange.
+    pub fn quiet(&self) -> DicomWebClient {
+        DicomWebClient {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: self.auth.clone(),
+            token: self.token.clone(),
+            sink: None,
+            timeout: self.timeout,
+            retries: self.retries,
+            by_check: self.by_check,
+            ledger: self.ledger.clone(),
+        }
+    }
+
     /// Notes every request this (checking) client sends in `ledger`.
     pub fn with_ledger(mut self, ledger: super::ledger::Ledger) -> Self {
         self.ledger = Some(ledger);

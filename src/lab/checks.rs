@@ -79,6 +79,9 @@ pub enum Outcome {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tried: Vec<Tried>,
     },
+    /// Not done, and nothing the learner sent for it failed: what the checks' own look at the service
+    /// shows now, and what to do. Never a failure: a ✗ rests on the learner's own attempts.
+    NotYet { observed: String, fix: String },
     /// The record may not have arrived yet (Azure's audit log comes minutes late): never a failure.
     Waiting {
         reason: String,
@@ -103,6 +106,7 @@ impl Outcome {
             Outcome::Pass { .. } => "pass",
             Outcome::Fail { .. } => "fail",
             Outcome::Ready { .. } => "ready",
+            Outcome::NotYet { .. } => "not yet",
             Outcome::Waiting { .. } => "waiting",
             Outcome::Blocked { .. } => "blocked",
             Outcome::NotSupported { .. } => "not supported",
@@ -114,7 +118,7 @@ impl Outcome {
         let (u, a) = match self {
             Outcome::Pass { .. } => ("✓", "+"),
             Outcome::Fail { .. } | Outcome::Error { .. } => ("✗", "x"),
-            Outcome::Ready { .. } | Outcome::Blocked { .. } => ("○", "o"),
+            Outcome::Ready { .. } | Outcome::NotYet { .. } | Outcome::Blocked { .. } => ("○", "o"),
             Outcome::Waiting { .. } => ("…", "~"),
             Outcome::NotSupported { .. } => ("–", "-"),
         };
@@ -131,6 +135,7 @@ impl Outcome {
                 ..
             } => format!("{observed} — {diagnosis}"),
             Outcome::Ready { detail, .. } => format!("ready: {detail}"),
+            Outcome::NotYet { observed, fix } => format!("not yet: {observed} — {fix}"),
             Outcome::Waiting { reason, .. } => reason.clone(),
             Outcome::Blocked { reason } | Outcome::NotSupported { reason } => reason.clone(),
             Outcome::Error { message } => message.clone(),
@@ -191,6 +196,24 @@ fn pass(detail: impl Into<String>, evidence: Evidence) -> Outcome {
     Outcome::Pass {
         detail: detail.into(),
         evidence,
+    }
+}
+
+/// What the checks' own look found wrong: a failure when the learner tried and failed (their
+/// attempts are in `tried`), else "not yet" — the checks' own requests are never the learner's try.
+fn checks_saw(
+    expected: impl Into<String>,
+    observed: impl Into<String>,
+    diagnosis: impl Into<String>,
+    tried: Vec<Tried>,
+) -> Outcome {
+    if tried.is_empty() {
+        Outcome::NotYet {
+            observed: observed.into(),
+            fix: diagnosis.into(),
+        }
+    } else {
+        fail(expected, observed, diagnosis, tried)
     }
 }
 
@@ -420,15 +443,15 @@ async fn service_exists(ctx: &CheckContext<'_>) -> Outcome {
     let expected = "any HTTP answer from the service URL (401 without a token proves it exists)";
     let mut a = match ctx.client.get_anonymous("changefeed/latest").await {
         Ok(a) => a,
-        Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), Vec::new()),
+        Err(e) => return checks_saw(expected, e.to_string(), diagnose_error(&e), Vec::new()),
     };
     if a.status == 404 {
         a = match ctx.client.get_anonymous("studies?limit=1").await {
             Ok(a) => a,
-            Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), Vec::new()),
+            Err(e) => return checks_saw(expected, e.to_string(), diagnose_error(&e), Vec::new()),
         };
         if a.status == 404 {
-            return fail(
+            return checks_saw(
                 expected,
                 a.exchange.summary(),
                 diagnose_answer(ctx.place(), &a),
@@ -482,7 +505,7 @@ async fn role(ctx: &CheckContext<'_>, may: Permission) -> Outcome {
                     reason: format!("no token: {}", diagnose_error(&e)),
                 }
             } else {
-                fail(expected, e.to_string(), diagnose_error(&e), Vec::new())
+                checks_saw(expected, e.to_string(), diagnose_error(&e), Vec::new())
             };
         }
     };
@@ -502,7 +525,7 @@ async fn role(ctx: &CheckContext<'_>, may: Permission) -> Outcome {
     if a.status == 403 && may == Permission::Write {
         diagnosis.push_str(" DICOM Data Reader is not enough: it reads but cannot store.");
     }
-    fail(expected, a.exchange.summary(), diagnosis, Vec::new())
+    checks_saw(expected, a.exchange.summary(), diagnosis, Vec::new())
 }
 
 fn environment(ctx: &CheckContext<'_>) -> Outcome {
@@ -608,7 +631,7 @@ async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
                 _ => crate::dicomweb::auth::DICOM_RESOURCE.to_string(),
             };
             if !aud.is_empty() && aud.trim_end_matches('/') != resource.trim_end_matches('/') {
-                return fail(
+                return checks_saw(
                     "a token whose audience is the DICOM service",
                     format!("the token's audience is {aud}"),
                     format!("request the token with resource={resource}"),
@@ -616,7 +639,7 @@ async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
                 );
             }
             if left < 300 {
-                return fail(
+                return checks_saw(
                     "a token valid for at least 5 more minutes",
                     format!("the token expires in {left} s"),
                     "request a new token",
@@ -632,7 +655,7 @@ async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
             )
         }
         Ok(None) => ready("no token is needed on this target", tried),
-        Err(e) => fail(expected, e.to_string(), diagnose_error(&e), tried),
+        Err(e) => checks_saw(expected, e.to_string(), diagnose_error(&e), tried),
     }
 }
 
@@ -676,7 +699,7 @@ async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome
     let tried = ctx.tried(is_store, |a| !a.ok());
     let Some(feed) = &ctx.records.feed else {
         if let Some(a) = &ctx.records.feed_error {
-            return fail(
+            return checks_saw(
                 expected,
                 format!("the change feed: {}", a.exchange.summary()),
                 diagnose_answer(ctx.place(), a),
@@ -704,7 +727,7 @@ async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome
         let why = ctx
             .reads_unrecorded()
             .unwrap_or_else(|| "its rows name no caller".into());
-        return fail(
+        return checks_saw(
             expected,
             format!(
                 "{} of {} have Create entries, but this service is shared and {why}",
@@ -799,7 +822,7 @@ async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome
                 )
             })
             .collect();
-        return fail(
+        return checks_saw(
             expected,
             format!(
                 "{} stored by another client, not by yours: {}",
@@ -836,7 +859,7 @@ async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String]) -> Outcome
             tried,
         );
     }
-    fail(
+    checks_saw(
         expected,
         format!("{} of {} stored", mine.len(), wanted.len()),
         format!("still to store: {}", titles(&missing)),
@@ -855,10 +878,10 @@ async fn store_without_feed(
     for i in wanted {
         let a = match find_instance(ctx, i).await {
             Ok(a) => a,
-            Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
+            Err(e) => return checks_saw(expected, e.to_string(), diagnose_error(&e), tried),
         };
         if !a.ok() && a.status != 204 {
-            return fail(
+            return checks_saw(
                 expected,
                 a.exchange.summary(),
                 diagnose_answer(ctx.place(), &a),
@@ -930,7 +953,7 @@ async fn store_without_feed(
         .filter(|i| !found.iter().any(|f| f.sop == i.sop))
         .copied()
         .collect();
-    fail(
+    checks_saw(
         expected,
         format!("{} of {} found", found.len(), wanted.len()),
         format!("still to store: {}", names(&missing)),
@@ -1199,7 +1222,7 @@ fn tags_unavailable(ctx: &CheckContext<'_>) -> Option<Outcome> {
         return None;
     }
     Some(match &ctx.records.tags_error {
-        Some(a) => fail(
+        Some(a) => checks_saw(
             "the extended query tags API answers",
             a.exchange.summary(),
             diagnose_answer(ctx.place(), a),
@@ -1638,7 +1661,9 @@ async fn deleted(ctx: &CheckContext<'_>, step: &Step, level: Level, name: &str) 
                 match find_instance(ctx, i).await {
                     Ok(a) if a.results().is_empty() && (a.ok() || a.status == 204) => {}
                     Ok(_) => all_gone = false,
-                    Err(e) => return fail(expected, e.to_string(), diagnose_error(&e), tried),
+                    Err(e) => {
+                        return checks_saw(expected, e.to_string(), diagnose_error(&e), tried);
+                    }
                 }
             }
             if all_gone {

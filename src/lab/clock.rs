@@ -39,6 +39,12 @@ pub fn human(at: &str) -> String {
     }
 }
 
+/// `14:03:22` (local).
+pub fn hms(t: OffsetDateTime) -> String {
+    let t = to_local(t);
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
 /// `45 s`, `12 min`, `1 h 05 min`, `2 d 3 h`.
 pub fn duration(d: time::Duration) -> String {
     let s = d.whole_seconds().max(0);

@@ -110,7 +110,7 @@ impl Session {
     }
 
     /// Who the learner is in the records: the app's client id and its token's object id.
-    async fn learner(&self) -> Learner {
+    pub(crate) async fn learner(&self) -> Learner {
         let mut ids = HashSet::new();
         if let Some(c) = self.client_id() {
             ids.insert(c.to_string());
@@ -194,22 +194,27 @@ impl Session {
                         Check::ServiceExists if token => {
                             self.judge(lab, before, &done, s, &Records::empty()).await
                         }
+                        // Said once, as "not yet": the checks' own requests failed, not the
+                        // learner's (their attempts, when they made some, show on the steps once
+                        // the service answers again).
                         Check::Token if token => {
                             said = true;
-                            Outcome::Fail {
-                                expected: "a token for the DICOM service".into(),
-                                observed: crate::text::visible(&e.to_string()).into_owned(),
-                                diagnosis: why.clone(),
-                                tried: Vec::new(),
+                            Outcome::NotYet {
+                                observed: format!(
+                                    "no token for the DICOM service: {}",
+                                    crate::text::visible(&e.to_string())
+                                ),
+                                fix: why.clone(),
                             }
                         }
                         _ if !said && !token => {
                             said = true;
-                            Outcome::Fail {
-                                expected: "an answer from the service".into(),
-                                observed: crate::text::visible(&e.to_string()).into_owned(),
-                                diagnosis: why.clone(),
-                                tried: Vec::new(),
+                            Outcome::NotYet {
+                                observed: format!(
+                                    "no answer from the service: {}",
+                                    crate::text::visible(&e.to_string())
+                                ),
+                                fix: why.clone(),
                             }
                         }
                         _ => Outcome::Blocked {
@@ -229,7 +234,10 @@ impl Session {
             if o.is_pass() {
                 done.insert(s.id.clone());
             } else if let Some(r) = s.requires.iter().find(|r| !done.contains(*r))
-                && !matches!(o, Outcome::NotSupported { .. } | Outcome::Fail { .. })
+                && !matches!(
+                    o,
+                    Outcome::NotSupported { .. } | Outcome::Fail { .. } | Outcome::NotYet { .. }
+                )
             {
                 let title = lab.step(r).map_or(r.as_str(), |x| x.title.as_str());
                 o = Outcome::Blocked {
@@ -462,6 +470,18 @@ impl Session {
         data.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
         v.extend(data);
         v
+    }
+
+    /// How this session learns that the target's records changed: the embedded service tells; any
+    /// other target is looked at on a schedule that fits it.
+    pub fn watch_plan(&self) -> super::watch::Plan {
+        match &self.practice {
+            Some(p) => super::watch::Plan::Pushed(p.records()),
+            None => super::watch::Plan::Polled(super::watch::Schedule::for_target(
+                self.kind,
+                self.log.is_some(),
+            )),
+        }
     }
 
     /// How long until the current token lapses (None: no token in use yet).

@@ -592,6 +592,10 @@ impl Learner {
 /// already, in progress. Filtered in the workspace: on a shared service the newest rows of
 /// everyone would crowd the learner's out.
 pub fn audit_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
+    audit_query_of(since, learner, 20_000)
+}
+
+fn audit_query_of(since: Option<OffsetDateTime>, learner: &Learner, take: usize) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let ids = learner.query_ids();
     let who = if ids.is_empty() {
@@ -608,7 +612,7 @@ pub fn audit_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
         format!(" | where {}", any.join(" or "))
     };
     format!(
-        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\"{who} | order by TimeGenerated desc | take 20000",
+        "AHDSDicomAuditLogs | where TimeGenerated >= datetime({}) and ResultType != \"Started\"{who} | order by TimeGenerated desc | take {take}",
         rfc3339(since)
     )
 }
@@ -628,6 +632,15 @@ fn signin_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
 }
 
 fn signin_table_query(table: &str, since: Option<OffsetDateTime>, learner: &Learner) -> String {
+    signin_table_query_of(table, since, learner, 2000)
+}
+
+fn signin_table_query_of(
+    table: &str,
+    since: Option<OffsetDateTime>,
+    learner: &Learner,
+    take: usize,
+) -> String {
     let since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let ids = learner.query_ids();
     let who = if ids.is_empty() {
@@ -637,7 +650,7 @@ fn signin_table_query(table: &str, since: Option<OffsetDateTime>, learner: &Lear
         format!(" | where {}", any.join(" or "))
     };
     format!(
-        "{table} | where TimeGenerated >= datetime({}){who} | order by TimeGenerated desc | take 2000",
+        "{table} | where TimeGenerated >= datetime({}){who} | order by TimeGenerated desc | take {take}",
         rfc3339(since)
     )
 }
@@ -730,6 +743,65 @@ async fn read_audit(
         Err(e) => tracing::info!("the user sign-in log could not be read: {e}"),
     }
     Ok((mine, others, named))
+}
+
+/// Rows a watch reads per table and look: the newest few are enough to see that something happened.
+const WATCH_ROWS: usize = 50;
+
+/// The time of the newest row of the learner's in the audit and sign-in logs at or after `since`,
+/// the checks' own left out (by User-Agent, else by `own`): what a watch compares between looks.
+/// Two small queries, filtered in the workspace.
+pub async fn newest_learner_row(
+    reader: &LogReader,
+    learner: &Learner,
+    since: Option<OffsetDateTime>,
+    own: &[OwnRequest],
+) -> Result<Option<OffsetDateTime>, LogError> {
+    let keeps_agent = |t: &LogTable| t.index("UserAgent").is_some();
+    let t = reader
+        .query(&audit_query_of(since, learner, WATCH_ROWS), None)
+        .await?;
+    let mut mine: Vec<Attempt> = t
+        .rows
+        .iter()
+        // As the checks read them: a row that names no caller is the learner's on a service of
+        // their own.
+        .filter(|row| {
+            learner
+                .is(&t.dynamic(row, "Identity"))
+                .unwrap_or(!learner.shared)
+        })
+        .filter_map(|row| audit_attempt(&t, row))
+        .collect();
+    if !keeps_agent(&t) {
+        leave_out_own(&mut mine, own);
+    }
+    match reader
+        .query(
+            &signin_table_query_of("AADServicePrincipalSignInLogs", since, learner, WATCH_ROWS),
+            None,
+        )
+        .await
+    {
+        Ok(t) => {
+            let mut rows: Vec<Attempt> = t
+                .rows
+                .iter()
+                .filter(|row| {
+                    let app = t.text(row, "AppId").unwrap_or_default();
+                    learner.ids.iter().any(|i| i.eq_ignore_ascii_case(&app))
+                })
+                .filter_map(|row| signin_attempt(&t, row))
+                .collect();
+            if !keeps_agent(&t) {
+                leave_out_own(&mut rows, own);
+            }
+            mine.extend(rows);
+        }
+        Err(e) if e.no_such_table() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(mine.iter().filter_map(Attempt::time).max())
 }
 
 /// An audit row as an attempt; None for a start row or one of the checks' own requests.

@@ -15,6 +15,7 @@ pub mod model;
 pub mod progress;
 pub mod report;
 pub mod request;
+pub mod watch;
 
 pub use checks::{CheckContext, Outcome};
 pub use model::{Check, Exercise, Lab, LabError, Step};

@@ -398,6 +398,24 @@ impl ProgressStore {
         self.write_unlocked()
     }
 
+    /// Takes in the records of a target kept elsewhere (another file's), merged as saving merges.
+    pub fn absorb(&mut self, lab: &str, target: &str, theirs: TargetProgress) {
+        merge_target(self.target_mut(lab, target), theirs);
+    }
+
+    /// Takes in what another writer saved to the file since (read under the lock, merged as `save`
+    /// merges; nothing written).
+    pub fn reload(&mut self) {
+        let Ok(_lock) = lock(&self.path.with_extension("json.lock")) else {
+            return;
+        };
+        if let Ok(bytes) = std::fs::read(&self.path)
+            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
+        {
+            merge(&mut self.progress, disk);
+        }
+    }
+
     /// Moves one target's records to another key (a learner's service now reached at another
     /// address) when the new key has none: under the lock, from what is on disk now, written at
     /// once — a merge would bring the old key back. The first key `old` accepts moves. Whether one

@@ -112,6 +112,18 @@ pub struct AuditLog {
     /// Whether the tables show the practice service's extra `UserAgent` column (Azure's keep none:
     /// off, the service reads like Azure's to dicomlab's checks).
     pub agent_column: bool,
+    /// Bumped once a flush has written a row a check could credit or show — a completed request or
+    /// a sign-in of anyone but dicomlab's checks: what a lab session in this process waits on
+    /// instead of polling (a check's own requests wake nobody, so checking never feeds itself).
+    learner_rows: tokio::sync::watch::Sender<u64>,
+}
+
+/// The product part of the User-Agent of dicomlab's checks (`dicomlab-check/<version>`): their rows
+/// are kept like any other, but wake no watcher.
+const CHECK_AGENT: &str = "dicomlab-check/";
+
+fn by_check(user_agent: &str) -> bool {
+    user_agent.starts_with(CHECK_AGENT)
 }
 
 impl AuditLog {
@@ -165,7 +177,13 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
             ),
             workspace_id,
             agent_column: true,
+            learner_rows: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// Changes when rows a check could use were written (see `learner_rows`); the value only counts.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.learner_rows.subscribe()
     }
 
     fn push_audit(&self, row: AuditRow) {
@@ -208,6 +226,13 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
         if batch.audit.is_empty() && batch.signin.is_empty() && batch.users.is_empty() {
             return Ok(());
         }
+        // Started rows carry no answer: no check reads them.
+        let wakes = batch
+            .audit
+            .iter()
+            .any(|r| r.status.is_some() && !by_check(&r.user_agent))
+            || batch.signin.iter().any(|r| !by_check(&r.user_agent))
+            || !batch.users.is_empty();
         let mut c = db.lock()?;
         let tx = c.transaction()?;
         {
@@ -264,6 +289,9 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
             }
         }
         tx.commit()?;
+        if wakes {
+            self.learner_rows.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(())
     }
 

@@ -236,6 +236,11 @@ impl RunningService {
             .auth
             .set_role(&self.service.db, &self.client_id, role, granted)
     }
+    /// Changes when the service has written a record a check could use (not the checks' own): what a
+    /// lab session in this process waits on instead of polling.
+    pub fn records(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.service.audit.watch()
+    }
     /// The practice workspace's id (the audit log is read at `{origin}/loganalytics/v1/workspaces/{id}/query`).
     pub fn workspace_id(&self) -> &str {
         &self.service.audit.workspace_id

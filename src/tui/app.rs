@@ -58,6 +58,22 @@ impl StepView {
     }
 }
 
+/// The watch of the target's records (see `lab::watch`), as the header shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watching {
+    /// How it learns of new records: `live` (the service in this process tells), the pace of its
+    /// looks (`1–2 s`), or `the room` (a classroom's checks).
+    pub how: String,
+    /// When it last looked or heard (local `HH:MM:SS`).
+    pub looked: Option<String>,
+    /// Why its last look failed (the watch goes on).
+    pub problem: Option<String>,
+    /// The verdicts are being brought up to date.
+    judging: bool,
+    /// New records arrived meanwhile: once more after.
+    again: bool,
+}
+
 /// Which pane has the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -147,6 +163,8 @@ pub struct App {
     pub width: u16,
     /// The target's records show the learner's reads (an audit log dicomlab reads): no questions.
     pub reads_recorded: bool,
+    /// The watch of the target's records (None: not watching).
+    pub watch: Option<Watching>,
 }
 
 /// Work for the runtime.
@@ -154,6 +172,10 @@ pub struct App {
 pub enum Effect {
     Check(String),
     CheckAll,
+    /// Bring every verdict up to date after new records (the watch): judged again without showing
+    /// "checking…" (or, in a classroom, read from the room's checks); the runtime answers
+    /// `Msg::Judged` when done.
+    Judge,
     Do(String),
     Skip(String),
     Reset(Option<String>),
@@ -235,6 +257,16 @@ pub enum Msg {
     Tick,
     /// The slow tick that checks again the steps waiting for a late record (the audit log).
     Recheck,
+    /// The watch of the target's records starts (`how`: see [`Watching`]).
+    Watch(String),
+    /// The watch looked (or heard from the service): `changed` when there are new records.
+    Looked {
+        at: String,
+        changed: bool,
+        problem: Option<String>,
+    },
+    /// The verdicts asked by `Effect::Judge` are in.
+    Judged,
 }
 
 impl App {
@@ -273,6 +305,7 @@ impl App {
             show_summary: false,
             width: 120,
             reads_recorded: false,
+            watch: None,
         }
     }
 
@@ -514,9 +547,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Exchange(e) => {
+            // The pane shows the learner's own requests: the checks' (which run by themselves as
+            // records arrive) never replace them.
+            if e.by_check {
+                return Vec::new();
+            }
             // The learner's own requests sent from dicomlab are kept: evidence where the service
-            // keeps no record of them (never the checks' requests).
-            let keep = !e.by_check && e.status.is_some();
+            // keeps no record of them.
+            let keep = e.status.is_some();
             let mut shown = e.clone();
             if let Some((from, to)) = app
                 .shown_urls
@@ -596,6 +634,44 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 }
             }
             ids.into_iter().map(Effect::Check).collect()
+        }
+        Msg::Watch(how) => {
+            app.watch = Some(Watching {
+                how,
+                ..Watching::default()
+            });
+            Vec::new()
+        }
+        Msg::Looked {
+            at,
+            changed,
+            problem,
+        } => {
+            let Some(w) = app.watch.as_mut() else {
+                return Vec::new();
+            };
+            w.looked = Some(at);
+            w.problem = problem;
+            if !changed {
+                Vec::new()
+            } else if w.judging {
+                w.again = true;
+                Vec::new()
+            } else {
+                w.judging = true;
+                vec![Effect::Judge]
+            }
+        }
+        Msg::Judged => {
+            let Some(w) = app.watch.as_mut() else {
+                return Vec::new();
+            };
+            if std::mem::take(&mut w.again) {
+                vec![Effect::Judge]
+            } else {
+                w.judging = false;
+                Vec::new()
+            }
         }
         Msg::Progress(saved) => {
             for (id, view) in app.steps.iter_mut() {

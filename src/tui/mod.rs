@@ -69,6 +69,24 @@ pub struct Options {
     /// What the environment screen shows when it differs from `profile` (a classroom learner's values
     /// as their laptop reaches the service, while the TUI reaches it on loopback).
     pub shown_profile: Option<Profile>,
+    /// Where the verdicts come from when another part of the process judges them (a classroom
+    /// learner's TUI shows the room's checks of their service: the same verdicts the dashboard
+    /// shows). None: the TUI judges the steps itself.
+    pub room: Option<std::sync::Arc<dyn Room>>,
+}
+
+/// The verdicts of one learner as another judge keeps them (the classroom's checks). The TUI then
+/// runs no check of its own: `c`, `C` and every action ask the judge, and what it decides shows as it
+/// arrives. Progress is the judge's store: `progress_path` names its file, `key` its target key.
+pub trait Room: Send + Sync {
+    /// The target key of the learner's records in the judge's store.
+    fn key(&self) -> String;
+    /// Asks for the learner's steps to be judged soon.
+    fn judge(&self);
+    /// Changes when the learner's verdicts changed.
+    fn changed(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The learner's latest outcomes, per step (blocking: the runtime reads them off its loop).
+    fn outcomes(&self) -> BTreeMap<String, crate::lab::Outcome>;
 }
 
 /// Runs the TUI in this process's terminal until the learner quits.

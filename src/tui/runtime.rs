@@ -34,6 +34,7 @@ use crate::lab::engine::Session;
 use crate::lab::evidence::{Evidence, Source};
 use crate::lab::model::Lab;
 use crate::lab::progress::ProgressStore;
+use crate::lab::watch::Plan;
 
 /// A terminal the TUI runs on.
 pub struct Channel<E, W> {
@@ -75,6 +76,10 @@ struct Runtime {
     exchanges: mpsc::UnboundedSender<Exchange>,
     /// Sessions opened by a switch.
     opened: mpsc::UnboundedSender<Opened>,
+    /// The judge of a classroom learner's steps (None: this TUI judges them).
+    room: Option<Arc<dyn super::Room>>,
+    /// The watch of the open target's records.
+    watch: Option<AbortHandle>,
 }
 
 /// Runs the TUI on `channel` until the learner quits or the channel's input ends.
@@ -91,14 +96,17 @@ where
         picker,
     } = channel;
     let (ex_tx, mut ex_rx) = mpsc::unbounded_channel();
-    let session = Arc::new(
-        Session::open(
-            &opts.profile,
-            Some(opts.practice_data.clone()),
-            Some(ex_tx.clone()),
-        )
-        .await?,
-    );
+    let mut session = Session::open(
+        &opts.profile,
+        Some(opts.practice_data.clone()),
+        Some(ex_tx.clone()),
+    )
+    .await?;
+    // A classroom learner's records are the room's: one store, the one the dashboard reads.
+    if let Some(room) = &opts.room {
+        session.target_key = room.key();
+    }
+    let session = Arc::new(session);
     let store = Arc::new(Mutex::new(ProgressStore::load(&opts.progress_path)));
     let mut app = App::new(
         opts.lab.clone(),
@@ -167,7 +175,10 @@ where
         tx,
         exchanges: ex_tx,
         opened: opened_tx,
+        room: opts.room,
+        watch: None,
     };
+    rt.start_watch();
 
     let mut terminal = open(out, size)?;
     // The token countdown moves in minutes: a slow tick is enough.
@@ -231,6 +242,9 @@ where
     }
     .await;
     close(&mut terminal, app.mouse);
+    if let Some(w) = rt.watch.take() {
+        w.abort();
+    }
     let _ = rt.store.lock().await.save();
     result
 }
@@ -268,6 +282,7 @@ impl Runtime {
             Err(e) => return Msg::SwitchFailed(e),
         };
         self.session = session.clone();
+        self.start_watch();
         let saved = self
             .store
             .lock()
@@ -285,6 +300,58 @@ impl Runtime {
             saved,
             reads_recorded: session.log.is_some(),
         }
+    }
+
+    /// Watches the open target's records (see `lab::watch`): the room's verdicts in a classroom, the
+    /// embedded service's word, or looks at another target on its schedule. Each news is a
+    /// `Msg::Looked`; the first one (at once) brings every verdict up to date.
+    fn start_watch(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.abort();
+        }
+        let tx = self.tx.clone();
+        let looked = move |changed: bool, problem: Option<String>| {
+            tx.send(Msg::Looked {
+                at: crate::lab::clock::hms(time::OffsetDateTime::now_utc()),
+                changed,
+                problem,
+            })
+            .is_ok()
+        };
+        let pushed = |mut rx: tokio::sync::watch::Receiver<u64>| {
+            let looked = looked.clone();
+            tokio::spawn(async move {
+                rx.mark_unchanged();
+                looked(true, None);
+                while rx.changed().await.is_ok() {
+                    if !looked(true, None) {
+                        break;
+                    }
+                }
+            })
+        };
+        let (how, task) = match (&self.room, self.session.watch_plan()) {
+            (Some(room), _) => ("the room".to_string(), pushed(room.changed())),
+            (None, Plan::Pushed(rx)) => ("live".to_string(), pushed(rx)),
+            (None, Plan::Polled(schedule)) => {
+                let (session, lab, store) = (
+                    self.session.clone(),
+                    self.lab.id.clone(),
+                    self.store.clone(),
+                );
+                let looked = looked.clone();
+                let task = tokio::spawn(async move {
+                    looked(true, None);
+                    crate::lab::watch::poll(session, lab, store, schedule, move |l| {
+                        looked(l.changed, l.problem);
+                    })
+                    .await;
+                });
+                (schedule.pace(), task)
+            }
+        };
+        let _ = self.tx.send(Msg::Watch(how));
+        self.watch = Some(task.abort_handle());
     }
 
     /// Runs an effect: on tokio, or at once when it is the terminal's (`out`) or the runtime's own.
@@ -348,6 +415,38 @@ impl Runtime {
             let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
         };
         let tx = self.tx.clone();
+        if let Some(room) = &self.room {
+            // The room judges: a check is a request to it; what it decides arrives by the watch.
+            match effect {
+                Effect::Check(_) | Effect::CheckAll => {
+                    room.judge();
+                    return None;
+                }
+                Effect::Judge => {
+                    let (room, lab_id, key, path) = (
+                        room.clone(),
+                        lab.id.clone(),
+                        session.target_key.clone(),
+                        store.clone(),
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        let outcomes = room.outcomes();
+                        let saved = {
+                            let mut s = path.blocking_lock();
+                            s.reload();
+                            s.steps(&lab_id, &key)
+                        };
+                        let _ = tx.send(Msg::Progress(saved));
+                        for (step, outcome) in outcomes {
+                            let _ = tx.send(Msg::Checked { step, outcome });
+                        }
+                        let _ = tx.send(Msg::Judged);
+                    });
+                    return None;
+                }
+                _ => {}
+            }
+        }
         let handle = match effect {
             Effect::Work(work) => {
                 let sink = tx.clone();
@@ -390,6 +489,25 @@ impl Runtime {
                 saved(&mut s);
                 send_token(&session, &tx);
             }),
+            // New records: every step judged again, quietly (a step done stays done). Not a request
+            // `x` cancels: the watch waits for its `Judged`.
+            Effect::Judge => {
+                tokio::spawn(async move {
+                    let before = session.before(&lab, &*store.lock().await);
+                    let out = session.run_all(&lab, &before, None).await;
+                    let mut s = store.lock().await;
+                    for (step, outcome) in out {
+                        if session.record_from(&lab, &mut s, &before, &step, &outcome) {
+                            let _ = tx.send(Msg::Checked { step, outcome });
+                        }
+                    }
+                    saved(&mut s);
+                    drop(s);
+                    send_token(&session, &tx);
+                    let _ = tx.send(Msg::Judged);
+                });
+                return None;
+            }
             Effect::Do(id) => {
                 let samples = self.samples.clone();
                 tokio::spawn(async move {
@@ -457,9 +575,14 @@ impl Runtime {
                 return None;
             }
             Effect::Keep(exchange) => {
+                // The room reads the learner's exchanges from its store's file: saved at once there.
+                let now = self.room.is_some();
                 tokio::spawn(async move {
                     let mut s = store.lock().await;
                     session.keep_exchange(&lab, &mut s, &exchange);
+                    if now {
+                        saved(&mut s);
+                    }
                 });
                 return None;
             }

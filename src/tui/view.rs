@@ -84,23 +84,38 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
         Some(_) => "token expired".into(),
         None => "no token".into(),
     };
+    let watch = watch_span(app);
     let line = if wide {
-        Line::from(vec![
+        let mut spans = vec![
             Span::styled(" dicomlab", bold()),
             Span::raw(format!(" · {}   ", app.lab.title)),
             Span::raw(format!("target: {} ({})   ", app.profile, app.base_url)),
             Span::raw(format!("{token}   ")),
             Span::raw(format!("step {}/{total} · {done} done", app.selected + 1)),
-        ])
+        ];
+        if let Some(w) = watch {
+            spans.push(Span::raw("   "));
+            spans.push(w);
+            // The watch is what tells the learner the screen is live: the lab's title goes first.
+            if Line::from(spans.clone()).width() > usize::from(area.width) {
+                spans[1] = Span::raw("   ");
+            }
+        }
+        Line::from(spans)
     } else {
-        Line::from(vec![
+        let mut spans = vec![
             Span::styled(" dicomlab", bold()),
             Span::raw(format!(
                 " · {} · {token} · step {}/{total} · {done} done",
                 app.profile,
                 app.selected + 1
             )),
-        ])
+        ];
+        if let Some(w) = watch {
+            spans.push(Span::raw(" · "));
+            spans.push(w);
+        }
+        Line::from(spans)
     };
     if wide {
         f.render_widget(Paragraph::new(line), area);
@@ -124,6 +139,20 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
         second.extend(strip);
         f.render_widget(Paragraph::new(vec![line, Line::from(second)]), area);
     }
+}
+
+/// `watching 14:03:22` (when it last looked, or heard from the service), or what keeps it from
+/// looking.
+fn watch_span(app: &App) -> Option<Span<'static>> {
+    let w = app.watch.as_ref()?;
+    let at = w.looked.as_deref().unwrap_or("…");
+    Some(match &w.problem {
+        Some(_) => Span::styled(
+            format!("watch failed {at}"),
+            app.theme.symbol_style(app.theme.glyph("✗", "x")),
+        ),
+        None => Span::styled(format!("watching {at}"), app.theme.fg(Color::Cyan)),
+    })
 }
 
 fn draw_checklist(app: &App, f: &mut Frame, area: Rect) {
@@ -279,6 +308,14 @@ fn draw_step_text(app: &App, f: &mut Frame, area: Rect, id: &str, step: &crate::
                         Span::styled(format!("{}: ", evidence.source.label()), bold()),
                         Span::raw(format!("{}{when}", evidence.summary)),
                     ]));
+                }
+                Outcome::NotYet { observed, fix } => {
+                    lines.push(Line::from(vec![
+                        label("Check"),
+                        Span::styled(head, app.theme.symbol_style(sym)),
+                        Span::raw(format!(": {}", fill(app, observed))),
+                    ]));
+                    lines.push(Line::from(vec![label("fix"), Span::raw(fill(app, fix))]));
                 }
                 other => {
                     let text = match other {
