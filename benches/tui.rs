@@ -1,16 +1,44 @@
-//! TUI benchmark (a bench binary, not a timed test): `cargo bench --bench tui`. Needs tmux.
+//! TUI benchmark (a bench binary, not a timed test): `cargo bench --bench tui [-- --quick]`. Needs
+//! tmux. Every wait has a deadline and the whole run a watchdog: a broken TUI fails the bench with a
+//! message, never hangs it. `--quick` (what `.ci/run` runs) measures the same things for seconds.
 //!
-//! Runs the release binary in a 120×40 tmux pane on the embedded practice service and measures the time
-//! to first frame, the CPU it uses while idle for 10 s (it should redraw only on messages), and its
-//! peak RSS after the whole lab has been done in it.
+//! Runs the binary in a 120×40 tmux pane and measures:
+//! 1. on the embedded practice service: the time to its first frame; its CPU while nobody works with
+//!    the watch of the records on (60 s; it waits on the service's word, so ≈ 0); its RSS after each
+//!    step of the whole lab done in it, and its peak;
+//! 2. on a practice service served by this process (the TUI then polls its logs): the requests a
+//!    minute the watch sends while nobody works, and the TUI's CPU meanwhile (60 s).
 
 #[path = "common/procfs.rs"]
 mod procfs;
 
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use procfs::{cpu_seconds, status_kb};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// What the bench is doing (the watchdog says it when the deadline passes).
+static PHASE: Mutex<&str> = Mutex::new("starting");
+
+fn phase(p: &'static str) {
+    if let Ok(mut g) = PHASE.lock() {
+        *g = p;
+    }
+}
+
+/// Ends the run, failed, when it takes longer than `limit`.
+fn watchdog(limit: Duration, socket: String) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let at = PHASE.lock().map(|p| *p).unwrap_or("?");
+        eprintln!("tui: FAILED: the bench's deadline of {limit:?} passed while {at}");
+        tmux(&socket, &["kill-server"]);
+        std::process::exit(1);
+    });
+}
 
 fn tmux(socket: &str, args: &[&str]) -> String {
     let out = Command::new("tmux")
@@ -18,103 +46,244 @@ fn tmux(socket: &str, args: &[&str]) -> String {
         .arg("-L")
         .arg(socket)
         .args(args)
-        .output()
-        .expect("tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => panic!("tmux: {e}"),
+    }
+}
+
+/// The TUI in a tmux session of its own.
+struct Pane {
+    socket: String,
+    name: &'static str,
+}
+
+impl Pane {
+    fn start(socket: &str, name: &'static str, home: &std::path::Path, args: &str) -> Pane {
+        let exe = env!("CARGO_BIN_EXE_dicomlab");
+        let command = format!(
+            "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color {exe} {args}",
+            h = home.display()
+        );
+        tmux(
+            socket,
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                &command,
+            ],
+        );
+        Pane {
+            socket: socket.to_string(),
+            name,
+        }
+    }
+    fn screen(&self) -> String {
+        tmux(&self.socket, &["capture-pane", "-t", self.name, "-p"])
+    }
+    fn keys(&self, k: &str) {
+        tmux(&self.socket, &["send-keys", "-t", self.name, k]);
+    }
+    fn pid(&self) -> String {
+        tmux(
+            &self.socket,
+            &["list-panes", "-t", self.name, "-F", "#{pane_pid}"],
+        )
+        .trim()
+        .to_string()
+    }
+    /// Waits until `pred` holds for the screen; fails the bench after `secs`.
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                tmux(&self.socket, &["kill-server"]);
+                panic!("tui: timed out after {secs} s waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    fn quit(&self) {
+        self.keys("q");
+        std::thread::sleep(Duration::from_millis(300));
+        tmux(&self.socket, &["kill-session", "-t", self.name]);
+    }
+}
+
+/// A config whose learner has a name (no prompt at first start) and, optionally, a profile for a
+/// served practice service.
+fn write_config(home: &std::path::Path, served: Option<&dicomlab::practice::RunningService>) {
+    let dir = home.join("config/dicomlab");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let mut text = "learner = \"Bench\"\n\n[profiles.practice]\nkind = \"practice\"\n".to_string();
+    if let Some(s) = served {
+        text.push_str(&format!(
+            "\n[profiles.served]\nkind = \"practice\"\nbase_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\n",
+            s.base_url, s.tenant_id, s.client_id, s.client_secret, s.authority
+        ));
+    }
+    std::fs::write(dir.join("config.toml"), text).expect("config");
+}
+
+/// Counts the requests the practice service in this process answers (its `request` log events).
+#[derive(Clone, Default)]
+struct Requests(Arc<AtomicU64>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Requests {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct IsRequest(bool);
+        impl tracing::field::Visit for IsRequest {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" && format!("{v:?}") == "request" {
+                    self.0 = true;
+                }
+            }
+        }
+        if event.metadata().target().starts_with("dicomlab::practice") {
+            let mut v = IsRequest(false);
+            event.record(&mut v);
+            if v.0 {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
     if !Command::new("tmux")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        println!("tui: tmux is not installed; nothing measured");
+        if std::env::var("DICOMLAB_REQUIRE_TMUX").is_ok_and(|v| v == "1") {
+            panic!("tui: DICOMLAB_REQUIRE_TMUX=1 but tmux is not installed");
+        }
+        println!("tui: SKIPPED: tmux is not installed; nothing measured");
         return;
     }
-    let home = tempfile::tempdir().expect("home");
+    let idle_secs: u64 = if quick { 5 } else { 60 };
     let socket = format!("dicomlab-bench-{}", std::process::id());
-    let exe = env!("CARGO_BIN_EXE_dicomlab");
-    let command = format!(
-        "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color {exe}",
-        h = home.path().display()
+    watchdog(
+        Duration::from_secs(if quick { 120 } else { 600 }),
+        socket.clone(),
     );
+    let requests = Requests::default();
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(requests.clone()),
+    );
+
+    // 1. The embedded practice service.
+    phase("waiting for the first frame");
+    let home = tempfile::tempdir().expect("home");
+    write_config(home.path(), None);
     let start = Instant::now();
-    tmux(
-        &socket,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "b",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &command,
-        ],
-    );
-    loop {
-        if tmux(&socket, &["capture-pane", "-t", "b", "-p"]).contains("Exercises") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "no first frame");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let pane = Pane::start(&socket, "embedded", home.path(), "");
+    pane.wait_for("the first frame", 60, |s| s.contains("Exercises"));
     let first_frame = start.elapsed();
-    let pid = tmux(&socket, &["list-panes", "-t", "b", "-F", "#{pane_pid}"])
-        .trim()
-        .to_string();
+    pane.wait_for("the watch's first look", 30, |s| s.contains("watching"));
+    let pid = pane.pid();
+    phase("idle on the embedded service");
     std::thread::sleep(Duration::from_secs(1));
     let before = cpu_seconds(&pid);
-    std::thread::sleep(Duration::from_secs(10));
-    let idle = cpu_seconds(&pid) - before;
-    // The whole lab, step by step, to see memory after real work (the render of the image included).
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let idle_embedded = cpu_seconds(&pid) - before;
+
+    // The whole lab, step by step, to see memory after real work (the render of the image included);
+    // --quick: the first three steps.
+    phase("doing the lab's steps");
+    let steps = if quick { 3 } else { 17 };
     let mut per_step = Vec::new();
-    for _ in 0..17 {
-        tmux(&socket, &["send-keys", "-t", "b", "d"]);
-        // Until the step's check is back (or 60 s).
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(60) {
-            let s = tmux(&socket, &["capture-pane", "-t", "b", "-p"]);
-            if s.contains("Did ")
-                && (s.contains("Check    ✓")
-                    || s.contains("Check    ✗")
-                    || s.contains("Check    –"))
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    for _ in 0..steps {
+        pane.keys("d");
+        // Until the step's check is back.
+        pane.wait_for("a step's check after d", 60, |s| {
+            s.contains("Did ")
+                && ["Check    ✓", "Check    ✗", "Check    –", "Check    ○"]
+                    .iter()
+                    .any(|c| s.contains(c))
+        });
         // The viewer's image is decoded after its check.
         std::thread::sleep(Duration::from_millis(500));
         // The final screen comes up when the last required step passes: close it.
-        if tmux(&socket, &["capture-pane", "-t", "b", "-p"]).contains("Lab complete") {
-            tmux(&socket, &["send-keys", "-t", "b", "Escape"]);
+        if pane.screen().contains("Lab complete") {
+            pane.keys("Escape");
             std::thread::sleep(Duration::from_millis(200));
         }
         per_step.push(format!("{:.0}", status_kb(&pid, "VmRSS:") / 1024.0));
-        tmux(&socket, &["send-keys", "-t", "b", "n"]);
+        pane.keys("n");
     }
     std::thread::sleep(Duration::from_secs(1));
     let hwm = status_kb(&pid, "VmHWM:") / 1024.0;
-    println!("tui: RSS after each step (MB): {}", per_step.join(" "));
-    let screen = tmux(&socket, &["capture-pane", "-t", "b", "-p"]);
-    let done = screen.lines().next().unwrap_or("").to_string();
-    tmux(&socket, &["send-keys", "-t", "b", "q"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let header = pane.screen().lines().next().unwrap_or("").trim().to_string();
+    pane.quit();
+
+    // 2. A practice service served by this process: the TUI polls its logs.
+    phase("starting a served practice service");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let served = rt
+        .block_on(dicomlab::practice::start(dicomlab::practice::ServiceConfig {
+            grant_owner: true,
+            reindex_min_duration: Duration::ZERO,
+            ..dicomlab::practice::ServiceConfig::default()
+        }))
+        .expect("the practice service starts");
+    let home = tempfile::tempdir().expect("home");
+    write_config(home.path(), Some(&served));
+    phase("waiting for the TUI on the served service");
+    let pane = Pane::start(&socket, "served", home.path(), "--profile served");
+    pane.wait_for("the first frame on the served service", 60, |s| {
+        s.contains("Exercises") && s.contains("watching")
+    });
+    let pid = pane.pid();
+    phase("idle on the served service");
+    // The first looks (and the judgement they bring) settle.
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu0, req0, t0) = (
+        cpu_seconds(&pid),
+        requests.0.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let secs = t0.elapsed().as_secs_f64();
+    let idle_served = cpu_seconds(&pid) - cpu0;
+    let per_minute = (requests.0.load(Ordering::Relaxed) - req0) as f64 * 60.0 / secs;
+    pane.quit();
     tmux(&socket, &["kill-server"]);
+    drop(rt);
+
     println!(
         "tui: first frame after {:.0} ms (process start, embedded practice service included)",
         first_frame.as_secs_f64() * 1e3
     );
     println!(
-        "tui: CPU while idle for 10 s: {:.2} s ({:.1}%)",
-        idle,
-        idle * 10.0
+        "tui: embedded service, nobody working for {idle_secs} s with the watch on: CPU {:.2} s ({:.2}% of a core)",
+        idle_embedded,
+        idle_embedded * 100.0 / idle_secs as f64
     );
+    println!("tui: RSS after each step (MB): {}", per_step.join(" "));
     println!(
-        "tui: peak RSS after the whole lab: {hwm:.1} MB (process incl. the embedded practice service)"
+        "tui: peak RSS after {steps} steps: {hwm:.1} MB (process incl. the embedded practice service)"
     );
-    println!("tui: header at the end: {}", done.trim());
+    println!("tui: header at the end: {header}");
+    println!(
+        "tui: served service, nobody working for {secs:.0} s: the watch sent {per_minute:.0} requests a minute; TUI CPU {:.2} s ({:.2}% of a core)",
+        idle_served,
+        idle_served * 100.0 / secs
+    );
 }
