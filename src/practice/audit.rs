@@ -181,6 +181,12 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
         })
     }
 
+    /// Something a check reads changed without a row (a role assigned with `dicomlab role`, as the
+    /// portal assigns it on Azure): wakes the watchers as a row would.
+    pub fn touch(&self) {
+        self.learner_rows.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Changes when rows a check could use were written (see `learner_rows`); the value only counts.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.learner_rows.subscribe()
