@@ -141,11 +141,7 @@ fn write_config(home: &std::path::Path, served: Option<&dicomlab::practice::Runn
 struct Requests(Arc<AtomicU64>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Requests {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         struct IsRequest(bool);
         impl tracing::field::Visit for IsRequest {
             fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
@@ -230,18 +226,26 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(1));
     let hwm = status_kb(&pid, "VmHWM:") / 1024.0;
-    let header = pane.screen().lines().next().unwrap_or("").trim().to_string();
+    let header = pane
+        .screen()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     pane.quit();
 
     // 2. A practice service served by this process: the TUI polls its logs.
     phase("starting a served practice service");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let served = rt
-        .block_on(dicomlab::practice::start(dicomlab::practice::ServiceConfig {
-            grant_owner: true,
-            reindex_min_duration: Duration::ZERO,
-            ..dicomlab::practice::ServiceConfig::default()
-        }))
+        .block_on(dicomlab::practice::start(
+            dicomlab::practice::ServiceConfig {
+                grant_owner: true,
+                reindex_min_duration: Duration::ZERO,
+                ..dicomlab::practice::ServiceConfig::default()
+            },
+        ))
         .expect("the practice service starts");
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), Some(&served));

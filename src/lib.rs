@@ -10,6 +10,7 @@ pub mod dicomweb;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lab;
+pub mod logfile;
 pub mod multipart;
 pub mod ohif;
 pub mod practice;

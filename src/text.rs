@@ -7,8 +7,13 @@ use std::borrow::Cow;
 /// Whether a character must not reach the terminal as is.
 fn hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        // Bidirectional overrides and isolates reorder what is shown ("Trojan Source").
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+        // Bidirectional controls reorder what is shown ("Trojan Source"): the embeddings and
+        // overrides, the isolates, and the marks — left-to-right, right-to-left, the Arabic letter
+        // mark (U+061C).
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
 }
 
 /// `s` with every control character except newline and tab made visible: C0 controls as their Unicode
@@ -35,9 +40,24 @@ pub fn visible(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The first `max` characters of `s` (all of it when shorter), with `…` when it was cut.
+pub fn prefix(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => Cow::Borrowed(s),
+        Some((end, _)) => Cow::Owned(format!("{}…", &s[..end])),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_is_cut_on_characters() {
+        assert_eq!(prefix("abc", 3), "abc");
+        assert_eq!(prefix("abcd", 3), "abc…");
+        assert_eq!(prefix("ééé", 2), "éé…");
+    }
 
     #[test]
     fn escapes_become_visible() {
@@ -52,6 +72,14 @@ mod tests {
         assert_eq!(visible("a\x1b[2Jb\x07"), "a␛[2Jb␇");
         assert_eq!(visible("line\nnext\ttab"), "line\nnext\ttab");
         assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
+        // Every bidirectional control Unicode lists (UAX #9), none left to reorder a line.
+        for c in ('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain(['\u{200E}', '\u{200F}', '\u{061C}'])
+        {
+            let s = format!("a{c}b");
+            assert!(!visible(&s).contains(c), "U+{:04X} got through", c as u32);
+        }
         // OSC 52 (clipboard) cannot survive.
         let osc52 = "\u{1b}]52;c;cm0gLXJmIH4=\u{7}";
         assert!(!visible(osc52).contains('\u{1b}'));

@@ -784,3 +784,79 @@ async fn one_client_cannot_hold_every_connection_of_the_public_port() {
     assert_eq!(r.status(), 404, "the port answers again");
     c.shutdown().await;
 }
+
+/// A free loopback port (bound, then let go for the process under test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Issue 16: nobody fills the instructor's disk through `classroom.log`. A real `dicomlab classroom`
+/// process; one address sends requests with 60 KiB paths (no credentials) as fast as the public
+/// port lets it: the log grows by a few hundred bytes a request, not by the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_credentials_cannot_fill_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let room = dir.path().join("room");
+    let (http, ssh) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(["classroom", "--headless", "--code", "kx7p-2mqa-h4rt"])
+        .arg("--dir")
+        .arg(&room)
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(["--ssh", &format!("127.0.0.1:{ssh}")])
+        .args(["--log-max-mib", "1"])
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the classroom starts");
+    let client = reqwest::Client::new();
+    let origin = format!("http://127.0.0.1:{http}");
+    let end = Instant::now() + Duration::from_secs(30);
+    while client.get(&origin).send().await.is_err() {
+        assert!(Instant::now() < end, "the classroom never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ada is a learner (her service logs its requests); the flood needs no credentials.
+    let ssh_addr: std::net::SocketAddr = format!("127.0.0.1:{ssh}").parse().expect("addr");
+    let (_ada, _) =
+        common::ssh_client::Terminal::first_login(ssh_addr, "ada", "kx7p-2mqa-h4rt", 120, 40)
+            .await
+            .expect("ada logs in");
+    let log = room.join("classroom.log");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = size(&log);
+    let long = "a".repeat(60 * 1024);
+    let mut sent = 0u64;
+    for i in 0..400 {
+        // Ada's service (a route, an unknown route), anonymously.
+        let url = match i % 2 {
+            0 => format!("{origin}/l/ada/v1/studies/{long}"),
+            _ => format!("{origin}/l/ada/{long}"),
+        };
+        if client.get(&url).send().await.is_ok() {
+            sent += 1;
+        }
+    }
+    // The log is written off the request path: let it catch up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let grown = size(&log) + size(&room.join("classroom.log.1")) - before;
+    assert!(sent >= 300, "only {sent} requests went through");
+    assert!(
+        grown < 256 * 1024,
+        "{sent} requests of 60 KiB paths grew the log by {grown} bytes"
+    );
+    eprintln!("{sent} requests of 60 KiB paths grew classroom.log by {grown} bytes");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).expect("log").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let _ = child.start_kill();
+}

@@ -76,6 +76,10 @@ pub(crate) struct RunArgs {
     /// SSH sessions at once; one more is told the room is full.
     #[arg(long, default_value_t = 60)]
     max_sessions: usize,
+    /// MiB classroom.log may hold; then it becomes classroom.log.1 and starts anew (at most twice
+    /// this on disk, whoever sends requests).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    log_max_mib: u64,
     /// Learners (each has a service and a folder).
     #[arg(long, default_value_t = 100)]
     max_learners: usize,
@@ -167,7 +171,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let dir = args.dir.clone().unwrap_or_else(default_dir);
     // The folder first (refused if foreign), then its log: the dashboard owns the terminal.
     let folder = Folder::create(&dir)?;
-    let _log = super::log_into(folder.dir(), "classroom.log");
+    let _log = super::log_into(folder.dir(), "classroom.log", args.log_max_mib << 20);
     let mut config = ClassroomConfig::new(dir.clone());
     config.http = args.http;
     config.ssh = args.ssh;

@@ -22,30 +22,22 @@ use dicomlab::lab::{Lab, Outcome};
 
 /// Logs of the headless commands go to a file in the data dir, never to the terminal.
 pub(crate) fn log_to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    log_into(&dicomlab::config::data_dir(), "dicomlab.log")
+    log_into(&dicomlab::config::data_dir(), "dicomlab.log", 16 << 20)
 }
 
-/// Logs go to `dir/file` (the classroom's go to its folder).
+/// Logs go to `dir/file` (the classroom's go to its folder), 0600 (the log names learners,
+/// addresses and hosts), at most `cap` bytes before it is rotated (see `dicomlab::logfile`).
 pub(crate) fn log_into(
     dir: &std::path::Path,
     file: &str,
+    cap: u64,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
-    // The log names learners, addresses and hosts: readable by its owner only (made so before the
-    // appender opens it, and made so again when an older one was not).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let path = dir.join(file);
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path);
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
-    let appender = tracing_appender::rolling::never(dir, file);
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let appender = dicomlab::logfile::CappedFile::open(dir.join(file), cap).ok()?;
+    // Lines are dropped, never waited for, when the disk cannot keep up (a flood of requests).
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(appender);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DICOMLAB_LOG")

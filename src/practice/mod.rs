@@ -553,7 +553,10 @@ async fn log_requests(req: Request, next: Next) -> Response {
             HeaderValue::from_static("1.0-prerelease, 1, 2"),
         );
     }
-    tracing::info!(%method, %path, status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
+    // Whoever sent it: a path of up to 64 KiB is logged as its first 160 characters.
+    let cut = crate::text::prefix(&path, 160);
+    let shown = crate::text::visible(&cut);
+    tracing::info!(%method, path = %shown, status = resp.status().as_u16(), ms = start.elapsed().as_millis() as u64, "request");
     resp
 }
 
