@@ -822,3 +822,157 @@ async fn a_refused_store_that_asked_first_is_answered_at_once() {
     assert!(!answer.contains("100 Continue"), "{answer}");
     assert!(closed, "{answer}");
 }
+
+/// Issue 16: requests without a valid token cannot make the audit log (and every check that reads it)
+/// costly. 32,000 anonymous requests with 2 KiB URIs and User-Agents against a real `dicomlab serve`:
+/// the log keeps a few small rows of them (as many as a person makes), and the learner's next check —
+/// a query that wants the newest 100 rows — reads what it returns, not the table: fast, and the
+/// process's memory stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_floods_cost_the_audit_log_and_its_queries_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut svc = served::Served::start(&dir.path().join("data"), &[]);
+    let http = reqwest::Client::new();
+    let long = "x".repeat(2000);
+    let flood_from = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..8 {
+        let (http, url, ua) = (
+            http.clone(),
+            svc.url(&format!("studies/{long}")),
+            format!("flood-{t}/{long}"),
+        );
+        tasks.spawn(async move {
+            let mut answered = 0u32;
+            for _ in 0..4_000 {
+                if let Ok(r) = http.get(&url).header("User-Agent", &ua).send().await {
+                    answered += u32::from(r.status() == 401);
+                }
+            }
+            answered
+        });
+    }
+    let mut refused = 0;
+    while let Some(n) = tasks.join_next().await {
+        refused += n.expect("flood task");
+    }
+    let flood = flood_from.elapsed();
+    assert_eq!(refused, 32_000, "every anonymous request is a 401");
+
+    // The learner's query, as a check sends it.
+    let token = |resource: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/{}/oauth2/token", svc.origin, svc.tenant_id);
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", svc.client_id.clone()),
+            ("client_secret", svc.client_secret.clone()),
+            ("resource", resource.to_string()),
+        ];
+        async move {
+            let v: Value = http
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("json");
+            v["access_token"].as_str().expect("token").to_string()
+        }
+    };
+    let la = token("https://api.loganalytics.io").await;
+    let workspace: Value = http
+        .get(format!("{}/loganalytics/v1/workspaces", svc.origin))
+        .send()
+        .await
+        .expect("workspaces")
+        .json()
+        .await
+        .expect("json");
+    let workspace = workspace[0]["id"].as_str().expect("id").to_string();
+    let query = |kql: &str| {
+        http.post(format!(
+            "{}/loganalytics/v1/workspaces/{workspace}/query",
+            svc.origin
+        ))
+        .bearer_auth(&la)
+        .json(&serde_json::json!({ "query": kql }))
+        .send()
+    };
+    // The audit log is written a moment after the requests.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let all: Value = query("AHDSDicomAuditLogs | take 30000")
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json");
+    let rows = all["tables"][0]["rows"].as_array().expect("rows");
+    // A burst, then a couple a second: never the flood.
+    let bound = 60 + (flood.as_secs_f64() * 2.0).ceil() as usize + 2;
+    assert!(
+        rows.len() <= bound,
+        "{} rows kept of 32,000 anonymous requests in {flood:?} (bound {bound})",
+        rows.len()
+    );
+    let uri = all["tables"][0]["columns"]
+        .as_array()
+        .and_then(|c| c.iter().position(|c| c["name"] == "Uri"))
+        .expect("Uri");
+    assert!(
+        rows.iter()
+            .all(|r| r[uri].as_str().is_some_and(|u| u.len() <= 256)),
+        "anonymous rows are small"
+    );
+
+    // A learner's own requests are recorded whole, however many (16,000 of 2 KiB here)...
+    let dicom = token("https://dicom.healthcareapis.azure.com").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, url, dicom) = (
+            http.clone(),
+            svc.url(&format!("studies?StudyDescription={long}")),
+            dicom.clone(),
+        );
+        tasks.spawn(async move {
+            for _ in 0..2_000 {
+                let _ = http.get(&url).bearer_auth(&dicom).send().await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    // ...and the check's query, which wants the newest 100, reads about that many.
+    let r = http
+        .get(svc.url("studies?PatientID=mine"))
+        .bearer_auth(&dicom)
+        .send()
+        .await
+        .expect("search");
+    assert!(r.status() == 204 || r.status() == 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    svc.reset_peak();
+    let asked = Instant::now();
+    let mine: Value = query(
+        "AHDSDicomAuditLogs | where TimeGenerated >= ago(1h) and ResultType != \"Started\" | order by TimeGenerated desc | take 100",
+    )
+    .await
+    .expect("query")
+    .json()
+    .await
+    .expect("json");
+    let took = asked.elapsed();
+    let mine = mine["tables"][0]["rows"].as_array().expect("rows");
+    assert!(
+        mine.iter().any(|r| r[uri]
+            .as_str()
+            .is_some_and(|u| u.contains("PatientID=mine"))),
+        "the learner's request is in the log"
+    );
+    eprintln!(
+        "32,000 anonymous requests in {flood:?} kept {} rows; the check's query took {took:?}",
+        rows.len()
+    );
+    svc.assert_healthy(64).await;
+}

@@ -133,6 +133,9 @@ impl Tenants {
             max_request_bytes: self.max_request_bytes.min(self.max_stored_bytes),
             max_stored_bytes: Some(self.max_stored_bytes),
             shared_limits: Some(self.limits.clone()),
+            // A learner's lab makes a few thousand rows: a room of services keeps a tenth of a
+            // lone service's log each, so no learner's log costs the room much memory or disk.
+            audit_rows: 20_000,
             ..ServiceConfig::default()
         };
         let origin = self.default_origin.clone();

@@ -46,6 +46,14 @@ pub const USER_SIGNIN_TABLE: &str = "SigninLogs";
 const KEEP_ROWS: i64 = 200_000;
 /// Longest Uri and User-Agent kept.
 const MAX_FIELD: usize = 2048;
+/// Longest Uri kept of a caller without a valid token (its User-Agent: half of it).
+const ANONYMOUS_FIELD: usize = 256;
+/// Rows of callers without a valid token kept a minute, on average (a person makes a few), and at
+/// once.
+const ANONYMOUS_PER_MINUTE: f64 = 120.0;
+const ANONYMOUS_BURST: f64 = 60.0;
+/// Rows a query reads from the index at a time.
+const PAGE: usize = 2_000;
 
 /// One audit row.
 #[derive(Debug, Clone)]
@@ -116,6 +124,10 @@ pub struct AuditLog {
     /// a sign-in of anyone but dicomlab's checks: what a lab session in this process waits on
     /// instead of polling (a check's own requests wake nobody, so checking never feeds itself).
     learner_rows: tokio::sync::watch::Sender<u64>,
+    /// Most rows kept per table (the oldest go first): a classroom keeps fewer per learner.
+    pub keep_rows: i64,
+    /// What rows of callers without a valid token may still be written: (tokens, last refill).
+    anonymous: Mutex<(f64, std::time::Instant)>,
 }
 
 /// The product part of the User-Agent of dicomlab's checks (`dicomlab-check/<version>`): their rows
@@ -178,7 +190,25 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
             workspace_id,
             agent_column: true,
             learner_rows: tokio::sync::watch::channel(0).0,
+            keep_rows: KEEP_ROWS,
+            anonymous: Mutex::new((ANONYMOUS_BURST, std::time::Instant::now())),
         })
+    }
+
+    /// Whether one more row of a caller without a valid token may be written (a token bucket).
+    fn admit_anonymous(&self) -> bool {
+        let Ok(mut b) = self.anonymous.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(b.1).as_secs_f64() * ANONYMOUS_PER_MINUTE / 60.0;
+        *b = ((b.0 + refill).min(ANONYMOUS_BURST), now);
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Something a check reads changed without a row (a role assigned with `dicomlab role`, as the
@@ -290,7 +320,7 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
             for table in ["audit_log", "signin_log", "user_signin_log"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE id <= (SELECT max(id) FROM {table}) - ?1"),
-                    [KEEP_ROWS],
+                    [self.keep_rows],
                 )?;
             }
         }
@@ -301,144 +331,214 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
         Ok(())
     }
 
-    /// The rows of a table written at or after `since` and at least `delay` ago.
+    /// The rows of `table` written at or after `since` and at least `delay` ago that `keep` lets
+    /// through, read a page at a time — the index's lock is held for a page, never for the whole read
+    /// — until `plan.wanted` of them are in, or every row was looked at: a query costs what it
+    /// returns, not what the table holds. None: no such table.
     fn read(
         &self,
         db: &Db,
         table: &str,
         since: Option<OffsetDateTime>,
-    ) -> Result<Option<Table>, DbError> {
-        let mut t = self.read_all(db, table, since)?;
-        if !self.agent_column
-            && let Some(t) = t.as_mut()
-            && let Some(i) = t.columns.iter().position(|c| c.name == "UserAgent")
-        {
-            t.columns.remove(i);
-            for row in &mut t.rows {
-                if i < row.len() {
-                    row.remove(i);
-                }
-            }
-        }
-        Ok(t)
-    }
-
-    fn read_all(
-        &self,
-        db: &Db,
-        table: &str,
-        since: Option<OffsetDateTime>,
-    ) -> Result<Option<Table>, DbError> {
+        plan: kql::Plan,
+        mut keep: impl FnMut(&mut Table) -> Result<(), kql::KqlError>,
+    ) -> Result<Option<Result<Table, kql::KqlError>>, DbError> {
         let visible = kql::format_time(OffsetDateTime::now_utc() - self.delay);
         let since = since.map_or_else(String::new, kql::format_time);
-        let c = db.lock()?;
+        let mut cursor = if plan.newest_first { i64::MAX } else { 0 };
+        let mut out: Option<Table> = None;
+        loop {
+            let page = {
+                let c = db.lock()?;
+                self.read_page(&c, table, [&since, &visible], cursor, plan.newest_first)?
+            };
+            let Some((mut page, last)) = page else {
+                return Ok(None);
+            };
+            let ended = page.rows.len() < PAGE;
+            if let Some(i) = page.columns.iter().position(|c| c.name == "UserAgent")
+                && !self.agent_column
+            {
+                page.columns.remove(i);
+                for row in &mut page.rows {
+                    if i < row.len() {
+                        row.remove(i);
+                    }
+                }
+            }
+            if let Err(e) = keep(&mut page) {
+                return Ok(Some(Err(e)));
+            }
+            let t = out.get_or_insert_with(|| Table {
+                columns: page.columns.clone(),
+                rows: Vec::new(),
+            });
+            t.rows.extend(page.rows);
+            if t.rows.len() >= plan.wanted {
+                t.rows.truncate(plan.wanted);
+                break;
+            }
+            match last {
+                Some(id) if !ended => cursor = id,
+                _ => break,
+            }
+        }
+        let mut t = out.unwrap_or_default();
+        if plan.newest_first {
+            // Read newest first; the query's own order (and everything after it) runs on these.
+            t.rows.reverse();
+        }
+        Ok(Some(Ok(t)))
+    }
+
+    /// One page of a table's rows after `cursor` (an id) in the reading order, and the last id read.
+    fn read_page(
+        &self,
+        c: &rusqlite::Connection,
+        table: &str,
+        window: [&String; 2],
+        cursor: i64,
+        newest_first: bool,
+    ) -> Result<Option<(Table, Option<i64>)>, DbError> {
+        let (cmp, dir) = if newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let page = PAGE as i64;
         let col = |name: &str, ty: &'static str| Column {
             name: name.into(),
             ty,
         };
         let parse_time = |s: String| kql::parse_datetime(&s).map_or(Cell::Null, Cell::Time);
         if table.eq_ignore_ascii_case(AUDIT_TABLE) {
-            let mut stmt = c.prepare_cached(
-                "SELECT time, operation, identity, status, result_type, correlation_id, uri, user_agent FROM audit_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT id, time, operation, identity, status, result_type, correlation_id, uri, user_agent FROM audit_log WHERE time >= ?1 AND time <= ?2 AND id {cmp} ?3 ORDER BY id {dir} LIMIT ?4"
+            ))?;
+            let mut last = None;
             let rows = stmt
-                .query_map([&since, &visible], |r| {
-                    let identity: String = r.get(2)?;
-                    let status: Option<i64> = r.get(3)?;
-                    let result_type: String = r.get(4)?;
-                    Ok(vec![
-                        parse_time(r.get(0)?),
-                        Cell::Str(r.get(1)?),
-                        Cell::Dyn(serde_json::from_str(&identity).unwrap_or(Value::Null)),
-                        status.map_or(Cell::Null, Cell::Int),
-                        Cell::Str(if result_type == "Started" {
-                            "Informational".into()
-                        } else if status.unwrap_or(0) >= 500 {
-                            "Error".into()
-                        } else {
-                            "Informational".into()
-                        }),
-                        Cell::Str(result_type),
-                        Cell::Str(r.get(5)?),
-                        Cell::Str(r.get(6)?),
-                        Cell::Str(r.get(7)?),
-                    ])
+                .query_map(rusqlite::params![window[0], window[1], cursor, page], |r| {
+                    let id: i64 = r.get(0)?;
+                    let identity: String = r.get(3)?;
+                    let status: Option<i64> = r.get(4)?;
+                    let result_type: String = r.get(5)?;
+                    Ok((
+                        id,
+                        vec![
+                            parse_time(r.get(1)?),
+                            Cell::Str(r.get(2)?),
+                            Cell::Dyn(serde_json::from_str(&identity).unwrap_or(Value::Null)),
+                            status.map_or(Cell::Null, Cell::Int),
+                            Cell::Str(if result_type == "Started" {
+                                "Informational".into()
+                            } else if status.unwrap_or(0) >= 500 {
+                                "Error".into()
+                            } else {
+                                "Informational".into()
+                            }),
+                            Cell::Str(result_type),
+                            Cell::Str(r.get(6)?),
+                            Cell::Str(r.get(7)?),
+                            Cell::Str(r.get(8)?),
+                            Cell::Str(self.workspace_id.clone()),
+                            Cell::Str("Azure".into()),
+                            Cell::Str(AUDIT_TABLE.into()),
+                            Cell::Str(self.resource_id.clone()),
+                        ],
+                    ))
                 })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let rows = rows
-                .into_iter()
-                .map(|mut r| {
-                    r.extend([
-                        Cell::Str(self.workspace_id.clone()),
-                        Cell::Str("Azure".into()),
-                        Cell::Str(AUDIT_TABLE.into()),
-                        Cell::Str(self.resource_id.clone()),
-                    ]);
-                    r
+                .map(|r| {
+                    r.map(|(id, row)| {
+                        last = Some(id);
+                        row
+                    })
                 })
-                .collect();
-            return Ok(Some(Table {
-                columns: vec![
-                    col("TimeGenerated", "datetime"),
-                    col("OperationName", "string"),
-                    col("Identity", "dynamic"),
-                    col("StatusCode", "int"),
-                    col("Level", "string"),
-                    col("ResultType", "string"),
-                    col("CorrelationId", "string"),
-                    col("Uri", "string"),
-                    col("UserAgent", "string"),
-                    col("TenantId", "string"),
-                    col("SourceSystem", "string"),
-                    col("Type", "string"),
-                    col("_ResourceId", "string"),
-                ],
-                rows,
-            }));
+                .collect::<Result<Vec<_>, _>>()?;
+            let columns = vec![
+                col("TimeGenerated", "datetime"),
+                col("OperationName", "string"),
+                col("Identity", "dynamic"),
+                col("StatusCode", "int"),
+                col("Level", "string"),
+                col("ResultType", "string"),
+                col("CorrelationId", "string"),
+                col("Uri", "string"),
+                col("UserAgent", "string"),
+                col("TenantId", "string"),
+                col("SourceSystem", "string"),
+                col("Type", "string"),
+                col("_ResourceId", "string"),
+            ];
+            return Ok(Some((Table { columns, rows }, last)));
         }
-        if table.eq_ignore_ascii_case(USER_SIGNIN_TABLE) {
-            return text_table(
-                &c,
-                "SELECT time, upn, user_id, app_id, result_type, result_description, resource, correlation_id, user_agent FROM user_signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
-                [&since, &visible],
-                &["UserPrincipalName", "UserId", "AppId", "ResultType", "ResultDescription", "ResourceIdentity", "CorrelationId", "UserAgent"],
+        let (sql, names, type_name): (&str, &[&str], &str) = if table
+            .eq_ignore_ascii_case(USER_SIGNIN_TABLE)
+        {
+            (
+                "SELECT id, time, upn, user_id, app_id, result_type, result_description, resource, correlation_id, user_agent FROM user_signin_log",
+                &[
+                    "UserPrincipalName",
+                    "UserId",
+                    "AppId",
+                    "ResultType",
+                    "ResultDescription",
+                    "ResourceIdentity",
+                    "CorrelationId",
+                    "UserAgent",
+                ],
                 USER_SIGNIN_TABLE,
             )
-            .map(Some);
-        }
-        if table.eq_ignore_ascii_case(SIGNIN_TABLE) {
-            return text_table(
-                &c,
-                "SELECT time, app_id, result_type, result_description, resource, correlation_id, user_agent FROM signin_log WHERE time >= ?1 AND time <= ?2 ORDER BY id",
-                [&since, &visible],
-                &["AppId", "ResultType", "ResultDescription", "ResourceIdentity", "CorrelationId", "UserAgent"],
+        } else if table.eq_ignore_ascii_case(SIGNIN_TABLE) {
+            (
+                "SELECT id, time, app_id, result_type, result_description, resource, correlation_id, user_agent FROM signin_log",
+                &[
+                    "AppId",
+                    "ResultType",
+                    "ResultDescription",
+                    "ResourceIdentity",
+                    "CorrelationId",
+                    "UserAgent",
+                ],
                 SIGNIN_TABLE,
             )
-            .map(Some);
-        }
-        Ok(None)
+        } else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "{sql} WHERE time >= ?1 AND time <= ?2 AND id {cmp} ?3 ORDER BY id {dir} LIMIT ?4"
+        );
+        text_table(c, &sql, (window, cursor, page), names, type_name).map(Some)
     }
 }
 
-/// A table whose rows are the time, then text columns (`names`, in the query's order), then `Type`.
+/// A page of a table whose rows are the id, the time, then text columns (`names`, in the query's
+/// order), then `Type`; and the last id read.
 fn text_table(
     c: &rusqlite::Connection,
     sql: &str,
-    params: [&String; 2],
+    (window, cursor, page): ([&String; 2], i64, i64),
     names: &[&str],
     type_name: &str,
-) -> Result<Table, DbError> {
+) -> Result<(Table, Option<i64>), DbError> {
     let mut stmt = c.prepare_cached(sql)?;
+    let mut last = None;
     let rows = stmt
-        .query_map(params, |r| {
-            let time: String = r.get(0)?;
+        .query_map(rusqlite::params![window[0], window[1], cursor, page], |r| {
+            let id: i64 = r.get(0)?;
+            let time: String = r.get(1)?;
             let mut row = vec![kql::parse_datetime(&time).map_or(Cell::Null, Cell::Time)];
             for i in 0..names.len() {
-                row.push(Cell::Str(r.get(i + 1)?));
+                row.push(Cell::Str(r.get(i + 2)?));
             }
             row.push(Cell::Str(type_name.into()));
-            Ok(row)
+            Ok((id, row))
         })?
+        .map(|r| {
+            r.map(|(id, row)| {
+                last = Some(id);
+                row
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let col = |name: &str, ty: &'static str| Column {
         name: name.into(),
@@ -447,7 +547,7 @@ fn text_table(
     let mut columns = vec![col("TimeGenerated", "datetime")];
     columns.extend(names.iter().map(|n| col(n, "string")));
     columns.push(col("Type", "string"));
-    Ok(Table { columns, rows })
+    Ok((Table { columns, rows }, last))
 }
 
 /// Writes the buffer 250 ms after rows arrive (one transaction for a burst), while the service lives;
@@ -551,6 +651,32 @@ pub async fn record(State(svc): State<SharedService>, req: Request, next: Next) 
     ));
     let identity = svc.auth.identity(req.headers());
     let user_agent = user_agent(req.headers());
+    // A caller without a token this service signed (none, or a forged one): one small row, and only
+    // as many as a person makes — a flood of them costs the log (and the checks that read it)
+    // nothing. A learner's own 401s (an expired token) keep their full rows.
+    if identity.as_object().is_some_and(serde_json::Map::is_empty) {
+        let mut resp = next.run(req).await;
+        if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+            resp.headers_mut().insert("x-ms-request-id", v);
+        }
+        if svc.audit.admit_anonymous() {
+            svc.audit.push_audit(AuditRow {
+                time: OffsetDateTime::now_utc(),
+                operation,
+                identity,
+                status: Some(resp.status().as_u16()),
+                result_type: if resp.status().as_u16() < 400 {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                },
+                correlation_id,
+                uri: uri.chars().take(ANONYMOUS_FIELD).collect(),
+                user_agent: user_agent.chars().take(ANONYMOUS_FIELD / 2).collect(),
+            });
+        }
+        return resp;
+    }
     let started = AuditRow {
         time: OffsetDateTime::now_utc(),
         operation,
@@ -807,13 +933,33 @@ pub async fn query(
         .max();
     let table_name = q.table.clone();
     let s2 = svc.clone();
+    let q2 = q.clone();
     let read = tokio::task::spawn_blocking(move || {
         s2.audit.flush(&s2.db)?;
-        s2.audit.read(&s2.db, &table_name, since)
+        // Each page: the timespan, then the query's leading filters; a query stops reading once it
+        // has the rows it returns.
+        s2.audit
+            .read(&s2.db, &table_name, since, q2.plan(), |page| {
+                if let Some((start, end)) = window
+                    && let Some(i) = page.columns.iter().position(|c| c.name == "TimeGenerated")
+                {
+                    page.rows
+                        .retain(|r| matches!(&r[i], Cell::Time(t) if *t >= start && *t <= end));
+                }
+                q2.prefilter(page)
+            })
     })
     .await;
     let table = match read {
-        Ok(Ok(Some(t))) => t,
+        Ok(Ok(Some(Ok(t)))) => t,
+        Ok(Ok(Some(Err(e)))) => {
+            return la_error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some(("SemanticError", &e.to_string())),
+            );
+        }
         Ok(Ok(None)) => {
             return la_error(
                 StatusCode::BAD_REQUEST,
@@ -847,14 +993,6 @@ pub async fn query(
             );
         }
     };
-    let mut table = table;
-    if let Some((start, end)) = window
-        && let Some(i) = table.columns.iter().position(|c| c.name == "TimeGenerated")
-    {
-        table
-            .rows
-            .retain(|r| matches!(&r[i], Cell::Time(t) if *t >= start && *t <= end));
-    }
     let result = match q.run(table) {
         Ok(t) => t,
         Err(e) => {

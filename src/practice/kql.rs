@@ -27,6 +27,15 @@ const MAX_CONDITIONS: usize = 64;
 /// Most rows one answer may hold (Log Analytics caps answers too).
 pub const MAX_ROWS: usize = 30_000;
 
+/// How a query reads its table (see [`Query::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Newest rows first (else in the order they were written).
+    pub newest_first: bool,
+    /// Rows that pass the leading `where`s it needs, at most.
+    pub wanted: usize,
+}
+
 /// A cell value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -622,6 +631,53 @@ impl Query {
             bound = Some(bound.map_or(b, |x: OffsetDateTime| x.min(b)));
         }
         bound
+    }
+
+    /// How the query can be read a page at a time, stopping once it has what it returns: its
+    /// leading `where`s filter each page as it is read; a `take` right after them (or after an order
+    /// on `TimeGenerated`) says how many rows it needs, and in which order to read. Any other
+    /// query reads (filtered) rows up to [`MAX_ROWS`] — what an answer may hold anyway.
+    pub fn plan(&self) -> Plan {
+        let rest = self
+            .ops
+            .iter()
+            .skip_while(|o| matches!(o, Op::Where(_)))
+            .collect::<Vec<_>>();
+        let (newest_first, wanted) = match rest.as_slice() {
+            [Op::Order { column, desc }, Op::Take(n), ..]
+                if column.eq_ignore_ascii_case("TimeGenerated") =>
+            {
+                (*desc, *n)
+            }
+            [Op::Take(n), ..] => (false, *n),
+            _ => (false, MAX_ROWS),
+        };
+        Plan {
+            newest_first,
+            wanted: wanted.min(MAX_ROWS),
+        }
+    }
+
+    /// Keeps the rows of `table` its leading `where`s let through (a page, as it is read).
+    pub fn prefilter(&self, table: &mut Table) -> Result<(), KqlError> {
+        for op in self.ops.iter().take_while(|o| matches!(o, Op::Where(_))) {
+            if let Op::Where(alternatives) = op {
+                let mut compiled = Vec::new();
+                for conj in alternatives {
+                    let mut cs = Vec::new();
+                    for c in conj {
+                        cs.push((table.index(&c.column)?, c));
+                    }
+                    compiled.push(cs);
+                }
+                table.rows.retain(|row| {
+                    compiled
+                        .iter()
+                        .any(|conj| conj.iter().all(|(i, c)| matches(&row[*i], c)))
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Runs the query over `table`'s rows.

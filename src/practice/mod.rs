@@ -76,6 +76,8 @@ pub struct ServiceConfig {
     pub audit_delay: Duration,
     /// Whether the logs show the practice service's extra `UserAgent` column (Azure's keep none).
     pub audit_user_agent: bool,
+    /// Most rows the audit log keeps per table (the oldest go first).
+    pub audit_rows: i64,
     /// Bytes that uploads kept in memory and validations may hold at once, across every request: a
     /// quarter for parts kept in memory while they arrive, the rest for validating headers.
     pub memory_budget: u64,
@@ -123,6 +125,7 @@ impl Default for ServiceConfig {
             heavy_jobs: 0,
             audit_delay: Duration::ZERO,
             audit_user_agent: true,
+            audit_rows: 200_000,
             memory_budget: 256 * 1024 * 1024,
             limits: server::ConnectionLimits::default(),
             cors: None,
@@ -334,6 +337,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
     let auth = Auth::load(&db, config.auth, config.token_lifetime, config.grant_owner)?;
     let mut audit = audit::AuditLog::open(&db, config.audit_delay)?;
     audit.agent_column = config.audit_user_agent;
+    audit.keep_rows = config.audit_rows;
     let cors = cors::Cors::load(&db, config.cors.as_ref())?;
     let identity = identity::Identity::load(&db)?;
     let limits = config.shared_limits.clone().unwrap_or_else(|| {
