@@ -505,7 +505,13 @@ async fn the_public_port_grants_nothing_that_is_for_loopback_only() {
     let http = reqwest::Client::new();
     // The test's requests come from 127.0.0.1, as a same-host nginx's would.
     let public = format!("http://{}", c.http_addr);
-    let internal = format!("http://{}", c.internal_addr);
+    // The classroom's own loopback listener: its key leads every path (the learner's values know it).
+    let internal = ada
+        .authority
+        .strip_suffix("/l/ada")
+        .expect("the internal origin")
+        .to_string();
+    assert!(internal.starts_with(&format!("http://{}/", c.internal_addr)));
     for path in [
         "/l/ada/admin/roles",
         "/l/ada//admin/roles",
@@ -563,6 +569,40 @@ async fn the_public_port_grants_nothing_that_is_for_loopback_only() {
         .await
         .expect("login");
     assert_eq!(r.status(), 400, "on loopback the page is merely expired");
+    // Issue 16: another local user's process, without the classroom's key, reaches nothing there —
+    // not the roles, not a new client, not the one-click sign-in, not the learner's data.
+    let bare = format!("http://{}", c.internal_addr);
+    let wrong = format!("{bare}/{}", "0".repeat(32));
+    for origin in [&bare, &wrong] {
+        for (method, path) in [
+            ("GET", "/l/ada/admin/roles".to_string()),
+            (
+                "PUT",
+                format!("/l/ada/admin/roles/{}/DICOM%20Data%20Owner", ada.client_id),
+            ),
+            ("POST", "/l/ada/admin/clients".to_string()),
+            ("POST", format!("/l/ada/{}/login", ada.tenant_id)),
+            ("GET", "/l/ada/v1/studies".to_string()),
+            ("GET", "/".to_string()),
+            ("POST", "/classroom/join".to_string()),
+        ] {
+            let r = http
+                .request(method.parse().expect("method"), format!("{origin}{path}"))
+                .header("x-dicomlab-admin", "1")
+                .json(&json!({"name": "mine"}))
+                .send()
+                .await
+                .expect("internal without the key");
+            assert_eq!(r.status(), 404, "{method} {origin}{path}");
+        }
+    }
+    let roles = &c.core.tenants.get(&name("ada")).expect("ada").service.auth;
+    assert!(
+        !roles
+            .roles_of(&ada.client_id)
+            .contains(&dicomlab::practice::auth::Role::DataOwner),
+        "nothing was granted"
+    );
     c.shutdown().await;
 }
 
@@ -687,13 +727,14 @@ async fn the_public_port_limits_each_address_rate() {
     let (at, retry) = limited.expect("limited");
     assert!(at >= 10, "the burst passes: limited after {at}");
     assert!(retry.is_some_and(|s| s >= 1), "{retry:?}");
+    let ada = c.core.join(&name("ada")).await.expect("ada joins");
     for _ in 0..30 {
         let r = http
-            .get(format!("http://{}/", c.internal_addr))
+            .get(format!("{}/changefeed/latest", ada.base_url))
             .send()
             .await
             .expect("get");
-        assert_eq!(r.status(), 200, "the loopback listener is not limited");
+        assert_eq!(r.status(), 401, "the loopback listener is not limited");
     }
     c.shutdown().await;
 }

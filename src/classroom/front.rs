@@ -62,26 +62,27 @@ pub enum Exposure {
     /// `/admin/` route, and every request forwarded is marked [`practice::NotLoopback`], so nothing
     /// a learner's service grants callers on loopback is granted through it.
     Public,
-    /// The loopback listener of this process: the learners' TUIs and the classroom's checks.
+    /// The loopback listener of this process: the learners' TUIs and the classroom's checks. Every
+    /// path starts with the process's key (`/{key}/l/{name}/…`): without it, nothing answers but
+    /// "not found" — another local user's process cannot use it.
     Internal,
 }
 
 /// The front's routes.
 pub fn router(core: Arc<Core>, exposure: Exposure) -> Router {
-    let routes = Router::new().route("/", get(welcome)).route(
-        "/classroom/join",
-        post(join).layer(DefaultBodyLimit::max(MAX_JOIN_BODY)),
-    );
     match exposure {
-        Exposure::Public => {
-            routes
-                .fallback(public_route)
-                .layer(axum::middleware::from_fn_with_state(
-                    core.clone(),
-                    limit_rate,
-                ))
-        }
-        Exposure::Internal => routes.fallback(internal_route),
+        Exposure::Public => Router::new()
+            .route("/", get(welcome))
+            .route(
+                "/classroom/join",
+                post(join).layer(DefaultBodyLimit::max(MAX_JOIN_BODY)),
+            )
+            .fallback(public_route)
+            .layer(axum::middleware::from_fn_with_state(
+                core.clone(),
+                limit_rate,
+            )),
+        Exposure::Internal => Router::new().fallback(internal_route),
     }
     .with_state(core)
 }
@@ -137,7 +138,27 @@ async fn public_route(State(core): State<Arc<Core>>, req: Request) -> Response {
     learner_route(core, req, Exposure::Public).await
 }
 
-async fn internal_route(State(core): State<Arc<Core>>, req: Request) -> Response {
+async fn internal_route(State(core): State<Arc<Core>>, mut req: Request) -> Response {
+    use subtle::ConstantTimeEq;
+    let path = req.uri().path();
+    let Some((key, rest)) = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .map(|(k, r)| (k, format!("/{r}")))
+    else {
+        return not_found();
+    };
+    if !bool::from(key.as_bytes().ct_eq(core.internal_key.as_bytes())) {
+        return not_found();
+    }
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest,
+    };
+    let Ok(uri) = path_and_query.parse::<Uri>() else {
+        return text(StatusCode::BAD_REQUEST, "Bad request path.\n");
+    };
+    *req.uri_mut() = uri;
     learner_route(core, req, Exposure::Internal).await
 }
 
@@ -245,7 +266,12 @@ async fn learner_route(core: Arc<Core>, mut req: Request, exposure: Exposure) ->
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_check_agent);
     let log_read = req.uri().path().starts_with("/loganalytics/");
-    if let Ok(v) = HeaderValue::from_str(&name.prefix()) {
+    // The URLs the service answers with start as the caller's did (the key too, on loopback).
+    let prefix = match exposure {
+        Exposure::Public => name.prefix(),
+        Exposure::Internal => format!("/{}{}", core.internal_key, name.prefix()),
+    };
+    if let Ok(v) = HeaderValue::from_str(&prefix) {
         req.headers_mut()
             .insert(crate::practice::FORWARDED_PREFIX, v);
     }

@@ -293,8 +293,12 @@ pub struct Core {
     changed: watch::Sender<u64>,
     /// Per learner, bumped when the room's checks of them ended: what their TUI over SSH waits on.
     verdicts: Mutex<std::collections::HashMap<LearnerName, watch::Sender<u64>>>,
-    /// `http://127.0.0.1:PORT` of the loopback listener (set once it listens).
+    /// `http://127.0.0.1:PORT/{key}` of the loopback listener (set once it listens): the key is
+    /// this process's secret, so no other local user's process reaches a learner's service (and what
+    /// it grants callers on loopback) through it.
     internal_origin: OnceLock<String>,
+    /// That key (random, made at each start, never written anywhere).
+    pub(crate) internal_key: String,
     /// The public origin learners use.
     public_origin: OnceLock<String>,
     ssh_port: OnceLock<u16>,
@@ -822,13 +826,14 @@ impl Classroom {
                 addr: config.http,
                 source,
             })?;
-        let internal_origin = format!("http://{internal_addr}");
+        let internal_key = uuid::Uuid::new_v4().simple().to_string();
+        let internal_origin = format!("http://{internal_addr}/{internal_key}");
         let limits = SharedLimits::new(config.heavy_jobs, config.memory_budget);
         let tenants = Tenants::new(
             folder.clone(),
             limits,
             config.max_learners,
-            internal_origin.clone(),
+            format!("http://{internal_addr}"),
         )
         .with_reindex_min(config.reindex_min)
         .with_storage(config.learner_storage);
@@ -850,6 +855,7 @@ impl Classroom {
             verdicts: Mutex::default(),
             changed,
             internal_origin: OnceLock::new(),
+            internal_key,
             public_origin: OnceLock::new(),
             ssh_port: OnceLock::new(),
             sessions: Mutex::new(BTreeMap::new()),
