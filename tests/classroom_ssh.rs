@@ -646,3 +646,66 @@ async fn one_truth_for_a_learner_live_on_her_screen_and_in_the_room() {
     let (marks, done) = tui_marks(&screen, &lab);
     assert!(done.is_some_and(|d| d >= 4), "{marks:?} {done:?}\n{screen}");
 }
+
+/// Waits until the server has ended the connection (not only the channel).
+async fn hung_up(h: &russh::client::Handle<common::ssh_client::Accept>, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if h.is_closed() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.is_closed()
+}
+
+/// Issue 16: a connection is counted and closed for its whole life. With the class code, a refused
+/// login (a name that cannot be used, a full room) says why and then ends the connection — it holds
+/// no file of the classroom's — and a session's end ends its connection too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_finished_connections_are_closed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(
+        dir.path(),
+        1,
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    )
+    .await;
+    let addr = c.ssh.addr;
+    // Forty logins with a name that cannot be used: each told, then hung up on.
+    let mut held = Vec::new();
+    for i in 0..40 {
+        let mut t = Terminal::open(addr, &format!("../x{i}"), CODE, 80, 24)
+            .await
+            .expect("logged in");
+        let s = t.until_closed(LONG).await.expect("told");
+        assert!(s.contains("cannot be used"), "{s}");
+        held.push(t);
+    }
+    for (i, t) in held.iter().enumerate() {
+        assert!(
+            hung_up(&t.handle, Duration::from_secs(5)).await,
+            "refused connection {i} is still open"
+        );
+    }
+    // A full room (one session): the second learner is told, and hung up on.
+    let (ada, _) = Terminal::first_login(addr, "ada", CODE, 120, 40)
+        .await
+        .expect("ada");
+    let mut bob = Terminal::open(addr, "bob", CODE, 80, 24)
+        .await
+        .expect("bob logs in");
+    let s = bob.until_closed(LONG).await.expect("told");
+    assert!(s.contains("limit of 1 sessions"), "{s}");
+    assert!(hung_up(&bob.handle, Duration::from_secs(5)).await);
+    // Ada leaves the lab (q, then q on her values): her connection ends with her session.
+    ada.send(b"q").await.expect("q");
+    let mut ada = ada;
+    ada.wait_for("her values", |s| s.contains("Enter"), LONG)
+        .await
+        .expect("values");
+    ada.send(b"q").await.expect("q");
+    let _ = ada.until_closed(LONG).await;
+    assert!(hung_up(&ada.handle, Duration::from_secs(5)).await);
+}

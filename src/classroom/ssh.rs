@@ -245,6 +245,16 @@ async fn accept(
     let sessions = core.ssh_sessions.clone();
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
     let per_address = crate::practice::server::ClientCounts::default();
+    // For a connection's whole life: the sessions and those logging in, and one address's share of
+    // them (a room behind one NAT address holds every session) — however a connection behaves after
+    // its login, the listener's files stay bounded.
+    let whole_life = core.config.max_sessions + MAX_UNAUTHENTICATED;
+    let alive = Arc::new(tokio::sync::Semaphore::new(whole_life));
+    let alive_per_address = crate::practice::server::ClientCounts::default();
+    let per_address_life = core
+        .config
+        .max_sessions
+        .max(MAX_UNAUTHENTICATED_PER_ADDRESS);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let (socket, peer) = tokio::select! {
@@ -258,6 +268,18 @@ async fn accept(
                     continue;
                 }
             },
+        };
+        let Ok(alive_permit) = alive.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "ssh: {whole_life} connections open; closed");
+            continue;
+        };
+        let Some(alive_slot) = crate::practice::server::ClientSlot::take(
+            &alive_per_address,
+            super::gate::client(peer.ip()),
+            per_address_life,
+        ) else {
+            tracing::warn!(%peer, "ssh: {per_address_life} connections open from this address; closed");
+            continue;
         };
         let Ok(permit) = unauthenticated.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "ssh: too many connections logging in at once; closed");
@@ -300,6 +322,7 @@ async fn accept(
         let mut stop = stop.clone();
         let login_time = core.config.login_time;
         connections.spawn(async move {
+            let _alive = (alive_permit, alive_slot);
             // Log in within `login_time` (the key exchange counts), then ask for a terminal within
             // as long: a connection that does neither holds a slot (and a task) for nothing.
             let deadline = tokio::time::Instant::now() + login_time;
@@ -936,6 +959,8 @@ impl LiveSessionTask {
         let _ = handle.exit_status_request(channel, code).await;
         let _ = handle.eof(channel).await;
         let _ = handle.close(channel).await;
+        // One terminal per connection: the connection ends with it (nothing else may use it).
+        hang_up(&handle, "the session ended").await;
         tracing::info!(learner = %name, id, "ssh session closed");
     }
 }
@@ -975,13 +1000,26 @@ fn span(d: Duration) -> String {
     }
 }
 
-/// Says why in the terminal, then closes the channel.
+/// Says why in the terminal, closes the channel, then the connection: a refused login holds nothing.
 async fn refuse(handle: russh::server::Handle, channel: ChannelId, text: String) {
     let msg = format!("\r\n{}\r\n\r\n", text.replace('\n', "\r\n"));
     let _ = handle.data(channel, Bytes::from(msg)).await;
     let _ = handle.exit_status_request(channel, 1).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
+    hang_up(&handle, "refused").await;
+}
+
+/// Ends the connection, a moment after what was said on its channel (so the client shows it).
+async fn hang_up(handle: &russh::server::Handle, why: &str) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = handle
+        .disconnect(
+            russh::Disconnect::ByApplication,
+            why.to_string(),
+            String::new(),
+        )
+        .await;
 }
 
 /// Draws a one-line notice over the top of the screen (the next key redraws the screen whole).
