@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod lab;
 pub mod multipart;
 pub mod ohif;
+pub mod postman;
 pub mod practice;
 pub mod target;
 pub mod text;

@@ -324,3 +324,29 @@ fn over_ssh_an_exchange_shows_the_address_the_learners_laptop_uses() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn the_token_step_names_the_targets_own_token_endpoint() {
+    let mut a = app();
+    a.vars = vec![(
+        "{tokenUrl}".into(),
+        "http://127.0.0.1:8042/0c1e5f0a/oauth2/token".into(),
+    )];
+    select(&mut a, "get-token");
+    let text = tui::text(&a, 120, 40).replace('\n', "");
+    assert!(
+        text.contains("http://127.0.0.1:8042/0c1e5f0a/oauth2/token"),
+        "{text}"
+    );
+    // Its instructions and its "Show me" agree: Azure AD's host is not the practice service's.
+    let step = a.lab.step("get-token").expect("step");
+    for t in [
+        step.instructions.as_str(),
+        step.show_me.as_deref().unwrap_or_default(),
+    ] {
+        assert!(
+            t.contains("{tokenUrl}") && !t.contains("login.microsoftonline.com"),
+            "{t}"
+        );
+    }
+}
