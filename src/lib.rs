@@ -13,6 +13,7 @@ pub mod lab;
 pub mod logfile;
 pub mod multipart;
 pub mod ohif;
+pub mod postman;
 pub mod practice;
 pub mod target;
 pub mod text;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use cmd::classroom::ClassroomArgs;
 use cmd::lab::LabAction;
+use cmd::postman::PostmanAction;
 use cmd::report::ReportFormat;
 use cmd::role::RoleAction;
 use cmd::serve::ServeArgs;
@@ -88,6 +89,11 @@ enum Command {
         #[arg(long = "into", default_value = "azure")]
         into: String,
     },
+    /// The workshop's Postman files for the active target (`postman export [--out DIR]`).
+    Postman {
+        #[command(subcommand)]
+        action: PostmanAction,
+    },
     /// The terminal UI (what `dicomlab` alone opens).
     Tui {
         /// The folder with the official sample files (default: generated ones).
@@ -96,9 +102,10 @@ enum Command {
     },
     /// Run the practice service: a local DICOM service that answers like Azure's.
     Serve(ServeArgs),
-    /// Write the lab's three sample instances (red triangle, green square, blue circle).
+    /// Write the lab's sample instances: its dataset (the embedded lab's are the red triangle, green
+    /// square and blue circle; with `--lab FILE`, that lab's own).
     Samples {
-        /// Folder to write red-triangle.dcm, green-square.dcm and blue-circle.dcm into.
+        /// Folder to write them into (replacing files of the same names).
         #[arg(long, default_value = "dcms")]
         out: PathBuf,
     },
@@ -181,16 +188,20 @@ async fn run_cli(mut cli: Cli) -> Result<std::process::ExitCode> {
             cmd::lab::import_postman(&cli, &file, &into)?;
             ok
         }
+        Some(Command::Postman { action }) => {
+            cmd::postman::postman(&cli, action).await?;
+            ok
+        }
         Some(Command::Steps) => {
             cmd::lab::steps(&cli)?;
             ok
         }
         Some(Command::Serve(args)) => {
-            cmd::serve::serve(args).await?;
+            cmd::serve::serve(args, cmd::lab_of(&cli)?.practice.roles).await?;
             ok
         }
         Some(Command::Samples { out }) => {
-            for p in dicomlab::dicom::samples::write_samples(&out)? {
+            for p in cmd::lab_of(&cli)?.dataset.write_all(&out)? {
                 println!("{}", p.display());
             }
             ok

@@ -26,6 +26,15 @@ async fn open_with(
     code: &str,
     change: impl FnOnce(&mut ClassroomConfig),
 ) -> Classroom {
+    open_lab(dir, code, change, Lab::embedded().expect("lab")).await
+}
+
+async fn open_lab(
+    dir: &std::path::Path,
+    code: &str,
+    change: impl FnOnce(&mut ClassroomConfig),
+    lab: Lab,
+) -> Classroom {
     let mut c = ClassroomConfig::new(dir.to_path_buf());
     c.http = "127.0.0.1:0".parse().expect("addr");
     c.ssh = "127.0.0.1:0".parse().expect("addr");
@@ -34,13 +43,9 @@ async fn open_with(
     c.first_refusal_delay = Duration::from_millis(20);
     c.check_delay = Duration::from_millis(200);
     change(&mut c);
-    Classroom::start(
-        c,
-        Lab::embedded().expect("lab"),
-        Arc::new(dicomlab::classroom::lab_tui::LabRunner),
-    )
-    .await
-    .expect("classroom starts")
+    Classroom::start(c, lab, Arc::new(dicomlab::classroom::lab_tui::LabRunner))
+        .await
+        .expect("classroom starts")
 }
 
 fn name(n: &str) -> LearnerName {
@@ -291,6 +296,32 @@ async fn each_learner_has_their_own_service_behind_one_port() {
     eprintln!("bob is told: {said}");
     assert!(!said.to_string().is_empty());
     c.shutdown().await;
+}
+
+#[tokio::test]
+async fn learners_services_start_with_what_the_lab_says() {
+    use dicomlab::target::Role;
+    let role_of = |c: &Classroom, who: &str| {
+        let t = c.core.tenants.get(&name(who)).expect("service");
+        t.service.auth.roles_of(&t.service.auth.lab_client_id)
+    };
+    // The second lab has no role step: its file gives each learner's client DICOM Data Owner.
+    let dir = tempfile::tempdir().expect("tmp");
+    let basics = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/dicomweb-basics.toml");
+    let c = open_lab(
+        dir.path(),
+        "kx7p-2mqa-h4rt",
+        |_| {},
+        Lab::load(&basics).expect("lab"),
+    )
+    .await;
+    c.core.join(&name("ada")).await.expect("ada joins");
+    assert!(role_of(&c, "ada").contains(&Role::DataOwner));
+    // The lab "DICOM service" has one: the learner assigns it.
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "kx7p-2mqa-h4rt").await;
+    c.core.join(&name("bob")).await.expect("bob joins");
+    assert!(!role_of(&c, "bob").contains(&Role::DataOwner));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

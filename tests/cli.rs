@@ -1,27 +1,42 @@
 //! The real binary, headless: Postman import into a 0600 config, `check` naming the problem, and neither
-//! the progress file nor `report` ever holding the secret.
+//! the progress file nor `report` ever holding the secret; the Postman export (the Basic path offline:
+//! newman runs the exported files as they are, in another process, against a served practice service
+//! — skipped with a printed reason without newman, unless `DICOMLAB_REQUIRE_CLIENTS=1`); what a lab
+//! file says the practice service starts with, and its own sample files.
 
+#[path = "common/served.rs"]
+mod served;
+
+use std::path::Path;
 use std::process::Command;
+
+use serde_json::Value;
+use served::Served;
 
 const SECRET: &str = "s3cr3t-value-never-printed";
 
-fn dicomlab(home: &std::path::Path, args: &[&str]) -> (bool, String) {
+/// `dicomlab ARGS…` with its config, data and home in `home`: (success, stdout, stderr).
+fn run(home: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
         .args(args)
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env_remove("DICOMLAB_PROFILE")
+        .env_remove("DICOMLAB_CLIENT_SECRET")
         .output()
         .expect("run dicomlab");
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The same, its two outputs as one.
+fn dicomlab(home: &Path, args: &[&str]) -> (bool, String) {
+    let (ok, stdout, stderr) = run(home, args);
+    (ok, format!("{stdout}{stderr}"))
 }
 
 #[test]
@@ -136,39 +151,113 @@ fn a_broken_lab_file_names_the_line() {
     }
 }
 
+/// A lab of two shapes and a store step: no role step, so it must say what the practice service
+/// starts with.
+fn two_shapes(start: &str) -> String {
+    format!(
+        r##"format_version = 2
+id = "two-shapes"
+title = "Two shapes"
+{start}
+[[dataset.instance]]
+name = "star"
+file = "star.dcm"
+generator = {{ shape = "star", color = "#f0c000", rows = 64, columns = 64 }}
+study = "1.2.826.0.1.3680043.8.498.5551"
+series = "1.2.826.0.1.3680043.8.498.5551.1"
+sop = "1.2.826.0.1.3680043.8.498.5551.1.1"
+
+[[dataset.instance]]
+name = "diamond"
+file = "diamond.dcm"
+generator = {{ shape = "diamond", color = "#1aa39a", rows = 64, columns = 96 }}
+study = "1.2.826.0.1.3680043.8.498.5551"
+series = "1.2.826.0.1.3680043.8.498.5551.1"
+sop = "1.2.826.0.1.3680043.8.498.5551.1.2"
+
+[[exercise]]
+id = "store"
+title = "Store"
+
+[[exercise.step]]
+id = "store-shapes"
+title = "Store the shapes"
+instructions = "POST {{star.file}} and {{diamond.file}} to {{baseUrl}}/studies."
+check = {{ kind = "store", instances = ["star", "diamond"] }}
+"##
+    )
+}
+
+#[test]
+fn samples_writes_the_labs_own_dataset() {
+    let home = tempfile::tempdir().expect("home");
+    let lab = home.path().join("two.toml");
+    std::fs::write(&lab, two_shapes("")).expect("lab");
+    let out = home.path().join("dcms");
+    let o = out.to_str().expect("path");
+    let (ok, said) = dicomlab(
+        home.path(),
+        &["--lab", lab.to_str().expect("path"), "samples", "--out", o],
+    );
+    assert!(ok, "{said}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["diamond.dcm", "star.dcm"], "{said}");
+    let star = std::fs::read(out.join("star.dcm")).expect("star");
+    assert!(
+        star.windows(34)
+            .any(|w| w == b"1.2.826.0.1.3680043.8.498.5551.1.1"),
+        "the lab's UIDs"
+    );
+    // Without --lab: the embedded lab's, the three official samples.
+    let (ok, said) = dicomlab(home.path(), &["samples", "--out", o]);
+    assert!(ok, "{said}");
+    for f in ["red-triangle.dcm", "green-square.dcm", "blue-circle.dcm"] {
+        assert!(out.join(f).exists(), "{f}: {said}");
+    }
+}
+
+#[test]
+fn a_lab_says_what_the_practice_service_starts_with() {
+    let home = tempfile::tempdir().expect("home");
+    let lab = home.path().join("two.toml");
+    // Without it, lint says what the learner would meet.
+    std::fs::write(&lab, two_shapes("")).expect("lab");
+    let (ok, out) = dicomlab(home.path(), &["lab", "lint", lab.to_str().expect("path")]);
+    assert!(ok && out.contains("note:") && out.contains("403"), "{out}");
+    // With it, `dicomlab --lab FILE serve` starts with the role (as the embedded service and a
+    // classroom's learners' services do).
+    std::fs::write(
+        &lab,
+        two_shapes("[practice]\nroles = [\"DICOM Data Owner\"]"),
+    )
+    .expect("lab");
+    let (ok, out) = dicomlab(home.path(), &["lab", "lint", lab.to_str().expect("path")]);
+    assert!(ok && !out.contains("note:"), "{out}");
+    let (mut child, said) = serve(home.path(), &["--lab", lab.to_str().expect("path")]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let roles = said
+        .iter()
+        .find(|l| l.trim_start().starts_with("roles"))
+        .expect("the roles line");
+    assert!(roles.contains("DICOM Data Owner"), "{roles}");
+}
+
 #[test]
 fn serve_prints_a_role_command_that_works_as_printed() {
-    use std::io::BufRead;
     let home = tempfile::tempdir().expect("home");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
-        .args([
-            "serve",
-            "--ephemeral",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("HOME", home.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut printed = None;
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.expect("line");
-        if let Some(i) = line.find("`dicomlab ") {
-            printed = Some(line[i + 1..].trim_end_matches('`').to_string());
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    let printed = printed.expect("serve prints how to grant the role");
+    let (mut child, said) = serve(home.path(), &[]);
+    let printed = said
+        .iter()
+        .find_map(|line| {
+            let i = line.find("`dicomlab ")?;
+            Some(line[i + 1..].trim_end_matches('`').to_string())
+        })
+        .expect("serve prints how to grant the role");
     let words: Vec<&str> = printed.split_whitespace().skip(1).collect();
     let (ok, out) = dicomlab(home.path(), &words);
     let _ = child.kill();
@@ -177,6 +266,37 @@ fn serve_prints_a_role_command_that_works_as_printed() {
         ok && out.contains("granted DICOM Data Owner"),
         "{printed}: {out}"
     );
+}
+
+/// `dicomlab GLOBAL… serve --ephemeral` on a free loopback port, once it says it is ready: the
+/// process (the caller kills it) and the lines it printed.
+fn serve(home: &Path, global: &[&str]) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let port = served::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(global)
+        .args([
+            "serve",
+            "--ephemeral",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("HOME", home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut said = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let ready = line.starts_with("Press Ctrl-C");
+        said.push(line);
+        if ready {
+            break;
+        }
+    }
+    (child, said)
 }
 
 #[test]
@@ -245,4 +365,201 @@ fn nonsense_numbers_on_the_command_line_are_refused_by_name() {
         assert!(out.contains(option), "{args:?}: {out}");
         assert!(!out.contains("panicked"), "{args:?}: {out}");
     }
+}
+
+/// `dicomlab GLOBAL… postman export --out OUT`.
+fn export(home: &Path, global: &[&str], out: &Path) -> (bool, String, String) {
+    let mut args = global.to_vec();
+    args.extend(["postman", "export", "--out", out.to_str().expect("path")]);
+    run(home, &args)
+}
+
+fn newman_usable() -> bool {
+    let ok = Command::new("newman")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !std::env::var("DICOMLAB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1"),
+            "DICOMLAB_REQUIRE_CLIENTS=1 but `newman` is not usable (npm install -g newman@6.2.2)"
+        );
+        eprintln!("SKIPPED: `newman` is not installed or not usable");
+    }
+    ok
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("file").permissions().mode() & 0o777
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+}
+
+/// The environment's value of `key`.
+fn var(env: &Value, key: &str) -> String {
+    env["values"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["key"] == key))
+        .and_then(|v| v["value"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_exported_collection_runs_unedited_with_newman_on_a_served_practice_service() {
+    if !newman_usable() {
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let served = Served::start(&home.path().join("service"), &[]);
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "profile = \"served\"\n[profiles.served]\nkind = \"practice\"\nbase_url = \"{}/v1\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\n",
+            served.origin, served.tenant_id, served.client_id, served.client_secret, served.origin
+        ),
+    )
+    .expect("config");
+    let c = config.to_str().expect("path");
+    let out = home.path().join("postman");
+    let (ok, stdout, stderr) = export(home.path(), &["--config", c], &out);
+    assert!(ok, "{stdout}{stderr}");
+    // Said: where, that the environment holds the secret (0600), how to run it; never the secret.
+    assert!(
+        stdout.contains("0600") && stdout.contains("newman run"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&served.client_secret) && !stderr.contains(&served.client_secret));
+    let environment = out.join("dicom-service.postman_environment.json");
+    let collection = out.join("Conformance-as-Postman.postman_collection.json");
+    assert_eq!(mode(&environment), 0o600);
+    let env = json(&environment);
+    assert_eq!(var(&env, "clientSecret"), served.client_secret);
+    assert_eq!(var(&env, "baseUrl"), format!("{}/v1", served.origin));
+    assert_eq!(
+        json(&collection)["item"][0]["request"]["url"]["raw"],
+        format!("{}/{{{{tenantId}}}}/oauth2/token", served.origin)
+    );
+
+    // newman, in another process and another folder, on the files as written.
+    let elsewhere = tempfile::tempdir().expect("cwd");
+    let newman = Command::new("newman")
+        .current_dir(elsewhere.path())
+        .arg("run")
+        .arg(&collection)
+        .arg("-e")
+        .arg(&environment)
+        .args(["--reporters", "cli", "--color", "off"])
+        .output()
+        .expect("newman");
+    let said = String::from_utf8_lossy(&newman.stdout);
+    assert!(
+        newman.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&newman.stderr)
+    );
+    for reached in [
+        "AuthorizeGetToken",
+        "oauth2/token [200 OK",
+        "Store-single-instance (red-triangle.dcm)",
+        "/v1/studies [200 OK",
+    ] {
+        assert!(said.contains(reached), "{reached}: {said}");
+    }
+
+    // The service's own records check the lab's steps off: what the collection did is the learner's.
+    let (_, stdout, stderr) = run(home.path(), &["--config", c, "check", "--json"]);
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stdout}{stderr}"));
+    let steps = report["steps"].as_array().expect("steps");
+    let verdict = |id: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == id)
+            .map(|s| {
+                s["outcome"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    for id in [
+        "get-token",
+        "store-samples",
+        "search-samples",
+        "retrieve-samples",
+    ] {
+        assert_eq!(verdict(id), "pass", "{id}: {stdout}");
+    }
+    // No log of dicomlab's holds the secret.
+    let log =
+        std::fs::read_to_string(home.path().join("data/dicomlab/dicomlab.log")).unwrap_or_default();
+    assert!(!log.contains(&served.client_secret));
+}
+
+#[test]
+fn the_embedded_services_export_names_its_own_client_at_its_port() {
+    let home = tempfile::tempdir().expect("home");
+    let data = home.path().join("data/dicomlab/practice");
+    std::fs::create_dir_all(data.parent().expect("parent")).expect("data dir");
+    // A service serving the embedded service's folder (what the TUI does) keeps serving: the export
+    // reads its values, never opens the service.
+    let served = Served::start(&data, &[]);
+    let out = home.path().join("postman");
+    let (ok, stdout, stderr) = export(home.path(), &[], &out);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("embedded practice service"), "{stdout}");
+    assert!(!stdout.contains(&served.client_secret));
+    let env = json(&out.join("dicom-service.postman_environment.json"));
+    assert_eq!(var(&env, "tenantId"), served.tenant_id);
+    assert_eq!(var(&env, "clientId"), served.client_id);
+    assert_eq!(var(&env, "clientSecret"), served.client_secret);
+    assert_eq!(var(&env, "baseUrl"), "http://127.0.0.1:8042/v1");
+    assert_eq!(
+        var(&env, "tokenUrl"),
+        format!("http://127.0.0.1:8042/{}/oauth2/token", served.tenant_id)
+    );
+    let collection = json(&out.join("Conformance-as-Postman.postman_collection.json"));
+    assert_eq!(
+        collection["item"][0]["request"]["url"]["raw"],
+        "http://127.0.0.1:8042/{{tenantId}}/oauth2/token"
+    );
+    let health = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{}/health/check", served.origin))
+        .output();
+    if let Ok(h) = health {
+        assert_eq!(String::from_utf8_lossy(&h.stdout), "200", "still serving");
+    }
+
+    // A folder where nobody ran the service yet: the export makes its client, as a first start would,
+    // and a second export names the same one.
+    let fresh = tempfile::tempdir().expect("home");
+    let out = fresh.path().join("postman");
+    let secret_of = |h: &Path| {
+        let (ok, stdout, stderr) = export(h, &[], &out);
+        assert!(ok, "{stdout}{stderr}");
+        var(
+            &json(&out.join("dicom-service.postman_environment.json")),
+            "clientSecret",
+        )
+    };
+    let first = secret_of(fresh.path());
+    assert!(!first.is_empty());
+    assert_eq!(secret_of(fresh.path()), first);
+}
+
+#[test]
+fn a_generic_server_has_no_postman_files_and_says_why() {
+    let home = tempfile::tempdir().expect("home");
+    let out = home.path().join("postman");
+    let (ok, stdout, stderr) = export(home.path(), &["--profile", "generic"], &out);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("no Azure AD token endpoint"), "{stderr}");
+    assert!(!out.exists());
 }

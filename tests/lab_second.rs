@@ -1,6 +1,8 @@
 //! The second lab (`labs/dicomweb-basics.toml`), written in TOML alone, end to end: on the practice
 //! service with plain HTTP as a learner's tool (its audit log is the evidence), and on Orthanc through
-//! dicomlab (its own exchanges are the evidence, the deletion is seen in Orthanc's stored data).
+//! dicomlab (its own exchanges are the evidence, the deletion is seen in Orthanc's stored data). A lab
+//! without a role step says what the practice service starts with (`[practice] roles`): without it,
+//! its first store answers 403 and the fix names how to grant on the practice service.
 
 mod common;
 #[path = "common/orthanc.rs"]
@@ -37,8 +39,9 @@ fn passed(results: &[(String, Outcome)]) -> BTreeSet<String> {
 #[tokio::test]
 async fn the_second_lab_on_the_practice_service_with_curl() {
     let lab = second_lab();
+    // No step of it assigns a role: the lab file says the service starts with one.
     let svc = practice::start(ServiceConfig {
-        grant_owner: true,
+        lab_roles: lab.practice.roles.clone(),
         ..ServiceConfig::default()
     })
     .await
@@ -144,6 +147,103 @@ async fn the_second_lab_on_the_practice_service_with_curl() {
         .answer(&lab, &before, "find-patient", "DICOMweb basics")
         .await;
     assert!(a.is_pass(), "{a:?}");
+}
+
+/// The learner's single-part store of the star: its status.
+async fn store_star(svc: &practice::RunningService, lab: &Lab, dir: &Path) -> u16 {
+    let files = lab.dataset.files(None, dir).expect("the dataset's files");
+    let http = reqwest::Client::new();
+    let token = token(&http, svc).await;
+    http.post(format!("{}/studies", svc.base_url))
+        .bearer_auth(&token)
+        .header(USER_AGENT, "curl/8.5.0")
+        .header(ACCEPT, DICOM_JSON)
+        .header(CONTENT_TYPE, "application/dicom")
+        .body(std::fs::read(&files[0]).expect("file"))
+        .send()
+        .await
+        .expect("stow")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn what_the_practice_service_starts_with_is_the_labs_and_is_not_kept() {
+    let lab = second_lab();
+    assert_eq!(lab.practice.roles, [dicomlab::target::Role::DataOwner]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("service");
+    let config = |roles: Vec<dicomlab::target::Role>| ServiceConfig {
+        data_dir: Some(data.clone()),
+        lab_roles: roles,
+        ..ServiceConfig::default()
+    };
+    // Without the lab's start: 403, and the store step's fix names the practice service's way.
+    let svc = practice::start(config(Vec::new())).await.expect("service");
+    assert_eq!(store_star(&svc, &lab, dir.path()).await, 403);
+    let session = Session::open(&profile_for(&svc), None, None)
+        .await
+        .expect("session");
+    let mut store = ProgressStore::load(&dir.path().join("progress.json"));
+    let results = session
+        .check_all(&lab, &mut store, Some("store-shapes"))
+        .await;
+    let o = &results
+        .iter()
+        .find(|(s, _)| s == "store-shapes")
+        .expect("step")
+        .1;
+    let said = serde_json::to_string(o).expect("json");
+    assert!(
+        said.contains(&format!("dicomlab role grant --service {}", svc.origin))
+            && !said.contains("Access control (IAM)"),
+        "{said}"
+    );
+    // What a session opens it with (the embedded service, as the TUI and the commands open it).
+    lab.practice.apply(Some(&svc));
+    assert_eq!(store_star(&svc, &lab, dir.path()).await, 200);
+    svc.shutdown().await;
+    // Started for the lab (`dicomlab --lab FILE serve`, a classroom's learners): the role is there.
+    let svc = practice::start(config(lab.practice.roles.clone()))
+        .await
+        .expect("service");
+    assert!(
+        svc.service()
+            .auth
+            .roles_of(&svc.client_id)
+            .contains(&dicomlab::target::Role::DataOwner)
+    );
+    svc.shutdown().await;
+    // Never kept: the same service started for another lab begins without it.
+    let svc = practice::start(config(Vec::new())).await.expect("service");
+    assert!(
+        !svc.service()
+            .auth
+            .roles_of(&svc.client_id)
+            .contains(&dicomlab::target::Role::DataOwner)
+    );
+}
+
+/// The real binary on the embedded practice service (the default profile), running the second lab's
+/// store step: the lab file's start role is what lets it store.
+#[test]
+fn the_second_lab_stores_on_the_embedded_practice_service() {
+    let home = tempfile::tempdir().expect("home");
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/dicomweb-basics.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(["--lab", lab.to_str().expect("path"), "run", "store-shapes"])
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env_remove("DICOMLAB_PROFILE")
+        .output()
+        .expect("run dicomlab");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("✓ store-shapes"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

@@ -391,3 +391,29 @@ fn the_header_says_the_lab_is_watched_and_when_it_last_looked() {
         assert!(top.contains("watch failed 14:03:24"), "{w}×{h}: {top}");
     }
 }
+
+#[test]
+fn the_token_step_names_the_targets_own_token_endpoint() {
+    let mut a = app();
+    a.vars = vec![(
+        "{tokenUrl}".into(),
+        "http://127.0.0.1:8042/0c1e5f0a/oauth2/token".into(),
+    )];
+    select(&mut a, "get-token");
+    let text = tui::text(&a, 120, 40).replace('\n', "");
+    assert!(
+        text.contains("http://127.0.0.1:8042/0c1e5f0a/oauth2/token"),
+        "{text}"
+    );
+    // Its instructions and its "Show me" agree: Azure AD's host is not the practice service's.
+    let step = a.lab.step("get-token").expect("step");
+    for t in [
+        step.instructions.as_str(),
+        step.show_me.as_deref().unwrap_or_default(),
+    ] {
+        assert!(
+            t.contains("{tokenUrl}") && !t.contains("login.microsoftonline.com"),
+            "{t}"
+        );
+    }
+}

@@ -223,6 +223,96 @@ fn the_environment_form_masks_the_secret_and_validates_live() {
 }
 
 #[test]
+fn the_environment_screen_reveals_copies_and_exports_for_postman() {
+    let mut a = app();
+    tui::on_practice_environment(&mut a);
+    let secret = tui::practice_profile().client_secret.expose().to_string();
+    // Masked until s; s again hides it; the bar says which.
+    assert!(!tui::text(&a, 120, 40).contains(&secret));
+    assert!(
+        tui::bar(&a).contains(&"s show secret".to_string()),
+        "{:?}",
+        tui::bar(&a)
+    );
+    key(&mut a, 's');
+    assert!(tui::text(&a, 120, 40).contains(&secret));
+    assert!(tui::bar(&a).contains(&"s hide secret".to_string()));
+    key(&mut a, 's');
+    assert!(!tui::text(&a, 120, 40).contains(&secret));
+    // y copies the chosen value (↑↓), the secret in clear: that is what Postman needs. The step is
+    // not skipped by s, nor the curl copied by y, while the screen has the keys.
+    let copied = |fx: Vec<Effect>| match fx.as_slice() {
+        [Effect::Copy(c)] => c.expose().to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        copied(key(&mut a, 'y')),
+        "0c1e5f0a-8a1b-4c55-9d3e-6f1e2a3b4c5d"
+    );
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Down);
+    assert_eq!(copied(key(&mut a, 'y')), secret);
+    assert!(a.status.is_none() && a.screens.environment.notice.is_some());
+    // P asks for a folder, then writes there: the values shown, the token URL of the target.
+    assert!(key(&mut a, 'P').is_empty());
+    let form = a
+        .screens
+        .environment
+        .export
+        .as_ref()
+        .expect("the folder form");
+    assert_eq!(
+        form.value(environment::ExportFolder),
+        environment::EXPORT_FOLDER
+    );
+    let fx = press(&mut a, KeyCode::Enter);
+    match fx.as_slice() {
+        [Effect::Work(Work::Environment(environment::Work::Export { dir, vars }))] => {
+            assert_eq!(dir, &std::path::PathBuf::from(environment::EXPORT_FOLDER));
+            assert_eq!(vars.client_secret.expose(), secret);
+            assert_eq!(
+                vars.token_url(),
+                "http://127.0.0.1:8042/0c1e5f0a-8a1b-4c55-9d3e-6f1e2a3b4c5d/oauth2/token"
+            );
+            assert_eq!(vars.base_url, tui::BASE_URL);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Over SSH nothing is written on the classroom's machine: P copies the environment.
+    a.remote = true;
+    let env = copied(key(&mut a, 'P'));
+    let env: serde_json::Value = serde_json::from_str(&env).expect("a Postman environment");
+    assert!(env["values"].as_array().is_some_and(|v| {
+        v.iter()
+            .any(|v| v["key"] == "clientSecret" && v["value"] == secret.as_str())
+    }));
+    assert!(a.screens.environment.export.is_none());
+    // A DICOMweb server has no token endpoint: said, nothing written.
+    let mut a = tui::app_on(
+        TargetKind::Generic,
+        "generic",
+        "http://localhost:8042/dicom-web",
+    );
+    on_screen(&mut a, "environment-values");
+    let mut generic = dicomlab::config::Profile::new(TargetKind::Generic);
+    generic.base_url = "http://localhost:8042/dicom-web".into();
+    done(
+        &mut a,
+        environment::Done::Profile {
+            name: "generic".into(),
+            profile: generic,
+            editable: true,
+        },
+    );
+    assert!(key(&mut a, 'P').is_empty());
+    assert!(
+        matches!(&a.screens.environment.notice, Some(Err(m)) if m.contains("no Azure AD token endpoint")),
+        "{:?}",
+        a.screens.environment.notice
+    );
+}
+
+#[test]
 fn store_results_land_on_the_chosen_files() {
     let mut a = app();
     on_screen(&mut a, "store-samples");

@@ -240,6 +240,54 @@ fn environment_screen() {
     render(&a, "environment_fail");
 }
 
+#[test]
+fn environment_secret_revealed_and_copied() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    tui::on_practice_environment(&mut a);
+    let secret = tui::practice_profile().client_secret;
+    assert!(!tui::text(&a, 120, 40).contains(secret.expose()));
+    key(&mut a, 's');
+    for _ in 0..2 {
+        press(&mut a, KeyCode::Down);
+    }
+    let fx = key(&mut a, 'y');
+    assert!(
+        matches!(fx.as_slice(), [Effect::Copy(c)] if c.expose() == secret.expose()),
+        "{fx:?}"
+    );
+    assert!(tui::text(&a, 120, 40).contains(secret.expose()));
+    render(&a, "environment_revealed");
+}
+
+#[test]
+fn environment_postman_files_written() {
+    let mut a = app();
+    first_steps_done(&mut a);
+    tui::on_practice_environment(&mut a);
+    let dir = std::path::PathBuf::from("/home/ada/dicomlab-postman");
+    done(
+        &mut a,
+        environment::Done::Exported(Ok(dicomlab::postman::Exported {
+            environment: dir.join(dicomlab::postman::ENVIRONMENT_FILE),
+            collection: dir.join(dicomlab::postman::COLLECTION_FILE),
+            samples: ["red-triangle.dcm", "green-square.dcm", "blue-circle.dcm"]
+                .map(|f| dir.join(f))
+                .to_vec(),
+            token_url: "http://127.0.0.1:8042/{{tenantId}}/oauth2/token".into(),
+            name: "dicom-service · practice".into(),
+            dir,
+        })),
+    );
+    let text = tui::text(&a, 120, 40);
+    assert!(
+        text.contains("0600") && text.contains("newman run"),
+        "{text}"
+    );
+    assert!(!text.contains(tui::practice_profile().client_secret.expose()));
+    render(&a, "environment_exported");
+}
+
 fn stored_files(a: &mut App) {
     done(
         a,

@@ -18,7 +18,7 @@ use dicomlab::tui::component::Io;
 use dicomlab::tui::screens::change_feed as feed;
 use dicomlab::tui::screens::retrieve::{self, What};
 use dicomlab::tui::screens::search::{self, Found, Scope};
-use dicomlab::tui::screens::{Done, Work, role, store, tags};
+use dicomlab::tui::screens::{Done, Work, environment, role, store, tags};
 use tokio::sync::mpsc;
 
 /// Runs one request as the runtime would; returns every result it sent, in order.
@@ -57,6 +57,44 @@ async fn files(session: &Arc<Session>) -> Vec<std::path::PathBuf> {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_environment_screen_writes_the_postman_files_for_its_target() {
+    let svc = start(ServiceConfig::default()).await.expect("service");
+    let session = Arc::new(
+        Session::open(&common::profile_for(&svc), None, None)
+            .await
+            .expect("session"),
+    );
+    let profile = common::profile_for(&svc);
+    let vars = dicomlab::postman::Variables::of_profile("served", &profile).expect("vars");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("postman");
+    let d = last(
+        run(
+            environment::Work::Export {
+                dir: out.clone(),
+                vars: Box::new(vars),
+            },
+            &session,
+        )
+        .await,
+    );
+    let Done::Environment(environment::Done::Exported(Ok(e))) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(e.dir, out.canonicalize().expect("made"));
+    assert_eq!(
+        e.token_url,
+        format!("{}/{{{{tenantId}}}}/oauth2/token", svc.origin)
+    );
+    let collection = std::fs::read_to_string(&e.collection).expect("collection");
+    assert!(collection.contains(&format!("{}/{{{{tenantId}}}}/oauth2/token", svc.origin)));
+    assert!(!collection.contains("login.microsoftonline.com"));
+    let env = std::fs::read_to_string(&e.environment).expect("environment");
+    assert!(env.contains(&svc.client_secret));
+    assert!(e.samples.iter().all(|p| p.exists()));
 }
 
 #[tokio::test]

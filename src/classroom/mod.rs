@@ -836,7 +836,8 @@ impl Classroom {
             format!("http://{internal_addr}"),
         )
         .with_reindex_min(config.reindex_min)
-        .with_storage(config.learner_storage);
+        .with_storage(config.learner_storage)
+        .with_lab_roles(lab.practice.roles.clone());
         let learners = folder.learners()?;
         let (changed, _) = watch::channel(0u64);
         let core = Arc::new(Core {

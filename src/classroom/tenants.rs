@@ -57,6 +57,8 @@ pub struct Tenants {
     max_stored_bytes: u64,
     /// How long a re-index takes at least (learners watch it run).
     reindex_min: Duration,
+    /// Roles each learner's client holds from the start (the lab file's `[practice] roles`).
+    lab_roles: Vec<crate::practice::auth::Role>,
     tenants: RwLock<HashMap<LearnerName, Arc<Tenant>>>,
     /// One creation at a time: two first connections of one learner make one service.
     creating: tokio::sync::Mutex<()>,
@@ -72,6 +74,7 @@ impl Tenants {
             max_request_bytes: 512 * 1024 * 1024,
             max_stored_bytes: 1024 * 1024 * 1024,
             reindex_min: Duration::from_secs(2),
+            lab_roles: Vec::new(),
             tenants: RwLock::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
         }
@@ -86,6 +89,12 @@ impl Tenants {
     /// Re-indexes take no time (tests and the bench).
     pub fn with_reindex_min(mut self, d: Duration) -> Self {
         self.reindex_min = d;
+        self
+    }
+
+    /// What the room's lab says each learner's service starts with (`[practice] roles`).
+    pub fn with_lab_roles(mut self, roles: Vec<crate::practice::auth::Role>) -> Self {
+        self.lab_roles = roles;
         self
     }
 
@@ -136,6 +145,7 @@ impl Tenants {
             // A learner's lab makes a few thousand rows: a room of services keeps a tenth of a
             // lone service's log each, so no learner's log costs the room much memory or disk.
             audit_rows: 20_000,
+            lab_roles: self.lab_roles.clone(),
             ..ServiceConfig::default()
         };
         let origin = self.default_origin.clone();

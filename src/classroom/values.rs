@@ -24,6 +24,8 @@ use crate::dicomweb::Secret;
 pub struct Values {
     pub name: String,
     pub base_url: String,
+    /// Before `/{tenant}/oauth2/token`: the learner's service root on the public port.
+    pub authority: String,
     pub token_url: String,
     pub token_url_v2: String,
     pub tenant_id: String,
@@ -42,6 +44,7 @@ impl Values {
         Values {
             name: env.name.to_string(),
             base_url: env.public_base_url.clone(),
+            authority: authority.clone(),
             token_url: format!("{authority}/{}/oauth2/token", env.tenant_id),
             token_url_v2: format!("{authority}/{}/oauth2/v2.0/token", env.tenant_id),
             tenant_id: env.tenant_id.clone(),
@@ -81,21 +84,17 @@ impl Values {
         rows
     }
 
-    /// The workshop's Postman environment, filled with these values (`clientSecret` typed secret).
+    /// The workshop's Postman environment, filled with these values (as `dicomlab postman export`
+    /// writes it: `clientSecret` typed secret).
     pub fn postman_environment(&self) -> String {
-        let var = |k: &str, v: &str, secret: bool| serde_json::json!({"key": k, "value": v, "type": if secret { "secret" } else { "default" }, "enabled": true});
-        serde_json::json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "name": format!("dicomlab classroom — {}", self.name),
-            "values": [
-                var("tenantId", &self.tenant_id, false),
-                var("clientId", &self.client_id, false),
-                var("clientSecret", self.client_secret.expose(), true),
-                var("resource", &self.resource, false),
-                var("baseUrl", &self.base_url, false),
-                var("tokenUrl", &self.token_url, false),
-            ],
-            "_postman_variable_scope": "environment",
+        crate::postman::environment(&crate::postman::Variables {
+            label: self.name.clone(),
+            base_url: self.base_url.clone(),
+            tenant_id: self.tenant_id.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            resource: self.resource.clone(),
+            authority: self.authority.clone(),
         })
         .to_string()
     }

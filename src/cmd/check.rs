@@ -88,6 +88,7 @@ pub(crate) async fn run_step(
         Some(tx),
     )
     .await?;
+    l.lab.practice.apply(session.practice.as_ref());
     let mode = if multipart {
         StoreMode::Multipart
     } else {

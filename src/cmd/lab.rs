@@ -33,6 +33,9 @@ pub(crate) fn lab(action: &LabAction) -> Result<std::process::ExitCode> {
                 lab.steps().count(),
                 lab.dataset.instances.len()
             );
+            for note in lab.notes() {
+                println!("  note: {note}");
+            }
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {

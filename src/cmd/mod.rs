@@ -5,6 +5,7 @@ pub(crate) mod check;
 pub(crate) mod classroom;
 pub(crate) mod join;
 pub(crate) mod lab;
+pub(crate) mod postman;
 pub(crate) mod report;
 pub(crate) mod role;
 pub(crate) mod serve;
@@ -60,11 +61,16 @@ pub(crate) struct Loaded {
     config_path: PathBuf,
 }
 
-pub(crate) fn load(cli: &Cli) -> Result<Loaded> {
-    let lab = match &cli.lab {
+/// The lab: `--lab FILE`, else the embedded one.
+pub(crate) fn lab_of(cli: &Cli) -> Result<Lab> {
+    Ok(match &cli.lab {
         Some(p) => Lab::load(p)?,
         None => Lab::embedded()?,
-    };
+    })
+}
+
+pub(crate) fn load(cli: &Cli) -> Result<Loaded> {
+    let lab = lab_of(cli)?;
     let path = match &cli.config {
         Some(p) => p.clone(),
         None => dicomlab::config::default_path()
@@ -98,12 +104,14 @@ pub(crate) fn warn_problems(l: &Loaded) {
 
 pub(crate) async fn open_session(l: &Loaded) -> Result<Session> {
     warn_problems(l);
-    Ok(Session::open(
+    let session = Session::open(
         &l.profile,
         Some(dicomlab::config::data_dir().join("practice")),
         None,
     )
-    .await?)
+    .await?;
+    l.lab.practice.apply(session.practice.as_ref());
+    Ok(session)
 }
 
 pub(crate) fn progress_store() -> ProgressStore {

@@ -67,7 +67,8 @@ fn default_data_dir() -> Result<PathBuf> {
     Ok(dirs.data_dir().join("practice"))
 }
 
-pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
+/// `lab_roles`: what the lab (`--lab FILE`) says the practice service starts with.
+pub(crate) async fn serve(args: ServeArgs, lab_roles: Vec<Role>) -> Result<()> {
     // Validations parse headers of many megabytes on several threads: without the tunables glibc keeps
     // each thread's freed blocks resident, and the memory budget would bound what is live but not what
     // the process holds. (exec keeps the PID; nothing has been printed yet.)
@@ -104,6 +105,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
             max_per_client: None,
         },
         cors: args.cors.config(),
+        lab_roles,
         ..ServiceConfig::default()
     };
     let running = practice::start(config).await?;

@@ -233,7 +233,7 @@ impl Dataset {
     }
 
     /// The instances' files: from `dir` when given (the official download), else made into `out`
-    /// (generated, or copied from beside the lab). Blocking: call on a blocking thread.
+    /// (generated, or copied from beside the lab) when not there yet. Blocking: call on a blocking thread.
     pub fn files(
         &self,
         dir: Option<&Path>,
@@ -242,39 +242,53 @@ impl Dataset {
         if let Some(d) = dir {
             return Ok(self.instances.iter().map(|i| d.join(&i.file)).collect());
         }
+        self.write_into(out, false)
+    }
+
+    /// Writes every instance's file into `out` (created when missing), replacing what is there under
+    /// the same names (`dicomlab samples`). Blocking.
+    pub fn write_all(&self, out: &Path) -> Result<Vec<PathBuf>, samples::SampleError> {
+        self.write_into(out, true)
+    }
+
+    fn write_into(&self, out: &Path, replace: bool) -> Result<Vec<PathBuf>, samples::SampleError> {
         let mut paths = Vec::new();
         for i in &self.instances {
             let target = out.join(&i.file);
-            if !target.exists() {
-                let bytes = match &i.generator {
-                    Some(Generator::Named(n)) => match samples::Sample::by_name(n) {
-                        Some(s) => s.to_bytes_with(&i.study, &i.series, &i.sop)?,
-                        None => {
-                            return Err(samples::SampleError::Io {
-                                path: target,
-                                source: std::io::Error::other(format!("no generator '{n}'")),
-                            });
-                        }
-                    },
-                    Some(Generator::Shape(spec)) => {
-                        samples::shape_instance(spec, &i.study, &i.series, &i.sop, &i.attributes)?
-                    }
-                    None => {
-                        let src = self
-                            .folder
-                            .as_ref()
-                            .map_or_else(|| PathBuf::from(&i.file), |f| f.join(&i.file));
-                        std::fs::read(&src).map_err(|source| samples::SampleError::Io {
-                            path: src.clone(),
-                            source,
-                        })?
-                    }
-                };
-                samples::write_atomically(&target, &bytes)?;
+            if replace || !target.exists() {
+                samples::write_atomically(&target, &self.bytes_of(i, &target)?)?;
             }
             paths.push(target);
         }
         Ok(paths)
+    }
+
+    /// An instance's file: drawn by its generator, or read from beside the lab.
+    fn bytes_of(&self, i: &Instance, target: &Path) -> Result<Vec<u8>, samples::SampleError> {
+        Ok(match &i.generator {
+            Some(Generator::Named(n)) => match samples::Sample::by_name(n) {
+                Some(s) => s.to_bytes_with(&i.study, &i.series, &i.sop)?,
+                None => {
+                    return Err(samples::SampleError::Io {
+                        path: target.to_path_buf(),
+                        source: std::io::Error::other(format!("no generator '{n}'")),
+                    });
+                }
+            },
+            Some(Generator::Shape(spec)) => {
+                samples::shape_instance(spec, &i.study, &i.series, &i.sop, &i.attributes)?
+            }
+            None => {
+                let src = self
+                    .folder
+                    .as_ref()
+                    .map_or_else(|| PathBuf::from(&i.file), |f| f.join(&i.file));
+                std::fs::read(&src).map_err(|source| samples::SampleError::Io {
+                    path: src.clone(),
+                    source,
+                })?
+            }
+        })
     }
 }
 

@@ -65,7 +65,8 @@ pub fn diagnose_status(place: Place<'_>, f: &Failed<'_>) -> String {
             )
         }
         403 => format!(
-            "403 Forbidden: the token is valid but the app has no role that allows this. Assign \"DICOM Data Owner\" to client {client} on the DICOM service (Access control (IAM)); on Azure a new assignment can take several minutes."
+            "403 Forbidden: the token is valid but the app has no role that allows this. {}",
+            grant_here(place, client)
         ),
         404 if place.target != TargetKind::Generic && !has_version(f.url) => {
             "404 Not Found on a URL without a version: add /v1 to the base URL (every DICOM route is versioned).".into()
@@ -112,6 +113,32 @@ pub fn diagnose_status(place: Place<'_>, f: &Failed<'_>) -> String {
         s if s >= 500 => format!("{s}: the service failed; try again in a moment."),
         s => format!("unexpected status {s}"),
     }
+}
+
+/// Where the role a 403 lacks is granted on this target: the practice service's own way (dicomlab's
+/// role command or the role screen; a classroom learner's, the role screen), else Azure's IAM blade.
+fn grant_here(place: Place<'_>, client: &str) -> String {
+    const AT_ONCE: &str = "it counts at once, without a new token.";
+    if place.target != TargetKind::Practice {
+        return format!(
+            "Assign \"DICOM Data Owner\" to client {client} on the DICOM service (Access control (IAM)); on Azure a new assignment can take several minutes."
+        );
+    }
+    let root = crate::config::service_root(place.base);
+    if root != crate::config::origin_of(place.base) {
+        // A path before the version: a classroom learner's service, administered by the classroom.
+        return format!(
+            "Grant \"DICOM Data Owner\" with + on the role screen (the lab's role step); {AT_ONCE}"
+        );
+    }
+    let service = if root == format!("http://127.0.0.1:{}", crate::target::PRACTICE_PORT) {
+        String::new()
+    } else {
+        format!(" --service {root}")
+    };
+    format!(
+        "On the practice service, grant client {client} \"DICOM Data Owner\": `dicomlab role grant{service}`, or + on the role screen; {AT_ONCE}"
+    )
 }
 
 /// The reading of an answer a request got.
@@ -277,6 +304,43 @@ mod tests {
         assert!(d("GET", "https://x/v1/studies?StudyInstanceUID=1", 204).contains("found nothing"));
         assert!(has_version("https://x/v1/partitions/p1"));
         assert!(!has_version("https://x"));
+    }
+
+    #[test]
+    fn a_403_on_the_practice_service_names_how_to_grant_there() {
+        let d = |target, base| {
+            diagnose_status(
+                Place {
+                    target,
+                    base,
+                    client_id: Some("c1"),
+                },
+                &Failed {
+                    method: "POST",
+                    url: "http://x/v1/studies",
+                    status: 403,
+                    ..Failed::default()
+                },
+            )
+        };
+        let embedded = d(TargetKind::Practice, "http://127.0.0.1:8042/v1");
+        assert!(embedded.contains("`dicomlab role grant`"), "{embedded}");
+        assert!(
+            embedded.contains("role screen") && !embedded.contains("IAM"),
+            "{embedded}"
+        );
+        let elsewhere = d(TargetKind::Practice, "http://127.0.0.1:40123/v1");
+        assert!(
+            elsewhere.contains("`dicomlab role grant --service http://127.0.0.1:40123`"),
+            "{elsewhere}"
+        );
+        let classroom = d(TargetKind::Practice, "http://127.0.0.1:40123/l/ada/v1");
+        assert!(
+            classroom.contains("role screen") && !classroom.contains("dicomlab role"),
+            "{classroom}"
+        );
+        let azure = d(TargetKind::Azure, "https://x/v1");
+        assert!(azure.contains("Access control (IAM)") && !azure.contains("dicomlab role"));
     }
 
     #[test]

@@ -34,8 +34,33 @@ pub struct Lab {
     /// The instances the lab stores and the checks look for.
     #[serde(default)]
     pub dataset: Dataset,
+    /// What the practice service starts with when it runs this lab.
+    #[serde(default)]
+    pub practice: PracticeStart,
     #[serde(rename = "exercise")]
     pub exercises: Vec<Exercise>,
+}
+
+/// What the practice service starts with when it runs a lab (`[practice]` of the lab file): the
+/// embedded one, `dicomlab --lab FILE serve`, a classroom's learners' services. Held while that service
+/// runs, never kept: another lab started on the same service later begins without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeStart {
+    /// Roles the lab's client app holds from the start (`"DICOM Data Owner"`, `"DICOM Data Reader"`):
+    /// a lab without a role step needs one, or its first store answers 403.
+    #[serde(default)]
+    pub roles: Vec<crate::target::Role>,
+}
+
+impl PracticeStart {
+    /// Gives the embedded practice service a session opened what the lab starts it with (a served one
+    /// took its own `--lab`'s at start; Azure's roles are the portal's).
+    pub fn apply(&self, embedded: Option<&crate::practice::RunningService>) {
+        if let Some(svc) = embedded {
+            svc.hold_lab_roles(&self.roles);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -371,12 +396,7 @@ impl Lab {
                     ));
                 }
             }
-            let texts = [Some(s.instructions.as_str()), s.show_me.as_deref()]
-                .into_iter()
-                .flatten()
-                .chain(s.hints.iter().map(String::as_str))
-                .chain(s.question.as_ref().map(|q| q.ask.as_str()));
-            for t in texts {
+            for t in s.texts() {
                 for p in placeholders(t) {
                     if !self.knows_placeholder(&p) {
                         return Err(invalid(
@@ -472,6 +492,29 @@ impl Lab {
         Ok(())
     }
 
+    /// What `lab lint` points out without refusing the lab: things that work on some targets and not
+    /// on others.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let grants = self.steps().any(|s| matches!(s.check, Check::Role { .. }));
+        if !grants && self.practice.roles.is_empty() {
+            notes.push(
+                "no step assigns a role and [practice] gives none: on the practice service the lab's client starts with no role, so its requests answer 403 until the learner runs `dicomlab role grant`. Add [practice] roles = [\"DICOM Data Owner\"] (labs/README.md).".into(),
+            );
+        }
+        for s in self.steps() {
+            if s.texts()
+                .any(|t| t.contains("login.microsoftonline.com/") && t.contains("/oauth2/"))
+            {
+                notes.push(format!(
+                    "step '{}' names Azure AD's token endpoint: write {{tokenUrl}}, which is the target's (the practice service's and a classroom's are their own)",
+                    s.id
+                ));
+            }
+        }
+        notes
+    }
+
     fn knows_placeholder(&self, p: &str) -> bool {
         TARGET_PLACEHOLDERS.contains(&p) || self.dataset.placeholder(p).is_some()
     }
@@ -504,6 +547,16 @@ impl Lab {
 }
 
 impl Step {
+    /// Its texts a learner reads, where placeholders are filled in: the instructions, "show me", the
+    /// hints and the question.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        [Some(self.instructions.as_str()), self.show_me.as_deref()]
+            .into_iter()
+            .flatten()
+            .chain(self.hints.iter().map(String::as_str))
+            .chain(self.question.as_ref().map(|q| q.ask.as_str()))
+    }
+
     /// The dataset instances the step's check and question name.
     pub fn instance_names(&self) -> Vec<&str> {
         let mut v: Vec<&str> = Vec::new();
@@ -750,5 +803,53 @@ mod tests {
     fn a_version_1_lab_is_refused_clearly() {
         let err = Lab::parse("format_version = 1\nid = \"x\"\n", "old.toml").expect_err("version");
         assert!(err.to_string().contains("format_version 1"));
+    }
+
+    #[test]
+    fn a_lab_says_what_the_practice_service_starts_with() {
+        let store = step("store", "check = { kind = \"store\", instances = [\"a\"] }");
+        let text = format!("{HEAD}{store}[practice]\nroles = [\"DICOM Data Owner\"]\n");
+        let lab = Lab::parse(&text, "two.toml").expect("loads");
+        assert_eq!(lab.practice.roles, [crate::target::Role::DataOwner]);
+        assert!(lab.notes().is_empty(), "{:?}", lab.notes());
+        // Without it, lint says what the learner would meet, and how to fix the lab.
+        let lab = Lab::parse(&format!("{HEAD}{store}"), "two.toml").expect("loads");
+        assert_eq!(lab.practice, PracticeStart::default());
+        let notes = lab.notes().join("\n");
+        assert!(
+            notes.contains("403") && notes.contains("[practice] roles"),
+            "{notes}"
+        );
+        // A role the practice service does not know names its line.
+        let text = format!("{HEAD}{store}[practice]\nroles = [\"Owner of everything\"]\n");
+        let msg = Lab::parse(&text, "two.toml")
+            .expect_err("unknown role")
+            .to_string();
+        assert!(
+            msg.contains("Owner of everything") && msg.contains("line 20"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn lab_text_names_the_token_endpoint_by_its_placeholder() {
+        let token = step(
+            "token",
+            "show_me = \"curl -X POST https://login.microsoftonline.com/{tenantId}/oauth2/token\"\ncheck = { kind = \"token\" }",
+        );
+        let text = format!("{HEAD}{token}[practice]\nroles = [\"DICOM Data Owner\"]\n");
+        let notes = Lab::parse(&text, "t.toml").expect("loads").notes();
+        assert!(
+            notes.len() == 1 && notes[0].contains("'token'") && notes[0].contains("{tokenUrl}"),
+            "{notes:?}"
+        );
+        // The shipped labs: nothing to point out.
+        assert!(Lab::embedded().expect("lab").notes().is_empty());
+        let basics = Lab::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/labs/dicomweb-basics.toml"
+        )))
+        .expect("basics");
+        assert!(basics.notes().is_empty(), "{:?}", basics.notes());
     }
 }

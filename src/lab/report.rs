@@ -121,9 +121,10 @@ fn md_report(
             .count();
         let done = ls.iter().filter(|l| l.verdict == "done").count();
         o.push_str(&format!("## Target: {}\n\n", md_cell(target)));
-        o.push_str(&format!(
-            "{done_required} of {required} required steps done ({done} steps in all); {on_service} rest on the service's records, {} on the learner's machine.\n\n",
-            done - on_service
+        o.push_str(&summary(
+            (done_required, required),
+            (done - done_required, ls.len() - required),
+            (on_service, done - on_service),
         ));
         o.push_str("| step | verdict | evidence | done at | time | checks | last failure |\n|---|---|---|---|---|---|---|\n");
         for l in &ls {
@@ -168,6 +169,37 @@ fn md_report(
         }
         o.push('\n');
     }
+    o
+}
+
+/// The summary line, read aloud: "4 of 12 required steps done (and 1 of 5 optional steps)." and, when
+/// any is done, where the evidence is.
+fn summary(required: (usize, usize), optional: (usize, usize), on: (usize, usize)) -> String {
+    let steps = |n: usize| if n == 1 { "step" } else { "steps" };
+    let mut o = format!(
+        "{} of {} required {} done",
+        required.0,
+        required.1,
+        steps(required.1)
+    );
+    if optional.1 > 0 {
+        o.push_str(&format!(
+            " (and {} of {} optional {})",
+            optional.0,
+            optional.1,
+            steps(optional.1)
+        ));
+    }
+    o.push_str(".\n");
+    if on.0 + on.1 > 0 {
+        o.push_str(&format!(
+            "Evidence: the service's own records for {} {}, the learner's machine for {}.\n",
+            on.0,
+            steps(on.0),
+            on.1
+        ));
+    }
+    o.push('\n');
     o
 }
 
@@ -270,7 +302,9 @@ mod tests {
         assert!(md.contains("not tried"), "optional steps untried: {md}");
         assert!(!md.contains("Failed"));
         assert!(
-            md.contains("2 rest on the service's records, 1 on the learner's machine"),
+            md.contains(
+                "\n3 of 12 required steps done (and 0 of 5 optional steps).\nEvidence: the service's own records for 2 steps, the learner's machine for 1.\n"
+            ),
             "{md}"
         );
         let json: Value =

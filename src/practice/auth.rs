@@ -256,6 +256,15 @@ impl Auth {
             .unwrap_or_default()
     }
 
+    /// Grants a role for as long as this service runs, without keeping it in the index: what a lab file
+    /// says the practice service starts with (`[practice] roles`), so that another lab, started on the
+    /// same data later, begins without it. A revoke takes it away as it takes a kept one.
+    pub fn hold(&self, client_id: &str, role: Role) {
+        if let Ok(mut roles) = self.roles.write() {
+            roles.entry(client_id.to_string()).or_default().insert(role);
+        }
+    }
+
     /// Grants or revokes a role, in memory and in the index. Returns whether anything changed.
     pub fn set_role(
         &self,

@@ -69,6 +69,34 @@ pub fn stored_bytes_in(c: &Connection) -> rusqlite::Result<u64> {
     Ok(u64::try_from(held).unwrap_or(0))
 }
 
+/// A value of the `meta` table, read on a connection the caller holds.
+fn meta_in(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// The lab client of the index at `path` — tenant id, client id, secret — read without opening the
+/// service (another process may serve it: nothing is written). `None` when there is no index yet.
+pub fn read_lab_client(path: &Path) -> Result<Option<(String, String, String)>, DbError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    let (Some(tenant), Some(client)) = (meta_in(&c, "tenant_id")?, meta_in(&c, "lab_client_id")?)
+    else {
+        return Ok(None);
+    };
+    let secret: Option<String> = c
+        .query_row(
+            "SELECT secret FROM clients WHERE client_id = ?1",
+            [&client],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(secret.map(|s| (tenant, client, s)))
+}
+
 impl Db {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
@@ -96,11 +124,7 @@ impl Db {
 
     /// A value of the `meta` table (service keys, lab client).
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, DbError> {
-        let c = self.lock()?;
-        Ok(
-            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?,
-        )
+        Ok(meta_in(&*self.lock()?, key)?)
     }
 
     pub fn meta_set(&self, key: &str, value: &str) -> Result<(), DbError> {

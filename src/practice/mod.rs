@@ -56,6 +56,10 @@ pub struct ServiceConfig {
     /// Start with "DICOM Data Owner" already granted to the lab client (tests, and `serve --grant-owner`).
     /// By default the lab client has no role, so exercise 3 "assign the role" is real.
     pub grant_owner: bool,
+    /// Roles the lab client holds while this service runs: what the lab file's `[practice] roles` says
+    /// the practice service starts with (a lab without a role step). Never kept in the index: the next
+    /// start, for another lab, begins without them.
+    pub lab_roles: Vec<auth::Role>,
     /// Lifetime of issued tokens (Azure: about 60 minutes).
     pub token_lifetime: Duration,
     /// A re-index takes at least this long, so learners can watch the operation run (Azure's take
@@ -118,6 +122,7 @@ impl Default for ServiceConfig {
             data_dir: None,
             auth: true,
             grant_owner: false,
+            lab_roles: Vec::new(),
             token_lifetime: Duration::from_secs(3599),
             reindex_min_duration: Duration::from_secs(2),
             max_request_bytes: 2 * 1024 * 1024 * 1024,
@@ -244,6 +249,13 @@ impl RunningService {
     pub fn records(&self) -> tokio::sync::watch::Receiver<u64> {
         self.service.audit.watch()
     }
+    /// Gives the lab client `roles` for as long as this service runs (a lab file's `[practice] roles`;
+    /// see [`ServiceConfig::lab_roles`]).
+    pub fn hold_lab_roles(&self, roles: &[auth::Role]) {
+        for &role in roles {
+            self.service.auth.hold(&self.client_id, role);
+        }
+    }
     /// The practice workspace's id (the audit log is read at `{origin}/loganalytics/v1/workspaces/{id}/query`).
     pub fn workspace_id(&self) -> &str {
         &self.service.audit.workspace_id
@@ -294,6 +306,42 @@ impl BuiltService {
     }
 }
 
+/// The lab client of the practice service kept in `data_dir` (the embedded one's, or `dicomlab
+/// serve`'s), made on first use: read without serving it, so that a service another process serves
+/// there keeps running undisturbed. Needs a tokio runtime when the folder holds no service yet.
+pub fn lab_client(data_dir: &std::path::Path) -> Result<LabClient, StartError> {
+    let index = data_dir.join("index.sqlite");
+    if let Some((tenant_id, client_id, client_secret)) = db::read_lab_client(&index)? {
+        return Ok(LabClient {
+            tenant_id,
+            client_id,
+            client_secret,
+        });
+    }
+    // Nobody serves a folder without an index: make it, as a first start would.
+    let built = build(
+        ServiceConfig {
+            data_dir: Some(data_dir.to_path_buf()),
+            ..ServiceConfig::default()
+        },
+        "http://127.0.0.1",
+    )?;
+    Ok(LabClient {
+        tenant_id: built.service.auth.tenant_id.clone(),
+        client_id: built.service.auth.lab_client_id.clone(),
+        client_secret: built.lab_secret(),
+    })
+}
+
+/// The lab client's credentials, as a data folder keeps them.
+#[derive(Clone)]
+pub struct LabClient {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// Never logged.
+    pub client_secret: String,
+}
+
 /// Builds the service on its data folder (index, files, credentials, audit log) without listening.
 /// `default_origin` is the origin of URLs answered to a request without a Host header. Needs a tokio
 /// runtime (the audit log's flusher runs on it).
@@ -335,6 +383,9 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
     }
     eqt::recover_interrupted(&db)?;
     let auth = Auth::load(&db, config.auth, config.token_lifetime, config.grant_owner)?;
+    for &role in &config.lab_roles {
+        auth.hold(&auth.lab_client_id, role);
+    }
     let mut audit = audit::AuditLog::open(&db, config.audit_delay)?;
     audit.agent_column = config.audit_user_agent;
     audit.keep_rows = config.audit_rows;

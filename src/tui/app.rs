@@ -161,6 +161,9 @@ pub struct App {
     pub show_summary: bool,
     /// The terminal's width: below 100 columns there is no checklist pane (a click cannot land on it).
     pub width: u16,
+    /// The terminal is a remote learner's (a classroom's, over SSH): screens type and write no path
+    /// of this machine.
+    pub remote: bool,
     /// The target's records show the learner's reads (an audit log dicomlab reads): no questions.
     pub reads_recorded: bool,
     /// The watch of the target's records (None: not watching).
@@ -179,8 +182,9 @@ pub enum Effect {
     Do(String),
     Skip(String),
     Reset(Option<String>),
-    /// Copy to the clipboard with OSC 52 (works over SSH).
-    Copy(String),
+    /// Copy to the clipboard with OSC 52 (works over SSH). A secret: it may be the client secret, and
+    /// is never logged.
+    Copy(crate::dicomweb::Secret),
     /// Open another profile's target; `profile` when the environment screen just saved it (the runtime
     /// keeps it for `t`).
     SwitchTarget {
@@ -304,6 +308,7 @@ impl App {
             mouse: false,
             show_summary: false,
             width: 120,
+            remote: false,
             reads_recorded: false,
             watch: None,
         }
@@ -316,6 +321,7 @@ impl App {
             profile: self.profile.clone(),
             v2: self.v2(),
             focused: self.focus == Focus::Panel,
+            remote: self.remote,
             theme: self.theme,
             learner_tag: self.learner_tag(),
         }
@@ -713,6 +719,7 @@ pub(super) fn apply(app: &mut App, from: Screen, outs: Vec<Out<Work>>) -> Vec<Ef
             }
             Out::Check | Out::Credit { .. } => {}
             Out::Status(s) => app.status = Some(s),
+            Out::Copy(text) => fx.push(Effect::Copy(text)),
             Out::Confirm { ask, yes } => app.confirm = Some(Confirm::Screen { ask, yes }),
             Out::Retrieve(of) => fx.extend(to_retrieve(app, &of)),
             Out::Open { name, profile } => {

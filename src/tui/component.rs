@@ -35,6 +35,9 @@ pub struct Ctx {
     pub v2: bool,
     /// The screen has the keys: its selection is highlighted.
     pub focused: bool,
+    /// The terminal is a remote learner's (a classroom's, over SSH): no path of this machine is typed
+    /// or written.
+    pub remote: bool,
     /// Symbols and colors of the terminal.
     pub theme: Theme,
     /// The learner's extended query tag: the tag step's search starts with it filled in.
@@ -140,6 +143,8 @@ pub enum Out<W> {
     Check,
     /// A line in the status bar.
     Status(String),
+    /// Put this on the learner's clipboard (OSC 52: their own terminal's, over SSH too); never logged.
+    Copy(crate::dicomweb::Secret),
     /// Ask the learner first (y/n); on yes the screen gets `yes` back in [`Component::confirmed`].
     Confirm { ask: String, yes: W },
     /// Go to the retrieve screen with these UIDs in its form (a search result's `>`).
@@ -159,6 +164,7 @@ impl<W> Out<W> {
             Out::Confirm { ask, yes } => Out::Confirm { ask, yes: f(yes) },
             Out::Check => Out::Check,
             Out::Status(s) => Out::Status(s),
+            Out::Copy(t) => Out::Copy(t),
             Out::Retrieve(u) => Out::Retrieve(u),
             Out::Open { name, profile } => Out::Open { name, profile },
             Out::Credit { kind, summary } => Out::Credit { kind, summary },

@@ -219,7 +219,7 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('y') => match &app.last_exchange {
             Some(e) => {
                 app.status = Some("copied the last request as curl (OSC 52)".into());
-                vec![Effect::Copy(e.curl())]
+                vec![Effect::Copy(crate::dicomweb::Secret::new(e.curl()))]
             }
             None => {
                 app.status = Some("no request sent yet".into());

@@ -106,6 +106,7 @@ where
     if let Some(room) = &opts.room {
         session.target_key = room.key();
     }
+    opts.lab.practice.apply(session.practice.as_ref());
     let session = Arc::new(session);
     let store = Arc::new(Mutex::new(ProgressStore::load(&opts.progress_path)));
     let mut app = App::new(
@@ -115,6 +116,7 @@ where
         session.client.base().to_string(),
     );
     app.theme = theme;
+    app.remote = opts.remote;
     app.viewer.picker = picker;
     app.profiles = opts.profiles.keys().cloned().collect();
     app.vars = session.placeholders(&opts.lab);
@@ -361,7 +363,7 @@ impl Runtime {
                 // OSC 52: the terminal (even over SSH, in tmux with set-clipboard on) puts it on the
                 // clipboard.
                 use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+                let b64 = base64::engine::general_purpose::STANDARD.encode(text.expose());
                 let _ = write!(out, "\x1b]52;c;{b64}\x07");
                 let _ = out.flush();
             }
@@ -383,13 +385,17 @@ impl Runtime {
                     self.profiles.insert(name.clone(), *p);
                 }
                 let profile = self.profiles.get(&name).cloned();
-                let (data, opened, exchanges) = (
+                let (data, opened, exchanges, lab) = (
                     self.practice_data.clone(),
                     self.opened.clone(),
                     self.exchanges.clone(),
+                    self.lab.clone(),
                 );
                 tokio::spawn(async move {
                     let session = open_profile(&name, profile, data, exchanges).await;
+                    if let Ok(s) = &session {
+                        lab.practice.apply(s.practice.as_ref());
+                    }
                     let _ = opened.send((name, session));
                 });
             }

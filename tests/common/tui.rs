@@ -135,6 +135,30 @@ pub fn azure_profile(base_url: &str) -> dicomlab::config::Profile {
     p
 }
 
+/// The embedded practice service's values, as the environment screen shows them (read-only).
+pub fn practice_profile() -> dicomlab::config::Profile {
+    let mut p = dicomlab::config::Profile::new(TargetKind::Practice);
+    p.tenant_id = "0c1e5f0a-8a1b-4c55-9d3e-6f1e2a3b4c5d".into();
+    p.client_id = "5d4c3b2a-1e6f-4e3d-9c55-b1a8a0f5e1c0".into();
+    p.client_secret = dicomlab::dicomweb::Secret::new("8f2d61c0e4b94a7fbd31~c7a90e5d2f1b4c8e9a6");
+    p.base_url = BASE_URL.into();
+    p.authority = "http://127.0.0.1:8042".into();
+    p
+}
+
+/// The environment step on the embedded practice service, its screen with the keys.
+pub fn on_practice_environment(a: &mut App) {
+    on_screen(a, "environment-values");
+    done(
+        a,
+        dicomlab::tui::screens::environment::Done::Profile {
+            name: "practice".into(),
+            profile: practice_profile(),
+            editable: false,
+        },
+    );
+}
+
 /// The app drawn at a size.
 pub fn draw(a: &App, width: u16, height: u16) -> TestBackend {
     let mut t = Terminal::new(TestBackend::new(width, height)).expect("terminal");

@@ -1,8 +1,11 @@
 //! The environment screen (exercise "Set up the environment"): the profile's values (Azure's client
-//! credentials and base URL, or a DICOMweb server's URL and basic auth), the secret masked, checked as
-//! they are typed. `I` imports the workshop's Postman environment file; `w` saves the profile into the
-//! config file (mode 0600) and the app opens its target. An import saved and opened credits the lab's
-//! import step. The embedded practice service's values are its own: shown, read-only.
+//! credentials and base URL, or a DICOMweb server's URL and basic auth), the secret masked until `s`,
+//! each value copyable (`y`, OSC 52), checked as they are typed. `P` writes the workshop's Postman files
+//! for the target (its environment and its collection, the token request pointed at the target's token
+//! URL; over SSH it copies the environment instead); `I` imports the workshop's Postman environment
+//! file; `w` saves the profile into the config file (mode 0600) and the app opens its target. An import
+//! saved and opened credits the lab's import step. The embedded practice service's values are its own:
+//! shown, read-only.
 
 use std::path::{Path, PathBuf};
 
@@ -13,10 +16,11 @@ use ratatui::text::{Line, Span};
 
 use crate::config::{Config, Profile};
 use crate::dicomweb::Secret;
-use crate::target::TargetKind;
 use crate::lab::engine::Session;
 use crate::lab::model::Lab;
-use crate::tui::component::{Command, Component, Ctx, Io, Out};
+use crate::postman::{self, Exported, Variables};
+use crate::target::TargetKind;
+use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out};
 use crate::tui::widgets::{
     FieldKey, Form, FormKey, expand_home, notice_line, outcome_line, paragraph,
 };
@@ -38,8 +42,12 @@ pub struct Environment {
     /// An import not saved yet: the variables it read, for the import step's evidence once the profile
     /// is saved and opened.
     pub imported: Option<String>,
-    /// What the last import or save said.
+    /// What the last import, save, copy or export said.
     pub notice: Option<Result<String, String>>,
+    /// The folder the Postman files are being written to (`P`).
+    pub export: Option<Form<ExportFolder>>,
+    /// What the last export wrote, and how to use it (until the next notice).
+    pub exported: Option<Exported>,
 }
 
 /// A value of the profile, as the form names it.
@@ -81,6 +89,19 @@ impl FieldKey for ImportFile {
     }
 }
 
+/// The one field of the export form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportFolder;
+
+impl FieldKey for ExportFolder {
+    fn label(self) -> &'static str {
+        "folder"
+    }
+}
+
+/// Where `P` writes the Postman files unless told (beside where dicomlab was started).
+pub const EXPORT_FOLDER: &str = "dicomlab-postman";
+
 /// What the environment screen asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
@@ -88,6 +109,11 @@ pub enum Work {
     Import { path: PathBuf, into: Box<Profile> },
     /// Write the profile into the config file and make it the active one.
     Save { name: String, profile: Box<Profile> },
+    /// Write the workshop's Postman files for these values into `dir`.
+    Export {
+        dir: PathBuf,
+        vars: Box<Variables>,
+    },
 }
 
 /// What comes back.
@@ -108,6 +134,8 @@ pub enum Done {
         profile: Box<Profile>,
         result: Result<PathBuf, String>,
     },
+    /// What the export wrote, or why not.
+    Exported(Result<Exported, String>),
 }
 
 /// The fields of a profile: Azure's client credentials, or a DICOMweb server's URL and basic auth.
@@ -132,6 +160,7 @@ impl Environment {
     /// Shows a profile in the form.
     pub fn load(&mut self, name: String, profile: Profile, editable: bool) {
         self.form = form_of(&profile);
+        self.export = None;
         self.name = name;
         self.base = profile;
         self.editable = editable;
@@ -171,7 +200,7 @@ impl Environment {
     }
 
     fn read_only(&mut self, _: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
-        self.notice = Some(Err(
+        self.say(Err(
             "the embedded practice service fills these in; press I to import your Postman environment into the azure profile, or t to switch target".into(),
         ));
         Vec::new()
@@ -188,13 +217,71 @@ impl Environment {
     fn save(&mut self, _: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
         let problems = self.problems();
         if !problems.is_empty() {
-            self.notice = Some(Err(format!("not saved: {}", problems.join("; "))));
+            self.say(Err(format!("not saved: {}", problems.join("; "))));
             return Vec::new();
         }
         vec![Out::Work(Work::Save {
             name: self.name.clone(),
             profile: Box::new(self.profile()),
         })]
+    }
+
+    /// ↑↓: the value `y` copies.
+    fn pick(&mut self, key: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
+        let n = self.form.fields.len();
+        crate::tui::widgets::move_selection(&mut self.form.focus, n, key.code);
+        Vec::new()
+    }
+
+    fn toggle_reveal(&mut self, _: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
+        self.form.reveal = !self.form.reveal;
+        Vec::new()
+    }
+
+    /// Copies the chosen value — the secret in clear too: that is what Postman or curl needs.
+    fn copy(&mut self, _: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
+        let Some((key, value)) = self.form.focused() else {
+            return Vec::new();
+        };
+        if value.trim().is_empty() {
+            self.say(Err(format!("the {} is empty: nothing to copy", key.label())));
+            return Vec::new();
+        }
+        self.say(Ok(format!(
+            "copied the {} to your clipboard (OSC 52)",
+            key.label()
+        )));
+        vec![Out::Copy(Secret::new(value))]
+    }
+
+    /// The Postman files: a folder to write them into; over SSH (nothing is written on the classroom's
+    /// machine) the environment goes to the clipboard instead.
+    fn open_export(&mut self, _: KeyEvent, ctx: &Ctx) -> Vec<Out<Work>> {
+        let Some(vars) = self.postman_variables(ctx) else {
+            return Vec::new();
+        };
+        if ctx.remote {
+            self.say(Ok(format!(
+                "copied a Postman environment (JSON) to your clipboard: paste it into a file and import it in Postman. In the workshop's collection, point AuthorizeGetToken at {}",
+                vars.token_url()
+            )));
+            return vec![Out::Copy(Secret::new(postman::environment(&vars).to_string()))];
+        }
+        self.export = Some(Form::editing([(ExportFolder, EXPORT_FOLDER)]));
+        Vec::new()
+    }
+
+    /// The values shown, as the workshop's Postman environment names them; or, said, why there are none.
+    fn postman_variables(&mut self, ctx: &Ctx) -> Option<Variables> {
+        Variables::of_profile(&ctx.profile, &self.profile())
+            .map_err(|e| self.say(Err(e.to_string())))
+            .ok()
+    }
+
+    /// A new notice replaces the last one and the last export's lines.
+    fn say(&mut self, notice: Result<String, String>) {
+        self.exported = None;
+        self.notice = Some(notice);
     }
 }
 
@@ -214,17 +301,13 @@ impl Component for Environment {
             dirty: false,
             imported: None,
             notice: None,
+            export: None,
+            exported: None,
         }
     }
 
     fn commands(&self, _: &Ctx) -> Vec<Command<Environment>> {
-        let import = Command::bar(
-            &[KeyCode::Char('I')],
-            "I",
-            "import Postman",
-            Environment::open_import,
-        );
-        if self.editable {
+        let mut commands = if self.editable {
             vec![
                 Command::bar(
                     &[KeyCode::Char('i')],
@@ -239,26 +322,71 @@ impl Component for Environment {
                     Environment::start_editing,
                 ),
                 Command::bar(&[KeyCode::Char('w')], "w", "save", Environment::save),
-                import,
             ]
         } else {
-            vec![
-                import,
-                Command::help(
-                    &[KeyCode::Char('i'), KeyCode::Enter],
-                    "i Enter",
-                    "edit (says why these are read-only)",
-                    Environment::read_only,
-                ),
-            ]
-        }
+            vec![Command::help(
+                &[KeyCode::Char('i'), KeyCode::Enter],
+                "i Enter",
+                "edit (says why these are read-only)",
+                Environment::read_only,
+            )]
+        };
+        commands.extend([
+            Command::help(MOVE_KEYS, "↑↓ j k", "choose a value", Environment::pick),
+            Command::bar(
+                &[KeyCode::Char('s')],
+                "s",
+                if self.form.reveal {
+                    "hide secret"
+                } else {
+                    "show secret"
+                },
+                Environment::toggle_reveal,
+            ),
+            Command::bar(&[KeyCode::Char('y')], "y", "copy", Environment::copy),
+            Command::bar(
+                &[KeyCode::Char('P')],
+                "P",
+                "Postman files",
+                Environment::open_export,
+            ),
+            Command::bar(
+                &[KeyCode::Char('I')],
+                "I",
+                "import Postman",
+                Environment::open_import,
+            ),
+        ]);
+        commands
     }
 
     fn editing(&self) -> bool {
-        self.form.editing || self.import.as_ref().is_some_and(|f| f.editing)
+        self.form.editing
+            || self.import.as_ref().is_some_and(|f| f.editing)
+            || self.export.as_ref().is_some_and(|f| f.editing)
     }
 
-    fn edit(&mut self, key: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
+    fn edit(&mut self, key: KeyEvent, ctx: &Ctx) -> Vec<Out<Work>> {
+        if let Some(form) = &mut self.export {
+            return match form.key(key) {
+                FormKey::Submit => {
+                    let dir = form.value(ExportFolder).trim().to_string();
+                    self.export = None;
+                    match self.postman_variables(ctx) {
+                        Some(vars) if !dir.is_empty() => vec![Out::Work(Work::Export {
+                            dir: expand_home(&dir),
+                            vars: Box::new(vars),
+                        })],
+                        _ => Vec::new(),
+                    }
+                }
+                FormKey::Leave => {
+                    self.export = None;
+                    Vec::new()
+                }
+                FormKey::Used => Vec::new(),
+            };
+        }
         if let Some(form) = &mut self.import {
             return match form.key(key) {
                 FormKey::Submit => {
@@ -332,38 +460,50 @@ impl Component for Environment {
                 self.load(name, profile, true);
                 self.dirty = true;
                 self.imported = Some(names.join(", "));
-                self.notice = Some(Ok(format!(
+                self.say(Ok(format!(
                     "imported {} into profile {}: press w to save it and switch to it",
                     names.join(", "),
                     self.name
                 )));
             }
-            Done::Imported(Err(e)) => self.notice = Some(Err(e)),
+            Done::Imported(Err(e)) => self.say(Err(e)),
             Done::Saved {
                 name,
                 profile,
                 result: Ok(path),
             } => {
                 self.dirty = false;
-                self.notice = Some(Ok(format!(
+                self.say(Ok(format!(
                     "saved to {} (mode 0600); opening profile {name}…",
                     path.display(),
                 )));
                 return vec![Out::Open { name, profile }];
             }
             Done::Saved { result: Err(e), .. } => {
-                self.notice = Some(Err(format!("not saved: {e}")));
+                self.say(Err(format!("not saved: {e}")));
             }
+            Done::Exported(Ok(exported)) => {
+                self.notice = None;
+                self.exported = Some(exported);
+            }
+            Done::Exported(Err(e)) => self.say(Err(format!("no Postman files written: {e}"))),
         }
         Vec::new()
     }
 
     fn height(&self, _: &Ctx) -> u16 {
         let problems = self.problems().len().max(1) as u16;
+        // The export's lines name paths: room for them to wrap.
+        let exported = self
+            .exported
+            .as_ref()
+            .map_or(0, |e| e.summary().len() as u16 + 3);
         2 + self.form.fields.len() as u16
             + 2 * u16::from(self.import.is_some())
+            + 2 * u16::from(self.export.is_some())
             + problems
             + 2 * u16::from(self.notice.is_some())
+            + exported
     }
 
     fn draw(&self, ctx: &Ctx, f: &mut Frame, area: Rect) {
@@ -375,14 +515,20 @@ impl Component for Environment {
             )
         } else {
             format!(
-                "profile {}: the embedded practice service fills these in (read-only) · I imports your Postman environment into the azure profile",
+                "profile {}: the embedded practice service's own values (read-only)",
                 self.name
             )
         })];
-        lines.extend(self.form.lines(theme, area.width));
+        lines.extend(self.form.lines_picking(theme, area.width, ctx.focused));
         if let Some(import) = &self.import {
             lines.push(import.line(theme, ImportFile, area.width));
             lines.push(Line::raw("  Enter imports this file · Esc cancels"));
+        }
+        if let Some(export) = &self.export {
+            lines.push(export.line(theme, ExportFolder, area.width));
+            lines.push(Line::raw(
+                "  Enter writes the Postman files there (made when missing) · Esc cancels",
+            ));
         }
         if self.editable {
             let problems = self.problems();
@@ -397,6 +543,11 @@ impl Component for Environment {
             }
         }
         lines.extend(self.notice.as_ref().map(|n| notice_line(theme, n)));
+        if let Some(e) = &self.exported {
+            let mut said = e.summary().into_iter();
+            lines.extend(said.next().map(|first| outcome_line(theme, true, &first)));
+            lines.extend(said.map(|l| Line::raw(format!("  {l}"))));
+        }
         paragraph(f, area, lines);
     }
 
@@ -424,6 +575,17 @@ impl Component for Environment {
                     result,
                 });
             }
+            Work::Export { .. } if io.remote => io.send(Done::Exported(Err(
+                "over SSH nothing is written on the classroom's machine: P copies your Postman environment instead".into(),
+            ))),
+            Work::Export { dir, vars } => {
+                let r = tokio::task::spawn_blocking(move || {
+                    postman::export(&vars, &dir).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                io.send(Done::Exported(r));
+            }
         }
     }
 }
@@ -439,9 +601,11 @@ pub fn shown(name: &str, profile: &Profile, session: &Session) -> Done {
             client_id,
             client_secret,
             resource,
+            authority,
             ..
         } = session.client.auth()
     {
+        shown.authority = authority.clone();
         shown.tenant_id = tenant_id.clone();
         shown.client_id = client_id.clone();
         shown.client_secret = client_secret.clone();

@@ -60,6 +60,8 @@ pub struct Form<K> {
     pub focus: usize,
     /// The form has the keys.
     pub editing: bool,
+    /// Secrets are shown in clear (the learner asked: `s`).
+    pub reveal: bool,
 }
 
 impl<K: FieldKey> Form<K> {
@@ -72,6 +74,7 @@ impl<K: FieldKey> Form<K> {
                 .collect(),
             focus: 0,
             editing: false,
+            reveal: false,
         }
     }
 
@@ -137,20 +140,33 @@ impl<K: FieldKey> Form<K> {
         done
     }
 
-    /// One field as a line: its label, then its text (masked for secrets, its end kept when long),
-    /// underlined with a cursor while it is being typed in.
+    /// One field as a line: its label, then its text (masked for secrets unless revealed, its end kept
+    /// when long), underlined with a cursor while it is being typed in.
     pub fn line(&self, theme: Theme, key: K, width: u16) -> Line<'static> {
+        self.line_picking(theme, key, width, false)
+    }
+
+    /// The same; with `picking`, the focused field is marked while the form is not typed in (a list
+    /// to pick a value from: to copy it).
+    fn line_picking(&self, theme: Theme, key: K, width: u16, picking: bool) -> Line<'static> {
         let Some((i, field)) = self.fields.iter().enumerate().find(|(_, f)| f.key == key) else {
             return Line::raw("");
         };
         let value = field.value();
-        let shown = if key.masked() && !value.is_empty() {
+        let shown = if key.masked() && !value.is_empty() && !self.reveal {
             crate::dicomweb::Secret::new(value).masked()
         } else {
             value
         };
         let focus = self.editing && self.focus == i;
-        let mark = if focus { theme.glyph("›", ">") } else { " " };
+        let picked = picking && !self.editing && self.focus == i;
+        let mark = if focus {
+            theme.glyph("›", ">")
+        } else if picked {
+            theme.glyph("»", ">")
+        } else {
+            " "
+        };
         let room = (width as usize).saturating_sub(14);
         let shown: String = if shown.chars().count() > room {
             let n = shown.chars().count();
@@ -165,7 +181,14 @@ impl<K: FieldKey> Form<K> {
         };
         Line::from(vec![
             Span::raw(mark.to_string()),
-            Span::styled(format!("{:<12} ", key.label()), bold()),
+            Span::styled(
+                format!("{:<12} ", key.label()),
+                if picked {
+                    bold().add_modifier(Modifier::REVERSED)
+                } else {
+                    bold()
+                },
+            ),
             Span::styled(shown, style),
             Span::raw(if focus { "▏" } else { "" }),
         ])
@@ -173,10 +196,20 @@ impl<K: FieldKey> Form<K> {
 
     /// Every field as a line, in order.
     pub fn lines(&self, theme: Theme, width: u16) -> Vec<Line<'static>> {
+        self.lines_picking(theme, width, false)
+    }
+
+    /// Every field as a line, the focused one marked when `picking` (see [`Form::line_picking`]).
+    pub fn lines_picking(&self, theme: Theme, width: u16, picking: bool) -> Vec<Line<'static>> {
         self.fields
             .iter()
-            .map(|f| self.line(theme, f.key, width))
+            .map(|f| self.line_picking(theme, f.key, width, picking))
             .collect()
+    }
+
+    /// The focused field: its label and text (what a copy takes).
+    pub fn focused(&self) -> Option<(K, String)> {
+        self.fields.get(self.focus).map(|f| (f.key, f.value()))
     }
 }
 
