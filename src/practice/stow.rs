@@ -18,6 +18,7 @@ use super::auth::{Action, Caller};
 use super::eqt::{self, EqtDef};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, CORE_ATTRIBUTES};
+use super::minimum;
 use super::multipart::{Intake, ReceivedPart, receive_related, receive_single};
 use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
 use crate::dicom::json::dataset_to_json;
@@ -363,17 +364,35 @@ async fn store_impl(
     }
     let mut resp = respond(&svc, &headers, version, study.as_deref(), outcomes);
     if multi_valued {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
+        let agent = warn_agent(
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+        );
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "299 {host}: \"One or more indexed Dicom tag(s) have multiple values, only first value is indexed.\""
+            "299 {agent} \"One or more indexed Dicom tag(s) have multiple values, only first value is indexed.\""
         )) {
             resp.headers_mut().insert(header::WARNING, v);
         }
     }
     Ok(resp)
+}
+
+/// The warn-agent of a Warning header as Azure writes it: the request's host without its port, then a
+/// colon (`127.0.0.1:18742` → `127.0.0.1:`, `[::1]:80` → `[::1]:`); nothing without a host.
+fn warn_agent(host: &str) -> String {
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}:")
+    }
 }
 
 /// Memory a validation may hold for a scanned file: its header parsed (dicom-object's elements), its
@@ -592,7 +611,7 @@ fn comment_sequence(comments: &[String]) -> String {
 }
 
 /// `(gggg,eeee)` in lower-case hex, as the service's error comments write tags.
-fn tag_text(tag: Tag) -> String {
+pub(crate) fn tag_text(tag: Tag) -> String {
     format!("({:04x},{:04x})", tag.0, tag.1)
 }
 
@@ -607,6 +626,20 @@ fn single_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
         .ok()
         .map(|s| trim_uid(&s).trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// Azure's minimum validator on an element's first value (v1's indexed attributes, v2's PatientID): the
+/// error comment when it fails. The raw text is checked: a NUL is padding only where the level says so.
+fn minimum_check(obj: &InMemDicomObject, tag: Tag, level: minimum::Level) -> Option<String> {
+    let e = obj.element_opt(tag).ok()??;
+    let DicomValue::Primitive(p) = e.value() else {
+        return None;
+    };
+    if vr::is_bulk(e.vr()) {
+        return None;
+    }
+    let why = minimum::check(e.vr(), &p.to_raw_str(), level)?;
+    Some(minimum::comment(tag, e.vr(), &why))
 }
 
 /// Checks every string value of an element against its VR; the first failure as an error comment.
@@ -698,6 +731,22 @@ fn process(
             Some(_) => {}
         }
     }
+    // The study in the path is checked with the other required attributes, and first: a file of another
+    // study fails for that reason alone (upstream stops at it, before PatientID).
+    if required_errors.is_empty()
+        && let (Some(expected), Some(found)) = (study_in_path, &study)
+        && !trim_uid(expected).trim().eq_ignore_ascii_case(found)
+    {
+        return failed(
+            reason::VALIDATION_FAILED,
+            class,
+            sop,
+            vec![format!(
+                "DICOM100: {} - The StudyInstanceUid in the payload does not match the specified StudyInstanceUid.",
+                tag_text(tags::STUDY_INSTANCE_UID)
+            )],
+        );
+    }
     let mut warnings = Vec::new();
     let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
     let patient_id_value = single_str(obj, tags::PATIENT_ID).is_some();
@@ -710,6 +759,11 @@ fn process(
         required_errors.push(missing_pid);
     } else if !patient_id_value {
         warnings.push(missing_pid);
+    } else if version.v2
+        && let Some(why) = minimum_check(obj, tags::PATIENT_ID, minimum::Level::Lenient)
+    {
+        // v2: PatientID is a core tag, checked leniently (trailing NULs are padding) and fatal.
+        required_errors.push(why);
     }
     let (Some(class), Some(sop), Some(study), Some(series)) =
         (class.clone(), sop.clone(), study, series)
@@ -722,16 +776,6 @@ fn process(
             Some(class),
             Some(sop),
             required_errors,
-        );
-    }
-    if let Some(expected) = study_in_path
-        && !trim_uid(expected).trim().eq_ignore_ascii_case(&study)
-    {
-        return failed(
-            reason::VALIDATION_FAILED,
-            Some(class),
-            Some(sop),
-            Vec::new(),
         );
     }
 
@@ -753,7 +797,7 @@ fn process(
     } else {
         let errors: Vec<String> = indexed
             .iter()
-            .filter_map(|(tag, vr)| validate_element(obj, *tag, *vr))
+            .filter_map(|(tag, _)| minimum_check(obj, *tag, minimum::Level::Strict))
             .collect();
         if !errors.is_empty() {
             return failed(reason::VALIDATION_FAILED, Some(class), Some(sop), errors);
@@ -1006,6 +1050,14 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn the_warning_agent_is_the_host_without_its_port() {
+        assert_eq!(warn_agent("127.0.0.1:18742"), "127.0.0.1:");
+        assert_eq!(warn_agent("dicom.example.org"), "dicom.example.org:");
+        assert_eq!(warn_agent("[::1]:8042"), "[::1]:");
+        assert_eq!(warn_agent(""), "");
+    }
 
     #[test]
     fn promises_share_the_room_and_are_given_back_part_by_part() {
