@@ -164,19 +164,28 @@ fn comments(item: &Value) -> Vec<String> {
 async fn extended_query_tag_of_vr_is_matches_as_an_integer() {
     let az = Azure::start().await;
     let films = Tag(0x2100, 0x0170);
+    let copies = Tag(0x2000, 0x0010);
     let (st1, se1, sop1) = ids();
     let (st2, se2, sop2) = ids();
     let one = instance(
         &st1,
         &se1,
         &sop1,
-        &[(tags::PATIENT_SEX, VR::CS, "M"), (films, VR::IS, "12")],
+        &[
+            (tags::PATIENT_SEX, VR::CS, "M"),
+            (films, VR::IS, "12"),
+            (copies, VR::IS, "12"),
+        ],
     );
     let two = instance(
         &st2,
         &se2,
         &sop2,
-        &[(tags::PATIENT_SEX, VR::CS, "O"), (films, VR::IS, "03")],
+        &[
+            (tags::PATIENT_SEX, VR::CS, "O"),
+            (films, VR::IS, "03"),
+            (copies, VR::IS, "03"),
+        ],
     );
     for file in [one, two] {
         let a = az.store("v2", "studies", &[file]).await;
@@ -184,7 +193,10 @@ async fn extended_query_tag_of_vr_is_matches_as_an_integer() {
     }
     az.add_tags(r#"[{"Path":"00100040","VR":"CS","Level":"Study"},{"Path":"21000170","VR":"IS","Level":"Study"}]"#)
         .await;
-    for path in ["00100040", "21000170"] {
+    // The same over NumberOfCopies (2000,0010), an IS of the instance level, named by its keyword.
+    az.add_tags(r#"[{"Path":"NumberOfCopies","Level":"Instance"}]"#)
+        .await;
+    for path in ["00100040", "21000170", "20000010"] {
         let a = az
             .get_json("v2", &format!("extendedquerytags/{path}"))
             .await;
@@ -199,6 +211,9 @@ async fn extended_query_tag_of_vr_is_matches_as_an_integer() {
         "21000170=3",
         "NumberOfFilms=3",
         "NumberOfFilms=0003",
+        "20000010=0003",
+        "20000010=03",
+        "NumberOfCopies=3",
     ] {
         let a = az.get_json("v2", &format!("instances?{query}")).await;
         assert_eq!(a.status, 200, "{query}: {}", a.text);
@@ -216,11 +231,11 @@ async fn extended_query_tag_of_vr_is_matches_as_an_integer() {
         Some(st1.as_str())
     );
     // A keyword of the dictionary that is no query tag: Azure's UnsupportedSearchParameter, word for word.
-    let a = az.get_json("v2", "instances?NumberOfCopies=3").await;
+    let a = az.get_json("v2", "instances?NumberOfStages=3").await;
     assert_eq!(a.status, 400);
     assert_eq!(
         a.text,
-        "Invalid query: AttributeId NumberOfCopies is not queryable.  If the parameter is an attribute keyword, check the casing as they are case-sensitive. The conformance statement has a list of supported query parameters, attributes and the levels."
+        "Invalid query: AttributeId NumberOfStages is not queryable.  If the parameter is an attribute keyword, check the casing as they are case-sensitive. The conformance statement has a list of supported query parameters, attributes and the levels."
     );
 }
 
