@@ -409,8 +409,9 @@ async fn a_study_attribute_matches_on_the_studys_latest_value() {
 // v1 default attributes (item 5)
 // ---------------------------------------------------------------------------------------------------
 
-/// Upstream: QueryResponseBuilder.DefaultStudyTags / DefaultSeriesTags / DefaultInstancesTags (used by
-/// QueryTransactionV1Tests' GivenSearchRequest_All*Level_MatchResult): no ModalitiesInStudy unless asked;
+/// Upstream: QueryResponseBuilder.DefaultStudyTags / DefaultSeriesTags / DefaultInstancesTags and the
+/// "all" sets (used by QueryTransactionV1Tests' GivenSearchRequest_All*Level_MatchResult): no
+/// ModalitiesInStudy or related-instance counts unless asked;
 /// QueryTransactionTests.GivenSearchRequest_AllStudyComputedColumns_MatchResult: asked, it lists every
 /// modality of the study, and NumberOfStudyRelatedInstances counts its instances.
 #[tokio::test]
@@ -436,6 +437,22 @@ async fn v1_results_carry_modalities_in_study_only_when_asked() {
         for result in a.json().as_array().expect("array") {
             assert!(result.get("00080061").is_none(), "{path}: {result}");
             assert!(result.get("00100020").is_some(), "{path}: {result}");
+        }
+    }
+    // `includefield=all` adds upstream's "all" sets (QueryResponseBuilder.AllStudyTags, AllSeriesTags):
+    // the computed attributes are not in them.
+    for level in ["studies", "series"] {
+        let a = az
+            .get_json(
+                "v1",
+                &format!("{level}?StudyInstanceUID={study}&includefield=all"),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        for r in a.json().as_array().expect("array") {
+            for computed in ["00080061", "00201208", "00201209"] {
+                assert!(r.get(computed).is_none(), "{level}: {computed} in {r}");
+            }
         }
     }
     let a = az
@@ -959,7 +976,12 @@ async fn change_feed_after_create_delete_create() {
             assert_eq!(e.get("metadata").is_some(), state != "Deleted", "{e}");
         }
     };
-    assert_eq!(az.store("v2", "studies", &[f.clone()]).await.status, 200);
+    assert_eq!(
+        az.store("v2", "studies", std::slice::from_ref(&f))
+            .await
+            .status,
+        200
+    );
     latest("Create", "Current").await;
     let path = az.url("v2", &format!("studies/{st}/series/{se}/instances/{sop}"));
     assert_eq!(az.send(az.http.delete(&path)).await.status, 204);

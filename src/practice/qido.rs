@@ -72,9 +72,10 @@ fn all_set(level: Level) -> Vec<Tag> {
     v.extend(match level {
         Level::Study => tag_set(&[
             "00081030", "00080063", "00081032", "00081060", "00081080", "00081110", "00101010",
-            "00101020", "00101030", "00102180", "001021B0", "00201208",
+            "00101020", "00101030", "00102180", "001021B0",
         ]),
-        Level::Series => tag_set(&["00200011", "00200060", "00080021", "00080031", "00201209"]),
+        // The computed counts come only when named (upstream's AllStudyTags / AllSeriesTags).
+        Level::Series => tag_set(&["00200011", "00200060", "00080021", "00080031"]),
         Level::Instance => Vec::new(),
     });
     v
