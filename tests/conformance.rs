@@ -795,6 +795,11 @@ async fn store_refusals() {
         assert!(body.get("00081199").is_none());
         let failed = only_item(&body, "00081198");
         assert_eq!(first_str(failed, "00081197").as_deref(), Some("43264"));
+        // The UIDs are core query tags, which v1 checks with the minimum validator (UidValidation).
+        assert_eq!(
+            comments(failed),
+            vec!["DICOM100: (0020,000d) - Dicom element 'StudyInstanceUID' failed validation for VR 'UI': DICOM Identifier is invalid. Value length should not exceed the maximum length of 64 characters. Value should contain characters in '0'-'9' and '.'. Each component must start with non-zero number.".to_string()]
+        );
     }
     for accept in ["application/dicom", "application/data"] {
         let a = az
@@ -893,6 +898,35 @@ async fn v2_drops_an_invalid_attribute_and_keeps_the_valid_ones() {
         a.text.contains("Invalid query: specified Date value 'NotAValidStudyDate' is invalid for attribute 'StudyDate'. Date should be valid and formatted as yyyyMMdd."),
         "{}",
         a.text
+    );
+}
+
+/// Upstream: StoreDatasetValidator.ValidateRequiredCoreTags (source; the E2E tests check only the
+/// failure code): the required attributes are checked in order and the first one missing is the reason;
+/// the indexed attributes are still checked after it (v1), each with its own comment.
+#[tokio::test]
+async fn the_first_missing_required_attribute_is_the_reason() {
+    let az = Azure::start().await;
+    let (st, se, sop) = ids();
+    let f = instance(
+        &st,
+        &se,
+        &sop,
+        &[
+            (tags::SOP_CLASS_UID, VR::UI, ""),
+            (tags::SERIES_INSTANCE_UID, VR::UI, ""),
+            (tags::MODALITY, VR::CS, "WAY_TOO_LONG_FOR_A_CS"),
+        ],
+    );
+    let a = az.store("v1", "studies", &[f]).await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    let failed = only_item(&a.json(), "00081198").clone();
+    assert_eq!(
+        comments(&failed),
+        vec![
+            "DICOM100: (0008,0016) - The required tag '(0008,0016)' is missing.".to_string(),
+            "DICOM100: (0008,0060) - Dicom element 'Modality' failed validation for VR 'CS': Value length exceeds maximum length of 16.".to_string(),
+        ]
     );
 }
 

@@ -710,99 +710,112 @@ fn process(
     let study = single_str(obj, tags::STUDY_INSTANCE_UID);
     let series = single_str(obj, tags::SERIES_INSTANCE_UID);
 
-    // Required attributes (contract §3.6).
-    let mut required_errors = Vec::new();
-    for (tag, value) in [
+    // Validation as upstream's StoreDatasetValidator does it, one comment per attribute (the first found):
+    // the required attributes (the first one missing, else a study other than the path's, else PatientID),
+    // then the minimum validator (v1: every indexed attribute; v2: the core tags, leniently), then in v2
+    // everything else, whose failures are warnings and leave the metadata.
+    let missing = |tag: Tag| {
+        format!(
+            "DICOM100: {} - The required tag '{}' is missing.",
+            tag_text(tag),
+            tag_text(tag)
+        )
+    };
+    let mut errors: Vec<(Tag, String)> = Vec::new();
+    let add = |errors: &mut Vec<(Tag, String)>, tag: Tag, comment: String| {
+        if !errors.iter().any(|(t, _)| *t == tag) {
+            errors.push((tag, comment));
+        }
+    };
+    let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
+    let patient_id_value = single_str(obj, tags::PATIENT_ID).is_some();
+    let first_missing = [
         (tags::SOP_CLASS_UID, &class),
         (tags::STUDY_INSTANCE_UID, &study),
         (tags::SERIES_INSTANCE_UID, &series),
         (tags::SOP_INSTANCE_UID, &sop),
-    ] {
-        match value {
-            None => required_errors.push(format!(
-                "DICOM100: {} - The required tag '{}' is missing.",
-                tag_text(tag),
-                tag_text(tag)
-            )),
-            Some(v) if !is_valid_uid(v) => required_errors.push(format!(
-                "DICOM100: {} - Content \"{v}\" does not validate VR UI: DICOM Identifier is invalid",
-                tag_text(tag)
-            )),
-            Some(_) => {}
-        }
-    }
-    // The study in the path is checked with the other required attributes, and first: a file of another
-    // study fails for that reason alone (upstream stops at it, before PatientID).
-    if required_errors.is_empty()
-        && let (Some(expected), Some(found)) = (study_in_path, &study)
+    ]
+    .into_iter()
+    .find_map(|(tag, value)| value.is_none().then_some(tag));
+    if let Some(tag) = first_missing {
+        add(&mut errors, tag, missing(tag));
+    } else if let (Some(expected), Some(found)) = (study_in_path, &study)
         && !trim_uid(expected).trim().eq_ignore_ascii_case(found)
     {
-        return failed(
-            reason::VALIDATION_FAILED,
-            class,
-            sop,
-            vec![format!(
+        add(
+            &mut errors,
+            tags::STUDY_INSTANCE_UID,
+            format!(
                 "DICOM100: {} - The StudyInstanceUid in the payload does not match the specified StudyInstanceUid.",
                 tag_text(tags::STUDY_INSTANCE_UID)
-            )],
+            ),
         );
+    } else if !patient_id_present || (!version.v2 && !patient_id_value) {
+        add(&mut errors, tags::PATIENT_ID, missing(tags::PATIENT_ID));
     }
-    let mut warnings = Vec::new();
-    let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
-    let patient_id_value = single_str(obj, tags::PATIENT_ID).is_some();
-    let missing_pid = format!(
-        "DICOM100: {} - The required tag '{}' is missing.",
-        tag_text(tags::PATIENT_ID),
-        tag_text(tags::PATIENT_ID)
-    );
-    if !patient_id_present || (!version.v2 && !patient_id_value) {
-        required_errors.push(missing_pid);
-    } else if !patient_id_value {
-        warnings.push(missing_pid);
-    } else if version.v2
-        && let Some(why) = minimum_check(obj, tags::PATIENT_ID, minimum::Level::Lenient)
-    {
-        // v2: PatientID is a core tag, checked leniently (trailing NULs are padding) and fatal.
-        required_errors.push(why);
-    }
-    let (Some(class), Some(sop), Some(study), Some(series)) =
-        (class.clone(), sop.clone(), study, series)
-    else {
-        return failed(reason::VALIDATION_FAILED, class, sop, required_errors);
-    };
-    if !required_errors.is_empty() {
-        return failed(
-            reason::VALIDATION_FAILED,
-            Some(class),
-            Some(sop),
-            required_errors,
-        );
-    }
-
-    // Indexed attributes must validate in v1; in v2 anything invalid is dropped with a warning.
     let indexed: Vec<(Tag, Option<VR>)> = CORE_ATTRIBUTES
         .iter()
         .map(|a| (a.tag, None))
         .chain(eqts.iter().map(|t| (t.tag, Some(t.vr))))
         .collect();
+    let uids = [
+        tags::STUDY_INSTANCE_UID,
+        tags::SERIES_INSTANCE_UID,
+        tags::SOP_INSTANCE_UID,
+    ];
+    let (checked, level): (Vec<Tag>, _) = if version.v2 {
+        let mut core = uids.to_vec();
+        core.extend([tags::PATIENT_ID, tags::SOP_CLASS_UID]);
+        (core, minimum::Level::Lenient)
+    } else {
+        // Upstream's core query tags (the UIDs, ModalitiesInStudy and the core attributes), then the
+        // extended query tags.
+        let mut all = uids.to_vec();
+        all.push(tags::MODALITIES_IN_STUDY);
+        all.extend(indexed.iter().map(|(t, _)| *t));
+        (all, minimum::Level::Strict)
+    };
+    for tag in checked {
+        if let Some(comment) = minimum_check(obj, tag, level) {
+            add(&mut errors, tag, comment);
+        }
+    }
+    // In v2 only the core tags' errors fail the instance; the rest warn and are dropped.
+    let core_errors = errors.len();
     let mut dropped: Vec<Tag> = Vec::new();
     if version.v2 {
         for e in obj.iter() {
             let tag = e.header().tag;
-            if let Some(comment) = validate_element(obj, tag, None) {
-                warnings.push(comment);
-                dropped.push(tag);
+            let comment = if tag == tags::PATIENT_ID && !patient_id_value {
+                Some(missing(tag))
+            } else {
+                validate_element(obj, tag, None)
+            };
+            if let Some(comment) = comment
+                && !errors.iter().any(|(t, _)| *t == tag)
+            {
+                errors.push((tag, comment));
+                if !uids.contains(&tag) {
+                    dropped.push(tag);
+                }
             }
         }
-    } else {
-        let errors: Vec<String> = indexed
-            .iter()
-            .filter_map(|(tag, _)| minimum_check(obj, *tag, minimum::Level::Strict))
-            .collect();
-        if !errors.is_empty() {
-            return failed(reason::VALIDATION_FAILED, Some(class), Some(sop), errors);
-        }
     }
+    let comments: Vec<String> = errors.into_iter().map(|(_, c)| c).collect();
+    let fails = if version.v2 {
+        core_errors > 0
+    } else {
+        !comments.is_empty()
+    };
+    let (Some(class), Some(sop), Some(study), Some(series)) =
+        (class.clone(), sop.clone(), study, series)
+    else {
+        return failed(reason::VALIDATION_FAILED, class, sop, comments);
+    };
+    if fails {
+        return failed(reason::VALIDATION_FAILED, Some(class), Some(sop), comments);
+    }
+    let warnings = comments;
 
     let mut metadata = dataset_to_json(obj);
     for tag in &dropped {
