@@ -1097,3 +1097,151 @@ async fn series_of_a_study_by_modality() {
         204
     );
 }
+
+/// Upstream: RetrieveTransactionResourceTests.GivenInstanceWithPaddedStudyInstanceUID_WhenRetrieveInstance_ThenServerShouldReturnExpectedContent
+/// (its four InlineData: query and stored padding) — the instance is found whatever the padding, and
+/// comes back as stored.
+#[tokio::test]
+async fn an_instance_stored_or_asked_with_a_padded_study_uid_is_found() {
+    let az = Azure::start().await;
+    for (query_pad, save_pad) in [(" ", " "), ("", " "), (" ", ""), ("     ", " ")] {
+        let (study, series, sop) = ids();
+        let saved = format!("{study}{save_pad}");
+        let f = instance(&saved, &series, &sop, &[]);
+        assert_eq!(az.store("v2", "studies", &[f]).await.status, 200);
+        let queried = format!("{study}{query_pad}").replace(' ', "%20");
+        let url = az.url(
+            "v2",
+            &format!("studies/{queried}/series/{series}/instances/{sop}"),
+        );
+        let (status, _, body) = az
+            .get_bytes(&url, "application/dicom; transfer-syntax=*")
+            .await;
+        assert_eq!(status, 200, "{query_pad:?}/{save_pad:?}");
+        let file = dicom_object::OpenFileOptions::new()
+            .from_reader(&body[128..])
+            .expect("a DICOM file");
+        let got = file
+            .element(tags::STUDY_INSTANCE_UID)
+            .expect("StudyInstanceUID")
+            .to_str()
+            .expect("text")
+            .to_string();
+        assert_eq!(got.trim_end(), study, "{query_pad:?}/{save_pad:?}");
+    }
+}
+
+/// Upstream: RetrieveTransactionResourceTests.GivenUnsupportedAcceptHeaders_WhenRetrieveInstance_ThenServerShouldReturnNotAcceptable
+/// (GeUnsupportedAcceptHeadersForInstances) and GivenNonExistingInstance_WhenRetrieveInstance_ThenServerShouldReturnNotFound.
+#[tokio::test]
+async fn instance_retrieve_refusals() {
+    let az = Azure::start().await;
+    let url = az.url(
+        "v2",
+        &format!("studies/{}/series/{}/instances/{}", uid(), uid(), uid()),
+    );
+    for accept in [
+        r#"application/octet-stream; transfer-syntax="*""#,
+        r#"application/dicom; transfer-syntax="1.2.840.10008.1.2.4.100""#,
+    ] {
+        let (status, _, _) = az.get_bytes(&url, accept).await;
+        assert_eq!(status, 406, "{accept}");
+    }
+    let (status, _, _) = az
+        .get_bytes(&url, "application/dicom; transfer-syntax=*")
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// Upstream: RetrieveTransactionResourceTests.GivenInstanceWithoutPixelData_WhenRetrieveInstance_ThenServerShouldReturnExpectedContent
+/// — what was stored comes back byte for byte.
+#[tokio::test]
+async fn an_instance_comes_back_as_stored() {
+    let az = Azure::start().await;
+    let (st, se, sop) = ids();
+    let no_image: Vec<(Tag, VR, &str)> = [
+        tags::PIXEL_DATA,
+        tags::ROWS,
+        tags::COLUMNS,
+        tags::BITS_ALLOCATED,
+        tags::BITS_STORED,
+        tags::HIGH_BIT,
+        tags::PIXEL_REPRESENTATION,
+        tags::SAMPLES_PER_PIXEL,
+        tags::PHOTOMETRIC_INTERPRETATION,
+    ]
+    .into_iter()
+    .map(|t| (t, VR::US, ""))
+    .collect();
+    let f = instance(&st, &se, &sop, &no_image);
+    assert_eq!(
+        az.store("v1", "studies", std::slice::from_ref(&f))
+            .await
+            .status,
+        200
+    );
+    let url = az.url("v1", &format!("studies/{st}/series/{se}/instances/{sop}"));
+    let (status, ct, body) = az
+        .get_bytes(&url, "application/dicom; transfer-syntax=*")
+        .await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("application/dicom"), "{ct}");
+    assert_eq!(body, f);
+}
+
+/// Upstream: DicomRetrieveMetadataTransactionTests.GivenAnIncorrectAcceptHeader_WhenRetrievingResource_ThenNotAcceptableIsReturned
+/// — the Accept header is judged before the (here invalid) UIDs.
+#[tokio::test]
+async fn metadata_for_an_unacceptable_accept_is_406() {
+    let az = Azure::start().await;
+    let g = || uuid::Uuid::new_v4().to_string();
+    for path in [
+        format!("studies/{}/metadata", g()),
+        format!("studies/{}/series/{}/metadata", g(), g()),
+        format!("studies/{}/series/{}/instances/{}/metadata", g(), g(), g()),
+    ] {
+        let (status, _, _) = az.get_bytes(&az.url("v1", &path), "application/data").await;
+        assert_eq!(status, 406, "{path}");
+    }
+}
+
+/// Upstream: DicomRetrieveMetadataETagTests.GivenRetrieveStudyMetadataRequest_WhenIfNoneMatchMatchesETag_ThenNotModifiedResponseIsReturned,
+/// …_WhenStudyIsUpdatedAndPreviousETagIsUsed_… and …_WhenInstanceIsDeletedInStudyAndPreviousETagIsUsed_…
+#[tokio::test]
+async fn study_metadata_etag() {
+    let az = Azure::start().await;
+    let study = uid();
+    let (se1, sop1) = (uid(), uid());
+    let first = instance(&study, &se1, &sop1, &[]);
+    assert_eq!(az.store("v1", "studies", &[first]).await.status, 200);
+    let path = format!("studies/{study}/metadata");
+    let get = |etag: Option<String>| {
+        let mut r = az.http.get(az.url("v1", &path)).header(ACCEPT, DICOM_JSON);
+        if let Some(e) = etag {
+            r = r.header("If-None-Match", e);
+        }
+        az.send(r)
+    };
+    let a = get(None).await;
+    assert_eq!(a.status, 200);
+    let etag = a.headers["etag"].to_str().expect("etag").to_string();
+    let a = get(Some(etag.clone())).await;
+    assert_eq!(a.status, 304);
+    assert!(a.text.is_empty());
+
+    let second = instance(&study, &uid(), &uid(), &[]);
+    assert_eq!(az.store("v1", "studies", &[second]).await.status, 200);
+    let a = get(Some(etag)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json().as_array().map(Vec::len), Some(2));
+    let etag = a.headers["etag"].to_str().expect("etag").to_string();
+
+    let one = az.url(
+        "v1",
+        &format!("studies/{study}/series/{se1}/instances/{sop1}"),
+    );
+    assert_eq!(az.send(az.http.delete(&one)).await.status, 204);
+    let a = get(Some(etag)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json().as_array().map(Vec::len), Some(1));
+}
