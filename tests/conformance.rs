@@ -1245,3 +1245,149 @@ async fn study_metadata_etag() {
     assert_eq!(a.status, 200);
     assert_eq!(a.json().as_array().map(Vec::len), Some(1));
 }
+
+/// Upstream: QueryTransactionLatestTests (QueryTransactionTests' GivenSearchRequest_AllStudyLevel_MatchResult,
+/// _AllSeriesLevel_, _AllInstancesLevel_, _StudyInstancesLevel_, _StudySeriesLevel_ run through v2, checked
+/// by ValidationHelpers.ValidateResponseDatasetV2): each result is the stored attributes of v2's default
+/// sets and the filters, exactly — nothing more, nothing less.
+#[tokio::test]
+async fn v2_results_are_exactly_the_default_sets() {
+    let az = Azure::start().await;
+    let (st, se, sop) = ids();
+    let f = instance(
+        &st,
+        &se,
+        &sop,
+        &[
+            (tags::STUDY_DATE, VR::DA, "20190101"),
+            (tags::MODALITY, VR::CS, "MRI"),
+        ],
+    );
+    assert_eq!(az.store("v2", "studies", &[f]).await.status, 200);
+    let meta = az
+        .get_json(
+            "v2",
+            &format!("studies/{st}/series/{se}/instances/{sop}/metadata"),
+        )
+        .await
+        .json()[0]
+        .clone();
+    let study = ["0020000D", "00080020", "00100010", "00100020"];
+    let series = ["0020000E", "00080060"];
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        ("studies?StudyDate=20190101".into(), study.to_vec()),
+        (
+            "series?Modality=MRI".into(),
+            [&study[..], &series[..]].concat(),
+        ),
+        (
+            "instances?Modality=MRI".into(),
+            [&study[..], &series[..], &["00080018"]].concat(),
+        ),
+        (
+            format!("studies/{st}/instances?Modality=MRI"),
+            [&series[..], &["00080018", "0020000D"]].concat(),
+        ),
+        (
+            format!("studies/{st}/series?Modality=MRI"),
+            [&series[..], &["0020000D"]].concat(),
+        ),
+    ];
+    for (query, keys) in cases {
+        let a = az.get_json("v2", &query).await;
+        assert_eq!(a.status, 200, "{query}: {}", a.text);
+        let found = a.json();
+        assert_eq!(found.as_array().map(Vec::len), Some(1), "{query}: {found}");
+        let expected: serde_json::Map<String, Value> = keys
+            .iter()
+            .filter_map(|k| meta.get(*k).map(|v| ((*k).to_string(), v.clone())))
+            .collect();
+        assert_eq!(
+            expected.len(),
+            keys.len(),
+            "{query}: the instance has them all"
+        );
+        assert_eq!(found[0], Value::Object(expected), "{query}");
+    }
+}
+
+/// Upstream: QueryTransactionTests.GivenSearchRequest_PatientNameFuzzyMatch_MatchResult,
+/// GivenSearchRequest_ReferringPhysicianNameFuzzyMatch_MatchResult and
+/// GivenSearchRequest_AllStudyLevelOnPatientName_MatchIsCaseIncensitiveAndAccentIncensitive.
+#[tokio::test]
+async fn person_names_fuzzy_and_without_case_or_accents() {
+    let az = Azure::start().await;
+    let part = "QWZXKTP";
+    let (a_study, b_study, c_study) = (uid(), uid(), uid());
+    for (study, tag, name) in [
+        (
+            &a_study,
+            tags::PATIENT_NAME,
+            format!("Jonathan^{part}^Stone Hall^^"),
+        ),
+        (
+            &b_study,
+            tags::PATIENT_NAME,
+            format!("Jon^{part}^StoneHall"),
+        ),
+        (
+            &c_study,
+            tags::REFERRING_PHYSICIAN_NAME,
+            format!("dr^{part}^Stone Hall^^"),
+        ),
+    ] {
+        let f = instance(study, &uid(), &uid(), &[(tag, VR::PN, name.as_str())]);
+        assert_eq!(az.store("v1", "studies", &[f]).await.status, 200);
+    }
+    let studies = |found: &Value| -> Vec<String> {
+        let mut v: Vec<String> = found
+            .as_array()
+            .map(|r| r.iter().filter_map(|s| first_str(s, "0020000D")).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let a = az
+        .get_json(
+            "v1",
+            &format!("studies?PatientName={part}&FuzzyMatching=true"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let mut want = vec![a_study.clone(), b_study.clone()];
+    want.sort();
+    assert_eq!(studies(&a.json()), want);
+    let a = az
+        .get_json(
+            "v1",
+            &format!("studies?ReferringPhysicianName={part}&FuzzyMatching=true"),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(studies(&a.json()), vec![c_study.clone()]);
+    assert_eq!(
+        first_str(&a.json()[0], "00080090").as_deref(),
+        Some(format!("dr^{part}^Stone Hall^^").as_str())
+    );
+
+    let d_study = uid();
+    let f = instance(
+        &d_study,
+        &uid(),
+        &uid(),
+        &[
+            (tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
+            (tags::PATIENT_NAME, VR::PN, "Hall^ABCDEFG^Tá"),
+        ],
+    );
+    assert_eq!(az.store("v1", "studies", &[f]).await.status, 200);
+    let a = az
+        .get_json("v1", "studies?PatientName=hall^abcdefg^ta")
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(studies(&a.json()), vec![d_study]);
+    assert_eq!(
+        first_str(&a.json()[0], "00100010").as_deref(),
+        Some("Hall^ABCDEFG^Tá")
+    );
+}
