@@ -1391,3 +1391,166 @@ async fn person_names_fuzzy_and_without_case_or_accents() {
         Some("Hall^ABCDEFG^Tá")
     );
 }
+
+/// Upstream: StoreTransactionTests.GivenAMultipartRequestWithAnInvalidMultipartSection_WhenStoring_TheServerShouldReturnAccepted,
+/// GivenAMultipartRequestWithTypeParameterAndFirstSectionWithoutContentType_WhenStoring_TheServerShouldReturnOK
+/// and GivenDatasetWithDuplicateIdentifiers_WhenStoring_TheServerShouldReturnAccepted.
+#[tokio::test]
+async fn multipart_sections_as_dotnet_sends_them() {
+    let az = Azure::start().await;
+    let ct = r#"multipart/related; boundary="b"; type="application/dicom""#;
+    let post = |body: Vec<u8>, path: String| {
+        az.send(
+            az.http
+                .post(az.url("v2", &path))
+                .header(ACCEPT, DICOM_JSON)
+                .header(CONTENT_TYPE, ct)
+                .body(body),
+        )
+    };
+    // An empty section, then a valid one: 202, the valid one referenced.
+    let (st, se, sop) = ids();
+    let mut body = b"--b\r\nContent-Type: application/dicom\r\n\r\n\r\n--b\r\nContent-Type: application/dicom\r\n\r\n".to_vec();
+    body.extend(instance(&st, &se, &sop, &[]));
+    body.extend(b"\r\n--b--\r\n");
+    let a = post(body, "studies".into()).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let body_json = a.json();
+    let referenced = only_item(&body_json, "00081199");
+    assert_eq!(
+        first_str(referenced, "00081155").as_deref(),
+        Some(sop.as_str())
+    );
+    assert_eq!(values(&body_json, "00081198").len(), 1);
+    // A section without Content-Type (the request's type parameter says what it is): 200.
+    let (st, se, sop) = ids();
+    let mut body = b"--b\r\n\r\n".to_vec();
+    body.extend(instance(&st, &se, &sop, &[]));
+    body.extend(b"\r\n--b--\r\n");
+    let a = post(body, "studies".into()).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    // The same file twice in one request: the second is a conflict, the answer 202.
+    let (st, se, sop) = ids();
+    let f = instance(&st, &se, &sop, &[]);
+    let a = az
+        .store("v2", &format!("studies/{st}"), &[f.clone(), f])
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let failed = only_item(&a.json(), "00081198").clone();
+    assert_eq!(first_str(&failed, "00081197").as_deref(), Some("45070"));
+}
+
+/// Upstream: ExtendedQueryTagTests.GivenInvalidISAndIndexed_WhenStoring_ThenServerShouldReturnConflict
+/// — an indexed IS that is no integer fails v1 and warns in v2.
+#[tokio::test]
+async fn an_invalid_value_of_an_extended_query_tag() {
+    let az = Azure::start().await;
+    az.add_tags(r#"[{"Path":"00082122","Level":"Instance"}]"#)
+        .await;
+    let (st, se, sop) = ids();
+    let f = instance(
+        &st,
+        &se,
+        &sop,
+        &[(tags::STAGE_NUMBER, VR::IS, "InvalidISValue")],
+    );
+    let a = az.store("v1", "studies", std::slice::from_ref(&f)).await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    let failed = only_item(&a.json(), "00081198").clone();
+    assert_eq!(
+        comments(&failed),
+        vec!["DICOM100: (0008,2122) - Dicom element 'StageNumber' failed validation for VR 'IS': Value cannot be parsed as a valid integer string.".to_string()]
+    );
+    let a = az.store("v2", "studies", &[f]).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+}
+
+/// Upstream: ExtendedQueryTagTests.GivenMissingPropertyInRequestBody_WhenCallingPostAsync_ThenShouldThrowException
+/// and GivenInvalidTagLevelInRequestBody_WhenCallingPostAync_ThenShouldThrowException.
+#[tokio::test]
+async fn extended_query_tag_requests_refused_in_azures_words() {
+    let az = Azure::start().await;
+    let post = |body: &'static str| {
+        az.send(
+            az.http
+                .post(az.url("v2", "extendedquerytags"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(body),
+        )
+    };
+    for (body, missing) in [
+        (r#"[{"Path":"00100040"}]"#, "Level"),
+        (r#"[{"Path":"","Level":"Study"}]"#, "Path"),
+    ] {
+        let a = post(body).await;
+        assert_eq!(a.status, 400, "{body}");
+        assert!(
+            a.text.contains(&format!("The field '[0].{missing}' in request body is invalid: The Dicom Tag Property {missing} must be specified and must not be null, empty or whitespace")),
+            "{body}: {}",
+            a.text
+        );
+    }
+    let a = post(r#"[{"Path":"00100040","Level":"Studys"}]"#).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.text,
+        "The field '$[0].Level' in request body is invalid: Expected value 'Studys' to be one of the following values: ['Instance', 'Series', 'Study']"
+    );
+}
+
+/// Upstream: ExtendedQueryTagTests.GivenExtendedQueryTagWithErrors_WhenReindexing_ThenShouldSucceedWithErrors
+/// — values that do not validate are errors of the tag, whose search is then disabled; enabled again, a
+/// search answers with the `erroneous-dicom-attributes` header. A v2 store drops the invalid value, so it
+/// is no error.
+#[tokio::test]
+async fn an_extended_query_tag_over_invalid_values() {
+    let az = Azure::start().await;
+    let mut sops = Vec::new();
+    for (version, age) in [("v1", "foo"), ("v1", "bar"), ("v1", "053Y"), ("v2", "baz")] {
+        let (st, se, sop) = ids();
+        let f = instance(&st, &se, &sop, &[(tags::PATIENT_AGE, VR::AS, age)]);
+        let a = az.store(version, "studies", &[f]).await;
+        assert!(a.status == 200 || a.status == 202, "{age}: {}", a.text);
+        sops.push(sop);
+    }
+    az.add_tags(r#"[{"Path":"00101010","VR":"AS","Level":"Instance"}]"#)
+        .await;
+    let a = az.get_json("v2", "extendedquerytags/00101010").await;
+    let tag = a.json();
+    assert_eq!(tag["queryStatus"], "disabled", "{tag}");
+    assert_eq!(tag["errors"]["count"], 2, "{tag}");
+    let a = az.get_json("v2", "extendedquerytags/00101010/errors").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let mut wrong: Vec<String> = a
+        .json()
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["sopInstanceUid"].as_str().map(str::to_string))
+        .collect();
+    wrong.sort();
+    let mut want = vec![sops[0].clone(), sops[1].clone()];
+    want.sort();
+    assert_eq!(wrong, want);
+    assert_eq!(
+        az.get_json("v2", "instances?PatientAge=053Y").await.status,
+        400
+    );
+    let a = az
+        .send(
+            az.http
+                .patch(az.url("v2", "extendedquerytags/00101010"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(r#"{"QueryStatus":"Enabled"}"#),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json()["queryStatus"], "enabled");
+    let a = az.get_json("v2", "instances?00101010=053Y").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.headers["erroneous-dicom-attributes"], "00101010");
+    assert_eq!(
+        first_str(&a.json()[0], "00080018").as_deref(),
+        Some(sops[2].as_str())
+    );
+}
