@@ -1554,3 +1554,47 @@ async fn an_extended_query_tag_over_invalid_values() {
         Some(sops[2].as_str())
     );
 }
+
+/// Upstream: RetrieveTransactionResourceTests.GivenMultipleInstances_WhenRetrieveStudy_ThenServerShouldReturnExpectedInstances,
+/// GivenNonExistingStudy_WhenRetrieveStudy_ThenServerShouldReturnNotFound and
+/// GivenUnsupportedAcceptHeaders_WhenRetrieveStudy_ThenServerShouldReturnNotAcceptable
+/// (GetUnsupportedAcceptHeadersForStudiesAndSeries) — a study's instances come back whole, as stored.
+#[tokio::test]
+async fn retrieving_a_study() {
+    let az = Azure::start().await;
+    let (study, other) = (uid(), uid());
+    let one = instance(&study, &uid(), &uid(), &[]);
+    let two = instance(&study, &uid(), &uid(), &[]);
+    let three = instance(&other, &uid(), &uid(), &[]);
+    let a = az
+        .store("v2", "studies", &[one.clone(), two.clone(), three])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let any = r#"multipart/related; type="application/dicom"; transfer-syntax="*""#;
+    let (status, ct, body) = az
+        .get_bytes(&az.url("v2", &format!("studies/{study}")), any)
+        .await;
+    assert_eq!(status, 200);
+    let parts = split_multipart(&ct, &body);
+    assert_eq!(parts.len(), 2);
+    for f in [&one, &two] {
+        assert!(
+            parts.iter().any(|(_, p)| p == f),
+            "each file comes back as stored"
+        );
+    }
+    let (status, _, _) = az
+        .get_bytes(&az.url("v2", &format!("studies/{}", uid())), any)
+        .await;
+    assert_eq!(status, 404);
+    for accept in [
+        r#"application/dicom; transfer-syntax="*""#,
+        r#"multipart/related; type="application/octet-stream"; transfer-syntax="*""#,
+        r#"multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2.4.100""#,
+    ] {
+        let (status, _, _) = az
+            .get_bytes(&az.url("v2", &format!("studies/{}", uid())), accept)
+            .await;
+        assert_eq!(status, 406, "{accept}");
+    }
+}
