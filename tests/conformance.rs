@@ -1598,3 +1598,65 @@ async fn retrieving_a_study() {
         assert_eq!(status, 406, "{accept}");
     }
 }
+
+/// Upstream: RetrieveTransactionResourceTests.GivenMultipleFrames_WhenRetrieveFrame_ThenServerShouldReturnExpectedContent,
+/// GivenInstanceWithFrames_WhenRetrieveSinglePartOneFrame_ThenServerShouldReturnExpectedContent,
+/// GivenNonExistingFrames_WhenRetrieveFrame_ThenServerShouldReturnNotFound,
+/// GivenInvalidFrames_WhenRetrievingFrame_TheServerShouldReturnBadRequest (its InlineData) and
+/// GivenUnsupportedTransferSyntax_WhenRetrieveFrame_ThenServerShouldReturnNotAcceptable.
+#[tokio::test]
+async fn frames() {
+    let az = Azure::start().await;
+    let (st, se, sop) = ids();
+    // Three 8×8 frames of 8 bits: 1s, 2s, 3s.
+    let pixels: String = (1u8..=3)
+        .flat_map(|v| std::iter::repeat_n(char::from(v), 64))
+        .collect();
+    let f = instance(
+        &st,
+        &se,
+        &sop,
+        &[
+            (tags::NUMBER_OF_FRAMES, VR::IS, "3"),
+            (tags::PIXEL_DATA, VR::OB, pixels.as_str()),
+        ],
+    );
+    assert_eq!(az.store("v2", "studies", &[f]).await.status, 200);
+    let base = format!("studies/{st}/series/{se}/instances/{sop}/frames");
+    let multi = r#"multipart/related; type="application/octet-stream"; transfer-syntax=*"#;
+    let (status, ct, body) = az
+        .get_bytes(&az.url("v2", &format!("{base}/1,2")), multi)
+        .await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("multipart/related"), "{ct}");
+    let parts = split_multipart(&ct, &body);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].1, vec![1u8; 64]);
+    assert_eq!(parts[1].1, vec![2u8; 64]);
+    let (status, ct, body) = az
+        .get_bytes(
+            &az.url("v2", &format!("{base}/3")),
+            "application/octet-stream",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("application/octet-stream"), "{ct}");
+    assert_eq!(body, vec![3u8; 64]);
+    let (status, _, _) = az
+        .get_bytes(&az.url("v2", &format!("{base}/4")), multi)
+        .await;
+    assert_eq!(status, 404);
+    for frames in ["0", "-1", "1,-1", "0,1"] {
+        let (status, _, _) = az
+            .get_bytes(&az.url("v2", &format!("{base}/{frames}")), multi)
+            .await;
+        assert_eq!(status, 400, "{frames}");
+    }
+    let (status, _, _) = az
+        .get_bytes(
+            &az.url("v2", &format!("{base}/1")),
+            r#"multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.4.90"#,
+        )
+        .await;
+    assert_eq!(status, 406);
+}
