@@ -1,6 +1,7 @@
 //! QIDO-RS (contract §5): six routes, the searchable attributes per level plus ready extended query tags,
 //! exact / fuzzy (PN) / range (DA, DT, TM) matching, `includefield`, `limit` / `offset`, 204 on no match,
-//! 400 on anything the real service refuses, and its v1 / v2 default attribute sets.
+//! 400 on anything the real service refuses, and its v1 / v2 default attribute sets. A study's (series')
+//! attributes are its latest values, in filters and in results, as upstream keeps them per study.
 
 use std::collections::BTreeSet;
 
