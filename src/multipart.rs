@@ -238,6 +238,20 @@ impl Parser {
                     }
                 }
                 State::Headers => {
+                    // An empty header block right before the closing boundary is no part: .NET writes a
+                    // body of no parts as `--b\r\n\r\n--b--\r\n`, and Azure answers it as empty.
+                    let mut close = b"\r\n".to_vec();
+                    close.extend_from_slice(&self.delimiter);
+                    close.extend_from_slice(b"--");
+                    if self.buf.len() < close.len() && close.starts_with(&self.buf) {
+                        return Ok(None);
+                    }
+                    if self.buf.starts_with(&close) {
+                        self.buf.clear();
+                        self.searched = 0;
+                        self.state = State::Done;
+                        return Ok(Some(Event::End));
+                    }
                     // The buffer starts with the boundary line's CRLF; headers end at CRLF CRLF.
                     let end = self.find(4, Some(b"\r\n\r\n"));
                     let Some(end) = end else {

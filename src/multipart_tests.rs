@@ -43,6 +43,30 @@ fn preamble_epilogue_padding_and_empty_headers() {
 }
 
 #[test]
+fn a_body_of_no_parts_as_dotnet_writes_it_has_no_parts() {
+    let b = b"--b\r\n\r\n--b--\r\n";
+    assert_eq!(
+        parse_all(b, "b", Limits::default()).expect("parse"),
+        Vec::new()
+    );
+    // Byte by byte: the parser waits while the bytes could still be that closing boundary.
+    let mut p = Parser::new("b", Limits::default());
+    let mut events = Vec::new();
+    for byte in b {
+        p.feed(&[*byte]);
+        while let Some(e) = p.next_event().expect("event") {
+            events.push(e);
+        }
+    }
+    assert_eq!(events, vec![Event::End]);
+    // An empty header block followed by data is still a part.
+    let b = b"--b\r\n\r\n--not-the-boundary\r\n--b--\r\n";
+    let parts = parse_all(b, "b", Limits::default()).expect("parse");
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].1, b"--not-the-boundary");
+}
+
+#[test]
 fn hostile_bodies_are_refused_within_the_window() {
     let limits = Limits::default();
     // A boundary that never comes: refused after 64 KiB, and the parser never holds more than a delimiter.

@@ -59,6 +59,15 @@ fn trim(s: &str) -> &str {
     s.trim_end_matches(['\0', ' '])
 }
 
+/// A value without its VR's padding: trailing spaces, and trailing NULs for UI (whose padding they are).
+fn unpad(vr: VR, s: &str) -> &str {
+    if vr == VR::UI {
+        trim(s)
+    } else {
+        s.trim_end_matches(' ')
+    }
+}
+
 /// The JSON values of a primitive element, or `None` when it is empty.
 fn primitive_values(vr: VR, p: &PrimitiveValue) -> Option<Vec<Value>> {
     if p.multiplicity() == 0 {
@@ -82,20 +91,19 @@ fn primitive_values(vr: VR, p: &PrimitiveValue) -> Option<Vec<Value>> {
             _ => return None,
         },
         _ => {
-            let strs = p.to_multi_str();
+            // The raw text: a NUL that pads a value (`X\0`) is kept, as fo-dicom keeps it; only the VR's own
+            // padding goes (spaces, and for UI the NUL).
+            let raw = p.to_raw_str();
+            let strs: Vec<&str> = if matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR) {
+                vec![raw.as_ref()]
+            } else {
+                raw.split('\\').collect()
+            };
             if strs.iter().all(|s| trim(s).trim_start().is_empty()) {
                 return None;
             }
             strs.iter()
-                .flat_map(|s| {
-                    // A value read from a file is split already; one built in memory may not be.
-                    if matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR) {
-                        vec![s.as_str()]
-                    } else {
-                        s.split('\\').collect()
-                    }
-                })
-                .map(|s| string_value(vr, trim(s)))
+                .map(|s| string_value(vr, unpad(vr, s)))
                 .collect()
         }
     };
@@ -128,11 +136,11 @@ fn string_value(vr: VR, s: &str) -> Value {
             Value::Object(obj)
         }
         VR::IS => s
-            .trim()
+            .trim_matches([' ', '\0'])
             .parse::<i64>()
             .map_or_else(|_| Value::from(s), Value::from),
         VR::DS => s
-            .trim()
+            .trim_matches([' ', '\0'])
             .parse::<f64>()
             .map_or_else(|_| Value::from(s), float_value),
         _ if s.is_empty() => Value::Null,

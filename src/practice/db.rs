@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS instances(
     UNIQUE(study_uid, series_uid, sop_uid));
 CREATE INDEX IF NOT EXISTS ix_instances_series ON instances(series_uid);
 CREATE INDEX IF NOT EXISTS ix_instances_sop ON instances(sop_uid);
+-- A study's (series') instances newest first: its current value of an attribute (qido.rs).
+CREATE INDEX IF NOT EXISTS ix_instances_study_watermark ON instances(study_uid, watermark);
+CREATE INDEX IF NOT EXISTS ix_instances_series_watermark ON instances(series_uid, watermark);
 CREATE TABLE IF NOT EXISTS attr_index(
     watermark INTEGER NOT NULL REFERENCES instances(watermark) ON DELETE CASCADE,
     tag INTEGER NOT NULL, value TEXT, num REAL);

@@ -12,6 +12,7 @@ use super::{ApiVersion, Service, SharedService, now_timestamp};
 
 /// Deletes the target's instances; returns how many were removed.
 pub fn delete_instances(svc: &Service, target: &Target) -> Result<usize, super::db::DbError> {
+    let target = &target.compared();
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
     let rows: Vec<(i64, String, String, String, String)> = {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod identity;
 pub mod index;
 pub mod kql;
+pub mod minimum;
 pub mod multipart;
 pub mod qido;
 pub mod server;

@@ -1,6 +1,7 @@
 //! QIDO-RS (contract §5): six routes, the searchable attributes per level plus ready extended query tags,
 //! exact / fuzzy (PN) / range (DA, DT, TM) matching, `includefield`, `limit` / `offset`, 204 on no match,
-//! 400 on anything the real service refuses, and its v1 / v2 default attribute sets.
+//! 400 on anything the real service refuses, and its v1 / v2 default attribute sets. A study's (series')
+//! attributes are its latest values, in filters and in results, as upstream keeps them per study.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
+use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
 use super::accept::accepts_dicom_json;
@@ -17,6 +19,7 @@ use super::eqt::{self, EqtDef};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, CORE_ATTRIBUTES, Level, UID_ATTRIBUTES};
 use super::stow::tag_number;
+use super::uids::padless;
 use super::{ApiVersion, Service, SharedService};
 use crate::dicom::is_valid_uid;
 use crate::dicom::json::{parse_tag_key, tag_key};
@@ -45,7 +48,7 @@ fn default_set(level: Level, v2: bool) -> Vec<Tag> {
     match (level, v2) {
         (Level::Study, false) => tag_set(&[
             "00080005", "00080020", "00080030", "00080050", "00080056", "00080090", "00080201",
-            "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010", "00080061",
+            "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010",
         ]),
         (Level::Study, true) => tag_set(&[
             "0020000D", "00080020", "00081030", "00080050", "00080090", "00100010", "00100020",
@@ -70,9 +73,10 @@ fn all_set(level: Level) -> Vec<Tag> {
     v.extend(match level {
         Level::Study => tag_set(&[
             "00081030", "00080063", "00081032", "00081060", "00081080", "00081110", "00101010",
-            "00101020", "00101030", "00102180", "001021B0", "00201208",
+            "00101020", "00101030", "00102180", "001021B0",
         ]),
-        Level::Series => tag_set(&["00200011", "00200060", "00080021", "00080031", "00201209"]),
+        // The computed counts come only when named (upstream's AllStudyTags / AllSeriesTags).
+        Level::Series => tag_set(&["00200011", "00200060", "00080021", "00080031"]),
         Level::Instance => Vec::new(),
     });
     v
@@ -101,6 +105,10 @@ enum Cond {
     Number(i64, f64),
     Fuzzy(i64, Vec<String>),
     ModalitiesInStudy(String),
+    /// An attribute of a study or a series matches on the study's (series') value: the one its latest
+    /// instance holding the attribute gave (upstream keeps one row per study and series, "latest wins",
+    /// an instance without the attribute leaving it as it was); an instance's attribute on its own value.
+    At(Level, Box<Cond>),
 }
 
 /// A parsed query.
@@ -121,9 +129,18 @@ pub const MAX_QUERY_PARAMETERS: usize = 64;
 /// `includefield` values in one search.
 pub const MAX_INCLUDE_FIELDS: usize = 256;
 
+/// What Azure adds to both of its "cannot search on that" answers (its two spaces included).
+const CHECK_CASING: &str = "If the parameter is an attribute keyword, check the casing as they are case-sensitive. The conformance statement has a list of supported query parameters, attributes and the levels.";
+
 fn not_queryable(name: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "Invalid query: AttributeId {name} is not queryable. Please check the supported attributes for this level in the conformance statement."
+        "Invalid query: AttributeId {name} is not queryable.  {CHECK_CASING}"
+    ))
+}
+
+fn unknown_parameter(name: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid query: unknown query parameter '{name}'. {CHECK_CASING}"
     ))
 }
 
@@ -224,11 +241,11 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
     }
     // Path UIDs are filters too (and are returned).
     if let Some(s) = &route.study {
-        q.conds.push(Cond::StudyUid(s.clone()));
+        q.conds.push(Cond::StudyUid(padless(s).to_string()));
         q.returned.insert(tags::STUDY_INSTANCE_UID);
     }
     if let Some(s) = &route.series {
-        q.conds.push(Cond::SeriesUid(s.clone()));
+        q.conds.push(Cond::SeriesUid(padless(s).to_string()));
         q.returned.insert(tags::SERIES_INSTANCE_UID);
     }
     let mut seen: BTreeSet<Tag> = BTreeSet::new();
@@ -240,9 +257,7 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
             continue;
         }
         let Some(attr) = (if k.contains('.') { None } else { resolve(k) }) else {
-            return Err(ApiError::bad_request(format!(
-                "Invalid query: unknown query parameter '{k}'. If the parameter is an attribute keyword, check the casing."
-            )));
+            return Err(unknown_parameter(k));
         };
         if !seen.insert(attr.tag) {
             return Err(ApiError::bad_request(format!(
@@ -260,7 +275,7 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
             if !allowed(level) {
                 return Err(not_queryable(k));
             }
-            let v = v.trim().to_string();
+            let v = padless(v.trim_start()).to_string();
             q.conds.push(match level {
                 Level::Study => Cond::StudyUid(v),
                 Level::Series => Cond::SeriesUid(v),
@@ -278,28 +293,30 @@ fn parse_query(raw: &str, route: &Route, version: ApiVersion, eqts: &[EqtDef]) -
             q.returned.insert(attr.tag);
             continue;
         }
-        let (vr, name) = if let Some(core) = CORE_ATTRIBUTES.iter().find(|a| a.tag == attr.tag) {
-            if !allowed(&core.level) {
+        let (vr, level, name) =
+            if let Some(core) = CORE_ATTRIBUTES.iter().find(|a| a.tag == attr.tag) {
+                if !allowed(&core.level) {
+                    return Err(not_queryable(k));
+                }
+                (core.vr, core.level, k.clone())
+            } else if let Some(tag) = eqts.iter().find(|e| e.tag == attr.tag) {
+                if tag.status != "ready" || !allowed(&tag.level) {
+                    return Err(not_queryable(k));
+                }
+                if tag.query_status != "enabled" {
+                    return Err(ApiError::bad_request(format!(
+                        "Query is disabled on specified attribute '{k}'."
+                    )));
+                }
+                if tag.error_count > 0 {
+                    q.erroneous.push(k.clone());
+                }
+                (tag.vr, tag.level, k.clone())
+            } else {
                 return Err(not_queryable(k));
-            }
-            (core.vr, k.clone())
-        } else if let Some(tag) = eqts.iter().find(|e| e.tag == attr.tag) {
-            if tag.status != "ready" || !allowed(&tag.level) {
-                return Err(not_queryable(k));
-            }
-            if tag.query_status != "enabled" {
-                return Err(ApiError::bad_request(format!(
-                    "Query is disabled on specified attribute '{k}'."
-                )));
-            }
-            if tag.error_count > 0 {
-                q.erroneous.push(k.clone());
-            }
-            (tag.vr, k.clone())
-        } else {
-            return Err(not_queryable(k));
-        };
-        q.conds.push(condition(attr.tag, vr, v, fuzzy, &name)?);
+            };
+        let cond = condition(attr.tag, vr, v, fuzzy, &name)?;
+        q.conds.push(Cond::At(level, Box::new(cond)));
         q.returned.insert(attr.tag);
     }
     Ok(q)
@@ -417,16 +434,83 @@ fn condition(tag: Tag, vr: VR, raw: &str, fuzzy: bool, name: &str) -> ApiResult<
     }
 }
 
+/// The predicate on an `attr_index` row `a` for an attribute condition, its tag and its arguments.
+fn attr_predicate(c: &Cond) -> Option<(i64, String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value as V;
+    Some(match c {
+        Cond::Text(tag, v) => (*tag, "a.value = ?".into(), vec![V::Text(v.clone())]),
+        Cond::Number(tag, n) => (*tag, "a.num = ?".into(), vec![V::Real(*n)]),
+        Cond::Range(tag, lo, hi) => {
+            let mut inner = vec!["a.value IS NOT NULL".to_string()];
+            let mut args = Vec::new();
+            if let Some(lo) = lo {
+                inner.push("a.value >= ?".into());
+                args.push(V::Text(lo.clone()));
+            }
+            if let Some(hi) = hi {
+                inner.push("a.value <= ?".into());
+                args.push(V::Text(hi.clone()));
+            }
+            (*tag, inner.join(" AND "), args)
+        }
+        Cond::Fuzzy(tag, words) => {
+            let mut inner = vec!["1=1".to_string()];
+            let mut args = Vec::new();
+            for w in words {
+                inner.push(
+                    "(' ' || replace(replace(a.value, '^', ' '), '=', ' ')) LIKE ? ESCAPE '\\'"
+                        .into(),
+                );
+                let escaped = w
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                args.push(V::Text(format!("% {escaped}%")));
+            }
+            (*tag, inner.join(" AND "), args)
+        }
+        _ => return None,
+    })
+}
+
 /// SQL for the conditions, with its arguments.
 fn where_clause(conds: &[Cond]) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
     let mut sql = vec!["1=1".to_string()];
     let mut args: Vec<V> = Vec::new();
-    // Drive from the (tag, value) index: an IN over matching rows, never a scan of every instance.
-    let exists = |inner: &str| {
-        format!("i.watermark IN (SELECT a.watermark FROM attr_index a WHERE a.tag = ? AND {inner})")
-    };
     for c in conds {
+        let (level, c) = match c {
+            Cond::At(level, inner) => (*level, inner.as_ref()),
+            other => (Level::Instance, other),
+        };
+        if let Some((tag, inner, more)) = attr_predicate(c) {
+            // Driven from the (tag, value) index: an IN over matching rows, never a scan of every
+            // instance. A study's (series') row counts only when it is the latest of that study (series)
+            // for the tag: found walking its instances newest first (the (study, watermark) index).
+            sql.push(match level {
+                Level::Instance => format!(
+                    "i.watermark IN (SELECT a.watermark FROM attr_index a WHERE a.tag = ? AND {inner})"
+                ),
+                Level::Study => format!(
+                    "i.study_uid IN (SELECT j.study_uid FROM attr_index a CROSS JOIN instances j
+                      ON j.watermark = a.watermark WHERE a.tag = ? AND {inner}
+                      AND a.watermark = (SELECT j2.watermark FROM instances j2 CROSS JOIN attr_index a2
+                        ON a2.watermark = j2.watermark AND a2.tag = a.tag
+                        WHERE j2.study_uid = j.study_uid ORDER BY j2.watermark DESC LIMIT 1))"
+                ),
+                Level::Series => format!(
+                    "(i.study_uid, i.series_uid) IN (SELECT j.study_uid, j.series_uid FROM attr_index a
+                      CROSS JOIN instances j ON j.watermark = a.watermark WHERE a.tag = ? AND {inner}
+                      AND a.watermark = (SELECT j2.watermark FROM instances j2 CROSS JOIN attr_index a2
+                        ON a2.watermark = j2.watermark AND a2.tag = a.tag
+                        WHERE j2.series_uid = j.series_uid AND j2.study_uid = j.study_uid
+                        ORDER BY j2.watermark DESC LIMIT 1))"
+                ),
+            });
+            args.push(V::Integer(tag));
+            args.extend(more);
+            continue;
+        }
         match c {
             Cond::StudyUid(u) => {
                 sql.push("i.study_uid = ?".into());
@@ -440,49 +524,6 @@ fn where_clause(conds: &[Cond]) -> (String, Vec<rusqlite::types::Value>) {
                 sql.push("i.sop_uid = ?".into());
                 args.push(V::Text(u.clone()));
             }
-            Cond::Text(tag, v) => {
-                sql.push(exists("a.value = ?"));
-                args.push(V::Integer(*tag));
-                args.push(V::Text(v.clone()));
-            }
-            Cond::Number(tag, n) => {
-                sql.push(exists("a.num = ?"));
-                args.push(V::Integer(*tag));
-                args.push(V::Real(*n));
-            }
-            Cond::Range(tag, lo, hi) => {
-                let mut inner = vec!["a.value IS NOT NULL".to_string()];
-                let mut a2 = Vec::new();
-                if let Some(lo) = lo {
-                    inner.push("a.value >= ?".into());
-                    a2.push(V::Text(lo.clone()));
-                }
-                if let Some(hi) = hi {
-                    inner.push("a.value <= ?".into());
-                    a2.push(V::Text(hi.clone()));
-                }
-                sql.push(exists(&inner.join(" AND ")));
-                args.push(V::Integer(*tag));
-                args.extend(a2);
-            }
-            Cond::Fuzzy(tag, words) => {
-                let mut inner = vec!["1=1".to_string()];
-                let mut a2 = Vec::new();
-                for w in words {
-                    inner.push(
-                        "(' ' || replace(replace(a.value, '^', ' '), '=', ' ')) LIKE ? ESCAPE '\\'"
-                            .into(),
-                    );
-                    let escaped = w
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_");
-                    a2.push(V::Text(format!("% {escaped}%")));
-                }
-                sql.push(exists(&inner.join(" AND ")));
-                args.push(V::Integer(*tag));
-                args.extend(a2);
-            }
             Cond::ModalitiesInStudy(m) => {
                 sql.push(
                     "i.study_uid IN (SELECT j.study_uid FROM attr_index a CROSS JOIN instances j
@@ -492,9 +533,139 @@ fn where_clause(conds: &[Cond]) -> (String, Vec<rusqlite::types::Value>) {
                 args.push(V::Integer(tag_number(tags::MODALITY)));
                 args.push(V::Text(m.clone()));
             }
+            _ => {}
         }
     }
     (sql.join(" AND "), args)
+}
+
+/// The study attributes upstream keeps per study (its `StudyResult`), and the series ones per series.
+const STUDY_COMPUTED: &[Tag] = &[
+    tags::STUDY_INSTANCE_UID,
+    tags::PATIENT_ID,
+    tags::PATIENT_NAME,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::STUDY_DATE,
+    tags::STUDY_DESCRIPTION,
+    tags::ACCESSION_NUMBER,
+    tags::PATIENT_BIRTH_DATE,
+    tags::MODALITIES_IN_STUDY,
+    tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+];
+const SERIES_COMPUTED: &[Tag] = &[
+    tags::SERIES_INSTANCE_UID,
+    tags::MODALITY,
+    tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+    tags::MANUFACTURER_MODEL_NAME,
+    tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+];
+
+/// Where a result's study and series attributes come from, as upstream decides it: when every returned
+/// attribute is one it keeps per study or series, the result is made of those values only (`only`);
+/// otherwise from the instance's metadata, with the study's (series') values laid over it only when a
+/// computed attribute of the result's own level is asked for.
+#[derive(Debug, Clone, Copy)]
+struct Overlay {
+    study: bool,
+    series: bool,
+    only: bool,
+}
+
+impl Overlay {
+    fn for_query(route: &Route, returned: &BTreeSet<Tag>) -> Overlay {
+        let kept = |t: &Tag| STUDY_COMPUTED.contains(t) || SERIES_COMPUTED.contains(t);
+        let asked = |set: &[Tag]| returned.iter().any(|t| set.contains(t));
+        if returned.iter().all(kept) {
+            return Overlay {
+                study: asked(STUDY_COMPUTED),
+                series: asked(SERIES_COMPUTED),
+                only: true,
+            };
+        }
+        Overlay {
+            study: route.result == Level::Study
+                && asked(&[
+                    tags::MODALITIES_IN_STUDY,
+                    tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+                ]),
+            series: route.result == Level::Series
+                && asked(&[tags::NUMBER_OF_SERIES_RELATED_INSTANCES]),
+            only: false,
+        }
+    }
+}
+
+/// A study, or a series of it.
+#[derive(Debug, Clone, Copy)]
+struct Group<'a> {
+    level: Level,
+    study: &'a str,
+    series: &'a str,
+}
+
+/// Lays the group's current value of each returned core attribute of its level over a result: the
+/// element of its latest instance that holds the attribute (an instance without it leaves the value as
+/// it was, as upstream's "latest wins" update does). With `only`, an attribute no instance holds is
+/// left out, as upstream's computed results leave it. `held` is the result's own instance, parsed.
+fn apply_current_values(
+    c: &rusqlite::Connection,
+    group: Group<'_>,
+    returned: &BTreeSet<Tag>,
+    held: (i64, &Map<String, Value>),
+    only: bool,
+    out: &mut Map<String, Value>,
+) -> Result<(), super::db::DbError> {
+    let mut latest = c.prepare_cached(
+        "SELECT j.watermark FROM instances j CROSS JOIN attr_index a
+           ON a.watermark = j.watermark AND a.tag = ?3
+         WHERE j.study_uid = ?1 AND (?2 IS NULL OR j.series_uid = ?2)
+         ORDER BY j.watermark DESC LIMIT 1",
+    )?;
+    let series = (group.level == Level::Series).then_some(group.series);
+    // Other instances' metadata, parsed once each (at most one per attribute).
+    let mut others: Vec<(i64, Map<String, Value>)> = Vec::new();
+    for attr in CORE_ATTRIBUTES.iter().filter(|a| a.level == group.level) {
+        if !returned.contains(&attr.tag) {
+            continue;
+        }
+        let key = tag_key(attr.tag);
+        let found: Option<i64> = latest
+            .query_row(
+                rusqlite::params![group.study, series, tag_number(attr.tag)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(w) = found else {
+            // Upstream's study row keeps PatientID even when empty (a NOT NULL column); the others are
+            // NULL, and a computed result leaves them out.
+            if only && attr.tag != tags::PATIENT_ID {
+                out.remove(&key);
+            }
+            continue;
+        };
+        let element = if w == held.0 {
+            held.1.get(&key).cloned()
+        } else {
+            if !others.iter().any(|(o, _)| *o == w) {
+                let text: String = c.query_row(
+                    "SELECT metadata FROM instances WHERE watermark = ?1",
+                    [w],
+                    |r| r.get(0),
+                )?;
+                if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&text) {
+                    others.push((w, m));
+                }
+            }
+            others
+                .iter()
+                .find(|(o, _)| *o == w)
+                .and_then(|(_, m)| m.get(&key).cloned())
+        };
+        if let Some(e) = element {
+            out.insert(key, e);
+        }
+    }
+    Ok(())
 }
 
 /// Runs a parsed query and builds the result objects.
@@ -526,6 +697,7 @@ fn run(svc: &Service, route: &Route, q: &Query) -> Result<Vec<Value>, super::db:
     let mut meta_stmt = c.prepare_cached(
         "SELECT metadata, study_uid, series_uid FROM instances WHERE watermark = ?1",
     )?;
+    let overlay = Overlay::for_query(route, &q.returned);
     let mut results = Vec::with_capacity(hits.len());
     for (_, watermark) in hits {
         let (metadata, study, series): (String, String, String) =
@@ -538,6 +710,20 @@ fn run(svc: &Service, route: &Route, q: &Query) -> Result<Vec<Value>, super::db:
             let key = tag_key(*tag);
             if let Some(v) = meta.get(&key) {
                 out.insert(key, v.clone());
+            }
+        }
+        for (level, wanted) in [
+            (Level::Study, overlay.study),
+            (Level::Series, overlay.series),
+        ] {
+            if wanted {
+                let group = Group {
+                    level,
+                    study: &study,
+                    series: &series,
+                };
+                let held = (watermark, &meta);
+                apply_current_values(&c, group, &q.returned, held, overlay.only, &mut out)?;
             }
         }
         if q.returned.contains(&tags::MODALITIES_IN_STUDY) {

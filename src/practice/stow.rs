@@ -18,6 +18,7 @@ use super::auth::{Action, Caller};
 use super::eqt::{self, EqtDef};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, CORE_ATTRIBUTES};
+use super::minimum;
 use super::multipart::{Intake, ReceivedPart, receive_related, receive_single};
 use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
 use crate::dicom::json::dataset_to_json;
@@ -363,17 +364,35 @@ async fn store_impl(
     }
     let mut resp = respond(&svc, &headers, version, study.as_deref(), outcomes);
     if multi_valued {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
+        let agent = warn_agent(
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+        );
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "299 {host}: \"One or more indexed Dicom tag(s) have multiple values, only first value is indexed.\""
+            "299 {agent} \"One or more indexed Dicom tag(s) have multiple values, only first value is indexed.\""
         )) {
             resp.headers_mut().insert(header::WARNING, v);
         }
     }
     Ok(resp)
+}
+
+/// The warn-agent of a Warning header as Azure writes it: the request's host without its port, then a
+/// colon (`127.0.0.1:18742` → `127.0.0.1:`, `[::1]:80` → `[::1]:`); nothing without a host.
+fn warn_agent(host: &str) -> String {
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}:")
+    }
 }
 
 /// Memory a validation may hold for a scanned file: its header parsed (dicom-object's elements), its
@@ -592,7 +611,7 @@ fn comment_sequence(comments: &[String]) -> String {
 }
 
 /// `(gggg,eeee)` in lower-case hex, as the service's error comments write tags.
-fn tag_text(tag: Tag) -> String {
+pub(crate) fn tag_text(tag: Tag) -> String {
     format!("({:04x},{:04x})", tag.0, tag.1)
 }
 
@@ -607,6 +626,20 @@ fn single_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
         .ok()
         .map(|s| trim_uid(&s).trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// Azure's minimum validator on an element's first value (v1's indexed attributes, v2's PatientID): the
+/// error comment when it fails. The raw text is checked: a NUL is padding only where the level says so.
+fn minimum_check(obj: &InMemDicomObject, tag: Tag, level: minimum::Level) -> Option<String> {
+    let e = obj.element_opt(tag).ok()??;
+    let DicomValue::Primitive(p) = e.value() else {
+        return None;
+    };
+    if vr::is_bulk(e.vr()) {
+        return None;
+    }
+    let why = minimum::check(e.vr(), &p.to_raw_str(), level)?;
+    Some(minimum::comment(tag, e.vr(), &why))
 }
 
 /// Checks every string value of an element against its VR; the first failure as an error comment.
@@ -677,88 +710,112 @@ fn process(
     let study = single_str(obj, tags::STUDY_INSTANCE_UID);
     let series = single_str(obj, tags::SERIES_INSTANCE_UID);
 
-    // Required attributes (contract §3.6).
-    let mut required_errors = Vec::new();
-    for (tag, value) in [
+    // Validation as upstream's StoreDatasetValidator does it, one comment per attribute (the first found):
+    // the required attributes (the first one missing, else a study other than the path's, else PatientID),
+    // then the minimum validator (v1: every indexed attribute; v2: the core tags, leniently), then in v2
+    // everything else, whose failures are warnings and leave the metadata.
+    let missing = |tag: Tag| {
+        format!(
+            "DICOM100: {} - The required tag '{}' is missing.",
+            tag_text(tag),
+            tag_text(tag)
+        )
+    };
+    let mut errors: Vec<(Tag, String)> = Vec::new();
+    let add = |errors: &mut Vec<(Tag, String)>, tag: Tag, comment: String| {
+        if !errors.iter().any(|(t, _)| *t == tag) {
+            errors.push((tag, comment));
+        }
+    };
+    let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
+    let patient_id_value = single_str(obj, tags::PATIENT_ID).is_some();
+    let first_missing = [
         (tags::SOP_CLASS_UID, &class),
         (tags::STUDY_INSTANCE_UID, &study),
         (tags::SERIES_INSTANCE_UID, &series),
         (tags::SOP_INSTANCE_UID, &sop),
-    ] {
-        match value {
-            None => required_errors.push(format!(
-                "DICOM100: {} - The required tag '{}' is missing.",
-                tag_text(tag),
-                tag_text(tag)
-            )),
-            Some(v) if !is_valid_uid(v) => required_errors.push(format!(
-                "DICOM100: {} - Content \"{v}\" does not validate VR UI: DICOM Identifier is invalid",
-                tag_text(tag)
-            )),
-            Some(_) => {}
-        }
-    }
-    let mut warnings = Vec::new();
-    let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
-    let patient_id_value = single_str(obj, tags::PATIENT_ID).is_some();
-    let missing_pid = format!(
-        "DICOM100: {} - The required tag '{}' is missing.",
-        tag_text(tags::PATIENT_ID),
-        tag_text(tags::PATIENT_ID)
-    );
-    if !patient_id_present || (!version.v2 && !patient_id_value) {
-        required_errors.push(missing_pid);
-    } else if !patient_id_value {
-        warnings.push(missing_pid);
-    }
-    let (Some(class), Some(sop), Some(study), Some(series)) =
-        (class.clone(), sop.clone(), study, series)
-    else {
-        return failed(reason::VALIDATION_FAILED, class, sop, required_errors);
-    };
-    if !required_errors.is_empty() {
-        return failed(
-            reason::VALIDATION_FAILED,
-            Some(class),
-            Some(sop),
-            required_errors,
-        );
-    }
-    if let Some(expected) = study_in_path
-        && !trim_uid(expected).trim().eq_ignore_ascii_case(&study)
+    ]
+    .into_iter()
+    .find_map(|(tag, value)| value.is_none().then_some(tag));
+    if let Some(tag) = first_missing {
+        add(&mut errors, tag, missing(tag));
+    } else if let (Some(expected), Some(found)) = (study_in_path, &study)
+        && !trim_uid(expected).trim().eq_ignore_ascii_case(found)
     {
-        return failed(
-            reason::VALIDATION_FAILED,
-            Some(class),
-            Some(sop),
-            Vec::new(),
+        add(
+            &mut errors,
+            tags::STUDY_INSTANCE_UID,
+            format!(
+                "DICOM100: {} - The StudyInstanceUid in the payload does not match the specified StudyInstanceUid.",
+                tag_text(tags::STUDY_INSTANCE_UID)
+            ),
         );
+    } else if !patient_id_present || (!version.v2 && !patient_id_value) {
+        add(&mut errors, tags::PATIENT_ID, missing(tags::PATIENT_ID));
     }
-
-    // Indexed attributes must validate in v1; in v2 anything invalid is dropped with a warning.
     let indexed: Vec<(Tag, Option<VR>)> = CORE_ATTRIBUTES
         .iter()
         .map(|a| (a.tag, None))
         .chain(eqts.iter().map(|t| (t.tag, Some(t.vr))))
         .collect();
+    let uids = [
+        tags::STUDY_INSTANCE_UID,
+        tags::SERIES_INSTANCE_UID,
+        tags::SOP_INSTANCE_UID,
+    ];
+    let (checked, level): (Vec<Tag>, _) = if version.v2 {
+        let mut core = uids.to_vec();
+        core.extend([tags::PATIENT_ID, tags::SOP_CLASS_UID]);
+        (core, minimum::Level::Lenient)
+    } else {
+        // Upstream's core query tags (the UIDs, ModalitiesInStudy and the core attributes), then the
+        // extended query tags.
+        let mut all = uids.to_vec();
+        all.push(tags::MODALITIES_IN_STUDY);
+        all.extend(indexed.iter().map(|(t, _)| *t));
+        (all, minimum::Level::Strict)
+    };
+    for tag in checked {
+        if let Some(comment) = minimum_check(obj, tag, level) {
+            add(&mut errors, tag, comment);
+        }
+    }
+    // In v2 only the core tags' errors fail the instance; the rest warn and are dropped.
+    let core_errors = errors.len();
     let mut dropped: Vec<Tag> = Vec::new();
     if version.v2 {
         for e in obj.iter() {
             let tag = e.header().tag;
-            if let Some(comment) = validate_element(obj, tag, None) {
-                warnings.push(comment);
-                dropped.push(tag);
+            let comment = if tag == tags::PATIENT_ID && !patient_id_value {
+                Some(missing(tag))
+            } else {
+                validate_element(obj, tag, None)
+            };
+            if let Some(comment) = comment
+                && !errors.iter().any(|(t, _)| *t == tag)
+            {
+                errors.push((tag, comment));
+                if !uids.contains(&tag) {
+                    dropped.push(tag);
+                }
             }
         }
-    } else {
-        let errors: Vec<String> = indexed
-            .iter()
-            .filter_map(|(tag, vr)| validate_element(obj, *tag, *vr))
-            .collect();
-        if !errors.is_empty() {
-            return failed(reason::VALIDATION_FAILED, Some(class), Some(sop), errors);
-        }
     }
+    let comments: Vec<String> = errors.into_iter().map(|(_, c)| c).collect();
+    let fails = if version.v2 {
+        core_errors > 0
+    } else {
+        !comments.is_empty()
+    };
+    let (Some(class), Some(sop), Some(study), Some(series)) =
+        (class.clone(), sop.clone(), study, series)
+    else {
+        return failed(reason::VALIDATION_FAILED, class, sop, comments);
+    };
+    if fails {
+        return failed(reason::VALIDATION_FAILED, Some(class), Some(sop), comments);
+    }
+    let warnings = comments;
 
     let mut metadata = dataset_to_json(obj);
     for tag in &dropped {
@@ -1006,6 +1063,14 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn the_warning_agent_is_the_host_without_its_port() {
+        assert_eq!(warn_agent("127.0.0.1:18742"), "127.0.0.1:");
+        assert_eq!(warn_agent("dicom.example.org"), "dicom.example.org:");
+        assert_eq!(warn_agent("[::1]:8042"), "[::1]:");
+        assert_eq!(warn_agent(""), "");
+    }
 
     #[test]
     fn promises_share_the_room_and_are_given_back_part_by_part() {

@@ -28,6 +28,17 @@ impl UidPath {
         Ok(())
     }
 
+    /// The UIDs as the index compares them: without trailing spaces, as SQL Server's padded comparison
+    /// ignores them (Azure finds `1.2.3 ` stored as `1.2.3`, and the other way round).
+    pub fn compared(&self) -> UidPath {
+        let unpad = |s: &String| padless(s).to_string();
+        UidPath {
+            study: unpad(&self.study),
+            series: self.series.as_ref().map(unpad),
+            sop: self.sop.as_ref().map(unpad),
+        }
+    }
+
     /// The 404 for the level the path names.
     pub fn not_found(&self) -> ApiError {
         let what = if self.sop.is_some() {
@@ -39,4 +50,9 @@ impl UidPath {
         };
         ApiError::not_found(format!("The specified {what} cannot be found."))
     }
+}
+
+/// A UID without the trailing spaces that SQL Server's comparison ignores.
+pub fn padless(uid: &str) -> &str {
+    uid.trim_end_matches(' ')
 }

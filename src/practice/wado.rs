@@ -46,6 +46,7 @@ type Found = (Vec<Stored>, Lease);
 /// Finds the target's instances (leasing their files while the index is locked, so that a delete cannot
 /// remove them before they are read), or the 404 the real service gives.
 fn find(svc: &Service, t: &Target) -> Result<Result<Found, ApiError>, super::db::DbError> {
+    let t = &t.compared();
     let c = svc.db.lock()?;
     let mut stmt = c.prepare_cached(
         "SELECT watermark, blob, transfer_syntax, frames, size FROM instances
@@ -127,9 +128,13 @@ fn choose(
         let choice = match r.media.as_str() {
             "multipart/related" => {
                 let ty = r.type_param.as_deref().unwrap_or(part_media);
-                if ty != part_media {
-                    continue;
-                }
+                // `type="*/*"`: the route's own part type, and the original transfer syntax unless one
+                // is named (Azure's "any media type" descriptor).
+                let default_ts = match ty {
+                    "*/*" => "*",
+                    t if t == part_media => default_ts,
+                    _ => continue,
+                };
                 Choice {
                     multipart: true,
                     transfer_syntax: r.transfer_syntax.clone().unwrap_or(default_ts.into()),
