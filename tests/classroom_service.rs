@@ -770,10 +770,10 @@ async fn the_public_port_limits_each_address_rate() {
     c.shutdown().await;
 }
 
-/// Self-reporting learners count against `--max-learners` as SSH learners do; many reports at once
-/// all reach `learners.json` (written off the learners' lock, newest last).
+/// Issue 16: self-reporters have their own budget of `--max-learners` (reports filled at once all
+/// count), so a flood of made-up reports by a class-code holder never keeps an SSH learner out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn self_reporting_learners_count_against_the_limit() {
+async fn self_reports_have_their_own_budget_and_never_keep_learners_out() {
     let dir = tempfile::tempdir().expect("tmp");
     let c = open_with(dir.path(), "right-code", |c| c.max_learners = 12).await;
     c.core.join(&name("ada")).await.expect("ada joins");
@@ -793,7 +793,7 @@ async fn self_reporting_learners_count_against_the_limit() {
         }
     };
     let mut at_once = tokio::task::JoinSet::new();
-    for i in 0..11 {
+    for i in 0..12 {
         at_once.spawn(report(format!("self{i:02}")));
     }
     while let Some(r) = at_once.join_next().await {
@@ -803,6 +803,21 @@ async fn self_reporting_learners_count_against_the_limit() {
     assert_eq!(r.status(), 409);
     let said = r.text().await.expect("text");
     assert!(said.contains("limit of 12 learners"), "{said}");
+    // The SSH learners' budget is untouched.
+    for i in 0..11 {
+        match c
+            .core
+            .ssh_login(
+                "127.0.0.1".parse().expect("ip"),
+                &format!("learner-{i}"),
+                "right-code",
+            )
+            .await
+        {
+            dicomlab::classroom::SshLogin::Learner { .. } => {}
+            other => panic!("learner-{i}: {other:?}"),
+        }
+    }
     match c
         .core
         .ssh_login("127.0.0.1".parse().expect("ip"), "newcomer", "right-code")
@@ -816,8 +831,8 @@ async fn self_reporting_learners_count_against_the_limit() {
             .expect("json");
     assert_eq!(
         kept["learners"].as_array().map(Vec::len),
-        Some(12),
-        "every report reached the file: {kept:#}"
+        Some(24),
+        "every report and login reached the file: {kept:#}"
     );
     c.shutdown().await;
 }
@@ -931,4 +946,103 @@ async fn requests_without_credentials_cannot_fill_the_log() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let _ = child.start_kill();
+}
+
+/// Issue 16: the instructor takes a squatted (or unused) name out of the room with `classroom remove`:
+/// its entry, service and verdicts go, and the name logs in as new with the class code again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instructor_removes_a_learner_and_the_name_is_free_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let peer: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+    match c.core.ssh_login(peer, "squatter", "right-code").await {
+        dicomlab::classroom::SshLogin::Learner { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    c.core.join(&name("squatter")).await.expect("a service");
+    assert!(dir.path().join("learners/squatter/service").exists());
+    c.shutdown().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(["classroom", "remove", "squatter", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("classroom remove");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("learners/squatter").exists());
+    let kept = std::fs::read_to_string(dir.path().join("learners.json")).expect("learners");
+    assert!(!kept.contains("squatter"), "{kept}");
+    // Removing someone who is not there says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(["classroom", "remove", "nobody", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("classroom remove");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no learner 'nobody'"));
+    // The name is free: the class code logs it in as new (a new personal code).
+    let c = open(dir.path(), "right-code").await;
+    match c.core.ssh_login(peer, "squatter", "right-code").await {
+        dicomlab::classroom::SshLogin::Learner { issued, .. } => assert!(issued.is_some()),
+        other => panic!("{other:?}"),
+    }
+    c.shutdown().await;
+}
+
+/// Issue 16: one address brings at most 40 new names into the room at once (a room behind one NAT
+/// address joins together), then one every 30 s: a class-code holder cannot squat the room's names.
+/// Other addresses, and the learners already in, are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_squat_the_rooms_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let squatter: std::net::IpAddr = "10.0.0.66".parse().expect("ip");
+    for i in 0..40 {
+        match c
+            .core
+            .ssh_login(squatter, &format!("name-{i}"), "right-code")
+            .await
+        {
+            dicomlab::classroom::SshLogin::Learner { .. } => {}
+            other => panic!("name-{i}: {other:?}"),
+        }
+    }
+    match c.core.ssh_login(squatter, "name-40", "right-code").await {
+        dicomlab::classroom::SshLogin::Told(why) => {
+            assert!(why.contains("many new names"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Its reports are held back the same way (429, with the wait).
+    let report = json!({"code": "right-code", "name": "fake-report", "lab": "dicom-service",
+        "target": "azure", "steps": {}});
+    let other: std::net::IpAddr = "10.0.0.7".parse().expect("ip");
+    match c.core.ssh_login(other, "grace", "right-code").await {
+        dicomlab::classroom::SshLogin::Learner { issued, .. } => assert!(issued.is_some()),
+        other => panic!("another address: {other:?}"),
+    }
+    // From the loopback address of the test, a self-report is a new name too: 40 pass, then 429.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/classroom/join", c.http_addr);
+    let mut last = 0;
+    for i in 0..41 {
+        let mut r = report.clone();
+        r["name"] = json!(format!("report-{i}"));
+        last = http
+            .post(&url)
+            .json(&r)
+            .send()
+            .await
+            .expect("join")
+            .status()
+            .as_u16();
+        if last != 200 {
+            assert_eq!(i, 40, "refused early, at {i}: {last}");
+        }
+    }
+    assert_eq!(last, 429);
+    c.shutdown().await;
 }

@@ -513,3 +513,256 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.keys("q");
     drop(svc);
 }
+
+#[path = "common/served.rs"]
+mod served;
+
+fn newman_available() -> bool {
+    let ok = Command::new("newman")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !std::env::var("DICOMLAB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1"),
+            "DICOMLAB_REQUIRE_CLIENTS=1 but newman is not installed"
+        );
+        eprintln!("SKIPPED: newman is not installed (npm install -g newman)");
+    }
+    ok
+}
+
+/// The workshop collection's requests, in groups that each finish one exercise of the lab (by its
+/// title's number in the checklist).
+const GROUPS: &[(&[&str], &str)] = &[
+    (&["AuthorizeGetToken"], "token"),
+    (
+        &[
+            "Store-single-instance (red-triangle.dcm)",
+            "Store-single-instance (green-square.dcm)",
+            "Store-single-instance (blue-circle.dcm)",
+        ],
+        "store",
+    ),
+    (
+        &[
+            "Search-for-studies",
+            "Search-for-series",
+            "Search-for-series-within-a-study",
+            "Search-for-instances",
+            "Search-for-instances-within-a-study",
+            "Search-for-instances-within-a-study-and-series",
+        ],
+        "search",
+    ),
+    (
+        &[
+            "Retrieve-all-instances-within-a-study",
+            "Retrieve-metadata-of-all-instances-in-study",
+            "Retrieve-all-instances-within-a-series",
+            "Retrieve-metadata-of-all-instances-within-a-series",
+            "Retrieve-a-single-instance-within-a-series-of-a-study",
+            "Retrieve-metadata-of-a-single-instance-within-a-series-of-a-study",
+            "Retrieve-one-or-more-frames-from-a-single-instance",
+        ],
+        "retrieve",
+    ),
+];
+
+/// `✓ N Title` of the lab's exercise `id` in the checklist.
+fn exercise_done(id: &str) -> String {
+    let lab = lab();
+    let n = lab
+        .exercises
+        .iter()
+        .position(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no exercise {id}"));
+    format!("✓ {} {}", n + 1, lab.exercises[n].title)
+}
+
+/// Runs `requests` of the exported collection with newman in its own process, the environment carried
+/// from one run to the next (the token the first one gets).
+fn newman(dir: &std::path::Path, requests: &[&str]) {
+    let env = dir.join("dicom-service.postman_environment.json");
+    let mut c = Command::new("newman");
+    c.arg("run")
+        .arg(dir.join("Conformance-as-Postman.postman_collection.json"))
+        .arg("-e")
+        .arg(&env)
+        .arg("--export-environment")
+        .arg(&env)
+        .args(["--reporters", "cli"]);
+    for r in requests {
+        c.args(["--folder", r]);
+    }
+    let out = c.output().expect("newman runs");
+    assert!(
+        out.status.success(),
+        "newman {requests:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Each group of the workshop collection's requests, run by newman beside the open TUI: its exercise
+/// turns ✓ on the screen within 3 s of the request, no key sent to the TUI.
+fn collection_checks_off_live(t: &Tmux, dir: &std::path::Path) -> Vec<Duration> {
+    let mut took = Vec::new();
+    for (requests, exercise) in GROUPS {
+        let want = exercise_done(exercise);
+        assert!(
+            !t.screen().contains(&want),
+            "{exercise} is done before its requests"
+        );
+        newman(dir, requests);
+        let sent = Instant::now();
+        t.wait_for(&format!("{want}, live"), |s| s.contains(&want), 10);
+        let after = sent.elapsed();
+        assert!(
+            after <= Duration::from_secs(3),
+            "{exercise}: ✓ {after:?} after its requests (no key sent)"
+        );
+        took.push(after);
+    }
+    took
+}
+
+fn write_config(home: &std::path::Path, served: Option<&served::Served>) {
+    let dir = home.join("config/dicomlab");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let mut text = "learner = \"Ada Lovelace\"\n".to_string();
+    if let Some(s) = served {
+        text.push_str(&format!(
+            "\n[profiles.served]\nkind = \"practice\"\nbase_url = \"{}/v1\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\n",
+            s.origin, s.tenant_id, s.client_id, s.client_secret, s.origin
+        ));
+    }
+    std::fs::write(dir.join("config.toml"), text).expect("config");
+}
+
+/// Issue 15, on the embedded practice service (it tells the TUI when it writes a record): the
+/// Postman files exported from the environment screen, the role granted with `dicomlab role grant` in
+/// another terminal, then the workshop collection run with newman — each step it does turns ✓ on the
+/// open screen within 3 s, without a key.
+#[test]
+fn the_workshop_collection_beside_the_tui_is_checked_off_live_on_the_embedded_service() {
+    if !tmux_available() || !newman_available() {
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    write_config(home.path(), None);
+    let t = Tmux {
+        socket: format!("dicomlab-live-embedded-{}", std::process::id()),
+        home: Some(home.path().to_path_buf()),
+    };
+    t.start(home.path());
+    let s = t.wait_for(
+        "the lab, watched",
+        |s| s.contains("Exercises") && s.contains("watching"),
+        30,
+    );
+    // The embedded service's port (8042 unless another test holds it).
+    let base = header(&s)
+        .split_once("(http://")
+        .and_then(|(_, r)| r.split_once("/v1)"))
+        .map(|(h, _)| format!("http://{h}"))
+        .expect("the base URL in the header");
+    // The Postman files, from the environment screen (they name the port in use).
+    let files = home.path().join("postman");
+    for _ in 0..10 {
+        if shows_step(&t.screen(), "environment-values") {
+            break;
+        }
+        t.keys("n");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    at_step(&t, "environment-values");
+    t.keys("Enter");
+    t.keys("P");
+    t.keys("C-u");
+    t.type_text(&files.display().to_string());
+    t.keys("Enter");
+    t.wait_for("the export", |s| s.contains("wrote the Postman files"), 10);
+    t.keys("Escape");
+    // From now on, no key. The role, as `dicomlab role grant` gives it in another terminal.
+    let role = Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .args(["role", "grant", "--service", &base])
+        .output()
+        .expect("role grant");
+    assert!(
+        role.status.success(),
+        "{}",
+        String::from_utf8_lossy(&role.stderr)
+    );
+    let granted = Instant::now();
+    let access = exercise_done("access");
+    t.wait_for("the role, live", |s| s.contains(&access), 10);
+    assert!(granted.elapsed() <= Duration::from_secs(3));
+    let took = collection_checks_off_live(&t, &files);
+    eprintln!("embedded: each exercise ✓ after its requests in {took:?}");
+}
+
+/// Issue 15, on a served practice service (the TUI looks at its logs every 1–2 s): the files exported
+/// with `dicomlab postman export`, the collection run with newman — each step it does turns ✓ on the
+/// open screen within 3 s, without a key; then `check` agrees with the screen.
+#[test]
+fn the_workshop_collection_beside_the_tui_is_checked_off_live_on_a_served_service() {
+    if !tmux_available() || !newman_available() {
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let svc = served::Served::start(&home.path().join("served"), &[]);
+    write_config(home.path(), Some(&svc));
+    let t = Tmux {
+        socket: format!("dicomlab-live-served-{}", std::process::id()),
+        home: Some(home.path().to_path_buf()),
+    };
+    t.start_with(home.path(), "--profile served");
+    t.wait_for(
+        "the lab, watched",
+        |s| s.contains("Exercises") && s.contains("watching"),
+        30,
+    );
+    let files = home.path().join("postman");
+    let dicomlab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .args(["--profile", "served"])
+            .args(args)
+            .output()
+            .expect("dicomlab")
+    };
+    let out = dicomlab(&["postman", "export", "--out", &files.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let took = collection_checks_off_live(&t, &files);
+    eprintln!("served: each exercise ✓ after its requests in {took:?}");
+    // `check` and the screen agree, exercise by exercise.
+    let out = dicomlab(&["check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let screen = t.screen();
+    let lab = lab();
+    for (n, e) in lab.exercises.iter().enumerate() {
+        let on_screen = screen.contains(&format!("✓ {} {}", n + 1, e.title));
+        let checked = e.steps.iter().all(|s| {
+            v["steps"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["step"] == s.id.as_str()))
+                .is_some_and(|x| x["outcome"]["status"] == "pass")
+        });
+        assert_eq!(on_screen, checked, "exercise {}: {v:#}\n{screen}", e.id);
+    }
+}

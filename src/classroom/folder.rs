@@ -201,6 +201,15 @@ impl Folder {
         self.dir.join("learners").join(name.as_str())
     }
 
+    /// Removes a learner's folder (a learner taken out of the room).
+    pub fn remove_learner_dir(&self, name: &LearnerName) -> Result<(), FolderError> {
+        let d = self.learner_dir(name);
+        match std::fs::remove_dir_all(&d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&d)(e)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn service_dir(&self, name: &LearnerName) -> PathBuf {
         self.learner_dir(name).join("service")
     }

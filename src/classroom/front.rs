@@ -379,7 +379,7 @@ async fn join(
         .map(|(id, p)| (id, reported_step(p, received)))
         .collect();
     match core
-        .self_reported(&name, report.token.as_deref(), steps)
+        .self_reported(&name, report.token.as_deref(), steps, peer.ip())
         .await
     {
         Ok(issued) => {
@@ -407,6 +407,9 @@ async fn join(
             r.headers_mut()
                 .insert(header::RETRY_AFTER, retry_after(wait));
             r
+        }
+        Err(super::ClassroomError::ManyNames(wait)) => {
+            too_many(wait, &super::ClassroomError::ManyNames(wait).to_string())
         }
         Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
     }

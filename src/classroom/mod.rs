@@ -47,6 +47,12 @@ use crate::lab::progress::{ProgressStore, StepProgress, TargetProgress};
 use crate::practice::{SharedLimits, server::ConnectionLimits};
 use crate::target::TargetKind;
 
+/// New names one client address may bring into the room at once (a room behind one NAT address
+/// joins together)…
+const NEW_NAMES_BURST: f64 = 40.0;
+/// …and then one every 30 s.
+const NEW_NAMES_PER_SEC: f64 = 1.0 / 30.0;
+
 /// The progress key of the classroom's own checks (in each learner's `verdicts.json`).
 pub const VERDICTS_KEY: &str = "classroom";
 /// The progress key of what a self-reported learner sent.
@@ -147,6 +153,11 @@ pub enum ClassroomError {
     WrongToken(LearnerName),
     #[error("no learner '{0}' in this classroom")]
     NoLearner(LearnerName),
+    #[error(
+        "this address has brought many new names into the room lately: try again in {} min, or ask the instructor",
+        .0.as_secs().div_ceil(60)
+    )]
+    ManyNames(Duration),
     #[error("the classroom's list of learners is unusable (a task failed while changing it)")]
     Poisoned,
     #[error(transparent)]
@@ -205,6 +216,22 @@ pub fn reset_offline(folder: &Folder, name: &LearnerName) -> Result<Reset, Class
     let reset = reset_entry(e);
     folder.save_learners(&learners)?;
     Ok(reset)
+}
+
+/// `classroom remove`: takes a learner out of a classroom that is not running — their entry, then
+/// their folder (service, data, verdicts). The entry goes first: a folder left by an interrupted
+/// removal belongs to nobody and is taken over by the next learner of that name, as new.
+pub fn remove_offline(folder: &Folder, name: &LearnerName) -> Result<(), ClassroomError> {
+    let _running = folder.lock_running()?;
+    let mut learners = folder.learners()?;
+    let before = learners.len();
+    learners.retain(|e| &e.name != name);
+    if learners.len() == before {
+        return Err(ClassroomError::NoLearner(name.clone()));
+    }
+    folder.save_learners(&learners)?;
+    folder.remove_learner_dir(name)?;
+    Ok(())
 }
 
 /// A learner's values: what their lab client uses, and what they give Postman or curl.
@@ -291,6 +318,8 @@ pub struct Core {
     activity: Notify,
     /// Bumped when anything the dashboard shows changed.
     changed: watch::Sender<u64>,
+    /// New names each client address may still bring into the room: (tokens, last refill).
+    new_names: Mutex<std::collections::HashMap<IpAddr, (f64, std::time::Instant)>>,
     /// Per learner, bumped when the room's checks of them ended: what their TUI over SSH waits on.
     verdicts: Mutex<std::collections::HashMap<LearnerName, watch::Sender<u64>>>,
     /// `http://127.0.0.1:PORT/{key}` of the loopback listener (set once it listens): the key is
@@ -463,7 +492,9 @@ impl Core {
             if l.iter().any(|e| &e.name == name) {
                 return Ok(((), false));
             }
-            if l.len() >= max {
+            // SSH learners and self-reporters each have the room's budget: reports anyone with
+            // the class code can send never keep a learner from logging in.
+            if l.iter().filter(|e| e.source == source).count() >= max {
                 return Err(TenantError::Full(max).into());
             }
             l.push(LearnerEntry::new(name.clone(), now(), source));
@@ -512,7 +543,7 @@ impl Core {
             tracing::info!(%peer, "ssh: wrong class code");
             return SshLogin::Wrong(wait);
         }
-        match self.claim(&name).await {
+        match self.claim(&name, peer).await {
             Ok(Some(code)) => {
                 tracing::info!(learner = %name, "personal code issued");
                 SshLogin::Learner {
@@ -531,13 +562,47 @@ impl Core {
         }
     }
 
+    /// One more new name from `peer` (a token bucket per client address: a room behind one NAT
+    /// address joins at once, a name squatter soon waits), or how long until one more may come.
+    fn new_name_from(&self, peer: IpAddr) -> Result<(), ClassroomError> {
+        let client = gate::client(peer);
+        let Ok(mut all) = self.new_names.lock() else {
+            return Err(ClassroomError::Poisoned);
+        };
+        let now = std::time::Instant::now();
+        // Forget addresses whose bucket is full again (bounded by the room's real clients).
+        all.retain(|_, (tokens, at)| {
+            *tokens + now.duration_since(*at).as_secs_f64() * NEW_NAMES_PER_SEC < NEW_NAMES_BURST
+        });
+        let b = all.entry(client).or_insert((NEW_NAMES_BURST, now));
+        b.0 =
+            (b.0 + now.duration_since(b.1).as_secs_f64() * NEW_NAMES_PER_SEC).min(NEW_NAMES_BURST);
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            Ok(())
+        } else {
+            Err(ClassroomError::ManyNames(Duration::from_secs_f64(
+                (1.0 - b.0) / NEW_NAMES_PER_SEC,
+            )))
+        }
+    }
+
     /// Gives `name` a personal code, adding them to the room when new (their name and kind reserved
     /// before their service is built). `None`: they have one already.
-    async fn claim(&self, name: &LearnerName) -> Result<Option<Secret>, ClassroomError> {
+    async fn claim(
+        &self,
+        name: &LearnerName,
+        peer: IpAddr,
+    ) -> Result<Option<Secret>, ClassroomError> {
         let max = self.config.max_learners;
         let (code, _) = self.edit(|l| {
             let code = Secret::new(gate::new_personal_code());
-            let full = l.len() >= max;
+            let full = l
+                .iter()
+                .filter(|e| e.source == LearnerSource::Service)
+                .count()
+                >= max;
             match l.iter_mut().find(|e| &e.name == name) {
                 Some(e) if e.source == LearnerSource::SelfReported => {
                     Err(ClassroomError::NameSelfReported(name.clone()))
@@ -549,6 +614,7 @@ impl Core {
                 }
                 None if full => Err(TenantError::Full(max).into()),
                 None => {
+                    self.new_name_from(peer)?;
                     let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::Service);
                     e.code = Some(code.clone());
                     l.push(e);
@@ -635,11 +701,16 @@ impl Core {
         &self,
         name: &LearnerName,
         token: Option<&str>,
+        peer: IpAddr,
     ) -> Result<Option<String>, ClassroomError> {
         let max = self.config.max_learners;
         let (issued, _) = self.edit(|l| {
             let fresh = gate::new_token();
-            let full = l.len() >= max;
+            let full = l
+                .iter()
+                .filter(|e| e.source == LearnerSource::SelfReported)
+                .count()
+                >= max;
             match l.iter_mut().find(|e| &e.name == name) {
                 Some(e) if e.source == LearnerSource::Service => {
                     Err(ClassroomError::NameOnService(name.clone()))
@@ -654,9 +725,11 @@ impl Core {
                         Ok((Some(fresh), true))
                     }
                 },
-                // Self-reporting learners count against the room's limit too.
+                // Self-reporting learners have a budget of their own (they never keep an SSH
+                // learner out).
                 None if full => Err(TenantError::Full(max).into()),
                 None => {
+                    self.new_name_from(peer)?;
                     let mut e = LearnerEntry::new(name.clone(), now(), LearnerSource::SelfReported);
                     e.token_sha256 = Some(gate::token_hash(&fresh));
                     l.push(e);
@@ -682,8 +755,9 @@ impl Core {
         name: &LearnerName,
         token: Option<&str>,
         steps: BTreeMap<String, StepProgress>,
+        peer: IpAddr,
     ) -> Result<Option<String>, ClassroomError> {
-        let issued = self.self_reporter(name, token).await?;
+        let issued = self.self_reporter(name, token, peer).await?;
         if let Err(e) = self.folder.make_learner_dir(name) {
             // The token is given all the same: this report is lost, the next one may be kept.
             tracing::warn!(learner = %name, "cannot keep the self-report: {e}");
@@ -854,6 +928,7 @@ impl Classroom {
             dirty: Mutex::new(HashSet::new()),
             activity: Notify::new(),
             verdicts: Mutex::default(),
+            new_names: Mutex::default(),
             changed,
             internal_origin: OnceLock::new(),
             internal_key,

@@ -213,9 +213,15 @@ fn spent(lab: &Lab, r: &Record) -> BTreeMap<String, i64> {
 }
 
 /// The room's median time per step (steps at least two learners did).
+/// The room's median time on each step, from the learners the classroom checks itself: what a
+/// self-reporting learner sends (their own machine's word) never moves it, so nobody's "stuck" rests
+/// on a report anyone with the class code could make up.
 fn medians(lab: &Lab, records: &[Record]) -> BTreeMap<String, i64> {
     let mut all: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for r in records {
+    for r in records
+        .iter()
+        .filter(|r| r.entry.source == LearnerSource::Service)
+    {
         for (id, secs) in spent(lab, r) {
             all.entry(id).or_default().push(secs);
         }
@@ -694,6 +700,31 @@ mod tests {
         assert_eq!(ada.exercises[0], Mark::Done);
         assert_eq!(ada.done, 1);
         assert!(ada.stuck.is_none(), "nobody's median for the next step yet");
+    }
+
+    #[test]
+    fn self_reports_never_move_the_rooms_medians() {
+        let lab = Lab::embedded().expect("lab");
+        let first = lab.steps().next().expect("a step").id.clone();
+        let j = "2026-11-30T10:00:00Z";
+        // Two fake reports of a step done in seconds would make everyone else look stuck.
+        let mut rs = vec![
+            record("ada", j, &[(&first, done("2026-11-30T10:20:00Z"))]),
+            record("bob", j, &[(&first, done("2026-11-30T10:24:00Z"))]),
+            record("cy", j, &[]),
+        ];
+        for n in ["fake-1", "fake-2", "fake-3"] {
+            let mut r = record(n, j, &[(&first, done("2026-11-30T10:00:01Z"))]);
+            r.entry.source = LearnerSource::SelfReported;
+            rs.push(r);
+        }
+        let room = Room::build(&lab, &rs, None, t("2026-11-30T10:30:00Z"));
+        let cy = room.learner("cy").expect("cy");
+        assert!(
+            cy.stuck.is_none(),
+            "30 min against a median of 22: {:?}",
+            cy.stuck
+        );
     }
 
     #[test]

@@ -45,6 +45,16 @@ pub(crate) enum ClassroomAction {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Take a learner out of the room — a name nobody uses, or one someone squatted: their entry, their
+    /// service and its data, their verdicts. The name is free again. For a classroom that is not
+    /// running (a running one holds the room in memory).
+    Remove {
+        /// The learner's name.
+        name: String,
+        /// The classroom folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -123,6 +133,7 @@ pub(crate) async fn classroom(cli: &Cli, args: &ClassroomArgs) -> Result<()> {
     match &args.action {
         Some(ClassroomAction::Status { dir, format }) => status(cli, dir.clone(), *format),
         Some(ClassroomAction::ResetCode { name, dir }) => reset_code(name, dir.clone()),
+        Some(ClassroomAction::Remove { name, dir }) => remove(name, dir.clone()),
         None => run(cli, &args.run).await,
     }
 }
@@ -162,6 +173,18 @@ fn reset_code(name: &str, dir: Option<PathBuf>) -> Result<()> {
             "{learner} reports from their own service: their next `dicomlab join` takes a new token"
         ),
     }
+    Ok(())
+}
+
+fn remove(name: &str, dir: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(default_dir);
+    let folder = Folder::existing(&dir)?;
+    let learner = dicomlab::classroom::names::LearnerName::parse(name)
+        .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
+    dicomlab::classroom::remove_offline(&folder, &learner)?;
+    println!(
+        "{learner} is out of the room: their service, data and verdicts are gone, and the name is free"
+    );
     Ok(())
 }
 
