@@ -145,6 +145,11 @@ enum Command {
 }
 
 fn main() -> Result<std::process::ExitCode> {
+    // Everything dicomlab writes — a practice service's index, stored instances and folders, its
+    // markers and locks, logs, progress, exported files — is its owner's only (files 0600, folders
+    // 0700), whatever path makes it; the files that hold secrets are also made so explicitly.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     #[cfg(target_os = "linux")]
     if matches!(

@@ -976,3 +976,33 @@ async fn anonymous_floods_cost_the_audit_log_and_its_queries_nothing() {
     );
     svc.assert_healthy(64).await;
 }
+
+/// Issue 16: a served practice service's data — marker, lock, index, blob folders, stored
+/// instances — is its owner's only, whatever made each file.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_the_service_writes_is_private() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let svc = served::Served::start(&data, &[]);
+    let token = svc.token().await;
+    for file in common::sample_files() {
+        let (status, _) = svc.store(&token, file).await;
+        assert_eq!(status, 200);
+    }
+    // A multipart upload large enough to be spilled to disk on its way.
+    let big = common::instance(&uid(), &uid(), &uid(), &[]);
+    let (ct, body) = common::multipart_related(&[big.clone(), big]);
+    let r = reqwest::Client::new()
+        .post(svc.url("studies"))
+        .bearer_auth(&token)
+        .header(CONTENT_TYPE, ct)
+        .body(body)
+        .send()
+        .await
+        .expect("store");
+    assert!(r.status().is_success() || r.status() == 409);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let open = common::open_to_others(&data);
+    assert!(open.is_empty(), "open to others: {open:#?}");
+}

@@ -308,3 +308,30 @@ pub fn hv(s: &str) -> HeaderValue {
 }
 
 pub const AUTH: reqwest::header::HeaderName = AUTHORIZATION;
+
+/// Every path under `dir` whose mode lets its group or others in.
+#[cfg(unix)]
+pub fn open_to_others(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.permissions().mode() & 0o077 != 0 {
+                out.push(format!(
+                    "{:o} {}",
+                    m.permissions().mode() & 0o777,
+                    p.display()
+                ));
+            }
+            if m.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out
+}
