@@ -1046,3 +1046,70 @@ async fn one_address_cannot_squat_the_rooms_names() {
     assert_eq!(last, 429);
     c.shutdown().await;
 }
+
+/// Issue 16: guesses at the class code sent at once from one address gain nothing — while the wait
+/// after a wrong one runs, the next are not even looked at (the right code included) and do not
+/// make the wait grow; a wrong self-report token's announced wait holds (429), the right token is
+/// always let in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_are_not_looked_at_and_announced_waits_hold() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open_with(dir.path(), "right-code", |c| {
+        c.first_refusal_delay = Duration::from_secs(2)
+    })
+    .await;
+    let peer: std::net::IpAddr = "10.0.0.9".parse().expect("ip");
+    let mut waits = Vec::new();
+    for i in 0..10 {
+        match c
+            .core
+            .ssh_login(peer, &format!("guess-{i}"), "wrong-code")
+            .await
+        {
+            dicomlab::classroom::SshLogin::Wrong(w) => waits.push(w),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        waits.iter().all(|w| *w <= Duration::from_secs(2)),
+        "one guess counted, the others waited for it: {waits:?}"
+    );
+    // Within the wait even the right code is not looked at; after it, it is.
+    assert!(matches!(
+        c.core.ssh_login(peer, "late", "right-code").await,
+        dicomlab::classroom::SshLogin::Wrong(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(matches!(
+        c.core.ssh_login(peer, "late", "right-code").await,
+        dicomlab::classroom::SshLogin::Learner { .. }
+    ));
+
+    // A self-reporter's token.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/classroom/join", c.http_addr);
+    let report = |token: Option<&str>| {
+        let mut r = json!({"code": "right-code", "name": "dora", "lab": "dicom-service",
+            "target": "azure", "steps": {}});
+        if let Some(t) = token {
+            r["token"] = json!(t);
+        }
+        http.post(&url).json(&r).send()
+    };
+    let first = report(None).await.expect("first report");
+    assert_eq!(first.status(), 200);
+    let token = first
+        .headers()
+        .get("x-dicomlab-join-token")
+        .and_then(|v| v.to_str().ok())
+        .expect("a token")
+        .to_string();
+    let wrong = report(Some("not-the-token")).await.expect("wrong");
+    assert_eq!(wrong.status(), 403);
+    assert!(wrong.headers().contains_key("retry-after"));
+    let again = report(Some("not-the-token-either")).await.expect("again");
+    assert_eq!(again.status(), 429, "the announced wait holds");
+    let right = report(Some(&token)).await.expect("right");
+    assert_eq!(right.status(), 200, "the right token is always let in");
+    c.shutdown().await;
+}

@@ -563,3 +563,20 @@ fn a_generic_server_has_no_postman_files_and_says_why() {
     assert!(stderr.contains("no Azure AD token endpoint"), "{stderr}");
     assert!(!out.exists());
 }
+
+/// Issue 16: a class code too short to resist guessing is refused with the reason, before anything
+/// listens.
+#[test]
+fn a_short_class_code_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomlab"))
+        .args(["classroom", "--headless", "--code", "abc", "--dir"])
+        .arg(dir.path().join("room"))
+        .args(["--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0"])
+        .env("HOME", dir.path())
+        .output()
+        .expect("dicomlab");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 8"), "{err}");
+}

@@ -439,11 +439,11 @@ async fn a_user_signs_in_as_a_browser_app_does() {
     assert!(code.len() >= 40);
 
     // Redeemed as a single-page app: cross-origin (Origin), with the PKCE verifier.
-    let redeem = |origin: Option<&str>, verifier: &str| {
+    let redeem_code = |code: &str, origin: Option<&str>, verifier: &str| {
         let mut req = http.post(&token_url).form(&[
             ("grant_type", "authorization_code"),
             ("client_id", c.as_str()),
-            ("code", code.as_str()),
+            ("code", code),
             ("redirect_uri", callback.as_str()),
             ("code_verifier", verifier),
         ]);
@@ -452,13 +452,18 @@ async fn a_user_signs_in_as_a_browser_app_does() {
         }
         req.send()
     };
-    let r = redeem(None, VERIFIER).await.expect("token");
+    let r = redeem_code(&code, None, VERIFIER).await.expect("token");
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.expect("json");
     assert!(e["error_description"].as_str().unwrap_or("").starts_with("AADSTS9002327: Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests."), "{e}");
-    let r = redeem(Some(VIEWER), "wrong-verifier-wrong-verifier-wrong-verifier")
-        .await
-        .expect("token");
+    // A wrong verifier spends the code, as Entra does (issue 16): the right one comes too late.
+    let r = redeem_code(
+        &code,
+        Some(VIEWER),
+        "wrong-verifier-wrong-verifier-wrong-verifier",
+    )
+    .await
+    .expect("token");
     let e: Value = r.json().await.expect("json");
     assert!(
         e["error_description"]
@@ -467,14 +472,31 @@ async fn a_user_signs_in_as_a_browser_app_does() {
             .starts_with("AADSTS501481"),
         "{e}"
     );
-    let r = redeem(Some(VIEWER), VERIFIER).await.expect("token");
+    let r = redeem_code(&code, Some(VIEWER), VERIFIER)
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 400, "the code is spent");
+    // A new code (the browser's session signs in again without the page).
+    let r = http
+        .get(code_query(&callback, ""))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("authorize");
+    let location = header(&r, LOCATION).expect("location");
+    let code = get(&query_of(&location, false), "code");
+    let r = redeem_code(&code, Some(VIEWER), VERIFIER)
+        .await
+        .expect("token");
     assert_eq!(r.status(), 200);
     assert_eq!(
         header(&r, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
         Some("*")
     );
     let tokens: Value = r.json().await.expect("json");
-    let r = redeem(Some(VIEWER), VERIFIER).await.expect("token");
+    let r = redeem_code(&code, Some(VIEWER), VERIFIER)
+        .await
+        .expect("token");
     let e: Value = r.json().await.expect("json");
     assert!(
         e["error_description"]

@@ -366,9 +366,9 @@ async fn join(
     if report.steps.len() > MAX_REPORTED_STEPS {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "Too many steps.\n");
     }
-    // A wrong token is counted for this name (the 403 says how long to wait), but the right one is
-    // always let in: tokens are 256 random bits, and a classmate's wrong guesses must not lock the
-    // reporter out.
+    // A wrong token is counted for this name (the 403 says how long to wait, and a wrong one within
+    // that wait is 429), but the right one is always let in: tokens are 256 random bits, and a
+    // classmate's wrong guesses must not lock the reporter out.
     let door = super::gate::Door::Learner(name.as_str());
     // Only the lab's steps are kept, and only what a dashboard may show of them.
     let received = time::OffsetDateTime::now_utc();
@@ -396,6 +396,14 @@ async fn join(
             r
         }
         Err(e @ super::ClassroomError::WrongToken(_)) => {
+            // The wait announced after a wrong token holds: another wrong one within it is answered
+            // 429 and not counted (the right token is always let in).
+            if let Some(left) = core.gate.waiting(peer.ip(), door) {
+                return too_many(
+                    left,
+                    "A wrong token for this name came from your address a moment ago: wait, then send again.",
+                );
+            }
             // A guess at a token counts as a wrong code, for this name.
             let wait = core
                 .gate

@@ -159,6 +159,12 @@ impl Gate {
         self.record(&mut f, k, right(), now).map_err(Refused::Wrong)
     }
 
+    /// How long `peer` still waits at `door` after its last wrong code there (None: no wait).
+    pub fn waiting(&self, peer: IpAddr, door: Door<'_>) -> Option<Duration> {
+        let f = self.failures.lock().ok()?;
+        self.left(&f, &key(peer, door), Instant::now())
+    }
+
     fn left(&self, f: &HashMap<Key, (u32, Instant)>, k: &Key, now: Instant) -> Option<Duration> {
         let (n, at) = f.get(k)?;
         let until = *at + self.delay(*n);

@@ -512,14 +512,19 @@ impl Core {
     /// (and only with it); a new name, or a learner from before personal codes, logs in with the class
     /// code and is given one at once. Every wrong password waits longer (the gate).
     pub async fn ssh_login(&self, peer: IpAddr, user: &str, password: &str) -> SshLogin {
+        // While a client waits after a wrong code at a door, its next guesses there are not even
+        // looked at (parallel connections gain nothing): each is refused after the time left.
+        let refused = |r: gate::Refused| match r {
+            gate::Refused::Wait(w) | gate::Refused::Wrong(w) => SshLogin::Wrong(w),
+        };
         let name = match LearnerName::parse(user) {
             Ok(n) => n,
             Err(e) => {
-                return match self.gate.check(peer, password) {
+                return match self.gate.check_now(peer, password) {
                     Ok(()) => SshLogin::BadName(e),
-                    Err(wait) => {
+                    Err(r) => {
                         tracing::info!(%peer, "ssh: wrong class code");
-                        SshLogin::Wrong(wait)
+                        refused(r)
                     }
                 };
             }
@@ -527,6 +532,9 @@ impl Core {
         if let Some(code) = self.entry(&name).and_then(|e| e.code) {
             // Counted per client and learner; a right code always passes (a classmate's wrong guesses
             // cannot lock the learner out): each wrong one waits longer before it is answered.
+            // Here a right code is always let in (a classmate behind the same address cannot lock
+            // the learner out), so each guess is looked at; they come one a second at best per
+            // address, against about 40 bits.
             let right = gate::same_personal_code(password, code.expose());
             return match self
                 .gate
@@ -539,9 +547,9 @@ impl Core {
                 }
             };
         }
-        if let Err(wait) = self.gate.check(peer, password) {
+        if let Err(r) = self.gate.check_now(peer, password) {
             tracing::info!(%peer, "ssh: wrong class code");
-            return SshLogin::Wrong(wait);
+            return refused(r);
         }
         match self.claim(&name, peer).await {
             Ok(Some(code)) => {

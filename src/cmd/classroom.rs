@@ -176,6 +176,9 @@ fn reset_code(name: &str, dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The shortest class code accepted (every wrong guess waits, but a short code is still guessed).
+const MIN_CODE: usize = 8;
+
 fn remove(name: &str, dir: Option<PathBuf>) -> Result<()> {
     let dir = dir.unwrap_or_else(default_dir);
     let folder = Folder::existing(&dir)?;
@@ -204,6 +207,14 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(dicomlab::dicomweb::Secret::new);
+    if let Some(c) = &config.code
+        && c.expose().chars().count() < MIN_CODE
+    {
+        anyhow::bail!(
+            "a class code of {} characters is guessed too easily: give one of at least {MIN_CODE} (or none: the classroom makes one, like kx7p-2mqa-h4rt)",
+            c.expose().chars().count()
+        );
+    }
     config.public_url = args.public_url.clone();
     config.max_sessions = args.max_sessions.max(1);
     config.max_learners = args.max_learners.max(1);

@@ -132,8 +132,9 @@ pub async fn redeem(
     let Some(code) = field("code") else {
         return missing("code");
     };
-    // Looked at first, taken only once it is redeemed: a refused redemption (no Origin, a wrong
-    // verifier) does not spend it.
+    // Looked at first, taken once it is redeemed — or once a wrong PKCE verifier is tried with it (as
+    // Entra does: a stolen code gets one guess); other refusals (no Origin, another redirect URI)
+    // leave it for the app's own request.
     let grant = service.identity.codes.lock().ok().and_then(|c| c.get(code));
     let Some(grant) = grant else {
         return answer(
@@ -218,6 +219,9 @@ pub async fn redeem(
             verifier.to_string()
         };
         if verifier.is_empty() || !crate::practice::auth::secret_matches(&computed, challenge) {
+            if let Ok(mut c) = service.identity.codes.lock() {
+                c.take(code);
+            }
             return answer(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
