@@ -18,7 +18,17 @@ use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use dicomlab::dicom::samples::tiny_instance;
 use dicomlab::dicomweb::{AuthConfig, DicomWebClient, StoreMode};
 
-const BULK: usize = 500;
+#[path = "common/deadline.rs"]
+mod deadline;
+
+/// Instances of the bulk store (`--quick`: 20, what CI runs).
+fn bulk() -> usize {
+    if deadline::quick() { 20 } else { 500 }
+}
+/// Frames (1 MiB each) of each of the 10 instances of the big study (`--quick`: 2 MB instances).
+fn big_frames() -> usize {
+    if deadline::quick() { 2 } else { 100 }
+}
 
 struct Server(Child, String);
 
@@ -73,7 +83,7 @@ fn peak_rss_mb() -> f64 {
 
 fn write_bulk(dir: &Path, tag: &str) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).expect("dir");
-    (0..BULK)
+    (0..bulk())
         .map(|i| {
             let study = format!("1.2.826.0.1.3680043.8.498.8{tag}.{}", i / 10);
             let series = format!("{study}.1");
@@ -88,7 +98,7 @@ fn write_bulk(dir: &Path, tag: &str) -> Vec<PathBuf> {
 
 /// One instance of ~100 MB: 100 frames of 1024 × 1024 8-bit grey.
 fn write_big(path: &Path, study: &str, i: usize) {
-    let (rows, cols, frames) = (1024u16, 1024u16, 100usize);
+    let (rows, cols, frames) = (1024u16, 1024u16, big_frames());
     let pixels = vec![(i * 20 % 256) as u8; rows as usize * cols as usize * frames];
     let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
     let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
@@ -135,12 +145,18 @@ fn python_baseline(base: &str, dir: &Path) -> Option<f64> {
 }
 
 fn main() {
+    deadline::watchdog(
+        "client",
+        Duration::from_secs(if deadline::quick() { 180 } else { 1800 }),
+        || {},
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let work = tempfile::tempdir().expect("tmp");
     rt.block_on(async {
+        deadline::phase("bulk stores");
         let server = serve();
         let client = DicomWebClient::new(&server.1, AuthConfig::None).expect("client");
         let mut ours = Vec::new();
@@ -151,7 +167,7 @@ fn main() {
             let answers = client.store(&files, StoreMode::Single, None, concurrency, None).await.expect("store");
             let rate = files.len() as f64 / start.elapsed().as_secs_f64();
             assert!(answers.iter().all(|a| a.status == 200));
-            println!("stow: {BULK} instances, {concurrency} concurrent: {rate:>7.0} instances/s, client peak RSS {:.1} MB", peak_rss_mb());
+            println!("stow: {} instances, {concurrency} concurrent: {rate:>7.0} instances/s, client peak RSS {:.1} MB", bulk(), peak_rss_mb());
             ours.push((concurrency, rate));
         }
         let files_dir = work.path().join("python");
@@ -167,6 +183,7 @@ fn main() {
         }
 
         // A 1 GB study: 10 instances of 100 MB, stored (streamed), then retrieved to disk.
+        deadline::phase("the big study");
         let study = "1.2.826.0.1.3680043.8.498.77";
         let big_dir = work.path().join("big");
         std::fs::create_dir_all(&big_dir).expect("dir");

@@ -5,6 +5,8 @@
 //!   it is installed.
 //! - QIDO latency: p50 / p99 over 2,000 lab-style searches with 10,000 instances stored.
 
+#[path = "common/deadline.rs"]
+mod deadline;
 #[path = "../tests/common/orthanc.rs"]
 mod orthanc;
 
@@ -14,10 +16,17 @@ use std::time::{Duration, Instant};
 use dicomlab::dicom::samples::tiny_instance;
 use dicomlab::practice::{self, ServiceConfig};
 
-const INGEST: usize = 1_000;
+/// The sizes (`--quick`: tiny ones, what CI runs).
+fn ingest_n() -> usize {
+    if deadline::quick() { 50 } else { 1_000 }
+}
 const CLIENTS: usize = 4;
-const QIDO_INSTANCES: usize = 10_000;
-const QIDO_QUERIES: usize = 2_000;
+fn qido_n() -> usize {
+    if deadline::quick() { 300 } else { 10_000 }
+}
+fn queries_n() -> usize {
+    if deadline::quick() { 100 } else { 2_000 }
+}
 
 struct Inst {
     study: String,
@@ -97,9 +106,10 @@ async fn qido(base: &str, items: &[Inst]) {
         "instance by SOP UID",
         "instances of a study",
     ];
-    let mut all = Vec::with_capacity(QIDO_QUERIES);
+    let (queries, instances_n) = (queries_n(), qido_n());
+    let mut all = Vec::with_capacity(queries);
     let mut per_kind: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
-    for q in 0..QIDO_QUERIES {
+    for q in 0..queries {
         let item = &items[(q * 7919) % items.len()];
         let kind = q % kinds.len();
         let url = match kind {
@@ -124,7 +134,7 @@ async fn qido(base: &str, items: &[Inst]) {
     }
     all.sort();
     println!(
-        "qido: {QIDO_QUERIES} searches over {QIDO_INSTANCES} instances: p50 {:.3} ms, p99 {:.3} ms",
+        "qido: {queries} searches over {instances_n} instances: p50 {:.3} ms, p99 {:.3} ms",
         percentile(&all, 0.5).as_secs_f64() * 1e3,
         percentile(&all, 0.99).as_secs_f64() * 1e3
     );
@@ -146,6 +156,11 @@ fn config() -> ServiceConfig {
 }
 
 fn main() {
+    deadline::watchdog(
+        "practice",
+        Duration::from_secs(if deadline::quick() { 180 } else { 1800 }),
+        || {},
+    );
     // `cargo bench` passes `--bench`; DICOMLAB_BENCH=ingest|qido runs one part only.
     let only = std::env::var("DICOMLAB_BENCH").unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -154,20 +169,23 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         if only != "qido" {
+            deadline::phase("ingest vs Orthanc");
             ingest_vs_orthanc().await;
         }
         if only != "ingest" {
+            deadline::phase("QIDO latency");
             qido_latency().await;
         }
     });
 }
 
 async fn ingest_vs_orthanc() {
-    let items = Arc::new(instances(INGEST, 5, "1"));
+    let n = ingest_n();
+    let items = Arc::new(instances(n, 5, "1"));
     let svc = practice::start(config()).await.expect("practice service");
     let ours = ingest(&format!("{}/studies", svc.base_url), items.clone()).await;
     println!(
-        "ingest: practice service  {ours:>8.0} instances/s  ({INGEST} instances, {CLIENTS} clients)"
+        "ingest: practice service  {ours:>8.0} instances/s  ({n} instances, {CLIENTS} clients)"
     );
     svc.shutdown().await;
 
@@ -184,11 +202,12 @@ async fn ingest_vs_orthanc() {
 }
 
 async fn qido_latency() {
-    let items = instances(QIDO_INSTANCES, 5, "2");
+    let n = qido_n();
+    let items = instances(n, 5, "2");
     let svc = practice::start(config()).await.expect("practice service");
     let loaded = ingest(&format!("{}/studies", svc.base_url), Arc::new(items)).await;
-    println!("qido: loaded {QIDO_INSTANCES} instances at {loaded:.0} instances/s");
-    let items = instances(QIDO_INSTANCES, 5, "2");
+    println!("qido: loaded {n} instances at {loaded:.0} instances/s");
+    let items = instances(n, 5, "2");
     qido(&svc.base_url, &items).await;
     svc.shutdown().await;
 }

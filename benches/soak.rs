@@ -8,8 +8,11 @@
 //! checked against what the lab (or the hostile request) must get.
 //!
 //! Reports: errors (must be 0), requests, p50 / p99 latency of the lab's requests, and the service's peak
-//! RSS (VmHWM). `SOAK_CLIENTS` and `SOAK_ROUNDS` change the counts (default 30 × 3).
+//! RSS (VmHWM). `SOAK_CLIENTS` and `SOAK_ROUNDS` change the counts (default 30 × 3; `--quick`, what CI
+//! runs: 3 × 1). A watchdog fails the run when it takes too long.
 
+#[path = "common/deadline.rs"]
+mod deadline;
 #[path = "../tests/common/served.rs"]
 mod served;
 
@@ -348,8 +351,15 @@ fn env_count(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let clients = env_count("SOAK_CLIENTS", 30);
-    let rounds = env_count("SOAK_ROUNDS", 3);
+    let quick = deadline::quick();
+    let clients = env_count("SOAK_CLIENTS", if quick { 3 } else { 30 });
+    let rounds = env_count("SOAK_ROUNDS", if quick { 1 } else { 3 });
+    deadline::watchdog(
+        "soak",
+        Duration::from_secs(if quick { 180 } else { 1800 }),
+        || {},
+    );
+    deadline::phase("the lab runs, with hostile requests between");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tmp");

@@ -9,36 +9,18 @@
 //! 2. on a practice service served by this process (the TUI then polls its logs): the requests a
 //!    minute the watch sends while nobody works, and the TUI's CPU meanwhile (60 s).
 
+#[path = "common/deadline.rs"]
+mod deadline;
 #[path = "common/procfs.rs"]
 mod procfs;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use procfs::{cpu_seconds, status_kb};
 use tracing_subscriber::layer::SubscriberExt;
-
-/// What the bench is doing (the watchdog says it when the deadline passes).
-static PHASE: Mutex<&str> = Mutex::new("starting");
-
-fn phase(p: &'static str) {
-    if let Ok(mut g) = PHASE.lock() {
-        *g = p;
-    }
-}
-
-/// Ends the run, failed, when it takes longer than `limit`.
-fn watchdog(limit: Duration, socket: String) {
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        let at = PHASE.lock().map(|p| *p).unwrap_or("?");
-        eprintln!("tui: FAILED: the bench's deadline of {limit:?} passed while {at}");
-        tmux(&socket, &["kill-server"]);
-        std::process::exit(1);
-    });
-}
 
 fn tmux(socket: &str, args: &[&str]) -> String {
     let out = Command::new("tmux")
@@ -161,7 +143,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Requests {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = deadline::quick();
     if !Command::new("tmux")
         .arg("-V")
         .output()
@@ -175,17 +157,23 @@ fn main() {
     }
     let idle_secs: u64 = if quick { 5 } else { 60 };
     let socket = format!("dicomlab-bench-{}", std::process::id());
-    watchdog(
-        Duration::from_secs(if quick { 120 } else { 600 }),
-        socket.clone(),
-    );
+    {
+        let socket = socket.clone();
+        deadline::watchdog(
+            "tui",
+            Duration::from_secs(if quick { 120 } else { 600 }),
+            move || {
+                tmux(&socket, &["kill-server"]);
+            },
+        );
+    }
     let requests = Requests::default();
     let _ = tracing::subscriber::set_global_default(
         tracing_subscriber::registry().with(requests.clone()),
     );
 
     // 1. The embedded practice service.
-    phase("waiting for the first frame");
+    deadline::phase("waiting for the first frame");
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), None);
     let start = Instant::now();
@@ -194,7 +182,7 @@ fn main() {
     let first_frame = start.elapsed();
     pane.wait_for("the watch's first look", 30, |s| s.contains("watching"));
     let pid = pane.pid();
-    phase("idle on the embedded service");
+    deadline::phase("idle on the embedded service");
     std::thread::sleep(Duration::from_secs(1));
     let before = cpu_seconds(&pid);
     std::thread::sleep(Duration::from_secs(idle_secs));
@@ -202,7 +190,7 @@ fn main() {
 
     // The whole lab, step by step, to see memory after real work (the render of the image included);
     // --quick: the first three steps.
-    phase("doing the lab's steps");
+    deadline::phase("doing the lab's steps");
     let steps = if quick { 3 } else { 17 };
     let mut per_step = Vec::new();
     for _ in 0..steps {
@@ -236,7 +224,7 @@ fn main() {
     pane.quit();
 
     // 2. A practice service served by this process: the TUI polls its logs.
-    phase("starting a served practice service");
+    deadline::phase("starting a served practice service");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let served = rt
         .block_on(dicomlab::practice::start(
@@ -249,13 +237,13 @@ fn main() {
         .expect("the practice service starts");
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), Some(&served));
-    phase("waiting for the TUI on the served service");
+    deadline::phase("waiting for the TUI on the served service");
     let pane = Pane::start(&socket, "served", home.path(), "--profile served");
     pane.wait_for("the first frame on the served service", 60, |s| {
         s.contains("Exercises") && s.contains("watching")
     });
     let pid = pane.pid();
-    phase("idle on the served service");
+    deadline::phase("idle on the served service");
     // The first looks (and the judgement they bring) settle.
     std::thread::sleep(Duration::from_secs(3));
     let (cpu0, req0, t0) = (
