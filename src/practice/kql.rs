@@ -662,19 +662,7 @@ impl Query {
     pub fn prefilter(&self, table: &mut Table) -> Result<(), KqlError> {
         for op in self.ops.iter().take_while(|o| matches!(o, Op::Where(_))) {
             if let Op::Where(alternatives) = op {
-                let mut compiled = Vec::new();
-                for conj in alternatives {
-                    let mut cs = Vec::new();
-                    for c in conj {
-                        cs.push((table.index(&c.column)?, c));
-                    }
-                    compiled.push(cs);
-                }
-                table.rows.retain(|row| {
-                    compiled
-                        .iter()
-                        .any(|conj| conj.iter().all(|(i, c)| matches(&row[*i], c)))
-                });
+                keep_where(table, alternatives)?;
             }
         }
         Ok(())
@@ -684,21 +672,7 @@ impl Query {
     pub fn run(&self, mut table: Table) -> Result<Table, KqlError> {
         for op in &self.ops {
             match op {
-                Op::Where(alternatives) => {
-                    let mut compiled = Vec::new();
-                    for conj in alternatives {
-                        let mut cs = Vec::new();
-                        for c in conj {
-                            cs.push((table.index(&c.column)?, c));
-                        }
-                        compiled.push(cs);
-                    }
-                    table.rows.retain(|row| {
-                        compiled
-                            .iter()
-                            .any(|conj| conj.iter().all(|(i, c)| matches(&row[*i], c)))
-                    });
-                }
+                Op::Where(alternatives) => keep_where(&mut table, alternatives)?,
                 Op::Order { column, desc } => {
                     let i = table.index(column)?;
                     table.rows.sort_by(|a, b| {
@@ -724,6 +698,24 @@ impl Query {
         table.rows.truncate(MAX_ROWS);
         Ok(table)
     }
+}
+
+/// Keeps the rows one of `alternatives` (each a conjunction) lets through.
+fn keep_where(table: &mut Table, alternatives: &[Vec<Cond>]) -> Result<(), KqlError> {
+    let mut compiled = Vec::new();
+    for conj in alternatives {
+        let mut cs = Vec::new();
+        for c in conj {
+            cs.push((table.index(&c.column)?, c));
+        }
+        compiled.push(cs);
+    }
+    table.rows.retain(|row| {
+        compiled
+            .iter()
+            .any(|conj| conj.iter().all(|(i, c)| matches(&row[*i], c)))
+    });
+    Ok(())
 }
 
 fn compare_cells(a: &Cell, b: &Cell) -> std::cmp::Ordering {

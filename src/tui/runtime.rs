@@ -484,32 +484,13 @@ impl Runtime {
                 send_token(&session, &tx);
             }),
             Effect::CheckAll => tokio::spawn(async move {
-                let before = session.before(&lab, &*store.lock().await);
-                let out = session.run_all(&lab, &before, None).await;
-                let mut s = store.lock().await;
-                for (step, outcome) in out {
-                    if session.record_from(&lab, &mut s, &before, &step, &outcome) {
-                        let _ = tx.send(Msg::Checked { step, outcome });
-                    }
-                }
-                saved(&mut s);
-                send_token(&session, &tx);
+                check_every_step(&session, &lab, &store, &tx).await;
             }),
             // New records: every step judged again, quietly (a step done stays done). Not a request
             // `x` cancels: the watch waits for its `Judged`.
             Effect::Judge => {
                 tokio::spawn(async move {
-                    let before = session.before(&lab, &*store.lock().await);
-                    let out = session.run_all(&lab, &before, None).await;
-                    let mut s = store.lock().await;
-                    for (step, outcome) in out {
-                        if session.record_from(&lab, &mut s, &before, &step, &outcome) {
-                            let _ = tx.send(Msg::Checked { step, outcome });
-                        }
-                    }
-                    saved(&mut s);
-                    drop(s);
-                    send_token(&session, &tx);
+                    check_every_step(&session, &lab, &store, &tx).await;
                     let _ = tx.send(Msg::Judged);
                 });
                 return None;
@@ -634,6 +615,27 @@ impl Runtime {
             }
         });
     }
+}
+
+/// Checks every step (those done keep their verdict; progress is locked only to read and record),
+/// records what is new and sends it.
+async fn check_every_step(
+    session: &Session,
+    lab: &Lab,
+    store: &Mutex<ProgressStore>,
+    tx: &mpsc::UnboundedSender<Msg>,
+) {
+    let before = session.before(lab, &*store.lock().await);
+    let out = session.run_all(lab, &before, None).await;
+    let mut s = store.lock().await;
+    for (step, outcome) in out {
+        if session.record_from(lab, &mut s, &before, &step, &outcome) {
+            let _ = tx.send(Msg::Checked { step, outcome });
+        }
+    }
+    let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+    drop(s);
+    send_token(session, tx);
 }
 
 /// Opens a profile's session.
