@@ -1113,3 +1113,37 @@ async fn parallel_guesses_are_not_looked_at_and_announced_waits_hold() {
     assert_eq!(right.status(), 200, "the right token is always let in");
     c.shutdown().await;
 }
+
+/// A classroom folder of an older version: a learner's TUI kept its own progress (keyed by the
+/// loopback URL of their service). At their next login it is folded into the room's store — one
+/// truth — and the old file is renamed, so it is folded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_tuis_progress_is_folded_into_the_rooms_store() {
+    use dicomlab::lab::evidence::{Evidence, Source};
+    use dicomlab::lab::progress::ProgressStore;
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let env = c.core.join(&name("ada")).await.expect("ada joins");
+    let lab = Lab::embedded().expect("lab");
+    let old = dir.path().join("learners/ada/progress.json");
+    let mut kept = ProgressStore::load(&old);
+    kept.credit(
+        &lab.id,
+        "http://127.0.0.1:40001/l/ada/v1",
+        "change-feed",
+        Evidence::new(Source::Answer, "answered 3", None),
+    );
+    kept.save().expect("old progress");
+    let verdicts = dir.path().join("learners/ada/verdicts.json");
+    dicomlab::classroom::lab_tui::fold_old_progress(&old, &verdicts, &lab.id, &env);
+    let now = ProgressStore::load(&verdicts);
+    let steps = now.steps(&lab.id, dicomlab::classroom::VERDICTS_KEY);
+    assert_eq!(
+        steps.get("change-feed").map(|p| p.status),
+        Some(dicomlab::lab::progress::Status::Done),
+        "{steps:#?}"
+    );
+    assert!(!old.exists());
+    assert!(old.with_extension("json.folded").exists());
+    c.shutdown().await;
+}
