@@ -12,6 +12,13 @@
 //!
 //! Targets (issue 12, this 2-core machine): every check's p99 ≤ 1 s, 0 errors, peak RSS ≤ 300 MB,
 //! CPU ≈ 0 while idle. `DICOMLAB_BENCH_LEARNERS` changes the number of learners.
+//!
+//! Then the same room again, under attack (issue 16): while the learners work, one other address
+//! with the class code holds 200 connections to both ports and sends, as fast as the room lets it,
+//! anonymous requests with 8 KiB paths and User-Agents at a learner's service (log lines, audit rows),
+//! logins with names that cannot be used and made-up self-reports under new names. Reported: the
+//! learners' step p99 against the quiet room's (target ≤ 1.5×), their errors (must be 0), the
+//! classroom's peak RSS and how much its folder grew. `--quick` (CI): 3 learners.
 
 #[path = "common/deadline.rs"]
 mod deadline;
@@ -136,6 +143,14 @@ async fn learner(
     (times, errors, Some(t))
 }
 
+/// What one room's run measured.
+struct Run {
+    p99: f64,
+    errors: usize,
+    peak_mb: f64,
+    grown_kb: u64,
+}
+
 fn main() {
     let quick = deadline::quick();
     let learners: usize = std::env::var("DICOMLAB_BENCH_LEARNERS")
@@ -144,10 +159,123 @@ fn main() {
         .unwrap_or(if quick { 3 } else { 30 });
     deadline::watchdog(
         "classroom",
-        Duration::from_secs(if quick { 240 } else { 1800 }),
+        Duration::from_secs(if quick { 300 } else { 2400 }),
         || {},
     );
-    deadline::phase("starting the classroom");
+    let quiet = room(learners, quick, false);
+    let attacked = room(learners, quick, true);
+    println!(
+        "classroom under attack: learners' step p99 {:.3} s against {:.3} s quiet = {:.2}×   (target ≤ 1.5×); errors {}; peak RSS {:.0} MB (quiet {:.0}); the folder grew {} KB (quiet {})",
+        attacked.p99,
+        quiet.p99,
+        attacked.p99 / quiet.p99.max(1e-3),
+        attacked.errors,
+        attacked.peak_mb,
+        quiet.peak_mb,
+        attacked.grown_kb,
+        quiet.grown_kb,
+    );
+    // A learner who could not do the lab is a broken room: the bench fails (CI runs it).
+    if quiet.errors + attacked.errors > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Bytes under `dir`.
+fn size_of(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// What one address with the class code throws at the room while the learners work (issue 16): held
+/// connections to both ports, anonymous requests with long paths at a learner's service (log lines,
+/// audit rows), logins with names that cannot be used, and made-up self-reports under new names.
+async fn attack(http: u16, ssh: u16, stop: Arc<std::sync::atomic::AtomicBool>) -> (usize, usize) {
+    use std::sync::atomic::Ordering;
+    // Another address than the learners' (all of loopback is this machine's).
+    let from: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    let connect = |port: u16| async move {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind(std::net::SocketAddr::new(from, 0)).ok()?;
+        socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .ok()
+    };
+    let mut held = Vec::new();
+    for i in 0..200 {
+        if let Some(c) = connect(if i % 2 == 0 { ssh } else { http }).await {
+            held.push(c);
+        }
+    }
+    let client = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .expect("client");
+    let origin = format!("http://127.0.0.1:{http}");
+    let long = "a".repeat(8 * 1024);
+    let (mut sent, mut n) = (0usize, 0usize);
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let r = match n % 4 {
+            0 => {
+                client
+                    .post(format!("{origin}/classroom/join"))
+                    .json(
+                        &serde_json::json!({"code": CODE, "name": format!("fake-{n}"),
+                    "lab": "dicom-service", "target": "azure", "steps": {}}),
+                    )
+                    .send()
+                    .await
+            }
+            1 => {
+                client
+                    .get(format!("{origin}/l/learner00/v1/studies/{long}"))
+                    .header("User-Agent", long.as_str())
+                    .send()
+                    .await
+            }
+            2 => {
+                client
+                    .get(format!("{origin}/l/learner00/{long}"))
+                    .send()
+                    .await
+            }
+            _ => {
+                if let Some(stream) = connect(ssh).await {
+                    let config = Arc::new(russh::client::Config::default());
+                    if let Ok(mut h) =
+                        russh::client::connect_stream(config, stream, ssh_client::Accept).await
+                    {
+                        let _ = h.authenticate_password(format!("../bad{n}"), CODE).await;
+                    }
+                }
+                continue;
+            }
+        };
+        if r.is_ok() {
+            sent += 1;
+        }
+    }
+    (held.len(), sent)
+}
+
+fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
+    deadline::phase(if under_attack {
+        "starting the classroom to attack"
+    } else {
+        "starting the quiet classroom"
+    });
     let dir = tempfile::tempdir().expect("tmp");
     let (http, ssh) = (free_port(), free_port());
     let exe = env!("CARGO_BIN_EXE_dicomlab");
@@ -191,8 +319,12 @@ fn main() {
         .expect("runtime");
     let lab = Arc::new(dicomlab::lab::Lab::embedded().expect("lab"));
     deadline::phase("the learners doing the lab over SSH");
+    let folder = dir.path().join("room");
+    let size_before = size_of(&folder);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
-    let results = rt.block_on(async {
+    let (results, attacked) = rt.block_on(async {
+        let attacker = under_attack.then(|| tokio::spawn(attack(http, ssh, stop.clone())));
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..learners {
             tasks.spawn(learner(addr, format!("learner{i:02}"), lab.clone()));
@@ -203,8 +335,14 @@ fn main() {
                 out.push(r);
             }
         }
-        out
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let attacked = match attacker {
+            Some(a) => a.await.ok(),
+            None => None,
+        };
+        (out, attacked)
     });
+    let grown_kb = size_of(&folder).saturating_sub(size_before) / 1024;
     let lab_secs = started.elapsed().as_secs_f64();
     let mut all: Vec<f64> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
@@ -253,8 +391,15 @@ fn main() {
     let _ = child.wait();
 
     println!(
-        "classroom: {learners} learners over SSH, each the whole lab at once, in {lab_secs:.1} s"
+        "classroom{}: {learners} learners over SSH, each the whole lab at once, in {lab_secs:.1} s",
+        if under_attack { " (under attack)" } else { "" }
     );
+    if let Some((held, sent)) = attacked {
+        println!(
+            "  the attacker held {held} connections and sent {sent} requests (long paths, anonymous, new names, bad logins)"
+        );
+    }
+    println!("  the classroom's folder grew {grown_kb} KB");
     println!(
         "  steps (d → check on screen): {} · p50 {:.3} s · p99 {:.3} s   (target p99 ≤ 1 s)",
         all.len(),
@@ -275,8 +420,10 @@ fn main() {
     println!(
         "  CPU while {connected} sessions sit idle for {idle_secs:.0} s: {idle_cpu:.2} % of a core   (target ≈ 0)"
     );
-    // A learner who could not do the lab is a broken room: the bench fails (CI runs it).
-    if !errors.is_empty() {
-        std::process::exit(1);
+    Run {
+        p99,
+        errors: errors.len(),
+        peak_mb: peak,
+        grown_kb,
     }
 }
