@@ -393,8 +393,16 @@ async fn learners_on_their_own_service_report_with_the_code() {
         v
     };
     // A wrong token counts as a wrong code for this name: 1 s, then 2 s — the right class code in
-    // between does not reset it.
+    // between does not reset it. Within the announced wait another wrong one is not even looked at.
     assert_eq!(r.headers()["retry-after"], "1");
+    let r = http
+        .post(&url)
+        .json(&with("not-the-token"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 429, "within the wait");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = http
         .post(&url)
         .json(&with("not-the-token"))
@@ -1145,5 +1153,66 @@ async fn an_older_tuis_progress_is_folded_into_the_rooms_store() {
     );
     assert!(!old.exists());
     assert!(old.with_extension("json.folded").exists());
+    c.shutdown().await;
+}
+
+/// Issue 16: on the public port no caller's `Host` or `X-Forwarded-Proto` decides a URL the service
+/// answers with — not a store's RetrieveURL, not the sign-in's issuer: the classroom's public URL does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_host_decides_no_url_on_the_public_port() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = open(dir.path(), "right-code").await;
+    let ada = c.core.join(&name("ada")).await.expect("ada joins");
+    let http = reqwest::Client::new();
+    let public = format!("http://{}", c.http_addr);
+    let discovery = http
+        .get(format!(
+            "{public}/l/ada/{}/v2.0/.well-known/openid-configuration",
+            ada.tenant_id
+        ))
+        .header("Host", "evil.example")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Dicomlab-Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("discovery");
+    assert_eq!(discovery.status(), 200);
+    let v: Value = discovery.json().await.expect("json");
+    let issuer = v["issuer"].as_str().expect("issuer");
+    assert!(
+        issuer.starts_with(&format!("{}/l/ada/", c.core.public_origin())),
+        "{issuer}"
+    );
+    assert!(!v.to_string().contains("evil.example"), "{v:#}");
+    // A store's answer names the instance at the public URL too.
+    let token = token(&http, &ada, true).await;
+    let tenant = c.core.tenants.get(&name("ada")).expect("service");
+    tenant
+        .service
+        .auth
+        .set_role(
+            &tenant.service.db,
+            &ada.client_id,
+            dicomlab::practice::auth::Role::DataOwner,
+            true,
+        )
+        .expect("role");
+    let file = dicomlab::dicom::samples::SAMPLES[0]
+        .to_bytes()
+        .expect("sample");
+    let r = http
+        .post(format!("{public}/l/ada/v1/studies"))
+        .bearer_auth(&token)
+        .header("Host", "evil.example")
+        .header("Content-Type", "application/dicom")
+        .header("Accept", "application/dicom+json")
+        .body(file)
+        .send()
+        .await
+        .expect("store");
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.expect("body");
+    assert!(!body.contains("evil.example"), "{body}");
+    assert!(body.contains(&ada.public_base_url), "{body}");
     c.shutdown().await;
 }

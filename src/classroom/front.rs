@@ -271,6 +271,21 @@ async fn learner_route(core: Arc<Core>, mut req: Request, exposure: Exposure) ->
         Exposure::Public => name.prefix(),
         Exposure::Internal => format!("/{}{}", core.internal_key, name.prefix()),
     };
+    // And the origin: the public URL the instructor gave (or made from the host's name) — never
+    // a caller's Host or X-Forwarded-Proto; on loopback, the listener's own.
+    let origin = match exposure {
+        Exposure::Public => core.public_origin(),
+        Exposure::Internal => {
+            let o = core.internal_origin();
+            o.strip_suffix(&format!("/{}", core.internal_key))
+                .unwrap_or(&o)
+                .to_string()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(origin.trim_end_matches('/')) {
+        req.headers_mut()
+            .insert(crate::practice::FORWARDED_ORIGIN, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&prefix) {
         req.headers_mut()
             .insert(crate::practice::FORWARDED_PREFIX, v);

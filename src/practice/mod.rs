@@ -466,6 +466,11 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
 
 /// The origin (`scheme://host[:port]`) of a request: every URL the service returns is built from it.
 pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
+    // A front in this process that knows how its callers reach the service (the classroom's public
+    // URL) says so: then no caller's Host or X-Forwarded-Proto decides a URL, an issuer or an `iss`.
+    if let Some(o) = forwarded_origin(headers) {
+        return format!("{o}{}", forwarded_prefix(headers).unwrap_or(""));
+    }
     let proto = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -486,6 +491,24 @@ pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
 /// The admin routes ([`admin_guard`]) and the practice identity's one-click sign-in refuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotLoopback;
+
+/// The header a front in this process sets with the origin its callers reach the service at
+/// (`http://classroom.local:8080`): [`server::serve`] removes it from what clients send.
+pub const FORWARDED_ORIGIN: &str = "x-dicomlab-origin";
+
+/// The origin a front set: `http(s)://host[:port]`, nothing else.
+fn forwarded_origin(headers: &HeaderMap) -> Option<&str> {
+    let o = headers.get(FORWARDED_ORIGIN)?.to_str().ok()?;
+    let rest = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))?;
+    let valid = !rest.is_empty()
+        && rest.len() <= 255
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    valid.then_some(o)
+}
 
 /// The header a front that serves this service under a path prefix sets (the classroom's `/l/{name}`):
 /// every URL the service returns then starts with it. [`server::serve`] removes it from what clients

@@ -152,8 +152,13 @@ async fn connection(
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ConnectInfo(peer));
-        // Only a front inside this process may say under which prefix the service is served.
+        // Only a front inside this process may say under which prefix and origin the service is
+        // served; only a proxy on this machine (TLS in front of it) which scheme its callers used.
         parts.headers.remove(super::FORWARDED_PREFIX);
+        parts.headers.remove(super::FORWARDED_ORIGIN);
+        if !peer.ip().to_canonical().is_loopback() {
+            parts.headers.remove("x-forwarded-proto");
+        }
         let stalled = Arc::new(AtomicBool::new(false));
         let body = axum::body::Body::new(IdleBody {
             inner: body,
