@@ -2092,3 +2092,63 @@ async fn a_file_over_100_mb_is_not_transcoded_and_the_service_lives_on() {
     // 8 MiB frame: the reservation is 15 frames (120 MiB); the process stays under it.
     az.served.assert_healthy(before + 160).await;
 }
+
+/// Hostile input (no upstream test: fo-dicom would try): a JPEG 2000 instance whose codestream declares
+/// 40000 × 40000 pixels where the data set says 8 × 8 is stored (storing does not decode), then asked for
+/// in Explicit VR Little Endian, whole and as a frame. Decoding it would take gigabytes; it is refused
+/// before it is decoded with Azure's transcoding 406, and the service lives on without growing.
+#[tokio::test]
+async fn a_jpeg_2000_bomb_is_refused_before_it_is_decoded() {
+    use dicom_core::value::PixelFragmentSequence;
+    use dicom_core::{DataElement, Length};
+    use dicomlab::practice::transcode::{Geometry, encode_frame};
+    let mut az = Azure::start().await;
+    let (st, se, sop) = ids();
+    let g = Geometry {
+        rows: 8,
+        columns: 8,
+        samples: 1,
+        bits_allocated: 8,
+        bits_stored: 8,
+        signed: false,
+        planar: false,
+    };
+    let mut bomb = encode_frame(&[9u8; 64], &g).expect("encode");
+    bomb[8..12].copy_from_slice(&40000u32.to_be_bytes());
+    bomb[12..16].copy_from_slice(&40000u32.to_be_bytes());
+    let base = instance(&st, &se, &sop, &[]);
+    let mut obj = dicom_object::OpenFileOptions::new()
+        .from_reader(&base[128..])
+        .expect("parse")
+        .into_inner();
+    obj.put(DataElement::new_with_len(
+        tags::PIXEL_DATA,
+        VR::OB,
+        Length::UNDEFINED,
+        PixelFragmentSequence::new(Vec::<u32>::new(), vec![bomb]),
+    ));
+    let mut f = Vec::new();
+    obj.with_meta(
+        dicom_object::FileMetaTableBuilder::new()
+            .transfer_syntax(JPEG2000_LOSSLESS)
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+            .media_storage_sop_instance_uid(sop.as_str()),
+    )
+    .expect("meta")
+    .write_all(&mut f)
+    .expect("write");
+    let a = az.store("v2", "studies", &[f]).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    az.served.reset_peak();
+    let before = az.served.rss_mib();
+    let url = az.url("v2", &format!("studies/{st}/series/{se}/instances/{sop}"));
+    for (url, accept) in [
+        (url.clone(), "application/dicom"),
+        (format!("{url}/frames/1"), "application/octet-stream"),
+    ] {
+        let (status, _, body) = az.get_bytes(&url, accept).await;
+        assert_eq!(status, 406, "{accept}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(String::from_utf8_lossy(&body), UNSUPPORTED_TRANSCODING);
+    }
+    az.served.assert_healthy(before + 16).await;
+}

@@ -263,6 +263,62 @@ pub fn encode_frame(frame: &[u8], g: &Geometry) -> Result<Vec<u8>, Unsupported> 
     std::fs::read(tmp.path()).map_err(|e| Unsupported(e.to_string()))
 }
 
+/// Reads a JPEG 2000 codestream's image size (its SIZ marker segment): `(width, height, components)`.
+fn codestream_size(fragment: &[u8]) -> Option<(u32, u32, u16)> {
+    let u32_at = |i: usize| -> Option<u32> {
+        fragment
+            .get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // SOC (FF4F), then SIZ (FF51): Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, XTsiz, YTsiz, XTOsiz, YTOsiz, Csiz.
+    if fragment.get(..4)? != [0xFF, 0x4F, 0xFF, 0x51] {
+        return None;
+    }
+    let width = u32_at(8)?.checked_sub(u32_at(16)?)?;
+    let height = u32_at(12)?.checked_sub(u32_at(20)?)?;
+    let components = fragment
+        .get(40..42)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))?;
+    Some((width, height, components))
+}
+
+/// A codestream is decoded to the size it declares, not the data set's: one that declares more than the
+/// data set's image (a small file that would decode to gigabytes) is refused before it is decoded.
+pub fn check_codestream(fragment: &[u8], g: &Geometry) -> Result<(), Unsupported> {
+    let (w, h, c) = codestream_size(fragment)
+        .ok_or_else(|| Unsupported("a frame is not a JPEG 2000 codestream".into()))?;
+    if w > g.columns || h > g.rows || u32::from(c) > g.samples {
+        return Err(Unsupported(format!(
+            "a codestream declares {w}×{h}×{c}, more than the image's {}×{}×{}",
+            g.columns, g.rows, g.samples
+        )));
+    }
+    Ok(())
+}
+
+/// Checks every frame's codestream of an encapsulated data set against its image attributes.
+fn check_codestreams(obj: &DefaultDicomObject) -> Result<(), Unsupported> {
+    let g = Geometry::of(obj)?;
+    let pixels = obj
+        .element(tags::PIXEL_DATA)
+        .map_err(|_| Unsupported("no pixel data".into()))?;
+    let fragments = pixels
+        .value()
+        .fragments()
+        .ok_or_else(|| Unsupported("no encapsulated pixel data".into()))?;
+    let mut frames = 0;
+    for f in fragments.iter().filter(|f| f.starts_with(&[0xFF, 0x4F])) {
+        check_codestream(f, &g)?;
+        frames += 1;
+    }
+    if frames == 0 {
+        return Err(Unsupported(
+            "no JPEG 2000 codestream in the pixel data".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Sets the file's transfer syntax (its meta group length follows).
 fn set_syntax(obj: &mut DefaultDicomObject, to: &str) -> Result<(), Unsupported> {
     let ts = TransferSyntaxRegistry
@@ -317,6 +373,9 @@ pub fn file(path: &Path, to: &str) -> Result<Vec<u8>, Unsupported> {
     }
     // To Explicit VR Little Endian: native data sets only change their syntax; JPEG 2000 is decoded.
     let mut obj = reader::read_all(source, &scan)?;
+    if !native(&from) {
+        check_codestreams(&obj)?;
+    }
     if native(&from) {
         set_syntax(&mut obj, to)?;
     } else {
@@ -347,6 +406,7 @@ pub fn frames(path: &Path, wanted: &[u32], to: &str) -> Result<Vec<Vec<u8>>, Uns
         return raw.iter().map(|f| encode_frame(f, &g)).collect();
     }
     let obj = reader::read_all(source, &scan)?;
+    check_codestreams(&obj)?;
     let mut out = Vec::with_capacity(wanted.len());
     for f in wanted {
         let decoded = obj
@@ -488,6 +548,32 @@ mod tests {
         };
         let frame = (0..g.frame_bytes()).map(|i| (i * 13 % 256) as u8).collect();
         round_trip(g, frame);
+    }
+
+    #[test]
+    fn a_codestream_larger_than_its_image_is_refused_before_decoding() {
+        let g = Geometry {
+            rows: 8,
+            columns: 8,
+            samples: 1,
+            bits_allocated: 8,
+            bits_stored: 8,
+            signed: false,
+            planar: false,
+        };
+        let mut j2k = encode_frame(&[7u8; 64], &g).expect("encode");
+        assert!(check_codestream(&j2k, &g).is_ok());
+        assert_eq!(codestream_size(&j2k), Some((8, 8, 1)));
+        // The same codestream declaring 40000 × 40000 (Xsiz, Ysiz): a bomb of 1.6 GB.
+        j2k[8..12].copy_from_slice(&40000u32.to_be_bytes());
+        j2k[12..16].copy_from_slice(&40000u32.to_be_bytes());
+        let e = check_codestream(&j2k, &g).expect_err("refused");
+        assert!(e.0.contains("40000×40000"), "{e}");
+        assert!(check_codestream(b"not j2k", &g).is_err());
+        assert!(
+            check_codestream(&[0xFF, 0x4F, 0xFF, 0x51, 0, 0], &g).is_err(),
+            "truncated"
+        );
     }
 
     #[test]
