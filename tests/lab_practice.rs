@@ -305,6 +305,8 @@ async fn the_collections_requests_in_its_order_credit_exactly_the_steps_done() {
             "search-samples",
             "retrieve-samples",
             "tag-add",
+            "tag-list",
+            "tag-get",
             "tag-disable",
             "tag-delete",
             "delete-instance",
@@ -326,6 +328,79 @@ async fn the_collections_requests_in_its_order_credit_exactly_the_steps_done() {
     assert!(
         matches!(tag, Outcome::Pass { evidence, .. } if evidence.summary.contains("PATCH")),
         "{tag:?}"
+    );
+}
+
+/// The workshop's other routes: storing to a given study (`POST studies/{study}`) and the series' metadata
+/// count for the store and retrieve steps; listing the tags and getting one by its number count for the
+/// list and get steps — and a GET of some other tag does not.
+#[tokio::test]
+async fn storing_to_a_study_series_metadata_and_a_tag_by_number_count() {
+    let mut f = fresh().await;
+    f.svc.set_lab_role(Role::DataOwner, true).expect("grant");
+    let curl = lab_tool(&f.svc, "curl/8.5.0").await;
+    for file in sample_files() {
+        let s = curl
+            .send(
+                reqwest::Method::POST,
+                &format!("studies/{ST}"),
+                DICOM_JSON,
+                Some("application/dicom"),
+                file,
+            )
+            .await;
+        assert_eq!(s, 200, "store to the study");
+    }
+    for (path, accept) in [
+        (format!("studies/{ST}"), MULTI),
+        (format!("studies/{ST}/series/{SE}"), MULTI),
+        (
+            format!("studies/{ST}/series/{SE}/instances/{RED}"),
+            "application/dicom; transfer-syntax=*",
+        ),
+        (format!("studies/{ST}/series/{SE}/metadata"), DICOM_JSON),
+        (
+            format!("studies/{ST}/series/{SE}/instances/{RED}/frames/1"),
+            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+        ),
+    ] {
+        assert_eq!(curl.get(&path, accept).await, 200, "{path}");
+    }
+    use reqwest::Method;
+    assert_eq!(
+        curl.json(
+            Method::POST,
+            "extendedquerytags",
+            r#"[{"Path":"PatientSex","Level":"Study"}]"#
+        )
+        .await,
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another tag's GET (404) is not the learner's tag.
+    assert_eq!(
+        curl.json(Method::GET, "extendedquerytags/PatientAge", "")
+            .await,
+        404
+    );
+    let passed = passed_steps(&mut f).await;
+    for id in ["store-samples", "retrieve-samples", "tag-add"] {
+        assert!(passed.contains(id), "{id}: {passed:?}");
+    }
+    assert!(
+        !passed.contains("tag-get") && !passed.contains("tag-list"),
+        "{passed:?}"
+    );
+    assert_eq!(curl.json(Method::GET, "extendedquerytags", "").await, 200);
+    assert_eq!(
+        curl.json(Method::GET, "extendedquerytags/00100040", "")
+            .await,
+        200
+    );
+    let passed = passed_steps(&mut f).await;
+    assert!(
+        passed.contains("tag-list") && passed.contains("tag-get"),
+        "{passed:?}"
     );
 }
 

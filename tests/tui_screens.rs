@@ -87,7 +87,7 @@ fn retrieve_takes_the_uids_of_its_form() {
     key(&mut a, '3');
     let fx = press(&mut a, KeyCode::Enter);
     assert!(
-        matches!(fx.as_slice(), [Effect::Work(Work::Retrieve(retrieve::Work::Retrieve { what: What::Instance, of }))] if of.sop == "1.2.3.4.5"),
+        matches!(fx.as_slice(), [Effect::Work(Work::Retrieve(retrieve::Work::Retrieve { what: What::Instance, of, .. }))] if of.sop == "1.2.3.4.5"),
         "{fx:?}"
     );
     done(

@@ -475,6 +475,26 @@ fn retrieve_screen() {
         "406 Not Acceptable: add transfer-syntax=* to the Accept header (several instances cannot be sent in one fixed transfer syntax).",
     );
     render(&a, "retrieve_fail");
+
+    // T: frame 1 asked for as JPEG 2000 lossless (image/jp2 parts), saved.
+    let mut a = app();
+    on_screen(&mut a, "retrieve-samples");
+    press(&mut a, KeyCode::Char('5'));
+    press(&mut a, KeyCode::Char('T'));
+    press(&mut a, KeyCode::Char('T'));
+    assert_eq!(
+        a.screens.retrieve.syntax,
+        dicomlab::dicomweb::routes::Syntax::Jpeg2000Lossless
+    );
+    press(&mut a, KeyCode::Enter);
+    done(
+        &mut a,
+        retrieve::Done::Retrieved(Ok((
+            "200: 1 file(s), 3.1 KiB saved in /tmp/retrieved/frame-1".into(),
+            None,
+        ))),
+    );
+    render(&a, "retrieve_jpeg2000");
 }
 
 fn feed_rows() -> Vec<FeedRow> {

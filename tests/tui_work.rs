@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use dicomlab::config::Profile;
 use dicomlab::dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+use dicomlab::dicomweb::routes::Syntax;
 use dicomlab::dicomweb::{InstanceRef, Level, StoreMode};
 use dicomlab::lab::engine::Session;
 use dicomlab::practice::{ServiceConfig, start};
@@ -41,6 +42,7 @@ fn retrieve(what: What) -> retrieve::Work {
     retrieve::Work::Retrieve {
         what,
         of: InstanceRef::new(STUDY_UID, SERIES1_UID, RED_UID),
+        syntax: Syntax::Stored,
     }
 }
 
@@ -219,10 +221,35 @@ async fn every_screen_on_the_practice_service() {
         Done::Retrieve(retrieve::Done::Retrieved(Ok((_, Some(m))))) => assert_eq!(m.len(), 3),
         other => panic!("{other:?}"),
     }
+    // In another transfer syntax (T): the instance and its frame 1 converted to JPEG 2000 lossless; the
+    // study in one fixed syntax is Azure's 406.
+    for what in [What::Instance, What::Frame] {
+        let work = retrieve::Work::Retrieve {
+            what,
+            of: InstanceRef::new(STUDY_UID, SERIES1_UID, RED_UID),
+            syntax: Syntax::Jpeg2000Lossless,
+        };
+        match last(run(work, &session).await) {
+            Done::Retrieve(retrieve::Done::Retrieved(Ok((summary, None)))) => {
+                assert!(summary.starts_with("200: 1 file(s)"), "{what:?}: {summary}")
+            }
+            other => panic!("{what:?}: {other:?}"),
+        }
+    }
+    let study = retrieve::Work::Retrieve {
+        what: What::Study,
+        of: InstanceRef::new(STUDY_UID, SERIES1_UID, RED_UID),
+        syntax: Syntax::Jpeg2000Lossless,
+    };
+    match last(run(study, &session).await) {
+        Done::Retrieve(retrieve::Done::Retrieved(Err(e))) => assert!(e.contains("406"), "{e}"),
+        other => panic!("{other:?}"),
+    }
     // Another instance of the series, by its UIDs.
     let green = retrieve::Work::Retrieve {
         what: What::Instance,
         of: InstanceRef::new(STUDY_UID, SERIES1_UID, dicomlab::dicom::samples::GREEN_UID),
+        syntax: Syntax::Stored,
     };
     match last(run(green, &session).await) {
         Done::Retrieve(retrieve::Done::Retrieved(Ok((summary, None)))) => {

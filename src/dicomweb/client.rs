@@ -927,6 +927,8 @@ impl DicomWebClient {
             if let Some(boundary) = multipart::boundary_of(&ct) {
                 let ext = if ct.contains("octet-stream") {
                     "bin"
+                } else if ct.contains("image/jp2") || accept.contains("image/jp2") {
+                    "j2k"
                 } else {
                     "dcm"
                 };
@@ -1006,6 +1008,17 @@ impl DicomWebClient {
         dir: &Path,
     ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
         self.retrieve_to_dir(&what.path(), what.accept(), dir).await
+    }
+
+    /// [`DicomWebClient::retrieve`] in a transfer syntax: the service converts (or answers 406).
+    pub async fn retrieve_as(
+        &self,
+        what: &Retrieve,
+        syntax: crate::dicomweb::routes::Syntax,
+        dir: &Path,
+    ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
+        self.retrieve_to_dir(&what.path(), &what.accept_as(syntax), dir)
+            .await
     }
 
     /// The metadata of a study, series or instance (DICOM JSON), in memory.

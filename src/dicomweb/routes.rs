@@ -157,6 +157,47 @@ pub enum Retrieve {
     Rendered(InstanceRef, ImageFormat),
 }
 
+/// The transfer syntax a retrieve asks for: as stored (`*`), or converted by the service (Azure transcodes
+/// one instance, or frames, between these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Syntax {
+    #[default]
+    Stored,
+    ExplicitLittleEndian,
+    Jpeg2000Lossless,
+}
+
+impl Syntax {
+    pub const ALL: [Syntax; 3] = [
+        Syntax::Stored,
+        Syntax::ExplicitLittleEndian,
+        Syntax::Jpeg2000Lossless,
+    ];
+
+    /// `*` or the UID.
+    pub fn uid(self) -> &'static str {
+        match self {
+            Syntax::Stored => "*",
+            Syntax::ExplicitLittleEndian => "1.2.840.10008.1.2.1",
+            Syntax::Jpeg2000Lossless => "1.2.840.10008.1.2.4.90",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Syntax::Stored => "as stored",
+            Syntax::ExplicitLittleEndian => "Explicit VR Little Endian",
+            Syntax::Jpeg2000Lossless => "JPEG 2000 lossless",
+        }
+    }
+
+    /// The next one (a key cycles through them).
+    pub fn next(self) -> Syntax {
+        let i = Self::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+}
+
 /// The image a rendered retrieve asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -188,6 +229,27 @@ impl Retrieve {
             Retrieve::Frame(..) => FRAMES_ANY,
             Retrieve::Rendered(_, ImageFormat::Png) => "image/png",
             Retrieve::Rendered(_, ImageFormat::Jpeg) => "image/jpeg",
+        }
+    }
+
+    /// The Accept header asking for `syntax`: frames in JPEG 2000 come as `image/jp2` parts. Metadata
+    /// and rendered images have no transfer syntax.
+    pub fn accept_as(&self, syntax: Syntax) -> String {
+        let ts = syntax.uid();
+        match (self, syntax) {
+            (_, Syntax::Stored) | (Retrieve::Metadata(_) | Retrieve::Rendered(..), _) => {
+                self.accept().to_string()
+            }
+            (Retrieve::Study(_) | Retrieve::Series { .. }, _) => {
+                format!("multipart/related; type=\"application/dicom\"; transfer-syntax={ts}")
+            }
+            (Retrieve::Instance(_), _) => format!("application/dicom; transfer-syntax={ts}"),
+            (Retrieve::Frame(..), Syntax::Jpeg2000Lossless) => {
+                format!("multipart/related; type=\"image/jp2\"; transfer-syntax={ts}")
+            }
+            (Retrieve::Frame(..), _) => format!(
+                "multipart/related; type=\"application/octet-stream\"; transfer-syntax={ts}"
+            ),
         }
     }
 
@@ -223,6 +285,28 @@ pub mod tags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retrieve_asks_for_a_transfer_syntax() {
+        let i = InstanceRef::new("1.2", "1.2.3", "1.2.3.4");
+        assert_eq!(
+            Retrieve::Instance(i.clone()).accept_as(Syntax::Jpeg2000Lossless),
+            "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90"
+        );
+        assert_eq!(
+            Retrieve::Frame(i.clone(), 1).accept_as(Syntax::Jpeg2000Lossless),
+            "multipart/related; type=\"image/jp2\"; transfer-syntax=1.2.840.10008.1.2.4.90"
+        );
+        assert_eq!(
+            Retrieve::Frame(i.clone(), 1).accept_as(Syntax::ExplicitLittleEndian),
+            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1"
+        );
+        let study = Retrieve::Study("1.2".into());
+        assert_eq!(study.accept_as(Syntax::Stored), study.accept());
+        let meta = Retrieve::Metadata(i);
+        assert_eq!(meta.accept_as(Syntax::Jpeg2000Lossless), meta.accept());
+        assert_eq!(Syntax::Jpeg2000Lossless.next(), Syntax::Stored);
+    }
 
     #[test]
     fn base_urls_know_their_version_and_partition() {

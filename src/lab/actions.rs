@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::checks::accept_for;
 use super::engine::Session;
-use super::model::{Check, Lab, Step};
+use super::model::{Check, LEARNER_TAG, Lab, Step};
 use super::request::RequestPattern;
 use crate::dicomweb::{ClientError, StoreMode, get_ci};
 use crate::target::Role;
@@ -179,7 +179,11 @@ pub async fn perform(
         Check::Requests { requests, .. } => {
             let mut lines = Vec::new();
             for r in requests {
-                let Some(first) = r.alternatives().first().map(|s| s.to_string()) else {
+                let Some(first) = r
+                    .alternatives()
+                    .first()
+                    .map(|s| s.replace(LEARNER_TAG, &suggested_tag()))
+                else {
                     continue;
                 };
                 let a = send_pattern(session, lab, &first).await?;

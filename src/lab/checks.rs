@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::dataset::Instance;
 use super::diagnose::{Failed, Place, diagnose_answer, diagnose_status};
 use super::evidence::{Attempt, AuditState, Evidence, FeedEntry, Records, Source, rfc3339};
-use super::model::{AnswerFrom, By, Check, Lab, Level, Permission, Step};
+use super::model::{AnswerFrom, By, Check, LEARNER_TAG, Lab, Level, Permission, Step};
 use super::progress::StepProgress;
 use super::request::RequestPattern;
 use crate::dicomweb::{AuthConfig, DicomWebClient, Retrieve, get_ci};
@@ -411,12 +411,28 @@ pub async fn run(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
             status,
             by,
         } => {
+            // `{tag}`: the learner's own extended query tag; without one the step waits for it.
+            let tag = if requests
+                .iter()
+                .any(|r| r.alternatives().iter().any(|a| a.contains(LEARNER_TAG)))
+            {
+                match subject_or_block(ctx) {
+                    Ok(t) => Some(t),
+                    Err(o) => return o,
+                }
+            } else {
+                None
+            };
+            let fill = |a: &str| match &tag {
+                Some(t) => ctx.fill(a).replace(LEARNER_TAG, t),
+                None => ctx.fill(a),
+            };
             let specs: Vec<Vec<(String, By)>> = requests
                 .iter()
                 .map(|r| {
                     r.alternatives_by()
                         .iter()
-                        .map(|(a, b)| (ctx.fill(a), b.unwrap_or(*by)))
+                        .map(|(a, b)| (fill(a), b.unwrap_or(*by)))
                         .collect()
                 })
                 .collect();
@@ -427,6 +443,10 @@ pub async fn run(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
                     r.label()
                         .map(str::to_string)
                         .or_else(|| r.alternatives().first().map(|a| a.to_string()))
+                        .map(|l| match &tag {
+                            Some(t) => l.replace(LEARNER_TAG, t),
+                            None => l,
+                        })
                 })
                 .collect();
             requests_check(ctx, step, &specs, &labels, status)

@@ -293,6 +293,10 @@ pub enum LabError {
     },
 }
 
+/// In a step's requests only: the learner's extended query tag (the one the tag step credited), so that
+/// `"GET extendedquerytags/{tag}"` is checked on the learner's own tag.
+pub const LEARNER_TAG: &str = "{tag}";
+
 /// The placeholders lab text may use besides the dataset's (`{red}`, `{red.study}`…).
 pub const TARGET_PLACEHOLDERS: [&str; 6] = [
     "baseUrl",
@@ -421,7 +425,7 @@ impl Lab {
                     ));
                 }
                 for alt in spec.alternatives() {
-                    let filled = self.dataset.fill(alt);
+                    let filled = self.dataset.fill(alt).replace(LEARNER_TAG, "PatientSex");
                     if let Err(e) = RequestPattern::parse(&filled) {
                         return Err(invalid(at(alt, step_line), format!("step '{}': {e}", s.id)));
                     }

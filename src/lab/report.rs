@@ -303,7 +303,7 @@ mod tests {
         assert!(!md.contains("Failed"));
         assert!(
             md.contains(
-                "\n3 of 12 required steps done (and 0 of 5 optional steps).\nEvidence: the service's own records for 2 steps, the learner's machine for 1.\n"
+                "\n3 of 14 required steps done (and 0 of 5 optional steps).\nEvidence: the service's own records for 2 steps, the learner's machine for 1.\n"
             ),
             "{md}"
         );

@@ -196,7 +196,18 @@ fn segment_eq(a: &str, b: &str) -> bool {
     if is_identifier(b) {
         a.trim() == b.trim()
     } else {
-        a.eq_ignore_ascii_case(b)
+        a.eq_ignore_ascii_case(b) || same_tag_path(a, b)
+    }
+}
+
+/// A tag's keyword and its number name the same tag (`extendedquerytags/PatientSex` = `…/00100040`).
+fn same_tag_path(a: &str, b: &str) -> bool {
+    match (
+        crate::dicom::tags::resolve(a),
+        crate::dicom::tags::resolve(b),
+    ) {
+        (Some(x), Some(y)) => x.tag == y.tag,
+        _ => false,
     }
 }
 

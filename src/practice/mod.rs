@@ -23,6 +23,7 @@ pub mod multipart;
 pub mod qido;
 pub mod server;
 pub mod stow;
+pub mod transcode;
 pub mod uids;
 pub mod wado;
 

@@ -1,7 +1,8 @@
 //! WADO-RS (contract §4): study / series / instance retrieval streamed from disk (single part or
 //! multipart/related), metadata with unquoted ETags and 304, frames (1-based), and rendered PNG / JPEG
-//! decoded from the pixel data. The practice service does not transcode: a transfer syntax other than the
-//! stored one (or `*`) gets 406 with that reason.
+//! decoded from the pixel data. A single instance or its frames asked for in another transfer syntax are
+//! transcoded as Azure does (`transcode.rs`: Explicit VR Little Endian ↔ JPEG 2000 lossless, files up to
+//! 100 MB, `image/jp2` frames); several instances need `transfer-syntax=*`.
 
 use std::path::PathBuf;
 
@@ -20,13 +21,14 @@ use super::auth::{Action, Caller};
 use super::blobs::Lease;
 use super::changefeed::Params;
 use super::error::{ApiError, ApiResult};
+use super::transcode;
 use super::uids::UidPath as Target;
 use super::{ApiVersion, Service, SharedService};
 use crate::dicom::reader;
 
 /// Explicit VR Little Endian: the default transfer syntax of WADO.
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
-const JPEG2000: &str = "1.2.840.10008.1.2.4.90";
+const JPEG2000: &str = transcode::JPEG2000_LOSSLESS;
 /// Files above this size are not transcoded or rendered (contract §4.2).
 const RENDER_LIMIT: u64 = 100 * 1024 * 1024;
 
@@ -104,9 +106,47 @@ async fn lookup(svc: &SharedService, t: &Target) -> ApiResult<Found> {
 #[derive(Debug, Clone, PartialEq)]
 struct Choice {
     multipart: bool,
+    /// The media type of the answer (or of each part).
+    media: &'static str,
     /// `*` or a UID.
     transfer_syntax: String,
 }
+
+/// A media type a route answers, as Azure's AcceptHeaderDescriptor lists them.
+struct Descriptor {
+    media: &'static str,
+    /// Also as a single part (otherwise only inside multipart/related).
+    single: bool,
+    allowed_ts: &'static [&'static str],
+    /// The transfer syntax when none is named.
+    default_ts: &'static str,
+}
+
+/// Studies, series and instances: `application/dicom` in its stored syntax, Explicit VR Little Endian or
+/// JPEG 2000 lossless.
+const DICOM: Descriptor = Descriptor {
+    media: "application/dicom",
+    single: true,
+    allowed_ts: &["*", EXPLICIT_LE, JPEG2000],
+    default_ts: EXPLICIT_LE,
+};
+
+/// Frames: `application/octet-stream` as stored or in Explicit VR Little Endian, and
+/// `multipart/related; type="image/jp2"` (JPEG 2000 lossless only).
+const FRAME_DESCRIPTORS: [Descriptor; 2] = [
+    Descriptor {
+        media: "application/octet-stream",
+        single: true,
+        allowed_ts: &["*", EXPLICIT_LE],
+        default_ts: EXPLICIT_LE,
+    },
+    Descriptor {
+        media: "image/jp2",
+        single: false,
+        allowed_ts: &[JPEG2000],
+        default_ts: JPEG2000,
+    },
+];
 
 fn not_acceptable_retrieve() -> ApiError {
     ApiError::not_acceptable(
@@ -114,60 +154,131 @@ fn not_acceptable_retrieve() -> ApiError {
     )
 }
 
-/// Picks the first acceptable media range, by descending q (contract §4.2).
+/// Picks the first acceptable media range, by descending q (contract §4.2). The first descriptor is the
+/// route's own media type (what `type="*/*"` and `*/*` stand for).
 fn choose(
     ranges: &[MediaRange],
-    part_media: &str,
+    descriptors: &[Descriptor],
     single_allowed: bool,
-    allowed_ts: &[&str],
-    default_ts: &str,
 ) -> Option<Choice> {
+    let own = descriptors.first()?;
     let mut sorted: Vec<&MediaRange> = ranges.iter().filter(|r| r.q > 0.0).collect();
     sorted.sort_by(|a, b| b.q.partial_cmp(&a.q).unwrap_or(std::cmp::Ordering::Equal));
     for r in sorted {
-        let choice = match r.media.as_str() {
+        let (d, multipart, default_ts) = match r.media.as_str() {
             "multipart/related" => {
-                let ty = r.type_param.as_deref().unwrap_or(part_media);
+                let ty = r.type_param.as_deref().unwrap_or(own.media);
                 // `type="*/*"`: the route's own part type, and the original transfer syntax unless one
                 // is named (Azure's "any media type" descriptor).
-                let default_ts = match ty {
-                    "*/*" => "*",
-                    t if t == part_media => default_ts,
-                    _ => continue,
-                };
-                Choice {
-                    multipart: true,
-                    transfer_syntax: r.transfer_syntax.clone().unwrap_or(default_ts.into()),
+                if ty == "*/*" {
+                    (own, true, "*")
+                } else if let Some(d) = descriptors.iter().find(|d| d.media == ty) {
+                    (d, true, d.default_ts)
+                } else {
+                    continue;
                 }
             }
-            m if m == part_media && single_allowed => Choice {
-                multipart: false,
-                transfer_syntax: r.transfer_syntax.clone().unwrap_or(default_ts.into()),
-            },
-            // A literal */* parses as single part; the instance and frame routes answer it as multipart with `*`.
-            "*/*" if single_allowed => Choice {
-                multipart: true,
-                transfer_syntax: "*".into(),
-            },
+            m if single_allowed => {
+                if let Some(d) = descriptors.iter().find(|d| d.media == m && d.single) {
+                    (d, false, d.default_ts)
+                } else if m == "*/*" {
+                    // A literal */* parses as single part; the instance and frame routes answer it as
+                    // multipart with `*`.
+                    (own, true, "*")
+                } else {
+                    continue;
+                }
+            }
             _ => continue,
         };
-        if allowed_ts.contains(&choice.transfer_syntax.as_str()) {
+        let choice = Choice {
+            multipart,
+            media: d.media,
+            transfer_syntax: r.transfer_syntax.clone().unwrap_or(default_ts.into()),
+        };
+        let allowed = if default_ts == "*" {
+            own.allowed_ts
+        } else {
+            d.allowed_ts
+        };
+        if allowed.contains(&choice.transfer_syntax.as_str()) {
             return Some(choice);
         }
     }
     None
 }
 
-/// The transfer syntax to send for a stored file, or 406 when it would need transcoding.
-fn effective_ts(choice: &Choice, stored: &Stored) -> ApiResult<String> {
+/// How a stored file is sent: as it is, or converted.
+#[derive(Debug, Clone, PartialEq)]
+enum Sending {
+    AsStored(String),
+    Transcoded(String),
+}
+
+fn how_to_send(choice: &Choice, stored: &Stored) -> Sending {
     if choice.transfer_syntax == "*" || choice.transfer_syntax == stored.transfer_syntax {
-        Ok(stored.transfer_syntax.clone())
+        Sending::AsStored(stored.transfer_syntax.clone())
     } else {
-        Err(ApiError::not_acceptable(format!(
-            "The instance is stored as {} and the practice service does not transcode to {}; ask for transfer-syntax=*.",
-            stored.transfer_syntax, choice.transfer_syntax
-        )))
+        Sending::Transcoded(choice.transfer_syntax.clone())
     }
+}
+
+/// Refuses what Azure does not transcode: files over 100 MB, and conversions it has no codec for.
+fn check_transcode(stored: &Stored, to: &str) -> ApiResult<()> {
+    if stored.size > transcode::MAX_FILE {
+        return Err(ApiError::not_acceptable(transcode::too_big_text()));
+    }
+    if !transcode::converts(&stored.transfer_syntax, to) {
+        tracing::info!(
+            "not transcoding {} to {to}: no codec for it",
+            stored.transfer_syntax
+        );
+        return Err(ApiError::not_acceptable(transcode::UNSUPPORTED_TEXT));
+    }
+    Ok(())
+}
+
+/// Runs a conversion within the service's bounds: one of the heavy jobs, the memory it needs (from the
+/// file's scan) reserved first, the work on the blocking pool. What cannot be converted, or would never
+/// fit the budget, is Azure's 406.
+async fn transcoding<T: Send + 'static>(
+    svc: &SharedService,
+    stored: &Stored,
+    frames: Option<usize>,
+    to: &str,
+    work: impl FnOnce(&std::path::Path) -> Result<T, transcode::Unsupported> + Send + 'static,
+) -> ApiResult<T> {
+    check_transcode(stored, to)?;
+    let path = svc.blobs.path(&stored.blob);
+    let _permit = svc
+        .heavy
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("transcode gate", e))?;
+    let p = path.clone();
+    let scan = tokio::task::spawn_blocking(move || transcode::scan(&p))
+        .await
+        .map_err(|e| ApiError::internal("transcode", e))?;
+    let unsupported = |e: transcode::Unsupported| {
+        tracing::info!("transcoding to {to} failed: {e}");
+        ApiError::not_acceptable(transcode::UNSUPPORTED_TEXT)
+    };
+    let scan = scan.map_err(unsupported)?;
+    let need = transcode::memory_needed(stored.size, &scan.image, frames, to);
+    let _memory = svc.validation_memory.reserve(need).await.map_err(|e| {
+        tracing::info!("not transcoding to {to}: {e}");
+        ApiError::not_acceptable(transcode::UNSUPPORTED_TEXT)
+    })?;
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || work(&path))
+        .await
+        .map_err(|e| ApiError::internal("transcode", e))?
+        .map_err(unsupported)?;
+    tracing::debug!(
+        "transcoded to {to} in {} ms ({need} bytes reserved)",
+        started.elapsed().as_millis()
+    );
+    Ok(out)
 }
 
 fn file_stream(path: PathBuf) -> BoxStream<'static, std::io::Result<Bytes>> {
@@ -222,27 +333,38 @@ async fn retrieve(
 ) -> ApiResult<Response> {
     let ranges = parse_accept(&headers);
     let instance_level = t.sop.is_some();
-    let allowed = ["*", EXPLICIT_LE, JPEG2000];
-    let Some(choice) = choose(
-        &ranges,
-        "application/dicom",
-        instance_level,
-        &allowed,
-        EXPLICIT_LE,
-    ) else {
+    let Some(choice) = choose(&ranges, std::slice::from_ref(&DICOM), instance_level) else {
         return Err(not_acceptable_retrieve());
     };
     caller.require(&svc, Action::Read)?;
     let (found, lease) = lookup(&svc, &t).await?;
     if found.len() > 1 && choice.transfer_syntax != "*" {
         return Err(ApiError::not_acceptable(format!(
-            "This resource holds {} instances: several instances can only be retrieved with transfer-syntax=*.",
-            found.len()
+            "Accept transfer syntax '{}' is not supported when multiple instances are matched. Matching instances can be retrieved with their original transfer syntax by specifying 'transfer-syntax=*' in the Accept header.",
+            choice.transfer_syntax
         )));
+    }
+    if let Sending::Transcoded(to) = how_to_send(&choice, &found[0]) {
+        let target = to.clone();
+        let bytes = transcoding(&svc, &found[0], None, &to, move |path| {
+            transcode::file(path, &target)
+        })
+        .await?;
+        drop(lease);
+        let part_ct = format!("application/dicom; transfer-syntax={to}");
+        if !choice.multipart {
+            let resp = (StatusCode::OK, bytes).into_response();
+            return Ok(with_content_type(resp, &part_ct));
+        }
+        let (ct, body) = multipart_bytes(&part_ct, &[bytes]);
+        return Ok(with_content_type(
+            (StatusCode::OK, body).into_response(),
+            &ct,
+        ));
     }
     if !choice.multipart {
         let stored = &found[0];
-        let ts = effective_ts(&choice, stored)?;
+        let ts = &stored.transfer_syntax;
         let resp = (
             StatusCode::OK,
             [(header::CONTENT_LENGTH, stored.size.to_string())],
@@ -256,9 +378,11 @@ async fn retrieve(
     }
     let mut parts = Vec::with_capacity(found.len());
     for stored in &found {
-        let ts = effective_ts(&choice, stored)?;
         parts.push((
-            format!("application/dicom; transfer-syntax={ts}"),
+            format!(
+                "application/dicom; transfer-syntax={}",
+                stored.transfer_syntax
+            ),
             svc.blobs.path(&stored.blob),
         ));
     }
@@ -267,6 +391,23 @@ async fn retrieve(
         (StatusCode::OK, body).into_response(),
         &ct,
     ))
+}
+
+/// A multipart/related body of parts already in memory, all of one content type.
+fn multipart_bytes(part_ct: &str, parts: &[Vec<u8>]) -> (String, Vec<u8>) {
+    let boundary = uuid::Uuid::new_v4().to_string();
+    let mut body = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 256);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: {part_ct}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(part);
+    }
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/related; boundary={boundary}"), body)
 }
 
 pub async fn retrieve_study(
@@ -484,14 +625,7 @@ pub async fn retrieve_frames(
     Path((_, study, series, sop, frames)): Path<(String, String, String, String, String)>,
 ) -> ApiResult<Response> {
     let ranges = parse_accept(&headers);
-    let choice = choose(
-        &ranges,
-        "application/octet-stream",
-        true,
-        &["*", EXPLICIT_LE],
-        EXPLICIT_LE,
-    )
-    .ok_or_else(not_acceptable_retrieve)?;
+    let choice = choose(&ranges, &FRAME_DESCRIPTORS, true).ok_or_else(not_acceptable_retrieve)?;
     caller.require(&svc, Action::Read)?;
     let t = Target {
         study,
@@ -502,7 +636,7 @@ pub async fn retrieve_frames(
     let frames = parse_frames(&frames)?;
     if !choice.multipart && frames.len() > 1 {
         return Err(ApiError::bad_request(
-            "Several frames can only be returned as multipart/related; type=\"application/octet-stream\".",
+            "The accept header is supported for single frame retrieval, use multi-part accept header instead.",
         ));
     }
     let (mut found, _lease) = lookup(&svc, &t).await?;
@@ -510,44 +644,48 @@ pub async fn retrieve_frames(
     if frames.iter().any(|f| *f > stored.frames) {
         return Err(ApiError::not_found("The specified frame cannot be found."));
     }
-    let ts = effective_ts(&choice, &stored)?;
-    let path = svc.blobs.path(&stored.blob);
-    let _permit = svc
-        .heavy
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal("frames gate", e))?;
-    // The frames are held in memory to answer: bounded by the validation budget.
-    let want = stored.size.min(svc.validation_memory.capacity());
-    let _memory = svc
-        .validation_memory
-        .reserve(want)
-        .await
-        .map_err(|e| ApiError::internal("frames budget", e))?;
-    let data = tokio::task::spawn_blocking(move || read_frames(&path, &frames))
-        .await
-        .map_err(|e| ApiError::internal("frames", e))?
-        .map_err(|e| ApiError::not_found(format!("The specified frame cannot be found: {e}")))?;
-    let part_ct = format!("application/octet-stream; transfer-syntax={ts}");
+    let (ts, data) = match how_to_send(&choice, &stored) {
+        Sending::Transcoded(to) => {
+            let target = to.clone();
+            let count = frames.len();
+            let data = transcoding(&svc, &stored, Some(count), &to, move |path| {
+                transcode::frames(path, &frames, &target)
+            })
+            .await?;
+            (to, data)
+        }
+        Sending::AsStored(ts) => {
+            let path = svc.blobs.path(&stored.blob);
+            let _permit = svc
+                .heavy
+                .acquire()
+                .await
+                .map_err(|e| ApiError::internal("frames gate", e))?;
+            // The frames are held in memory to answer: bounded by the validation budget.
+            let want = stored.size.min(svc.validation_memory.capacity());
+            let _memory = svc
+                .validation_memory
+                .reserve(want)
+                .await
+                .map_err(|e| ApiError::internal("frames budget", e))?;
+            let data = tokio::task::spawn_blocking(move || read_frames(&path, &frames))
+                .await
+                .map_err(|e| ApiError::internal("frames", e))?
+                .map_err(|e| {
+                    ApiError::not_found(format!("The specified frame cannot be found: {e}"))
+                })?;
+            (ts, data)
+        }
+    };
+    let part_ct = format!("{}; transfer-syntax={ts}", choice.media);
     if !choice.multipart {
         let resp = (StatusCode::OK, data.into_iter().next().unwrap_or_default()).into_response();
         return Ok(with_content_type(resp, &part_ct));
     }
-    let boundary = uuid::Uuid::new_v4().to_string();
-    let mut body = Vec::new();
-    for (i, frame) in data.iter().enumerate() {
-        if i > 0 {
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Type: {part_ct}\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(frame);
-    }
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (ct, body) = multipart_bytes(&part_ct, &data);
     Ok(with_content_type(
         (StatusCode::OK, body).into_response(),
-        &format!("multipart/related; boundary={boundary}"),
+        &ct,
     ))
 }
 
@@ -667,4 +805,80 @@ pub async fn rendered_frame(
         sop: Some(sop),
     };
     rendered(svc, caller, headers, t, frame, q).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(accept: &str) -> Vec<MediaRange> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(accept).expect("header"),
+        );
+        parse_accept(&h)
+    }
+
+    fn frame(accept: &str) -> Option<(bool, &'static str, String)> {
+        choose(&ranges(accept), &FRAME_DESCRIPTORS, true)
+            .map(|c| (c.multipart, c.media, c.transfer_syntax))
+    }
+
+    #[test]
+    fn frames_as_azure_lists_them() {
+        assert_eq!(
+            frame(r#"multipart/related; type="image/jp2""#),
+            Some((true, "image/jp2", JPEG2000.into()))
+        );
+        assert_eq!(frame("image/jp2"), None, "image/jp2 only in multipart");
+        assert_eq!(
+            frame(r#"multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.1"#),
+            None
+        );
+        assert_eq!(
+            frame(
+                r#"multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.4.90"#
+            ),
+            None,
+            "octet-stream is never JPEG 2000"
+        );
+        assert_eq!(
+            frame("application/octet-stream"),
+            Some((false, "application/octet-stream", EXPLICIT_LE.into()))
+        );
+        assert_eq!(
+            frame(r#"multipart/related; type="*/*""#),
+            Some((true, "application/octet-stream", "*".into()))
+        );
+    }
+
+    #[test]
+    fn instances_may_ask_for_jpeg_2000() {
+        let c = choose(
+            &ranges("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90"),
+            std::slice::from_ref(&DICOM),
+            true,
+        )
+        .expect("acceptable");
+        assert!(!c.multipart);
+        assert_eq!(c.transfer_syntax, JPEG2000);
+        assert!(
+            choose(
+                &ranges("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"),
+                std::slice::from_ref(&DICOM),
+                true,
+            )
+            .is_none()
+        );
+        assert!(
+            choose(
+                &ranges("application/dicom"),
+                std::slice::from_ref(&DICOM),
+                false
+            )
+            .is_none(),
+            "a study is multipart only"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! The retrieve screen (exercise "Retrieve", WADO-RS): study, series, instance, metadata, frame 1 or the
 //! rendered image (`1`–`6`) of the UIDs in its form (`/`; the lab's instance to start with, or a search
-//! result's), saved to a folder; metadata as a tag tree (`Space` folds sequences and instances).
+//! result's), saved to a folder; metadata as a tag tree (`Space` folds sequences and instances). `T` asks
+//! for another transfer syntax (as stored, Explicit VR Little Endian, JPEG 2000 lossless): the service
+//! converts one instance or a frame, and answers 406 for what it cannot.
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
@@ -9,7 +11,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use serde_json::Value;
 
-use crate::dicomweb::routes::ImageFormat;
+use crate::dicomweb::routes::{ImageFormat, Syntax};
 use crate::dicomweb::{self, InstanceRef};
 use crate::lab::model::{Lab, ScreenKind};
 use crate::tui::component::{Command, Component, Ctx, Io, MOVE_KEYS, Out, Request, failed};
@@ -22,6 +24,8 @@ use crate::tui::widgets::{
 pub struct Retrieve {
     /// What `Enter` fetches.
     pub what: What,
+    /// The transfer syntax it asks for (`T`).
+    pub syntax: Syntax,
     /// The study, series and instance UIDs (`/` edits them).
     pub form: Form<Uid>,
     /// The last fetch: what came back (the metadata as a tree), or why not.
@@ -109,7 +113,11 @@ pub struct Fetched {
 /// What the retrieve screen asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
-    Retrieve { what: What, of: InstanceRef },
+    Retrieve {
+        what: What,
+        of: InstanceRef,
+        syntax: Syntax,
+    },
 }
 
 /// What comes back.
@@ -165,6 +173,7 @@ impl Retrieve {
                 vec![Out::Work(Work::Retrieve {
                     what: self.what,
                     of,
+                    syntax: self.syntax,
                 })]
             }
             Err(e) => {
@@ -188,6 +197,12 @@ impl Retrieve {
                 What::ALL[(i + 1) % What::ALL.len()]
             }
         };
+        Vec::new()
+    }
+
+    /// `T`: the next transfer syntax.
+    fn syntax(&mut self, _: KeyEvent, _: &Ctx) -> Vec<Out<Work>> {
+        self.syntax = self.syntax.next();
         Vec::new()
     }
 
@@ -232,6 +247,7 @@ impl Component for Retrieve {
             .unwrap_or_default();
         Retrieve {
             what: What::Study,
+            syntax: Syntax::Stored,
             form: Form::new([
                 (Uid::Study, start.study),
                 (Uid::Series, start.series),
@@ -258,6 +274,12 @@ impl Component for Retrieve {
                 Retrieve::pick,
             ),
             Command::bar(&[KeyCode::Char('/')], "/", "UIDs", Retrieve::start_editing),
+            Command::help(
+                &[KeyCode::Char('T')],
+                "T",
+                "transfer syntax",
+                Retrieve::syntax,
+            ),
             Command::bar(&[KeyCode::Enter], "Enter", "fetch", Retrieve::enter),
             Command::bar(&[KeyCode::Char(' ')], "Space", "fold", Retrieve::fold),
         ];
@@ -333,8 +355,17 @@ impl Component for Retrieve {
             What::Rendered => " → the viewer's picture",
             What::Study | What::Series => " (without it: 406)",
         };
-        let accept = self.what.of(&InstanceRef::default()).accept();
+        let accept = self
+            .what
+            .of(&InstanceRef::default())
+            .accept_as(self.syntax);
         head.push(Line::raw(format!("Accept: {accept}{gets}")));
+        if self.syntax != Syntax::Stored {
+            head.push(Line::raw(format!(
+                "in {} (T): the service converts one instance or frame; 406 if it cannot",
+                self.syntax.label()
+            )));
+        }
         // While the next fetch runs, the last tree stays but its summary is no longer the news.
         match &self.fetched {
             Request::Running(_) => head.push(Line::raw("retrieving…  (x cancels)")),
@@ -349,8 +380,8 @@ impl Component for Retrieve {
     }
 
     async fn run(work: Work, io: Io<Done>) {
-        let Work::Retrieve { what, of } = work;
-        io.send(Done::Retrieved(retrieve(&io, what, &of).await));
+        let Work::Retrieve { what, of, syntax } = work;
+        io.send(Done::Retrieved(retrieve(&io, what, &of, syntax).await));
     }
 }
 
@@ -358,6 +389,7 @@ async fn retrieve(
     io: &Io<Done>,
     what: What,
     of: &InstanceRef,
+    syntax: Syntax,
 ) -> Result<(String, Option<Vec<Value>>), String> {
     let c = &io.session.client;
     let request = what.of(of);
@@ -386,7 +418,10 @@ async fn retrieve(
         .path()
         .join("retrieved")
         .join(what.label().replace(' ', "-"));
-    let (a, saved) = c.retrieve(&request, &dir).await.map_err(failed)?;
+    let (a, saved) = c
+        .retrieve_as(&request, syntax, &dir)
+        .await
+        .map_err(failed)?;
     if !a.ok() {
         return Err(io.refused(&a));
     }
