@@ -191,7 +191,13 @@ fn main() {
     // The whole lab, step by step, to see memory after real work (the render of the image included);
     // --quick: the first three steps.
     deadline::phase("doing the lab's steps");
-    let steps = if quick { 3 } else { 17 };
+    let steps = if quick {
+        3
+    } else {
+        dicomlab::lab::Lab::embedded()
+            .map(|l| l.steps().count())
+            .unwrap_or(19)
+    };
     let mut per_step = Vec::new();
     for _ in 0..steps {
         pane.keys("d");

@@ -459,6 +459,20 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
     t.keys("Enter");
     t.wait_for("the operation", |s| s.contains("re-index"), 20);
     passes(&t, "the tag added");
+    // List the tags (a), then get the learner's (Enter on its row).
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, "tag-list");
+    t.keys("Enter");
+    t.keys("a");
+    passes(&t, "the tags listed");
+    t.keys("Escape");
+    t.keys("n");
+    at_step(&t, "tag-get");
+    t.keys("Enter");
+    t.wait_for("the tag's row", |s| s.contains("00100040 PatientSex"), 10);
+    t.keys("Enter");
+    passes(&t, "the tag got");
     t.keys("Escape");
     t.keys("n");
     at_step(&t, "tag-search");
