@@ -123,7 +123,17 @@ async fn learner(
                 errors.push(format!("{name} {id}: {line}"));
             }
             Err(e) => {
-                errors.push(format!("{name} {id}: {}", e.lines().next().unwrap_or("")));
+                // What the screen said of the step (its check, what was done) tells why.
+                let said: Vec<&str> = e
+                    .lines()
+                    .filter(|l| l.contains("Check ") || l.contains("Did ") || l.contains("watch"))
+                    .map(str::trim)
+                    .collect();
+                errors.push(format!(
+                    "{name} {id}: {} [{}]",
+                    e.lines().next().unwrap_or(""),
+                    said.join(" | ")
+                ));
                 break;
             }
         }
