@@ -59,7 +59,7 @@ pub const TOKEN_HEADER: &str = "x-dicomlab-join-token";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exposure {
     /// The public port (learners' laptops; perhaps behind a reverse proxy on this machine): no
-    /// `/admin/` route, and every request forwarded is marked [`practice::NotLoopback`], so nothing
+    /// `/admin/` route, and every request forwarded is marked [`crate::practice::NotLoopback`], so nothing
     /// a learner's service grants callers on loopback is granted through it.
     Public,
     /// The loopback listener of this process: the learners' TUIs and the classroom's checks. Every

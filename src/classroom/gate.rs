@@ -134,7 +134,7 @@ impl Gate {
     }
 
     /// Checks the class code `given` from `peer` without making anyone wait (for HTTP, where an
-    /// answer that sleeps would hold a connection): see [`Gate::check_door_now`].
+    /// answer that sleeps would hold a connection): see `Gate::check_door_now`.
     pub fn check_now(&self, peer: IpAddr, given: &str) -> Result<(), Refused> {
         self.check_door_now(peer, Door::Room, || self.matches(given))
     }

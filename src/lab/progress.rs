@@ -513,7 +513,7 @@ fn lock(path: &Path) -> std::io::Result<std::fs::File> {
 /// Merges what another process saved (`disk`) into `mine`. Resets: the newest of each wins, and a
 /// step record begun before its step's newest reset is dropped (whoever held it). Then a step done
 /// on either side is done (the earlier ✓ and its evidence kept); otherwise the record checked last.
-/// dicomlab's own exchanges: the union, newest [`MAX_DID`] kept.
+/// dicomlab's own exchanges: the union, newest `MAX_DID` kept.
 pub fn merge(mine: &mut Progress, disk: Progress) {
     for (lab, targets) in disk.labs {
         let into = mine.labs.entry(lab).or_default();

@@ -199,7 +199,7 @@ impl<K: FieldKey> Form<K> {
         self.lines_picking(theme, width, false)
     }
 
-    /// Every field as a line, the focused one marked when `picking` (see [`Form::line_picking`]).
+    /// Every field as a line, the focused one marked when `picking` (see `Form::line_picking`).
     pub fn lines_picking(&self, theme: Theme, width: u16, picking: bool) -> Vec<Line<'static>> {
         self.fields
             .iter()
