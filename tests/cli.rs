@@ -4,6 +4,8 @@
 //! — skipped with a printed reason without newman, unless `DICOMLAB_REQUIRE_CLIENTS=1`); what a lab
 //! file says the practice service starts with, and its own sample files.
 
+#[path = "common/require.rs"]
+mod require;
 #[path = "common/served.rs"]
 mod served;
 
@@ -375,18 +377,12 @@ fn export(home: &Path, global: &[&str], out: &Path) -> (bool, String, String) {
 }
 
 fn newman_usable() -> bool {
-    let ok = Command::new("newman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !std::env::var("DICOMLAB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1"),
-            "DICOMLAB_REQUIRE_CLIENTS=1 but `newman` is not usable (npm install -g newman@6.2.2)"
-        );
-        eprintln!("SKIPPED: `newman` is not installed or not usable");
-    }
-    ok
+    require::require(
+        "newman",
+        "--version",
+        "DICOMLAB_REQUIRE_CLIENTS",
+        "npm install -g newman@6.2.2",
+    )
 }
 
 fn mode(p: &Path) -> u32 {

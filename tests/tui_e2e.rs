@@ -94,19 +94,16 @@ impl Drop for Tmux {
     }
 }
 
+#[path = "common/require.rs"]
+mod require;
+
 fn tmux_available() -> bool {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !std::env::var("DICOMLAB_REQUIRE_TMUX").is_ok_and(|v| v == "1"),
-            "DICOMLAB_REQUIRE_TMUX=1 but tmux is not installed"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
-    }
-    ok
+    require::require(
+        "tmux",
+        "-V",
+        "DICOMLAB_REQUIRE_TMUX",
+        "apt-get install tmux",
+    )
 }
 
 fn header(screen: &str) -> &str {
@@ -532,18 +529,12 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
 mod served;
 
 fn newman_available() -> bool {
-    let ok = Command::new("newman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !std::env::var("DICOMLAB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1"),
-            "DICOMLAB_REQUIRE_CLIENTS=1 but newman is not installed"
-        );
-        eprintln!("SKIPPED: newman is not installed (npm install -g newman)");
-    }
-    ok
+    require::require(
+        "newman",
+        "--version",
+        "DICOMLAB_REQUIRE_CLIENTS",
+        "npm install -g newman@6.2.2",
+    )
 }
 
 /// The workshop collection's requests, in groups that each finish one exercise of the lab (by its

@@ -250,24 +250,10 @@ impl DicomWebClient {
         })
     }
 
-    /// The same client for checks: it shares the token and the exchange sink, and marks its requests
-    /// as the checks' own.
+    /// The same client for checks: it shares the token, marks its requests as the checks' own, and
+    /// sends no exchange to the sink — the exchange pane (and the exchanges kept as the learner's) are
+    /// the learner's requests only, while checks run by themselves as records arrive.
     pub fn checking(&self) -> DicomWebClient {
-        DicomWebClient {
-            http: self.http.clone(),
-            base: self.base.clone(),
-            auth: self.auth.clone(),
-            token: self.token.clone(),
-            sink: self.sink.clone(),
-            timeout: self.timeout,
-            retries: self.retries,
-            by_check: true,
-            ledger: self.ledger.clone(),
-        }
-    }
-
-    /// The same client without the exchange sink: a watch's reads, never shown as the last exchange.
-    pub fn quiet(&self) -> DicomWebClient {
         DicomWebClient {
             http: self.http.clone(),
             base: self.base.clone(),
@@ -276,7 +262,7 @@ impl DicomWebClient {
             sink: None,
             timeout: self.timeout,
             retries: self.retries,
-            by_check: self.by_check,
+            by_check: true,
             ledger: self.ledger.clone(),
         }
     }

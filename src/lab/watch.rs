@@ -159,9 +159,8 @@ pub async fn poll(
     schedule: Schedule,
     on: impl Fn(Look) + Send,
 ) {
-    // The watch's reads go through a checking client of their own: marked and noted like the
-    // checks', and never shown in the exchange pane.
-    let client = session.checker.quiet();
+    // The watch's reads are the checks': marked and noted in the ledger, never in the exchange pane.
+    let client = &session.checker;
     let sources = [
         (Source::Log, schedule.log),
         (Source::Feed, schedule.feed),
@@ -212,10 +211,10 @@ pub async fn poll(
                     }
                     None => Ok(false),
                 },
-                Source::Feed => feed_latest(&client)
+                Source::Feed => feed_latest(client)
                     .await
                     .map(|s| differs(&mut seen.feed, s)),
-                Source::Studies => studies_print(&client)
+                Source::Studies => studies_print(client)
                     .await
                     .map(|p| differs(&mut seen.studies, p)),
             };

@@ -553,14 +553,9 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Exchange(e) => {
-            // The pane shows the learner's own requests: the checks' (which run by themselves as
-            // records arrive) never replace them.
-            if e.by_check {
-                return Vec::new();
-            }
-            // The learner's own requests sent from dicomlab are kept: evidence where the service
-            // keeps no record of them.
-            let keep = e.status.is_some();
+            // Only the learner's own requests reach here (a checking client has no sink): kept as
+            // evidence where the service keeps no record of them.
+            let keep = !e.by_check && e.status.is_some();
             let mut shown = e.clone();
             if let Some((from, to)) = app
                 .shown_urls
