@@ -20,12 +20,9 @@
 //! learners' step p99 against the quiet room's (target ≤ 1.5×), their errors (must be 0), the
 //! classroom's peak RSS and how much its folder grew. `--quick` (CI): 3 learners.
 
-#[path = "common/deadline.rs"]
-mod deadline;
-#[path = "common/procfs.rs"]
-mod procfs;
-#[path = "../tests/common/ssh_client.rs"]
-mod ssh_client;
+use dicomlab_testkit::deadline;
+use dicomlab_testkit::procfs;
+use dicomlab_testkit::ssh_client;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -53,7 +50,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// The step pane shows step `id` (its border's title is `N · <title>`).
-fn shows_step(lab: &dicomlab::lab::Lab, screen: &str, id: &str) -> bool {
+fn shows_step(lab: &dicomlab_lab::Lab, screen: &str, id: &str) -> bool {
     let Some(step) = lab.step(id) else {
         return false;
     };
@@ -68,7 +65,7 @@ fn shows_step(lab: &dicomlab::lab::Lab, screen: &str, id: &str) -> bool {
 async fn learner(
     addr: std::net::SocketAddr,
     name: String,
-    lab: Arc<dicomlab::lab::Lab>,
+    lab: Arc<dicomlab_lab::Lab>,
 ) -> (Vec<(String, f64)>, Vec<String>, Option<Terminal>) {
     let long = Duration::from_secs(120);
     let mut times = Vec::new();
@@ -90,7 +87,7 @@ async fn learner(
         }
         let start = Instant::now();
         let _ = t.send(b"d").await;
-        if step.check.kind() == "postman_import" {
+        if step.check.kind() == dicomlab_lab::model::CheckKind::PostmanImport {
             // It sends nothing: the step stays ready.
             let _ = t
                 .wait_for(&id, |s| s.contains("Check    ○ ready"), long)
@@ -327,7 +324,7 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
         .enable_all()
         .build()
         .expect("runtime");
-    let lab = Arc::new(dicomlab::lab::Lab::embedded().expect("lab"));
+    let lab = Arc::new(dicomlab_lab::Lab::embedded().expect("lab"));
     deadline::phase("the learners doing the lab over SSH");
     let folder = dir.path().join("room");
     let size_before = size_of(&folder);

@@ -15,11 +15,10 @@ use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR, dicom_value};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use dicomlab::dicom::samples::tiny_instance;
-use dicomlab::dicomweb::{AuthConfig, DicomWebClient, StoreMode};
+use dicomlab_dicom::samples::tiny_instance;
+use dicomlab_dicomweb::{AuthConfig, DicomWebClient, StoreMode};
 
-#[path = "common/deadline.rs"]
-mod deadline;
+use dicomlab_testkit::deadline;
 
 /// Instances of the bulk store (`--quick`: 20, what CI runs).
 fn bulk() -> usize {

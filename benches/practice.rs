@@ -5,16 +5,14 @@
 //!   it is installed.
 //! - QIDO latency: p50 / p99 over 2,000 lab-style searches with 10,000 instances stored.
 
-#[path = "common/deadline.rs"]
-mod deadline;
-#[path = "../tests/common/orthanc.rs"]
-mod orthanc;
+use dicomlab_testkit::deadline;
+use dicomlab_testkit::orthanc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dicomlab::dicom::samples::tiny_instance;
-use dicomlab::practice::{self, ServiceConfig};
+use dicomlab_dicom::samples::tiny_instance;
+use dicomlab_practice::ServiceConfig;
 
 /// The sizes (`--quick`: tiny ones, what CI runs).
 fn ingest_n() -> usize {
@@ -182,7 +180,9 @@ fn main() {
 async fn ingest_vs_orthanc() {
     let n = ingest_n();
     let items = Arc::new(instances(n, 5, "1"));
-    let svc = practice::start(config()).await.expect("practice service");
+    let svc = dicomlab_practice::start(config())
+        .await
+        .expect("practice service");
     let ours = ingest(&format!("{}/studies", svc.base_url), items.clone()).await;
     println!(
         "ingest: practice service  {ours:>8.0} instances/s  ({n} instances, {CLIENTS} clients)"
@@ -204,7 +204,9 @@ async fn ingest_vs_orthanc() {
 async fn qido_latency() {
     let n = qido_n();
     let items = instances(n, 5, "2");
-    let svc = practice::start(config()).await.expect("practice service");
+    let svc = dicomlab_practice::start(config())
+        .await
+        .expect("practice service");
     let loaded = ingest(&format!("{}/studies", svc.base_url), Arc::new(items)).await;
     println!("qido: loaded {n} instances at {loaded:.0} instances/s");
     let items = instances(n, 5, "2");

@@ -11,16 +11,14 @@
 //! RSS (VmHWM). `SOAK_CLIENTS` and `SOAK_ROUNDS` change the counts (default 30 × 3; `--quick`, what CI
 //! runs: 3 × 1). A watchdog fails the run when it takes too long.
 
-#[path = "common/deadline.rs"]
-mod deadline;
-#[path = "../tests/common/served.rs"]
-mod served;
+use dicomlab_testkit::deadline;
+use dicomlab_testkit::served;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dicomlab::dicom::hostile;
-use dicomlab::dicom::samples::SAMPLES;
+use dicomlab_dicom::hostile;
+use dicomlab_dicom::samples::SAMPLES;
 use served::Served;
 
 const JSON: &str = "application/dicom+json";

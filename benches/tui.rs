@@ -9,10 +9,8 @@
 //! 2. on a practice service served by this process (the TUI then polls its logs): the requests a
 //!    minute the watch sends while nobody works, and the TUI's CPU meanwhile (60 s).
 
-#[path = "common/deadline.rs"]
-mod deadline;
-#[path = "common/procfs.rs"]
-mod procfs;
+use dicomlab_testkit::deadline;
+use dicomlab_testkit::procfs;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -105,7 +103,7 @@ impl Pane {
 
 /// A config whose learner has a name (no prompt at first start) and, optionally, a profile for a
 /// served practice service.
-fn write_config(home: &std::path::Path, served: Option<&dicomlab::practice::RunningService>) {
+fn write_config(home: &std::path::Path, served: Option<&dicomlab_practice::RunningService>) {
     let dir = home.join("config/dicomlab");
     std::fs::create_dir_all(&dir).expect("config dir");
     let mut text = "learner = \"Bench\"\n\n[profiles.practice]\nkind = \"practice\"\n".to_string();
@@ -132,7 +130,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Requests {
                 }
             }
         }
-        if event.metadata().target().starts_with("dicomlab::practice") {
+        if event.metadata().target().starts_with("dicomlab_practice") {
             let mut v = IsRequest(false);
             event.record(&mut v);
             if v.0 {
@@ -194,7 +192,7 @@ fn main() {
     let steps = if quick {
         3
     } else {
-        dicomlab::lab::Lab::embedded()
+        dicomlab_lab::Lab::embedded()
             .map(|l| l.steps().count())
             .unwrap_or(19)
     };
@@ -233,13 +231,11 @@ fn main() {
     deadline::phase("starting a served practice service");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let served = rt
-        .block_on(dicomlab::practice::start(
-            dicomlab::practice::ServiceConfig {
-                grant_owner: true,
-                reindex_min_duration: Duration::ZERO,
-                ..dicomlab::practice::ServiceConfig::default()
-            },
-        ))
+        .block_on(dicomlab_practice::start(dicomlab_practice::ServiceConfig {
+            grant_owner: true,
+            reindex_min_duration: Duration::ZERO,
+            ..dicomlab_practice::ServiceConfig::default()
+        }))
         .expect("the practice service starts");
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), Some(&served));

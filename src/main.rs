@@ -1,7 +1,9 @@
-//! The `dicomlab` command line: the arguments, and one small module per subcommand under `cmd/`
-//! (the lab engine, the report and the practice service live in the library).
+//! The `dicomlab` command line: the arguments, and one small module per subcommand under `cmd/`. The
+//! parts live in the workspace's crates (`crates/*`: the lab engine, the TUI, the practice service,
+//! the classroom…); this binary ties them together and hands the lab its embedded practice service.
 
 mod cmd;
+mod logfile;
 
 use std::path::PathBuf;
 
@@ -136,12 +138,12 @@ enum Command {
         action: RoleAction,
     },
     /// The practice service's CORS setting (what the Azure portal's CORS blade of the DICOM service sets).
-    Cors(dicomlab::commands::cors::CorsCommand),
+    Cors(crate::cmd::cors::CorsCommand),
     /// An app registration's redirect URIs and implicit grant on the practice tenant (Entra's
     /// Authentication blade).
-    App(dicomlab::commands::app::AppCommand),
+    App(crate::cmd::app::AppCommand),
     /// Serve the OHIF viewer for the active target (the bonus exercise), on loopback.
-    Ohif(dicomlab::commands::ohif::OhifCommand),
+    Ohif(crate::cmd::ohif::OhifCommand),
 }
 
 fn main() -> Result<std::process::ExitCode> {

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| dicomlab::fuzzing::qido_query(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dicomlab_testkit::fuzzing::qido_query(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| dicomlab::fuzzing::token_claims(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dicomlab_testkit::fuzzing::token_claims(data));

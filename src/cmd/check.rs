@@ -1,14 +1,15 @@
 //! `check`, `run` (do a step, then check it) and `answer` (a step's question).
 
+use dicomlab_lab::model::CheckKind;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
 use super::{load, open_session, print_outcome, progress_store, warn_problems};
 use crate::Cli;
-use dicomlab::dicomweb::StoreMode;
-use dicomlab::lab::Outcome;
-use dicomlab::lab::engine::Session;
+use dicomlab_dicomweb::StoreMode;
+use dicomlab_lab::Outcome;
+use dicomlab_lab::engine::Session;
 
 pub(crate) async fn check(
     cli: &Cli,
@@ -82,27 +83,22 @@ pub(crate) async fn run_step(
     // The exchanges of the action are the learner's, done in dicomlab: kept as evidence.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     warn_problems(&l);
-    let session = Session::open(
-        &l.profile,
-        Some(dicomlab::config::data_dir().join("practice")),
-        Some(tx),
-    )
-    .await?;
-    l.lab.practice.apply(session.practice.as_ref());
+    let session = Session::open(&l.profile, Some(&super::embedded_practice()), Some(tx)).await?;
+    l.lab.practice.apply(session.practice.as_deref());
     let mode = if multipart {
         StoreMode::Multipart
     } else {
         StoreMode::Single
     };
     let mut store = progress_store();
-    let subject = l.lab.step_of_kind("tag_added").and_then(|t| {
+    let subject = l.lab.step_of_kind(CheckKind::TagAdded).and_then(|t| {
         store
             .steps(&l.lab.id, &session.target_key)
             .get(&t.id)?
             .subject
             .clone()
     });
-    match dicomlab::lab::actions::perform(
+    match dicomlab_lab::actions::perform(
         &session,
         &l.lab,
         s,
@@ -112,10 +108,10 @@ pub(crate) async fn run_step(
     )
     .await
     {
-        Ok(done) => println!("did: {}", dicomlab::text::visible(&done)),
+        Ok(done) => println!("did: {}", dicomlab_dicom::text::visible(&done)),
         Err(e) => println!(
             "could not do it: {}",
-            dicomlab::text::visible(&e.to_string())
+            dicomlab_dicom::text::visible(&e.to_string())
         ),
     }
     while let Ok(e) = rx.try_recv() {

@@ -1,5 +1,5 @@
 //! `classroom`: a room's own DICOM services, the lab over SSH and the instructor's dashboard, in one
-//! process (`dicomlab::classroom`); `classroom status`: a snapshot of the room from its folder.
+//! process (`dicomlab_classroom`); `classroom status`: a snapshot of the room from its folder.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::Cli;
-use dicomlab::classroom::dashboard::{self, Header};
-use dicomlab::classroom::folder::Folder;
-use dicomlab::classroom::room::{self, Room};
-use dicomlab::classroom::{Classroom, ClassroomConfig};
-use dicomlab::lab::Lab;
+use dicomlab_classroom::dashboard::{self, Header};
+use dicomlab_classroom::folder::Folder;
+use dicomlab_classroom::room::{self, Room};
+use dicomlab_classroom::{Classroom, ClassroomConfig};
+use dicomlab_lab::Lab;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -119,7 +119,7 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn default_dir() -> PathBuf {
-    dicomlab::config::data_dir().join("classroom")
+    dicomlab_lab::config::data_dir().join("classroom")
 }
 
 fn lab(cli: &Cli) -> Result<Lab> {
@@ -162,14 +162,14 @@ fn status(cli: &Cli, dir: Option<PathBuf>, format: StatusFormat) -> Result<()> {
 fn reset_code(name: &str, dir: Option<PathBuf>) -> Result<()> {
     let dir = dir.unwrap_or_else(default_dir);
     let folder = Folder::existing(&dir)?;
-    let learner = dicomlab::classroom::names::LearnerName::parse(name)
+    let learner = dicomlab_classroom::names::LearnerName::parse(name)
         .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
-    match dicomlab::classroom::reset_offline(&folder, &learner)? {
-        dicomlab::classroom::Reset::Code(code) => println!(
+    match dicomlab_classroom::reset_offline(&folder, &learner)? {
+        dicomlab_classroom::Reset::Code(code) => println!(
             "{learner}'s new personal code: {} (their SSH password from now on; the old one no longer logs in)",
             code.expose()
         ),
-        dicomlab::classroom::Reset::Token => println!(
+        dicomlab_classroom::Reset::Token => println!(
             "{learner} reports from their own service: their next `dicomlab join` takes a new token"
         ),
     }
@@ -182,9 +182,9 @@ const MIN_CODE: usize = 8;
 fn remove(name: &str, dir: Option<PathBuf>) -> Result<()> {
     let dir = dir.unwrap_or_else(default_dir);
     let folder = Folder::existing(&dir)?;
-    let learner = dicomlab::classroom::names::LearnerName::parse(name)
+    let learner = dicomlab_classroom::names::LearnerName::parse(name)
         .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
-    dicomlab::classroom::remove_offline(&folder, &learner)?;
+    dicomlab_classroom::remove_offline(&folder, &learner)?;
     println!(
         "{learner} is out of the room: their service, data and verdicts are gone, and the name is free"
     );
@@ -206,7 +206,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(dicomlab::dicomweb::Secret::new);
+        .map(dicomlab_dicomweb::Secret::new);
     if let Some(c) = &config.code
         && c.expose().chars().count() < MIN_CODE
     {
@@ -226,8 +226,8 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if args.instant_reindex {
         config.reindex_min = Duration::ZERO;
     }
-    let runner: Arc<dyn dicomlab::classroom::ssh::Runner> =
-        Arc::new(dicomlab::classroom::lab_tui::LabRunner);
+    let runner: Arc<dyn dicomlab_classroom::ssh::Runner> =
+        Arc::new(dicomlab_classroom::lab_tui::LabRunner);
     let classroom = Classroom::start(config, lab, runner)
         .await
         .context("the classroom could not start")?;
@@ -256,11 +256,11 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         println!("  folder            {}", dir.display());
         println!("  log               {}", header.log);
         println!("Press Ctrl-C to close the classroom.");
-        super::serve::stop_signal().await?;
+        super::stop_signal().await?;
     } else {
         tokio::select! {
             r = dashboard::run(core, header) => r.context("the dashboard")?,
-            r = super::serve::stop_signal() => r?,
+            r = super::stop_signal() => r?,
         }
     }
     classroom.shutdown().await;

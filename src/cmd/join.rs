@@ -13,14 +13,14 @@ use anyhow::{Context, Result, bail};
 
 use super::{load, open_session, progress_store};
 use crate::Cli;
-use dicomlab::classroom::front::JoinReport;
+use dicomlab_classroom::front::JoinReport;
 
 /// The longest answer read from the classroom.
 const MAX_ANSWER: usize = 4096;
 
 /// Where the tokens are kept.
 fn tokens_file() -> Option<PathBuf> {
-    dicomlab::config::config_dir().map(|d| d.join("classroom-tokens.json"))
+    dicomlab_lab::config::config_dir().map(|d| d.join("classroom-tokens.json"))
 }
 
 /// The largest tokens file read (a few hundred bytes per classroom and name).
@@ -92,7 +92,7 @@ fn keep_token(path: &Path, key: &str, token: &str) -> Result<()> {
     }
     let mut all = read_tokens(path);
     all.insert(key.to_string(), token.to_string());
-    dicomlab::classroom::folder::write_json(path, &all)?;
+    dicomlab_classroom::folder::write_json(path, &all)?;
     Ok(())
 }
 
@@ -103,7 +103,7 @@ pub(crate) async fn join(
     name: &str,
     every: Option<u64>,
 ) -> Result<std::process::ExitCode> {
-    let learner = dicomlab::classroom::names::LearnerName::parse(name)
+    let learner = dicomlab_classroom::names::LearnerName::parse(name)
         .map_err(|e| anyhow::anyhow!("the name '{name}' cannot be used: {e}"))?;
     let endpoint = format!("{}/classroom/join", url.trim().trim_end_matches('/'));
     if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
@@ -135,7 +135,7 @@ pub(crate) async fn join(
         let status = answer.status();
         let issued = answer
             .headers()
-            .get(dicomlab::classroom::front::TOKEN_HEADER)
+            .get(dicomlab_classroom::front::TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if let Some(token) = issued.filter(|_| status.is_success()) {
@@ -148,7 +148,7 @@ pub(crate) async fn join(
         }
         let body = bounded_text(answer).await;
         let text = String::from_utf8_lossy(&body);
-        let text = dicomlab::text::visible(text.trim());
+        let text = dicomlab_dicom::text::visible(text.trim());
         if !status.is_success() {
             bail!("the classroom said {}: {text}", status.as_u16());
         }

@@ -1,5 +1,6 @@
 //! `lab lint`, `steps` and `import-postman`: the lab file and the workshop's values.
 
+use dicomlab_lab::model::CheckKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -7,8 +8,8 @@ use clap::Subcommand;
 
 use super::{config_path, load, progress_store};
 use crate::Cli;
-use dicomlab::config::{Config, Profile};
-use dicomlab::lab::Lab;
+use dicomlab_lab::Lab;
+use dicomlab_lab::config::{Config, Profile};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum LabAction {
@@ -70,22 +71,22 @@ pub(crate) fn import_postman(cli: &Cli, file: &Path, into: &str) -> Result<()> {
     let profile = config
         .profiles
         .entry(into.to_string())
-        .or_insert_with(|| Profile::new(dicomlab::target::TargetKind::Azure));
-    let imported = dicomlab::config::import_postman(file, profile)?;
+        .or_insert_with(|| Profile::new(dicomlab_lab::targets::TargetKind::Azure));
+    let imported = dicomlab_lab::config::import_postman(file, profile)?;
     let problems = profile.problems();
-    let target = dicomlab::config::target_key(profile);
+    let target = dicomlab_lab::config::target_key(profile);
     config.profile = into.to_string();
     config.save(&path)?;
     if let Ok(l) = load(cli)
-        && let Some(step) = l.lab.step_of_kind("postman_import")
+        && let Some(step) = l.lab.step_of_kind(CheckKind::PostmanImport)
     {
         let mut store = progress_store();
         store.credit(
             &l.lab.id,
             &target,
             &step.id,
-            dicomlab::lab::evidence::Evidence::new(
-                dicomlab::lab::evidence::Source::Dicomlab,
+            dicomlab_lab::evidence::Evidence::new(
+                dicomlab_lab::evidence::Source::Dicomlab,
                 format!(
                     "imported {} ({}) into profile {into}",
                     file.display(),

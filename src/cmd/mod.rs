@@ -1,10 +1,14 @@
 //! The subcommands, one module each, and what they share: loading the lab and the profile, opening a
 //! session, the progress store, printing an outcome, the log file.
 
+pub(crate) mod admin;
+pub(crate) mod app;
 pub(crate) mod check;
 pub(crate) mod classroom;
+pub(crate) mod cors;
 pub(crate) mod join;
 pub(crate) mod lab;
+pub(crate) mod ohif;
 pub(crate) mod postman;
 pub(crate) mod report;
 pub(crate) mod role;
@@ -16,25 +20,25 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::Cli;
-use dicomlab::config::{Config, Profile};
-use dicomlab::lab::engine::Session;
-use dicomlab::lab::progress::ProgressStore;
-use dicomlab::lab::{Lab, Outcome};
+use dicomlab_lab::config::{Config, Profile};
+use dicomlab_lab::engine::Session;
+use dicomlab_lab::progress::ProgressStore;
+use dicomlab_lab::{Lab, Outcome};
 
 /// Logs of the headless commands go to a file in the data dir, never to the terminal.
 pub(crate) fn log_to_file() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    log_into(&dicomlab::config::data_dir(), "dicomlab.log", 16 << 20)
+    log_into(&dicomlab_lab::config::data_dir(), "dicomlab.log", 16 << 20)
 }
 
 /// Logs go to `dir/file` (the classroom's go to its folder), 0600 (the log names learners,
-/// addresses and hosts), at most `cap` bytes before it is rotated (see `dicomlab::logfile`).
+/// addresses and hosts), at most `cap` bytes before it is rotated (see `crate::logfile`).
 pub(crate) fn log_into(
     dir: &std::path::Path,
     file: &str,
     cap: u64,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
-    let appender = dicomlab::logfile::CappedFile::open(dir.join(file), cap).ok()?;
+    let appender = crate::logfile::CappedFile::open(dir.join(file), cap).ok()?;
     // Lines are dropped, never waited for, when the disk cannot keep up (a flood of requests).
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
@@ -49,6 +53,11 @@ pub(crate) fn log_into(
         .try_init()
         .ok()?;
     Some(guard)
+}
+
+/// The embedded practice service, kept in the data folder (so Postman and curl keep their values).
+pub(crate) fn embedded_practice() -> dicomlab_embedded::Launcher {
+    dicomlab_embedded::Launcher::new(Some(dicomlab_lab::config::data_dir().join("practice")))
 }
 
 pub(crate) struct Loaded {
@@ -73,7 +82,7 @@ pub(crate) fn load(cli: &Cli) -> Result<Loaded> {
     let lab = lab_of(cli)?;
     let path = match &cli.config {
         Some(p) => p.clone(),
-        None => dicomlab::config::default_path()
+        None => dicomlab_lab::config::default_path()
             .context("no config dir on this system: pass --config FILE")?,
     };
     let config = Config::load(&path)?;
@@ -104,18 +113,13 @@ pub(crate) fn warn_problems(l: &Loaded) {
 
 pub(crate) async fn open_session(l: &Loaded) -> Result<Session> {
     warn_problems(l);
-    let session = Session::open(
-        &l.profile,
-        Some(dicomlab::config::data_dir().join("practice")),
-        None,
-    )
-    .await?;
-    l.lab.practice.apply(session.practice.as_ref());
+    let session = Session::open(&l.profile, Some(&embedded_practice()), None).await?;
+    l.lab.practice.apply(session.practice.as_deref());
     Ok(session)
 }
 
 pub(crate) fn progress_store() -> ProgressStore {
-    let store = ProgressStore::load(&dicomlab::config::data_dir().join("progress.json"));
+    let store = ProgressStore::load(&dicomlab_lab::config::data_dir().join("progress.json"));
     if let Some(w) = &store.warning {
         eprintln!("warning: {w}");
     }
@@ -123,7 +127,7 @@ pub(crate) fn progress_store() -> ProgressStore {
 }
 
 pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(String, String)]) {
-    use dicomlab::text::visible;
+    use dicomlab_dicom::text::visible;
     let fill = |t: &str| {
         visible(
             &vars
@@ -150,7 +154,7 @@ pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(Stri
             let when = evidence
                 .at
                 .as_deref()
-                .map(|a| format!(" · {}", dicomlab::lab::clock::human(a)))
+                .map(|a| format!(" · {}", dicomlab_lab::clock::human(a)))
                 .unwrap_or_default();
             println!(
                 "     evidence  {}: {}{when}",
@@ -185,7 +189,7 @@ pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(Stri
 pub(crate) fn config_path(cli: &Cli) -> Result<PathBuf> {
     match &cli.config {
         Some(p) => Ok(p.clone()),
-        None => dicomlab::config::default_path()
+        None => dicomlab_lab::config::default_path()
             .context("no config dir on this system: pass --config FILE"),
     }
 }
@@ -207,4 +211,22 @@ fn finite(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> 
         Ok(_) => Err(format!("'{s}' is not a number {what}")),
         Err(e) => Err(format!("'{s}': {e}")),
     }
+}
+
+/// Ctrl-C, or SIGTERM (what `kill` and service managers send).
+pub(crate) async fn stop_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("waiting for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
 }

@@ -8,9 +8,9 @@ use clap::Subcommand;
 
 use super::load;
 use crate::Cli;
-use dicomlab::config::Profile;
-use dicomlab::postman::{self, Variables};
-use dicomlab::target::{PRACTICE_PORT, TargetKind};
+use dicomlab_lab::config::Profile;
+use dicomlab_lab::postman::{self, Variables};
+use dicomlab_lab::targets::{PRACTICE_PORT, TargetKind};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum PostmanAction {
@@ -66,8 +66,8 @@ pub(crate) async fn postman(cli: &Cli, action: PostmanAction) -> Result<()> {
 /// The embedded practice service's values, as its data folder keeps them (read, not served: the TUI
 /// may be serving it now), at the URL it takes when its port is free.
 async fn embedded_profile() -> Result<Profile> {
-    let data = dicomlab::config::data_dir().join("practice");
-    let client = tokio::task::spawn_blocking(move || dicomlab::practice::lab_client(&data))
+    let data = dicomlab_lab::config::data_dir().join("practice");
+    let client = tokio::task::spawn_blocking(move || dicomlab_practice::lab_client(&data))
         .await
         .context("reading the practice service's data stopped")??;
     let origin = format!("http://127.0.0.1:{PRACTICE_PORT}");
@@ -76,6 +76,6 @@ async fn embedded_profile() -> Result<Profile> {
     p.authority = origin;
     p.tenant_id = client.tenant_id;
     p.client_id = client.client_id;
-    p.client_secret = dicomlab::dicomweb::Secret::new(client.client_secret);
+    p.client_secret = dicomlab_dicomweb::Secret::new(client.client_secret);
     Ok(p)
 }

@@ -1,11 +1,11 @@
-//! `report`: what an instructor reads (the renderer is `dicomlab::lab::report`), with the learner's
+//! `report`: what an instructor reads (the renderer is `dicomlab_lab::report`), with the learner's
 //! name asked once.
 
 use anyhow::Result;
 
 use super::{config_path, load, progress_store};
 use crate::Cli;
-use dicomlab::config::Config;
+use dicomlab_lab::config::Config;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub(crate) enum ReportFormat {
@@ -52,10 +52,10 @@ pub(crate) fn report(cli: &Cli, format: ReportFormat, name: Option<String>) -> R
         .cloned()
         .unwrap_or_default();
     let format = match format {
-        ReportFormat::Md => dicomlab::lab::report::Format::Md,
-        ReportFormat::Json => dicomlab::lab::report::Format::Json,
+        ReportFormat::Md => dicomlab_lab::report::Format::Md,
+        ReportFormat::Json => dicomlab_lab::report::Format::Json,
     };
-    let o = dicomlab::lab::report::render(&l.lab, learner.as_deref(), &targets, format);
+    let o = dicomlab_lab::report::render(&l.lab, learner.as_deref(), &targets, format);
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
     Ok(())

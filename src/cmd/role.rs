@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
-use dicomlab::target::Role;
+use dicomlab_lab::targets::Role;
 
 #[derive(Subcommand, Debug, Clone)]
 pub(crate) enum RoleAction {
@@ -34,7 +34,7 @@ pub(crate) enum RoleAction {
 }
 
 pub(crate) async fn role(service: &str, action: RoleAction) -> Result<()> {
-    use dicomlab::target::RoleAdmin;
+    use dicomlab_lab::targets::RoleAdmin;
     let (role, client, grant) = match action {
         RoleAction::List => {
             let admin = RoleAdmin::http(service, None);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use dicomlab::practice::{self, ServiceConfig};
-use dicomlab::target::Role;
+use dicomlab_lab::targets::Role;
+use dicomlab_practice::ServiceConfig;
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ServeArgs {
@@ -58,7 +58,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     memory_mib: u64,
     #[command(flatten)]
-    cors: dicomlab::commands::cors::ServeCorsFlags,
+    cors: crate::cmd::cors::ServeCorsFlags,
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -96,7 +96,7 @@ pub(crate) async fn serve(args: ServeArgs, lab_roles: Vec<Role>) -> Result<()> {
         audit_delay: Duration::from_secs(args.audit_delay.min(24 * 3600)),
         audit_user_agent: !args.audit_without_user_agent,
         memory_budget: args.memory_mib.clamp(16, 1 << 20) * 1024 * 1024,
-        limits: practice::server::ConnectionLimits {
+        limits: dicomlab_practice::server::ConnectionLimits {
             max_connections: args.max_connections.max(1),
             header_timeout: seconds(args.header_timeout),
             body_timeout: seconds(args.body_timeout),
@@ -108,7 +108,7 @@ pub(crate) async fn serve(args: ServeArgs, lab_roles: Vec<Role>) -> Result<()> {
         lab_roles,
         ..ServiceConfig::default()
     };
-    let running = practice::start(config).await?;
+    let running = dicomlab_practice::start(config).await?;
     println!("dicomlab practice service");
     println!("  base URL (baseUrl)   {}", running.base_url);
     println!("  data                 {}", running.data_dir.display());
@@ -146,11 +146,11 @@ pub(crate) async fn serve(args: ServeArgs, lab_roles: Vec<Role>) -> Result<()> {
             println!("  roles                {}", names.join(", "));
         }
     }
-    for line in dicomlab::commands::serve_lines(&running, args.no_auth) {
+    for line in serve_lines(&running, args.no_auth) {
         println!("{line}");
     }
     println!("Press Ctrl-C to stop.");
-    stop_signal().await?;
+    super::stop_signal().await?;
     // Requests in flight get the grace period; then whatever is left is dropped.
     running.shutdown().await;
     Ok(())
@@ -161,20 +161,38 @@ fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.1, 86_400.0))
 }
 
-/// Ctrl-C, or SIGTERM (what `kill` and service managers send).
-pub(crate) async fn stop_signal() -> Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("waiting for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-            _ = term.recv() => {}
-        }
+/// What `dicomlab serve` prints about the sign-in and CORS, below the environment.
+fn serve_lines(running: &dicomlab_practice::RunningService, no_auth: bool) -> Vec<String> {
+    let svc = running.service();
+    let mut out = Vec::new();
+    if !no_auth {
+        out.push(format!(
+            "  sign-in (users)      {}/{}/v2.0 (OpenID Connect; user {})",
+            running.origin,
+            running.tenant_id,
+            svc.identity
+                .directory
+                .learner()
+                .map_or_else(|| "none".to_string(), |u| u.upn)
+        ));
+        let app = svc.identity.directory.app(&running.client_id);
+        let uris: Vec<String> = app
+            .redirect_uris
+            .iter()
+            .map(|r| format!("{} ({})", r.uri, r.platform.name()))
+            .collect();
+        out.push(format!(
+            "  redirect URIs        {}",
+            if uris.is_empty() {
+                "none yet (dicomlab app redirect-uri add URI)".to_string()
+            } else {
+                uris.join(", ")
+            }
+        ));
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok(())
+    out.push(format!(
+        "  CORS                 {}",
+        svc.cors.get().summary()
+    ));
+    out
 }

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 use super::load;
 use crate::Cli;
-use dicomlab::config::Config;
+use dicomlab_lab::config::Config;
 
 pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
     use std::io::IsTerminal;
@@ -14,14 +14,16 @@ pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
         bail!("the TUI needs a terminal; for scripts use `dicomlab check`, `run` and `report`");
     }
     let l = load(cli)?;
-    let data = dicomlab::config::data_dir();
-    dicomlab::tui::run(dicomlab::tui::Options {
+    let data = dicomlab_lab::config::data_dir();
+    dicomlab_tui::run(dicomlab_tui::Options {
         lab: l.lab,
         profile_name: l.profile_name,
         profile: l.profile,
         profiles: l.profiles,
         progress_path: data.join("progress.json"),
-        practice_data: data.join("practice"),
+        embedded: Some(std::sync::Arc::new(dicomlab_embedded::Launcher::new(Some(
+            data.join("practice"),
+        )))),
         samples,
         log_path: data.join("dicomlab.log"),
         ask_name: Config::load(&l.config_path).is_ok_and(|c| c.learner.is_none()),

@@ -1,0 +1,157 @@
+//! The classroom's own checks: each learner's steps judged from their own service's records (change
+//! feed, audit log, what the service holds) by the same lab engine the learner's TUI uses, through the
+//! loopback front, and kept in the learner's `verdicts.json` — a file the learner never writes, so a
+//! verdict on the dashboard cannot be edited by a learner.
+//!
+//! Checks run when a learner's service saw a request of theirs (a short while after it, so that a burst
+//! costs one check), a few learners at a time; a room where nobody works costs nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+
+use super::names::LearnerName;
+use super::{Core, VERDICTS_KEY};
+use dicomlab_lab::checks::Outcome;
+use dicomlab_lab::engine::Session;
+use dicomlab_lab::progress::ProgressStore;
+
+/// Learners checked at once.
+const AT_ONCE: usize = 4;
+
+/// How long one learner's checks took, for the bench and the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub took: Duration,
+}
+
+/// Runs the checks until `stop`.
+pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    let sessions: Arc<tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>> = Arc::default();
+    let gate = Arc::new(Semaphore::new(AT_ONCE));
+    // Learners whose check runs now: touched meanwhile, they are checked again after.
+    let running: Arc<std::sync::Mutex<std::collections::HashSet<LearnerName>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = super::stopped(&mut stop) => break,
+            () = core.activity.notified() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        }
+        // A burst of requests costs one check.
+        tokio::select! {
+            () = super::stopped(&mut stop) => break,
+            () = tokio::time::sleep(core.config.check_delay) => {}
+        }
+        for name in core.take_dirty() {
+            let busy = running
+                .lock()
+                .map(|mut r| !r.insert(name.clone()))
+                .unwrap_or(true);
+            if busy {
+                // Checked again once the running check ends.
+                core.requeue(&name);
+                continue;
+            }
+            let core = core.clone();
+            let sessions = sessions.clone();
+            let gate = gate.clone();
+            let running = running.clone();
+            tasks.spawn(async move {
+                let Ok(_permit) = gate.acquire().await else {
+                    return;
+                };
+                check_learner(&core, &sessions, &name).await;
+                if let Ok(mut r) = running.lock() {
+                    r.remove(&name);
+                }
+                if core.is_dirty(&name) {
+                    core.activity.notify_one();
+                }
+            });
+        }
+    }
+    tasks.abort_all();
+}
+
+/// Checks one learner's steps against their service and keeps the verdicts; their TUI over SSH
+/// is told when the check ends, whatever it found (it waits for the room's word after `c`).
+pub async fn check_learner(
+    core: &Core,
+    sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
+    name: &LearnerName,
+) -> Option<Timing> {
+    let timing = check_and_keep(core, sessions, name).await;
+    core.verdicts_changed(name);
+    timing
+}
+
+async fn check_and_keep(
+    core: &Core,
+    sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
+    name: &LearnerName,
+) -> Option<Timing> {
+    let started = Instant::now();
+    let session = {
+        let mut s = sessions.lock().await;
+        match s.get(name) {
+            Some(x) => x.clone(),
+            None => {
+                let env = match core.join_env(name).await {
+                    Some(e) => e,
+                    None => return None,
+                };
+                match Session::open(&env.profile(), None, None).await {
+                    Ok(x) => {
+                        let x = Arc::new(x);
+                        s.insert(name.clone(), x.clone());
+                        x
+                    }
+                    Err(e) => {
+                        tracing::warn!(learner = %name, "cannot check: {e}");
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    let path = core.folder.verdicts(name);
+    let mut store = {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || ProgressStore::load(&p))
+            .await
+            .ok()?
+    };
+    let lab = &core.lab;
+    let before = store.target(&lab.id, VERDICTS_KEY);
+    let out = session.run_all(lab, &before, None).await;
+    // The checks' own requests, kept for the next run (the logs of a service without a User-Agent).
+    store.own(&lab.id, VERDICTS_KEY, session.ledger.take());
+    for (id, o) in &out {
+        store.record(&lab.id, VERDICTS_KEY, id, o);
+    }
+    let mut last: BTreeMap<String, Outcome> = core.folder.last(name);
+    for (id, o) in out {
+        if !matches!(o, Outcome::NotSupported { .. }) {
+            last.insert(id, o);
+        }
+    }
+    let folder = core.folder.clone();
+    let who = name.clone();
+    let saved = tokio::task::spawn_blocking(move || {
+        store.save().map_err(|e| e.to_string())?;
+        folder.save_last(&who, &last).map_err(|e| e.to_string())
+    })
+    .await;
+    if let Ok(Err(e)) = saved {
+        tracing::warn!(learner = %name, "cannot keep the verdicts: {e}");
+    }
+    core.checks_run
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let took = started.elapsed();
+    tracing::info!(learner = %name, ms = took.as_millis() as u64, "checked");
+    core.changed();
+    Some(Timing { took })
+}

@@ -1,0 +1,20 @@
+//! DICOM helpers shared by the practice service, the client and the checks: the bounded Part 10 reader,
+//! UID rules, VR validation, the DICOM JSON writer (fo-dicom's rules, contract §3.4), attribute names,
+//! the lab's sample files, multipart bodies, the service's roles, and text made safe for a terminal.
+
+/// Hostile DICOM files built byte by byte: test support, never in the release binary.
+#[cfg(any(test, feature = "test-support"))]
+pub mod hostile;
+pub mod json;
+pub mod level;
+pub mod multipart;
+pub mod reader;
+pub mod role;
+pub mod samples;
+pub mod tags;
+pub mod text;
+pub mod uid;
+pub mod vr;
+
+pub use level::Level;
+pub use uid::is_valid_uid;

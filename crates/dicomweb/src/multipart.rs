@@ -1,0 +1,199 @@
+//! multipart/related built by hand (reqwest only builds form-data) and streamed from the files, and
+//! multipart responses streamed to files through the crate's bounded parser (memory bounded whatever the
+//! study's size, and whatever the server sends: part headers within 64 KiB, at most 100,000 parts).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+/// Counts bytes as they leave, for progress gauges.
+#[derive(Debug, Default, Clone)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// Back to zero before a retry sends the file again.
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A file's bytes as a stream, counted.
+pub fn file_stream(path: PathBuf, counter: Counter) -> BoxStream<'static, std::io::Result<Bytes>> {
+    stream::once(async move { tokio::fs::File::open(path).await })
+        .map_ok(|f| ReaderStream::with_capacity(f, 256 * 1024))
+        .try_flatten()
+        .inspect_ok(move |chunk| {
+            counter.0.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        })
+        .boxed()
+}
+
+/// A multipart/related body of DICOM files; returns its Content-Type and the stream.
+/// The `type` parameter is quoted, as servers expect (`type="application/dicom"`).
+pub fn related_body(
+    files: &[PathBuf],
+    counters: &[Counter],
+) -> (String, BoxStream<'static, std::io::Result<Bytes>>) {
+    let boundary = format!("dicomlab-{}", uuid::Uuid::new_v4().simple());
+    let mut segments: Vec<BoxStream<'static, std::io::Result<Bytes>>> = Vec::new();
+    for (path, counter) in files.iter().zip(counters) {
+        let head = Bytes::from(format!(
+            "--{boundary}\r\nContent-Type: application/dicom\r\n\r\n"
+        ));
+        segments.push(stream::iter([Ok(head)]).boxed());
+        segments.push(file_stream(path.clone(), counter.clone()));
+        segments.push(stream::iter([Ok(Bytes::from_static(b"\r\n"))]).boxed());
+    }
+    segments.push(stream::iter([Ok(Bytes::from(format!("--{boundary}--\r\n")))]).boxed());
+    (
+        format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        stream::iter(segments).flatten().boxed(),
+    )
+}
+
+/// The boundary of a multipart Content-Type.
+pub fn boundary_of(content_type: &str) -> Option<String> {
+    let mime: mime::Mime = content_type.parse().ok()?;
+    (mime.type_() == mime::MULTIPART).then(|| {
+        mime.get_param(mime::BOUNDARY)
+            .map(|b| b.as_str().to_string())
+    })?
+}
+
+/// Why a multipart answer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the multipart answer is malformed: {0}")]
+    Multipart(#[from] dicomlab_dicom::multipart::MultipartError),
+    #[error("the multipart answer could not be read: {0}")]
+    Body(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One part written to disk.
+#[derive(Debug, Clone)]
+pub struct SavedPart {
+    pub path: PathBuf,
+    pub content_type: Option<String>,
+    pub size: u64,
+}
+
+/// Parts a client accepts in one answer (a study's instances).
+const MAX_PARTS: usize = 100_000;
+
+/// Streams each part of a multipart body into `dir/part-N.ext`.
+pub async fn save_parts<S, E>(
+    body: S,
+    boundary: &str,
+    dir: &Path,
+    ext: &str,
+) -> Result<Vec<SavedPart>, ReadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + 'static,
+{
+    use dicomlab_dicom::multipart::{Event, Limits, Parser, header};
+    let mut parser = Parser::new(
+        boundary,
+        Limits {
+            max_parts: MAX_PARTS,
+            ..Limits::default()
+        },
+    );
+    let mut body = std::pin::pin!(body);
+    let mut saved: Vec<SavedPart> = Vec::new();
+    let mut out: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
+    loop {
+        while let Some(event) = parser.next_event()? {
+            match event {
+                Event::Part(headers) => {
+                    let path = dir.join(format!("part-{}.{ext}", saved.len() + 1));
+                    let file = tokio::fs::File::create(&path).await.map_err(|source| {
+                        ReadError::Write {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                    out = Some(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+                    saved.push(SavedPart {
+                        path,
+                        content_type: header(&headers, "content-type").map(str::to_string),
+                        size: 0,
+                    });
+                }
+                Event::Data(chunk) => {
+                    if let (Some(o), Some(part)) = (&mut out, saved.last_mut()) {
+                        part.size += chunk.len() as u64;
+                        o.write_all(&chunk)
+                            .await
+                            .map_err(|source| ReadError::Write {
+                                path: part.path.clone(),
+                                source,
+                            })?;
+                    }
+                }
+                Event::PartEnd => {
+                    if let (Some(mut o), Some(part)) = (out.take(), saved.last()) {
+                        o.flush().await.map_err(|source| ReadError::Write {
+                            path: part.path.clone(),
+                            source,
+                        })?;
+                    }
+                }
+                Event::End => {}
+            }
+        }
+        match body.next().await {
+            Some(chunk) => parser.feed(&chunk.map_err(|e| ReadError::Body(e.to_string()))?),
+            None => break,
+        }
+        if parser.is_done() {
+            break;
+        }
+    }
+    parser.finish()?;
+    Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn related_body_round_trips_through_the_reader() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = dir.path().join("a.dcm");
+        let b = dir.path().join("b.dcm");
+        std::fs::write(&a, b"first file\r\n--not-a-boundary").expect("write");
+        std::fs::write(&b, vec![7u8; 300_000]).expect("write");
+        let counters = vec![Counter::default(), Counter::default()];
+        let (ct, body) = related_body(&[a, b], &counters);
+        assert!(ct.contains("type=\"application/dicom\""));
+        let boundary = boundary_of(&ct).expect("boundary");
+        let out = tempfile::tempdir().expect("tmp");
+        let parts = save_parts(body, &boundary, out.path(), "dcm")
+            .await
+            .expect("parts");
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            std::fs::read(&parts[0].path).expect("read"),
+            b"first file\r\n--not-a-boundary"
+        );
+        assert_eq!(parts[1].size, 300_000);
+        assert_eq!(counters[1].get(), 300_000);
+        assert_eq!(parts[0].content_type.as_deref(), Some("application/dicom"));
+    }
+}

@@ -1,0 +1,861 @@
+//! The learner's progress, per lab and per target, keyed by step id: status, the evidence a ✓ rests on,
+//! checks run, first and last time, last failure; per target also dicomlab's own exchanges (the
+//! learner's actions inside dicomlab: evidence where the service keeps no record) and reset times.
+//! Once done, a step stays done until it is reset: later checks never undo it.
+//!
+//! Written atomically (a temporary file, fsync'd, renamed); a file that cannot be read or parsed is
+//! moved aside with a message, never silently lost. Never holds a secret or a token.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::checks::Outcome;
+use super::evidence::{Attempt, Evidence, rfc3339};
+use dicomlab_dicomweb::OwnRequest;
+
+/// A step's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    /// Tried and not done.
+    Failed,
+    /// Checked, nothing of it done yet (ready, waiting or blocked).
+    Pending,
+    Skipped,
+}
+
+/// One step's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepProgress {
+    pub status: Status,
+    /// How many times it was checked.
+    pub attempts: u32,
+    /// RFC 3339, UTC.
+    pub first: String,
+    pub last: String,
+    /// When it was done (the record's time when it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// What the ✓ rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Since when the step waits for a late record (the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
+    /// What the step was about, for the steps after it (the learner's extended query tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// Most of dicomlab's own exchanges kept per target.
+const MAX_DID: usize = 500;
+/// Most of the checks' own requests kept per target (a check run sends a few dozen).
+const MAX_OWN: usize = 5_000;
+
+/// One lab on one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetProgress {
+    #[serde(default)]
+    pub steps: BTreeMap<String, StepProgress>,
+    /// The learner's requests sent from dicomlab (never the checks'), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub did: Vec<Attempt>,
+    /// When a step was last reset: records before count no more for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resets: BTreeMap<String, String>,
+    /// When the whole lab was last reset on this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_all: Option<String>,
+    /// The checks' own requests, newest last: their audit rows are not the learner's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<OwnRequest>,
+}
+
+impl TargetProgress {
+    /// Records older than this do not count for `step`.
+    pub fn since(&self, step: &str) -> Option<time::OffsetDateTime> {
+        [self.resets.get(step), self.reset_all.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| dicomlab_dicomweb::parse_timestamp(t))
+            .max()
+    }
+
+    /// The earliest time any step's records must be read from.
+    pub fn earliest_since(&self) -> Option<time::OffsetDateTime> {
+        self.reset_all
+            .as_deref()
+            .and_then(dicomlab_dicomweb::parse_timestamp)
+    }
+}
+
+/// A target's record as files of version 1 held it (steps only), read for migration.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TargetFile {
+    Current(TargetProgress),
+    V1(BTreeMap<String, StepProgress>),
+}
+
+fn read_targets<'de, D>(
+    d: D,
+) -> Result<BTreeMap<String, BTreeMap<String, TargetProgress>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: BTreeMap<String, BTreeMap<String, TargetFile>> = Deserialize::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(lab, targets)| {
+            let t = targets
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        TargetFile::Current(t) => t,
+                        TargetFile::V1(steps) => TargetProgress {
+                            steps,
+                            ..TargetProgress::default()
+                        },
+                    };
+                    (k, v)
+                })
+                .collect();
+            (lab, t)
+        })
+        .collect())
+}
+
+/// The whole file: lab id → target → record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub version: u32,
+    #[serde(deserialize_with = "read_targets")]
+    pub labs: BTreeMap<String, BTreeMap<String, TargetProgress>>,
+}
+
+/// Where progress lives, and what loading it found.
+pub struct ProgressStore {
+    path: PathBuf,
+    pub progress: Progress,
+    /// Set when a file that could not be read was moved aside: tell the learner.
+    pub warning: Option<String>,
+}
+
+fn now() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Why progress could not be saved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot save progress to {path}: {source}")]
+pub struct SaveError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+impl ProgressStore {
+    /// Loads `path`, or starts empty; a file that cannot be read or parsed is renamed `*.corrupt-<time>`.
+    pub fn load(path: &Path) -> ProgressStore {
+        let mut store = ProgressStore {
+            path: path.to_path_buf(),
+            progress: Progress {
+                version: 2,
+                ..Progress::default()
+            },
+            warning: None,
+        };
+        let problem = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return store,
+            Err(e) => e.to_string(),
+            Ok(bytes) => match std::str::from_utf8(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<Progress>(t).map_err(|e| e.to_string()))
+            {
+                Ok(p) => {
+                    store.progress = p;
+                    store.progress.version = 2;
+                    return store;
+                }
+                Err(e) => e,
+            },
+        };
+        let aside = path.with_extension(format!(
+            "json.corrupt-{}",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+        ));
+        let moved = std::fs::rename(path, &aside).is_ok();
+        store.warning = Some(if moved {
+            format!(
+                "the progress file {} could not be read ({problem}); it was moved to {} and progress starts afresh",
+                path.display(),
+                aside.display()
+            )
+        } else {
+            format!(
+                "the progress file {} could not be read ({problem}) nor moved aside; progress starts afresh and will not be saved over it",
+                path.display()
+            )
+        });
+        if !moved {
+            // Never overwrite what could not be moved: save beside it instead.
+            store.path = path.with_extension("json.new");
+        }
+        tracing::warn!("{:?}", store.warning);
+        store
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One lab on one target.
+    pub fn target(&self, lab: &str, target: &str) -> TargetProgress {
+        self.progress
+            .labs
+            .get(lab)
+            .and_then(|t| t.get(target))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The step records of one lab on one target.
+    pub fn steps(&self, lab: &str, target: &str) -> BTreeMap<String, StepProgress> {
+        self.target(lab, target).steps
+    }
+
+    fn target_mut(&mut self, lab: &str, target: &str) -> &mut TargetProgress {
+        self.progress
+            .labs
+            .entry(lab.into())
+            .or_default()
+            .entry(target.into())
+            .or_default()
+    }
+
+    fn entry(&mut self, lab: &str, target: &str, step: &str) -> &mut StepProgress {
+        let now = now();
+        self.target_mut(lab, target)
+            .steps
+            .entry(step.into())
+            .or_insert_with(|| StepProgress {
+                status: Status::Pending,
+                attempts: 0,
+                first: now.clone(),
+                last: now,
+                done_at: None,
+                last_failure: None,
+                evidence: None,
+                waiting_since: None,
+                subject: None,
+            })
+    }
+
+    /// Records a check's outcome. A step done stays done (and keeps its first evidence); only a
+    /// reset undoes it.
+    pub fn record(&mut self, lab: &str, target: &str, step: &str, outcome: &Outcome) {
+        if matches!(outcome, Outcome::NotSupported { .. }) {
+            return;
+        }
+        let now = now();
+        let rec = self.entry(lab, target, step);
+        rec.attempts += 1;
+        rec.last = now.clone();
+        if rec.status == Status::Done {
+            return;
+        }
+        match outcome {
+            Outcome::Pass { evidence, .. } => {
+                rec.status = Status::Done;
+                rec.done_at = Some(evidence.at.clone().unwrap_or(now));
+                rec.evidence = Some(evidence.clone());
+                rec.waiting_since = None;
+                if let Some(s) = &evidence.subject {
+                    rec.subject = Some(s.clone());
+                }
+            }
+            Outcome::Waiting { .. } => {
+                rec.status = Status::Pending;
+                rec.waiting_since.get_or_insert(now);
+            }
+            Outcome::Fail { .. } | Outcome::Error { .. } => {
+                rec.status = Status::Failed;
+                rec.last_failure = Some(outcome.one_line());
+                rec.waiting_since = None;
+            }
+            _ => {
+                // Ready or blocked: no record is awaited any more.
+                rec.waiting_since = None;
+                if rec.status != Status::Skipped {
+                    rec.status = Status::Pending;
+                }
+            }
+        }
+    }
+
+    /// Records an outcome computed from `before` (progress as it was when the check started) unless
+    /// the step was reset meanwhile: a check still reading the records from before a reset never
+    /// undoes it. Returns whether it was recorded.
+    pub fn record_from(
+        &mut self,
+        lab: &str,
+        target: &str,
+        before: &TargetProgress,
+        step: &str,
+        outcome: &Outcome,
+    ) -> bool {
+        if self.target(lab, target).since(step) != before.since(step) {
+            return false;
+        }
+        self.record(lab, target, step, outcome);
+        true
+    }
+
+    /// Credits a step with evidence found outside a check (an import, an answered question).
+    pub fn credit(&mut self, lab: &str, target: &str, step: &str, evidence: Evidence) {
+        let now = now();
+        let rec = self.entry(lab, target, step);
+        rec.last = now.clone();
+        if rec.status != Status::Done {
+            rec.status = Status::Done;
+            rec.done_at = Some(evidence.at.clone().unwrap_or(now));
+            rec.evidence = Some(evidence);
+        }
+    }
+
+    /// What a step was about (the learner's tag), for the steps after it.
+    pub fn set_subject(&mut self, lab: &str, target: &str, step: &str, subject: &str) {
+        self.entry(lab, target, step).subject = Some(subject.to_string());
+    }
+
+    /// Keeps one of dicomlab's own exchanges (the learner's action), the newest `MAX_DID`.
+    pub fn did(&mut self, lab: &str, target: &str, attempt: Attempt) {
+        let t = self.target_mut(lab, target);
+        t.did.push(attempt);
+        if t.did.len() > MAX_DID {
+            let extra = t.did.len() - MAX_DID;
+            t.did.drain(..extra);
+        }
+    }
+
+    /// Keeps the checks' own requests (see [`dicomlab_dicomweb::ledger`]), the newest `MAX_OWN`.
+    pub fn own(&mut self, lab: &str, target: &str, requests: Vec<OwnRequest>) {
+        if requests.is_empty() {
+            return;
+        }
+        let t = self.target_mut(lab, target);
+        t.own.extend(requests);
+        if t.own.len() > MAX_OWN {
+            let extra = t.own.len() - MAX_OWN;
+            t.own.drain(..extra);
+        }
+    }
+
+    pub fn skip(&mut self, lab: &str, target: &str, step: &str) {
+        let rec = self.entry(lab, target, step);
+        if rec.status != Status::Done {
+            rec.status = Status::Skipped;
+        }
+    }
+
+    /// Forgets one step, or every step of the lab on this target: records before now count no more.
+    pub fn reset(&mut self, lab: &str, target: &str, step: Option<&str>) {
+        let now = now();
+        let t = self.target_mut(lab, target);
+        match step {
+            Some(s) => {
+                t.steps.remove(s);
+                t.resets.insert(s.to_string(), now);
+            }
+            None => {
+                t.steps.clear();
+                t.resets.clear();
+                t.did.clear();
+                t.reset_all = Some(now);
+            }
+        }
+    }
+
+    /// Writes the file atomically: a temporary file beside it, fsync'd, then renamed (and the folder
+    /// fsync'd, so the rename survives a crash). Another dicomlab (a `dicomlab check` beside the
+    /// TUI) may have saved meanwhile: under a lock file, what is on disk now is read and merged in
+    /// first (see [`merge`]), so neither overwrites the other's work; this store then holds the merge.
+    pub fn save(&mut self) -> Result<(), SaveError> {
+        let err = |source| self.save_error(source);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
+        if let Ok(bytes) = std::fs::read(&self.path)
+            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
+        {
+            merge(&mut self.progress, disk);
+        }
+        self.write_unlocked()
+    }
+
+    /// Takes in the records of a target kept elsewhere (another file's), merged as saving merges.
+    pub fn absorb(&mut self, lab: &str, target: &str, theirs: TargetProgress) {
+        merge_target(self.target_mut(lab, target), theirs);
+    }
+
+    /// Takes in what another writer saved to the file since (read under the lock, merged as `save`
+    /// merges; nothing written).
+    pub fn reload(&mut self) {
+        let Ok(_lock) = lock(&self.path.with_extension("json.lock")) else {
+            return;
+        };
+        if let Ok(bytes) = std::fs::read(&self.path)
+            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
+        {
+            merge(&mut self.progress, disk);
+        }
+    }
+
+    /// Moves one target's records to another key (a learner's service now reached at another
+    /// address) when the new key has none: under the lock, from what is on disk now, written at
+    /// once — a merge would bring the old key back. The first key `old` accepts moves. Whether one
+    /// moved.
+    pub fn move_target(
+        &mut self,
+        lab: &str,
+        old: impl Fn(&str) -> bool,
+        new: &str,
+    ) -> Result<bool, SaveError> {
+        let err = |source| self.save_error(source);
+        let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
+        if let Ok(bytes) = std::fs::read(&self.path)
+            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
+        {
+            self.progress = disk;
+            self.progress.version = 2;
+        }
+        let Some(targets) = self.progress.labs.get_mut(lab) else {
+            return Ok(false);
+        };
+        if targets.contains_key(new) {
+            return Ok(false);
+        }
+        let Some(key) = targets.keys().find(|k| old(k)).cloned() else {
+            return Ok(false);
+        };
+        if let Some(t) = targets.remove(&key) {
+            targets.insert(new.to_string(), t);
+        }
+        self.write_unlocked()?;
+        Ok(true)
+    }
+
+    /// A failure to write this store's file.
+    fn save_error(&self, source: std::io::Error) -> SaveError {
+        SaveError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes the progress atomically (a temporary file renamed over it, synced): the caller holds
+    /// the lock.
+    fn write_unlocked(&self) -> Result<(), SaveError> {
+        let err = |source| self.save_error(source);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let text =
+            serde_json::to_vec_pretty(&self.progress).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".progress.")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        std::io::Write::write_all(&mut tmp, &text).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        #[cfg(unix)]
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// How long a save waits for another dicomlab's save to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the lock file (released when the returned file is dropped). Waits up to [`LOCK_WAIT`]: a
+/// save holds it for milliseconds, so a longer wait is a process stopped while saving.
+fn lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is held by another dicomlab for more than {} s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+/// Merges what another process saved (`disk`) into `mine`. Resets: the newest of each wins, and a
+/// step record begun before its step's newest reset is dropped (whoever held it). Then a step done
+/// on either side is done (the earlier ✓ and its evidence kept); otherwise the record checked last.
+/// dicomlab's own exchanges: the union, newest `MAX_DID` kept.
+pub fn merge(mine: &mut Progress, disk: Progress) {
+    for (lab, targets) in disk.labs {
+        let into = mine.labs.entry(lab).or_default();
+        for (key, theirs) in targets {
+            let ours = into.entry(key).or_default();
+            merge_target(ours, theirs);
+        }
+    }
+}
+
+fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
+    let newer = |a: &Option<String>, b: Option<String>| -> Option<String> {
+        match (
+            a.as_deref().and_then(dicomlab_dicomweb::parse_timestamp),
+            b.as_deref().and_then(dicomlab_dicomweb::parse_timestamp),
+        ) {
+            (Some(x), Some(y)) if y > x => b,
+            (None, Some(_)) => b,
+            _ => a.clone(),
+        }
+    };
+    ours.reset_all = newer(&ours.reset_all, theirs.reset_all);
+    for (step, at) in theirs.resets {
+        let current = ours.resets.get(&step).cloned();
+        if let Some(t) = newer(&current, Some(at)) {
+            ours.resets.insert(step, t);
+        }
+    }
+    let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (
+        t.since(step),
+        dicomlab_dicomweb::parse_timestamp(&rec.first),
+    ) {
+        (Some(since), Some(first)) => first < since,
+        // A record without a readable time cannot be placed after a reset: a reset drops it.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    for (step, rec) in theirs.steps {
+        if stale(ours, &step, &rec) {
+            continue;
+        }
+        match ours.steps.get_mut(&step) {
+            None => {
+                ours.steps.insert(step, rec);
+            }
+            Some(mine) => {
+                let later = |a: &str, b: &str| match (
+                    dicomlab_dicomweb::parse_timestamp(a),
+                    dicomlab_dicomweb::parse_timestamp(b),
+                ) {
+                    (Some(x), Some(y)) => y > x,
+                    _ => false,
+                };
+                let attempts = mine.attempts.max(rec.attempts);
+                let first = if later(&rec.first, &mine.first) {
+                    rec.first.clone()
+                } else {
+                    mine.first.clone()
+                };
+                let last = if later(&mine.last, &rec.last) {
+                    rec.last.clone()
+                } else {
+                    mine.last.clone()
+                };
+                let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
+                    (false, true) => true,
+                    (true, false) => false,
+                    (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
+                        (Some(a), Some(b)) => later(b, a),
+                        _ => false,
+                    },
+                    (false, false) => later(&mine.last, &rec.last),
+                };
+                if take_theirs {
+                    *mine = rec;
+                }
+                mine.attempts = attempts;
+                mine.first = first;
+                mine.last = last;
+            }
+        }
+    }
+    let stale_steps: Vec<String> = ours
+        .steps
+        .iter()
+        .filter(|(step, rec)| stale(ours, step, rec))
+        .map(|(step, _)| step.clone())
+        .collect();
+    for step in stale_steps {
+        ours.steps.remove(&step);
+    }
+    let cut = ours.earliest_since();
+    let mut did: Vec<Attempt> = std::mem::take(&mut ours.did);
+    for a in theirs.did {
+        if !did
+            .iter()
+            .any(|d| d.at == a.at && d.method == a.method && d.url == a.url && d.status == a.status)
+        {
+            did.push(a);
+        }
+    }
+    did.retain(|a| match (cut, a.time()) {
+        (Some(cut), Some(t)) => t >= cut,
+        (Some(_), None) => false,
+        (None, _) => true,
+    });
+    did.sort_by_key(|a| a.time());
+    if did.len() > MAX_DID {
+        let extra = did.len() - MAX_DID;
+        did.drain(..extra);
+    }
+    ours.did = did;
+    let mut own = std::mem::take(&mut ours.own);
+    let seen: std::collections::HashSet<OwnRequest> = own.iter().cloned().collect();
+    own.extend(theirs.own.into_iter().filter(|r| !seen.contains(r)));
+    own.sort_by(|a, b| a.at.cmp(&b.at));
+    if own.len() > MAX_OWN {
+        let extra = own.len() - MAX_OWN;
+        own.drain(..extra);
+    }
+    ours.own = own;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::Source;
+
+    fn pass() -> Outcome {
+        Outcome::Pass {
+            detail: "d".into(),
+            evidence: Evidence {
+                source: Source::ChangeFeed,
+                summary: "Create entries".into(),
+                at: Some("2026-11-30T14:00:00Z".into()),
+                subject: None,
+            },
+        }
+    }
+
+    fn failed() -> Outcome {
+        Outcome::Fail {
+            expected: "e".into(),
+            observed: "o".into(),
+            diagnosis: "x".into(),
+            tried: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn done_stays_done_until_reset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        let mut s = ProgressStore::load(&path);
+        s.record("lab", "t", "store", &failed());
+        s.record("lab", "t", "store", &pass());
+        s.record("lab", "t", "store", &failed());
+        s.save().expect("save");
+        let mut again = ProgressStore::load(&path);
+        let steps = again.steps("lab", "t");
+        assert_eq!(steps["store"].attempts, 3);
+        assert_eq!(steps["store"].status, Status::Done);
+        assert_eq!(
+            steps["store"].done_at.as_deref(),
+            Some("2026-11-30T14:00:00Z")
+        );
+        assert_eq!(
+            steps["store"].evidence.as_ref().map(|e| e.source),
+            Some(Source::ChangeFeed)
+        );
+        again.reset("lab", "t", Some("store"));
+        assert!(!again.steps("lab", "t").contains_key("store"));
+        assert!(again.target("lab", "t").since("store").is_some());
+        again.reset("lab", "t", None);
+        assert!(again.steps("lab", "t").is_empty());
+        assert!(again.target("lab", "t").earliest_since().is_some());
+    }
+
+    fn waiting() -> Outcome {
+        Outcome::Waiting {
+            reason: "w".into(),
+            tried: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn waiting_ends_with_any_other_verdict() {
+        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
+        s.record("lab", "t", "a", &waiting());
+        assert!(s.steps("lab", "t")["a"].waiting_since.is_some());
+        s.record("lab", "t", "a", &failed());
+        assert!(s.steps("lab", "t")["a"].waiting_since.is_none());
+        s.record("lab", "t", "a", &waiting());
+        s.record("lab", "t", "a", &Outcome::Blocked { reason: "b".into() });
+        assert!(s.steps("lab", "t")["a"].waiting_since.is_none());
+    }
+
+    #[test]
+    fn a_check_judged_before_a_reset_is_not_recorded() {
+        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
+        let before = s.target("lab", "t");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.reset("lab", "t", Some("a"));
+        assert!(!s.record_from("lab", "t", &before, "a", &pass()));
+        assert!(!s.steps("lab", "t").contains_key("a"));
+        // Judged after the reset: recorded.
+        let before = s.target("lab", "t");
+        assert!(s.record_from("lab", "t", &before, "a", &pass()));
+        assert_eq!(s.steps("lab", "t")["a"].status, Status::Done);
+    }
+
+    #[test]
+    fn a_target_moved_to_a_new_key_stays_moved_after_other_saves() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        let old = "http://127.0.0.1:4100/l/ada/v1";
+        let new = "http://127.0.0.1:4200/l/ada/v1";
+        let mut before = ProgressStore::load(&path);
+        before.record("lab", old, "store", &pass());
+        before.save().expect("save");
+        let mut mover = ProgressStore::load(&path);
+        assert!(
+            mover
+                .move_target("lab", |k| k.ends_with("/l/ada/v1"), new)
+                .expect("move")
+        );
+        let now = ProgressStore::load(&path);
+        assert_eq!(now.steps("lab", new)["store"].status, Status::Done);
+        assert!(now.steps("lab", old).is_empty(), "moved, not copied");
+        // Once the new key has records, nothing moves again.
+        let mut other = ProgressStore::load(&path);
+        other.record("lab", old, "token", &pass());
+        other.save().expect("save");
+        assert!(
+            !ProgressStore::load(&path)
+                .move_target("lab", |k| k == old, new)
+                .expect("no move")
+        );
+    }
+
+    #[test]
+    fn two_processes_saving_keep_each_others_work() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        // The TUI and a `dicomlab check` load the same file.
+        let mut tui = ProgressStore::load(&path);
+        let mut cli = ProgressStore::load(&path);
+        tui.record("lab", "t", "token", &pass());
+        tui.save().expect("save");
+        cli.record("lab", "t", "store", &pass());
+        cli.record("lab", "t", "token", &failed());
+        cli.save().expect("save");
+        let now = ProgressStore::load(&path);
+        let steps = now.steps("lab", "t");
+        assert_eq!(steps["store"].status, Status::Done);
+        // Done on either side is done.
+        assert_eq!(steps["token"].status, Status::Done);
+        // A reset in one process beats the other's older record, even a done one.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        tui.reset("lab", "t", Some("store"));
+        tui.save().expect("save");
+        cli.record("lab", "t", "store", &pass());
+        cli.save().expect("save");
+        let now = ProgressStore::load(&path);
+        assert!(!now.steps("lab", "t").contains_key("store"));
+        assert!(now.target("lab", "t").since("store").is_some());
+        // After it, a new record counts.
+        cli.record("lab", "t", "store", &pass());
+        cli.save().expect("save");
+        assert_eq!(
+            ProgressStore::load(&path).steps("lab", "t")["store"].status,
+            Status::Done
+        );
+        // The checks' own requests: the union.
+        let own = |p: &str| OwnRequest {
+            at: "2026-11-30T14:00:00Z".into(),
+            method: "GET".into(),
+            path: p.into(),
+        };
+        tui.own("lab", "t", vec![own("/v1/a")]);
+        cli.own("lab", "t", vec![own("/v1/b")]);
+        tui.save().expect("save");
+        cli.save().expect("save");
+        assert_eq!(ProgressStore::load(&path).target("lab", "t").own.len(), 2);
+    }
+
+    #[test]
+    fn a_version_1_file_is_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        std::fs::write(&path, r#"{"version":1,"labs":{"dicom-service":{"practice":{"store-samples":{"status":"done","attempts":2,"first":"2026-11-01T10:00:00Z","last":"2026-11-01T10:05:00Z"}}}}}"#).expect("write");
+        let s = ProgressStore::load(&path);
+        assert!(s.warning.is_none(), "{:?}", s.warning);
+        assert_eq!(
+            s.steps("dicom-service", "practice")["store-samples"].status,
+            Status::Done
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_moved_aside() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        for bad in [&b"{ not json"[..], &[0xff, 0xfe, 0x00, 0x13][..]] {
+            std::fs::write(&path, bad).expect("write");
+            let s = ProgressStore::load(&path);
+            assert!(s.warning.as_deref().is_some_and(|w| w.contains("moved")));
+        }
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+            .collect();
+        assert!(!aside.is_empty());
+    }
+
+    #[test]
+    fn dicomlabs_own_exchanges_are_bounded() {
+        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
+        for i in 0..(MAX_DID + 10) {
+            s.did(
+                "lab",
+                "t",
+                Attempt {
+                    at: "2026-11-30T14:00:00Z".into(),
+                    method: "GET".into(),
+                    url: format!("/v1/studies?n={i}"),
+                    status: 200,
+                    source: Source::Dicomlab,
+                    tool: None,
+                    detail: None,
+                    parsed: Default::default(),
+                    principal: None,
+                },
+            );
+        }
+        let t = s.target("lab", "t");
+        assert_eq!(t.did.len(), MAX_DID);
+        assert!(
+            t.did
+                .last()
+                .is_some_and(|a| a.url.ends_with(&format!("n={}", MAX_DID + 9)))
+        );
+    }
+}
