@@ -433,7 +433,7 @@ async fn an_unreachable_service_or_token_host_is_said_once() {
 
 #[tokio::test]
 async fn a_base_url_with_a_data_partition_is_used() {
-    // The practice service keeps partitions off (contract §1.2): the data routes go to the partition
+    // The practice service keeps partitions off (docs/contract.md §1.2): the data routes go to the partition
     // and are refused as Azure refuses them; the change feed stays at the versioned base and answers.
     let svc = service(ServiceConfig::default()).await;
     let mut p = profile_for(&svc);

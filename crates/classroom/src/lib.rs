@@ -14,19 +14,19 @@
 //!   (`channel.rs`: its input parser and bounded writer);
 //!   `lab_tui.rs`: that program, the lab's TUI; `values.rs`: the learner's values (what Postman needs).
 
-pub mod channel;
+mod channel;
 pub mod dashboard;
 pub mod folder;
 pub mod front;
-pub mod gate;
+mod gate;
 pub mod lab_tui;
 pub mod names;
-pub mod rate;
+mod rate;
 pub mod room;
 pub mod ssh;
-pub mod tenants;
-pub mod values;
-pub mod verdicts;
+mod tenants;
+mod values;
+mod verdicts;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

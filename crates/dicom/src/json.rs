@@ -1,4 +1,4 @@
-//! DICOM JSON (PS3.18 F.2) written the way the real service's fo-dicom writer does (contract §3.4): keys are
+//! DICOM JSON (PS3.18 F.2) written the way the real service's fo-dicom writer does (docs/contract.md §3.4): keys are
 //! upper-case 8-hex tags in ascending order, empty elements are `{"vr":"XX"}`, PN values are objects with
 //! `Alphabetic`, IS/DS become numbers when they parse, and bulk VRs are left out (metadata never has them).
 

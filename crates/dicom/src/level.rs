@@ -1,5 +1,5 @@
 //! The three levels of the DICOM model — study, series, instance — as the lab file writes them
-//! (`level = "series"`), the tag API answers them (`"study"`, contract §8.4) and QIDO's routes name
+//! (`level = "series"`), the tag API answers them (`"study"`, docs/contract.md §8.4) and QIDO's routes name
 //! them (`/studies`, `/series`, `/instances`).
 
 use serde::{Deserialize, Serialize};

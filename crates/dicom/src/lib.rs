@@ -1,12 +1,12 @@
 //! DICOM helpers shared by the practice service, the client and the checks: the bounded Part 10 reader,
-//! UID rules, VR validation, the DICOM JSON writer (fo-dicom's rules, contract §3.4), attribute names,
+//! UID rules, VR validation, the DICOM JSON writer (fo-dicom's rules, docs/contract.md §3.4), attribute names,
 //! the lab's sample files, multipart bodies, the service's roles, and text made safe for a terminal.
 
 /// Hostile DICOM files built byte by byte: test support, never in the release binary.
 #[cfg(any(test, feature = "test-support"))]
 pub mod hostile;
 pub mod json;
-pub mod level;
+mod level;
 pub mod multipart;
 pub mod reader;
 pub mod role;

@@ -1,4 +1,4 @@
-//! The lab's three sample instances (contract §0.1), produced by code: the same Study, Series and SOP
+//! The lab's three sample instances (docs/contract.md §0.1), produced by code: the same Study, Series and SOP
 //! Instance UIDs and attributes as the official download, 979×985 RGB secondary-capture images of a red
 //! triangle, a green square and a blue circle. Checks work by UID, so either set passes them.
 //!

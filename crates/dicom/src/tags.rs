@@ -26,7 +26,7 @@ pub fn resolve(name: &str) -> Option<Attribute> {
         Some(t) => t,
         None => {
             let entry = StandardDataDictionary.by_name(name)?;
-            // by_name is exact already, but keep the case rule explicit (contract §5.3).
+            // by_name is exact already, but keep the case rule explicit (docs/contract.md §5.3).
             if entry.alias() != name {
                 return None;
             }

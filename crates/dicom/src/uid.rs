@@ -1,4 +1,4 @@
-//! UID syntax as the service checks it (contract §3.6): digits and dots only, at most 64 characters after
+//! UID syntax as the service checks it (docs/contract.md §3.6): digits and dots only, at most 64 characters after
 //! trailing spaces (and NUL padding) are trimmed, ending in a digit.
 
 /// Trims the padding DICOM allows at the end of a UI value.

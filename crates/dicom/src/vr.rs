@@ -1,6 +1,6 @@
 //! Value checks per VR, in the spirit of fo-dicom's validators that the real service runs on indexed
 //! attributes (v1) and on every attribute (v2). Messages follow the `DICOM100: (gggg,eeee) - Content "…"
-//! does not validate VR XX: …` form of contract §3.4.
+//! does not validate VR XX: …` form of docs/contract.md §3.4.
 
 use dicom_core::VR;
 
@@ -169,7 +169,7 @@ pub fn is_valid_time(v: &str) -> bool {
     }
 }
 
-/// `yyyy[MM[dd[HH[mm[ss[.ffffff]]]]]][&ZZXX]` (contract §5.3 for the query form, which refuses an offset).
+/// `yyyy[MM[dd[HH[mm[ss[.ffffff]]]]]][&ZZXX]` (docs/contract.md §5.3 for the query form, which refuses an offset).
 pub fn is_valid_datetime(v: &str) -> bool {
     let (body, zone) = match v.find(['+', '-']) {
         Some(i) => (&v[..i], Some(&v[i + 1..])),
@@ -199,7 +199,7 @@ pub fn is_valid_datetime(v: &str) -> bool {
     })
 }
 
-/// VRs an extended query tag may have (contract §8.2).
+/// VRs an extended query tag may have (docs/contract.md §8.2).
 pub const EQT_VRS: &[VR] = &[
     VR::AE,
     VR::AS,
@@ -221,7 +221,7 @@ pub const EQT_VRS: &[VR] = &[
     VR::US,
 ];
 
-/// VRs whose values are bulk data: never in metadata (contract §4.6).
+/// VRs whose values are bulk data: never in metadata (docs/contract.md §4.6).
 pub fn is_bulk(vr: VR) -> bool {
     matches!(
         vr,

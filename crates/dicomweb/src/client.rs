@@ -291,7 +291,7 @@ impl DicomWebClient {
         &self.auth
     }
 
-    /// `{base}/{path}`. With a data partition in the base URL (`…/v1/partitions/{name}`, contract §1.2),
+    /// `{base}/{path}`. With a data partition in the base URL (`…/v1/partitions/{name}`, docs/contract.md §1.2),
     /// the change feed, extended query tags and operations stay at the versioned base: they are the
     /// service's, not a partition's.
     pub fn url(&self, path: &str) -> String {

@@ -6,10 +6,10 @@
 
 pub mod auth;
 pub mod client;
-pub mod exchange;
+mod exchange;
 pub mod ledger;
 pub mod loganalytics;
-pub mod multipart;
+mod multipart;
 pub mod routes;
 
 pub use auth::{AuthConfig, Claims, Secret, Token, TokenError, TokenVersion};
@@ -19,7 +19,7 @@ pub use ledger::{Ledger, OwnRequest};
 pub use loganalytics::{LogError, LogReader, LogTable};
 pub use routes::{BaseUrl, InstanceRef, Retrieve};
 
-/// Compares JSON names and enum values the way the contract asks (§12): without case.
+/// Compares JSON names and enum values the way docs/contract.md §12 asks: without case.
 pub fn eq_ci(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
@@ -32,7 +32,7 @@ pub fn get_ci<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json
         .map(|(_, v)| v)
 }
 
-/// GUIDs compared with or without dashes, in any case (contract §8.6).
+/// GUIDs compared with or without dashes, in any case (docs/contract.md §8.6).
 pub fn same_guid(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         s.chars()

@@ -71,7 +71,7 @@ impl BaseUrl {
     }
 
     /// The versioned base without the partition: the change feed, tags and operations are the
-    /// service's, not a partition's (contract §1.2).
+    /// service's, not a partition's (docs/contract.md §1.2).
     pub fn service(&self) -> &str {
         &self.raw[..self.partition_at.unwrap_or(self.raw.len())]
     }

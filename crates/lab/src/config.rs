@@ -160,7 +160,7 @@ impl Profile {
             } else {
                 let parsed = dicomlab_dicomweb::BaseUrl::parse(b);
                 if let Some(name) = parsed.partition() {
-                    // A data partition (contract §1.2): …/v1/partitions/{name}.
+                    // A data partition (docs/contract.md §1.2): …/v1/partitions/{name}.
                     if parsed.version().is_none() {
                         out.push(
                             "a partition goes after the version: …/v1/partitions/{name}".into(),

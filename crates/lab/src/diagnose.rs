@@ -159,7 +159,7 @@ pub fn diagnose_answer(place: Place<'_>, a: &Answer) -> String {
     )
 }
 
-/// A STOW 409 read through its FailureReason codes (contract §3.5).
+/// A STOW 409 read through its FailureReason codes (docs/contract.md §3.5).
 fn stow_conflict(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let reasons: Vec<u64> = v
@@ -186,7 +186,7 @@ fn stow_conflict(body: &str) -> String {
     }
 }
 
-/// What a STOW FailureReason or WarningReason code means (contract §3.5), in the learner's words.
+/// What a STOW FailureReason or WarningReason code means (docs/contract.md §3.5), in the learner's words.
 pub fn reason_text(code: u64) -> &'static str {
     match code {
         45070 => {

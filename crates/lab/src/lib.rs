@@ -9,15 +9,15 @@ pub mod actions;
 pub mod checks;
 pub mod clock;
 pub mod config;
-pub mod dataset;
-pub mod diagnose;
+mod dataset;
+mod diagnose;
 pub mod engine;
 pub mod evidence;
 pub mod model;
 pub mod postman;
 pub mod progress;
 pub mod report;
-pub mod request;
+mod request;
 pub mod targets;
 pub mod watch;
 

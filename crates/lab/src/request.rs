@@ -91,7 +91,7 @@ pub struct RequestPattern {
     pub query: Vec<(String, String)>,
 }
 
-/// The methods the service has routes for (contract §2): a pattern with another could never match.
+/// The methods the service has routes for (docs/contract.md §2): a pattern with another could never match.
 const METHODS: [&str; 4] = ["GET", "POST", "PATCH", "DELETE"];
 
 impl RequestPattern {

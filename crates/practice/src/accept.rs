@@ -1,4 +1,4 @@
-//! Accept header rules (contract §1.3, §4.2). A missing Accept is not `*/*` for STOW, QIDO, metadata and
+//! Accept header rules (docs/contract.md §1.3, §4.2). A missing Accept is not `*/*` for STOW, QIDO, metadata and
 //! WADO: the service answers 406.
 
 use axum::http::{HeaderMap, header};

@@ -1,4 +1,4 @@
-//! Authentication and authorization like Azure's (contract §2): a token endpoint that imitates Azure AD's
+//! Authentication and authorization like Azure's (docs/contract.md §2): a token endpoint that imitates Azure AD's
 //! client-credentials flow (v1 `resource`, v2 `scope`) and issues signed JWTs, and per-client role
 //! assignments that can change while the service runs — like Azure RBAC, the role is looked up on every
 //! request, so granting "DICOM Data Owner" turns the learner's 403 into 200 without a new token.
@@ -35,7 +35,7 @@ fn known_resource(r: &str) -> Option<&'static str> {
 
 pub use dicomlab_dicom::role::Role;
 
-/// Whether `role` allows `action` (contract §2.2).
+/// Whether `role` allows `action` (docs/contract.md §2.2).
 fn allows(role: Role, action: Action) -> bool {
     match role {
         Role::DataOwner => true,
@@ -44,7 +44,7 @@ fn allows(role: Role, action: Action) -> bool {
     }
 }
 
-/// The data actions of contract §2.2.
+/// The data actions of docs/contract.md §2.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Read,

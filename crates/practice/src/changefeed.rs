@@ -1,4 +1,4 @@
-//! Change feed (contract §7): v1 pages by sequence window, v2 by rows in time order with a time window.
+//! Change feed (docs/contract.md §7): v1 pages by sequence window, v2 by rows in time order with a time window.
 //! Entries are immutable and never renumbered; their state is derived from what is stored now.
 
 use axum::Json;
@@ -178,7 +178,7 @@ pub async fn feed(
     } else {
         let offset = p.int("offset", 0, 0, i64::MAX)?;
         let limit = p.int("limit", 10, 1, 100)?;
-        // v1: a window of sequence numbers, offset < sequence <= offset + limit (contract §7.2).
+        // v1: a window of sequence numbers, offset < sequence <= offset + limit (docs/contract.md §7.2).
         let upper = offset.saturating_add(limit);
         svc.db(move |s| {
             read_rows(

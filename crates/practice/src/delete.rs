@@ -1,4 +1,4 @@
-//! DELETE of a study, series or instance (contract §6): 204, then 404; each deleted instance adds a
+//! DELETE of a study, series or instance (docs/contract.md §6): 204, then 404; each deleted instance adds a
 //! `Delete` change-feed entry; files are removed after the index commits.
 
 use axum::extract::{Path, State};

@@ -1,4 +1,4 @@
-//! Extended query tags and operations (contract §8): add (202 + operation), a background re-index over the
+//! Extended query tags and operations (docs/contract.md §8): add (202 + operation), a background re-index over the
 //! stored instances, list / get / PATCH QueryStatus / delete / errors, and `GET /operations/{id}`.
 
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use dicomlab_dicom::json::{parse_tag_key, tag_key};
 use dicomlab_dicom::tags::{self as dtags, resolve};
 use dicomlab_dicom::vr::{EQT_VRS, check_str};
 
-/// The most tags the service holds (contract §8.3).
+/// The most tags the service holds (docs/contract.md §8.3).
 pub const MAX_TAGS: i64 = 128;
 
 /// An extended query tag as the index holds it.
@@ -74,7 +74,7 @@ pub fn all_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
     Ok(read_tags(&*svc.db.lock()?, "ORDER BY key", &[])?)
 }
 
-/// Tags that new instances are indexed on (adding or ready, contract §8.7).
+/// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7).
 pub fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
     Ok(read_tags(
         &*svc.db.lock()?,
@@ -84,7 +84,7 @@ pub fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
 }
 
 /// At start-up: operations a previous run left running have failed; their tags are abandoned `adding`
-/// rows that a new add may replace (contract §8.3).
+/// rows that a new add may replace (docs/contract.md §8.3).
 pub fn recover_interrupted(db: &Db) -> Result<(), DbError> {
     let mut c = db.lock()?;
     let tx = c.transaction()?;
@@ -415,7 +415,7 @@ pub async fn add(
     }
 }
 
-/// Indexes the stored instances on the operation's tags, then marks them ready (contract §8.7).
+/// Indexes the stored instances on the operation's tags, then marks them ready (docs/contract.md §8.7).
 async fn reindex(svc: SharedService, op: String) {
     let started = Instant::now();
     let min = svc.config.reindex_min_duration;
@@ -752,7 +752,7 @@ pub async fn operation(
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     caller.require(&svc, Action::Read)?;
-    // A non-GUID id binds as the all-zero GUID: unknown, 404 with an empty body (contract §8.6).
+    // A non-GUID id binds as the all-zero GUID: unknown, 404 with an empty body (docs/contract.md §8.6).
     let Ok(guid) = uuid::Uuid::parse_str(id.trim()) else {
         return Err(ApiError::empty(StatusCode::NOT_FOUND));
     };

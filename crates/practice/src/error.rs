@@ -1,4 +1,4 @@
-//! Errors as the service answers them (contract §9.2): plain text with one message, or an empty body where
+//! Errors as the service answers them (docs/contract.md §9.2): plain text with one message, or an empty body where
 //! the real service sends none (401, 406 from the Accept filter, operation 404, 204, 304).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -55,11 +55,11 @@ impl ApiError {
         self
     }
 
-    /// A query parameter that does not validate (contract §9.2 form).
+    /// A query parameter that does not validate (docs/contract.md §9.2 form).
     pub fn bad_query_param(name: &str, reason: &str) -> Self {
         Self::bad_request(format!("The query parameter '{name}' is invalid. {reason}"))
     }
-    /// A UID in the path that does not validate (contract §4.5 form).
+    /// A UID in the path that does not validate (docs/contract.md §4.5 form).
     pub fn bad_uid(element: &str, value: &str) -> Self {
         Self::bad_request(format!(
             "Dicom element '{element}' failed validation for VR 'UI': DICOM Identifier is invalid. Value length should not exceed the maximum length of 64 characters. Value should contain characters in '0'-'9' and '.'. Each component must start with non-zero number. Value: '{value}'"

@@ -1,4 +1,4 @@
-//! What the service can search on and how values are normalised for matching (contract §5.2–5.3, §8.8):
+//! What the service can search on and how values are normalised for matching (docs/contract.md §5.2–5.3, §8.8):
 //! string VRs match exactly but without case, PN also without accents, dates compare as text in
 //! `yyyyMMdd` form, numbers as numbers.
 
@@ -88,7 +88,7 @@ pub fn normalise(vr: VR, raw: &str) -> (Option<String>, Option<f64>) {
     }
 }
 
-/// The value to index for `tag` in a stored instance's metadata (first value only, contract §8.7).
+/// The value to index for `tag` in a stored instance's metadata (first value only, docs/contract.md §8.7).
 pub fn index_value(
     metadata: &Map<String, Value>,
     tag: Tag,

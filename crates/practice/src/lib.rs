@@ -1,31 +1,31 @@
 //! The practice service: a local DICOM service that answers like Azure Health Data Services' DICOM service
-//! (contract `azure-dicom-api.md`), so the whole lab runs offline and the tests run against a real server.
+//! (docs/contract.md), so the whole lab runs offline and the tests run against a real server.
 //! `dicomlab serve` runs it; [`start`] runs it in-process on a loopback port (the TUI and the tests).
 
-pub mod accept;
-pub mod admin_guard;
-pub mod audit;
+mod accept;
+mod admin_guard;
+mod audit;
 pub mod auth;
-pub mod blobs;
-pub mod budget;
-pub mod changefeed;
+mod blobs;
+mod budget;
+mod changefeed;
 pub mod cors;
-pub mod datadir;
+mod datadir;
 pub mod db;
-pub mod delete;
-pub mod eqt;
-pub mod error;
+mod delete;
+mod eqt;
+mod error;
 pub mod identity;
 pub mod index;
-pub mod kql;
-pub mod minimum;
-pub mod multipart;
+mod kql;
+mod minimum;
+mod multipart;
 pub mod qido;
 pub mod server;
-pub mod stow;
+mod stow;
 pub mod transcode;
-pub mod uids;
-pub mod wado;
+mod uids;
+mod wado;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ pub struct ServiceConfig {
     /// A re-index takes at least this long, so learners can watch the operation run (Azure's take
     /// seconds to minutes). Tests set it to zero.
     pub reindex_min_duration: Duration,
-    /// Largest accepted request body; larger gets 413 (contract §3.2: 2 GiB).
+    /// Largest accepted request body; larger gets 413 (docs/contract.md §3.2: 2 GiB).
     pub max_request_bytes: u64,
     /// Bytes the stored instances may take in all (`None`: no limit, as Azure). A classroom gives each
     /// learner's service one, so that one learner cannot fill the instructor's disk; a store beyond it
@@ -172,7 +172,7 @@ pub struct Service {
     pub config: ServiceConfig,
     /// `http://127.0.0.1:PORT`, used when a request has no Host header.
     pub default_origin: String,
-    /// Serialises the start of re-index operations (one at a time, contract §8.3).
+    /// Serialises the start of re-index operations (one at a time, docs/contract.md §8.3).
     pub reindex_gate: tokio::sync::Mutex<()>,
     /// Bounds the CPU of rendering and frame extraction (`ServiceConfig::heavy_jobs`, or shared).
     pub heavy: Arc<tokio::sync::Semaphore>,
@@ -533,7 +533,7 @@ pub fn forwarded_prefix(headers: &HeaderMap) -> Option<&str> {
     valid.then_some(p)
 }
 
-/// The API version of a route, from its first path segment (contract §1.1).
+/// The API version of a route, from its first path segment (docs/contract.md §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiVersion {
     pub v2: bool,

@@ -1,5 +1,5 @@
 //! Azure's "minimum validator": the checks v1 makes on every indexed attribute of a stored instance, and
-//! v2 on its core tags (contract §3.6). They look at the first value only, and say why in their own words:
+//! v2 on its core tags (docs/contract.md §3.6). They look at the first value only, and say why in their own words:
 //! `Dicom element 'PatientID' failed validation for VR 'LO': Value contains invalid character.`
 //!
 //! Two levels, as upstream: `Strict` (v1) keeps trailing NUL bytes, so a NUL anywhere is an invalid

@@ -71,7 +71,7 @@ impl Drop for ReceivedPart {
 
 /// Receives a part: small parts stay in memory (written to their blob path only once validated, by the
 /// store step); a part that grows past `KEEP_IN_MEMORY` spills to its blob path and streams from there.
-/// The 128-byte preamble is zeroed on the way (contract §3.2).
+/// The 128-byte preamble is zeroed on the way (docs/contract.md §3.2).
 struct PartWriter {
     part: ReceivedPart,
     memory: Vec<u8>,
@@ -211,7 +211,7 @@ pub async fn receive_single(body: Body, intake: &Intake<'_>) -> Result<ReceivedP
     writer.finish().await
 }
 
-/// The media type of a part, lower-cased, parameters included (compared exactly, contract §3.2).
+/// The media type of a part, lower-cased, parameters included (compared exactly, docs/contract.md §3.2).
 fn part_type(headers: &[(String, String)]) -> Option<String> {
     multipart::header(headers, "content-type").map(|s| s.trim().to_ascii_lowercase())
 }

@@ -1,4 +1,4 @@
-//! QIDO-RS (contract §5): six routes, the searchable attributes per level plus ready extended query tags,
+//! QIDO-RS (docs/contract.md §5): six routes, the searchable attributes per level plus ready extended query tags,
 //! exact / fuzzy (PN) / range (DA, DT, TM) matching, `includefield`, `limit` / `offset`, 204 on no match,
 //! 400 on anything the real service refuses, and its v1 / v2 default attribute sets. A study's (series')
 //! attributes are its latest values, in filters and in results, as upstream keeps them per study.
@@ -82,7 +82,7 @@ fn all_set(level: Level) -> Vec<Tag> {
     v
 }
 
-/// Which levels' sets a route returns (contract §5.5).
+/// Which levels' sets a route returns (docs/contract.md §5.5).
 fn returned_levels(route: &Route) -> Vec<Level> {
     match (route.result, route.study.is_some()) {
         (Level::Study, _) => vec![Level::Study],
@@ -346,7 +346,7 @@ fn invalid_date(v: &str, name: &str) -> ApiError {
     ))
 }
 
-/// The filter for one attribute value, by VR (contract §5.3, §8.8).
+/// The filter for one attribute value, by VR (docs/contract.md §5.3, §8.8).
 fn condition(tag: Tag, vr: VR, raw: &str, fuzzy: bool, name: &str) -> ApiResult<Cond> {
     let key = tag_number(tag);
     let v = raw.trim();

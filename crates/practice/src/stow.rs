@@ -1,4 +1,4 @@
-//! STOW-RS (contract §3): `POST /v{n}/studies[/{study}]`, single-part `application/dicom` or
+//! STOW-RS (docs/contract.md §3): `POST /v{n}/studies[/{study}]`, single-part `application/dicom` or
 //! `multipart/related`, streamed to disk, validated like the real service (v1: required and indexed tags;
 //! v2: required tags fail, the rest are dropped with warnings) and stored atomically.
 
@@ -26,7 +26,7 @@ use dicomlab_dicom::reader::{self, Refusal, Scan};
 use dicomlab_dicom::uid::{is_valid_uid, trim_uid};
 use dicomlab_dicom::vr;
 
-/// Failure and warning reasons of contract §3.5.
+/// Failure and warning reasons of docs/contract.md §3.5.
 pub mod reason {
     pub const PROCESSING_FAILURE: u16 = 272;
     pub const VALIDATION_FAILED: u16 = 43264;

@@ -12,7 +12,7 @@ pub struct UidPath {
 }
 
 impl UidPath {
-    /// 400 with the service's message for the first UID that does not validate (contract §4.5).
+    /// 400 with the service's message for the first UID that does not validate (docs/contract.md §4.5).
     pub fn validate(&self) -> ApiResult<()> {
         for (name, v) in [
             ("StudyInstanceUid", Some(&self.study)),

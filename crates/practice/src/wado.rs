@@ -1,4 +1,4 @@
-//! WADO-RS (contract §4): study / series / instance retrieval streamed from disk (single part or
+//! WADO-RS (docs/contract.md §4): study / series / instance retrieval streamed from disk (single part or
 //! multipart/related), metadata with unquoted ETags and 304, frames (1-based), and rendered PNG / JPEG
 //! decoded from the pixel data. A single instance or its frames asked for in another transfer syntax are
 //! transcoded as Azure does (`transcode.rs`: Explicit VR Little Endian ↔ JPEG 2000 lossless, files up to
@@ -29,7 +29,7 @@ use dicomlab_dicom::reader;
 /// Explicit VR Little Endian: the default transfer syntax of WADO.
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const JPEG2000: &str = transcode::JPEG2000_LOSSLESS;
-/// Files above this size are not transcoded or rendered (contract §4.2).
+/// Files above this size are not transcoded or rendered (docs/contract.md §4.2).
 const RENDER_LIMIT: u64 = 100 * 1024 * 1024;
 
 /// A stored instance, as retrieval needs it.
@@ -154,7 +154,7 @@ fn not_acceptable_retrieve() -> ApiError {
     )
 }
 
-/// Picks the first acceptable media range, by descending q (contract §4.2). The first descriptor is the
+/// Picks the first acceptable media range, by descending q (docs/contract.md §4.2). The first descriptor is the
 /// route's own media type (what `type="*/*"` and `*/*` stand for).
 fn choose(
     ranges: &[MediaRange],
@@ -589,7 +589,7 @@ fn bad_frames() -> ApiError {
     )
 }
 
-/// `1,3` → `[1, 3]`; 0, negatives and garbage are 400 (contract §4.3).
+/// `1,3` → `[1, 3]`; 0, negatives and garbage are 400 (docs/contract.md §4.3).
 fn parse_frames(s: &str) -> ApiResult<Vec<u32>> {
     let frames: Vec<u32> = s
         .split(',')

@@ -14,13 +14,13 @@
 //! ARCHITECTURE.md walks one key press through these files.
 
 pub mod app;
-pub mod app_commands;
+mod app_commands;
 pub mod component;
-pub mod graphics;
+mod graphics;
 pub mod keys;
 pub mod runtime;
 pub mod screens;
-pub mod terminal;
+mod terminal;
 pub mod theme;
 pub mod view;
 pub mod viewer;
