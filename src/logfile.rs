@@ -8,10 +8,10 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 /// The longest line kept; a longer one is cut and ends with `…`.
-pub const MAX_LINE: usize = 4096;
+pub(crate) const MAX_LINE: usize = 4096;
 
 /// The log file's writer (give it to `tracing_appender::non_blocking`).
-pub struct CappedFile {
+pub(crate) struct CappedFile {
     path: PathBuf,
     cap: u64,
     len: u64,
@@ -20,7 +20,7 @@ pub struct CappedFile {
 
 impl CappedFile {
     /// Appends to `path` (made 0600), rotating at `cap` bytes.
-    pub fn open(path: PathBuf, cap: u64) -> io::Result<CappedFile> {
+    pub(crate) fn open(path: PathBuf, cap: u64) -> io::Result<CappedFile> {
         let file = open_private(&path)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(CappedFile {
@@ -32,7 +32,7 @@ impl CappedFile {
     }
 
     /// The file before the current one.
-    pub fn previous(&self) -> PathBuf {
+    pub(crate) fn previous(&self) -> PathBuf {
         let mut name = self.path.as_os_str().to_owned();
         name.push(".1");
         PathBuf::from(name)

@@ -6,7 +6,7 @@ use dicomlab_lab::targets::roles::RoleError;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CommandError {
+pub(crate) enum CommandError {
     #[error(transparent)]
     Admin(#[from] RoleError),
     #[error("{0}")]

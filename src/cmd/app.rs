@@ -11,7 +11,7 @@ use super::admin::{Admin, CommandError};
 
 /// `dicomlab app …`
 #[derive(Args, Debug)]
-pub struct AppCommand {
+pub(crate) struct AppCommand {
     /// The practice service's origin or base URL.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8042")]
     service: String,
@@ -88,7 +88,7 @@ impl AppCommand {
             .ok_or_else(|| CommandError::Other(format!("{} has no lab client", admin.origin())))
     }
 
-    pub async fn run(self) -> Result<(), CommandError> {
+    pub(crate) async fn run(self) -> Result<(), CommandError> {
         let admin = Admin::new(&self.service);
         match &self.action {
             AppAction::Show => {

@@ -10,7 +10,7 @@ use dicomlab_practice::cors::CorsConfig;
 
 /// `dicomlab cors …`
 #[derive(Args, Debug)]
-pub struct CorsCommand {
+pub(crate) struct CorsCommand {
     /// The practice service's origin or base URL.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8042")]
     service: String,
@@ -30,7 +30,7 @@ enum CorsAction {
 
 /// The fields of the CORS blade.
 #[derive(Args, Debug, Clone, Default)]
-pub struct CorsFields {
+pub(crate) struct CorsFields {
     /// An allowed origin, scheme://host[:port] (e.g. http://127.0.0.1:3000), or * for any. Repeat it,
     /// or separate with commas.
     #[arg(long = "origin", value_delimiter = ',', required = true)]
@@ -63,7 +63,7 @@ impl CorsFields {
 
 /// `serve`'s CORS flags: when any is given, they replace the setting kept with the data.
 #[derive(Args, Debug, Clone, Default)]
-pub struct ServeCorsFlags {
+pub(crate) struct ServeCorsFlags {
     /// CORS: an allowed origin (scheme://host[:port], or *); repeat or separate with commas. Replaces
     /// the kept setting (`dicomlab cors` changes it while the service runs).
     #[arg(long = "cors-origin", value_delimiter = ',')]
@@ -84,7 +84,7 @@ pub struct ServeCorsFlags {
 
 impl ServeCorsFlags {
     /// The setting the flags give, if any flag was given.
-    pub fn config(&self) -> Option<CorsConfig> {
+    pub(crate) fn config(&self) -> Option<CorsConfig> {
         let any = !self.origins.is_empty()
             || !self.headers.is_empty()
             || !self.methods.is_empty()
@@ -108,7 +108,7 @@ fn shown(v: &serde_json::Value) -> String {
 }
 
 impl CorsCommand {
-    pub async fn run(self) -> Result<(), CommandError> {
+    pub(crate) async fn run(self) -> Result<(), CommandError> {
         let admin = Admin::new(&self.service);
         let answer = match &self.action {
             CorsAction::Show => admin.call(Method::GET, "/admin/cors", None).await?,

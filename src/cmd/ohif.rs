@@ -19,7 +19,7 @@ use dicomlab_practice::cors::CorsConfig;
 
 /// `dicomlab ohif`
 #[derive(Args, Debug)]
-pub struct OhifCommand {
+pub(crate) struct OhifCommand {
     /// A built OHIF: its dist/ folder, or an unpacked @ohif/app package. Default: @ohif/app 3.13.2,
     /// fetched with npm into --cache the first time.
     #[arg(long)]
@@ -221,7 +221,7 @@ fn ssh_hint(ssh_connection: &str, user: &str, ports: &[u16]) -> Option<String> {
 }
 
 impl OhifCommand {
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         config_path: Option<PathBuf>,
         profile: Option<String>,

@@ -102,12 +102,12 @@ impl io::Write for ChannelWriter {
 
 /// A terminal size (columns, rows) as one number, for an atomic; never 0 for a real size (both are at
 /// least 1).
-pub fn pack((w, h): (u16, u16)) -> u32 {
+pub(crate) fn pack((w, h): (u16, u16)) -> u32 {
     (u32::from(w) << 16) | u32::from(h)
 }
 
 /// The size [`pack`] made.
-pub fn unpack(v: u32) -> (u16, u16) {
+pub(crate) fn unpack(v: u32) -> (u16, u16) {
     ((v >> 16) as u16, (v & 0xffff) as u16)
 }
 

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The longest wait after a wrong code.
-pub const MAX_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(30);
 /// Clients (and learners' doors) remembered at most.
 const MAX_ADDRESSES: usize = 4096;
 /// A failure older than this is forgotten.
@@ -24,7 +24,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The client an address stands for, for every per-client limit (the gate, the request rate, the
 /// SSH logins).
-pub use dicomlab_practice::server::client;
+pub(crate) use dicomlab_practice::server::client;
 
 /// What a code opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +186,7 @@ const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
 /// Fills `buf` from the system's CSPRNG (aws-lc's); should it fail (no entropy source), from v4 UUIDs
 /// (the operating system's generator too).
-pub fn random_bytes(buf: &mut [u8]) {
+pub(crate) fn random_bytes(buf: &mut [u8]) {
     if aws_lc_rs::rand::fill(buf).is_err() {
         for chunk in buf.chunks_mut(8) {
             // The last 8 bytes of a v4 UUID: 62 random bits (the variant takes two).
@@ -225,12 +225,12 @@ fn grouped(chars: &str) -> String {
 }
 
 /// A new class code: three groups of four letters and digits without look-alikes (`kx7p-2mqa-h4rt`).
-pub fn new_code() -> String {
+pub(crate) fn new_code() -> String {
     grouped(&random_chars(12))
 }
 
 /// A learner's new personal code: two groups of four (`h4rt-2mqa`, about 40 bits).
-pub fn new_personal_code() -> String {
+pub(crate) fn new_personal_code() -> String {
     grouped(&random_chars(8))
 }
 
@@ -243,7 +243,7 @@ fn normalized(code: &str) -> String {
 }
 
 /// Whether `given` is the personal code `expected`, compared in constant time (length aside).
-pub fn same_personal_code(given: &str, expected: &str) -> bool {
+pub(crate) fn same_personal_code(given: &str, expected: &str) -> bool {
     use subtle::ConstantTimeEq;
     if given.len() > 64 {
         return false;
@@ -253,7 +253,7 @@ pub fn same_personal_code(given: &str, expected: &str) -> bool {
 }
 
 /// A self-reporting learner's new token (256 random bits, base64url).
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     use base64::Engine;
     let mut b = [0u8; 32];
     random_bytes(&mut b);
@@ -261,7 +261,7 @@ pub fn new_token() -> String {
 }
 
 /// What the classroom keeps of a token: its SHA-256, hex.
-pub fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
         .as_ref()
         .iter()
@@ -270,7 +270,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Whether `token` hashes to `hash`, in constant time.
-pub fn token_matches(token: &str, hash: &str) -> bool {
+pub(crate) fn token_matches(token: &str, hash: &str) -> bool {
     use subtle::ConstantTimeEq;
     if token.len() > 256 {
         return false;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Addresses remembered at most.
-pub const MAX_ADDRESSES: usize = 4096;
+pub(crate) const MAX_ADDRESSES: usize = 4096;
 
 struct Bucket {
     tokens: f64,

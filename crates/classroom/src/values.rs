@@ -21,7 +21,7 @@ use dicomlab_dicomweb::Secret;
 
 /// A learner's values as their laptop uses them (the public URLs).
 #[derive(Debug, Clone)]
-pub struct Values {
+pub(crate) struct Values {
     pub name: String,
     pub base_url: String,
     /// Before `/{tenant}/oauth2/token`: the learner's service root on the public port.
@@ -32,14 +32,13 @@ pub struct Values {
     pub client_id: String,
     pub client_secret: Secret,
     pub resource: String,
-    pub workspace_id: String,
     pub log_query_url: String,
     /// Their personal code, the SSH password (masked like the secret; never in the Postman file).
     pub personal_code: Option<Secret>,
 }
 
 impl Values {
-    pub fn of(env: &LearnerEnv) -> Values {
+    pub(crate) fn of(env: &LearnerEnv) -> Values {
         let authority = &env.public_authority;
         Values {
             name: env.name.to_string(),
@@ -51,7 +50,6 @@ impl Values {
             client_id: env.client_id.clone(),
             client_secret: env.client_secret.clone(),
             resource: env.resource.clone(),
-            workspace_id: env.workspace_id.clone(),
             log_query_url: format!(
                 "{authority}/loganalytics/v1/workspaces/{}/query",
                 env.workspace_id
@@ -61,7 +59,7 @@ impl Values {
     }
 
     /// With the learner's personal code.
-    pub fn with_code(mut self, code: Option<Secret>) -> Values {
+    pub(crate) fn with_code(mut self, code: Option<Secret>) -> Values {
         self.personal_code = code;
         self
     }
@@ -86,7 +84,7 @@ impl Values {
 
     /// The workshop's Postman environment, filled with these values (as `dicomlab postman export`
     /// writes it: `clientSecret` typed secret).
-    pub fn postman_environment(&self) -> String {
+    pub(crate) fn postman_environment(&self) -> String {
         dicomlab_lab::postman::environment(&dicomlab_lab::postman::Variables {
             label: self.name.clone(),
             base_url: self.base_url.clone(),
@@ -101,7 +99,7 @@ impl Values {
 }
 
 /// The screen's state.
-pub struct ValuesScreen {
+pub(crate) struct ValuesScreen {
     pub values: Values,
     pub selected: usize,
     pub reveal: bool,
@@ -109,13 +107,13 @@ pub struct ValuesScreen {
 }
 
 /// What happens.
-pub enum Msg {
+pub(crate) enum Msg {
     Key(KeyEvent),
 }
 
 /// What to do.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Effect {
+pub(crate) enum Effect {
     /// Put this text on the learner's clipboard (OSC 52).
     Copy(String),
     /// Back to the lab.
@@ -123,7 +121,7 @@ pub enum Effect {
     Quit,
 }
 
-pub fn update(s: &mut ValuesScreen, msg: Msg) -> Vec<Effect> {
+pub(crate) fn update(s: &mut ValuesScreen, msg: Msg) -> Vec<Effect> {
     let Msg::Key(k) = msg;
     if k.kind != KeyEventKind::Press {
         return Vec::new();
@@ -154,7 +152,7 @@ pub fn update(s: &mut ValuesScreen, msg: Msg) -> Vec<Effect> {
     Vec::new()
 }
 
-pub fn view(s: &ValuesScreen, f: &mut Frame) {
+pub(crate) fn view(s: &ValuesScreen, f: &mut Frame) {
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(3),
@@ -224,7 +222,7 @@ pub fn view(s: &ValuesScreen, f: &mut Frame) {
 }
 
 /// The OSC 52 sequence that puts `text` on the terminal's clipboard.
-pub fn osc52(text: &str) -> String {
+pub(crate) fn osc52(text: &str) -> String {
     format!(
         "\x1b]52;c;{}\x07",
         base64::engine::general_purpose::STANDARD.encode(text)
@@ -232,7 +230,7 @@ pub fn osc52(text: &str) -> String {
 }
 
 /// The screen a learner sees once, at the login that gave them their personal code.
-pub fn code_view(name: &str, code: &Secret, f: &mut Frame) {
+pub(crate) fn code_view(name: &str, code: &Secret, f: &mut Frame) {
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let lines = vec![
         Line::from(Span::styled(
@@ -299,7 +297,7 @@ fn leave_remote_screen<W: Write>(term: &mut RatatuiTerminal<CrosstermBackend<W>>
 }
 
 /// Shows [`code_view`] until the learner presses Enter (the lab) or leaves.
-pub async fn show_code<E, W>(
+pub(crate) async fn show_code<E, W>(
     name: &str,
     code: &Secret,
     events: &mut E,
@@ -336,7 +334,7 @@ where
 
 /// What the learner chose on the values screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     /// Back to the lab.
     Lab,
     /// Leave (or the connection ended).
@@ -345,7 +343,7 @@ pub enum Choice {
 
 /// Shows the values screen on a terminal until the learner goes back to the lab or leaves; `size`
 /// follows resizes.
-pub async fn show<E, W>(
+pub(crate) async fn show<E, W>(
     values: Values,
     events: &mut E,
     out: &mut W,

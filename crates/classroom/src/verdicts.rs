@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Semaphore, watch};
 
@@ -21,14 +21,8 @@ use dicomlab_lab::progress::ProgressStore;
 /// Learners checked at once.
 const AT_ONCE: usize = 4;
 
-/// How long one learner's checks took, for the bench and the log.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    pub took: Duration,
-}
-
 /// Runs the checks until `stop`.
-pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let sessions: Arc<tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>> = Arc::default();
     let gate = Arc::new(Semaphore::new(AT_ONCE));
     // Learners whose check runs now: touched meanwhile, they are checked again after.
@@ -78,21 +72,20 @@ pub async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
 
 /// Checks one learner's steps against their service and keeps the verdicts; their TUI over SSH
 /// is told when the check ends, whatever it found (it waits for the room's word after `c`).
-pub async fn check_learner(
+pub(crate) async fn check_learner(
     core: &Core,
     sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
     name: &LearnerName,
-) -> Option<Timing> {
-    let timing = check_and_keep(core, sessions, name).await;
+) {
+    check_and_keep(core, sessions, name).await;
     core.verdicts_changed(name);
-    timing
 }
 
 async fn check_and_keep(
     core: &Core,
     sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
     name: &LearnerName,
-) -> Option<Timing> {
+) {
     let started = Instant::now();
     let session = {
         let mut s = sessions.lock().await;
@@ -101,7 +94,7 @@ async fn check_and_keep(
             None => {
                 let env = match core.join_env(name).await {
                     Some(e) => e,
-                    None => return None,
+                    None => return,
                 };
                 match Session::open(&env.profile(), None, None).await {
                     Ok(x) => {
@@ -111,18 +104,16 @@ async fn check_and_keep(
                     }
                     Err(e) => {
                         tracing::warn!(learner = %name, "cannot check: {e}");
-                        return None;
+                        return;
                     }
                 }
             }
         }
     };
     let path = core.folder.verdicts(name);
-    let mut store = {
-        let p = path.clone();
-        tokio::task::spawn_blocking(move || ProgressStore::load(&p))
-            .await
-            .ok()?
+    let p = path.clone();
+    let Ok(mut store) = tokio::task::spawn_blocking(move || ProgressStore::load(&p)).await else {
+        return;
     };
     let lab = &core.lab;
     let before = store.target(&lab.id, VERDICTS_KEY);
@@ -153,5 +144,4 @@ async fn check_and_keep(
     let took = started.elapsed();
     tracing::info!(learner = %name, ms = took.as_millis() as u64, "checked");
     core.changed();
-    Some(Timing { took })
 }

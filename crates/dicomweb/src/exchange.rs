@@ -29,7 +29,7 @@ pub struct Exchange {
 }
 
 /// Quotes a word for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
@@ -77,7 +77,7 @@ impl Exchange {
 }
 
 /// A body excerpt for display.
-pub fn excerpt(content_type: &str, body: &[u8]) -> String {
+pub(crate) fn excerpt(content_type: &str, body: &[u8]) -> String {
     let texty = content_type.is_empty()
         || content_type.contains("json")
         || content_type.starts_with("text/")
@@ -111,7 +111,7 @@ const SECRET_KEYS: [&str; 5] = [
 ];
 
 /// Masks the values of credential members in JSON text (works on a truncated excerpt too).
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let mut out = text.to_string();
     for key in SECRET_KEYS {
         let needle = format!("\"{key}\"");

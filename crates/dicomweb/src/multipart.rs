@@ -14,20 +14,23 @@ use tokio_util::io::ReaderStream;
 
 /// Counts bytes as they leave, for progress gauges.
 #[derive(Debug, Default, Clone)]
-pub struct Counter(Arc<AtomicU64>);
+pub(crate) struct Counter(Arc<AtomicU64>);
 
 impl Counter {
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
     /// Back to zero before a retry sends the file again.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
     }
 }
 
 /// A file's bytes as a stream, counted.
-pub fn file_stream(path: PathBuf, counter: Counter) -> BoxStream<'static, std::io::Result<Bytes>> {
+pub(crate) fn file_stream(
+    path: PathBuf,
+    counter: Counter,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
     stream::once(async move { tokio::fs::File::open(path).await })
         .map_ok(|f| ReaderStream::with_capacity(f, 256 * 1024))
         .try_flatten()
@@ -39,7 +42,7 @@ pub fn file_stream(path: PathBuf, counter: Counter) -> BoxStream<'static, std::i
 
 /// A multipart/related body of DICOM files; returns its Content-Type and the stream.
 /// The `type` parameter is quoted, as servers expect (`type="application/dicom"`).
-pub fn related_body(
+pub(crate) fn related_body(
     files: &[PathBuf],
     counters: &[Counter],
 ) -> (String, BoxStream<'static, std::io::Result<Bytes>>) {
@@ -61,7 +64,7 @@ pub fn related_body(
 }
 
 /// The boundary of a multipart Content-Type.
-pub fn boundary_of(content_type: &str) -> Option<String> {
+pub(crate) fn boundary_of(content_type: &str) -> Option<String> {
     let mime: mime::Mime = content_type.parse().ok()?;
     (mime.type_() == mime::MULTIPART).then(|| {
         mime.get_param(mime::BOUNDARY)
@@ -95,7 +98,7 @@ pub struct SavedPart {
 const MAX_PARTS: usize = 100_000;
 
 /// Streams each part of a multipart body into `dir/part-N.ext`.
-pub async fn save_parts<S, E>(
+pub(crate) async fn save_parts<S, E>(
     body: S,
     boundary: &str,
     dir: &Path,

@@ -8,7 +8,7 @@ use dicomlab_dicomweb::{Answer, ClientError, TokenError};
 
 /// What is known of a request that did not succeed.
 #[derive(Debug, Clone, Default)]
-pub struct Failed<'a> {
+pub(crate) struct Failed<'a> {
     pub method: &'a str,
     pub url: &'a str,
     pub status: u16,
@@ -22,7 +22,7 @@ pub struct Failed<'a> {
 
 /// Where the request went.
 #[derive(Debug, Clone, Copy)]
-pub struct Place<'a> {
+pub(crate) struct Place<'a> {
     pub target: TargetKind,
     /// The base URL in use.
     pub base: &'a str,
@@ -31,7 +31,7 @@ pub struct Place<'a> {
 }
 
 /// Whether a base URL carries an API version (`…/v1`, `…/v2`, `…/v1/partitions/x`).
-pub fn has_version(base: &str) -> bool {
+pub(crate) fn has_version(base: &str) -> bool {
     let path = base
         .split_once("://")
         .map_or(base, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
@@ -43,7 +43,7 @@ pub fn has_version(base: &str) -> bool {
 }
 
 /// Reads a failed request.
-pub fn diagnose_status(place: Place<'_>, f: &Failed<'_>) -> String {
+pub(crate) fn diagnose_status(place: Place<'_>, f: &Failed<'_>) -> String {
     let client = place.client_id.unwrap_or("(your client)");
     let body = f
         .body
@@ -144,7 +144,7 @@ fn grant_here(place: Place<'_>, client: &str) -> String {
 }
 
 /// The reading of an answer a request got.
-pub fn diagnose_answer(place: Place<'_>, a: &Answer) -> String {
+pub(crate) fn diagnose_answer(place: Place<'_>, a: &Answer) -> String {
     let text = a.text();
     diagnose_status(
         place,
@@ -249,7 +249,7 @@ fn diagnose_token(t: &TokenError) -> String {
 }
 
 /// An AADSTS error (the code, or a text starting with it), in the learner's words.
-pub fn diagnose_aadsts(text: &str) -> String {
+pub(crate) fn diagnose_aadsts(text: &str) -> String {
     let code: String = text
         .trim()
         .chars()

@@ -237,7 +237,7 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// Decodes `a=b&c=d` (percent-decoding, `+` as space).
-pub fn parse_query(q: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(q: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_else(|_| {
         q.split('&')
             .filter(|p| !p.is_empty())
@@ -250,12 +250,12 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 }
 
 /// Path segments and query parameters of a request.
-pub type Route = (Vec<String>, Vec<(String, String)>);
+pub(crate) type Route = (Vec<String>, Vec<(String, String)>);
 
 /// The route of a request under the DICOM base URL: its path segments after the version (and after
 /// `partitions/{name}`), or — for a server whose base URL has no version (Orthanc's `/dicom-web`) — from
 /// the first DICOMweb route word on; and its query. A URL or a path; `None` when it has neither.
-pub fn route_of(url: &str) -> Option<Route> {
+pub(crate) fn route_of(url: &str) -> Option<Route> {
     let without_origin = match url.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => url,

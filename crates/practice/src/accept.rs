@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, header};
 
 /// One media range of an Accept header.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MediaRange {
+pub(crate) struct MediaRange {
     /// `type/subtype`, lower case.
     pub media: String,
     /// The `type` parameter of `multipart/related`, unquoted, lower case.
@@ -32,7 +32,7 @@ fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
 }
 
 /// Parses every Accept header of a request.
-pub fn parse(headers: &HeaderMap) -> Vec<MediaRange> {
+pub(crate) fn parse(headers: &HeaderMap) -> Vec<MediaRange> {
     let mut out = Vec::new();
     for value in headers.get_all(header::ACCEPT) {
         let Ok(value) = value.to_str() else { continue };
@@ -67,7 +67,7 @@ pub fn parse(headers: &HeaderMap) -> Vec<MediaRange> {
 }
 
 /// Whether the request accepts `application/dicom+json` (STOW responses, QIDO, metadata).
-pub fn accepts_dicom_json(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_dicom_json(headers: &HeaderMap) -> bool {
     parse(headers).iter().any(|r| {
         r.q > 0.0
             && matches!(

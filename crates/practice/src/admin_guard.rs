@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use super::error::{ApiError, ApiResult};
 
 /// The header every admin request carries.
-pub const ADMIN_HEADER: &str = "x-dicomlab-admin";
+pub(crate) const ADMIN_HEADER: &str = "x-dicomlab-admin";
 
 fn forbidden(why: String) -> ApiError {
     tracing::warn!("admin route refused: {why}");
@@ -25,7 +25,7 @@ fn forbidden(why: String) -> ApiError {
 }
 
 /// Whether `host` (a Host header or an Origin's authority, port allowed) names this machine.
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim().to_ascii_lowercase();
     let name = if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port
@@ -47,7 +47,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 /// Refuses an admin request unless it comes from loopback, to a loopback host, with the admin header.
-pub fn require_admin(parts: &Parts) -> ApiResult<()> {
+pub(crate) fn require_admin(parts: &Parts) -> ApiResult<()> {
     if parts.extensions.get::<super::NotLoopback>().is_some() {
         return Err(forbidden(
             "Role administration is not available through a front that serves other machines."

@@ -37,11 +37,11 @@ use super::kql::{self, Cell, Column, Table};
 use super::{SharedService, origin_of};
 
 /// The audit table's name, as in Log Analytics.
-pub const AUDIT_TABLE: &str = "AHDSDicomAuditLogs";
+pub(crate) const AUDIT_TABLE: &str = "AHDSDicomAuditLogs";
 /// The sign-in table's name, as in Log Analytics.
-pub const SIGNIN_TABLE: &str = "AADServicePrincipalSignInLogs";
+pub(crate) const SIGNIN_TABLE: &str = "AADServicePrincipalSignInLogs";
 /// The user sign-in table's name, as in Log Analytics.
-pub const USER_SIGNIN_TABLE: &str = "SigninLogs";
+pub(crate) const USER_SIGNIN_TABLE: &str = "SigninLogs";
 /// Most rows kept per table (the oldest go first).
 const KEEP_ROWS: i64 = 200_000;
 /// Longest Uri and User-Agent kept.
@@ -552,7 +552,7 @@ fn text_table(
 
 /// Writes the buffer 250 ms after rows arrive (one transaction for a burst), while the service lives;
 /// asleep while nothing happens.
-pub fn spawn_flusher(service: Weak<super::Service>) {
+pub(crate) fn spawn_flusher(service: Weak<super::Service>) {
     let Some(wake) = service.upgrade().map(|s| s.audit.wake.clone()) else {
         return;
     };
@@ -574,7 +574,7 @@ pub fn spawn_flusher(service: Weak<super::Service>) {
 }
 
 /// The audit event type of a DICOM route (None: not a DICOM route, not audited).
-pub fn operation_name(method: &Method, path: &str) -> Option<&'static str> {
+pub(crate) fn operation_name(method: &Method, path: &str) -> Option<&'static str> {
     let mut segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let version = segs.first()?;
     if !(version.starts_with('v') && version[1..].starts_with(|c: char| c.is_ascii_digit())) {
@@ -633,7 +633,7 @@ fn user_agent(headers: &HeaderMap) -> String {
 
 /// The middleware that writes the audit rows of every DICOM request and the sign-in rows of every
 /// token request.
-pub async fn record(State(svc): State<SharedService>, req: Request, next: Next) -> Response {
+pub(crate) async fn record(State(svc): State<SharedService>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     if path.ends_with("/oauth2/token") || path.ends_with("/oauth2/v2.0/token") {
         return record_signin(svc, req, next).await;
@@ -783,7 +783,7 @@ async fn record_signin(svc: SharedService, req: Request, next: Next) -> Response
 
 /// `GET /loganalytics/v1/workspaces`: the practice workspace's id and how late its rows arrive (a
 /// practice-only route, so dicomlab finds the workspace of a served practice service by itself).
-pub async fn workspaces(State(svc): State<SharedService>) -> Response {
+pub(crate) async fn workspaces(State(svc): State<SharedService>) -> Response {
     Json(json!([{
         "id": svc.audit.workspace_id,
         "tables": [AUDIT_TABLE, SIGNIN_TABLE, USER_SIGNIN_TABLE],
@@ -808,7 +808,7 @@ fn la_error(
 
 /// `POST /loganalytics/v1/workspaces/{id}/query` `{"query": "…", "timespan": "PT1H"}` (and the GET form
 /// with `?query=…&timespan=…`): the practice workspace's answer, shaped like the Log Analytics query API's.
-pub async fn query(
+pub(crate) async fn query(
     State(svc): State<SharedService>,
     Path(workspace): Path<String>,
     method: Method,

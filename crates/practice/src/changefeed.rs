@@ -14,19 +14,19 @@ use super::error::{ApiError, ApiResult};
 use super::{ApiVersion, Service, SharedService, format_timestamp};
 
 /// Query parameters, names matched without case (ASP.NET binding).
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub fn new(pairs: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(pairs: Vec<(String, String)>) -> Self {
         Self(pairs)
     }
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> ApiResult<i64> {
+    pub(crate) fn int(&self, name: &str, default: i64, min: i64, max: i64) -> ApiResult<i64> {
         match self.get(name) {
             None => Ok(default),
             Some(v) => match v.trim().parse::<i64>() {
@@ -46,7 +46,7 @@ impl Params {
             },
         }
     }
-    pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
+    pub(crate) fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
         match self.get(name) {
             None => Ok(default),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
@@ -141,7 +141,7 @@ fn entry(row: Row, include_metadata: bool) -> Value {
 }
 
 /// `GET /v{n}/changefeed`
-pub async fn feed(
+pub(crate) async fn feed(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -194,7 +194,7 @@ pub async fn feed(
 }
 
 /// `GET /v{n}/changefeed/latest`
-pub async fn latest(
+pub(crate) async fn latest(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,

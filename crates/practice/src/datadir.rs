@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// The marker file's name, in the data folder.
-pub const MARKER: &str = ".dicomlab-practice";
+pub(crate) const MARKER: &str = ".dicomlab-practice";
 
 /// What an earlier version (before the marker) created: such a folder is adopted.
 const LEGACY_ENTRIES: &[&str] = &[
@@ -41,7 +41,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
 
 /// Makes `dir` the service's data folder: creates it (0700) with its marker, or checks an existing one
 /// carries the marker (an earlier version's folder, recognised by its index, is adopted).
-pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
+pub(crate) fn prepare(dir: &Path) -> Result<(), DataDirError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let marker = dir.join(MARKER);
     if !marker.exists() {
@@ -72,7 +72,7 @@ pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
 
 /// Creates `file` empty with mode 0600 if it does not exist (so that SQLite, which gives its WAL files
 /// the database file's mode, never makes a readable one), and tightens it and its WAL files if they do.
-pub fn private_index(file: &Path) -> Result<(), DataDirError> {
+pub(crate) fn private_index(file: &Path) -> Result<(), DataDirError> {
     if !file.exists() {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);

@@ -11,7 +11,10 @@ use super::uids::UidPath as Target;
 use super::{ApiVersion, Service, SharedService, now_timestamp};
 
 /// Deletes the target's instances; returns how many were removed.
-pub fn delete_instances(svc: &Service, target: &Target) -> Result<usize, super::db::DbError> {
+pub(crate) fn delete_instances(
+    svc: &Service,
+    target: &Target,
+) -> Result<usize, super::db::DbError> {
     let target = &target.compared();
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
@@ -54,7 +57,7 @@ async fn run(svc: SharedService, caller: Caller, target: Target) -> ApiResult<St
     }
 }
 
-pub async fn delete_study(
+pub(crate) async fn delete_study(
     State(svc): State<SharedService>,
     _version: ApiVersion,
     caller: Caller,
@@ -72,7 +75,7 @@ pub async fn delete_study(
     .await
 }
 
-pub async fn delete_series(
+pub(crate) async fn delete_series(
     State(svc): State<SharedService>,
     _version: ApiVersion,
     caller: Caller,
@@ -90,7 +93,7 @@ pub async fn delete_series(
     .await
 }
 
-pub async fn delete_instance(
+pub(crate) async fn delete_instance(
     State(svc): State<SharedService>,
     _version: ApiVersion,
     caller: Caller,

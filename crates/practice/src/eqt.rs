@@ -24,11 +24,11 @@ use dicomlab_dicom::tags::{self as dtags, resolve};
 use dicomlab_dicom::vr::{EQT_VRS, check_str};
 
 /// The most tags the service holds (docs/contract.md §8.3).
-pub const MAX_TAGS: i64 = 128;
+pub(crate) const MAX_TAGS: i64 = 128;
 
 /// An extended query tag as the index holds it.
 #[derive(Debug, Clone)]
-pub struct EqtDef {
+pub(crate) struct EqtDef {
     pub key: i64,
     pub tag: Tag,
     pub vr: VR,
@@ -70,12 +70,12 @@ fn read_tags(
 }
 
 /// Every tag, in creation order.
-pub fn all_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
+pub(crate) fn all_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
     Ok(read_tags(&*svc.db.lock()?, "ORDER BY key", &[])?)
 }
 
 /// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7).
-pub fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
+pub(crate) fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
     Ok(read_tags(
         &*svc.db.lock()?,
         "WHERE status IN ('adding', 'ready') ORDER BY key",
@@ -85,7 +85,7 @@ pub fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
 
 /// At start-up: operations a previous run left running have failed; their tags are abandoned `adding`
 /// rows that a new add may replace (docs/contract.md §8.3).
-pub fn recover_interrupted(db: &Db) -> Result<(), DbError> {
+pub(crate) fn recover_interrupted(db: &Db) -> Result<(), DbError> {
     let mut c = db.lock()?;
     let tx = c.transaction()?;
     tx.execute(
@@ -378,7 +378,7 @@ fn insert_tags(svc: &Service, tags: &[NewTag]) -> Result<AddResult, DbError> {
 }
 
 /// `POST /v{n}/extendedquerytags`
-pub async fn add(
+pub(crate) async fn add(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -571,7 +571,7 @@ fn find_tag(svc: &Service, key: &str) -> Result<Option<EqtDef>, DbError> {
 }
 
 /// `GET /v{n}/extendedquerytags`
-pub async fn list(
+pub(crate) async fn list(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -601,7 +601,7 @@ pub async fn list(
 }
 
 /// `GET /v{n}/extendedquerytags/{path}`
-pub async fn get_one(
+pub(crate) async fn get_one(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -618,7 +618,7 @@ pub async fn get_one(
 }
 
 /// `PATCH /v{n}/extendedquerytags/{path}` with `{"QueryStatus": "Enabled" | "Disabled"}`.
-pub async fn update(
+pub(crate) async fn update(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -669,7 +669,7 @@ pub async fn update(
 }
 
 /// `DELETE /v{n}/extendedquerytags/{path}`
-pub async fn delete(
+pub(crate) async fn delete(
     State(svc): State<SharedService>,
     _version: ApiVersion,
     caller: Caller,
@@ -700,7 +700,7 @@ pub async fn delete(
 }
 
 /// `GET /v{n}/extendedquerytags/{path}/errors`
-pub async fn errors(
+pub(crate) async fn errors(
     State(svc): State<SharedService>,
     _version: ApiVersion,
     caller: Caller,
@@ -744,7 +744,7 @@ pub async fn errors(
 }
 
 /// `GET /v{n}/operations/{id}`
-pub async fn operation(
+pub(crate) async fn operation(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,

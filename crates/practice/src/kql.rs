@@ -20,16 +20,16 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Longest query text accepted.
-pub const MAX_QUERY_CHARS: usize = 10_000;
+pub(crate) const MAX_QUERY_CHARS: usize = 10_000;
 /// Most pipeline operators and conditions in one query.
 const MAX_OPS: usize = 32;
 const MAX_CONDITIONS: usize = 64;
 /// Most rows one answer may hold (Log Analytics caps answers too).
-pub const MAX_ROWS: usize = 30_000;
+pub(crate) const MAX_ROWS: usize = 30_000;
 
 /// How a query reads its table (see [`Query::plan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Newest rows first (else in the order they were written).
     pub newest_first: bool,
     /// Rows that pass the leading `where`s it needs, at most.
@@ -38,7 +38,7 @@ pub struct Plan {
 
 /// A cell value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub(crate) enum Cell {
     Null,
     Str(String),
     Int(i64),
@@ -48,7 +48,7 @@ pub enum Cell {
 
 impl Cell {
     /// The JSON a Log Analytics answer carries for this cell.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Cell::Null => serde_json::Value::Null,
             Cell::Str(s) => s.clone().into(),
@@ -72,20 +72,20 @@ impl Cell {
 }
 
 /// Times as Log Analytics writes them: RFC 3339, UTC, `Z`.
-pub fn format_time(t: OffsetDateTime) -> String {
+pub(crate) fn format_time(t: OffsetDateTime) -> String {
     super::format_utc(t, "Z")
 }
 
 /// A column: its name and its Log Analytics type (`datetime`, `string`, `int`, `dynamic`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Column {
+pub(crate) struct Column {
     pub name: String,
     pub ty: &'static str,
 }
 
 /// A table: what a query reads and what it answers.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Table {
+pub(crate) struct Table {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Cell>>,
 }
@@ -110,7 +110,7 @@ impl Table {
 
 /// Why a query was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum KqlError {
+pub(crate) enum KqlError {
     #[error("Syntax error: {0}")]
     Syntax(String),
     #[error("Semantic error: {0}")]
@@ -119,7 +119,7 @@ pub enum KqlError {
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Query {
+pub(crate) struct Query {
     pub table: String,
     ops: Vec<Op>,
 }
@@ -593,7 +593,7 @@ fn timespan(s: &str) -> Result<time::Duration, KqlError> {
 }
 
 /// A datetime as Kusto reads it: RFC 3339, or without a zone (UTC).
-pub fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
     let s = s.trim();
     OffsetDateTime::parse(s, &Rfc3339)
         .ok()
@@ -602,7 +602,7 @@ pub fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
 }
 
 /// Parses a query. `now` anchors `ago()` and `now()`.
-pub fn parse(text: &str, now: OffsetDateTime) -> Result<Query, KqlError> {
+pub(crate) fn parse(text: &str, now: OffsetDateTime) -> Result<Query, KqlError> {
     let toks = lex(text)?;
     if toks.is_empty() {
         return Err(KqlError::Syntax("the query is empty".into()));
@@ -613,7 +613,7 @@ pub fn parse(text: &str, now: OffsetDateTime) -> Result<Query, KqlError> {
 
 impl Query {
     /// The earliest time its first `where` lets through on `column` (to narrow what is read).
-    pub fn lower_bound(&self, column: &str) -> Option<OffsetDateTime> {
+    pub(crate) fn lower_bound(&self, column: &str) -> Option<OffsetDateTime> {
         let Op::Where(alternatives) = self.ops.first()? else {
             return None;
         };
@@ -637,7 +637,7 @@ impl Query {
     /// leading `where`s filter each page as it is read; a `take` right after them (or after an order
     /// on `TimeGenerated`) says how many rows it needs, and in which order to read. Any other
     /// query reads (filtered) rows up to [`MAX_ROWS`] — what an answer may hold anyway.
-    pub fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         let rest = self
             .ops
             .iter()
@@ -659,7 +659,7 @@ impl Query {
     }
 
     /// Keeps the rows of `table` its leading `where`s let through (a page, as it is read).
-    pub fn prefilter(&self, table: &mut Table) -> Result<(), KqlError> {
+    pub(crate) fn prefilter(&self, table: &mut Table) -> Result<(), KqlError> {
         for op in self.ops.iter().take_while(|o| matches!(o, Op::Where(_))) {
             if let Op::Where(alternatives) = op {
                 keep_where(table, alternatives)?;
@@ -669,7 +669,7 @@ impl Query {
     }
 
     /// Runs the query over `table`'s rows.
-    pub fn run(&self, mut table: Table) -> Result<Table, KqlError> {
+    pub(crate) fn run(&self, mut table: Table) -> Result<Table, KqlError> {
         for op in &self.ops {
             match op {
                 Op::Where(alternatives) => keep_where(&mut table, alternatives)?,
@@ -808,7 +808,10 @@ fn ordered(o: std::cmp::Ordering, op: Cmp) -> bool {
 
 /// An ISO 8601 `timespan` of the query API: a duration (`PT1H`, `P1D`, `PT30M`) back from now, or
 /// `start/end` (either may be a duration). Returns the window it allows.
-pub fn parse_timespan(s: &str, now: OffsetDateTime) -> Option<(OffsetDateTime, OffsetDateTime)> {
+pub(crate) fn parse_timespan(
+    s: &str,
+    now: OffsetDateTime,
+) -> Option<(OffsetDateTime, OffsetDateTime)> {
     fn duration(d: &str) -> Option<time::Duration> {
         let d = d.trim();
         let rest = d.strip_prefix('P')?;

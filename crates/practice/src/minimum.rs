@@ -12,7 +12,7 @@ use dicomlab_dicom::vr;
 
 /// How much padding is forgiven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Padding {
+pub(crate) enum Padding {
     /// v1: only trailing spaces are padding.
     Strict,
     /// v2 core tags: trailing NULs are padding too.
@@ -45,7 +45,7 @@ fn too_long(n: usize) -> String {
 
 /// Why the first value of an element of this VR fails the minimum validator, if it does. `raw` is the
 /// element's whole text (values separated by `\`).
-pub fn check(vr: VR, raw: &str, level: Padding) -> Option<String> {
+pub(crate) fn check(vr: VR, raw: &str, level: Padding) -> Option<String> {
     let v = first_value(vr, raw, level);
     if v.is_empty() {
         // Empty values are allowed (AS's fixed length aside, which only a present value can break).
@@ -104,7 +104,7 @@ fn name(tag: Tag) -> String {
 
 /// The ErrorComment of a failed check: `DICOM100: (0010,0020) - Dicom element 'PatientID' failed
 /// validation for VR 'LO': Value contains invalid character.`
-pub fn comment(tag: Tag, vr: VR, why: &str) -> String {
+pub(crate) fn comment(tag: Tag, vr: VR, why: &str) -> String {
     format!(
         "DICOM100: {} - Dicom element '{}' failed validation for VR '{vr}': {why}",
         tag_text(tag),

@@ -24,7 +24,7 @@ const REQUEST_MEMORY_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// Where and how a body is received.
 #[derive(Debug, Clone, Copy)]
-pub struct Intake<'a> {
+pub(crate) struct Intake<'a> {
     pub blobs: &'a Blobs,
     /// Largest body; more is 413.
     pub max: u64,
@@ -39,7 +39,7 @@ pub struct Intake<'a> {
 /// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
 /// The file is removed when this is dropped unless the index committed it (`keep`).
 #[derive(Debug)]
-pub struct ReceivedPart {
+pub(crate) struct ReceivedPart {
     /// The blob name (`ab/<uuid>.dcm`).
     pub name: String,
     pub path: PathBuf,
@@ -53,7 +53,7 @@ pub struct ReceivedPart {
 
 impl ReceivedPart {
     /// The part's bytes, for the reader.
-    pub fn source(&self) -> dicomlab_dicom::reader::Source<'_> {
+    pub(crate) fn source(&self) -> dicomlab_dicom::reader::Source<'_> {
         match &self.bytes {
             Some(b) => dicomlab_dicom::reader::Source::Bytes(b),
             None => dicomlab_dicom::reader::Source::File(&self.path),
@@ -202,7 +202,10 @@ fn create(intake: &Intake<'_>, allowance: u64) -> PartWriter {
 }
 
 /// Streams a single-part body to one file.
-pub async fn receive_single(body: Body, intake: &Intake<'_>) -> Result<ReceivedPart, ApiError> {
+pub(crate) async fn receive_single(
+    body: Body,
+    intake: &Intake<'_>,
+) -> Result<ReceivedPart, ApiError> {
     let mut writer = create(intake, KEEP_IN_MEMORY);
     let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle, intake.storage));
     while let Some(chunk) = stream.next().await {
@@ -218,7 +221,7 @@ fn part_type(headers: &[(String, String)]) -> Option<String> {
 
 /// Streams a `multipart/related` body to one file per part. `type_param` is the `type` of the request's
 /// Content-Type, which only the first part may inherit.
-pub async fn receive_related(
+pub(crate) async fn receive_related(
     body: Body,
     boundary: &str,
     type_param: Option<&str>,

@@ -27,12 +27,12 @@ use dicomlab_dicom::uid::{is_valid_uid, trim_uid};
 use dicomlab_dicom::vr;
 
 /// Failure and warning reasons of docs/contract.md §3.5.
-pub mod reason {
-    pub const PROCESSING_FAILURE: u16 = 272;
-    pub const VALIDATION_FAILED: u16 = 43264;
-    pub const SOP_INSTANCE_ALREADY_EXISTS: u16 = 45070;
-    pub const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 45063;
-    pub const ATTRIBUTES_DROPPED: u16 = 1;
+pub(crate) mod reason {
+    pub(crate) const PROCESSING_FAILURE: u16 = 272;
+    pub(crate) const VALIDATION_FAILED: u16 = 43264;
+    pub(crate) const SOP_INSTANCE_ALREADY_EXISTS: u16 = 45070;
+    pub(crate) const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 45063;
+    pub(crate) const ATTRIBUTES_DROPPED: u16 = 1;
 }
 
 /// What happened to one instance of a request.
@@ -92,7 +92,7 @@ fn framing(headers: &HeaderMap) -> ApiResult<Framing> {
 }
 
 /// `POST /v{n}/studies`
-pub async fn store(
+pub(crate) async fn store(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -103,7 +103,7 @@ pub async fn store(
 }
 
 /// `POST /v{n}/studies/{study}`
-pub async fn store_in_study(
+pub(crate) async fn store_in_study(
     State(svc): State<SharedService>,
     version: ApiVersion,
     caller: Caller,
@@ -137,7 +137,7 @@ async fn discard(body: Body, limit: u64) -> bool {
 /// `max_stored_bytes` beside what is stored and what other stores were promised); given back when
 /// dropped, once what was received is stored or refused.
 #[derive(Debug)]
-pub struct Reservation {
+pub(crate) struct Reservation {
     reserved: std::sync::Arc<std::sync::atomic::AtomicU64>,
     quota: u64,
     held: u64,
@@ -161,7 +161,7 @@ impl Reservation {
     /// Promises `n` more bytes: a declared body's size before it is read, or a chunk of a body of
     /// unknown size as it arrives (0: whether any room is left). `507` when they do not fit. A body
     /// counts whole — a multipart body's boundaries too, a fraction of a percent.
-    pub fn grow(&self, n: u64) -> Result<(), ApiError> {
+    pub(crate) fn grow(&self, n: u64) -> Result<(), ApiError> {
         use std::sync::atomic::Ordering;
         let mut promised = self.reserved.load(Ordering::Acquire);
         loop {
@@ -950,7 +950,7 @@ fn write_blob(
 }
 
 /// A tag as the index stores it.
-pub fn tag_number(tag: Tag) -> i64 {
+pub(crate) fn tag_number(tag: Tag) -> i64 {
     (i64::from(tag.0) << 16) | i64::from(tag.1)
 }
 

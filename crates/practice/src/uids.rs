@@ -5,7 +5,7 @@ use dicomlab_dicom::is_valid_uid;
 
 /// The UIDs in a route's path.
 #[derive(Debug, Clone)]
-pub struct UidPath {
+pub(crate) struct UidPath {
     pub study: String,
     pub series: Option<String>,
     pub sop: Option<String>,
@@ -13,7 +13,7 @@ pub struct UidPath {
 
 impl UidPath {
     /// 400 with the service's message for the first UID that does not validate (docs/contract.md §4.5).
-    pub fn validate(&self) -> ApiResult<()> {
+    pub(crate) fn validate(&self) -> ApiResult<()> {
         for (name, v) in [
             ("StudyInstanceUid", Some(&self.study)),
             ("SeriesInstanceUid", self.series.as_ref()),
@@ -30,7 +30,7 @@ impl UidPath {
 
     /// The UIDs as the index compares them: without trailing spaces, as SQL Server's padded comparison
     /// ignores them (Azure finds `1.2.3 ` stored as `1.2.3`, and the other way round).
-    pub fn compared(&self) -> UidPath {
+    pub(crate) fn compared(&self) -> UidPath {
         let unpad = |s: &String| padless(s).to_string();
         UidPath {
             study: unpad(&self.study),
@@ -40,7 +40,7 @@ impl UidPath {
     }
 
     /// The 404 for the level the path names.
-    pub fn not_found(&self) -> ApiError {
+    pub(crate) fn not_found(&self) -> ApiError {
         let what = if self.sop.is_some() {
             "instance"
         } else if self.series.is_some() {
@@ -53,6 +53,6 @@ impl UidPath {
 }
 
 /// A UID without the trailing spaces that SQL Server's comparison ignores.
-pub fn padless(uid: &str) -> &str {
+pub(crate) fn padless(uid: &str) -> &str {
     uid.trim_end_matches(' ')
 }

@@ -27,14 +27,14 @@ use super::{ApiVersion, Service, SharedService};
 use dicomlab_dicom::reader;
 
 /// Explicit VR Little Endian: the default transfer syntax of WADO.
-pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+pub(crate) const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const JPEG2000: &str = transcode::JPEG2000_LOSSLESS;
 /// Files above this size are not transcoded or rendered (docs/contract.md §4.2).
 const RENDER_LIMIT: u64 = 100 * 1024 * 1024;
 
 /// A stored instance, as retrieval needs it.
 #[derive(Debug, Clone)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub watermark: i64,
     pub blob: String,
     pub transfer_syntax: String,
@@ -410,7 +410,7 @@ fn multipart_bytes(part_ct: &str, parts: &[Vec<u8>]) -> (String, Vec<u8>) {
     (format!("multipart/related; boundary={boundary}"), body)
 }
 
-pub async fn retrieve_study(
+pub(crate) async fn retrieve_study(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -430,7 +430,7 @@ pub async fn retrieve_study(
     .await
 }
 
-pub async fn retrieve_series(
+pub(crate) async fn retrieve_series(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -450,7 +450,7 @@ pub async fn retrieve_series(
     .await
 }
 
-pub async fn retrieve_instance(
+pub(crate) async fn retrieve_instance(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -523,7 +523,7 @@ async fn metadata(
     Ok(resp)
 }
 
-pub async fn study_metadata(
+pub(crate) async fn study_metadata(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -543,7 +543,7 @@ pub async fn study_metadata(
     .await
 }
 
-pub async fn series_metadata(
+pub(crate) async fn series_metadata(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -563,7 +563,7 @@ pub async fn series_metadata(
     .await
 }
 
-pub async fn instance_metadata(
+pub(crate) async fn instance_metadata(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -617,7 +617,7 @@ fn read_frames(path: &std::path::Path, frames: &[u32]) -> Result<Vec<Vec<u8>>, S
     reader::read_frames(source, &scan, frames).map_err(|e| e.to_string())
 }
 
-pub async fn retrieve_frames(
+pub(crate) async fn retrieve_frames(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -771,7 +771,7 @@ async fn rendered(
     ))
 }
 
-pub async fn rendered_instance(
+pub(crate) async fn rendered_instance(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,
@@ -787,7 +787,7 @@ pub async fn rendered_instance(
     rendered(svc, caller, headers, t, 1, q).await
 }
 
-pub async fn rendered_frame(
+pub(crate) async fn rendered_frame(
     State(svc): State<SharedService>,
     _v: ApiVersion,
     caller: Caller,

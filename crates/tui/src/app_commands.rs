@@ -11,7 +11,7 @@ use dicomlab_lab::progress::Status;
 /// When a command is in the command bar, and how much it matters there: a narrow terminal drops the
 /// hints of the highest rank first; `? keys` (rank 0) is never dropped.
 #[derive(Clone, Copy)]
-pub enum Bar {
+pub(crate) enum Bar {
     /// Only in the `?` help (moving, a second spelling of a key).
     Never,
     /// Always, at this rank.
@@ -21,7 +21,7 @@ pub enum Bar {
 }
 
 /// One of the app's own keys.
-pub struct AppCommand {
+pub(crate) struct AppCommand {
     /// The key codes that run it (modifiers are not looked at).
     pub codes: &'static [KeyCode],
     /// The keys as the `?` help lists them (every spelling).
@@ -40,12 +40,12 @@ pub struct AppCommand {
 
 impl AppCommand {
     /// Whether it takes `key` now.
-    pub fn takes(&self, app: &App, key: &KeyEvent) -> bool {
+    pub(crate) fn takes(&self, app: &App, key: &KeyEvent) -> bool {
         self.codes.contains(&key.code) && self.takes.is_none_or(|t| t(app))
     }
 
     /// Its rank in the bar now (None: not in the bar).
-    pub fn bar_rank(&self, app: &App) -> Option<u8> {
+    pub(crate) fn bar_rank(&self, app: &App) -> Option<u8> {
         match self.bar {
             Bar::Never => None,
             Bar::Always(r) => Some(r),
@@ -85,7 +85,7 @@ const fn only_when(mut c: AppCommand, takes: fn(&App) -> bool) -> AppCommand {
 }
 
 /// Every key of the app, in the order the bar and the `?` help list them.
-pub const COMMANDS: &[AppCommand] = &[
+pub(crate) const COMMANDS: &[AppCommand] = &[
     cmd(
         &[KeyCode::Char('d')],
         "d",
@@ -308,7 +308,7 @@ pub const COMMANDS: &[AppCommand] = &[
 ];
 
 /// The app's command that takes `key` now, if any.
-pub fn find(app: &App, key: &KeyEvent) -> Option<&'static AppCommand> {
+pub(crate) fn find(app: &App, key: &KeyEvent) -> Option<&'static AppCommand> {
     COMMANDS.iter().find(|c| c.takes(app, key))
 }
 

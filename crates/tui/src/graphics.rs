@@ -11,7 +11,7 @@ use ratatui_image::picker::{Picker, ProtocolType};
 /// The bytes that ask the terminal for its graphics and cell size, ending with a status request every
 /// terminal answers (so the answer has an end). Inside tmux they are wrapped for passthrough. `kitty`
 /// false leaves out the kitty and sixel probes (terminals whose implementations draw badly).
-pub fn question(is_tmux: bool, kitty: bool) -> String {
+pub(crate) fn question(is_tmux: bool, kitty: bool) -> String {
     let mut options = QueryStdioOptions::default();
     if !kitty {
         options.blacklist_protocols = vec![ProtocolType::Kitty, ProtocolType::Sixel];
@@ -20,7 +20,7 @@ pub fn question(is_tmux: bool, kitty: bool) -> String {
 }
 
 /// The terminal's answer, read byte by byte.
-pub struct Answer {
+pub(crate) struct Answer {
     parser: Parser,
     /// The best protocol announced: kitty over sixel.
     protocol: Option<ProtocolType>,
@@ -43,7 +43,7 @@ impl Default for Answer {
 
 impl Answer {
     /// Reads answer bytes; true once the answer is complete (its status report read).
-    pub fn push(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> bool {
         for &b in bytes {
             if self.complete {
                 break;
@@ -65,7 +65,7 @@ impl Answer {
 
     /// How images reach the terminal: its protocol at its cell size (`fallback_cell` when it did not say
     /// its cell size), or half-blocks when the cell size is unknown (a protocol cannot be sized then).
-    pub fn picker(&self, fallback_cell: Option<(u16, u16)>) -> Picker {
+    pub(crate) fn picker(&self, fallback_cell: Option<(u16, u16)>) -> Picker {
         let Some((width, height)) = self.cell.or(fallback_cell) else {
             return Picker::halfblocks();
         };

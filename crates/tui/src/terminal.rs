@@ -20,7 +20,7 @@ use super::{Options, TuiError, graphics};
 const ANSWER_TIME: Duration = Duration::from_millis(500);
 
 /// Runs the TUI in this process's terminal until the learner quits.
-pub async fn run(opts: Options) -> Result<(), TuiError> {
+pub(crate) async fn run(opts: Options) -> Result<(), TuiError> {
     enable_raw_mode()?;
     let log_path = opts.log_path.clone();
     let previous = std::panic::take_hook();

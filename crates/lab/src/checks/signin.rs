@@ -9,10 +9,10 @@ use crate::evidence::Attempt;
 use crate::model::Step;
 
 /// The fix for a CORS block, on Azure and on the practice service.
-pub const CORS_FIX: &str = "a browser does not let a page read answers that the DICOM service's CORS setting does not allow for the page's origin, and does not even send a request with a token then. Allow the viewer's origin (where OHIF runs, e.g. http://127.0.0.1:3000) with the header authorization and the method GET — Azure: DICOM service → CORS; practice service: dicomlab cors set --origin http://127.0.0.1:3000 --header authorization --method GET";
+pub(super) const CORS_FIX: &str = "a browser does not let a page read answers that the DICOM service's CORS setting does not allow for the page's origin, and does not even send a request with a token then. Allow the viewer's origin (where OHIF runs, e.g. http://127.0.0.1:3000) with the header authorization and the method GET — Azure: DICOM service → CORS; practice service: dicomlab cors set --origin http://127.0.0.1:3000 --header authorization --method GET";
 
 /// What to do about a refused sign-in, by its AADSTS code.
-pub fn sign_in_fix(detail: &str) -> String {
+pub(super) fn sign_in_fix(detail: &str) -> String {
     let code: String = detail
         .trim()
         .trim_start_matches("AADSTS")

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::directory::User;
 
 /// Text made safe inside HTML (element content and quoted attributes).
-pub fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -24,7 +24,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// An HTML answer with the headers a sign-in page needs.
-pub fn html(status: StatusCode, body: String) -> Response {
+pub(super) fn html(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -61,7 +61,7 @@ fn page(title: &str, content: &str) -> String {
 }
 
 /// What the sign-in page shows.
-pub struct SignIn<'a> {
+pub(super) struct SignIn<'a> {
     pub tenant: &'a str,
     pub flow: &'a str,
     pub client_id: &'a str,
@@ -85,7 +85,7 @@ fn permission(scope: &str) -> String {
     }
 }
 
-pub fn sign_in(s: &SignIn) -> String {
+pub(super) fn sign_in(s: &SignIn) -> String {
     let mut perms: Vec<String> = s.scopes.iter().map(|x| permission(x)).collect();
     perms.dedup();
     let perms: String = perms
@@ -134,7 +134,7 @@ pub fn sign_in(s: &SignIn) -> String {
 }
 
 /// The page Entra shows when it will not send the browser back to the app.
-pub fn error(code: u32, message: &str) -> String {
+pub(super) fn error(code: u32, message: &str) -> String {
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -150,7 +150,7 @@ pub fn error(code: u32, message: &str) -> String {
     )
 }
 
-pub fn signed_out() -> String {
+pub(super) fn signed_out() -> String {
     page(
         "Signed out",
         "<h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>",
