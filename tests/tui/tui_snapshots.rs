@@ -119,6 +119,47 @@ fn help_overlay() {
     render(&a, "help");
 }
 
+/// At 80×24 every screen's bar keeps the way to the help: `? keys`, or `F1 keys` while a form has the
+/// keys (`?` is typed there). Only a question or an overlay says something else: its own answers.
+#[test]
+fn every_narrow_bar_keeps_the_help_key() {
+    let questions = [
+        "answer_prompt",
+        "name_prompt",
+        "reset_all",
+        "tags_delete_confirm",
+        "help",
+        "summary",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tui/snapshots");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("snapshots") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some(shot) = name
+            .strip_prefix("tui__tui_snapshots__")
+            .and_then(|n| n.strip_suffix("_80x24.snap"))
+        else {
+            continue;
+        };
+        seen += 1;
+        let text = std::fs::read_to_string(&path).expect("snapshot");
+        let bar = text.trim_end().lines().last().unwrap_or_default();
+        if questions.contains(&shot) {
+            assert!(!bar.contains("? keys"), "{shot}: a question's bar: {bar}");
+        } else {
+            assert!(
+                bar.contains(" ? keys ") || bar.contains(" F1 keys "),
+                "{shot}: the bar lost the help key: {bar}"
+            );
+        }
+    }
+    assert!(seen >= 20, "only {seen} snapshots at 80×24");
+}
+
 #[test]
 fn reset_all_asks_for_the_word() {
     let mut a = app();

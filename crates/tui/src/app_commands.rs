@@ -94,21 +94,16 @@ pub(crate) const COMMANDS: &[AppCommand] = &[
         Bar::Always(1),
         do_it,
     ),
-    cmd(
-        &[KeyCode::Char('c')],
+    bar_as(
+        cmd(
+            &[KeyCode::Char('c'), KeyCode::Char('C')],
+            "c / C",
+            "check",
+            "check this step / every step",
+            Bar::Always(1),
+            check,
+        ),
         "c",
-        "check",
-        "check this step",
-        Bar::Always(1),
-        |app, _| vec![app.check_selected()],
-    ),
-    cmd(
-        &[KeyCode::Char('C')],
-        "C",
-        "check all",
-        "check every step",
-        Bar::Never,
-        check_all,
     ),
     cmd(
         &[KeyCode::Char('h')],
@@ -175,27 +170,16 @@ pub(crate) const COMMANDS: &[AppCommand] = &[
         Bar::Always(3),
         skip,
     ),
-    cmd(
-        &[KeyCode::Char('r')],
+    bar_as(
+        cmd(
+            &[KeyCode::Char('r'), KeyCode::Char('R')],
+            "r / R",
+            "reset",
+            "reset this step (asks) / all progress (type reset)",
+            Bar::Always(5),
+            reset,
+        ),
         "r",
-        "reset",
-        "reset this step (asks)",
-        Bar::Always(5),
-        |app, _| {
-            app.overlay = Some(Overlay::Confirm(Confirm::ResetStep(app.selected_id())));
-            Vec::new()
-        },
-    ),
-    cmd(
-        &[KeyCode::Char('R')],
-        "R",
-        "reset all",
-        "reset all progress (type reset)",
-        Bar::Never,
-        |app, _| {
-            app.overlay = Some(Overlay::Confirm(Confirm::ResetAll(String::new())));
-            Vec::new()
-        },
     ),
     bar_as(
         cmd(
@@ -244,7 +228,7 @@ pub(crate) const COMMANDS: &[AppCommand] = &[
             &[KeyCode::Tab, KeyCode::BackTab, KeyCode::Enter, KeyCode::Esc],
             "Tab Enter Esc",
             "pane",
-            "move between the checklist, the step and its screen (Shift-Tab: back)",
+            "move between the checklist, the step and its screen",
             Bar::Always(6),
             panes,
         ),
@@ -300,7 +284,7 @@ pub(crate) const COMMANDS: &[AppCommand] = &[
             "q  Ctrl-C",
             "quit",
             "quit (asks while something runs)",
-            Bar::Always(5),
+            Bar::Always(3),
             quit,
         ),
         "q",
@@ -386,7 +370,10 @@ fn do_it(app: &mut App, _: KeyEvent) -> Vec<Effect> {
     }
 }
 
-fn check_all(app: &mut App, _: KeyEvent) -> Vec<Effect> {
+fn check(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    if key.code == KeyCode::Char('c') {
+        return vec![app.check_selected()];
+    }
     for s in app.steps.values_mut() {
         s.check = CheckState::Checking;
     }
@@ -406,13 +393,22 @@ fn hint(app: &mut App, _: KeyEvent) -> Vec<Effect> {
     Vec::new()
 }
 
+fn reset(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    app.ask(if key.code == KeyCode::Char('r') {
+        Confirm::ResetStep(app.selected_id())
+    } else {
+        Confirm::ResetAll(String::new())
+    });
+    Vec::new()
+}
+
 fn answer(app: &mut App, _: KeyEvent) -> Vec<Effect> {
     let id = app.selected_id();
     if app.answerable(&id) {
-        app.overlay = Some(Overlay::Confirm(Confirm::Answer {
+        app.ask(Confirm::Answer {
             step: id,
             typed: String::new(),
-        }));
+        });
     } else {
         app.status = Some("this step asks no question: the service's records show it".into());
     }
@@ -485,7 +481,7 @@ fn mouse(app: &mut App, _: KeyEvent) -> Vec<Effect> {
 
 fn quit(app: &mut App, _: KeyEvent) -> Vec<Effect> {
     if app.busy() {
-        app.overlay = Some(Overlay::Confirm(Confirm::Quit));
+        app.ask(Confirm::Quit);
         Vec::new()
     } else {
         app.quit = true;

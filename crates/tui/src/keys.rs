@@ -21,6 +21,11 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         None => {}
     }
     app.status = None;
+    // F1 opens the help even while a screen's form has the keys (`?` is typed there).
+    if key.code == KeyCode::F(1) {
+        app.overlay = Some(Overlay::Help);
+        return Vec::new();
+    }
     if app.focus == Focus::Panel
         && let Some(screen) = app.screen()
     {
@@ -216,7 +221,9 @@ pub fn commands(app: &App) -> Vec<(CommandInfo, u8)> {
             .enumerate()
             .map(|(i, c)| (c, u8::try_from(i + 1).unwrap_or(u8::MAX).min(9)))
             .collect();
-        if !app.screens.editing(screen) {
+        if app.screens.editing(screen) {
+            v.push(kept(bar("F1", "keys")));
+        } else {
             if app.busy() {
                 v.push((bar("x", "cancel"), 1));
             }
