@@ -11,6 +11,7 @@
 
 use dicomlab_testkit::deadline;
 use dicomlab_testkit::procfs;
+use dicomlab_testkit::tmux::{Pane, Tmux};
 
 use std::process::Command;
 use std::sync::Arc;
@@ -20,85 +21,22 @@ use std::time::{Duration, Instant};
 use procfs::{cpu_seconds, status_kb};
 use tracing_subscriber::layer::SubscriberExt;
 
-fn tmux(socket: &str, args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .env("TERM", "xterm-256color")
-        .arg("-L")
-        .arg(socket)
-        .args(args)
-        .output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Err(e) => panic!("tmux: {e}"),
-    }
+/// The TUI in a 120×40 session `name` of the bench's tmux server.
+fn open_tui<'a>(tmux: &'a Tmux, name: &str, home: &std::path::Path, args: &str) -> Pane<'a> {
+    let command = format!(
+        "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color {exe} {args}",
+        h = home.display(),
+        exe = env!("CARGO_BIN_EXE_dicomlab"),
+    );
+    tmux.new_session(name, 120, 40, &command);
+    tmux.pane(name)
 }
 
-/// The TUI in a tmux session of its own.
-struct Pane {
-    socket: String,
-    name: &'static str,
-}
-
-impl Pane {
-    fn start(socket: &str, name: &'static str, home: &std::path::Path, args: &str) -> Pane {
-        let exe = env!("CARGO_BIN_EXE_dicomlab");
-        let command = format!(
-            "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color {exe} {args}",
-            h = home.display()
-        );
-        tmux(
-            socket,
-            &[
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "120",
-                "-y",
-                "40",
-                &command,
-            ],
-        );
-        Pane {
-            socket: socket.to_string(),
-            name,
-        }
-    }
-    fn screen(&self) -> String {
-        tmux(&self.socket, &["capture-pane", "-t", self.name, "-p"])
-    }
-    fn keys(&self, k: &str) {
-        tmux(&self.socket, &["send-keys", "-t", self.name, k]);
-    }
-    fn pid(&self) -> String {
-        tmux(
-            &self.socket,
-            &["list-panes", "-t", self.name, "-F", "#{pane_pid}"],
-        )
-        .trim()
-        .to_string()
-    }
-    /// Waits until `pred` holds for the screen; fails the bench after `secs`.
-    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                tmux(&self.socket, &["kill-server"]);
-                panic!("tui: timed out after {secs} s waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    fn quit(&self) {
-        self.keys("q");
-        std::thread::sleep(Duration::from_millis(300));
-        tmux(&self.socket, &["kill-session", "-t", self.name]);
-    }
+/// Quits the TUI and ends its session.
+fn quit(pane: &Pane) {
+    pane.keys("q");
+    std::thread::sleep(Duration::from_millis(300));
+    pane.tmux.cmd(&["kill-session", "-t", pane.target()]);
 }
 
 /// A config whose learner has a name (no prompt at first start) and, optionally, a profile for a
@@ -142,26 +80,21 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Requests {
 
 fn main() {
     let quick = deadline::quick();
-    if !Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        if std::env::var("DICOMLAB_REQUIRE_TMUX").is_ok_and(|v| v == "1") {
-            panic!("tui: DICOMLAB_REQUIRE_TMUX=1 but tmux is not installed");
-        }
-        println!("tui: SKIPPED: tmux is not installed; nothing measured");
+    if !dicomlab_testkit::require::tmux() {
+        println!("tui: nothing measured");
         return;
     }
     let idle_secs: u64 = if quick { 5 } else { 60 };
-    let socket = format!("dicomlab-bench-{}", std::process::id());
+    let tmux = Tmux::new("bench").with_poll(Duration::from_millis(5));
     {
-        let socket = socket.clone();
+        let socket = tmux.socket().to_string();
         deadline::watchdog(
             "tui",
             Duration::from_secs(if quick { 120 } else { 600 }),
             move || {
-                tmux(&socket, &["kill-server"]);
+                let _ = Command::new("tmux")
+                    .args(["-L", &socket, "kill-server"])
+                    .output();
             },
         );
     }
@@ -175,10 +108,10 @@ fn main() {
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), None);
     let start = Instant::now();
-    let pane = Pane::start(&socket, "embedded", home.path(), "");
-    pane.wait_for("the first frame", 60, |s| s.contains("Exercises"));
+    let pane = open_tui(&tmux, "embedded", home.path(), "");
+    pane.wait_for("the first frame", |s| s.contains("Exercises"), 60);
     let first_frame = start.elapsed();
-    pane.wait_for("the watch's first look", 30, |s| s.contains("watching"));
+    pane.wait_for("the watch's first look", |s| s.contains("watching"), 30);
     let pid = pane.pid();
     deadline::phase("idle on the embedded service");
     std::thread::sleep(Duration::from_secs(1));
@@ -200,12 +133,16 @@ fn main() {
     for _ in 0..steps {
         pane.keys("d");
         // Until the step's check is back.
-        pane.wait_for("a step's check after d", 60, |s| {
-            s.contains("Did ")
-                && ["Check    ✓", "Check    ✗", "Check    –", "Check    ○"]
-                    .iter()
-                    .any(|c| s.contains(c))
-        });
+        pane.wait_for(
+            "a step's check after d",
+            |s| {
+                s.contains("Did ")
+                    && ["Check    ✓", "Check    ✗", "Check    –", "Check    ○"]
+                        .iter()
+                        .any(|c| s.contains(c))
+            },
+            60,
+        );
         // The viewer's image is decoded after its check.
         std::thread::sleep(Duration::from_millis(500));
         // The final screen comes up when the last required step passes: close it.
@@ -225,7 +162,7 @@ fn main() {
         .unwrap_or("")
         .trim()
         .to_string();
-    pane.quit();
+    quit(&pane);
 
     // 2. A practice service served by this process: the TUI polls its logs.
     deadline::phase("starting a served practice service");
@@ -240,10 +177,12 @@ fn main() {
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), Some(&served));
     deadline::phase("waiting for the TUI on the served service");
-    let pane = Pane::start(&socket, "served", home.path(), "--profile served");
-    pane.wait_for("the first frame on the served service", 60, |s| {
-        s.contains("Exercises") && s.contains("watching")
-    });
+    let pane = open_tui(&tmux, "served", home.path(), "--profile served");
+    pane.wait_for(
+        "the first frame on the served service",
+        |s| s.contains("Exercises") && s.contains("watching"),
+        60,
+    );
     let pid = pane.pid();
     deadline::phase("idle on the served service");
     // The first looks (and the judgement they bring) settle.
@@ -257,8 +196,8 @@ fn main() {
     let secs = t0.elapsed().as_secs_f64();
     let idle_served = cpu_seconds(&pid) - cpu0;
     let per_minute = (requests.0.load(Ordering::Relaxed) - req0) as f64 * 60.0 / secs;
-    pane.quit();
-    tmux(&socket, &["kill-server"]);
+    quit(&pane);
+    drop(tmux);
     drop(rt);
 
     println!(

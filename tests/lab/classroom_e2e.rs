@@ -12,83 +12,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dicomlab_testkit::tmux::Tmux;
 use serde_json::Value;
 
 const CODE: &str = "kx7p-2mqa-h4rt";
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .env("TERM", "xterm-256color")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    /// A window running `command` (kept open a while after it ends, to read what it said).
-    fn window(&self, name: &str, command: &str) {
-        let command = format!("{command}; echo EXIT=$?; sleep 60");
-        self.cmd(&["new-window", "-d", "-t", "room", "-n", name, &command]);
-    }
-    fn keys(&self, window: &str, keys: &str) {
-        self.cmd(&["send-keys", "-t", &format!("room:{window}"), keys]);
-    }
-    fn screen(&self, window: &str) -> String {
-        self.cmd(&["capture-pane", "-t", &format!("room:{window}"), "-p"])
-    }
-    fn wait_for(&self, window: &str, what: &str, pred: impl Fn(&str) -> bool, secs: u64) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen(window);
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "timed out waiting for {what} in {window}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-server"]);
-    }
-}
-
 fn available() -> bool {
-    let has = |tool: &str, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success() || !o.stderr.is_empty() || !o.stdout.is_empty())
-    };
-    let missing: Vec<&str> = [("tmux", "-V"), ("ssh", "-V"), ("sshpass", "-V")]
-        .into_iter()
-        .filter(|(t, a)| !has(t, a))
-        .map(|(t, _)| t)
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        !std::env::var("DICOMLAB_REQUIRE_TMUX").is_ok_and(|v| v == "1"),
-        "DICOMLAB_REQUIRE_TMUX=1 but {} missing",
-        missing.join(", ")
-    );
-    eprintln!(
-        "SKIPPED: {} not installed (apt-get install tmux openssh-client sshpass)",
-        missing.join(", ")
-    );
-    false
+    dicomlab_testkit::require::require_all(
+        &[&["tmux", "-V"], &["ssh", "-V"], &["sshpass", "-V"]],
+        "DICOMLAB_REQUIRE_TMUX",
+        "apt-get install tmux openssh-client sshpass",
+    )
 }
 
 fn free_port() -> u16 {
@@ -196,9 +130,7 @@ fn a_room_over_ssh_with_its_dashboard() {
     let dir = home.path().join("room");
     let known_hosts = home.path().join("known_hosts");
     let (http, sshp) = (free_port(), free_port());
-    let t = Tmux {
-        socket: format!("dicomlab-classroom-e2e-{}", std::process::id()),
-    };
+    let t = Tmux::new("classroom-e2e").windows_of("room");
     let exe = dicomlab_testkit::exe();
     let exe = exe.display();
     let room = format!(
@@ -233,7 +165,7 @@ fn a_room_over_ssh_with_its_dashboard() {
         .to_string();
 
     // Ada logs in; the host key is the one the dashboard shows.
-    t.window("ada", &ssh(sshp, "ada", CODE, &known_hosts));
+    t.new_window("ada", &ssh(sshp, "ada", CODE, &known_hosts));
     let ada_code = first_login(&t, "ada");
     let keygen = Command::new("ssh-keygen")
         .args(["-l", "-f"])
@@ -244,12 +176,12 @@ fn a_room_over_ssh_with_its_dashboard() {
     assert!(listed.contains(&fingerprint), "{listed} vs {fingerprint}");
 
     // Bob logs in too.
-    t.window("bob", &ssh(sshp, "Bob", CODE, &known_hosts));
+    t.new_window("bob", &ssh(sshp, "Bob", CODE, &known_hosts));
     let bob_code = first_login(&t, "bob");
     assert_ne!(ada_code, bob_code);
 
     // A wrong code is refused (and the name never joins).
-    t.window(
+    t.new_window(
         "mallory",
         &ssh(sshp, "mallory", "not-the-code", &known_hosts),
     );
@@ -388,11 +320,11 @@ fn a_room_over_ssh_with_its_dashboard() {
     );
     // The class code no longer logs in as her, nor does Bob's code.
     for (w, code) in [("ada-class", CODE), ("ada-bob", bob_code.as_str())] {
-        t.window(w, &ssh(sshp, "ada", code, &known_hosts));
+        t.new_window(w, &ssh(sshp, "ada", code, &known_hosts));
         let s = t.wait_for(w, "the refusal", |s| s.contains("EXIT="), 60);
         assert!(s.contains("EXIT=5"), "refused:\n{s}");
     }
-    t.window("ada2", &ssh(sshp, "ada", &ada_code, &known_hosts));
+    t.new_window("ada2", &ssh(sshp, "ada", &ada_code, &known_hosts));
     let s = t.wait_for("ada2", "ada's lab again", |s| s.contains("Exercises"), 60);
     assert!(
         header(&s).contains(&format!("{ada_done} done")),

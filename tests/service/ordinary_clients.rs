@@ -9,21 +9,16 @@ use tokio::process::Command;
 
 use common::*;
 use dicomlab_dicom::samples::{RED_UID, SERIES1_UID, STUDY_UID};
+use dicomlab_testkit::require;
 
+/// `name` answers `probe`; skipped or failed as `DICOMLAB_REQUIRE_CLIENTS` says when not.
 async fn tool(name: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(name)
-        .args(probe)
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !std::env::var("DICOMLAB_REQUIRE_CLIENTS").is_ok_and(|v| v == "1"),
-            "DICOMLAB_REQUIRE_CLIENTS=1 but `{name}` is not usable"
-        );
-        eprintln!("SKIPPED: `{name}` is not installed or not usable");
-    }
-    ok
+    let command: Vec<&str> = std::iter::once(name).chain(probe.iter().copied()).collect();
+    require::require(
+        &command,
+        "DICOMLAB_REQUIRE_CLIENTS",
+        "see docs/development.md",
+    )
 }
 
 /// A folder with the three samples under their official names.

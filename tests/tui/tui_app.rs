@@ -8,8 +8,9 @@ use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEven
 use dicomlab_lab::Outcome;
 use dicomlab_lab::evidence::{Evidence, Source};
 use dicomlab_lab::progress::{Status, StepProgress};
-use dicomlab_tui::app::{CheckState, Confirm, Effect, Focus, Msg, update};
+use dicomlab_tui::app::{CheckState, Confirm, Effect, Focus, Msg};
 use dicomlab_tui::screens::{Work, change_feed, search, tags};
+use dicomlab_tui::update::update;
 use serde_json::json;
 use tui::{app, bar, done, key, on_screen, press, select};
 

@@ -13,98 +13,25 @@ use dicomlab_lab::model::CheckKind;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-    /// The TUI's HOME (its log is under it).
-    home: Option<std::path::PathBuf>,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .env("TERM", "xterm-256color")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn keys(&self, keys: &str) {
-        self.cmd(&["send-keys", "-t", "lab", keys]);
-    }
-    /// Types text literally (no key-name lookup).
-    fn type_text(&self, text: &str) {
-        self.cmd(&["send-keys", "-t", "lab", "-l", text]);
-    }
-    fn screen(&self) -> String {
-        self.cmd(&["capture-pane", "-t", "lab", "-p"])
-    }
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool, secs: u64) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() >= Duration::from_secs(secs) {
-                // The TUI's log says what it did with the keys.
-                let log = self
-                    .home
-                    .as_ref()
-                    .and_then(|h| {
-                        std::fs::read_to_string(h.join("data/dicomlab/dicomlab.log")).ok()
-                    })
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                panic!(
-                    "timed out waiting for {what}; screen:\n{s}\nlog tail:\n{}",
-                    tail.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    fn start(&self, home: &std::path::Path) {
-        self.start_with(home, "");
-    }
-    fn start_with(&self, home: &std::path::Path, args: &str) {
-        let exe = dicomlab_testkit::exe();
-        let exe = exe.display();
-        let command = format!(
-            "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color DICOMLAB_LOG=info,dicomlab_tui=debug {exe} {args}; sleep 30",
-            h = home.display()
-        );
-        self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "lab",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &command,
-        ]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-server"]);
-    }
+/// The TUI in a 120×40 tmux session `lab` of a server of its own, HOME at `home` (a failed wait
+/// prints the tail of its log), started with `args`.
+fn start(label: &str, home: &std::path::Path, args: &str) -> Tmux {
+    let tmux = Tmux::new(label).with_log(home.join("data/dicomlab/dicomlab.log"));
+    let exe = dicomlab_testkit::exe();
+    let command = format!(
+        "env HOME={h} XDG_DATA_HOME={h}/data XDG_CONFIG_HOME={h}/config TERM=xterm-256color DICOMLAB_LOG=info,dicomlab_tui=debug {exe} {args}; sleep 30",
+        h = home.display(),
+        exe = exe.display(),
+    );
+    tmux.new_session("lab", 120, 40, &command);
+    tmux
 }
 
 use dicomlab_testkit::require;
+use dicomlab_testkit::tmux::{Pane, Tmux};
 
 fn tmux_available() -> bool {
-    require::require(
-        "tmux",
-        "-V",
-        "DICOMLAB_REQUIRE_TMUX",
-        "apt-get install tmux",
-    )
+    require::tmux()
 }
 
 fn header(screen: &str) -> &str {
@@ -112,7 +39,7 @@ fn header(screen: &str) -> &str {
 }
 
 /// When the lab has just become complete the final screen is up: see it, and close it.
-fn close_summary(t: &Tmux, screen: &str) {
+fn close_summary(t: &Pane, screen: &str) {
     let s = if screen.contains("Check    ✓ pass") {
         // The summary comes in the frame of the last required check, or just after it.
         std::thread::sleep(Duration::from_millis(200));
@@ -146,12 +73,12 @@ fn shows_step(screen: &str, id: &str) -> bool {
 }
 
 /// Waits for the step `id` to be the current one.
-fn at_step(t: &Tmux, id: &str) {
+fn at_step(t: &Pane, id: &str) {
     t.wait_for(&format!("step {id}"), |s| shows_step(s, id), 10);
 }
 
 /// Waits for the current step's check to pass (and fails fast on a failed check).
-fn passes(t: &Tmux, what: &str) -> String {
+fn passes(t: &Pane, what: &str) -> String {
     let s = t.wait_for(
         what,
         |s| s.contains("Check    ✓ pass") || s.contains("Check    ✗"),
@@ -167,11 +94,8 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
         return;
     }
     let home = tempfile::tempdir().expect("home");
-    let t = Tmux {
-        socket: format!("dicomlab-e2e-{}", std::process::id()),
-        home: Some(home.path().to_path_buf()),
-    };
-    t.start(home.path());
+    let tmux = start("e2e", home.path(), "");
+    let t = tmux.pane("lab");
     t.wait_for(
         "the name prompt",
         |s| s.contains("Your name, for the report"),
@@ -230,14 +154,11 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     );
     t.keys("q");
     std::thread::sleep(Duration::from_millis(500));
-    t.cmd(&["kill-server"]);
+    t.tmux.cmd(&["kill-server"]);
 
     // Restart, on a tmux server of its own (the old one may still be going away): the progress is there.
-    let t2 = Tmux {
-        socket: format!("{}-restart", t.socket),
-        home: Some(home.path().to_path_buf()),
-    };
-    t2.start(home.path());
+    let tmux2 = start("e2e-restart", home.path(), "");
+    let t2 = tmux2.pane("lab");
     let s = t2.wait_for("the restarted TUI", |s| s.contains("Exercises"), 30);
     assert!(header(&s).contains(&format!("{} done", steps - 1)), "{s}");
     assert!(!s.contains("Your name"), "asked once: {s}");
@@ -290,11 +211,12 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
         .to_string(),
     )
     .expect("postman file");
-    let t = Tmux {
-        socket: format!("dicomlab-e2e-screens-{}", std::process::id()),
-        home: Some(home.path().to_path_buf()),
-    };
-    t.start_with(home.path(), &format!("--config {}", config.display()));
+    let tmux = start(
+        "e2e-screens",
+        home.path(),
+        &format!("--config {}", config.display()),
+    );
+    let t = tmux.pane("lab");
     // The name: left out (Esc); the report will say so.
     t.wait_for(
         "the name prompt",
@@ -527,12 +449,7 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
 use dicomlab_testkit::served;
 
 fn newman_available() -> bool {
-    require::require(
-        "newman",
-        "--version",
-        "DICOMLAB_REQUIRE_CLIENTS",
-        "npm install -g newman@6.2.2",
-    )
+    require::newman()
 }
 
 /// The workshop collection's requests, in groups that each finish one exercise of the lab (by its
@@ -609,7 +526,7 @@ fn newman(dir: &std::path::Path, requests: &[&str]) {
 
 /// Each group of the workshop collection's requests, run by newman beside the open TUI: its exercise
 /// turns ✓ on the screen within 3 s of the request, no key sent to the TUI.
-fn collection_checks_off_live(t: &Tmux, dir: &std::path::Path) -> Vec<Duration> {
+fn collection_checks_off_live(t: &Pane, dir: &std::path::Path) -> Vec<Duration> {
     let mut took = Vec::new();
     for (requests, exercise) in GROUPS {
         let want = exercise_done(exercise);
@@ -654,11 +571,8 @@ fn the_workshop_collection_beside_the_tui_is_checked_off_live_on_the_embedded_se
     }
     let home = tempfile::tempdir().expect("home");
     write_config(home.path(), None);
-    let t = Tmux {
-        socket: format!("dicomlab-live-embedded-{}", std::process::id()),
-        home: Some(home.path().to_path_buf()),
-    };
-    t.start(home.path());
+    let tmux = start("live-embedded", home.path(), "");
+    let t = tmux.pane("lab");
     let s = t.wait_for(
         "the lab, watched",
         |s| s.contains("Exercises") && s.contains("watching"),
@@ -719,11 +633,8 @@ fn the_workshop_collection_beside_the_tui_is_checked_off_live_on_a_served_servic
     let home = tempfile::tempdir().expect("home");
     let svc = served::Served::start(&home.path().join("served"), &[]);
     write_config(home.path(), Some(&svc));
-    let t = Tmux {
-        socket: format!("dicomlab-live-served-{}", std::process::id()),
-        home: Some(home.path().to_path_buf()),
-    };
-    t.start_with(home.path(), "--profile served");
+    let tmux = start("live-served", home.path(), "--profile served");
+    let t = tmux.pane("lab");
     t.wait_for(
         "the lab, watched",
         |s| s.contains("Exercises") && s.contains("watching"),

@@ -147,7 +147,7 @@ fn the_feed_pages_by_sequence_on_v1_and_by_rows_on_v2() {
         vec![Effect::Check("change-feed".into())]
     );
     assert_eq!(
-        dicomlab_tui::app::update(&mut a, dicomlab_tui::app::Msg::Tick).len(),
+        dicomlab_tui::update::update(&mut a, dicomlab_tui::app::Msg::Tick).len(),
         1
     );
     done(

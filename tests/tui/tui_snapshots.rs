@@ -7,8 +7,9 @@ use crossterm::event::KeyCode;
 use dicomlab_dicomweb::Exchange;
 use dicomlab_lab::Outcome;
 use dicomlab_lab::targets::TargetKind;
-use dicomlab_tui::app::{App, Effect, Focus, Msg, update};
+use dicomlab_tui::app::{App, Effect, Focus, Msg};
 use dicomlab_tui::screens::{change_feed, environment, retrieve, role, search, store, tags};
+use dicomlab_tui::update::update;
 use tui::{app, done, fail, first_steps_done, key, on_screen, pass, press, select};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];

@@ -14,6 +14,7 @@ pub mod require;
 pub mod served;
 pub mod session;
 pub mod ssh_client;
+pub mod tmux;
 pub mod tui;
 
 /// The `dicomlab` binary the tests run: Cargo's `CARGO_BIN_EXE_dicomlab` when it is set, else the

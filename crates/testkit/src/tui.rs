@@ -6,8 +6,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use dicomlab_lab::evidence::{Evidence, Source};
 use dicomlab_lab::targets::TargetKind;
 use dicomlab_lab::{Lab, Outcome};
-use dicomlab_tui::app::{App, Effect, Focus, Msg, update};
+use dicomlab_tui::app::{App, Effect, Focus, Msg};
 use dicomlab_tui::screens::Done;
+use dicomlab_tui::update::update;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

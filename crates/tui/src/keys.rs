@@ -1,55 +1,24 @@
-//! The app's own keys — moving between steps and panes, check, do, hint, skip, reset, switch target,
-//! copy, quit —, the answers to its questions (confirmations, typed answers), the mouse, and the key
-//! lists the command bar and the `?` help show for them. A focused screen gets a key first; only the
-//! keys it does not take come here.
+//! The answers to the app's questions (confirmations, typed answers), where a click lands, and the keys
+//! the command bar shows now, each with its rank (the app's own keys are a command list in
+//! `app_commands`; `update` routes a key: question, overlay, the focused screen, then the app).
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent};
+use crossterm::event::{KeyCode, KeyEvent, MouseEvent};
 
-use super::app::{App, CheckState, Confirm, Effect, Focus, Overlay, apply, entered};
-use super::app_commands::{self, COMMANDS};
+use super::app::{App, CheckState, Confirm, Effect, Focus, Overlay};
+use super::app_commands::COMMANDS;
 use super::component::CommandInfo;
-
-/// A key, after the confirmations, the overlays and the focused screen had their chance.
-pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        app.quit = true;
-        return vec![Effect::Quit];
-    }
-    match app.overlay.take() {
-        Some(Overlay::Confirm(confirm)) => return on_confirm(app, confirm, key),
-        Some(Overlay::Help | Overlay::Summary) => return Vec::new(),
-        None => {}
-    }
-    app.status = None;
-    // F1 opens the help even while a screen's form has the keys (`?` is typed there).
-    if key.code == KeyCode::F(1) {
-        app.overlay = Some(Overlay::Help);
-        return Vec::new();
-    }
-    if app.focus == Focus::Panel
-        && let Some(screen) = app.screen()
-    {
-        let ctx = app.ctx();
-        if let Some(outs) = app.screens.key(screen, key, &ctx) {
-            return apply(app, screen, outs);
-        }
-    }
-    match app_commands::find(app, &key) {
-        Some(c) => (c.run)(app, key),
-        None => Vec::new(),
-    }
-}
 
 /// A mouse click: the focus moves to the pane under the pointer (the checklist is 36 wide); on a
 /// checklist row it selects that step (an exercise's row: its first step).
-pub(super) fn click(app: &mut App, m: MouseEvent) -> Vec<Effect> {
+/// Says whether the selection moved.
+pub(super) fn click(app: &mut App, m: MouseEvent) -> bool {
     if app.width >= 100 && m.column < 36 {
         app.focus = Focus::Checklist;
         if let Some(i) = checklist_row(app, m.row)
             && i != app.selected
         {
             app.selected = i;
-            return entered(app);
+            return true;
         }
     } else {
         app.focus = if app.screen().is_some() {
@@ -58,7 +27,7 @@ pub(super) fn click(app: &mut App, m: MouseEvent) -> Vec<Effect> {
             Focus::Step
         };
     }
-    Vec::new()
+    false
 }
 
 /// The step under a terminal row of the wide layout's checklist (the view draws: a header row, the
@@ -100,11 +69,13 @@ fn typing(typed: &mut String, code: KeyCode, max: usize) {
     }
 }
 
-fn yes(key: KeyEvent) -> bool {
+/// A yes to a question.
+pub(super) fn yes(key: KeyEvent) -> bool {
     matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'))
 }
 
-fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
+/// The answer to a question of the app's (a screen's own question is `update`'s to apply).
+pub(super) fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
     match confirm {
         Confirm::ResetStep(id) if yes(key) => {
             if let Some(s) = app.view_mut(&id) {
@@ -115,10 +86,6 @@ fn on_confirm(app: &mut App, confirm: Confirm, key: KeyEvent) -> Vec<Effect> {
             }
             app.status = Some(format!("{id} reset"));
             vec![Effect::Reset(Some(id))]
-        }
-        Confirm::Screen { yes: work, .. } if yes(key) => {
-            let (from, outs) = app.screens.confirmed(work);
-            apply(app, from, outs)
         }
         Confirm::Quit if yes(key) => {
             app.quit = true;

@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod screens;
 mod terminal;
 pub mod theme;
+pub mod update;
 pub mod view;
 pub mod viewer;
 pub mod widgets;

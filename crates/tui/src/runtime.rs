@@ -24,10 +24,11 @@ use ratatui_image::picker::Picker;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::AbortHandle;
 
-use super::app::{App, Effect, Msg, update};
+use super::app::{App, Effect, Msg};
 use super::component::Io;
 use super::screens::environment;
 use super::theme::Theme;
+use super::update::update;
 use super::{Options, TuiError, view, viewer};
 use dicomlab_dicomweb::{Exchange, StoreMode};
 use dicomlab_lab::config::{Config, Profile};
@@ -96,7 +97,7 @@ where
         theme,
         picker,
     } = channel;
-    let (ex_tx, mut ex_rx) = mpsc::unbounded_channel();
+    let (ex_tx, ex_rx) = mpsc::unbounded_channel();
     let mut session =
         Session::open(&opts.profile, opts.embedded.as_deref(), Some(ex_tx.clone())).await?;
     // A classroom learner's records are the room's: one store, the one the dashboard reads.
@@ -106,6 +107,56 @@ where
     opts.lab.practice.apply(session.practice.as_deref());
     let session = Arc::new(session);
     let store = Arc::new(Mutex::new(ProgressStore::load(&opts.progress_path)));
+    let mut app = first_app(&opts, &session, &store, theme, picker, size).await;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    forward_exchanges(ex_rx, tx.clone());
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Opened>();
+    let mut rt = Runtime {
+        session,
+        store,
+        lab: Arc::new(opts.lab),
+        profiles: opts.profiles,
+        embedded: opts.embedded,
+        samples: opts.samples,
+        config: opts.config_path,
+        remote: opts.remote,
+        inflight: Vec::new(),
+        tx,
+        exchanges: ex_tx,
+        opened: opened_tx,
+        room: opts.room,
+        watch: None,
+    };
+    rt.start_watch();
+
+    let mut terminal = open(out, size)?;
+    let result = event_loop(
+        &mut app,
+        &mut rt,
+        &mut terminal,
+        &mut events,
+        &mut rx,
+        &mut opened_rx,
+    )
+    .await;
+    close(&mut terminal, app.mouse);
+    if let Some(w) = rt.watch.take() {
+        w.abort();
+    }
+    let _ = rt.store.lock().await.save();
+    result
+}
+
+/// The app as it opens: the session's target, the saved progress, the environment screen's values.
+async fn first_app(
+    opts: &Options,
+    session: &Session,
+    store: &Mutex<ProgressStore>,
+    theme: Theme,
+    picker: Picker,
+    size: (u16, u16),
+) -> App {
     let mut app = App::new(
         opts.lab.clone(),
         opts.profile_name.clone(),
@@ -118,7 +169,7 @@ where
     app.profiles = opts.profiles.keys().cloned().collect();
     app.vars = session.placeholders(&opts.lab);
     if let Some(shown) = &opts.shown_profile {
-        app.shown_urls = shown_urls(&session, shown);
+        app.shown_urls = shown_urls(session, shown);
         for (k, v) in &mut app.vars {
             if let Some((_, to)) = app.shown_urls.iter().find(|(from, _)| from == v)
                 && matches!(k.as_str(), "{baseUrl}" | "{tokenUrl}")
@@ -144,42 +195,37 @@ where
     let shown = environment::shown(
         &opts.profile_name,
         opts.shown_profile.as_ref().unwrap_or(&opts.profile),
-        &session,
+        session,
     );
     update(&mut app, Msg::Done(shown.into()));
     update(&mut app, Msg::Resize(size.0, size.1));
+    app
+}
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(e) = ex_rx.recv().await {
-                if tx.send(Msg::Exchange(e)).is_err() {
-                    break;
-                }
+/// The learner's exchanges reach the app as messages.
+fn forward_exchanges(mut ex_rx: mpsc::UnboundedReceiver<Exchange>, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        while let Some(e) = ex_rx.recv().await {
+            if tx.send(Msg::Exchange(e)).is_err() {
+                break;
             }
-        });
-    }
-    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Opened>();
-    let mut rt = Runtime {
-        session,
-        store,
-        lab: Arc::new(opts.lab),
-        profiles: opts.profiles,
-        embedded: opts.embedded,
-        samples: opts.samples,
-        config: opts.config_path,
-        remote: opts.remote,
-        inflight: Vec::new(),
-        tx,
-        exchanges: ex_tx,
-        opened: opened_tx,
-        room: opts.room,
-        watch: None,
-    };
-    rt.start_watch();
+        }
+    });
+}
 
-    let mut terminal = open(out, size)?;
+/// Messages in, effects out, a frame after each burst, until the learner quits or the input ends.
+async fn event_loop<E, W>(
+    app: &mut App,
+    rt: &mut Runtime,
+    terminal: &mut Terminal<CrosstermBackend<W>>,
+    events: &mut E,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    opened_rx: &mut mpsc::UnboundedReceiver<Opened>,
+) -> Result<(), TuiError>
+where
+    E: Stream<Item = std::io::Result<Event>> + Unpin,
+    W: Write,
+{
     // The token countdown moves in minutes: a slow tick is enough.
     let mut countdown = tokio::time::interval(Duration::from_secs(20));
     // A screen that animates (the change feed's live tail) ticks every 2 s, only while it does.
@@ -187,65 +233,56 @@ where
     // Steps waiting for a late audit record are checked again every 30 s, only while some wait.
     let mut recheck = tokio::time::interval(Duration::from_secs(30));
     recheck.reset();
-    let mut pending = super::app::entered(&mut app);
-    let result: Result<(), TuiError> = async {
-        terminal.draw(|f| view::view(&app, f))?;
-        loop {
-            let mut effects = std::mem::take(&mut pending);
-            let first = tokio::select! {
-                biased;
-                Some(m) = rx.recv() => m,
-                ev = events.next() => match ev {
-                    Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => Msg::Key(k),
-                    Some(Ok(Event::Resize(w, h))) => {
-                        terminal.resize(Rect::new(0, 0, w, h))?;
-                        Msg::Resize(w, h)
-                    }
-                    Some(Ok(Event::Mouse(m))) if app.mouse => Msg::Mouse(m),
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Ok(()),
-                },
-                Some((name, opened)) = opened_rx.recv() => rt.switched(name, opened).await,
-                _ = countdown.tick() => {
-                    Msg::TokenLeft(rt.session.client.cached_token().map(|t| t.remaining()))
+    let mut pending = super::update::entered(app);
+    terminal.draw(|f| view::view(app, f))?;
+    loop {
+        let mut effects = std::mem::take(&mut pending);
+        let first = tokio::select! {
+            biased;
+            Some(m) = rx.recv() => m,
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => Msg::Key(k),
+                Some(Ok(Event::Resize(w, h))) => {
+                    terminal.resize(Rect::new(0, 0, w, h))?;
+                    Msg::Resize(w, h)
                 }
-                _ = animation.tick(), if app.ticking() => Msg::Tick,
-                _ = recheck.tick(), if !app.waiting().is_empty() => Msg::Recheck,
+                Some(Ok(Event::Mouse(m))) if app.mouse => Msg::Mouse(m),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            Some((name, opened)) = opened_rx.recv() => rt.switched(name, opened).await,
+            _ = countdown.tick() => {
+                Msg::TokenLeft(rt.session.client.cached_token().map(|t| t.remaining()))
+            }
+            _ = animation.tick(), if app.ticking() => Msg::Tick,
+            _ = recheck.tick(), if !app.waiting().is_empty() => Msg::Recheck,
+        };
+        if let Msg::Key(k) = &first {
+            // Never the characters: a form may be taking a secret.
+            let code = match k.code {
+                KeyCode::Char(_) => "a character".to_string(),
+                c => format!("{c:?}"),
             };
-            if let Msg::Key(k) = &first {
-                // Never the characters: a form may be taking a secret.
-                let code = match k.code {
-                    KeyCode::Char(_) => "a character".to_string(),
-                    c => format!("{c:?}"),
-                };
-                tracing::debug!(code, modifiers = ?k.modifiers, focus = ?app.focus, "key");
-            }
-            effects.extend(update(&mut app, first));
-            // A burst of results costs one frame.
-            while let Ok(m) = rx.try_recv() {
-                effects.extend(update(&mut app, m));
-            }
-            if !effects.is_empty() {
-                tracing::debug!(?effects, "effects");
-            }
-            rt.inflight.retain(|h| !h.is_finished());
-            for effect in effects {
-                rt.run(effect, terminal.backend_mut());
-            }
-            if app.quit {
-                return Ok(());
-            }
-            terminal.draw(|f| view::view(&app, f))?;
+            tracing::debug!(code, modifiers = ?k.modifiers, focus = ?app.focus, "key");
         }
+        effects.extend(update(app, first));
+        // A burst of results costs one frame.
+        while let Ok(m) = rx.try_recv() {
+            effects.extend(update(app, m));
+        }
+        if !effects.is_empty() {
+            tracing::debug!(?effects, "effects");
+        }
+        rt.inflight.retain(|h| !h.is_finished());
+        for effect in effects {
+            rt.run(effect, terminal.backend_mut());
+        }
+        if app.quit {
+            return Ok(());
+        }
+        terminal.draw(|f| view::view(app, f))?;
     }
-    .await;
-    close(&mut terminal, app.mouse);
-    if let Some(w) = rt.watch.take() {
-        w.abort();
-    }
-    let _ = rt.store.lock().await.save();
-    result
 }
 
 /// The TUI's screen on the channel: the alternate screen, a fixed viewport of the channel's size (the
@@ -408,16 +445,12 @@ impl Runtime {
 
     /// Runs an effect on tokio; the handle of a request that `x` may cancel.
     fn spawn(&self, effect: Effect) -> Option<AbortHandle> {
-        let (session, store, lab, tx) = (
-            self.session.clone(),
-            self.store.clone(),
-            self.lab.clone(),
-            self.tx.clone(),
-        );
-        let saved = move |s: &mut ProgressStore| {
-            let _ = tx.send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+        let job = Job {
+            session: self.session.clone(),
+            store: self.store.clone(),
+            lab: self.lab.clone(),
+            tx: self.tx.clone(),
         };
-        let tx = self.tx.clone();
         if let Some(room) = &self.room {
             // The room judges: a check is a request to it; what it decides arrives by the watch.
             match effect {
@@ -426,25 +459,7 @@ impl Runtime {
                     return None;
                 }
                 Effect::Judge => {
-                    let (room, lab_id, key, path) = (
-                        room.clone(),
-                        lab.id.clone(),
-                        session.target_key.clone(),
-                        store.clone(),
-                    );
-                    tokio::task::spawn_blocking(move || {
-                        let outcomes = room.outcomes();
-                        let saved = {
-                            let mut s = path.blocking_lock();
-                            s.reload();
-                            s.steps(&lab_id, &key)
-                        };
-                        let _ = tx.send(Msg::Progress(saved));
-                        for (step, outcome) in outcomes {
-                            let _ = tx.send(Msg::Checked { step, outcome });
-                        }
-                        let _ = tx.send(Msg::Judged);
-                    });
+                    job.room_verdicts(room.clone());
                     return None;
                 }
                 _ => {}
@@ -452,10 +467,10 @@ impl Runtime {
         }
         let handle = match effect {
             Effect::Work(work) => {
-                let sink = tx.clone();
+                let sink = job.tx.clone();
                 let mut io = Io::new(
-                    session,
-                    lab,
+                    job.session,
+                    job.lab,
                     self.samples.clone(),
                     self.config.clone(),
                     move |d| {
@@ -465,125 +480,37 @@ impl Runtime {
                 io.remote = self.remote;
                 tokio::spawn(work.run(io))
             }
-            Effect::Check(id) => tokio::spawn(async move {
-                // Progress is locked only to read it and to record: never while requests run.
-                let before = session.before(&lab, &*store.lock().await);
-                if let Some(outcome) = session.run_check(&lab, &before, &id).await {
-                    let mut s = store.lock().await;
-                    // Not when the step was reset while the check ran: its verdict is of before.
-                    let fresh = session.record_from(&lab, &mut s, &before, &id, &outcome);
-                    saved(&mut s);
-                    drop(s);
-                    if fresh {
-                        let _ = tx.send(Msg::Checked { step: id, outcome });
-                    }
-                }
-                send_token(&session, &tx);
-            }),
+            Effect::Check(id) => tokio::spawn(job.check(id)),
             Effect::CheckAll => tokio::spawn(async move {
-                check_every_step(&session, &lab, &store, &tx).await;
+                check_every_step(&job.session, &job.lab, &job.store, &job.tx).await;
             }),
-            // New records: every step judged again, quietly (a step done stays done). Not a request
-            // `x` cancels: the watch waits for its `Judged`.
+            Effect::Do(id) => tokio::spawn(job.do_step(id, self.samples.clone())),
+            Effect::Answer { step, value } => tokio::spawn(job.answer(step, value)),
+            Effect::LoadImage => tokio::spawn(job.load_image()),
+            // Not requests `x` cancels: a judgement (the watch waits for its `Judged`) and quick
+            // writes to progress.
             Effect::Judge => {
                 tokio::spawn(async move {
-                    check_every_step(&session, &lab, &store, &tx).await;
-                    let _ = tx.send(Msg::Judged);
+                    check_every_step(&job.session, &job.lab, &job.store, &job.tx).await;
+                    let _ = job.tx.send(Msg::Judged);
                 });
                 return None;
             }
-            Effect::Do(id) => {
-                let samples = self.samples.clone();
-                tokio::spawn(async move {
-                    let Some(step) = lab.step(&id) else { return };
-                    let subject = lab.step_of_kind(CheckKind::TagAdded).and_then(|t| {
-                        store
-                            .try_lock()
-                            .ok()?
-                            .steps(&lab.id, &session.target_key)
-                            .get(&t.id)?
-                            .subject
-                            .clone()
-                    });
-                    let result = dicomlab_lab::actions::perform(
-                        &session,
-                        &lab,
-                        step,
-                        samples.as_deref(),
-                        StoreMode::Single,
-                        subject.as_deref(),
-                    )
-                    .await
-                    .map_err(|e| dicomlab_dicom::text::visible(&e.to_string()).into_owned());
-                    let _ = tx.send(Msg::Did { step: id, result });
-                })
-            }
-            Effect::Answer { step, value } => tokio::spawn(async move {
-                let before = session.before(&lab, &*store.lock().await);
-                let outcome = session.answer(&lab, &before, &step, &value).await;
-                let mut s = store.lock().await;
-                let fresh = match outcome.evidence() {
-                    Some(e) => {
-                        s.credit(&lab.id, &session.target_key, &step, e.clone());
-                        true
-                    }
-                    None => session.record_from(&lab, &mut s, &before, &step, &outcome),
-                };
-                saved(&mut s);
-                drop(s);
-                if fresh {
-                    let _ = tx.send(Msg::Checked { step, outcome });
-                }
-            }),
-            Effect::LoadImage => tokio::spawn(async move {
-                viewer::load(&session, &lab, &tx).await;
-            }),
-            // Quick writes to progress: not requests to cancel.
             Effect::Credit { step, summary } => {
-                tokio::spawn(async move {
-                    let evidence = Evidence::new(
-                        Source::Dicomlab,
-                        summary,
-                        Some(time::OffsetDateTime::now_utc()),
-                    );
-                    let mut s = store.lock().await;
-                    s.credit(&lab.id, &session.target_key, &step, evidence.clone());
-                    saved(&mut s);
-                    drop(s);
-                    let outcome = dicomlab_lab::Outcome::Pass {
-                        detail: "imported in dicomlab".into(),
-                        evidence,
-                    };
-                    let _ = tx.send(Msg::Checked { step, outcome });
-                });
+                tokio::spawn(job.credit(step, summary));
                 return None;
             }
             Effect::Keep(exchange) => {
                 // The room reads the learner's exchanges from its store's file: saved at once there.
-                let now = self.room.is_some();
-                tokio::spawn(async move {
-                    let mut s = store.lock().await;
-                    session.keep_exchange(&lab, &mut s, &exchange);
-                    if now {
-                        saved(&mut s);
-                    }
-                });
+                tokio::spawn(job.keep(exchange, self.room.is_some()));
                 return None;
             }
             Effect::Skip(id) => {
-                tokio::spawn(async move {
-                    let mut s = store.lock().await;
-                    s.skip(&lab.id, &session.target_key, &id);
-                    saved(&mut s);
-                });
+                tokio::spawn(job.write(move |s, lab, key| s.skip(lab, key, &id)));
                 return None;
             }
             Effect::Reset(id) => {
-                tokio::spawn(async move {
-                    let mut s = store.lock().await;
-                    s.reset(&lab.id, &session.target_key, id.as_deref());
-                    saved(&mut s);
-                });
+                tokio::spawn(job.write(move |s, lab, key| s.reset(lab, key, id.as_deref())));
                 return None;
             }
             Effect::Copy(_)
@@ -610,6 +537,160 @@ impl Runtime {
             if let Err(e) = saved {
                 let _ = tx.send(Msg::Saved(Err(e.to_string())));
             }
+        });
+    }
+}
+
+/// What an effect's task holds: the session, the progress store, the lab, and the way back to the app.
+#[derive(Clone)]
+struct Job {
+    session: Arc<Session>,
+    store: Arc<Mutex<ProgressStore>>,
+    lab: Arc<Lab>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Job {
+    /// Saves progress; the app hears whether it could.
+    fn saved(&self, s: &mut ProgressStore) {
+        let _ = self
+            .tx
+            .send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+    }
+
+    /// One step's check. Progress is locked only to read it and to record: never while requests run.
+    async fn check(self, id: String) {
+        let (session, lab) = (&self.session, &self.lab);
+        let before = session.before(lab, &*self.store.lock().await);
+        if let Some(outcome) = session.run_check(lab, &before, &id).await {
+            let mut s = self.store.lock().await;
+            // Not when the step was reset while the check ran: its verdict is of before.
+            let fresh = session.record_from(lab, &mut s, &before, &id, &outcome);
+            self.saved(&mut s);
+            drop(s);
+            if fresh {
+                let _ = self.tx.send(Msg::Checked { step: id, outcome });
+            }
+        }
+        send_token(session, &self.tx);
+    }
+
+    /// "Do it": the step's requests, sent by the learner's client.
+    async fn do_step(self, id: String, samples: Option<PathBuf>) {
+        let (session, lab) = (&self.session, &self.lab);
+        let Some(step) = lab.step(&id) else { return };
+        let subject = lab.step_of_kind(CheckKind::TagAdded).and_then(|t| {
+            self.store
+                .try_lock()
+                .ok()?
+                .steps(&lab.id, &session.target_key)
+                .get(&t.id)?
+                .subject
+                .clone()
+        });
+        let result = dicomlab_lab::actions::perform(
+            session,
+            lab,
+            step,
+            samples.as_deref(),
+            StoreMode::Single,
+            subject.as_deref(),
+        )
+        .await
+        .map_err(|e| dicomlab_dicom::text::visible(&e.to_string()).into_owned());
+        let _ = self.tx.send(Msg::Did { step: id, result });
+    }
+
+    /// The answer to a step's question, checked against the service.
+    async fn answer(self, step: String, value: String) {
+        let (session, lab) = (&self.session, &self.lab);
+        let before = session.before(lab, &*self.store.lock().await);
+        let outcome = session.answer(lab, &before, &step, &value).await;
+        let mut s = self.store.lock().await;
+        let fresh = match outcome.evidence() {
+            Some(e) => {
+                s.credit(&lab.id, &session.target_key, &step, e.clone());
+                true
+            }
+            None => session.record_from(lab, &mut s, &before, &step, &outcome),
+        };
+        self.saved(&mut s);
+        drop(s);
+        if fresh {
+            let _ = self.tx.send(Msg::Checked { step, outcome });
+        }
+    }
+
+    /// The viewer step's image, then its attributes.
+    async fn load_image(self) {
+        let (image_tx, attributes_tx) = (self.tx.clone(), self.tx.clone());
+        viewer::load(
+            &self.session,
+            &self.lab,
+            |r| {
+                let _ = image_tx.send(Msg::Image(r));
+            },
+            |a| {
+                let _ = attributes_tx.send(Msg::ImageAttributes(a));
+            },
+        )
+        .await;
+    }
+
+    /// Something done inside dicomlab that sent no request (an import) credits its step.
+    async fn credit(self, step: String, summary: String) {
+        let evidence = Evidence::new(
+            Source::Dicomlab,
+            summary,
+            Some(time::OffsetDateTime::now_utc()),
+        );
+        let mut s = self.store.lock().await;
+        s.credit(
+            &self.lab.id,
+            &self.session.target_key,
+            &step,
+            evidence.clone(),
+        );
+        self.saved(&mut s);
+        drop(s);
+        let outcome = dicomlab_lab::Outcome::Pass {
+            detail: "imported in dicomlab".into(),
+            evidence,
+        };
+        let _ = self.tx.send(Msg::Checked { step, outcome });
+    }
+
+    /// A learner's exchange kept as evidence (saved at once when `now`).
+    async fn keep(self, exchange: Exchange, now: bool) {
+        let mut s = self.store.lock().await;
+        self.session.keep_exchange(&self.lab, &mut s, &exchange);
+        if now {
+            self.saved(&mut s);
+        }
+    }
+
+    /// A write to the progress of this lab and target, then saved.
+    async fn write(self, f: impl FnOnce(&mut ProgressStore, &str, &str)) {
+        let mut s = self.store.lock().await;
+        f(&mut s, &self.lab.id, &self.session.target_key);
+        self.saved(&mut s);
+    }
+
+    /// A classroom learner's verdicts: the room's, read from its store.
+    fn room_verdicts(self, room: Arc<dyn super::Room>) {
+        let (lab_id, key) = (self.lab.id.clone(), self.session.target_key.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcomes = room.outcomes();
+            let saved = {
+                let mut s = self.store.blocking_lock();
+                s.reload();
+                s.steps(&lab_id, &key)
+            };
+            let _ = self.tx.send(Msg::Progress(saved));
+            for (step, outcome) in outcomes {
+                let _ = self.tx.send(Msg::Checked { step, outcome });
+            }
+            let _ = self.tx.send(Msg::Judged);
         });
     }
 }

@@ -261,21 +261,15 @@ fn draw_step(app: &App, f: &mut Frame, area: Rect) {
     draw_step_text(app, f, area, &id, step);
 }
 
-fn draw_step_text(
-    app: &App,
-    f: &mut Frame,
-    area: Rect,
-    id: &str,
-    step: &dicomlab_lab::model::Step,
-) {
+/// A label of the step pane's lines (`Check`, `Evidence`, `Tried`…), padded to one width.
+fn label(s: &str) -> Span<'static> {
+    Span::styled(format!("{s:<9}"), bold())
+}
+
+/// What the step's check says: its outcome, what it rests on or what failed, and the learner's tries.
+fn check_lines(app: &App, id: &str, view: &crate::app::StepView) -> Vec<Line<'static>> {
     let id = id.to_string();
-    let view = &app.steps[&id];
-    let mut instructions: Vec<Line> = fill(app, &step.instructions)
-        .lines()
-        .map(|l| Line::raw(l.to_string()))
-        .collect();
     let mut lines: Vec<Line> = Vec::new();
-    let label = |s: &str| Span::styled(format!("{s:<9}"), bold());
     match &view.check {
         CheckState::NotChecked => lines.push(Line::from(vec![
             label("Check"),
@@ -343,18 +337,13 @@ fn draw_step_text(
             }
         }
     }
-    // The question is the evidence where the service keeps no record of reads dicomlab can read.
-    if let Some(q) = &step.question
-        && app.answerable(&id)
-    {
-        lines.push(Line::from(vec![
-            label("Question"),
-            Span::raw(format!("{} — press a to answer", fill(app, &q.ask))),
-        ]));
-    }
-    if step.check == dicomlab_lab::model::Check::Token
-        && let Some(c) = &app.claims
-    {
+    lines
+}
+
+/// The token step's claims and countdown.
+fn token_lines(app: &App) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if let Some(c) = &app.claims {
         let left = app.token_left.map_or_else(String::new, |d| {
             format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
         });
@@ -380,6 +369,34 @@ fn draw_step_text(
             label(""),
             Span::raw(format!("expires in {left}")),
         ]));
+    }
+    lines
+}
+
+fn draw_step_text(
+    app: &App,
+    f: &mut Frame,
+    area: Rect,
+    id: &str,
+    step: &dicomlab_lab::model::Step,
+) {
+    let view = &app.steps[id];
+    let mut instructions: Vec<Line> = fill(app, &step.instructions)
+        .lines()
+        .map(|l| Line::raw(l.to_string()))
+        .collect();
+    let mut lines = check_lines(app, id, view);
+    // The question is the evidence where the service keeps no record of reads dicomlab can read.
+    if let Some(q) = &step.question
+        && app.answerable(id)
+    {
+        lines.push(Line::from(vec![
+            label("Question"),
+            Span::raw(format!("{} — press a to answer", fill(app, &q.ask))),
+        ]));
+    }
+    if step.check == dicomlab_lab::model::Check::Token {
+        lines.extend(token_lines(app));
     }
     if view.doing {
         lines.push(Line::from(vec![label("Doing"), Span::raw("…")]));

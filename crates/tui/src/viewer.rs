@@ -13,9 +13,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_image::picker::Picker;
 use ratatui_image::protocol::StatefulProtocol;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
-use super::app::Msg;
 use super::theme::bold;
 use super::widgets::value_of;
 use dicomlab_lab::engine::Session;
@@ -121,9 +119,17 @@ pub fn key_attributes(ds: &Value) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Fetches and decodes the viewer step's instance (`Msg::Image`), then its key attributes
-/// (`Msg::ImageAttributes`).
-pub async fn load(session: &Session, lab: &Lab, tx: &mpsc::UnboundedSender<Msg>) {
+/// A decoded image, or why there is none.
+pub type Loaded = Result<Arc<image::DynamicImage>, String>;
+
+/// Fetches and decodes the viewer step's instance (given to `image`), then reads its key attributes
+/// (given to `attributes`, when the metadata answers).
+pub async fn load(
+    session: &Session,
+    lab: &Lab,
+    image: impl FnOnce(Loaded),
+    attributes: impl FnOnce(Vec<(String, String)>),
+) {
     let Some(inst) = lab
         .steps()
         .find(|s| s.screen() == Some(ScreenKind::Viewer))
@@ -131,7 +137,7 @@ pub async fn load(session: &Session, lab: &Lab, tx: &mpsc::UnboundedSender<Msg>)
         .and_then(|n| lab.dataset.instance(n))
         .map(|i| i.reference())
     else {
-        let _ = tx.send(Msg::Image(Err("the lab names no instance to view".into())));
+        image(Err("the lab names no instance to view".into()));
         return;
     };
     let body: Result<Vec<u8>, String> = match session.client.rendered(&inst).await {
@@ -149,10 +155,10 @@ pub async fn load(session: &Session, lab: &Lab, tx: &mpsc::UnboundedSender<Msg>)
         .unwrap_or_else(|e| Err(e.to_string())),
         Err(e) => Err(e),
     };
-    let _ = tx.send(Msg::Image(result));
+    image(result);
     if let Ok(a) = session.client.metadata(&inst).await
         && let Some(ds) = a.results().first()
     {
-        let _ = tx.send(Msg::ImageAttributes(key_attributes(ds)));
+        attributes(key_attributes(ds));
     }
 }

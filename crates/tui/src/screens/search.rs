@@ -431,46 +431,7 @@ impl Component for Search {
             ]),
             self.form.line(theme, Param::Filters, area.width),
         ];
-        // The less used fields on one line unless edited.
-        if self.form.editing {
-            for field in [
-                Param::IncludeField,
-                Param::Limit,
-                Param::Offset,
-                Param::InStudy,
-                Param::InSeries,
-            ] {
-                head.push(self.form.line(theme, field, area.width));
-            }
-        } else {
-            head.push(Line::from(vec![
-                Span::styled(" includefield ", bold()),
-                Span::raw(format!("{:<12}", self.form.value(Param::IncludeField))),
-                Span::styled(" limit ", bold()),
-                Span::raw(self.form.value(Param::Limit)),
-                Span::styled("  offset ", bold()),
-                Span::raw(self.form.value(Param::Offset)),
-            ]));
-            // The scope only when there is one.
-            let (study, series) = (
-                self.form.value(Param::InStudy),
-                self.form.value(Param::InSeries),
-            );
-            if !study.trim().is_empty() || !series.trim().is_empty() {
-                head.push(Line::from(vec![
-                    Span::styled(" within       ", bold()),
-                    Span::raw(format!(
-                        "study {}{}",
-                        short_uid(study.trim(), 24),
-                        if series.trim().is_empty() {
-                            String::new()
-                        } else {
-                            format!(" · series {}", short_uid(series.trim(), 24))
-                        }
-                    )),
-                ]));
-            }
-        }
+        head.extend(self.param_lines(theme, area.width));
         match &self.found {
             Request::Failed(e) => head.push(outcome_line(theme, false, e)),
             Request::Running(_) => head.push(Line::raw("searching…")),
@@ -551,5 +512,53 @@ impl Component for Search {
                 }
             });
         io.send(Done::Searched(r));
+    }
+}
+
+impl Search {
+    /// The less used fields: one line (and the scope, when there is one) unless they are edited.
+    fn param_lines(&self, theme: crate::theme::Theme, width: u16) -> Vec<Line<'static>> {
+        let mut lines = Vec::new();
+        // The less used fields on one line unless edited.
+        if self.form.editing {
+            for field in [
+                Param::IncludeField,
+                Param::Limit,
+                Param::Offset,
+                Param::InStudy,
+                Param::InSeries,
+            ] {
+                lines.push(self.form.line(theme, field, width));
+            }
+        } else {
+            lines.push(Line::from(vec![
+                Span::styled(" includefield ", bold()),
+                Span::raw(format!("{:<12}", self.form.value(Param::IncludeField))),
+                Span::styled(" limit ", bold()),
+                Span::raw(self.form.value(Param::Limit)),
+                Span::styled("  offset ", bold()),
+                Span::raw(self.form.value(Param::Offset)),
+            ]));
+            // The scope only when there is one.
+            let (study, series) = (
+                self.form.value(Param::InStudy),
+                self.form.value(Param::InSeries),
+            );
+            if !study.trim().is_empty() || !series.trim().is_empty() {
+                lines.push(Line::from(vec![
+                    Span::styled(" within       ", bold()),
+                    Span::raw(format!(
+                        "study {}{}",
+                        short_uid(study.trim(), 24),
+                        if series.trim().is_empty() {
+                            String::new()
+                        } else {
+                            format!(" · series {}", short_uid(series.trim(), 24))
+                        }
+                    )),
+                ]));
+            }
+        }
+        lines
     }
 }

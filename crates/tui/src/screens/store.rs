@@ -359,88 +359,12 @@ impl Component for Store {
         if self.files.is_running() {
             lines.push(Line::raw("listing files…"));
         }
-        let files = self.files.last().map_or(&[][..], Vec::as_slice);
-        let name_w = files
-            .iter()
-            .map(|f| {
-                f.path
-                    .file_name()
-                    .map_or(0, |n| n.to_string_lossy().chars().count())
-            })
-            .max()
-            .unwrap_or(0)
-            .min(28);
-        let bar_w = (area.width as usize)
-            .saturating_sub(name_w + 26)
-            .clamp(4, 24);
-        for (i, file) in files.iter().enumerate() {
-            let name = file
-                .path
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            let chosen = match (file.chosen, theme.ascii) {
-                (true, false) => "☑",
-                (false, false) => "☐",
-                (true, true) => "[x]",
-                (false, true) => "[ ]",
-            };
-            let status = match file.status {
-                Some(s) => Span::styled(
-                    format!(" {s}"),
-                    theme.fg(if (200..300).contains(&s) {
-                        Color::Green
-                    } else {
-                        Color::Red
-                    }),
-                ),
-                None => Span::raw(""),
-            };
-            let selected = ctx.focused && i == self.selected && self.picking.is_none();
-            lines.push(Line::from(vec![
-                Span::raw(format!("{chosen} ")),
-                Span::styled(
-                    format!("{name:<name_w$}"),
-                    if selected {
-                        reversed()
-                    } else {
-                        Style::default()
-                    },
-                ),
-                Span::raw(format!(" {:>7} ", human(file.size))),
-                Span::raw(gauge(theme, file.sent, file.size, bar_w)),
-                status,
-            ]));
-        }
+        lines.extend(self.file_lines(ctx, area.width));
         if self.stored.is_running() {
             lines.push(Line::raw("storing…  (x cancels)"));
         }
         if let Some(stored) = self.stored.last() {
-            if !stored.statuses.is_empty() && self.mode == StoreMode::Multipart {
-                lines.push(Line::raw(format!(
-                    "one multipart request: {}",
-                    stored
-                        .statuses
-                        .iter()
-                        .map(u16::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-            for r in &stored.results {
-                let what = match (r.stored, r.code) {
-                    (true, None) => "stored".to_string(),
-                    (true, Some(c)) => format!("stored, warning {c}: {}", reason_text(c)),
-                    (false, Some(c)) => format!("{c}: {}", reason_text(c)),
-                    (false, None) => "failed".to_string(),
-                };
-                // 45070 (already stored) is no error: the instance is there (the ✓ is the check's, from the feed).
-                let ok = r.stored || r.code == Some(45070);
-                lines.push(outcome_line(
-                    theme,
-                    ok,
-                    &format!("{} {what}", short_uid(&r.sop_uid, 24)),
-                ));
-            }
+            lines.extend(self.result_lines(theme, stored));
         }
         if let Some(e) = self.error() {
             lines.push(outcome_line(theme, false, e));
@@ -546,5 +470,98 @@ pub fn read_stow(answers: &[Answer]) -> Stored {
     Stored {
         statuses: answers.iter().map(|a| a.status).collect(),
         results,
+    }
+}
+
+impl Store {
+    /// One line per file: chosen or not, its name, size, how much was sent, and its status.
+    fn file_lines(&self, ctx: &Ctx, width: u16) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let mut lines = Vec::new();
+        let files = self.files.last().map_or(&[][..], Vec::as_slice);
+        let name_w = files
+            .iter()
+            .map(|f| {
+                f.path
+                    .file_name()
+                    .map_or(0, |n| n.to_string_lossy().chars().count())
+            })
+            .max()
+            .unwrap_or(0)
+            .min(28);
+        let bar_w = (width as usize)
+            .saturating_sub(name_w + 26)
+            .clamp(4, 24);
+        for (i, file) in files.iter().enumerate() {
+            let name = file
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let chosen = match (file.chosen, theme.ascii) {
+                (true, false) => "☑",
+                (false, false) => "☐",
+                (true, true) => "[x]",
+                (false, true) => "[ ]",
+            };
+            let status = match file.status {
+                Some(s) => Span::styled(
+                    format!(" {s}"),
+                    theme.fg(if (200..300).contains(&s) {
+                        Color::Green
+                    } else {
+                        Color::Red
+                    }),
+                ),
+                None => Span::raw(""),
+            };
+            let selected = ctx.focused && i == self.selected && self.picking.is_none();
+            lines.push(Line::from(vec![
+                Span::raw(format!("{chosen} ")),
+                Span::styled(
+                    format!("{name:<name_w$}"),
+                    if selected {
+                        reversed()
+                    } else {
+                        Style::default()
+                    },
+                ),
+                Span::raw(format!(" {:>7} ", human(file.size))),
+                Span::raw(gauge(theme, file.sent, file.size, bar_w)),
+                status,
+            ]));
+        }
+        lines
+    }
+
+    /// What the store answered, per instance (and the multipart request's statuses).
+    fn result_lines(&self, theme: crate::theme::Theme, stored: &Stored) -> Vec<Line<'static>> {
+        let mut lines = Vec::new();
+        if !stored.statuses.is_empty() && self.mode == StoreMode::Multipart {
+            lines.push(Line::raw(format!(
+                "one multipart request: {}",
+                stored
+                    .statuses
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for r in &stored.results {
+            let what = match (r.stored, r.code) {
+                (true, None) => "stored".to_string(),
+                (true, Some(c)) => format!("stored, warning {c}: {}", reason_text(c)),
+                (false, Some(c)) => format!("{c}: {}", reason_text(c)),
+                (false, None) => "failed".to_string(),
+            };
+            // 45070 (already stored) is no error: the instance is there (the ✓ is the check's, from the feed).
+            let ok = r.stored || r.code == Some(45070);
+            lines.push(outcome_line(
+                theme,
+                ok,
+                &format!("{} {what}", short_uid(&r.sop_uid, 24)),
+            ));
+        }
+        lines
     }
 }
