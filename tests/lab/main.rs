@@ -9,3 +9,5 @@ mod lab_diagnoses;
 mod lab_orthanc;
 mod lab_practice;
 mod lab_second;
+mod layout;
+mod layout;
