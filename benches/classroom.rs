@@ -11,7 +11,7 @@
 //! - the classroom process's peak RSS (VmHWM) and its CPU while the 30 sessions sit idle for 20 s.
 //!
 //! Targets (issue 12, this 2-core machine): every check's p99 ≤ 1 s, 0 errors, peak RSS ≤ 300 MB,
-//! CPU ≈ 0 while idle. `DICOMLAB_BENCH_LEARNERS` changes the number of learners.
+//! CPU ≈ 0 while idle. `-- --learners N` (or `DICOMLAB_BENCH_LEARNERS`) changes the number of learners.
 //!
 //! Then the same room again, under attack (issue 16): while the learners work, one other address
 //! with the class code holds 200 connections to both ports and sends, as fast as the room lets it,
@@ -160,8 +160,14 @@ struct Run {
 
 fn main() {
     let quick = deadline::quick();
-    let learners: usize = std::env::var("DICOMLAB_BENCH_LEARNERS")
-        .ok()
+    // `-- --learners 100` (or DICOMLAB_BENCH_LEARNERS=100): the room's size.
+    let args: Vec<String> = std::env::args().collect();
+    let learners: usize = args
+        .iter()
+        .position(|a| a == "--learners")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .or_else(|| std::env::var("DICOMLAB_BENCH_LEARNERS").ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 3 } else { 30 });
     deadline::watchdog(

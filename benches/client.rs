@@ -3,7 +3,8 @@
 //! - bulk STOW of 500 small instances to the practice service (a separate `dicomlab serve` process)
 //!   with 1, 4 and 8 concurrent requests: instances/s and the client's peak RSS; the same 500 with
 //!   Python's dicomweb-client (one `store_instances` call per file) when it is installed.
-//! - a 1 GB study (10 instances of 100 MB) retrieved to disk: the client's peak RSS.
+//! - a 1 GB study (10 instances of 100 MB) retrieved to disk: MB/s and the client's peak RSS, beside
+//!   the ceiling of plain buffered I/O on the same bytes (read them; read and write them to disk).
 //!
 //! Peak RSS is the process's VmHWM, reset before each measurement (`/proc/self/clear_refs` = 5).
 
@@ -213,6 +214,38 @@ fn main() {
             total as f64 / 1e6 / secs,
             peak_rss_mb()
         );
+        deadline::phase("the plain-I/O ceiling");
+        let (read, copy) = plain_io(&big, &work.path().join("copied"));
+        println!(
+            "wado: plain buffered read {:.0} MB/s, read + write to disk {:.0} MB/s: retrieve is {:.2}× below the copy",
+            total as f64 / 1e6 / read,
+            total as f64 / 1e6 / copy,
+            secs / copy
+        );
         drop(server);
     });
+}
+
+/// Seconds to read `files` with buffered I/O, and to read and write them into `dir`: what the
+/// retrieve's bytes cost with no HTTP, no multipart and no service.
+fn plain_io(files: &[PathBuf], dir: &Path) -> (f64, f64) {
+    use std::io::{BufReader, BufWriter, Read, Write};
+    let mut buf = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    for f in files {
+        let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(f).expect("open"));
+        while r.read(&mut buf).expect("read") > 0 {}
+    }
+    let read = start.elapsed().as_secs_f64();
+    std::fs::create_dir_all(dir).expect("dir");
+    let start = Instant::now();
+    for (i, f) in files.iter().enumerate() {
+        let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(f).expect("open"));
+        let out = std::fs::File::create(dir.join(format!("{i}.dcm"))).expect("create");
+        let mut w = BufWriter::with_capacity(1 << 20, out);
+        std::io::copy(&mut r, &mut w).expect("copy");
+        w.flush().expect("flush");
+    }
+    let copy = start.elapsed().as_secs_f64();
+    (read, copy)
 }

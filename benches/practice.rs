@@ -2,7 +2,8 @@
 //!
 //! - ingest: 1,000 small instances over STOW (multipart/related, one instance per request — the framing
 //!   Orthanc's DICOMweb plugin accepts), 4 concurrent clients, instances/s; the same against Orthanc when
-//!   it is installed.
+//!   it is installed, and against a null server (reads the body, answers 200: the loopback ceiling of
+//!   these clients). The data goes where `TMPDIR` says (`TMPDIR=/dev/shm` for tmpfs).
 //! - QIDO latency: p50 / p99 over 2,000 lab-style searches with 10,000 instances stored.
 
 use dicomlab_testkit::deadline;
@@ -177,15 +178,41 @@ fn main() {
     });
 }
 
+/// A server that reads each body and answers 200 with an empty JSON object: what the same clients
+/// reach with no DICOM work at all.
+async fn null_server() -> String {
+    let app = axum::Router::new().route(
+        "/studies",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            std::hint::black_box(body.len());
+            ([("content-type", "application/dicom+json")], "{}")
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/studies")
+}
+
 async fn ingest_vs_orthanc() {
     let n = ingest_n();
     let items = Arc::new(instances(n, 5, "1"));
+    println!("ingest: data under {}", std::env::temp_dir().display());
+    let ceiling = ingest(&null_server().await, items.clone()).await;
+    println!(
+        "ingest: null server       {ceiling:>8.0} instances/s  (the clients' loopback ceiling)"
+    );
     let svc = dicomlab_practice::start(config())
         .await
         .expect("practice service");
     let ours = ingest(&format!("{}/studies", svc.base_url), items.clone()).await;
     println!(
-        "ingest: practice service  {ours:>8.0} instances/s  ({n} instances, {CLIENTS} clients)"
+        "ingest: practice service  {ours:>8.0} instances/s  ({n} instances, {CLIENTS} clients; {:.2}× below the ceiling)",
+        ceiling / ours
     );
     svc.shutdown().await;
 
