@@ -220,6 +220,73 @@ fn ssh_hint(ssh_connection: &str, user: &str, ports: &[u16]) -> Option<String> {
     ))
 }
 
+/// The OHIF build to serve: the one given, else the one fetched into the cache (fetched with npm the
+/// first time).
+async fn build_dir(
+    build: Option<PathBuf>,
+    cache: Option<PathBuf>,
+) -> Result<PathBuf, CommandError> {
+    Ok(match build {
+        Some(b) => b,
+        None => {
+            let cache = cache.unwrap_or_else(|| dicomlab_lab::config::data_dir().join("ohif"));
+            tokio::task::spawn_blocking(move || fetch::ensure(&cache, &|s| eprintln!("{s}")))
+                .await
+                .map_err(|e| CommandError::Other(e.to_string()))??
+        }
+    })
+}
+
+/// Prints what the service still needs before the viewer at `origin` may use it: on the practice
+/// service, what its admin API says is missing; on Azure, where to set it.
+async fn print_to_do(pointed: &Pointed, origin: &str) {
+    match (pointed.kind, &pointed.admin) {
+        (TargetKind::Practice, Some(admin)) => {
+            let todo = practice_to_do(admin, origin, &pointed.client_id).await;
+            if todo.is_empty() {
+                println!("  ready        CORS, redirect URI and the user's role are set");
+            } else {
+                println!("Before the viewer can show the study (the bonus exercise):");
+                for t in todo {
+                    println!("  - {t}");
+                }
+            }
+        }
+        (TargetKind::Azure, _) => {
+            println!("On Azure, the bonus exercise is (see the README):");
+            println!(
+                "  - App registrations → the app → Authentication → Add a platform → Single-page application: {origin}/callback"
+            );
+            println!(
+                "  - API permissions → Add a permission → APIs my organization uses → Azure API for DICOM → Delegated → Dicom.ReadWrite (grant admin consent)"
+            );
+            println!("  - DICOM service → CORS: origin {origin}, header authorization, method GET");
+            println!(
+                "  - DICOM service → Access control (IAM): DICOM Data Owner (or Reader) for your user"
+            );
+        }
+        _ => {
+            println!(
+                "  note         no sign-in: the server must allow {origin} (CORS) and need no password from a browser"
+            );
+        }
+    }
+}
+
+/// The ports to forward over SSH: the viewer's, and a practice service's on this machine.
+fn forwarded_ports(viewer: u16, pointed: &Pointed) -> Vec<u16> {
+    let mut ports = vec![viewer];
+    if pointed.kind == TargetKind::Practice
+        && let Ok(u) = reqwest::Url::parse(&pointed.config.base_url)
+        && let Some(p) = u.port_or_known_default()
+        && u.host_str()
+            .is_some_and(|h| h == "127.0.0.1" || h == "localhost")
+    {
+        ports.push(p);
+    }
+    ports
+}
+
 impl OhifCommand {
     pub(crate) async fn run(
         self,
@@ -246,17 +313,7 @@ impl OhifCommand {
                 self.addr
             )));
         }
-        let build = match self.build {
-            Some(b) => b,
-            None => {
-                let cache = self
-                    .cache
-                    .unwrap_or_else(|| dicomlab_lab::config::data_dir().join("ohif"));
-                tokio::task::spawn_blocking(move || fetch::ensure(&cache, &|s| eprintln!("{s}")))
-                    .await
-                    .map_err(|e| CommandError::Other(e.to_string()))??
-            }
-        };
+        let build = build_dir(self.build, self.cache).await?;
         let site = Site::new(&build, pointed.config.app_config_js())?;
         let root = site.root().to_path_buf();
         let serving = dicomlab_ohif::serve(site, self.addr).await?;
@@ -282,48 +339,8 @@ impl OhifCommand {
                 s.flow.response_type()
             );
         }
-        match (pointed.kind, &pointed.admin) {
-            (TargetKind::Practice, Some(admin)) => {
-                let todo = practice_to_do(admin, &origin, &pointed.client_id).await;
-                if todo.is_empty() {
-                    println!("  ready        CORS, redirect URI and the user's role are set");
-                } else {
-                    println!("Before the viewer can show the study (the bonus exercise):");
-                    for t in todo {
-                        println!("  - {t}");
-                    }
-                }
-            }
-            (TargetKind::Azure, _) => {
-                println!("On Azure, the bonus exercise is (see the README):");
-                println!(
-                    "  - App registrations → the app → Authentication → Add a platform → Single-page application: {origin}/callback"
-                );
-                println!(
-                    "  - API permissions → Add a permission → APIs my organization uses → Azure API for DICOM → Delegated → Dicom.ReadWrite (grant admin consent)"
-                );
-                println!(
-                    "  - DICOM service → CORS: origin {origin}, header authorization, method GET"
-                );
-                println!(
-                    "  - DICOM service → Access control (IAM): DICOM Data Owner (or Reader) for your user"
-                );
-            }
-            _ => {
-                println!(
-                    "  note         no sign-in: the server must allow {origin} (CORS) and need no password from a browser"
-                );
-            }
-        }
-        let mut ports = vec![self.addr.port()];
-        if pointed.kind == TargetKind::Practice
-            && let Ok(u) = reqwest::Url::parse(&pointed.config.base_url)
-            && let Some(p) = u.port_or_known_default()
-            && u.host_str()
-                .is_some_and(|h| h == "127.0.0.1" || h == "localhost")
-        {
-            ports.push(p);
-        }
+        print_to_do(&pointed, &origin).await;
+        let ports = forwarded_ports(self.addr.port(), &pointed);
         let user = std::env::var("USER").unwrap_or_else(|_| "you".into());
         if let Some(hint) = std::env::var("SSH_CONNECTION")
             .ok()

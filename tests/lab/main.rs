@@ -2,6 +2,8 @@
 //! One test binary for these (cargo links each binary once); the helpers are `dicomlab-testkit`.
 
 mod classroom_e2e;
+mod classroom_limits;
+mod classroom_self_report;
 mod classroom_service;
 mod classroom_ssh;
 mod cli;

@@ -11,13 +11,16 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
-use super::folder::LearnerSource;
-use super::room::{LearnerRow, Mark, Room};
+use crate::folder::LearnerSource;
+use crate::names::LearnerName;
+use crate::reset::Reset;
+use crate::room::{LearnerRow, Mark, Room};
+use crate::state::Core;
 use dicomlab_dicomweb::Secret;
 
 /// What the header tells the instructor to write on the board.
@@ -184,7 +187,8 @@ fn clock(secs: i64) -> String {
     }
 }
 
-/// Draws the dashboard (reads only).
+/// Draws the dashboard (reads only): the header, the learners' table, the selected learner's last
+/// failure (when open), the footer.
 pub fn view(d: &Dashboard, f: &mut Frame) {
     let detail_height = if d.detail && d.selected_row().is_some() {
         10
@@ -198,7 +202,25 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(f.area());
-    let bold = Style::default().add_modifier(Modifier::BOLD);
+    f.render_widget(header(d), head);
+    learners_table(d, f, table);
+    if detail_height > 0
+        && let Some(l) = d.selected_row()
+    {
+        f.render_widget(detail_pane(d, l), detail);
+    }
+    f.render_widget(Paragraph::new(footer(d)), foot);
+}
+
+/// Bold, for what the instructor reads out.
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+/// The title, the room's counts, and what learners type (the ssh line, the class code, the host key,
+/// their service's address).
+fn header(d: &Dashboard) -> Paragraph<'static> {
+    let bold = bold();
     let online = d
         .room
         .learners
@@ -206,28 +228,30 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
         .filter(|l| l.online == Some(true))
         .count();
     let stuck = d.room.learners.iter().filter(|l| l.stuck.is_some()).count();
-    f.render_widget(
-        Paragraph::new(vec![
-            Line::from(vec![
-                Span::styled(format!("dicomlab classroom · {}", d.room.title), bold),
-                Span::raw(format!(
-                    "   {} learner(s), {online} connected, {stuck} stuck",
-                    d.room.learners.len()
-                )),
-            ]),
-            Line::from(vec![
-                Span::raw("learners type  "),
-                Span::styled(d.header.ssh.clone(), bold),
-                Span::raw("   code  "),
-                Span::styled(d.header.code.clone(), bold),
-            ]),
-            Line::from(format!(
-                "host key {}   their service  {}",
-                d.header.fingerprint, d.header.http
+    Paragraph::new(vec![
+        Line::from(vec![
+            Span::styled(format!("dicomlab classroom · {}", d.room.title), bold),
+            Span::raw(format!(
+                "   {} learner(s), {online} connected, {stuck} stuck",
+                d.room.learners.len()
             )),
         ]),
-        head,
-    );
+        Line::from(vec![
+            Span::raw("learners type  "),
+            Span::styled(d.header.ssh.clone(), bold),
+            Span::raw("   code  "),
+            Span::styled(d.header.code.clone(), bold),
+        ]),
+        Line::from(format!(
+            "host key {}   their service  {}",
+            d.header.fingerprint, d.header.http
+        )),
+    ])
+}
+
+/// Learners × exercises, the selected learner's row reversed (or a word while nobody has joined).
+fn learners_table(d: &Dashboard, f: &mut Frame, table: Rect) {
+    let bold = bold();
     let mut header = vec![Cell::from("learner"), Cell::from("")];
     header.extend((1..=d.room.exercises.len()).map(|i| Cell::from(format!("{i:>2}"))));
     header.extend(["done", "current step", "on it", "stuck"].map(Cell::from));
@@ -236,46 +260,7 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
         .learners
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            let dot = match (l.source, l.online) {
-                (LearnerSource::SelfReported, _) => "self",
-                (_, Some(true)) => {
-                    if d.ascii {
-                        "on"
-                    } else {
-                        "●"
-                    }
-                }
-                _ => "",
-            };
-            let mut cells = vec![Cell::from(l.name.clone()), Cell::from(dot)];
-            cells.extend(l.exercises.iter().map(|m| {
-                Cell::from(Span::styled(
-                    format!("{:>2}", m.symbol(d.ascii)),
-                    mark_style(d, *m),
-                ))
-            }));
-            cells.push(Cell::from(format!("{}/{}", l.done, l.required)));
-            cells.push(Cell::from(
-                l.current.clone().unwrap_or_else(|| "complete".into()),
-            ));
-            cells.push(Cell::from(l.on_step_secs.map(clock).unwrap_or_default()));
-            let stuck = l.stuck.clone().unwrap_or_default();
-            cells.push(Cell::from(Span::styled(
-                stuck,
-                if d.no_color {
-                    bold
-                } else {
-                    Style::default().fg(Color::Red)
-                },
-            )));
-            let row = Row::new(cells);
-            if i == d.selected {
-                row.style(Style::default().add_modifier(Modifier::REVERSED))
-            } else {
-                row
-            }
-        })
+        .map(|(i, l)| learner_row(d, i, l))
         .collect();
     let mut widths = vec![Constraint::Length(14), Constraint::Length(4)];
     widths.extend(d.room.exercises.iter().map(|_| Constraint::Length(2)));
@@ -306,66 +291,113 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
             table,
         );
     }
-    if detail_height > 0
-        && let Some(l) = d.selected_row()
-    {
-        let mut lines = Vec::new();
-        match &l.last_failure {
-            Some(fl) => {
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{} · {}", fl.step, fl.title), bold),
-                    Span::raw(format!(
-                        "  (checked {})",
-                        dicomlab_lab::clock::human(&fl.at)
-                    )),
-                ]));
-                lines.push(Line::from(format!("observed  {}", fl.observed)));
-                if !fl.diagnosis.is_empty() {
-                    lines.push(Line::from(format!("fix       {}", fl.diagnosis)));
-                }
-                for (i, t) in fl.tried.iter().enumerate() {
-                    let head = if i == 0 { "tried     " } else { "          " };
-                    lines.push(Line::from(format!("{head}{t}")));
-                }
+}
+
+/// One learner's row: their name, whether they are connected, their marks, how far they are, their
+/// current step, how long they have been on it, and why they look stuck.
+fn learner_row(d: &Dashboard, i: usize, l: &LearnerRow) -> Row<'static> {
+    let bold = bold();
+    let dot = match (l.source, l.online) {
+        (LearnerSource::SelfReported, _) => "self",
+        (_, Some(true)) => {
+            if d.ascii {
+                "on"
+            } else {
+                "●"
             }
-            None => lines.push(Line::from("No failure recorded.")),
         }
-        if let Some(s) = &l.stuck {
-            lines.insert(0, Line::from(Span::styled(format!("stuck: {s}"), bold)));
-        }
-        let code = match (l.source, d.codes.get(&l.name)) {
-            (LearnerSource::Service, Some(c)) if d.show_code => Line::from(vec![
-                Span::raw("personal code  "),
-                Span::styled(c.expose().to_string(), bold),
-                Span::raw("  (their SSH password; s hides it; R twice gives a new one)"),
-            ]),
-            (LearnerSource::Service, Some(_)) => Line::from(vec![
-                Span::raw("personal code  "),
-                Span::styled("••••-••••", bold),
-                Span::raw("  (s shows it, to read out; R twice gives a new one)"),
-            ]),
-            (LearnerSource::Service, None) => {
-                Line::from("personal code  none yet: given at their next login with the class code")
-            }
-            (LearnerSource::SelfReported, _) => Line::from(
-                "reports with a token dicomlab join keeps (R twice lets their next report take a new one)",
-            ),
-        };
-        lines.insert(0, code);
-        let source = match l.source {
-            LearnerSource::Service => "checked on their service",
-            LearnerSource::SelfReported => "self-reported from their own service",
-        };
-        f.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(format!(" {} — last failure ({source}) ", l.name)),
-            ),
-            detail,
-        );
+        _ => "",
+    };
+    let mut cells = vec![Cell::from(l.name.clone()), Cell::from(dot)];
+    cells.extend(l.exercises.iter().map(|m| {
+        Cell::from(Span::styled(
+            format!("{:>2}", m.symbol(d.ascii)),
+            mark_style(d, *m),
+        ))
+    }));
+    cells.push(Cell::from(format!("{}/{}", l.done, l.required)));
+    cells.push(Cell::from(
+        l.current.clone().unwrap_or_else(|| "complete".into()),
+    ));
+    cells.push(Cell::from(l.on_step_secs.map(clock).unwrap_or_default()));
+    let stuck = l.stuck.clone().unwrap_or_default();
+    cells.push(Cell::from(Span::styled(
+        stuck,
+        if d.no_color {
+            bold
+        } else {
+            Style::default().fg(Color::Red)
+        },
+    )));
+    let row = Row::new(cells);
+    if i == d.selected {
+        row.style(Style::default().add_modifier(Modifier::REVERSED))
+    } else {
+        row
     }
-    let foot_text = if d.confirm_quit {
+}
+
+/// The selected learner's pane: their personal code (masked until `s`), why they look stuck, their
+/// last failure with its diagnosis.
+fn detail_pane<'a>(d: &Dashboard, l: &'a LearnerRow) -> Paragraph<'a> {
+    let bold = bold();
+    let mut lines = Vec::new();
+    match &l.last_failure {
+        Some(fl) => {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} · {}", fl.step, fl.title), bold),
+                Span::raw(format!(
+                    "  (checked {})",
+                    dicomlab_lab::clock::human(&fl.at)
+                )),
+            ]));
+            lines.push(Line::from(format!("observed  {}", fl.observed)));
+            if !fl.diagnosis.is_empty() {
+                lines.push(Line::from(format!("fix       {}", fl.diagnosis)));
+            }
+            for (i, t) in fl.tried.iter().enumerate() {
+                let head = if i == 0 { "tried     " } else { "          " };
+                lines.push(Line::from(format!("{head}{t}")));
+            }
+        }
+        None => lines.push(Line::from("No failure recorded.")),
+    }
+    if let Some(s) = &l.stuck {
+        lines.insert(0, Line::from(Span::styled(format!("stuck: {s}"), bold)));
+    }
+    let code = match (l.source, d.codes.get(&l.name)) {
+        (LearnerSource::Service, Some(c)) if d.show_code => Line::from(vec![
+            Span::raw("personal code  "),
+            Span::styled(c.expose().to_string(), bold),
+            Span::raw("  (their SSH password; s hides it; R twice gives a new one)"),
+        ]),
+        (LearnerSource::Service, Some(_)) => Line::from(vec![
+            Span::raw("personal code  "),
+            Span::styled("••••-••••", bold),
+            Span::raw("  (s shows it, to read out; R twice gives a new one)"),
+        ]),
+        (LearnerSource::Service, None) => {
+            Line::from("personal code  none yet: given at their next login with the class code")
+        }
+        (LearnerSource::SelfReported, _) => Line::from(
+            "reports with a token dicomlab join keeps (R twice lets their next report take a new one)",
+        ),
+    };
+    lines.insert(0, code);
+    let source = match l.source {
+        LearnerSource::Service => "checked on their service",
+        LearnerSource::SelfReported => "self-reported from their own service",
+    };
+    Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .title(format!(" {} — last failure ({source}) ", l.name)),
+    )
+}
+
+/// The footer: a confirmation asked for, what the last action did, or the keys.
+fn footer(d: &Dashboard) -> String {
+    if d.confirm_quit {
         "Press q again to close the classroom (every session ends; progress is kept). Any other key: stay."
             .to_string()
     } else if let Some(name) = &d.confirm_reset {
@@ -379,8 +411,7 @@ pub fn view(d: &Dashboard, f: &mut Frame) {
             "↑ ↓ learner  Enter show/hide their last failure  s show their code  R reset it  q close the classroom   log: {}",
             d.header.log
         )
-    };
-    f.render_widget(Paragraph::new(foot_text), foot);
+    }
 }
 
 /// Runs the dashboard in this process's terminal until the instructor closes the classroom.
@@ -409,7 +440,7 @@ fn panic_reaches_the_screen(thread: Option<&str>) -> bool {
     thread == Some("main")
 }
 
-pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::Result<()> {
+pub async fn run(core: std::sync::Arc<Core>, header: Header) -> std::io::Result<()> {
     let mut d = Dashboard::new(core.room(), header);
     d.codes = core.personal_codes();
     d.ascii = std::env::var("DICOMLAB_ASCII").is_ok_and(|v| v == "1")
@@ -453,15 +484,15 @@ pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::
                 match effect {
                     Effect::Quit => return Ok(()),
                     Effect::Reset(name) => {
-                        let reset = match super::names::LearnerName::exact(&name) {
+                        let reset = match LearnerName::exact(&name) {
                             Ok(n) => core.reset_code(&n).await.map_err(|e| e.to_string()),
                             Err(e) => Err(e.to_string()),
                         };
                         let note = match reset {
-                            Ok(super::Reset::Code(_)) => format!(
+                            Ok(Reset::Code(_)) => format!(
                                 "{name} has a new personal code (s shows it); the old one no longer logs in."
                             ),
-                            Ok(super::Reset::Token) => format!(
+                            Ok(Reset::Token) => format!(
                                 "{name}'s next report takes a new token (dicomlab join keeps it)."
                             ),
                             Err(e) => format!("Cannot reset {name}: {e}"),
@@ -479,7 +510,7 @@ pub async fn run(core: std::sync::Arc<super::Core>, header: Header) -> std::io::
     result
 }
 
-async fn room_now(core: &std::sync::Arc<super::Core>) -> Room {
+async fn room_now(core: &std::sync::Arc<Core>) -> Room {
     let c = core.clone();
     tokio::task::spawn_blocking(move || c.room())
         .await
@@ -505,7 +536,7 @@ mod tests {
             exercises: lab
                 .exercises
                 .iter()
-                .map(|e| super::super::room::Column {
+                .map(|e| crate::room::Column {
                     id: e.id.clone(),
                     title: e.title.clone(),
                 })

@@ -17,16 +17,22 @@
 //! ```
 //!
 //! Every file is written atomically (a temporary file, renamed) with mode 0600; a folder that is not
-//! empty and has no marker is refused, never written into.
+//! empty and has no marker is refused, never written into. The keys of `verdicts.json`
+//! ([`VERDICTS_KEY`], [`SELF_REPORTED_KEY`]) and the times the files keep (`now`) are here too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::names::LearnerName;
+use crate::names::LearnerName;
 use dicomlab_dicomweb::Secret;
 use dicomlab_lab::checks::Outcome;
+
+/// The progress key of the classroom's own checks (in each learner's `verdicts.json`).
+pub const VERDICTS_KEY: &str = "classroom";
+/// The progress key of what a self-reported learner sent.
+pub const SELF_REPORTED_KEY: &str = "self-reported";
 
 /// The marker file's name.
 pub const MARKER: &str = ".dicomlab-classroom";
@@ -275,6 +281,11 @@ impl Folder {
     ) -> Result<(), FolderError> {
         write_json(&self.last_outcomes(name), last)
     }
+}
+
+/// Now, as the folder's files keep times (RFC 3339, UTC).
+pub(crate) fn now() -> String {
+    dicomlab_lab::evidence::rfc3339(time::OffsetDateTime::now_utc())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, FolderError> {

@@ -24,8 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::Core;
-use super::names::LearnerName;
+use crate::error::ClassroomError;
+use crate::gate;
+use crate::names::LearnerName;
+use crate::state::Core;
 use dicomlab_dicomweb::client::CHECK_USER_AGENT;
 use dicomlab_lab::progress::StepProgress;
 
@@ -96,7 +98,7 @@ async fn limit_rate(
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| super::gate::client(c.0.ip()));
+        .map(|c| gate::client(c.0.ip()));
     if let Some(ip) = peer
         && let Err(wait) = core.rate.take(ip, std::time::Instant::now())
     {
@@ -341,28 +343,8 @@ async fn join(
             );
         }
     };
-    // No answer sleeps (it would hold a connection): a wrong code says how long the address now
-    // waits, and a report within that wait is answered 429 at once, its code not looked at.
-    match core.gate.check_now(peer.ip(), &report.code) {
-        Ok(()) => {}
-        Err(super::gate::Refused::Wrong(wait)) => {
-            tracing::info!(%peer, "join refused: wrong class code");
-            let mut r = text(StatusCode::UNAUTHORIZED, "Wrong class code.\n");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, retry_after(wait));
-            // A 401 names how to authenticate (RFC 9110): the class code, in the report's body.
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("ClassCode realm=\"dicomlab classroom\""),
-            );
-            return r;
-        }
-        Err(super::gate::Refused::Wait(wait)) => {
-            return too_many(
-                wait,
-                "A wrong class code came from your address a moment ago: wait, then send again.",
-            );
-        }
+    if let Some(refused) = wrong_class_code(&core, peer, &report.code) {
+        return refused;
     }
     let name = match LearnerName::parse(&report.name) {
         Ok(n) => n,
@@ -384,7 +366,7 @@ async fn join(
     // A wrong token is counted for this name (the 403 says how long to wait, and a wrong one within
     // that wait is 429), but the right one is always let in: tokens are 256 random bits, and a
     // classmate's wrong guesses must not lock the reporter out.
-    let door = super::gate::Door::Learner(name.as_str());
+    let door = gate::Door::Learner(name.as_str());
     // Only the lab's steps are kept, and only what a dashboard may show of them.
     let received = time::OffsetDateTime::now_utc();
     let steps: BTreeMap<String, StepProgress> = report
@@ -410,32 +392,61 @@ async fn join(
             }
             r
         }
-        Err(e @ super::ClassroomError::WrongToken(_)) => {
-            // The wait announced after a wrong token holds: another wrong one within it is answered
-            // 429 and not counted (the right token is always let in).
-            if let Some(left) = core.gate.waiting(peer.ip(), door) {
-                return too_many(
-                    left,
-                    "A wrong token for this name came from your address a moment ago: wait, then send again.",
-                );
-            }
-            // A guess at a token counts as a wrong code, for this name.
-            let wait = core
-                .gate
-                .verdict(peer.ip(), door, false)
-                .err()
-                .unwrap_or(super::gate::MAX_DELAY);
-            tracing::info!(%peer, learner = %name, "join refused: wrong token");
-            let mut r = text(StatusCode::FORBIDDEN, format!("{e}\n"));
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, retry_after(wait));
-            r
-        }
-        Err(super::ClassroomError::ManyNames(wait)) => {
-            too_many(wait, &super::ClassroomError::ManyNames(wait).to_string())
+        Err(e @ ClassroomError::WrongToken(_)) => wrong_token(&core, peer, &name, &e),
+        Err(ClassroomError::ManyNames(wait)) => {
+            too_many(wait, &ClassroomError::ManyNames(wait).to_string())
         }
         Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
     }
+}
+
+/// The answer that refuses the report's class code, or `None`: it is right (no answer sleeps, it would hold a
+/// connection: a wrong code says how long the address now waits, and a report within that wait is
+/// answered 429 at once, its code not looked at).
+fn wrong_class_code(core: &Core, peer: SocketAddr, code: &str) -> Option<Response> {
+    match core.gate.check_now(peer.ip(), code) {
+        Ok(()) => None,
+        Err(gate::Refused::Wrong(wait)) => {
+            tracing::info!(%peer, "join refused: wrong class code");
+            let mut r = text(StatusCode::UNAUTHORIZED, "Wrong class code.\n");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after(wait));
+            // A 401 names how to authenticate (RFC 9110): the class code, in the report's body.
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("ClassCode realm=\"dicomlab classroom\""),
+            );
+            Some(r)
+        }
+        Err(gate::Refused::Wait(wait)) => Some(too_many(
+            wait,
+            "A wrong class code came from your address a moment ago: wait, then send again.",
+        )),
+    }
+}
+
+/// The answer to a report with a wrong token for `name` (`e` says so).
+fn wrong_token(core: &Core, peer: SocketAddr, name: &LearnerName, e: &ClassroomError) -> Response {
+    let door = gate::Door::Learner(name.as_str());
+    // The wait announced after a wrong token holds: another wrong one within it is answered
+    // 429 and not counted (the right token is always let in).
+    if let Some(left) = core.gate.waiting(peer.ip(), door) {
+        return too_many(
+            left,
+            "A wrong token for this name came from your address a moment ago: wait, then send again.",
+        );
+    }
+    // A guess at a token counts as a wrong code, for this name.
+    let wait = core
+        .gate
+        .verdict(peer.ip(), door, false)
+        .err()
+        .unwrap_or(gate::MAX_DELAY);
+    tracing::info!(%peer, learner = %name, "join refused: wrong token");
+    let mut r = text(StatusCode::FORBIDDEN, format!("{e}\n"));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, retry_after(wait));
+    r
 }
 
 /// The longest text kept of a self-reported step (a failure, a summary, a subject).

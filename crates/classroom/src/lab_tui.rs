@@ -2,10 +2,11 @@
 //! lab with `q` — their values for Postman or curl (`values.rs`), from which Enter goes back to the lab
 //! and `q` leaves.
 //!
-//! The TUI shows the room's verdicts ([`super::RoomOf`]): it runs no check of its own, its `c` asks the
-//! room's checks, and what they decide shows as it arrives, so the learner's screen, the dashboard and
-//! `classroom status` never disagree. What the learner does inside the TUI (their requests, answers, a
-//! reset) goes into the same store, `verdicts.json`; a reconnect resumes at their first step not done.
+//! The TUI shows the room's verdicts (`RoomOf`, in `state.rs`): it runs no check of its own, its `c`
+//! asks the room's checks, and what they decide shows as it arrives, so the learner's screen, the
+//! dashboard and `classroom status` never disagree. What the learner does inside the TUI (their
+//! requests, answers, a reset) goes into the same store, `verdicts.json`; a reconnect resumes at their
+//! first step not done.
 //!
 //! The TUI runs as `Options::remote`: no path of the classroom's machine is typed in it (the store
 //! screen stores the lab's samples, the environment screen reads no file, nothing is saved to a config
@@ -22,10 +23,10 @@ use std::task::{Context, Poll};
 use crossterm::event::Event;
 use futures_util::Stream;
 
-use super::LearnerEnv;
-use super::channel::{pack, unpack};
-use super::ssh::{Learner, RunFuture, Runner, Terminal};
-use super::values::{self, Choice, Values};
+use crate::channel::{pack, unpack};
+use crate::folder::VERDICTS_KEY;
+use crate::ssh::program::{Learner, RunFuture, Runner, Terminal};
+use crate::values::{self, Choice, LearnerEnv, Values};
 use dicomlab_tui::runtime::{self, Channel};
 use dicomlab_tui::theme::Theme;
 
@@ -173,7 +174,7 @@ pub fn fold_old_progress(old: &Path, verdicts: &Path, lab: &str, env: &LearnerEn
         .map(|(_, t)| t.clone())
         .collect();
     for t in theirs {
-        store.absorb(lab, super::VERDICTS_KEY, t);
+        store.absorb(lab, VERDICTS_KEY, t);
     }
     if let Err(e) = store.save() {
         tracing::warn!("cannot fold the old progress into the room's: {e}");

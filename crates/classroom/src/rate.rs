@@ -45,7 +45,7 @@ impl RateLimit {
 
     /// Takes a token for a request from `ip` at `now`: `Err(wait)` when there is none.
     pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let ip = super::gate::client(ip);
+        let ip = crate::gate::client(ip);
         let Ok(mut b) = self.buckets.lock() else {
             return Ok(());
         };

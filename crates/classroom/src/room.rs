@@ -3,18 +3,27 @@
 //! last failure with its diagnosis. Read from the classroom folder (the classroom's verdicts, or what a
 //! self-reported learner sent); the dashboard shows it live and `classroom status` prints it as
 //! Markdown, JSON or CSV. Every text that came from a learner or a service is made safe for a terminal.
+//! Who is connected over SSH is a [`LiveSession`] each.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::folder::{Folder, LearnerEntry, LearnerSource};
-use super::names::LearnerName;
-use super::{LiveSession, SELF_REPORTED_KEY, VERDICTS_KEY};
+use crate::folder::{Folder, LearnerEntry, LearnerSource, SELF_REPORTED_KEY, VERDICTS_KEY};
+use crate::names::LearnerName;
 use dicomlab_dicom::text::visible;
 use dicomlab_lab::Lab;
 use dicomlab_lab::checks::Outcome;
+use dicomlab_lab::model::Exercise;
 use dicomlab_lab::progress::{Progress, Status, StepProgress};
+
+/// A live SSH session of a learner (for the dashboard).
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub id: u64,
+    /// RFC 3339, UTC.
+    pub since: String,
+}
 
 /// The same failure this many times in a row is "stuck".
 pub const SAME_FAILURE: usize = 3;
@@ -275,35 +284,7 @@ fn row(
     let exercises = lab
         .exercises
         .iter()
-        .map(|e| {
-            let marks: Vec<(bool, Mark)> =
-                e.steps.iter().map(|s| (s.optional, mark(&s.id))).collect();
-            let required: Vec<Mark> = marks.iter().filter(|(o, _)| !o).map(|(_, m)| *m).collect();
-            let counted = if required.is_empty() {
-                marks.iter().map(|(_, m)| *m).collect()
-            } else {
-                required
-            };
-            if counted.iter().all(|m| *m == Mark::Done) {
-                Mark::Done
-            } else if counted.contains(&Mark::Current) {
-                if counted.contains(&Mark::Failed) {
-                    Mark::Failed
-                } else {
-                    Mark::Current
-                }
-            } else if counted.contains(&Mark::Failed) {
-                Mark::Failed
-            } else if counted.contains(&Mark::Waiting) {
-                Mark::Waiting
-            } else if counted.iter().all(|m| *m == Mark::Skipped) {
-                Mark::Skipped
-            } else if counted.contains(&Mark::Done) && e.steps.iter().all(|s| s.optional) {
-                Mark::Done
-            } else {
-                Mark::Pending
-            }
-        })
+        .map(|e| exercise_mark(e, &mark))
         .collect();
     let required = lab.steps().filter(|s| !s.optional).count();
     let done = lab
@@ -322,43 +303,7 @@ fn row(
         .and(since)
         .map(|s| (now - s).whole_seconds().max(0));
     let last_failure = last_failure(lab, r, current.as_deref());
-    let mut stuck = None;
-    if let Some(cur) = &current {
-        let tried: Vec<_> = r
-            .last
-            .get(cur)
-            .map(Outcome::tried)
-            .unwrap_or_default()
-            .to_vec();
-        if tried.len() >= SAME_FAILURE
-            && tried[..SAME_FAILURE]
-                .iter()
-                .all(|t| t.status == tried[0].status && t.diagnosis == tried[0].diagnosis)
-        {
-            let what = if tried[0].status == 0 {
-                "no answer".to_string()
-            } else {
-                tried[0].status.to_string()
-            };
-            stuck = Some(format!(
-                    "the same failure {} times in a row ({what})",
-                    tried
-                        .iter()
-                        .take_while(
-                            |t| t.status == tried[0].status && t.diagnosis == tried[0].diagnosis
-                        )
-                        .count()
-                ));
-        } else if let (Some(secs), Some(m)) = (on_step_secs, medians.get(cur))
-            && secs > (SLOW_FACTOR * m).max(MIN_STUCK_SECS)
-        {
-            stuck = Some(format!(
-                "{} on this step; the room's median is {}",
-                minutes(secs),
-                minutes(*m)
-            ));
-        }
-    }
+    let stuck = stuck(r, current.as_deref(), on_step_secs, medians);
     LearnerRow {
         name: r.entry.name.to_string(),
         source: r.entry.source,
@@ -371,6 +316,81 @@ fn row(
         on_step_secs,
         stuck,
         last_failure,
+    }
+}
+
+/// An exercise's mark from its steps' (`mark`): the required steps count (all of them when none is).
+fn exercise_mark(e: &Exercise, mark: &impl Fn(&str) -> Mark) -> Mark {
+    let marks: Vec<(bool, Mark)> = e.steps.iter().map(|s| (s.optional, mark(&s.id))).collect();
+    let required: Vec<Mark> = marks.iter().filter(|(o, _)| !o).map(|(_, m)| *m).collect();
+    let counted = if required.is_empty() {
+        marks.iter().map(|(_, m)| *m).collect()
+    } else {
+        required
+    };
+    if counted.iter().all(|m| *m == Mark::Done) {
+        Mark::Done
+    } else if counted.contains(&Mark::Current) {
+        if counted.contains(&Mark::Failed) {
+            Mark::Failed
+        } else {
+            Mark::Current
+        }
+    } else if counted.contains(&Mark::Failed) {
+        Mark::Failed
+    } else if counted.contains(&Mark::Waiting) {
+        Mark::Waiting
+    } else if counted.iter().all(|m| *m == Mark::Skipped) {
+        Mark::Skipped
+    } else if counted.contains(&Mark::Done) && e.steps.iter().all(|s| s.optional) {
+        Mark::Done
+    } else {
+        Mark::Pending
+    }
+}
+
+/// Why a learner looks stuck on their `current` step: the same failure again and again, or far longer
+/// on it than the room's median (`medians`).
+fn stuck(
+    r: &Record,
+    current: Option<&str>,
+    on_step_secs: Option<i64>,
+    medians: &BTreeMap<String, i64>,
+) -> Option<String> {
+    let cur = current?;
+    let tried: Vec<_> = r
+        .last
+        .get(cur)
+        .map(Outcome::tried)
+        .unwrap_or_default()
+        .to_vec();
+    if tried.len() >= SAME_FAILURE
+        && tried[..SAME_FAILURE]
+            .iter()
+            .all(|t| t.status == tried[0].status && t.diagnosis == tried[0].diagnosis)
+    {
+        let what = if tried[0].status == 0 {
+            "no answer".to_string()
+        } else {
+            tried[0].status.to_string()
+        };
+        Some(format!(
+            "the same failure {} times in a row ({what})",
+            tried
+                .iter()
+                .take_while(|t| t.status == tried[0].status && t.diagnosis == tried[0].diagnosis)
+                .count()
+        ))
+    } else if let (Some(secs), Some(m)) = (on_step_secs, medians.get(cur))
+        && secs > (SLOW_FACTOR * m).max(MIN_STUCK_SECS)
+    {
+        Some(format!(
+            "{} on this step; the room's median is {}",
+            minutes(secs),
+            minutes(*m)
+        ))
+    } else {
+        None
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::Router;
 
-use super::folder::Folder;
-use super::names::LearnerName;
+use crate::folder::{Folder, FolderError};
+use crate::names::LearnerName;
 use dicomlab_practice::{BuiltService, ServiceConfig, SharedLimits, SharedService, StartError};
 
 /// One learner's service.
@@ -38,7 +38,7 @@ pub enum TenantError {
         source: StartError,
     },
     #[error(transparent)]
-    Folder(#[from] super::folder::FolderError),
+    Folder(#[from] FolderError),
     #[error("{0}")]
     Task(String),
 }

@@ -2,7 +2,7 @@
 //! own service — with the secret masked until asked, each value copyable (OSC 52: works over SSH and in
 //! tmux) and the whole set as a Postman environment. An SSH session shows it when the learner leaves
 //! the lab (`q`): Enter goes back, `q` leaves. A small Elm-style app: a pure `update`, a `view` that
-//! only reads.
+//! only reads. [`LearnerEnv`]: the values themselves, as the classroom makes them at a login.
 
 use std::io::Write;
 
@@ -16,8 +16,44 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::{Frame, Terminal as RatatuiTerminal, TerminalOptions, Viewport};
 
-use super::LearnerEnv;
+use crate::names::LearnerName;
 use dicomlab_dicomweb::Secret;
+use dicomlab_lab::config::Profile;
+use dicomlab_lab::targets::TargetKind;
+
+/// A learner's values: what their lab client uses, and what they give Postman or curl.
+#[derive(Debug, Clone)]
+pub struct LearnerEnv {
+    pub name: LearnerName,
+    /// Inside this process: `http://127.0.0.1:PORT/l/{name}/v1`.
+    pub base_url: String,
+    /// From the learners' machines: `http://classroom:8080/l/{name}/v1`.
+    pub public_base_url: String,
+    /// The token endpoint's authority inside this process (`…/l/{name}`).
+    pub authority: String,
+    pub public_authority: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub resource: String,
+    pub workspace_id: String,
+}
+
+impl LearnerEnv {
+    /// The learner's profile inside this process: their TUI and the classroom's checks use it.
+    pub fn profile(&self) -> Profile {
+        let mut p = Profile::new(TargetKind::Practice);
+        p.base_url = self.base_url.clone();
+        p.tenant_id = self.tenant_id.clone();
+        p.client_id = self.client_id.clone();
+        p.client_secret = self.client_secret.clone();
+        p.resource = self.resource.clone();
+        p.authority = self.authority.clone();
+        p.log_workspace = self.workspace_id.clone();
+        p.log_delay_secs = Some(0);
+        p
+    }
+}
 
 /// A learner's values as their laptop uses them (the public URLs).
 #[derive(Debug, Clone)]

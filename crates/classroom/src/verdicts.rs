@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::names::LearnerName;
-use super::{Core, VERDICTS_KEY};
+use crate::folder::VERDICTS_KEY;
+use crate::names::LearnerName;
+use crate::state::Core;
+use crate::stop::stopped;
 use dicomlab_lab::checks::Outcome;
 use dicomlab_lab::engine::Session;
 use dicomlab_lab::progress::ProgressStore;
@@ -30,13 +32,13 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            () = super::stopped(&mut stop) => break,
+            () = stopped(&mut stop) => break,
             () = core.activity.notified() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         }
         // A burst of requests costs one check.
         tokio::select! {
-            () = super::stopped(&mut stop) => break,
+            () = stopped(&mut stop) => break,
             () = tokio::time::sleep(core.config.check_delay) => {}
         }
         for name in core.take_dirty() {
