@@ -1,5 +1,7 @@
-//! The practice service and the client, end to end: a real `dicomlab serve` (or one in-process), Azure's contract (docs/contract.md), hostile input, kill -9, ordinary clients (curl, Python, Postman), the OHIF viewer, the fuzz corpus.
-//! One test binary for these (cargo links each binary once); the helpers are `dicomlab-testkit`.
+//! The practice service and the client, end to end: a real `dicomlab serve` (or one in-process),
+//! the contract (docs/contract.md), hostile input, kill -9, ordinary clients (curl, Python, Postman),
+//! the OHIF viewer, the fuzz corpus. One test binary for these (cargo links each binary once); the
+//! helpers are `dicomlab-testkit`.
 
 mod client_faults;
 mod client_hostile;
