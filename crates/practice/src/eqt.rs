@@ -17,7 +17,7 @@ use super::changefeed::Params;
 use super::db::{Db, DbError};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, Level};
-use super::stow::tag_number;
+use super::tags::tag_number;
 use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
 use dicomlab_dicom::json::{parse_tag_key, tag_key};
 use dicomlab_dicom::tags::{self as dtags, resolve};

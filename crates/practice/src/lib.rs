@@ -21,8 +21,10 @@ mod kql;
 mod minimum;
 mod multipart;
 pub mod qido;
+mod quota;
 pub mod server;
 mod stow;
+mod tags;
 pub mod transcode;
 mod uids;
 mod wado;
@@ -645,10 +647,10 @@ pub fn router(service: SharedService) -> Router {
     let instance = "/{v}/studies/{study}/series/{series}/instances/{sop}";
     Router::new()
         .route("/health/check", get(health))
-        .route("/{v}/oauth2/token", post(auth::token_endpoint))
+        .route("/{v}/oauth2/token", post(auth::token::token_endpoint))
         .route(
             "/{v}/oauth2/v2.0/token",
-            post(auth::token_endpoint).options(identity::preflight),
+            post(auth::token::token_endpoint).options(identity::preflight),
         )
         .route(
             "/{v}/v2.0/.well-known/openid-configuration",
@@ -661,12 +663,12 @@ pub fn router(service: SharedService) -> Router {
         .route("/{v}/oauth2/v2.0/authorize", get(identity::authorize))
         .route("/{v}/oauth2/v2.0/logout", get(identity::logout))
         .route("/{v}/login", post(identity::sign_in))
-        .route("/admin/roles", get(auth::list_roles))
+        .route("/admin/roles", get(auth::assignments::list_roles))
         .route(
             "/admin/roles/{client}/{role}",
-            put(auth::change_role).delete(auth::change_role),
+            put(auth::assignments::change_role).delete(auth::assignments::change_role),
         )
-        .route("/admin/clients", post(auth::create_client))
+        .route("/admin/clients", post(auth::assignments::create_client))
         .route("/admin/apps", get(identity::admin::list))
         .route(
             "/admin/apps/{client}/redirect-uris",

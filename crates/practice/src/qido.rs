@@ -18,7 +18,7 @@ use super::auth::{Action, Caller};
 use super::eqt::{self, EqtDef};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, CORE_ATTRIBUTES, Level, UID_ATTRIBUTES};
-use super::stow::tag_number;
+use super::tags::tag_number;
 use super::uids::padless;
 use super::{ApiVersion, Service, SharedService};
 use dicomlab_dicom::is_valid_uid;

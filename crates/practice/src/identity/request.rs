@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::directory::Platform;
-use super::{DICOM_SCOPE, GRAPH_RESOURCE, MAX_QUERY, shown};
+use super::protocol::{DICOM_SCOPE, GRAPH_RESOURCE, MAX_QUERY, shown};
 use crate::SharedService;
 use crate::auth::DICOM_RESOURCE;
 
