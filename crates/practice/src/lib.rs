@@ -741,10 +741,10 @@ pub fn router(service: SharedService) -> Router {
         )
         .route("/{v}/extendedquerytags/{path}/errors", get(eqt::errors))
         .route("/{v}/operations/{id}", get(eqt::operation))
-        .route("/loganalytics/v1/workspaces", get(audit::workspaces))
+        .route("/loganalytics/v1/workspaces", get(audit::query::workspaces))
         .route(
             "/loganalytics/v1/workspaces/{workspace}/query",
-            get(audit::query).post(audit::query),
+            get(audit::query::query).post(audit::query::query),
         )
         .route(
             "/{v}/partitions",
@@ -757,7 +757,7 @@ pub fn router(service: SharedService) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             service.clone(),
-            audit::record,
+            audit::record::record,
         ))
         .layer(axum::middleware::from_fn_with_state(
             service.clone(),

@@ -27,7 +27,7 @@ mod table;
 mod times;
 
 pub(crate) use self::parse::parse;
-pub(crate) use self::query::{KqlError, Plan};
+pub(crate) use self::query::{KqlError, Plan, Query};
 pub(crate) use self::table::{Cell, Column, Table};
 pub(crate) use self::times::{format_time, parse_datetime, parse_timespan};
 
