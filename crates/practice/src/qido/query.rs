@@ -142,6 +142,40 @@ pub(super) fn parse_query(
     version: ApiVersion,
     eqts: &[EqtDef],
 ) -> ApiResult<Query> {
+    let pairs = parameters(raw)?;
+    let mut q = Query {
+        conds: Vec::new(),
+        returned: BTreeSet::new(),
+        limit: 100,
+        offset: 0,
+        erroneous: Vec::new(),
+    };
+    let (fuzzy, includes) = paging_and_options(&pairs, &mut q)?;
+    add_returned(&mut q, route, version, &includes)?;
+    // Path UIDs are filters too (and are returned).
+    if let Some(s) = &route.study {
+        q.conds.push(Cond::StudyUid(padless(s).to_string()));
+        q.returned.insert(tags::STUDY_INSTANCE_UID);
+    }
+    if let Some(s) = &route.series {
+        q.conds.push(Cond::SeriesUid(padless(s).to_string()));
+        q.returned.insert(tags::SERIES_INSTANCE_UID);
+    }
+    let mut seen: BTreeSet<Tag> = BTreeSet::new();
+    for (k, v) in &pairs {
+        if matches!(
+            k.to_ascii_lowercase().as_str(),
+            "fuzzymatching" | "limit" | "offset" | "includefield"
+        ) {
+            continue;
+        }
+        add_filter(&mut q, route, eqts, fuzzy, (k, v), &mut seen)?;
+    }
+    Ok(q)
+}
+
+/// The query string's parameters: no `<`, parseable, at most [`MAX_QUERY_PARAMETERS`].
+fn parameters(raw: &str) -> ApiResult<Vec<(String, String)>> {
     if raw.contains('<') || raw.to_ascii_lowercase().contains("%3c") {
         return Err(ApiError::bad_request(
             "Invalid query: the query string contains '<', which is not allowed.",
@@ -158,16 +192,15 @@ pub(super) fn parse_query(
             pairs.len()
         )));
     }
-    let mut q = Query {
-        conds: Vec::new(),
-        returned: BTreeSet::new(),
-        limit: 100,
-        offset: 0,
-        erroneous: Vec::new(),
-    };
+    Ok(pairs)
+}
+
+/// `fuzzymatching`, `limit` and `offset` (into `q`), and the `includefield` values: whether matching is
+/// fuzzy, and the values.
+fn paging_and_options(pairs: &[(String, String)], q: &mut Query) -> ApiResult<(bool, Vec<String>)> {
     let mut fuzzy = false;
     let mut includes: Vec<String> = Vec::new();
-    for (k, v) in &pairs {
+    for (k, v) in pairs {
         match k.to_ascii_lowercase().as_str() {
             "fuzzymatching" => {
                 fuzzy = match v.to_ascii_lowercase().as_str() {
@@ -211,6 +244,17 @@ pub(super) fn parse_query(
             includes.len()
         )));
     }
+    Ok((fuzzy, includes))
+}
+
+/// What the results carry: the default set of each returned level, then `includefield`'s (`all`: every
+/// level's whole set).
+fn add_returned(
+    q: &mut Query,
+    route: &Route,
+    version: ApiVersion,
+    includes: &[String],
+) -> ApiResult<()> {
     let levels = returned_levels(route);
     for level in &levels {
         q.returned.extend(default_set(*level, version.v2));
@@ -221,7 +265,7 @@ pub(super) fn parse_query(
             "Invalid query: 'all' cannot be combined with other includefield values.",
         ));
     }
-    for inc in &includes {
+    for inc in includes {
         if inc.eq_ignore_ascii_case("all") {
             for level in &levels {
                 q.returned.extend(all_set(*level));
@@ -235,87 +279,81 @@ pub(super) fn parse_query(
             q.returned.insert(attr.tag);
         }
     }
-    // Path UIDs are filters too (and are returned).
-    if let Some(s) = &route.study {
-        q.conds.push(Cond::StudyUid(padless(s).to_string()));
-        q.returned.insert(tags::STUDY_INSTANCE_UID);
+    Ok(())
+}
+
+/// One attribute filter `k=v`: a UID, ModalitiesInStudy, a core attribute or a ready extended query
+/// tag, on a level the route may filter on; once per attribute, never empty.
+fn add_filter(
+    q: &mut Query,
+    route: &Route,
+    eqts: &[EqtDef],
+    fuzzy: bool,
+    (k, v): (&String, &String),
+    seen: &mut BTreeSet<Tag>,
+) -> ApiResult<()> {
+    let Some(attr) = (if k.contains('.') { None } else { resolve(k) }) else {
+        return Err(unknown_parameter(k));
+    };
+    if !seen.insert(attr.tag) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid query: Duplicate AttributeId '{k}'."
+        )));
     }
-    if let Some(s) = &route.series {
-        q.conds.push(Cond::SeriesUid(padless(s).to_string()));
-        q.returned.insert(tags::SERIES_INSTANCE_UID);
+    if v.trim().is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid query: AttributeId '{k}' has empty string value that is not supported."
+        )));
     }
-    let mut seen: BTreeSet<Tag> = BTreeSet::new();
-    for (k, v) in &pairs {
-        if matches!(
-            k.to_ascii_lowercase().as_str(),
-            "fuzzymatching" | "limit" | "offset" | "includefield"
-        ) {
-            continue;
+    let allowed = |level: &Level| route.filterable.contains(level);
+    // Core attributes.
+    if let Some((_, level)) = UID_ATTRIBUTES.iter().find(|(t, _)| *t == attr.tag) {
+        if !allowed(level) {
+            return Err(not_queryable(k));
         }
-        let Some(attr) = (if k.contains('.') { None } else { resolve(k) }) else {
-            return Err(unknown_parameter(k));
-        };
-        if !seen.insert(attr.tag) {
-            return Err(ApiError::bad_request(format!(
-                "Invalid query: Duplicate AttributeId '{k}'."
-            )));
-        }
-        if v.trim().is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "Invalid query: AttributeId '{k}' has empty string value that is not supported."
-            )));
-        }
-        let allowed = |level: &Level| route.filterable.contains(level);
-        // Core attributes.
-        if let Some((_, level)) = UID_ATTRIBUTES.iter().find(|(t, _)| *t == attr.tag) {
-            if !allowed(level) {
-                return Err(not_queryable(k));
-            }
-            let v = padless(v.trim_start()).to_string();
-            q.conds.push(match level {
-                Level::Study => Cond::StudyUid(v),
-                Level::Series => Cond::SeriesUid(v),
-                Level::Instance => Cond::SopUid(v),
-            });
-            q.returned.insert(attr.tag);
-            continue;
-        }
-        if attr.tag == tags::MODALITIES_IN_STUDY {
-            if !allowed(&Level::Study) {
-                return Err(not_queryable(k));
-            }
-            q.conds
-                .push(Cond::ModalitiesInStudy(v.trim().to_lowercase()));
-            q.returned.insert(attr.tag);
-            continue;
-        }
-        let (vr, level, name) =
-            if let Some(core) = CORE_ATTRIBUTES.iter().find(|a| a.tag == attr.tag) {
-                if !allowed(&core.level) {
-                    return Err(not_queryable(k));
-                }
-                (core.vr, core.level, k.clone())
-            } else if let Some(tag) = eqts.iter().find(|e| e.tag == attr.tag) {
-                if tag.status != "ready" || !allowed(&tag.level) {
-                    return Err(not_queryable(k));
-                }
-                if tag.query_status != "enabled" {
-                    return Err(ApiError::bad_request(format!(
-                        "Query is disabled on specified attribute '{k}'."
-                    )));
-                }
-                if tag.error_count > 0 {
-                    q.erroneous.push(k.clone());
-                }
-                (tag.vr, tag.level, k.clone())
-            } else {
-                return Err(not_queryable(k));
-            };
-        let cond = condition(attr.tag, vr, v, fuzzy, &name)?;
-        q.conds.push(Cond::At(level, Box::new(cond)));
+        let v = padless(v.trim_start()).to_string();
+        q.conds.push(match level {
+            Level::Study => Cond::StudyUid(v),
+            Level::Series => Cond::SeriesUid(v),
+            Level::Instance => Cond::SopUid(v),
+        });
         q.returned.insert(attr.tag);
+        return Ok(());
     }
-    Ok(q)
+    if attr.tag == tags::MODALITIES_IN_STUDY {
+        if !allowed(&Level::Study) {
+            return Err(not_queryable(k));
+        }
+        q.conds
+            .push(Cond::ModalitiesInStudy(v.trim().to_lowercase()));
+        q.returned.insert(attr.tag);
+        return Ok(());
+    }
+    let (vr, level, name) = if let Some(core) = CORE_ATTRIBUTES.iter().find(|a| a.tag == attr.tag) {
+        if !allowed(&core.level) {
+            return Err(not_queryable(k));
+        }
+        (core.vr, core.level, k.clone())
+    } else if let Some(tag) = eqts.iter().find(|e| e.tag == attr.tag) {
+        if tag.status != "ready" || !allowed(&tag.level) {
+            return Err(not_queryable(k));
+        }
+        if tag.query_status != "enabled" {
+            return Err(ApiError::bad_request(format!(
+                "Query is disabled on specified attribute '{k}'."
+            )));
+        }
+        if tag.error_count > 0 {
+            q.erroneous.push(k.clone());
+        }
+        (tag.vr, tag.level, k.clone())
+    } else {
+        return Err(not_queryable(k));
+    };
+    let cond = condition(attr.tag, vr, v, fuzzy, &name)?;
+    q.conds.push(Cond::At(level, Box::new(cond)));
+    q.returned.insert(attr.tag);
+    Ok(())
 }
 
 /// Parses a raw QIDO query string as `/instances` would (every level, v1, no extended query tags):

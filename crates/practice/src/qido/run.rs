@@ -308,54 +308,63 @@ pub(super) fn run(svc: &Service, route: &Route, q: &Query) -> Result<Vec<Value>,
                 apply_current_values(&c, group, &q.returned, held, overlay.only, &mut out)?;
             }
         }
-        if q.returned.contains(&tags::MODALITIES_IN_STUDY) {
-            let mut s = c.prepare_cached(
-                // CROSS JOIN keeps SQLite from starting at every Modality row of the (tag, value) index.
-                "SELECT DISTINCT a.value FROM instances j CROSS JOIN attr_index a ON a.watermark = j.watermark
-                 WHERE j.study_uid = ?1 AND a.tag = ?2 ORDER BY a.value",
-            )?;
-            let mods: Vec<String> = s
-                .query_map(rusqlite::params![study, tag_number(tags::MODALITY)], |r| {
-                    r.get::<_, String>(0)
-                })?
-                .filter_map(Result::ok)
-                .map(|m| m.to_uppercase())
-                .collect();
-            if !mods.is_empty() {
-                out.insert(
-                    tag_key(tags::MODALITIES_IN_STUDY),
-                    json!({"vr": "CS", "Value": mods}),
-                );
-            }
-        }
-        if q.returned
-            .contains(&tags::NUMBER_OF_STUDY_RELATED_INSTANCES)
-        {
-            let n: i64 = c.query_row(
-                "SELECT COUNT(*) FROM instances WHERE study_uid = ?1",
-                [&study],
-                |r| r.get(0),
-            )?;
-            out.insert(
-                tag_key(tags::NUMBER_OF_STUDY_RELATED_INSTANCES),
-                json!({"vr": "IS", "Value": [n]}),
-            );
-        }
-        if q.returned
-            .contains(&tags::NUMBER_OF_SERIES_RELATED_INSTANCES)
-            && route.result != Level::Study
-        {
-            let n: i64 = c.query_row(
-                "SELECT COUNT(*) FROM instances WHERE study_uid = ?1 AND series_uid = ?2",
-                [&study, &series],
-                |r| r.get(0),
-            )?;
-            out.insert(
-                tag_key(tags::NUMBER_OF_SERIES_RELATED_INSTANCES),
-                json!({"vr": "IS", "Value": [n]}),
-            );
-        }
+        computed_values(&c, route, &q.returned, (&study, &series), &mut out)?;
         results.push(Value::Object(out));
     }
     Ok(results)
+}
+
+/// The computed attributes a result asked for: ModalitiesInStudy (every modality of the study), and
+/// the study's and the series' related-instance counts.
+fn computed_values(
+    c: &rusqlite::Connection,
+    route: &Route,
+    returned: &BTreeSet<Tag>,
+    (study, series): (&String, &String),
+    out: &mut Map<String, Value>,
+) -> Result<(), DbError> {
+    if returned.contains(&tags::MODALITIES_IN_STUDY) {
+        let mut s = c.prepare_cached(
+            // CROSS JOIN keeps SQLite from starting at every Modality row of the (tag, value) index.
+            "SELECT DISTINCT a.value FROM instances j CROSS JOIN attr_index a ON a.watermark = j.watermark
+             WHERE j.study_uid = ?1 AND a.tag = ?2 ORDER BY a.value",
+        )?;
+        let mods: Vec<String> = s
+            .query_map(rusqlite::params![study, tag_number(tags::MODALITY)], |r| {
+                r.get::<_, String>(0)
+            })?
+            .filter_map(Result::ok)
+            .map(|m| m.to_uppercase())
+            .collect();
+        if !mods.is_empty() {
+            out.insert(
+                tag_key(tags::MODALITIES_IN_STUDY),
+                json!({"vr": "CS", "Value": mods}),
+            );
+        }
+    }
+    if returned.contains(&tags::NUMBER_OF_STUDY_RELATED_INSTANCES) {
+        let n: i64 = c.query_row(
+            "SELECT COUNT(*) FROM instances WHERE study_uid = ?1",
+            [study],
+            |r| r.get(0),
+        )?;
+        out.insert(
+            tag_key(tags::NUMBER_OF_STUDY_RELATED_INSTANCES),
+            json!({"vr": "IS", "Value": [n]}),
+        );
+    }
+    if returned.contains(&tags::NUMBER_OF_SERIES_RELATED_INSTANCES) && route.result != Level::Study
+    {
+        let n: i64 = c.query_row(
+            "SELECT COUNT(*) FROM instances WHERE study_uid = ?1 AND series_uid = ?2",
+            [study, series],
+            |r| r.get(0),
+        )?;
+        out.insert(
+            tag_key(tags::NUMBER_OF_SERIES_RELATED_INSTANCES),
+            json!({"vr": "IS", "Value": [n]}),
+        );
+    }
+    Ok(())
 }
