@@ -151,9 +151,6 @@ pub(crate) async fn redeem(
     form: &std::collections::BTreeMap<String, String>,
 ) -> Response {
     let field = |k: &str| form.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
-    let answer = |status: StatusCode, error: &str, code: u32, description: &str| {
-        with_any_origin(aad_error(status, error, code, description))
-    };
     let missing = |p: &str| {
         answer(
             StatusCode::BAD_REQUEST,
@@ -203,68 +200,11 @@ pub(crate) async fn redeem(
         );
     }
     let cross_origin = parts.headers.contains_key(header::ORIGIN);
-    match request.platform {
-        Platform::Spa => {
-            if !cross_origin {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    9002327,
-                    "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
-                );
-            }
-            if request.challenge.is_none() {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    9002325,
-                    "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
-                );
-            }
-        }
-        Platform::Web => {
-            if cross_origin {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    9002326,
-                    "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '(the browser's)'.",
-                );
-            }
-            let secret_ok = field("client_secret").is_some_and(|s| {
-                service
-                    .auth
-                    .client(client_id)
-                    .is_some_and(|c| secret_matches(s, &c.secret))
-            });
-            if !secret_ok {
-                return answer(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000218,
-                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                );
-            }
-        }
+    if let Some(refused) = check_client(service, request, &field, cross_origin) {
+        return refused;
     }
-    if let Some((challenge, s256)) = &request.challenge {
-        let verifier = field("code_verifier").unwrap_or("");
-        let computed = if *s256 {
-            keys::b64url(&keys::sha256(verifier.as_bytes()))
-        } else {
-            verifier.to_string()
-        };
-        if verifier.is_empty() || !secret_matches(&computed, challenge) {
-            if let Ok(mut c) = service.identity.codes.lock() {
-                c.take(code);
-            }
-            return answer(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            );
-        }
+    if let Some(refused) = check_verifier(service, request, &field, code) {
+        return refused;
     }
     let taken = service
         .identity
@@ -300,4 +240,95 @@ pub(crate) async fn redeem(
         body["id_token"] = id.into();
     }
     public_json(StatusCode::OK, body)
+}
+
+/// Azure AD's error body, readable from any origin.
+fn answer(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    with_any_origin(aad_error(status, error, code, description))
+}
+
+/// The app redeems its code as its platform must: a single-page app cross-origin with PKCE, a web app
+/// with its client secret and never cross-origin. The refusal, if any.
+fn check_client<'f>(
+    service: &SharedService,
+    request: &AuthorizeRequest,
+    field: &dyn Fn(&str) -> Option<&'f str>,
+    cross_origin: bool,
+) -> Option<Response> {
+    let client_id = request.client_id.as_str();
+    match request.platform {
+        Platform::Spa => {
+            if !cross_origin {
+                return Some(answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    9002327,
+                    "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
+                ));
+            }
+            if request.challenge.is_none() {
+                return Some(answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    9002325,
+                    "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+                ));
+            }
+        }
+        Platform::Web => {
+            if cross_origin {
+                return Some(answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    9002326,
+                    "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '(the browser's)'.",
+                ));
+            }
+            let secret_ok = field("client_secret").is_some_and(|s| {
+                service
+                    .auth
+                    .client(client_id)
+                    .is_some_and(|c| secret_matches(s, &c.secret))
+            });
+            if !secret_ok {
+                return Some(answer(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The PKCE verifier matches the challenge; a wrong one takes the code (a stolen code gets one guess).
+/// The refusal, if any.
+fn check_verifier<'f>(
+    service: &SharedService,
+    request: &AuthorizeRequest,
+    field: &dyn Fn(&str) -> Option<&'f str>,
+    code: &str,
+) -> Option<Response> {
+    if let Some((challenge, s256)) = &request.challenge {
+        let verifier = field("code_verifier").unwrap_or("");
+        let computed = if *s256 {
+            keys::b64url(&keys::sha256(verifier.as_bytes()))
+        } else {
+            verifier.to_string()
+        };
+        if verifier.is_empty() || !secret_matches(&computed, challenge) {
+            if let Ok(mut c) = service.identity.codes.lock() {
+                c.take(code);
+            }
+            return Some(answer(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
+        }
+    }
+    None
 }
