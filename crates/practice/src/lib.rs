@@ -643,6 +643,8 @@ async fn log_requests(req: Request, next: Next) -> Response {
 }
 
 /// Every route of the service.
+///
+/// The route table: a table, excepted from the 100-line rule (one entry per route, read top to bottom).
 pub fn router(service: SharedService) -> Router {
     let instance = "/{v}/studies/{study}/series/{series}/instances/{sop}";
     Router::new()
