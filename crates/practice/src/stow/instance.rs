@@ -12,10 +12,10 @@ use dicomlab_dicom::reader::{self, Refusal, Scan};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
+use super::outcome::{Outcome, reason};
 use super::validate::{
     Identifiers, indexed_attributes, refused, single_str, validate, validation_bytes,
 };
-use super::{Outcome, reason};
 use crate::eqt::EqtDef;
 use crate::index::{self, CORE_ATTRIBUTES};
 use crate::multipart::ReceivedPart;

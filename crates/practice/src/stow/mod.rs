@@ -4,9 +4,10 @@
 //!
 //! This file takes the request (its framing, the refusals before the body is read, the room promised
 //! for it); [`instance`] stores each received instance, [`validate`] checks it as Azure does, and
-//! [`response`] writes the answer.
+//! [`response`] writes the answer from each instance's [`outcome`].
 
 mod instance;
+mod outcome;
 mod response;
 mod validate;
 
@@ -25,33 +26,6 @@ use crate::multipart::{Intake, ReceivedPart, receive_related, receive_single};
 use crate::quota::StoragePromise;
 use crate::{ApiVersion, Service, SharedService, versioned_base};
 use dicomlab_dicom::uid::is_valid_uid;
-
-/// Failure and warning reasons of docs/contract.md §3.5.
-pub(crate) mod reason {
-    pub(crate) const PROCESSING_FAILURE: u16 = 272;
-    pub(crate) const VALIDATION_FAILED: u16 = 43264;
-    pub(crate) const SOP_INSTANCE_ALREADY_EXISTS: u16 = 45070;
-    pub(crate) const DATASET_DOES_NOT_MATCH_SOP_CLASS: u16 = 45063;
-    pub(crate) const ATTRIBUTES_DROPPED: u16 = 1;
-}
-
-/// What happened to one instance of a request.
-#[derive(Debug)]
-enum Outcome {
-    Stored {
-        class: String,
-        sop: String,
-        url: String,
-        warning: Option<u16>,
-        comments: Vec<String>,
-    },
-    Failed {
-        reason: u16,
-        class: Option<String>,
-        sop: Option<String>,
-        comments: Vec<String>,
-    },
-}
 
 /// How the request body is framed.
 enum Framing {

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::{ApiVersion, Service, versioned_base};
 
 /// A DICOM JSON element as text: `{"vr":"UI","Value":[…]}` (`values` are JSON texts), or `{"vr":"SQ"}`.

@@ -10,7 +10,7 @@ use dicomlab_dicom::reader::{Refusal, Scan};
 use dicomlab_dicom::uid::trim_uid;
 use dicomlab_dicom::vr;
 
-use super::{Outcome, reason};
+use super::outcome::{Outcome, reason};
 use crate::ApiVersion;
 use crate::eqt::EqtDef;
 use crate::index::CORE_ATTRIBUTES;
