@@ -17,7 +17,7 @@ use super::changefeed::Params;
 use super::db::{Db, DbError};
 use super::error::{ApiError, ApiResult};
 use super::index::{self, Level};
-use super::stow::tag_number;
+use super::tags::tag_number;
 use super::{ApiVersion, Service, SharedService, now_timestamp, versioned_base};
 use dicomlab_dicom::json::{parse_tag_key, tag_key};
 use dicomlab_dicom::tags::{self as dtags, resolve};
@@ -234,62 +234,9 @@ fn parse_add(body: &[u8]) -> ApiResult<Vec<NewTag>> {
             )));
         }
         let private = dtags::is_private(attr.tag);
-        let vr = match text("VR")? {
-            Some(v) => {
-                let upper = v.to_ascii_uppercase();
-                let vr: VR = upper.parse().map_err(|_| {
-                    ApiError::bad_request(format!("The VR code '{v}' for tag '{path}' is invalid."))
-                })?;
-                if !EQT_VRS.contains(&vr) {
-                    return Err(ApiError::bad_request(format!(
-                        "The VR code '{upper}' for tag '{path}' is not supported."
-                    )));
-                }
-                if let Some(dict) = attr.vr
-                    && dict != vr
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "The VR code '{upper}' is incorrectly specified for '{path}'. The expected VR code for it is '{dict}'."
-                    )));
-                }
-                vr
-            }
-            None => match attr.vr {
-                Some(dict) if !private => {
-                    if !EQT_VRS.contains(&dict) {
-                        return Err(ApiError::bad_request(format!(
-                            "The VR code '{dict}' for tag '{path}' is not supported."
-                        )));
-                    }
-                    dict
-                }
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "The vr for tag '{path}' is missing."
-                    )));
-                }
-            },
-        };
+        let vr = vr_of(text("VR")?, attr.vr, private, &path)?;
         let private_creator = text("PrivateCreator")?;
-        if private && !dtags::is_private_creator(attr.tag) {
-            match &private_creator {
-                None => {
-                    return Err(ApiError::bad_request(format!(
-                        "The private creator for private tag '{path}' is missing."
-                    )));
-                }
-                Some(pc) if check_str(VR::LO, pc).is_err() => {
-                    return Err(ApiError::bad_request(format!(
-                        "The private creator for private tag '{path}' is not a valid LO value."
-                    )));
-                }
-                Some(_) => {}
-            }
-        } else if private_creator.is_some() {
-            return Err(ApiError::bad_request(format!(
-                "The private creator for tag '{path}' must be empty: only private data elements have one."
-            )));
-        }
+        check_private_creator(attr.tag, private, private_creator.as_deref(), &path)?;
         if out.iter().any(|t| t.tag == attr.tag) {
             return Err(ApiError::bad_request(format!(
                 "The extended query tag '{path}' has been specified before."
@@ -303,6 +250,74 @@ fn parse_add(body: &[u8]) -> ApiResult<Vec<NewTag>> {
         });
     }
     Ok(out)
+}
+
+/// The VR of a new tag: the one given (supported, and the dictionary's when it has one), else the
+/// dictionary's (never for a private tag).
+fn vr_of(given: Option<String>, dict_vr: Option<VR>, private: bool, path: &str) -> ApiResult<VR> {
+    match given {
+        Some(v) => {
+            let upper = v.to_ascii_uppercase();
+            let vr: VR = upper.parse().map_err(|_| {
+                ApiError::bad_request(format!("The VR code '{v}' for tag '{path}' is invalid."))
+            })?;
+            if !EQT_VRS.contains(&vr) {
+                return Err(ApiError::bad_request(format!(
+                    "The VR code '{upper}' for tag '{path}' is not supported."
+                )));
+            }
+            if let Some(dict) = dict_vr
+                && dict != vr
+            {
+                return Err(ApiError::bad_request(format!(
+                    "The VR code '{upper}' is incorrectly specified for '{path}'. The expected VR code for it is '{dict}'."
+                )));
+            }
+            Ok(vr)
+        }
+        None => match dict_vr {
+            Some(dict) if !private => {
+                if !EQT_VRS.contains(&dict) {
+                    return Err(ApiError::bad_request(format!(
+                        "The VR code '{dict}' for tag '{path}' is not supported."
+                    )));
+                }
+                Ok(dict)
+            }
+            _ => Err(ApiError::bad_request(format!(
+                "The vr for tag '{path}' is missing."
+            ))),
+        },
+    }
+}
+
+/// A private data element names its private creator (a valid LO); no other tag has one.
+fn check_private_creator(
+    tag: Tag,
+    private: bool,
+    private_creator: Option<&str>,
+    path: &str,
+) -> ApiResult<()> {
+    if private && !dtags::is_private_creator(tag) {
+        match private_creator {
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "The private creator for private tag '{path}' is missing."
+                )));
+            }
+            Some(pc) if check_str(VR::LO, pc).is_err() => {
+                return Err(ApiError::bad_request(format!(
+                    "The private creator for private tag '{path}' is not a valid LO value."
+                )));
+            }
+            Some(_) => {}
+        }
+    } else if private_creator.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "The private creator for tag '{path}' must be empty: only private data elements have one."
+        )));
+    }
+    Ok(())
 }
 
 /// What the index said to an add.

@@ -7,7 +7,7 @@
 
 use dicom_core::{Tag, VR};
 
-use super::stow::tag_text;
+use super::tags::tag_text;
 use dicomlab_dicom::vr;
 
 /// How much padding is forgiven.

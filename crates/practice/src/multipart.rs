@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::blobs::Blobs;
 use super::budget::{Budget, Reservation};
 use super::error::ApiError;
+use super::quota::StoragePromise;
 use dicomlab_dicom::multipart::{self, Event, Parser};
 
 /// Parts up to this size are received in memory: validated without a file round trip, and never written
@@ -33,7 +34,7 @@ pub(crate) struct Intake<'a> {
     /// What parts kept in memory may hold, across every request.
     pub memory: &'a Budget,
     /// A body of unknown size under a storage limit: each chunk is promised room as it arrives.
-    pub storage: Option<&'a super::stow::Reservation>,
+    pub storage: Option<&'a StoragePromise>,
 }
 
 /// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
@@ -141,7 +142,7 @@ fn limited<'a>(
     body: Body,
     max: u64,
     idle: Duration,
-    storage: Option<&'a super::stow::Reservation>,
+    storage: Option<&'a StoragePromise>,
 ) -> impl Stream<Item = Result<bytes::Bytes, ApiError>> + 'a {
     let stream = body.into_data_stream();
     futures_util::stream::unfold(Some((stream, 0u64)), move |state| async move {

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::IdentityError;
 use super::directory::Platform;
+use super::error::IdentityError;
 use crate::error::{ApiError, ApiResult};
 use crate::{SharedService, admin_guard, origin_of};
 

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::IdentityError;
+use super::error::IdentityError;
 use crate::db::Db;
 
 /// Where the key is kept in the index (`meta`): PKCS#8, base64.

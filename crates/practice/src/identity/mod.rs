@@ -20,212 +20,40 @@
 
 pub mod admin;
 pub mod directory;
+mod error;
 pub mod keys;
 mod pages;
+mod protocol;
+mod redirect_uri;
 mod request;
+mod state;
 mod token;
 
-use request::{AuthorizeRequest, Refusal, check_request, redirect_error, redirect_url, see_other};
-use token::{issue, log_user_token};
-pub use token::{pairwise, redeem};
-
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use axum::Json;
+use self::directory::User;
+
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use self::directory::{Directory, RedirectUriError, User};
-use self::keys::SigningKey;
-use super::auth::aad_error;
-use super::db::DbError;
-use super::{SharedService, origin_of};
+use self::protocol::{MAX_QUERY, issuer, public_json, shown, user_agent, with_any_origin};
+use self::request::{
+    AuthorizeRequest, Refusal, check_request, redirect_error, redirect_url, see_other,
+};
+use self::state::{
+    CODE_LIFETIME, FLOW_LIFETIME, Grant, SESSION_COOKIE, SESSION_LIFETIME, cookie, random_id,
+};
+use self::token::{issue, log_user_token};
+use crate::auth::aad_error;
+use crate::{SharedService, origin_of};
 
-/// Microsoft Graph's application id: the audience of a token asked for with OpenID scopes only.
-pub const GRAPH_RESOURCE: &str = "00000003-0000-0000-c000-000000000000";
-/// The DICOM service's delegated permission (API permissions → Azure API for DICOM).
-pub const DICOM_SCOPE: &str = "Dicom.ReadWrite";
-/// Longest authorization request (its query string).
-const MAX_QUERY: usize = 8 * 1024;
-/// Pending sign-in pages, codes and sessions kept at most (the oldest go first).
-const MAX_PENDING: usize = 512;
-/// How long a sign-in page may wait for its click.
-const FLOW_LIFETIME: Duration = Duration::from_secs(15 * 60);
-/// How long a code may wait to be redeemed (Entra: minutes).
-const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
-/// How long a sign-in session lasts.
-const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// The session cookie's name.
-const SESSION_COOKIE: &str = "dicomlab-signin";
-
-/// Why the identity endpoint could not do something.
-#[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    RedirectUri(#[from] RedirectUriError),
-    #[error("the practice tenant's signing key could not be made or used")]
-    Key,
-}
-
-impl From<rusqlite::Error> for IdentityError {
-    fn from(e: rusqlite::Error) -> Self {
-        IdentityError::Db(DbError::Sqlite(e))
-    }
-}
-
-/// A code waiting to be redeemed.
-#[derive(Debug, Clone)]
-struct Grant {
-    request: AuthorizeRequest,
-    user: User,
-}
-
-/// Entries that expire, at most [`MAX_PENDING`] of them.
-struct Expiring<T> {
-    map: HashMap<String, (Instant, T)>,
-}
-
-impl<T: Clone> Expiring<T> {
-    fn new() -> Self {
-        Self {
-            map: HashMap::new(),
-        }
-    }
-    fn insert(&mut self, key: String, lifetime: Duration, value: T) {
-        let now = Instant::now();
-        self.map.retain(|_, (until, _)| *until > now);
-        if self.map.len() >= MAX_PENDING
-            && let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, (until, _))| *until)
-                .map(|(k, _)| k.clone())
-        {
-            self.map.remove(&oldest);
-        }
-        self.map.insert(key, (now + lifetime, value));
-    }
-    fn get(&self, key: &str) -> Option<T> {
-        self.map
-            .get(key)
-            .filter(|(until, _)| *until > Instant::now())
-            .map(|(_, v)| v.clone())
-    }
-    fn take(&mut self, key: &str) -> Option<T> {
-        self.map
-            .remove(key)
-            .filter(|(until, _)| *until > Instant::now())
-            .map(|(_, v)| v)
-    }
-}
-
-/// The sign-in state of the practice tenant.
-pub struct Identity {
-    pub directory: Directory,
-    key: tokio::sync::OnceCell<Arc<SigningKey>>,
-    /// Sign-in pages shown and not yet clicked, by their flow id.
-    flows: Mutex<Expiring<AuthorizeRequest>>,
-    /// Codes issued and not yet redeemed.
-    codes: Mutex<Expiring<Grant>>,
-    /// Signed-in browsers, by session id: the user's object id.
-    sessions: Mutex<Expiring<String>>,
-}
-
-/// 32 random bytes, base64url: codes, flow and session ids.
-fn random_id() -> String {
-    let mut b = [0u8; 32];
-    // aws-lc's generator fails only when the system has no entropy source: a v4 UUID pair then.
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        return format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-    }
-    keys::b64url(&b)
-}
-
-impl Identity {
-    pub fn load(db: &super::db::Db) -> Result<Self, IdentityError> {
-        Ok(Self {
-            directory: Directory::load(db)?,
-            key: tokio::sync::OnceCell::new(),
-            flows: Mutex::new(Expiring::new()),
-            codes: Mutex::new(Expiring::new()),
-            sessions: Mutex::new(Expiring::new()),
-        })
-    }
-
-    /// The signing key, made (on the blocking pool) the first time it is needed.
-    pub async fn key(service: &SharedService) -> Result<Arc<SigningKey>, IdentityError> {
-        let svc = service.clone();
-        service
-            .identity
-            .key
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || SigningKey::load(&svc.db).map(Arc::new))
-                    .await
-                    .map_err(|_| IdentityError::Key)?
-            })
-            .await
-            .cloned()
-    }
-
-    fn session_user(&self, headers: &HeaderMap) -> Option<User> {
-        let sid = cookie(headers, SESSION_COOKIE)?;
-        let oid = self.sessions.lock().ok()?.get(&sid)?;
-        self.directory.user(&oid)
-    }
-}
-
-/// A cookie's value from the request (the first of that name).
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-}
-
-/// Text from a request, made safe to show and cut to `max` characters.
-fn shown(s: &str, max: usize) -> String {
-    dicomlab_dicom::text::visible(s).chars().take(max).collect()
-}
-
-/// The issuer of the tenant's id_tokens, as its discovery document names it.
-fn issuer(origin: &str, tenant: &str) -> String {
-    format!("{origin}/{tenant}/v2.0")
-}
-
-fn with_any_origin(mut resp: Response) -> Response {
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    resp
-}
-
-/// A JSON answer readable from any origin, never cached.
-fn public_json(status: StatusCode, body: Value) -> Response {
-    let mut resp = with_any_origin((status, Json(body)).into_response());
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, no-cache"),
-    );
-    resp
-}
+pub use self::error::IdentityError;
+pub use self::protocol::{DICOM_SCOPE, GRAPH_RESOURCE};
+pub use self::state::Identity;
+pub(crate) use self::token::redeem;
 
 fn tenant_error(tenant: &str) -> Response {
     with_any_origin(aad_error(
@@ -414,14 +242,6 @@ fn refuse(service: &SharedService, parts: &Parts, refusal: Refusal) -> Response 
     }
 }
 
-fn user_agent(headers: &HeaderMap) -> String {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect())
-        .unwrap_or_default()
-}
-
 /// `POST /{tenant}/login` (`flow`, `user`): the sign-in page's button.
 pub async fn sign_in(
     State(service): State<SharedService>,
@@ -604,24 +424,4 @@ pub async fn logout(
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiring_entries_are_bounded_and_used_once() {
-        let mut e: Expiring<u32> = Expiring::new();
-        for i in 0..(MAX_PENDING as u32 + 10) {
-            e.insert(i.to_string(), Duration::from_secs(60 + u64::from(i)), i);
-        }
-        assert_eq!(e.map.len(), MAX_PENDING);
-        assert_eq!(e.get("0"), None, "the oldest went first");
-        let last = (MAX_PENDING as u32 + 9).to_string();
-        assert_eq!(e.take(&last), Some(MAX_PENDING as u32 + 9));
-        assert_eq!(e.take(&last), None);
-        e.insert("gone".into(), Duration::ZERO, 1);
-        assert_eq!(e.get("gone"), None);
-    }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::directory::Platform;
-use super::{DICOM_SCOPE, GRAPH_RESOURCE, MAX_QUERY, shown};
+use super::protocol::{DICOM_SCOPE, GRAPH_RESOURCE, MAX_QUERY, shown};
 use crate::SharedService;
 use crate::auth::DICOM_RESOURCE;
 
@@ -199,14 +199,39 @@ pub(super) fn check_request(
         prompt: get("prompt").map(|p| p.to_ascii_lowercase()),
     };
     // From here on, errors go back to the app (its redirect URI is registered).
-    let back = |request: &AuthorizeRequest, error: &'static str, code: u32, message: String| {
-        Refusal::Redirect {
-            to: Box::new(request.clone()),
-            error,
-            code,
-            message,
+    response_type(service, &mut request, &get)?;
+    scopes(&mut request, &get)?;
+    pkce(&mut request, &get)?;
+    for (k, v) in [("state", &request.state), ("nonce", &request.nonce)] {
+        if v.as_ref().is_some_and(|v| v.len() > 2048) {
+            return Err(back(
+                &request,
+                "invalid_request",
+                90015,
+                format!("The '{k}' parameter is too long."),
+            ));
         }
-    };
+    }
+    Ok(request)
+}
+
+/// An error that goes back to the app, at its redirect URI.
+fn back(request: &AuthorizeRequest, error: &'static str, code: u32, message: String) -> Refusal {
+    Refusal::Redirect {
+        to: Box::new(request.clone()),
+        error,
+        code,
+        message,
+    }
+}
+
+/// `response_type` (code, or the implicit grant's token / id_token, when the app enables them) and
+/// `response_mode` (query for a code, else fragment).
+fn response_type(
+    service: &SharedService,
+    request: &mut AuthorizeRequest,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
     let rt = get("response_type").unwrap_or_default();
     let words: Vec<&str> = rt.split_whitespace().collect();
     let known = !words.is_empty()
@@ -227,7 +252,7 @@ pub(super) fn check_request(
         Some(other) => {
             request.fragment = !request.response_type.code;
             return Err(back(
-                &request,
+                request,
                 "invalid_request",
                 900021,
                 format!(
@@ -239,7 +264,7 @@ pub(super) fn check_request(
     }
     if !known {
         return Err(back(
-            &request,
+            request,
             "unsupported_response_type",
             900144,
             format!(
@@ -251,7 +276,7 @@ pub(super) fn check_request(
     let app = service.identity.directory.app(&request.client_id);
     if request.response_type.token && !app.implicit_access_tokens {
         return Err(back(
-            &request,
+            request,
             "unsupported_response_type",
             700051,
             "response_type 'token' is not enabled for the application.".into(),
@@ -259,12 +284,20 @@ pub(super) fn check_request(
     }
     if request.response_type.id_token && !app.implicit_id_tokens {
         return Err(back(
-            &request,
+            request,
             "unsupported_response_type",
             700054,
             "response_type 'id_token' is not enabled for the application.".into(),
         ));
     }
+    Ok(())
+}
+
+/// `scope`: at least one, `openid` (and a `nonce`) for an id_token, one resource.
+fn scopes(
+    request: &mut AuthorizeRequest,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
     request.scopes = get("scope")
         .unwrap_or_default()
         .split_whitespace()
@@ -273,7 +306,7 @@ pub(super) fn check_request(
         .collect();
     if request.scopes.is_empty() {
         return Err(back(
-            &request,
+            request,
             "invalid_request",
             900144,
             "The request body must contain the following parameter: 'scope'.".into(),
@@ -282,7 +315,7 @@ pub(super) fn check_request(
     let openid = request.scopes.iter().any(|s| s == "openid");
     if request.response_type.id_token && !openid {
         return Err(back(
-            &request,
+            request,
             "invalid_request",
             900144,
             "An id_token was asked for without the scope 'openid'.".into(),
@@ -290,7 +323,7 @@ pub(super) fn check_request(
     }
     if request.response_type.id_token && request.nonce.is_none() {
         return Err(back(
-            &request,
+            request,
             "invalid_request",
             900144,
             "The request body must contain the following parameter: 'nonce'.".into(),
@@ -301,15 +334,23 @@ pub(super) fn check_request(
             request.resource = resource;
             request.scp = scp;
         }
-        Err((code, message)) => return Err(back(&request, "invalid_scope", code, message)),
+        Err((code, message)) => return Err(back(request, "invalid_scope", code, message)),
     }
+    Ok(())
+}
+
+/// PKCE: `code_challenge` (43 to 128 characters) and its method (S256 or plain).
+fn pkce(
+    request: &mut AuthorizeRequest,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
     if let Some(challenge) = get("code_challenge") {
         let s256 = match get("code_challenge_method").as_deref() {
             None | Some("plain") => false,
             Some("S256") => true,
             Some(_) => {
                 return Err(back(
-                    &request,
+                    request,
                     "invalid_request",
                     501491,
                     "Invalid code_challenge_method: use S256 (or plain).".into(),
@@ -318,7 +359,7 @@ pub(super) fn check_request(
         };
         if !(43..=128).contains(&challenge.len()) {
             return Err(back(
-                &request,
+                request,
                 "invalid_request",
                 501491,
                 "Invalid size of code_challenge parameter.".into(),
@@ -326,17 +367,7 @@ pub(super) fn check_request(
         }
         request.challenge = Some((challenge, s256));
     }
-    for (k, v) in [("state", &request.state), ("nonce", &request.nonce)] {
-        if v.as_ref().is_some_and(|v| v.len() > 2048) {
-            return Err(back(
-                &request,
-                "invalid_request",
-                90015,
-                format!("The '{k}' parameter is too long."),
-            ));
-        }
-    }
-    Ok(request)
+    Ok(())
 }
 
 /// `url` with `params` added in its query or its fragment.

@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::directory::{Platform, User};
+use super::error::IdentityError;
+use super::keys;
+use super::protocol::{issuer, public_json, shown, user_agent, with_any_origin};
 use super::request::AuthorizeRequest;
-use super::{
-    Identity, IdentityError, issuer, keys, public_json, shown, user_agent, with_any_origin,
-};
-use crate::auth::{DICOM_RESOURCE, aad_error};
+use super::state::Identity;
+use crate::auth::{Auth, Claims, DICOM_RESOURCE, aad_error, now_secs, secret_matches};
 use crate::{SharedService, origin_of};
 
 pub(super) fn log_user_token(
@@ -48,10 +49,14 @@ pub(super) async fn issue(
 ) -> Result<Tokens, IdentityError> {
     let want_access = !implicit || request.response_type.token;
     let (access_token, expires_in) = if want_access {
-        let (t, life) = service
-            .auth
-            .issue_user(&request.client_id, user, request.resource, &request.scp)
-            .map_err(|_| IdentityError::Key)?;
+        let (t, life) = user_access_token(
+            &service.auth,
+            &request.client_id,
+            user,
+            request.resource,
+            &request.scp,
+        )
+        .map_err(|_| IdentityError::Key)?;
         (Some(t), life)
     } else {
         (None, 0)
@@ -69,7 +74,7 @@ pub(super) async fn issue(
     let openid = request.scopes.iter().any(|s| s == "openid");
     let id_token = if openid && (!implicit || request.response_type.id_token) {
         let key = Identity::key(service).await?;
-        let now = crate::auth::now_secs();
+        let now = now_secs();
         let mut claims = json!({
             "aud": request.client_id,
             "iss": issuer(origin, &service.auth.tenant_id),
@@ -99,23 +104,53 @@ pub(super) async fn issue(
     })
 }
 
+/// Issues a delegated token for a signed-in user of an app (v1-shaped, as Entra issues tokens for
+/// the DICOM service's resource URI): `appid` the app, `oid` / `upn` the user, `scp` the delegated
+/// permission. The DICOM routes look the user's roles up by `oid`.
+fn user_access_token(
+    auth: &Auth,
+    client_id: &str,
+    user: &User,
+    audience: &str,
+    scp: &str,
+) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+    let now = now_secs();
+    let claims = Claims {
+        aud: audience.to_string(),
+        iss: format!("https://sts.windows.net/{}/", auth.tenant_id),
+        iat: now,
+        nbf: now,
+        exp: now + auth.token_lifetime().as_secs(),
+        tid: auth.tenant_id.clone(),
+        appid: Some(client_id.to_string()),
+        azp: None,
+        oid: user.oid.clone(),
+        sub: pairwise(&user.oid, client_id),
+        roles: Vec::new(),
+        ver: "1.0".into(),
+        appidacr: Some("0".into()),
+        scp: Some(scp.to_string()),
+        upn: Some(user.upn.clone()),
+        unique_name: Some(user.upn.clone()),
+        name: Some(user.name.clone()),
+    };
+    auth.sign(&claims)
+}
+
 /// The `sub` of a user for one app (Entra's is pairwise: another app sees another).
-pub fn pairwise(oid: &str, client_id: &str) -> String {
+pub(super) fn pairwise(oid: &str, client_id: &str) -> String {
     keys::b64url(&keys::sha256(format!("{oid}|{client_id}").as_bytes())[..24])
 }
 
 /// `grant_type=authorization_code` at the token endpoint, as Entra redeems codes: a single-page app's
 /// code only cross-origin (an `Origin` header) and with its PKCE verifier; a web app's only with the
 /// client secret and never cross-origin.
-pub async fn redeem(
+pub(crate) async fn redeem(
     service: &SharedService,
     parts: &Parts,
     form: &std::collections::BTreeMap<String, String>,
 ) -> Response {
     let field = |k: &str| form.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
-    let answer = |status: StatusCode, error: &str, code: u32, description: &str| {
-        with_any_origin(aad_error(status, error, code, description))
-    };
     let missing = |p: &str| {
         answer(
             StatusCode::BAD_REQUEST,
@@ -165,68 +200,11 @@ pub async fn redeem(
         );
     }
     let cross_origin = parts.headers.contains_key(header::ORIGIN);
-    match request.platform {
-        Platform::Spa => {
-            if !cross_origin {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    9002327,
-                    "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
-                );
-            }
-            if request.challenge.is_none() {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    9002325,
-                    "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
-                );
-            }
-        }
-        Platform::Web => {
-            if cross_origin {
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    9002326,
-                    "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '(the browser's)'.",
-                );
-            }
-            let secret_ok = field("client_secret").is_some_and(|s| {
-                service
-                    .auth
-                    .client(client_id)
-                    .is_some_and(|c| crate::auth::secret_matches(s, &c.secret))
-            });
-            if !secret_ok {
-                return answer(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000218,
-                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                );
-            }
-        }
+    if let Some(refused) = check_client(service, request, &field, cross_origin) {
+        return refused;
     }
-    if let Some((challenge, s256)) = &request.challenge {
-        let verifier = field("code_verifier").unwrap_or("");
-        let computed = if *s256 {
-            keys::b64url(&keys::sha256(verifier.as_bytes()))
-        } else {
-            verifier.to_string()
-        };
-        if verifier.is_empty() || !crate::auth::secret_matches(&computed, challenge) {
-            if let Ok(mut c) = service.identity.codes.lock() {
-                c.take(code);
-            }
-            return answer(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            );
-        }
+    if let Some(refused) = check_verifier(service, request, &field, code) {
+        return refused;
     }
     let taken = service
         .identity
@@ -262,4 +240,95 @@ pub async fn redeem(
         body["id_token"] = id.into();
     }
     public_json(StatusCode::OK, body)
+}
+
+/// Azure AD's error body, readable from any origin.
+fn answer(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    with_any_origin(aad_error(status, error, code, description))
+}
+
+/// The app redeems its code as its platform must: a single-page app cross-origin with PKCE, a web app
+/// with its client secret and never cross-origin. The refusal, if any.
+fn check_client<'f>(
+    service: &SharedService,
+    request: &AuthorizeRequest,
+    field: &dyn Fn(&str) -> Option<&'f str>,
+    cross_origin: bool,
+) -> Option<Response> {
+    let client_id = request.client_id.as_str();
+    match request.platform {
+        Platform::Spa => {
+            if !cross_origin {
+                return Some(answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    9002327,
+                    "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
+                ));
+            }
+            if request.challenge.is_none() {
+                return Some(answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    9002325,
+                    "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+                ));
+            }
+        }
+        Platform::Web => {
+            if cross_origin {
+                return Some(answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    9002326,
+                    "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '(the browser's)'.",
+                ));
+            }
+            let secret_ok = field("client_secret").is_some_and(|s| {
+                service
+                    .auth
+                    .client(client_id)
+                    .is_some_and(|c| secret_matches(s, &c.secret))
+            });
+            if !secret_ok {
+                return Some(answer(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The PKCE verifier matches the challenge; a wrong one takes the code (a stolen code gets one guess).
+/// The refusal, if any.
+fn check_verifier<'f>(
+    service: &SharedService,
+    request: &AuthorizeRequest,
+    field: &dyn Fn(&str) -> Option<&'f str>,
+    code: &str,
+) -> Option<Response> {
+    if let Some((challenge, s256)) = &request.challenge {
+        let verifier = field("code_verifier").unwrap_or("");
+        let computed = if *s256 {
+            keys::b64url(&keys::sha256(verifier.as_bytes()))
+        } else {
+            verifier.to_string()
+        };
+        if verifier.is_empty() || !secret_matches(&computed, challenge) {
+            if let Ok(mut c) = service.identity.codes.lock() {
+                c.take(code);
+            }
+            return Some(answer(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
+        }
+    }
+    None
 }

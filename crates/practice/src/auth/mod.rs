@@ -1,17 +1,24 @@
-//! Authentication and authorization like Azure's (docs/contract.md §2): a token endpoint that imitates Azure AD's
-//! client-credentials flow (v1 `resource`, v2 `scope`) and issues signed JWTs, and per-client role
-//! assignments that can change while the service runs — like Azure RBAC, the role is looked up on every
-//! request, so granting "DICOM Data Owner" turns the learner's 403 into 200 without a new token.
+//! Authentication and authorization like Azure's (docs/contract.md §2): the clients, their keys and signed
+//! JWTs, and per-client role assignments that can change while the service runs — like Azure RBAC, the
+//! role is looked up on every request, so granting "DICOM Data Owner" turns the learner's 403 into 200
+//! without a new token. The token endpoint that imitates Azure AD's client-credentials flow is
+//! [`token`]; the admin routes for clients and roles are [`assignments`].
+
+pub(crate) mod assignments;
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
+pub(crate) mod token;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,14 +31,6 @@ use super::{Service, SharedService, origin_of};
 pub const DICOM_RESOURCE: &str = "https://dicom.healthcareapis.azure.com";
 /// The audience of the Log Analytics query API (the practice service's audit-log route takes it too).
 pub const LOG_ANALYTICS_RESOURCE: &str = "https://api.loganalytics.io";
-
-/// Whether a token may be asked for this resource (v1 `resource`, or v2 `scope` without `/.default`).
-fn known_resource(r: &str) -> Option<&'static str> {
-    let r = r.trim().trim_end_matches('/');
-    [DICOM_RESOURCE, LOG_ANALYTICS_RESOURCE]
-        .into_iter()
-        .find(|k| *k == r)
-}
 
 pub use dicomlab_dicom::role::Role;
 
@@ -332,42 +331,21 @@ impl Auth {
             unique_name: None,
             name: None,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        self.sign(&claims)
+    }
+
+    /// Signs `claims` (HS256, the service's key); answers the token and how long tokens live (seconds).
+    pub(crate) fn sign(
+        &self,
+        claims: &Claims,
+    ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?;
         Ok((token, self.token_lifetime.as_secs()))
     }
 
-    /// Issues a delegated token for a signed-in user of an app (v1-shaped, as Entra issues tokens for
-    /// the DICOM service's resource URI): `appid` the app, `oid` / `upn` the user, `scp` the delegated
-    /// permission. The DICOM routes look the user's roles up by `oid`.
-    pub fn issue_user(
-        &self,
-        client_id: &str,
-        user: &super::identity::directory::User,
-        audience: &str,
-        scp: &str,
-    ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
-        let now = now_secs();
-        let claims = Claims {
-            aud: audience.to_string(),
-            iss: format!("https://sts.windows.net/{}/", self.tenant_id),
-            iat: now,
-            nbf: now,
-            exp: now + self.token_lifetime.as_secs(),
-            tid: self.tenant_id.clone(),
-            appid: Some(client_id.to_string()),
-            azp: None,
-            oid: user.oid.clone(),
-            sub: super::identity::pairwise(&user.oid, client_id),
-            roles: Vec::new(),
-            ver: "1.0".into(),
-            appidacr: Some("0".into()),
-            scp: Some(scp.to_string()),
-            upn: Some(user.upn.clone()),
-            unique_name: Some(user.upn.clone()),
-            name: Some(user.name.clone()),
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok((token, self.token_lifetime.as_secs()))
+    /// How long the tokens it issues live.
+    pub(crate) fn token_lifetime(&self) -> Duration {
+        self.token_lifetime
     }
 
     /// Checks a bearer token for the DICOM service and returns the client it was issued to, or what is
@@ -668,353 +646,4 @@ pub(crate) fn aad_error(status: StatusCode, error: &str, code: u32, description:
         "correlation_id": uuid::Uuid::new_v4().to_string(),
     });
     (status, Json(body)).into_response()
-}
-
-/// `POST /{tenant}/oauth2/token` (v1) and `/{tenant}/oauth2/v2.0/token` (v2).
-pub async fn token_endpoint(
-    State(service): State<SharedService>,
-    Path(tenant): Path<String>,
-    parts: Parts,
-    form: Result<Form<BTreeMap<String, String>>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let v2 = parts.uri.path().contains("/v2.0/");
-    let auth = &service.auth;
-    let Ok(Form(form)) = form else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'grant_type'.",
-        );
-    };
-    if !tenant.eq_ignore_ascii_case(&auth.tenant_id) {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            90002,
-            &format!(
-                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-            ),
-        );
-    }
-    let field = |k: &str| form.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
-    match field("grant_type") {
-        Some("client_credentials") => {}
-        // A user's sign-in: the identity endpoint redeems its code.
-        Some("authorization_code") => {
-            return super::identity::redeem(&service, &parts, &form).await;
-        }
-        Some(other) => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                70003,
-                &format!(
-                    "The app requested an unsupported grant type '{other}'. This lab uses client_credentials."
-                ),
-            );
-        }
-        None => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'grant_type'.",
-            );
-        }
-    }
-    let Some(client_id) = field("client_id") else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'client_id'.",
-        );
-    };
-    let Some(client) = auth.client(client_id) else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
-                auth.tenant_id
-            ),
-        );
-    };
-    match field("client_secret") {
-        Some(s) if secret_matches(s, &client.secret) => {}
-        Some(_) => {
-            return aad_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
-            );
-        }
-        None => {
-            return aad_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            );
-        }
-    }
-    let audience = if v2 {
-        match field("scope") {
-            Some(scope)
-                if scope.ends_with("/.default")
-                    && known_resource(scope.trim_end_matches("/.default")).is_some() =>
-            {
-                known_resource(scope.trim_end_matches("/.default")).unwrap_or(DICOM_RESOURCE)
-            }
-            Some(scope) => {
-                return aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    1002012,
-                    &format!(
-                        "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
-                    ),
-                );
-            }
-            None => {
-                return aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    900144,
-                    "The request body must contain the following parameter: 'scope'.",
-                );
-            }
-        }
-    } else {
-        match field("resource") {
-            Some(r) if known_resource(r).is_some() => known_resource(r).unwrap_or(DICOM_RESOURCE),
-            Some(r) => {
-                return aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_resource",
-                    500011,
-                    &format!(
-                        "The resource principal named {r} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
-                        auth.tenant_id
-                    ),
-                );
-            }
-            None => {
-                return aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    900144,
-                    "The request body must contain the following parameter: 'resource'.",
-                );
-            }
-        }
-    };
-    let (token, lifetime) = match auth.issue(&client.client_id, audience, v2) {
-        Ok(t) => t,
-        Err(e) => return ApiError::internal("token signing", e).into_response(),
-    };
-    tracing::info!(client = client.client_id, v2, "token issued");
-    let now = now_secs();
-    let body = if v2 {
-        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token})
-    } else {
-        json!({
-            "token_type": "Bearer",
-            "expires_in": lifetime.to_string(),
-            "ext_expires_in": lifetime.to_string(),
-            "expires_on": (now + lifetime).to_string(),
-            "not_before": now.to_string(),
-            "resource": audience,
-            "access_token": token,
-        })
-    };
-    let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, no-cache"),
-    );
-    resp
-}
-
-/// `GET /admin/roles`: clients and their roles (never secrets).
-pub async fn list_roles(State(service): State<SharedService>, parts: Parts) -> ApiResult<Response> {
-    super::admin_guard::require_admin(&parts)?;
-    let clients = service
-        .auth
-        .clients
-        .read()
-        .map(|c| c.clone())
-        .unwrap_or_default();
-    let list: Vec<_> = clients
-        .values()
-        .map(|c| {
-            let roles: Vec<_> = service
-                .auth
-                .roles_of(&c.client_id)
-                .iter()
-                .map(|r| r.name())
-                .collect();
-            json!({"clientId": c.client_id, "name": c.name, "roles": roles,
-                   "labClient": c.client_id == service.auth.lab_client_id})
-        })
-        .chain(service.identity.directory.users().into_iter().map(|u| {
-            json!({"clientId": u.oid, "name": u.upn, "roles": service.auth.role_names(&u.oid),
-                   "labClient": false, "user": true})
-        }))
-        .collect();
-    Ok(Json(list).into_response())
-}
-
-/// `PUT` (grant) and `DELETE` (revoke) `/admin/roles/{client}/{role}`.
-pub async fn change_role(
-    State(service): State<SharedService>,
-    Path((client, role)): Path<(String, String)>,
-    parts: Parts,
-) -> ApiResult<Response> {
-    super::admin_guard::require_admin(&parts)?;
-    let Some(role) = Role::parse(&role) else {
-        return Err(ApiError::bad_request(format!(
-            "Unknown role '{role}'. Use 'DICOM Data Owner' (owner) or 'DICOM Data Reader' (reader)."
-        )));
-    };
-    // A client (an app's service principal), or a user of the tenant: by object id, UPN or name.
-    let mut user_name = None;
-    let client = if service.auth.client(&client).is_some() {
-        client
-    } else if let Some(user) = service.identity.directory.user(&client) {
-        user_name = Some(user.upn);
-        user.oid
-    } else {
-        return Err(ApiError::not_found(format!(
-            "No client or user with id '{}'.",
-            dicomlab_dicom::text::visible(&client)
-        )));
-    };
-    let grant = parts.method == axum::http::Method::PUT;
-    let svc = service.clone();
-    let client2 = client.clone();
-    let changed =
-        tokio::task::spawn_blocking(move || svc.auth.set_role(&svc.db, &client2, role, grant))
-            .await
-            .map_err(|e| ApiError::internal("role change", e))?
-            .map_err(|e| ApiError::internal("role change", e))?;
-    if changed {
-        // A lab open on this service (in this process) judges the role step again at once.
-        service.audit.touch();
-    }
-    tracing::info!(
-        client,
-        role = role.name(),
-        grant,
-        changed,
-        "role assignment changed"
-    );
-    let roles: Vec<_> = service
-        .auth
-        .roles_of(&client)
-        .iter()
-        .map(|r| r.name())
-        .collect();
-    Ok(
-        Json(json!({"clientId": client, "roles": roles, "changed": changed, "user": user_name}))
-            .into_response(),
-    )
-}
-
-/// `POST /admin/clients` `{"name": "..."}`: registers a client and returns its id and secret once.
-pub async fn create_client(
-    State(service): State<SharedService>,
-    parts: Parts,
-    body: Option<Json<serde_json::Value>>,
-) -> ApiResult<Response> {
-    super::admin_guard::require_admin(&parts)?;
-    let name = body
-        .as_ref()
-        .and_then(|b| b.get("name"))
-        .and_then(|n| n.as_str())
-        .unwrap_or("extra client")
-        .to_string();
-    let svc = service.clone();
-    let client = tokio::task::spawn_blocking(move || svc.auth.create_client(&svc.db, &name))
-        .await
-        .map_err(|e| ApiError::internal("create client", e))?
-        .map_err(|e| ApiError::internal("create client", e))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"clientId": client.client_id, "clientSecret": client.secret, "name": client.name})),
-    )
-        .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_must_name_their_client_tenant_and_issuer() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let db = Db::open(&dir.path().join("index.sqlite")).expect("db");
-        let auth = Auth::load(&db, true, Duration::from_secs(60), false).expect("auth");
-        let (good, _) = auth
-            .issue(&auth.lab_client_id, DICOM_RESOURCE, false)
-            .expect("issue");
-        assert_eq!(
-            auth.verify(&good).as_deref(),
-            Ok(auth.lab_client_id.as_str())
-        );
-        let sign = |edit: &dyn Fn(&mut serde_json::Value)| {
-            let mut claims = serde_json::to_value(
-                jsonwebtoken::decode::<Claims>(&good, &auth.decoding, &{
-                    let mut v = Validation::new(Algorithm::HS256);
-                    v.validate_aud = false;
-                    v
-                })
-                .expect("decode")
-                .claims,
-            )
-            .expect("json");
-            edit(&mut claims);
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding)
-                .expect("sign")
-        };
-        type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
-        let cases: [(Edit, &str); 5] = [
-            (
-                &|c| _ = c.as_object_mut().map(|o| o.remove("appid")),
-                "names no client",
-            ),
-            (
-                &|c| c["tid"] = "00000000-0000-0000-0000-000000000000".into(),
-                "another tenant",
-            ),
-            (
-                &|c| c["iss"] = "https://sts.windows.net/other/".into(),
-                "issuer",
-            ),
-            (&|c| c["nbf"] = (now_secs() + 3600).into(), "not valid yet"),
-            (
-                &|c| _ = c.as_object_mut().map(|o| o.remove("nbf")),
-                "malformed",
-            ),
-        ];
-        for (edit, why) in cases {
-            let err = auth.verify(&sign(edit)).expect_err(why);
-            assert!(err.contains(why), "{why}: {err}");
-        }
-        assert!(secret_matches("abc", "abc") && !secret_matches("abc", "abd"));
-        assert!(!secret_matches("ab", "abc"));
-    }
-
-    #[test]
-    fn role_names() {
-        assert_eq!(Role::parse("DICOM Data Owner"), Some(Role::DataOwner));
-        assert_eq!(Role::parse("reader"), Some(Role::DataReader));
-        assert_eq!(Role::parse("admin"), None);
-        assert!(allows(Role::DataReader, Action::Read));
-        assert!(!allows(Role::DataReader, Action::Write));
-        assert!(allows(Role::DataOwner, Action::ManageExtendedQueryTags));
-    }
 }

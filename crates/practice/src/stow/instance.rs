@@ -1,0 +1,484 @@
+//! Storing one received instance: scanning it with the bounded reader, validating it (within the
+//! validation memory budget), writing its file in the standard form and recording it, its searchable
+//! values and a change-feed entry in one transaction.
+
+use std::sync::Arc;
+
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicomlab_dicom::json::dataset_to_json;
+use dicomlab_dicom::reader::{self, Refusal, Scan};
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+use super::outcome::{Outcome, reason};
+use super::validate::{
+    Identifiers, indexed_attributes, refused, single_str, validate, validation_bytes,
+};
+use crate::eqt::EqtDef;
+use crate::index::{self, CORE_ATTRIBUTES};
+use crate::multipart::ReceivedPart;
+use crate::quota::{StoragePromise, full_reason};
+use crate::tags::tag_number;
+use crate::{ApiVersion, Service, SharedService, now_timestamp};
+
+/// Stores each received part in turn. What was promised for the body is now what was received: each
+/// part's share is given back as soon as the part is stored (then it counts as stored) or refused (its
+/// file is gone) — never counted twice. Answers each part's outcome, and whether an indexed tag had
+/// several values.
+pub(super) async fn store_parts(
+    svc: &SharedService,
+    version: ApiVersion,
+    study: Option<&str>,
+    base: &str,
+    eqts: &Arc<Vec<EqtDef>>,
+    parts: Vec<ReceivedPart>,
+    promise: Option<&StoragePromise>,
+) -> (Vec<Outcome>, bool) {
+    let mut outcomes = Vec::with_capacity(parts.len());
+    let mut multi_valued = false;
+    if let Some(r) = promise {
+        r.settle(parts.iter().map(|p| p.size).sum());
+    }
+    for part in parts {
+        let size = part.size;
+        let (o, m) = store_part(
+            svc,
+            version,
+            study.map(str::to_string),
+            base.to_string(),
+            eqts.clone(),
+            part,
+        )
+        .await;
+        if let Some(r) = promise {
+            r.release(size);
+        }
+        multi_valued |= m;
+        outcomes.push(o);
+    }
+    (outcomes, multi_valued)
+}
+
+/// Scans one received file with the bounded reader, waits for its share of the validation budget, then
+/// validates, indexes and stores it on the blocking pool.
+async fn store_part(
+    svc: &SharedService,
+    version: ApiVersion,
+    study: Option<String>,
+    base: String,
+    eqts: Arc<Vec<EqtDef>>,
+    part: ReceivedPart,
+) -> (Outcome, bool) {
+    if part.size == 0 {
+        let why = Refusal::NotPart10("the part is empty");
+        return refused(&why, None, None);
+    }
+    let limits = reader::Limits::default();
+    // A part in memory is scanned here (no allocation, microseconds); a file on the blocking pool.
+    let scanned = match &part.bytes {
+        Some(bytes) => reader::scan(reader::Source::Bytes(bytes), &limits),
+        None => {
+            let path = part.path.clone();
+            match tokio::task::spawn_blocking(move || {
+                reader::scan(reader::Source::File(&path), &limits)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => Err(Refusal::Io(std::io::Error::other(e.to_string()))),
+            }
+        }
+    };
+    let scan = match scanned {
+        Ok(s) => s,
+        Err(why) => return refused(&why, None, None),
+    };
+    let need = validation_bytes(&scan);
+    let _held = match svc.validation_memory.reserve(need).await {
+        Ok(r) => r,
+        Err(over) => {
+            let why = Refusal::Structure(format!(
+                "the file's header needs about {} MiB to validate, more than the service allows one file ({} MiB)",
+                over.needed.div_ceil(1024 * 1024),
+                over.capacity / (1024 * 1024)
+            ));
+            return refused(&why, None, None);
+        }
+    };
+    let done = svc
+        .db(move |s| {
+            Ok(process(
+                s,
+                version,
+                study.as_deref(),
+                &base,
+                &eqts,
+                &part,
+                &scan,
+            ))
+        })
+        .await;
+    done.unwrap_or_else(|e| {
+        tracing::error!("store failed: {e}");
+        (
+            Outcome::Failed {
+                reason: reason::PROCESSING_FAILURE,
+                class: None,
+                sop: None,
+                comments: Vec::new(),
+            },
+            false,
+        )
+    })
+}
+
+/// Validates, indexes and stores one received file. Returns its outcome and whether an indexed tag had
+/// several values.
+fn process(
+    svc: &Service,
+    version: ApiVersion,
+    study_in_path: Option<&str>,
+    base: &str,
+    eqts: &[EqtDef],
+    part: &ReceivedPart,
+    scan: &Scan,
+) -> (Outcome, bool) {
+    // The header only (up to PixelData): memory follows the header, never the pixel data.
+    let file = match reader::read_header(part.source(), scan) {
+        Ok(f) => f,
+        Err(why) => return refused(&why, None, None),
+    };
+    if let Err(why) = scan.check_pixels() {
+        let sop = single_str(&file, tags::SOP_INSTANCE_UID);
+        let class = single_str(&file, tags::SOP_CLASS_UID);
+        return refused(&why, class, sop);
+    }
+    let ts = file
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_string();
+    let obj: &InMemDicomObject = &file;
+    let ids = Identifiers::of(obj);
+    let indexed = indexed_attributes(eqts);
+    let checked = validate(obj, version, study_in_path, &ids, &indexed);
+    let Identifiers {
+        class,
+        sop,
+        study,
+        series,
+    } = ids;
+    let (Some(class), Some(sop), Some(study), Some(series)) =
+        (class.clone(), sop.clone(), study, series)
+    else {
+        return failed(reason::VALIDATION_FAILED, class, sop, checked.comments);
+    };
+    if checked.fails {
+        return failed(
+            reason::VALIDATION_FAILED,
+            Some(class),
+            Some(sop),
+            checked.comments,
+        );
+    }
+    let warnings = checked.comments;
+
+    let mut metadata = dataset_to_json(obj);
+    for tag in &checked.dropped {
+        metadata.remove(&dicomlab_dicom::json::tag_key(*tag));
+    }
+    let frames = obj
+        .element_opt(tags::NUMBER_OF_FRAMES)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().to_int::<u32>().ok())
+        .unwrap_or_else(|| u32::from(obj.element_opt(tags::ROWS).ok().flatten().is_some()));
+    let (values, multi_valued) = index_values(&metadata, &indexed);
+    let mut warning = None;
+    if ts == "1.2.840.10008.1.2" {
+        warning = Some(reason::DATASET_DOES_NOT_MATCH_SOP_CLASS);
+    }
+    if version.v2 && !warnings.is_empty() {
+        warning = Some(reason::ATTRIBUTES_DROPPED);
+    }
+    let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
+    let record = NewInstance {
+        study,
+        series,
+        sop: sop.clone(),
+        class: class.clone(),
+        transfer_syntax: ts,
+        frames,
+        metadata: Value::Object(metadata).to_string(),
+        values,
+    };
+    let stored = Stored {
+        class,
+        sop,
+        url,
+        warning,
+        warnings,
+    };
+    (
+        outcome(insert(svc, part, scan, &record), stored),
+        multi_valued,
+    )
+}
+
+/// A failed instance's outcome.
+fn failed(
+    reason: u16,
+    class: Option<String>,
+    sop: Option<String>,
+    comments: Vec<String>,
+) -> (Outcome, bool) {
+    (
+        Outcome::Failed {
+            reason,
+            class,
+            sop,
+            comments,
+        },
+        false,
+    )
+}
+
+/// The searchable values of the indexed attributes (the first of several), and whether one had several.
+fn index_values(
+    metadata: &serde_json::Map<String, Value>,
+    indexed: &[(Tag, Option<VR>)],
+) -> (Vec<IndexRow>, bool) {
+    let mut multi_valued = false;
+    let mut values = Vec::new();
+    for (tag, vr_override) in indexed {
+        let vr =
+            vr_override.or_else(|| CORE_ATTRIBUTES.iter().find(|a| a.tag == *tag).map(|a| a.vr));
+        let Some(vr) = vr else { continue };
+        multi_valued |= index::is_multi_valued(metadata, *tag);
+        let (text, num) = index::index_value(metadata, *tag, vr);
+        if text.is_some() || num.is_some() {
+            values.push((tag_number(*tag), text, num));
+        }
+    }
+    (values, multi_valued)
+}
+
+/// What an instance stored answers.
+struct Stored {
+    class: String,
+    sop: String,
+    url: String,
+    warning: Option<u16>,
+    warnings: Vec<String>,
+}
+
+/// The outcome of an instance that passed validation, by what the index made of it.
+fn outcome(
+    inserted: Result<Inserted, Box<dyn std::error::Error + Send + Sync>>,
+    stored: Stored,
+) -> Outcome {
+    let Stored {
+        class,
+        sop,
+        url,
+        warning,
+        warnings,
+    } = stored;
+    let (outcome, _) = match inserted {
+        Ok(Inserted::Stored) => {
+            return Outcome::Stored {
+                class,
+                sop,
+                url,
+                warning,
+                comments: warnings,
+            };
+        }
+        Ok(Inserted::Exists) => failed(
+            reason::SOP_INSTANCE_ALREADY_EXISTS,
+            Some(class),
+            Some(sop),
+            Vec::new(),
+        ),
+        Ok(Inserted::Full { quota, held }) => failed(
+            reason::PROCESSING_FAILURE,
+            Some(class),
+            Some(sop),
+            vec![full_reason(quota, held)],
+        ),
+        Err(e) => {
+            tracing::error!("store failed: {e}");
+            failed(
+                reason::PROCESSING_FAILURE,
+                Some(class),
+                Some(sop),
+                Vec::new(),
+            )
+        }
+    };
+    outcome
+}
+
+/// Puts a validated part at its blob path in the standard form (a preamble, `DICM`, and a meta group
+/// with its length: pydicom's bare in-memory datasets gain them, so strict readers read the stored file),
+/// synced to disk; returns its size.
+fn write_blob(
+    svc: &Service,
+    part: &ReceivedPart,
+    scan: &Scan,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::Write;
+    let head = scan.canonical_head(part.source())?;
+    let start = scan.dataset_start;
+    let size = match (&part.bytes, head) {
+        (Some(bytes), head) => {
+            let mut f = std::fs::File::create(&part.path)?;
+            let size = match head {
+                None => {
+                    f.write_all(bytes)?;
+                    bytes.len() as u64
+                }
+                Some(head) => {
+                    let rest = bytes.get(start as usize..).unwrap_or_default();
+                    f.write_all(&head)?;
+                    f.write_all(rest)?;
+                    (head.len() + rest.len()) as u64
+                }
+            };
+            f.sync_data()?;
+            size
+        }
+        (None, None) => {
+            std::fs::File::open(&part.path)?.sync_data()?;
+            part.size
+        }
+        (None, Some(head)) => {
+            // Rewritten beside it under a blob name (a crash leaves a file the start-up clean-up removes).
+            let tmp = svc.blobs.path(&svc.blobs.new_name());
+            let copied = (|| -> std::io::Result<u64> {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                out.write_all(&head)?;
+                let mut src = std::fs::File::open(&part.path)?;
+                std::io::Seek::seek(&mut src, std::io::SeekFrom::Start(start))?;
+                let n = std::io::copy(&mut src, &mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+                std::fs::rename(&tmp, &part.path)?;
+                Ok(head.len() as u64 + n)
+            })();
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            copied?
+        }
+    };
+    Ok(size)
+}
+
+/// A searchable value as the index keeps it: the tag's number, its text and its number.
+type IndexRow = (i64, Option<String>, Option<f64>);
+
+/// An instance ready for the index.
+struct NewInstance {
+    study: String,
+    series: String,
+    sop: String,
+    class: String,
+    transfer_syntax: String,
+    frames: u32,
+    metadata: String,
+    values: Vec<IndexRow>,
+}
+
+/// What became of an instance.
+enum Inserted {
+    Stored,
+    /// The same Study/Series/SOP triple is stored already.
+    Exists,
+    /// It does not fit in what the service may hold.
+    Full {
+        quota: u64,
+        held: u64,
+    },
+}
+
+/// Records the instance (its file already written under its blob name), its searchable values and a
+/// `Create` change-feed entry in one transaction; only then is the file kept.
+fn insert(
+    svc: &Service,
+    part: &ReceivedPart,
+    scan: &Scan,
+    rec: &NewInstance,
+) -> Result<Inserted, Box<dyn std::error::Error + Send + Sync>> {
+    let exists = |c: &rusqlite::Connection| -> rusqlite::Result<bool> {
+        Ok(c.prepare_cached(
+            "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
+        )?
+        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some())
+    };
+    if exists(&*svc.db.lock()?)? {
+        return Ok(Inserted::Exists);
+    }
+    // Written (and synced) outside the index lock; still invisible until the commit below.
+    let size = write_blob(svc, part, scan)?;
+    let mut conn = svc.db.lock()?;
+    let tx = conn.transaction()?;
+    if exists(&tx)? {
+        return Ok(Inserted::Exists);
+    }
+    if let Some(quota) = svc.config.max_stored_bytes {
+        // Under the index lock: stores in parallel cannot together pass the limit.
+        let held = crate::db::stored_bytes_in(&tx)?;
+        if held.saturating_add(size) > quota {
+            return Ok(Inserted::Full { quota, held });
+        }
+    }
+    let blob = &part.name;
+    let result = (|| -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+                rec.study,
+                rec.series,
+                rec.sop,
+                rec.class,
+                rec.transfer_syntax,
+                blob,
+                size as i64,
+                rec.frames,
+                now_timestamp(),
+                rec.metadata
+            ],
+        )?;
+        let watermark = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO attr_index(watermark, tag, value, num) VALUES(?1, ?2, ?3, ?4)",
+            )?;
+            for (tag, text, num) in &rec.values {
+                stmt.execute(params![watermark, tag, text, num])?;
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
+             VALUES(?1, ?2, ?3, 'Create', ?4, ?5)",
+        )?
+        .execute(params![
+            rec.study,
+            rec.series,
+            rec.sop,
+            now_timestamp(),
+            watermark
+        ])?;
+        Ok(())
+    })();
+    result.and_then(|()| tx.commit())?;
+    // Committed: the file is part of the service now (on any error it is removed with the part).
+    part.keep.store(true, std::sync::atomic::Ordering::Release);
+    Ok(Inserted::Stored)
+}
