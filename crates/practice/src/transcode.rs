@@ -122,14 +122,12 @@ impl Geometry {
     /// From a data set's image attributes; what JPEG 2000 lossless cannot hold is refused.
     pub fn of(obj: &DefaultDicomObject) -> Result<Geometry, Unsupported> {
         let int = |tag, name: &str| -> Result<u32, Unsupported> {
-            obj.element(tag)
-                .ok()
+            obj.get(tag)
                 .and_then(|e| e.to_int::<u32>().ok())
                 .ok_or_else(|| Unsupported(format!("{name} is missing or not a number")))
         };
         let opt = |tag, default: u32| {
-            obj.element(tag)
-                .ok()
+            obj.get(tag)
                 .and_then(|e| e.to_int::<u32>().ok())
                 .unwrap_or(default)
         };
@@ -305,8 +303,8 @@ pub fn check_codestream(fragment: &[u8], g: &Geometry) -> Result<(), Unsupported
 fn check_codestreams(obj: &DefaultDicomObject) -> Result<(), Unsupported> {
     let g = Geometry::of(obj)?;
     let pixels = obj
-        .element(tags::PIXEL_DATA)
-        .map_err(|_| Unsupported("no pixel data".into()))?;
+        .get(tags::PIXEL_DATA)
+        .ok_or_else(|| Unsupported("no pixel data".into()))?;
     let fragments = pixels
         .value()
         .fragments()

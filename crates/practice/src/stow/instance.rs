@@ -190,11 +190,9 @@ fn process(
         metadata.remove(&dicomlab_dicom::json::tag_key(*tag));
     }
     let frames = obj
-        .element_opt(tags::NUMBER_OF_FRAMES)
-        .ok()
-        .flatten()
+        .get(tags::NUMBER_OF_FRAMES)
         .and_then(|e| e.value().to_int::<u32>().ok())
-        .unwrap_or_else(|| u32::from(obj.element_opt(tags::ROWS).ok().flatten().is_some()));
+        .unwrap_or_else(|| u32::from(obj.get(tags::ROWS).is_some()));
     let (values, multi_valued) = index_values(&metadata, &indexed);
     let mut warning = None;
     if ts == "1.2.840.10008.1.2" {

@@ -116,7 +116,7 @@ fn required_error(
     ids: &Identifiers,
     patient_id_value: bool,
 ) -> Option<(Tag, String)> {
-    let patient_id_present = obj.element_opt(tags::PATIENT_ID).ok().flatten().is_some();
+    let patient_id_present = obj.get(tags::PATIENT_ID).is_some();
     let first_missing = [
         (tags::SOP_CLASS_UID, &ids.class),
         (tags::STUDY_INSTANCE_UID, &ids.study),
@@ -234,7 +234,7 @@ pub(super) fn refused(
 
 /// The single string value of an element, trimmed; `None` when absent, empty or multi-valued.
 pub(super) fn single_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let e = obj.element_opt(tag).ok()??;
+    let e = obj.get(tag)?;
     if e.value().multiplicity() != 1 {
         return None;
     }
@@ -248,7 +248,7 @@ pub(super) fn single_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 /// Azure's minimum validator on an element's first value (v1's indexed attributes, v2's PatientID): the
 /// error comment when it fails. The raw text is checked: a NUL is padding only where the level says so.
 fn minimum_check(obj: &InMemDicomObject, tag: Tag, level: minimum::Padding) -> Option<String> {
-    let e = obj.element_opt(tag).ok()??;
+    let e = obj.get(tag)?;
     let DicomValue::Primitive(p) = e.value() else {
         return None;
     };
@@ -261,7 +261,7 @@ fn minimum_check(obj: &InMemDicomObject, tag: Tag, level: minimum::Padding) -> O
 
 /// Checks every string value of an element against its VR; the first failure as an error comment.
 fn validate_element(obj: &InMemDicomObject, tag: Tag, vr_override: Option<VR>) -> Option<String> {
-    let e = obj.element_opt(tag).ok()??;
+    let e = obj.get(tag)?;
     let vr = vr_override.unwrap_or(e.vr());
     let DicomValue::Primitive(p) = e.value() else {
         return None;
