@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::checks::Outcome;
 use super::evidence::{Attempt, Evidence, rfc3339};
+use crate::outcome::Outcome;
 use dicomlab_dicomweb::OwnRequest;
 
 /// A step's state.
