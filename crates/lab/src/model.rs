@@ -911,7 +911,7 @@ mod tests {
         assert!(Lab::embedded().expect("lab").notes().is_empty());
         let basics = Lab::load(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/labs/dicomweb-basics.toml"
+            "/../../labs/dicomweb-basics.toml"
         )))
         .expect("basics");
         assert!(basics.notes().is_empty(), "{:?}", basics.notes());
