@@ -1,7 +1,7 @@
 //! The token step: a token request of the learner's app, or a request it sent with a valid token;
 //! not done, whether the profile's values would get a good one.
 
-use super::{CheckContext, Outcome, checks_saw, diagnose_error, pass, ready, tool_suffix};
+use super::{CheckContext, Outcome, Tried, checks_saw, diagnose_error, pass, ready, tool_suffix};
 use crate::clock::local_time;
 use crate::evidence::{Attempt, Evidence};
 use crate::model::Step;
@@ -73,6 +73,16 @@ pub(super) async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
         return ctx.waiting(tried);
     }
     // Not done: say whether the values would get a good one (a check's own token, never credit).
+    values_would_get_token(ctx, expected, tried).await
+}
+
+/// Not done: whether the profile's values get a token of the right audience and lifetime (the
+/// checks' own token, never credit for the learner).
+async fn values_would_get_token(
+    ctx: &CheckContext<'_>,
+    expected: &str,
+    tried: Vec<Tried>,
+) -> Outcome {
     match ctx.client.token().await {
         Ok(Some(t)) => {
             let left = t.remaining().as_secs();
