@@ -559,41 +559,7 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
             None => {
                 ours.steps.insert(step, rec);
             }
-            Some(mine) => {
-                let later = |a: &str, b: &str| match (
-                    dicomlab_dicomweb::parse_timestamp(a),
-                    dicomlab_dicomweb::parse_timestamp(b),
-                ) {
-                    (Some(x), Some(y)) => y > x,
-                    _ => false,
-                };
-                let attempts = mine.attempts.max(rec.attempts);
-                let first = if later(&rec.first, &mine.first) {
-                    rec.first.clone()
-                } else {
-                    mine.first.clone()
-                };
-                let last = if later(&mine.last, &rec.last) {
-                    rec.last.clone()
-                } else {
-                    mine.last.clone()
-                };
-                let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
-                    (false, true) => true,
-                    (true, false) => false,
-                    (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
-                        (Some(a), Some(b)) => later(b, a),
-                        _ => false,
-                    },
-                    (false, false) => later(&mine.last, &rec.last),
-                };
-                if take_theirs {
-                    *mine = rec;
-                }
-                mine.attempts = attempts;
-                mine.first = first;
-                mine.last = last;
-            }
+            Some(mine) => merge_step(mine, rec),
         }
     }
     let stale_steps: Vec<String> = ours
@@ -606,8 +572,56 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
         ours.steps.remove(&step);
     }
     let cut = ours.earliest_since();
-    let mut did: Vec<Attempt> = std::mem::take(&mut ours.did);
-    for a in theirs.did {
+    ours.did = merge_did(std::mem::take(&mut ours.did), theirs.did, cut);
+    ours.own = merge_own(std::mem::take(&mut ours.own), theirs.own);
+}
+
+/// One step saved on both sides: the attempts counted once, the first and last times widened, the
+/// record of the side that is done (the later one when both are, else the later attempt).
+fn merge_step(mine: &mut StepProgress, rec: StepProgress) {
+    let later = |a: &str, b: &str| match (
+        dicomlab_dicomweb::parse_timestamp(a),
+        dicomlab_dicomweb::parse_timestamp(b),
+    ) {
+        (Some(x), Some(y)) => y > x,
+        _ => false,
+    };
+    let attempts = mine.attempts.max(rec.attempts);
+    let first = if later(&rec.first, &mine.first) {
+        rec.first.clone()
+    } else {
+        mine.first.clone()
+    };
+    let last = if later(&mine.last, &rec.last) {
+        rec.last.clone()
+    } else {
+        mine.last.clone()
+    };
+    let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
+        (false, true) => true,
+        (true, false) => false,
+        (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
+            (Some(a), Some(b)) => later(b, a),
+            _ => false,
+        },
+        (false, false) => later(&mine.last, &rec.last),
+    };
+    if take_theirs {
+        *mine = rec;
+    }
+    mine.attempts = attempts;
+    mine.first = first;
+    mine.last = last;
+}
+
+/// dicomlab's own exchanges from both sides, once each, none before the earliest reset, oldest
+/// first, at most [`MAX_DID`].
+fn merge_did(
+    mut did: Vec<Attempt>,
+    theirs: Vec<Attempt>,
+    cut: Option<time::OffsetDateTime>,
+) -> Vec<Attempt> {
+    for a in theirs {
         if !did
             .iter()
             .any(|d| d.at == a.at && d.method == a.method && d.url == a.url && d.status == a.status)
@@ -625,16 +639,19 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
         let extra = did.len() - MAX_DID;
         did.drain(..extra);
     }
-    ours.did = did;
-    let mut own = std::mem::take(&mut ours.own);
+    did
+}
+
+/// The checks' own requests from both sides, once each, oldest first, at most [`MAX_OWN`].
+fn merge_own(mut own: Vec<OwnRequest>, theirs: Vec<OwnRequest>) -> Vec<OwnRequest> {
     let seen: std::collections::HashSet<OwnRequest> = own.iter().cloned().collect();
-    own.extend(theirs.own.into_iter().filter(|r| !seen.contains(r)));
+    own.extend(theirs.into_iter().filter(|r| !seen.contains(r)));
     own.sort_by(|a, b| a.at.cmp(&b.at));
     if own.len() > MAX_OWN {
         let extra = own.len() - MAX_OWN;
         own.drain(..extra);
     }
-    ours.own = own;
+    own
 }
 
 #[cfg(test)]
