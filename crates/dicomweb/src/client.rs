@@ -169,13 +169,6 @@ pub struct StoreProgress {
     pub done: bool,
 }
 
-/// Now, as RFC 3339 UTC.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 pub use dicomlab_dicom::Level;
 
 /// How a request body is made (again, for a retry).
@@ -312,7 +305,7 @@ impl DicomWebClient {
             method: method.to_string(),
             url: url.to_string(),
             by_check: self.by_check,
-            at: now_rfc3339(),
+            at: Some(time::OffsetDateTime::now_utc()),
             ..Exchange::default()
         }
     }
@@ -337,8 +330,9 @@ impl DicomWebClient {
         );
         if self.by_check
             && let Some(l) = &self.ledger
+            && let Some(at) = e.at
         {
-            l.note(&e.method, &e.url, &e.at);
+            l.note(&e.method, &e.url, at);
         }
         if let Some(s) = &self.sink {
             let _ = s.send(e.clone());

@@ -255,11 +255,7 @@ impl Attempt {
             return None;
         }
         Some(Attempt {
-            at: if e.at.is_empty() {
-                rfc3339(OffsetDateTime::now_utc())
-            } else {
-                e.at.clone()
-            },
+            at: rfc3339(e.at.unwrap_or_else(OffsetDateTime::now_utc)),
             method: e.method.clone(),
             url: e.url.clone(),
             status: e.status.unwrap_or(0),

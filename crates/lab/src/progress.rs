@@ -646,7 +646,7 @@ fn merge_did(
 fn merge_own(mut own: Vec<OwnRequest>, theirs: Vec<OwnRequest>) -> Vec<OwnRequest> {
     let seen: std::collections::HashSet<OwnRequest> = own.iter().cloned().collect();
     own.extend(theirs.into_iter().filter(|r| !seen.contains(r)));
-    own.sort_by(|a, b| a.at.cmp(&b.at));
+    own.sort_by_key(|r| r.at);
     if own.len() > MAX_OWN {
         let extra = own.len() - MAX_OWN;
         own.drain(..extra);
@@ -772,6 +772,37 @@ mod tests {
     }
 
     #[test]
+    fn a_progress_file_written_before_keeps_loading() {
+        // Times were RFC 3339 strings on disk; the checks' own requests now hold an OffsetDateTime,
+        // read from (and written back as) the same text.
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("progress.json");
+        let old = r#"{"version":2,"labs":{"lab":{"t":{
+            "steps":{"store":{"status":"done","attempts":1,"first":"2026-11-30T14:00:00Z",
+                "last":"2026-11-30T14:00:00Z","done_at":"2026-11-30T14:00:00Z"}},
+            "own":[{"at":"2026-11-30T14:00:00.123456789Z","method":"GET","path":"/v1/a"},
+                   {"at":"2026-11-30T13:00:00Z","method":"POST","path":"/v1/studies"}]}}}}"#;
+        std::fs::write(&path, old).expect("write");
+        let mut store = ProgressStore::load(&path);
+        assert!(store.warning.is_none(), "{:?}", store.warning);
+        assert_eq!(store.steps("lab", "t")["store"].status, Status::Done);
+        let own = &store.target("lab", "t").own;
+        assert_eq!(own.len(), 2);
+        assert_eq!(
+            own[0].at,
+            time::macros::datetime!(2026-11-30 14:00:00.123456789 UTC)
+        );
+        store.save().expect("save");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.contains("\"at\": \"2026-11-30T14:00:00.123456789Z\"")
+                || text.contains("\"at\":\"2026-11-30T14:00:00.123456789Z\""),
+            "{text}"
+        );
+        assert_eq!(ProgressStore::load(&path).target("lab", "t").own.len(), 2);
+    }
+
+    #[test]
     fn two_processes_saving_keep_each_others_work() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("progress.json");
@@ -806,7 +837,7 @@ mod tests {
         );
         // The checks' own requests: the union.
         let own = |p: &str| OwnRequest {
-            at: "2026-11-30T14:00:00Z".into(),
+            at: time::macros::datetime!(2026-11-30 14:00:00 UTC),
             method: "GET".into(),
             path: p.into(),
         };

@@ -3,7 +3,6 @@
 
 use super::{Attempt, Source};
 use dicomlab_dicomweb::ledger::{OwnRequest, route_key};
-use dicomlab_dicomweb::parse_timestamp;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
@@ -33,9 +32,7 @@ pub(super) fn leave_out_own(attempts: &mut Vec<Attempt>, own: &[OwnRequest]) {
     }
     let mut drop = vec![false; attempts.len()];
     for o in own {
-        let Some(sent) = parse_timestamp(&o.at) else {
-            continue;
-        };
+        let sent = o.at;
         let Some(rows) = by_route.get(&(o.method.clone(), o.path.clone())) else {
             continue;
         };

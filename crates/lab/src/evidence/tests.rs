@@ -50,7 +50,7 @@ fn an_anonymous_probe_answered_401_is_no_attempt() {
         method: "GET".into(),
         url: "http://h/v1/changefeed/latest".into(),
         status: Some(401),
-        at: "2026-11-30T14:00:00Z".into(),
+        at: Some(time::macros::datetime!(2026-11-30 14:00:00 UTC)),
         ..Default::default()
     };
     assert!(Attempt::from_exchange(&e).is_none());
@@ -85,12 +85,12 @@ fn the_checks_own_rows_are_left_out_one_for_one() {
     ];
     let own = [
         OwnRequest {
-            at: "2026-11-30T14:00:00Z".into(),
+            at: time::macros::datetime!(2026-11-30 14:00:00 UTC),
             method: "GET".into(),
             path: route_key("https://h/v1/studies/1/metadata?x=1"),
         },
         OwnRequest {
-            at: "2026-11-30T14:00:02Z".into(),
+            at: time::macros::datetime!(2026-11-30 14:00:02 UTC),
             method: "POST".into(),
             path: route_key("https://login.example/tenant/oauth2/v2.0/token"),
         },
