@@ -73,100 +73,12 @@ pub(super) async fn store(ctx: &CheckContext<'_>, step: &Step, names: &[String])
             tried,
         );
     }
-    // Which request stored an entry: dicomlab's own exchange is timed when it was sent (the entry
-    // follows within the upload); an audit row when the request ended (the entry precedes it). A few
-    // seconds either way for the clocks; an attempt or entry without a time is not attributed.
-    let near = |a: &Attempt, e: &FeedEntry| match (a.time(), e.timestamp) {
-        (Some(at), Some(ts)) => {
-            let (before, after) = match a.source {
-                Source::Dicomlab => (time::Duration::minutes(10), time::Duration::seconds(5)),
-                _ => (time::Duration::seconds(5), time::Duration::minutes(2)),
-            };
-            // Checked: a hostile timestamp near the calendar's ends is no panic.
-            match (ts.checked_sub(before), ts.checked_add(after)) {
-                (Some(lo), Some(hi)) => at >= lo && at <= hi,
-                _ => false,
-            }
-        }
-        _ => false,
-    };
-    let mut mine = Vec::new();
-    let mut by_others = Vec::new();
-    for (i, e) in &created {
-        if !attributed {
-            mine.push((*i, *e));
-            continue;
-        }
-        let own = ctx
-            .records
-            .attempts
-            .iter()
-            .any(|a| a.source == Source::AuditLog && is_store(a) && a.ok() && near(a, e))
-            || ctx
-                .records
-                .attempts
-                .iter()
-                .any(|a| a.source == Source::Dicomlab && is_store(a) && a.ok() && near(a, e));
-        if own {
-            mine.push((*i, *e));
-        } else {
-            let other = ctx
-                .records
-                .others
-                .iter()
-                .find(|a| is_store(a) && a.ok() && near(a, e));
-            by_others.push((*i, *e, other.map(|a| a.at.clone())));
-        }
-    }
+    let (mine, by_others) = attribute(ctx, &created, attributed);
     if mine.len() == wanted.len() && !wanted.is_empty() {
-        let latest = mine.iter().filter_map(|(_, e)| e.timestamp).max();
-        let seqs: Vec<String> = mine
-            .iter()
-            .map(|(i, e)| format!("#{} {}", e.sequence, i.display()))
-            .collect();
-        let who = if attributed {
-            ", stored by your app (audit log)"
-        } else {
-            ""
-        };
-        return pass(
-            format!(
-                "{} of {} stored: {}",
-                mine.len(),
-                wanted.len(),
-                titles(&wanted)
-            ),
-            Evidence::new(
-                Source::ChangeFeed,
-                format!("Create entries {}{who}", seqs.join(", ")),
-                latest,
-            ),
-        );
+        return all_stored(&mine, &wanted, attributed);
     }
     if !by_others.is_empty() {
-        let who: Vec<String> = by_others
-            .iter()
-            .map(|(i, e, at)| {
-                format!(
-                    "{} (#{}{})",
-                    i.display(),
-                    e.sequence,
-                    at.as_ref()
-                        .map(|a| format!(", {}", local_time(a)))
-                        .unwrap_or_default()
-                )
-            })
-            .collect();
-        return checks_saw(
-            expected,
-            format!(
-                "{} stored by another client, not by yours: {}",
-                by_others.len(),
-                who.join(", ")
-            ),
-            "the lab's sample UIDs can be stored once per service: on a shared service ask for a service of your own (or the instructor deletes the study); your own store then answers 200",
-            tried,
-        );
+        return stored_by_others(expected, &by_others, tried);
     }
     let missing: Vec<&Instance> = wanted
         .iter()
@@ -302,4 +214,119 @@ fn first_str(obj: &serde_json::Value, tag: &str) -> Option<String> {
         .get(0)?
         .as_str()
         .map(str::to_string)
+}
+
+/// Whether `a` is the request that stored `e`: dicomlab's own exchange is timed when it was sent (the
+/// entry follows within the upload); an audit row when the request ended (the entry precedes it). A
+/// few seconds either way for the clocks; an attempt or entry without a time is not attributed.
+fn stored_near(a: &Attempt, e: &FeedEntry) -> bool {
+    match (a.time(), e.timestamp) {
+        (Some(at), Some(ts)) => {
+            let (before, after) = match a.source {
+                Source::Dicomlab => (time::Duration::minutes(10), time::Duration::seconds(5)),
+                _ => (time::Duration::seconds(5), time::Duration::minutes(2)),
+            };
+            // Checked: a hostile timestamp near the calendar's ends is no panic.
+            match (ts.checked_sub(before), ts.checked_add(after)) {
+                (Some(lo), Some(hi)) => at >= lo && at <= hi,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// A stored instance and the Create entry that shows it.
+type Created<'a> = (&'a Instance, &'a FeedEntry);
+
+/// A stored instance, its Create entry, and when another client's request stored it (if known).
+type ByOther<'a> = (&'a Instance, &'a FeedEntry, Option<String>);
+
+/// The Create entries the learner's app made (all of them when callers are not named), and those
+/// another client made (with the time of its request, when the audit log has it).
+fn attribute<'a>(
+    ctx: &CheckContext<'_>,
+    created: &[Created<'a>],
+    attributed: bool,
+) -> (Vec<Created<'a>>, Vec<ByOther<'a>>) {
+    let mut mine = Vec::new();
+    let mut by_others = Vec::new();
+    for (i, e) in created {
+        if !attributed {
+            mine.push((*i, *e));
+            continue;
+        }
+        let own =
+            ctx.records.attempts.iter().any(|a| {
+                a.source == Source::AuditLog && is_store(a) && a.ok() && stored_near(a, e)
+            }) || ctx.records.attempts.iter().any(|a| {
+                a.source == Source::Dicomlab && is_store(a) && a.ok() && stored_near(a, e)
+            });
+        if own {
+            mine.push((*i, *e));
+        } else {
+            let other = ctx
+                .records
+                .others
+                .iter()
+                .find(|a| is_store(a) && a.ok() && stored_near(a, e));
+            by_others.push((*i, *e, other.map(|a| a.at.clone())));
+        }
+    }
+    (mine, by_others)
+}
+
+/// The entries are there, but another client's requests made them.
+fn stored_by_others(expected: String, by_others: &[ByOther<'_>], tried: Vec<Tried>) -> Outcome {
+    let who: Vec<String> = by_others
+        .iter()
+        .map(|(i, e, at)| {
+            format!(
+                "{} (#{}{})",
+                i.display(),
+                e.sequence,
+                at.as_ref()
+                    .map(|a| format!(", {}", local_time(a)))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    checks_saw(
+        expected,
+        format!(
+            "{} stored by another client, not by yours: {}",
+            by_others.len(),
+            who.join(", ")
+        ),
+        "the lab's sample UIDs can be stored once per service: on a shared service ask for a service of your own (or the instructor deletes the study); your own store then answers 200",
+        tried,
+    )
+}
+
+/// Every instance has a Create entry of the learner's: the pass, with the entries' sequences.
+fn all_stored(mine: &[Created<'_>], wanted: &[&Instance], attributed: bool) -> Outcome {
+    let titles = |v: &[&Instance]| v.iter().map(|i| i.display()).collect::<Vec<_>>().join(", ");
+    let latest = mine.iter().filter_map(|(_, e)| e.timestamp).max();
+    let seqs: Vec<String> = mine
+        .iter()
+        .map(|(i, e)| format!("#{} {}", e.sequence, i.display()))
+        .collect();
+    let who = if attributed {
+        ", stored by your app (audit log)"
+    } else {
+        ""
+    };
+    pass(
+        format!(
+            "{} of {} stored: {}",
+            mine.len(),
+            wanted.len(),
+            titles(wanted)
+        ),
+        Evidence::new(
+            Source::ChangeFeed,
+            format!("Create entries {}{who}", seqs.join(", ")),
+            latest,
+        ),
+    )
 }
