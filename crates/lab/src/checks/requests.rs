@@ -23,15 +23,6 @@ pub(super) fn requests_check(
     labels: &[Option<String>],
     allowed: &[u16],
 ) -> Outcome {
-    // Whose records count for an alternative: a user's sign-ins are never a request of the step.
-    let counts = |by: By, a: &Attempt| {
-        !a.is_user_sign_in()
-            && match by {
-                By::Any => true,
-                By::App => !a.by_user(),
-                By::User => a.by_user(),
-            }
-    };
     let with_by: Vec<Vec<(RequestPattern, By)>> = specs
         .iter()
         .map(|alts| {
@@ -45,19 +36,8 @@ pub(super) fn requests_check(
         .map(|alts| alts.iter().map(|(p, _)| p.clone()).collect())
         .collect();
     let wants_user = with_by.iter().flatten().any(|(_, by)| *by == By::User);
-    // Azure's own routes on a server that has none of them.
-    if ctx.target == TargetKind::Generic
-        && let Some(first) = patterns.iter().flatten().find_map(|p| {
-            p.segments
-                .first()
-                .filter(|s| ["changefeed", "extendedquerytags", "operations"].contains(&s.as_str()))
-        })
-    {
-        return Outcome::NotSupported {
-            reason: format!(
-                "this server has no {first} route: it is an Azure DICOM service feature (try it on the practice service)"
-            ),
-        };
+    if let Some(o) = azure_only_route(ctx, &patterns) {
+        return o;
     }
     let shown = |i: usize| -> String {
         labels[i]
@@ -66,15 +46,7 @@ pub(super) fn requests_check(
             .unwrap_or_default()
     };
     let attempts = ctx.records.attempts_since(ctx.since);
-    let mut done: Vec<(usize, &Attempt)> = Vec::new();
-    for (i, alts) in with_by.iter().enumerate() {
-        if let Some(a) = attempts.iter().find(|a| {
-            accepted(&a.method, a.status, allowed)
-                && alts.iter().any(|(p, by)| counts(*by, a) && a.is(p))
-        }) {
-            done.push((i, a));
-        }
-    }
+    let done = done_requests(&attempts, &with_by, allowed);
     let belongs = |a: &Attempt| {
         with_by
             .iter()
@@ -91,51 +63,7 @@ pub(super) fn requests_check(
         )
     };
     if done.len() == patterns.len() {
-        // The service's record first: any request it shows makes the audit log the evidence.
-        let source = if done.iter().any(|(_, a)| a.source == Source::AuditLog) {
-            Source::AuditLog
-        } else {
-            Source::Dicomlab
-        };
-        let last = done.iter().filter_map(|(_, a)| a.time()).max();
-        let tools: HashSet<String> = done.iter().filter_map(|(_, a)| a.tool.clone()).collect();
-        let mut tools: Vec<String> = tools.into_iter().collect();
-        tools.sort();
-        let users: Vec<&str> = done
-            .iter()
-            .filter_map(|(_, a)| a.principal.as_ref().and_then(|p| p.user()))
-            .collect();
-        let by_user = users
-            .first()
-            .map(|u| format!(" by your user {u}"))
-            .unwrap_or_default();
-        let summary = if done.len() == 1 {
-            let a = done[0].1;
-            format!(
-                "{} answered {}{by_user}{}",
-                a.line(),
-                a.status,
-                tool_suffix(a)
-            )
-        } else {
-            format!(
-                "{} requests answered with success{by_user}{}",
-                done.len(),
-                if tools.is_empty() {
-                    String::new()
-                } else {
-                    format!(", from {}", tools.join(" and "))
-                }
-            )
-        };
-        return pass(
-            if done.len() == 1 {
-                summary.clone()
-            } else {
-                format!("all {} requests done", done.len())
-            },
-            Evidence::new(source, summary, last),
-        );
+        return all_done(&done);
     }
     let missing: Vec<String> = (0..patterns.len())
         .filter(|i| !done.iter().any(|(d, _)| d == i))
@@ -182,6 +110,102 @@ pub(super) fn requests_check(
             t.diagnosis
         ),
         tried.clone(),
+    )
+}
+
+/// Each request's first successful attempt in the records, by the request's index.
+fn done_requests<'a>(
+    attempts: &[&'a Attempt],
+    with_by: &[Vec<(RequestPattern, By)>],
+    allowed: &[u16],
+) -> Vec<(usize, &'a Attempt)> {
+    let mut done = Vec::new();
+    for (i, alts) in with_by.iter().enumerate() {
+        if let Some(a) = attempts.iter().find(|a| {
+            accepted(&a.method, a.status, allowed)
+                && alts.iter().any(|(p, by)| counts(*by, a) && a.is(p))
+        }) {
+            done.push((i, *a));
+        }
+    }
+    done
+}
+
+/// Whose records count for an alternative: a user's sign-ins are never a request of the step.
+fn counts(by: By, a: &Attempt) -> bool {
+    !a.is_user_sign_in()
+        && match by {
+            By::Any => true,
+            By::App => !a.by_user(),
+            By::User => a.by_user(),
+        }
+}
+
+/// Azure's own routes on a server that has none of them: not supported there.
+fn azure_only_route(ctx: &CheckContext<'_>, patterns: &[Vec<RequestPattern>]) -> Option<Outcome> {
+    if ctx.target == TargetKind::Generic
+        && let Some(first) = patterns.iter().flatten().find_map(|p| {
+            p.segments
+                .first()
+                .filter(|s| ["changefeed", "extendedquerytags", "operations"].contains(&s.as_str()))
+        })
+    {
+        return Some(Outcome::NotSupported {
+            reason: format!(
+                "this server has no {first} route: it is an Azure DICOM service feature (try it on the practice service)"
+            ),
+        });
+    }
+    None
+}
+
+/// Each request done: the pass, with the service's record first (any request the audit log shows
+/// makes it the evidence), the tools and the user named.
+fn all_done(done: &[(usize, &Attempt)]) -> Outcome {
+    // The service's record first: any request it shows makes the audit log the evidence.
+    let source = if done.iter().any(|(_, a)| a.source == Source::AuditLog) {
+        Source::AuditLog
+    } else {
+        Source::Dicomlab
+    };
+    let last = done.iter().filter_map(|(_, a)| a.time()).max();
+    let tools: HashSet<String> = done.iter().filter_map(|(_, a)| a.tool.clone()).collect();
+    let mut tools: Vec<String> = tools.into_iter().collect();
+    tools.sort();
+    let users: Vec<&str> = done
+        .iter()
+        .filter_map(|(_, a)| a.principal.as_ref().and_then(|p| p.user()))
+        .collect();
+    let by_user = users
+        .first()
+        .map(|u| format!(" by your user {u}"))
+        .unwrap_or_default();
+    let summary = if done.len() == 1 {
+        let a = done[0].1;
+        format!(
+            "{} answered {}{by_user}{}",
+            a.line(),
+            a.status,
+            tool_suffix(a)
+        )
+    } else {
+        format!(
+            "{} requests answered with success{by_user}{}",
+            done.len(),
+            if tools.is_empty() {
+                String::new()
+            } else {
+                format!(", from {}", tools.join(" and "))
+            }
+        )
+    };
+    pass(
+        if done.len() == 1 {
+            summary.clone()
+        } else {
+            format!("all {} requests done", done.len())
+        },
+        Evidence::new(source, summary, last),
     )
 }
 
