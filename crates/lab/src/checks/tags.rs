@@ -111,31 +111,7 @@ pub(super) fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&st
         };
     }
     match (add, listed) {
-        (Some(a), _) => {
-            // The add's body is in no record: the tag is named when the list or a later request
-            // shows it, and only then becomes the next steps' subject.
-            let evidence = Evidence::new(
-                a.source,
-                format!(
-                    "{} answered 202 (the re-index started){}{}",
-                    a.line(),
-                    tool_suffix(a),
-                    tag.as_deref().map(|t| format!("; tag {t}")).unwrap_or_default()
-                ),
-                a.time(),
-            );
-            let (detail, evidence) = match tag.as_deref().filter(|t| !t.trim().is_empty()) {
-                Some(t) => (
-                    format!("{t} added ({}{})", local_time(&a.at), tool_suffix(a)),
-                    evidence.about(t.to_string()),
-                ),
-                None => (
-                    format!("a tag added ({}{})", local_time(&a.at), tool_suffix(a)),
-                    evidence,
-                ),
-            };
-            pass(detail, evidence)
-        }
+        (Some(a), _) => tag_add_passed(a, tag.as_deref()),
         (None, Some(e)) if ctx.state_may_show() => {
             let name = tag_name(&e.path);
             pass(
@@ -177,6 +153,33 @@ pub(super) fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&st
                 tried,
             )),
     }
+}
+
+/// The learner's add answered 202: the pass, naming the tag when the records show it.
+fn tag_add_passed(a: &Attempt, tag: Option<&str>) -> Outcome {
+    // The add's body is in no record: the tag is named when the list or a later request
+    // shows it, and only then becomes the next steps' subject.
+    let evidence = Evidence::new(
+        a.source,
+        format!(
+            "{} answered 202 (the re-index started){}{}",
+            a.line(),
+            tool_suffix(a),
+            tag.map(|t| format!("; tag {t}")).unwrap_or_default()
+        ),
+        a.time(),
+    );
+    let (detail, evidence) = match tag.filter(|t| !t.trim().is_empty()) {
+        Some(t) => (
+            format!("{t} added ({}{})", local_time(&a.at), tool_suffix(a)),
+            evidence.about(t.to_string()),
+        ),
+        None => (
+            format!("a tag added ({}{})", local_time(&a.at), tool_suffix(a)),
+            evidence,
+        ),
+    };
+    pass(detail, evidence)
 }
 
 /// The subject of a tag step: the learner's tag, or why it is not known.
