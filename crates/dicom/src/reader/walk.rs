@@ -225,21 +225,7 @@ pub(super) fn walk<R: Skip>(
     let mut header_done = false;
     let mut offset_table_pending = false;
     loop {
-        // Close the defined-length items and sequences that end here.
-        while let Some(end) = stack.last().and_then(|f| f.end()) {
-            if src.pos < end {
-                break;
-            }
-            if src.pos > end {
-                return Err(Refusal::Structure(format!(
-                    "an element runs past the end of its item or sequence (byte {})",
-                    src.pos
-                )));
-            }
-            if let Some(Frame::Sequence { .. }) = stack.pop() {
-                depth -= 1;
-            }
-        }
+        close_ended(&mut stack, &mut depth, src.pos)?;
         // The nearest defined end: no length may reach past it.
         let item_bound = stack.iter().rev().find_map(|f| f.end());
         let bound = item_bound.unwrap_or(src.limit);
@@ -252,49 +238,15 @@ pub(super) fn walk<R: Skip>(
         };
         match stack.last().copied() {
             Some(Frame::Sequence { end }) => {
-                let (tag, len) = item_header(src, syntax, "a sequence")?;
-                match tag {
-                    ITEM => {
-                        let end = defined_end(src.pos, len, tag, fits)?;
-                        stack.push(Frame::Item { end });
-                    }
-                    SEQUENCE_END if end.is_none() => {
-                        stack.pop();
-                        depth -= 1;
-                    }
-                    other => {
-                        return Err(Refusal::Structure(format!(
-                            "a sequence holds {} where an item was expected",
-                            TagText(other)
-                        )));
-                    }
-                }
+                in_sequence(src, syntax, &mut stack, &mut depth, end, fits)?;
             }
             Some(Frame::Fragments { top_level }) => {
-                let (tag, len) = item_header(src, syntax, "the pixel data fragments")?;
-                match tag {
-                    ITEM if len != UNDEFINED => {
-                        let len = u64::from(len);
-                        fits(src.pos, len, tag)?;
-                        // The first item is the basic offset table, not a fragment.
-                        if top_level
-                            && !std::mem::replace(&mut offset_table_pending, false)
-                            && let Some(pixel) = &mut out.pixel
-                        {
-                            pixel.fragments.push((src.pos, len));
-                        }
-                        src.skip(len, "a pixel data fragment")?;
-                    }
-                    SEQUENCE_END => {
-                        stack.pop();
-                    }
-                    other => {
-                        return Err(Refusal::Structure(format!(
-                            "the pixel data fragments hold {} where a defined-length item was expected",
-                            TagText(other)
-                        )));
-                    }
-                }
+                let pixel = if top_level && !std::mem::replace(&mut offset_table_pending, false) {
+                    out.pixel.as_mut()
+                } else {
+                    None
+                };
+                in_fragments(src, syntax, &mut stack, pixel, fits)?;
             }
             Some(Frame::Item { .. }) | None => {
                 let start = src.pos;
@@ -317,19 +269,7 @@ pub(super) fn walk<R: Skip>(
                 elements += 1;
                 let (vr, len) = element_header(src, syntax, tag)?;
                 if tag.0 == 0xFFFE {
-                    match (tag, stack.last()) {
-                        // dicom-parser ignores a stray item end at the top level; so does the walk.
-                        (ITEM_END, None) => {}
-                        (ITEM_END, Some(_)) => {
-                            stack.pop();
-                        }
-                        _ => {
-                            return Err(Refusal::Structure(format!(
-                                "{} outside a sequence",
-                                TagText(tag)
-                            )));
-                        }
-                    }
+                    item_delimiter(tag, &mut stack)?;
                     continue;
                 }
                 if tag == tags::PIXEL_DATA && len == UNDEFINED {
@@ -356,23 +296,7 @@ pub(super) fn walk<R: Skip>(
                     stack.push(Frame::Sequence { end });
                     continue;
                 }
-                let len = u64::from(len);
-                fits(src.pos, len, tag)?;
-                if top_level && tag == tags::PIXEL_DATA {
-                    out.pixel = Some(Pixel {
-                        value_offset: src.pos,
-                        native_len: Some(len),
-                        fragments: Vec::new(),
-                    });
-                }
-                if top_level && len <= 16 && is_image_attribute(tag) {
-                    let mut value = [0u8; 16];
-                    let value = &mut value[..len as usize];
-                    src.read(value, "an element")?;
-                    record_image(&mut out.image, tag, vr, value, syntax);
-                } else {
-                    src.skip(len, "an element's value")?;
-                }
+                element_value(src, syntax, (tag, vr, len), top_level, &mut out, fits)?;
             }
         }
     }
@@ -387,6 +311,131 @@ pub(super) fn walk<R: Skip>(
         out.header_elements = elements;
     }
     Ok(out)
+}
+
+/// A defined-length element's value: checked against the bound, then read when the top level's
+/// image attributes need it (native pixel data noted), else skipped.
+fn element_value<R: Skip>(
+    src: &mut Src<R>,
+    syntax: Syntax,
+    (tag, vr, len): (Tag, VR, u32),
+    top_level: bool,
+    out: &mut Walked,
+    fits: impl Fn(u64, u64, Tag) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    let len = u64::from(len);
+    fits(src.pos, len, tag)?;
+    if top_level && tag == tags::PIXEL_DATA {
+        out.pixel = Some(Pixel {
+            value_offset: src.pos,
+            native_len: Some(len),
+            fragments: Vec::new(),
+        });
+    }
+    if top_level && len <= 16 && is_image_attribute(tag) {
+        let mut value = [0u8; 16];
+        let value = &mut value[..len as usize];
+        src.read(value, "an element")?;
+        record_image(&mut out.image, tag, vr, value, syntax);
+    } else {
+        src.skip(len, "an element's value")?;
+    }
+    Ok(())
+}
+
+/// Closes the defined-length items and sequences that end at `pos`.
+fn close_ended(stack: &mut Vec<Frame>, depth: &mut u32, pos: u64) -> Result<(), Refusal> {
+    while let Some(end) = stack.last().and_then(|f| f.end()) {
+        if pos < end {
+            break;
+        }
+        if pos > end {
+            return Err(Refusal::Structure(format!(
+                "an element runs past the end of its item or sequence (byte {pos})"
+            )));
+        }
+        if let Some(Frame::Sequence { .. }) = stack.pop() {
+            *depth -= 1;
+        }
+    }
+    Ok(())
+}
+
+/// Inside a sequence: an item opens, or (undefined length) the sequence ends.
+fn in_sequence<R: Skip>(
+    src: &mut Src<R>,
+    syntax: Syntax,
+    stack: &mut Vec<Frame>,
+    depth: &mut u32,
+    end: Option<u64>,
+    fits: impl Fn(u64, u64, Tag) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    let (tag, len) = item_header(src, syntax, "a sequence")?;
+    match tag {
+        ITEM => {
+            let end = defined_end(src.pos, len, tag, fits)?;
+            stack.push(Frame::Item { end });
+        }
+        SEQUENCE_END if end.is_none() => {
+            stack.pop();
+            *depth -= 1;
+        }
+        other => {
+            return Err(Refusal::Structure(format!(
+                "a sequence holds {} where an item was expected",
+                TagText(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Inside encapsulated pixel data: a fragment (noted in `pixel`, the top level's past its basic
+/// offset table) or the end of the fragments.
+fn in_fragments<R: Skip>(
+    src: &mut Src<R>,
+    syntax: Syntax,
+    stack: &mut Vec<Frame>,
+    pixel: Option<&mut Pixel>,
+    fits: impl Fn(u64, u64, Tag) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    let (tag, len) = item_header(src, syntax, "the pixel data fragments")?;
+    match tag {
+        ITEM if len != UNDEFINED => {
+            let len = u64::from(len);
+            fits(src.pos, len, tag)?;
+            if let Some(pixel) = pixel {
+                pixel.fragments.push((src.pos, len));
+            }
+            src.skip(len, "a pixel data fragment")?;
+        }
+        SEQUENCE_END => {
+            stack.pop();
+        }
+        other => {
+            return Err(Refusal::Structure(format!(
+                "the pixel data fragments hold {} where a defined-length item was expected",
+                TagText(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An item delimiter among elements: it closes the item (dicom-parser ignores a stray one at the top
+/// level; so does the walk); any other (FFFE,xxxx) there is refused.
+fn item_delimiter(tag: Tag, stack: &mut Vec<Frame>) -> Result<(), Refusal> {
+    match (tag, stack.last()) {
+        (ITEM_END, None) => Ok(()),
+        (ITEM_END, Some(_)) => {
+            stack.pop();
+            Ok(())
+        }
+        _ => Err(Refusal::Structure(format!(
+            "{} outside a sequence",
+            TagText(tag)
+        ))),
+    }
 }
 
 pub(super) fn check_fits(pos: u64, len: u64, bound: u64, tag: Tag) -> Result<(), Refusal> {
