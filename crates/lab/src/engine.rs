@@ -490,18 +490,6 @@ impl Session {
         v
     }
 
-    /// How this session learns that the target's records changed: the embedded service tells; any
-    /// other target is looked at on a schedule that fits it.
-    pub fn watch_plan(&self) -> super::watch::Plan {
-        match &self.practice {
-            Some(p) => super::watch::Plan::Pushed(p.records()),
-            None => super::watch::Plan::Polled(super::watch::Schedule::for_target(
-                self.kind,
-                self.log.is_some(),
-            )),
-        }
-    }
-
     /// How long until the current token lapses (None: no token in use yet).
     pub async fn token_left(&self) -> Option<Duration> {
         self.client
