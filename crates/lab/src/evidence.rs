@@ -33,7 +33,9 @@ mod feed;
 mod own;
 
 use audit::read_audit;
-pub use audit::{audit_attempt, audit_query, method_of, newest_learner_row};
+pub use audit::{audit_attempt, newest_learner_row};
+#[cfg(test)]
+use audit::{audit_query, method_of};
 use feed::{read_feed, read_tags};
 
 /// A read that did not work: the answer it got, or a failure to reach the service.
@@ -269,7 +271,7 @@ impl Attempt {
 }
 
 /// The name of the tool in a User-Agent.
-pub fn tool_of(user_agent: &str) -> Option<String> {
+pub(crate) fn tool_of(user_agent: &str) -> Option<String> {
     let ua = user_agent.to_ascii_lowercase();
     let t = if ua.is_empty() {
         return None;
@@ -492,18 +494,6 @@ pub async fn gather(
         }
     }
     Ok(r)
-}
-
-/// A failure to reach the service at all (the checks then say "blocked by …" once).
-pub fn is_transport(e: &ClientError) -> bool {
-    matches!(
-        e,
-        ClientError::Dns { .. }
-            | ClientError::Connect { .. }
-            | ClientError::Tls { .. }
-            | ClientError::Timeout { .. }
-            | ClientError::Token(_)
-    )
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ impl Learner {
 /// status) that name the learner or no caller at all; older ones have credited their steps
 /// already, in progress. Filtered in the workspace: on a shared service the newest rows of
 /// everyone would crowd the learner's out.
-pub fn audit_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
+pub(crate) fn audit_query(since: Option<OffsetDateTime>, learner: &Learner) -> String {
     audit_query_of(since, learner, 20_000)
 }
 
@@ -345,7 +345,7 @@ fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
 }
 
 /// The HTTP method of an audited operation (the audit log records the operation, not the method).
-pub fn method_of(operation: &str, uri: &str) -> &'static str {
+pub(crate) fn method_of(operation: &str, uri: &str) -> &'static str {
     let op = operation.to_ascii_lowercase().replace(['-', '_', ' '], "");
     if op.contains("store") || op.starts_with("add") || op.contains("addextendedquerytag") {
         "POST"
