@@ -67,11 +67,19 @@ pub struct TargetProgress {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub did: Vec<Attempt>,
     /// When a step was last reset: records before count no more for it.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub resets: BTreeMap<String, String>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_map"
+    )]
+    pub resets: BTreeMap<String, time::OffsetDateTime>,
     /// When the whole lab was last reset on this target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_all: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_option"
+    )]
+    pub reset_all: Option<time::OffsetDateTime>,
     /// The checks' own requests, newest last: their audit rows are not the learner's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub own: Vec<OwnRequest>,
@@ -80,18 +88,12 @@ pub struct TargetProgress {
 impl TargetProgress {
     /// Records older than this do not count for `step`.
     pub fn since(&self, step: &str) -> Option<time::OffsetDateTime> {
-        [self.resets.get(step), self.reset_all.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|t| dicomlab_dicomweb::parse_timestamp(t))
-            .max()
+        self.resets.get(step).copied().max(self.reset_all)
     }
 
     /// The earliest time any step's records must be read from.
     pub fn earliest_since(&self) -> Option<time::OffsetDateTime> {
         self.reset_all
-            .as_deref()
-            .and_then(dicomlab_dicomweb::parse_timestamp)
     }
 }
 
@@ -365,7 +367,7 @@ impl ProgressStore {
 
     /// Forgets one step, or every step of the lab on this target: records before now count no more.
     pub fn reset(&mut self, lab: &str, target: &str, step: Option<&str>) {
-        let now = now();
+        let now = time::OffsetDateTime::now_utc();
         let t = self.target_mut(lab, target);
         match step {
             Some(s) => {
@@ -525,22 +527,11 @@ pub fn merge(mine: &mut Progress, disk: Progress) {
 }
 
 fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
-    let newer = |a: &Option<String>, b: Option<String>| -> Option<String> {
-        match (
-            a.as_deref().and_then(dicomlab_dicomweb::parse_timestamp),
-            b.as_deref().and_then(dicomlab_dicomweb::parse_timestamp),
-        ) {
-            (Some(x), Some(y)) if y > x => b,
-            (None, Some(_)) => b,
-            _ => a.clone(),
-        }
-    };
-    ours.reset_all = newer(&ours.reset_all, theirs.reset_all);
+    // The later reset wins (a time beats none).
+    ours.reset_all = ours.reset_all.max(theirs.reset_all);
     for (step, at) in theirs.resets {
-        let current = ours.resets.get(&step).cloned();
-        if let Some(t) = newer(&current, Some(at)) {
-            ours.resets.insert(step, t);
-        }
+        let later = ours.resets.get(&step).map_or(at, |t| (*t).max(at));
+        ours.resets.insert(step, later);
     }
     let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (
         t.since(step),

@@ -117,33 +117,51 @@ fn a_target_moved_to_a_new_key_stays_moved_after_other_saves() {
 
 #[test]
 fn a_progress_file_written_before_keeps_loading() {
-    // Times were RFC 3339 strings on disk; the checks' own requests now hold an OffsetDateTime,
-    // read from (and written back as) the same text.
+    // Times were RFC 3339 strings on disk; the resets and the checks' own requests now hold an
+    // OffsetDateTime, read from (and written back as) the same text.
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("progress.json");
     let old = r#"{"version":2,"labs":{"lab":{"t":{
         "steps":{"store":{"status":"done","attempts":1,"first":"2026-11-30T14:00:00Z",
             "last":"2026-11-30T14:00:00Z","done_at":"2026-11-30T14:00:00Z"}},
+        "resets":{"token":"2026-11-30T13:30:00Z"},"reset_all":"2026-11-30T13:00:00+00:00",
         "own":[{"at":"2026-11-30T14:00:00.123456789Z","method":"GET","path":"/v1/a"},
                {"at":"2026-11-30T13:00:00Z","method":"POST","path":"/v1/studies"}]}}}}"#;
     std::fs::write(&path, old).expect("write");
     let mut store = ProgressStore::load(&path);
     assert!(store.warning.is_none(), "{:?}", store.warning);
     assert_eq!(store.steps("lab", "t")["store"].status, Status::Done);
-    let own = &store.target("lab", "t").own;
-    assert_eq!(own.len(), 2);
+    let t = store.target("lab", "t");
+    assert_eq!(t.own.len(), 2);
     assert_eq!(
-        own[0].at,
+        t.own[0].at,
         time::macros::datetime!(2026-11-30 14:00:00.123456789 UTC)
     );
+    assert_eq!(
+        t.since("token"),
+        Some(time::macros::datetime!(2026-11-30 13:30:00 UTC))
+    );
+    assert_eq!(
+        t.since("store"),
+        Some(time::macros::datetime!(2026-11-30 13:00:00 UTC))
+    );
+    assert_eq!(t.earliest_since(), t.reset_all);
     store.save().expect("save");
     let text = std::fs::read_to_string(&path).expect("read");
+    let compact: String = text.split_whitespace().collect();
     assert!(
-        text.contains("\"at\": \"2026-11-30T14:00:00.123456789Z\"")
-            || text.contains("\"at\":\"2026-11-30T14:00:00.123456789Z\""),
+        compact.contains(r#""at":"2026-11-30T14:00:00.123456789Z""#),
         "{text}"
     );
-    assert_eq!(ProgressStore::load(&path).target("lab", "t").own.len(), 2);
+    assert!(
+        compact.contains(r#""token":"2026-11-30T13:30:00Z""#),
+        "{text}"
+    );
+    let again = ProgressStore::load(&path);
+    let t = again.target("lab", "t");
+    assert_eq!(t.own.len(), 2);
+    assert_eq!(t.resets.len(), 1);
+    assert!(t.reset_all.is_some());
 }
 
 #[test]
