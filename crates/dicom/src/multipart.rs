@@ -8,7 +8,12 @@
 //! - each byte is searched a bounded number of times (the search resumes where it stopped), so the cost
 //!   is linear in the body, whatever the number or size of its parts.
 
+use std::ops::ControlFlow::{self, Break, Continue};
+
 use bytes::{Buf, Bytes, BytesMut};
+
+/// What one state of [`Parser::next_event`] did: `Break` returns its result, `Continue` reads on.
+type Flow = ControlFlow<Result<Option<Event>, MultipartError>>;
 
 /// How far a body may go.
 #[derive(Debug, Clone, Copy)]
@@ -166,137 +171,158 @@ impl Parser {
     /// The next event, or `None` when more bytes are needed.
     pub fn next_event(&mut self) -> Result<Option<Event>, MultipartError> {
         loop {
-            match self.state {
+            let flow = match self.state {
                 State::Done => return Ok(None),
                 State::Closing => {
                     self.state = State::Done;
                     return Ok(Some(Event::End));
                 }
-                State::Preamble => {
-                    let dl = self.delimiter.len();
-                    match self.find(dl, None) {
-                        Some(i) => {
-                            self.preamble += i;
-                            if self.preamble > self.limits.max_head {
-                                return Err(MultipartError::NoBoundary(self.limits.max_head));
-                            }
-                            self.consume(i + dl);
-                            self.state = State::AfterBoundary { in_part: false };
-                        }
-                        None => {
-                            // Drop what cannot hold the start of a boundary; count it.
-                            let drop = self.buf.len().saturating_sub(dl - 1);
-                            self.preamble += drop;
-                            self.consume(drop);
-                            if self.preamble > self.limits.max_head {
-                                return Err(MultipartError::NoBoundary(self.limits.max_head));
-                            }
-                            return Ok(None);
-                        }
-                    }
-                }
-                State::AfterBoundary { in_part } => {
-                    // `--` closes the body; otherwise optional padding, then a line end.
-                    if self.buf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if &self.buf[..2] == b"--" {
-                        self.buf.clear();
-                        self.searched = 0;
-                        if in_part {
-                            self.state = State::Closing;
-                            return Ok(Some(Event::PartEnd));
-                        }
-                        self.state = State::Done;
-                        return Ok(Some(Event::End));
-                    }
-                    let pad = self
-                        .buf
-                        .iter()
-                        .take_while(|b| **b == b' ' || **b == b'\t')
-                        .count();
-                    let waiting = self.buf.len() < pad + 2 && pad <= self.limits.max_head;
-                    if waiting {
-                        return Ok(None);
-                    }
-                    if pad > self.limits.max_head || &self.buf[pad..pad + 2] != b"\r\n" {
-                        // Not a delimiter after all (the boundary was the prefix of a longer line):
-                        // its bytes are data, or preamble.
-                        if in_part {
-                            self.state = State::Body;
-                            return Ok(Some(Event::Data(Bytes::from(self.delimiter.clone()))));
-                        }
-                        self.preamble += self.delimiter.len();
-                        self.state = State::Preamble;
-                        continue;
-                    }
-                    // Keep the line end: an empty header block is then "\r\n" + "\r\n".
-                    self.consume(pad);
-                    self.state = State::Headers;
-                    if in_part {
-                        return Ok(Some(Event::PartEnd));
-                    }
-                }
-                State::Headers => {
-                    // An empty header block right before the closing boundary is no part: .NET writes a
-                    // body of no parts as `--b\r\n\r\n--b--\r\n`, and Azure answers it as empty.
-                    let mut close = b"\r\n".to_vec();
-                    close.extend_from_slice(&self.delimiter);
-                    close.extend_from_slice(b"--");
-                    if self.buf.len() < close.len() && close.starts_with(&self.buf) {
-                        return Ok(None);
-                    }
-                    if self.buf.starts_with(&close) {
-                        self.buf.clear();
-                        self.searched = 0;
-                        self.state = State::Done;
-                        return Ok(Some(Event::End));
-                    }
-                    // The buffer starts with the boundary line's CRLF; headers end at CRLF CRLF.
-                    let end = self.find(4, Some(b"\r\n\r\n"));
-                    let Some(end) = end else {
-                        if self.buf.len() > self.limits.max_head {
-                            return Err(MultipartError::HeadersTooLong(self.limits.max_head));
-                        }
-                        return Ok(None);
-                    };
-                    if end > self.limits.max_head {
-                        return Err(MultipartError::HeadersTooLong(self.limits.max_head));
-                    }
-                    self.parts += 1;
-                    if self.parts > self.limits.max_parts {
-                        return Err(MultipartError::TooManyParts(self.limits.max_parts));
-                    }
-                    let block = self.consume(end + 4);
-                    // The block is the boundary line's CRLF, the header lines, and a blank line.
-                    let lines = if end >= 2 { &block[2..end] } else { &[][..] };
-                    let headers = parse_headers(lines)?;
-                    self.state = State::Body;
-                    return Ok(Some(Event::Part(headers)));
-                }
-                State::Body => {
-                    let dl = self.delimiter.len();
-                    match self.find(dl, None) {
-                        Some(i) => {
-                            let data = self.consume(i);
-                            self.consume(dl);
-                            self.state = State::AfterBoundary { in_part: true };
-                            if !data.is_empty() {
-                                return Ok(Some(Event::Data(data)));
-                            }
-                        }
-                        None => {
-                            // Everything but what could start a delimiter is data.
-                            let n = self.buf.len().saturating_sub(dl - 1);
-                            if n == 0 {
-                                return Ok(None);
-                            }
-                            return Ok(Some(Event::Data(self.consume(n))));
-                        }
-                    }
-                }
+                State::Preamble => self.in_preamble(),
+                State::AfterBoundary { in_part } => self.after_boundary(in_part),
+                State::Headers => self.in_headers(),
+                State::Body => self.in_body(),
+            };
+            if let Break(r) = flow {
+                return r;
             }
         }
+    }
+
+    /// Before the first boundary: skipped (and counted).
+    fn in_preamble(&mut self) -> Flow {
+        let dl = self.delimiter.len();
+        match self.find(dl, None) {
+            Some(i) => {
+                self.preamble += i;
+                if self.preamble > self.limits.max_head {
+                    return Break(Err(MultipartError::NoBoundary(self.limits.max_head)));
+                }
+                self.consume(i + dl);
+                self.state = State::AfterBoundary { in_part: false };
+            }
+            None => {
+                // Drop what cannot hold the start of a boundary; count it.
+                let drop = self.buf.len().saturating_sub(dl - 1);
+                self.preamble += drop;
+                self.consume(drop);
+                if self.preamble > self.limits.max_head {
+                    return Break(Err(MultipartError::NoBoundary(self.limits.max_head)));
+                }
+                return Break(Ok(None));
+            }
+        }
+        Continue(())
+    }
+
+    /// After a delimiter: the closing `--`, or padding and a line end (else the delimiter was data).
+    fn after_boundary(&mut self, in_part: bool) -> Flow {
+        // `--` closes the body; otherwise optional padding, then a line end.
+        if self.buf.len() < 2 {
+            return Break(Ok(None));
+        }
+        if &self.buf[..2] == b"--" {
+            self.buf.clear();
+            self.searched = 0;
+            if in_part {
+                self.state = State::Closing;
+                return Break(Ok(Some(Event::PartEnd)));
+            }
+            self.state = State::Done;
+            return Break(Ok(Some(Event::End)));
+        }
+        let pad = self
+            .buf
+            .iter()
+            .take_while(|b| **b == b' ' || **b == b'\t')
+            .count();
+        let waiting = self.buf.len() < pad + 2 && pad <= self.limits.max_head;
+        if waiting {
+            return Break(Ok(None));
+        }
+        if pad > self.limits.max_head || &self.buf[pad..pad + 2] != b"\r\n" {
+            // Not a delimiter after all (the boundary was the prefix of a longer line):
+            // its bytes are data, or preamble.
+            if in_part {
+                self.state = State::Body;
+                return Break(Ok(Some(Event::Data(Bytes::from(self.delimiter.clone())))));
+            }
+            self.preamble += self.delimiter.len();
+            self.state = State::Preamble;
+            return Continue(());
+        }
+        // Keep the line end: an empty header block is then "\r\n" + "\r\n".
+        self.consume(pad);
+        self.state = State::Headers;
+        if in_part {
+            return Break(Ok(Some(Event::PartEnd)));
+        }
+        Continue(())
+    }
+
+    /// A part's header block (or the empty block .NET writes before the closing boundary).
+    fn in_headers(&mut self) -> Flow {
+        // An empty header block right before the closing boundary is no part: .NET writes a
+        // body of no parts as `--b\r\n\r\n--b--\r\n`, and Azure answers it as empty.
+        let mut close = b"\r\n".to_vec();
+        close.extend_from_slice(&self.delimiter);
+        close.extend_from_slice(b"--");
+        if self.buf.len() < close.len() && close.starts_with(&self.buf) {
+            return Break(Ok(None));
+        }
+        if self.buf.starts_with(&close) {
+            self.buf.clear();
+            self.searched = 0;
+            self.state = State::Done;
+            return Break(Ok(Some(Event::End)));
+        }
+        // The buffer starts with the boundary line's CRLF; headers end at CRLF CRLF.
+        let end = self.find(4, Some(b"\r\n\r\n"));
+        let Some(end) = end else {
+            if self.buf.len() > self.limits.max_head {
+                return Break(Err(MultipartError::HeadersTooLong(self.limits.max_head)));
+            }
+            return Break(Ok(None));
+        };
+        if end > self.limits.max_head {
+            return Break(Err(MultipartError::HeadersTooLong(self.limits.max_head)));
+        }
+        self.parts += 1;
+        if self.parts > self.limits.max_parts {
+            return Break(Err(MultipartError::TooManyParts(self.limits.max_parts)));
+        }
+        let block = self.consume(end + 4);
+        // The block is the boundary line's CRLF, the header lines, and a blank line.
+        let lines = if end >= 2 { &block[2..end] } else { &[][..] };
+        let headers = match parse_headers(lines) {
+            Ok(h) => h,
+            Err(e) => return Break(Err(e)),
+        };
+        self.state = State::Body;
+        Break(Ok(Some(Event::Part(headers))))
+    }
+
+    /// A part's data, up to the next delimiter.
+    fn in_body(&mut self) -> Flow {
+        let dl = self.delimiter.len();
+        match self.find(dl, None) {
+            Some(i) => {
+                let data = self.consume(i);
+                self.consume(dl);
+                self.state = State::AfterBoundary { in_part: true };
+                if !data.is_empty() {
+                    return Break(Ok(Some(Event::Data(data))));
+                }
+            }
+            None => {
+                // Everything but what could start a delimiter is data.
+                let n = self.buf.len().saturating_sub(dl - 1);
+                if n == 0 {
+                    return Break(Ok(None));
+                }
+                return Break(Ok(Some(Event::Data(self.consume(n)))));
+            }
+        }
+        Continue(())
     }
 }
 

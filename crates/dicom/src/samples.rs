@@ -306,21 +306,8 @@ pub fn shape_instance(
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
     };
     spec.validate().map_err(bad)?;
-    let rgb = spec.rgb().unwrap_or(BACKGROUND);
     let (rows, cols) = (spec.rows, spec.columns);
-    let mut px = Vec::with_capacity(usize::from(rows) * usize::from(cols) * 3 + 1);
-    for y in 0..rows {
-        for x in 0..cols {
-            let inside = spec.inside(
-                (f64::from(x) + 0.5) / f64::from(cols),
-                (f64::from(y) + 0.5) / f64::from(rows),
-            );
-            px.extend_from_slice(if inside { &rgb } else { &BACKGROUND });
-        }
-    }
-    if px.len() % 2 == 1 {
-        px.push(0);
-    }
+    let px = shape_pixels(spec);
     let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
     let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
     let mut obj = InMemDicomObject::from_element_iter([
@@ -355,48 +342,50 @@ pub fn shape_instance(
                 "'{keyword}' cannot be set from a lab file (VR {vr:?})"
             )));
         }
-        let value = match vr {
-            VR::US => dicom_value!(
-                U16,
-                [value
-                    .trim()
-                    .parse::<u16>()
-                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
-            ),
-            VR::UL => dicom_value!(
-                U32,
-                [value
-                    .trim()
-                    .parse::<u32>()
-                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
-            ),
-            VR::SS => dicom_value!(
-                I16,
-                [value
-                    .trim()
-                    .parse::<i16>()
-                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
-            ),
-            VR::SL => dicom_value!(
-                I32,
-                [value
-                    .trim()
-                    .parse::<i32>()
-                    .map_err(|_| bad(format!("{keyword} = '{value}' is not a number")))?]
-            ),
-            _ => {
-                if let Err(why) = super::vr::check_str(vr, value) {
-                    return Err(bad(format!("{keyword} = '{value}': {why}")));
-                }
-                PrimitiveValue::from(value.as_str())
-            }
-        };
+        let value = attribute_value(vr, keyword, value).map_err(bad)?;
         obj.put(DataElement::new(attr.tag, vr, value));
     }
     let file = obj.with_meta(meta())?;
     let mut out = Vec::new();
     file.write_all(&mut out)?;
     Ok(out)
+}
+
+/// The shape's RGB pixels, row by row, padded to an even length.
+fn shape_pixels(spec: &ShapeSpec) -> Vec<u8> {
+    let rgb = spec.rgb().unwrap_or(BACKGROUND);
+    let (rows, cols) = (spec.rows, spec.columns);
+    let mut px = Vec::with_capacity(usize::from(rows) * usize::from(cols) * 3 + 1);
+    for y in 0..rows {
+        for x in 0..cols {
+            let inside = spec.inside(
+                (f64::from(x) + 0.5) / f64::from(cols),
+                (f64::from(y) + 0.5) / f64::from(rows),
+            );
+            px.extend_from_slice(if inside { &rgb } else { &BACKGROUND });
+        }
+    }
+    if px.len() % 2 == 1 {
+        px.push(0);
+    }
+    px
+}
+
+/// A lab attribute's value as its VR holds it (numbers parsed, text checked); the reason when not.
+fn attribute_value(vr: VR, keyword: &str, value: &str) -> Result<PrimitiveValue, String> {
+    let number = |_| format!("{keyword} = '{value}' is not a number");
+    Ok(match vr {
+        VR::US => dicom_value!(U16, [value.trim().parse::<u16>().map_err(number)?]),
+        VR::UL => dicom_value!(U32, [value.trim().parse::<u32>().map_err(number)?]),
+        VR::SS => dicom_value!(I16, [value.trim().parse::<i16>().map_err(number)?]),
+        VR::SL => dicom_value!(I32, [value.trim().parse::<i32>().map_err(number)?]),
+        _ => {
+            if let Err(why) = super::vr::check_str(vr, value) {
+                return Err(format!("{keyword} = '{value}': {why}"));
+            }
+            PrimitiveValue::from(value)
+        }
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary file of its own, renamed into place: two writers at

@@ -29,59 +29,47 @@ pub fn check_str(vr: VR, value: &str) -> Result<(), String> {
         }
         VR::AS => {
             let b = v.as_bytes();
-            if v.is_empty()
-                || (b.len() == 4
-                    && b[..3].iter().all(u8::is_ascii_digit)
-                    && b"DWMY".contains(&b[3]))
-            {
-                Ok(())
-            } else {
-                Err("value does not have pattern 000[D|W|M|Y]".into())
-            }
+            valid(
+                v.is_empty()
+                    || (b.len() == 4
+                        && b[..3].iter().all(u8::is_ascii_digit)
+                        && b"DWMY".contains(&b[3])),
+                "value does not have pattern 000[D|W|M|Y]",
+            )
         }
         VR::CS => {
             max(16)?;
-            if v.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'_')
-            {
-                Ok(())
-            } else {
-                Err("value contains invalid character".into())
-            }
+            valid(
+                v.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'_'
+                }),
+                "value contains invalid character",
+            )
         }
-        VR::DA => {
-            if v.is_empty() || is_valid_date(v) {
-                Ok(())
-            } else {
-                Err("one of the date values does not match the pattern YYYYMMDD".into())
-            }
-        }
+        VR::DA => valid(
+            v.is_empty() || is_valid_date(v),
+            "one of the date values does not match the pattern YYYYMMDD",
+        ),
         VR::DS => {
             max(16)?;
-            if v.is_empty() || v.trim().parse::<f64>().is_ok() {
-                Ok(())
-            } else {
-                Err("value is not a valid decimal string".into())
-            }
+            valid(
+                v.is_empty() || v.trim().parse::<f64>().is_ok(),
+                "value is not a valid decimal string",
+            )
         }
-        VR::DT => {
-            if v.is_empty() || is_valid_datetime(v) {
-                Ok(())
-            } else {
-                Err("value does not match the pattern YYYYMMDDHHMMSS.FFFFFF&ZZXX".into())
-            }
-        }
+        VR::DT => valid(
+            v.is_empty() || is_valid_datetime(v),
+            "value does not match the pattern YYYYMMDDHHMMSS.FFFFFF&ZZXX",
+        ),
         VR::IS => {
             max(12)?;
-            if v.is_empty()
-                || v.trim()
-                    .parse::<i64>()
-                    .is_ok_and(|n| i32::try_from(n).is_ok())
-            {
-                Ok(())
-            } else {
-                Err("value is not a valid integer string".into())
-            }
+            valid(
+                v.is_empty()
+                    || v.trim()
+                        .parse::<i64>()
+                        .is_ok_and(|n| i32::try_from(n).is_ok()),
+                "value is not a valid integer string",
+            )
         }
         VR::LO => {
             max(64)?;
@@ -102,24 +90,23 @@ pub fn check_str(vr: VR, value: &str) -> Result<(), String> {
             }
             no_control()
         }
-        VR::TM => {
-            if v.is_empty() || is_valid_time(v) {
-                Ok(())
-            } else {
-                Err("value does not match the pattern HHMMSS.FFFFFF".into())
-            }
-        }
-        VR::UI => {
-            if v.is_empty() || super::is_valid_uid(v) {
-                Ok(())
-            } else {
-                Err("DICOM Identifier is invalid".into())
-            }
-        }
+        VR::TM => valid(
+            v.is_empty() || is_valid_time(v),
+            "value does not match the pattern HHMMSS.FFFFFF",
+        ),
+        VR::UI => valid(
+            v.is_empty() || super::is_valid_uid(v),
+            "DICOM Identifier is invalid",
+        ),
         VR::LT => max(10240),
         VR::ST => max(1024),
         _ => Ok(()),
     }
+}
+
+/// `Ok` when `ok`, else the reason `why`.
+fn valid(ok: bool, why: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(why.into()) }
 }
 
 /// `yyyyMMdd`, a real calendar date.

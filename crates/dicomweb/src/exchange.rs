@@ -23,9 +23,9 @@ pub struct Exchange {
     /// counts as the learner's attempt.
     #[serde(default)]
     pub by_check: bool,
-    /// When it was sent (RFC 3339, UTC).
-    #[serde(default)]
-    pub at: String,
+    /// When it was sent (RFC 3339 on the wire, `""` when not known).
+    #[serde(serialize_with = "crate::timestamp::rfc3339_or_empty")]
+    pub at: Option<time::OffsetDateTime>,
 }
 
 /// Quotes a word for a POSIX shell.

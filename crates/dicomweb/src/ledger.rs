@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// Most notes held in memory (the oldest are dropped first).
 const MAX_NOTES: usize = 10_000;
@@ -14,8 +15,9 @@ const MAX_NOTES: usize = 10_000;
 /// One request a check sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OwnRequest {
-    /// When it was sent (RFC 3339, UTC).
-    pub at: String,
+    /// When it was sent (RFC 3339 on disk).
+    #[serde(with = "crate::timestamp::rfc3339")]
+    pub at: OffsetDateTime,
     pub method: String,
     /// The URL's path, normalized by [`route_key`].
     pub path: String,
@@ -26,12 +28,12 @@ pub struct OwnRequest {
 pub struct Ledger(Arc<Mutex<Vec<OwnRequest>>>);
 
 impl Ledger {
-    pub fn note(&self, method: &str, url: &str, at: &str) {
+    pub fn note(&self, method: &str, url: &str, at: OffsetDateTime) {
         let Ok(mut notes) = self.0.lock() else {
             return;
         };
         notes.push(OwnRequest {
-            at: at.to_string(),
+            at,
             method: method.to_ascii_uppercase(),
             path: route_key(url),
         });
@@ -97,7 +99,7 @@ mod tests {
             l.note(
                 "get",
                 &format!("https://h/v1/studies/{i}"),
-                "2026-11-30T14:00:00Z",
+                time::macros::datetime!(2026-11-30 14:00:00 UTC),
             );
         }
         let clone = l.clone();

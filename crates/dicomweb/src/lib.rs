@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod loganalytics;
 mod multipart;
 pub mod routes;
+pub mod timestamp;
 
 pub use auth::{AuthConfig, Claims, Secret, Token, TokenError, TokenVersion};
 pub use client::{Answer, ClientError, DicomWebClient, Level, StoreMode, StoreProgress};

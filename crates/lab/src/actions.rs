@@ -9,7 +9,7 @@ use serde_json::json;
 use super::checks::accept_for;
 use super::engine::Session;
 use super::model::{Check, LEARNER_TAG, Lab, Step};
-use super::request::RequestPattern;
+use super::request::{RequestPattern, RequestSpec};
 use crate::targets::Role;
 use dicomlab_dicomweb::{ClientError, StoreMode, get_ci};
 
@@ -155,18 +155,7 @@ pub async fn perform(
         }
         Check::Role { .. } => set_role(session, true).await?,
         Check::Store { instances } => {
-            let all = sample_files(session, lab, samples).await?;
-            let files: Vec<PathBuf> = lab
-                .dataset
-                .instances
-                .iter()
-                .zip(all)
-                .filter(|(i, _)| instances.contains(&i.name))
-                .map(|(_, f)| f)
-                .collect();
-            let answers = c.store(&files, mode, None, 3, None).await?;
-            let codes: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
-            format!("stored {} file(s): {}", files.len(), codes.join(", "))
+            store_instances(session, lab, samples, mode, instances).await?
         }
         Check::Requests {
             by: crate::model::By::User,
@@ -177,32 +166,9 @@ pub async fn perform(
             ));
         }
         Check::Requests { requests, .. } => {
-            let mut lines = Vec::new();
-            for r in requests {
-                let Some(first) = r
-                    .alternatives()
-                    .first()
-                    .map(|s| s.replace(LEARNER_TAG, &suggested_tag()))
-                else {
-                    continue;
-                };
-                let a = send_pattern(session, lab, &first).await?;
-                lines.push(a.exchange.summary());
-            }
-            format!("sent {} request(s): {}", lines.len(), lines.join("; "))
+            send_requests(session, lab, requests, suggested_tag).await?
         }
-        Check::TagAdded { suggest } => {
-            let tag = suggest.clone().unwrap_or_else(|| "PatientSex".into());
-            let tag_json = json!({"Path": tag, "Level": "Study"});
-            match add_tag(session, tag_json, Duration::from_secs(120), None).await? {
-                TagAdd::Refused(a) => {
-                    format!("{}: {}", a.status, dicomlab_dicom::text::visible(&a.text()))
-                }
-                TagAdd::Ended { status } => {
-                    format!("added {tag}; its re-index operation is {status}")
-                }
-            }
-        }
+        Check::TagAdded { suggest } => add_suggested_tag(session, suggest.as_deref()).await?,
         Check::TagUsed { value } => {
             let tag = suggested_tag();
             let value = value.clone().unwrap_or_default();
@@ -241,4 +207,75 @@ pub async fn perform(
             a.exchange.summary()
         }
     })
+}
+
+/// The store step: the sample files of the step's instances, stored.
+async fn store_instances(
+    session: &Session,
+    lab: &Lab,
+    samples: Option<&Path>,
+    mode: StoreMode,
+    instances: &[String],
+) -> Result<String, ActionError> {
+    let all = sample_files(session, lab, samples).await?;
+    let files: Vec<PathBuf> = lab
+        .dataset
+        .instances
+        .iter()
+        .zip(all)
+        .filter(|(i, _)| instances.contains(&i.name))
+        .map(|(_, f)| f)
+        .collect();
+    let answers = session.client.store(&files, mode, None, 3, None).await?;
+    let codes: Vec<String> = answers.iter().map(|a| a.status.to_string()).collect();
+    Ok(format!(
+        "stored {} file(s): {}",
+        files.len(),
+        codes.join(", ")
+    ))
+}
+
+/// A requests step: the first alternative of each request, sent (`{tag}`: `tag()`).
+async fn send_requests(
+    session: &Session,
+    lab: &Lab,
+    requests: &[RequestSpec],
+    tag: impl Fn() -> String,
+) -> Result<String, ActionError> {
+    let mut lines = Vec::new();
+    for r in requests {
+        let Some(first) = r
+            .alternatives()
+            .first()
+            .map(|s| s.replace(LEARNER_TAG, &tag()))
+        else {
+            continue;
+        };
+        let a = send_pattern(session, lab, &first).await?;
+        lines.push(a.exchange.summary());
+    }
+    Ok(format!(
+        "sent {} request(s): {}",
+        lines.len(),
+        lines.join("; ")
+    ))
+}
+
+/// The add-tag step: the lab's suggested tag (PatientSex without one), added at study level.
+async fn add_suggested_tag(
+    session: &Session,
+    suggest: Option<&str>,
+) -> Result<String, ActionError> {
+    let tag = suggest.unwrap_or("PatientSex").to_string();
+    let tag_json = json!({"Path": tag, "Level": "Study"});
+    Ok(
+        match add_tag(session, tag_json, Duration::from_secs(120), None).await? {
+            TagAdd::Refused(a) => {
+                format!("{}: {}", a.status, dicomlab_dicom::text::visible(&a.text()))
+            }
+            TagAdd::Ended { status } => {
+                format!("added {tag}; its re-index operation is {status}")
+            }
+        },
+    )
 }

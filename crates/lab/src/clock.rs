@@ -39,6 +39,17 @@ pub fn human(at: &str) -> String {
     }
 }
 
+/// `14:03` in local time when it can be told, else the UTC time.
+pub(crate) fn local_time(at: &str) -> String {
+    match dicomlab_dicomweb::parse_timestamp(at) {
+        Some(t) => {
+            let t = to_local(t);
+            format!("{:02}:{:02}", t.hour(), t.minute())
+        }
+        None => at.to_string(),
+    }
+}
+
 /// `14:03:22` (local).
 pub fn hms(t: OffsetDateTime) -> String {
     let t = to_local(t);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::targets::TargetKind;
+use crate::targets::kind::TargetKind;
 use dicomlab_dicomweb::auth::{AZURE_AUTHORITY, DICOM_RESOURCE, Secret, TokenVersion};
 
 fn default_resource() -> String {

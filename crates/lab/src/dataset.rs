@@ -81,8 +81,8 @@ impl Dataset {
     }
 
     /// The instances in the study / series of `of` at `level`, `of` included.
-    pub fn in_scope(&self, of: &Instance, level: super::model::Level) -> Vec<&Instance> {
-        use super::model::Level;
+    pub fn in_scope(&self, of: &Instance, level: dicomlab_dicom::Level) -> Vec<&Instance> {
+        use dicomlab_dicom::Level;
         self.instances
             .iter()
             .filter(|i| match level {
@@ -309,8 +309,8 @@ impl Instance {
 
     /// Its study (`level` Study), series (Series) or itself (Instance), as the client deletes or reads
     /// them: the UIDs below the level left empty.
-    pub fn at(&self, level: super::model::Level) -> InstanceRef {
-        use super::model::Level;
+    pub fn at(&self, level: dicomlab_dicom::Level) -> InstanceRef {
+        use dicomlab_dicom::Level;
         match level {
             Level::Study => InstanceRef::new(&self.study, "", ""),
             Level::Series => InstanceRef::new(&self.study, &self.series, ""),
@@ -365,8 +365,8 @@ sop = "1.2.3.9.1"
         assert_eq!(d.placeholder("c"), None);
         assert!(d.validate().is_ok());
         let a = d.instance("a").expect("a");
-        assert_eq!(d.in_scope(a, crate::model::Level::Study).len(), 2);
-        assert_eq!(d.in_scope(a, crate::model::Level::Series).len(), 1);
+        assert_eq!(d.in_scope(a, dicomlab_dicom::Level::Study).len(), 2);
+        assert_eq!(d.in_scope(a, dicomlab_dicom::Level::Series).len(), 1);
     }
 
     #[test]

@@ -181,51 +181,8 @@ impl Session {
         let records = match gathered {
             Ok(r) => r,
             Err(e) => {
-                // The service (or its token host) cannot be reached: say why once, block the rest.
-                let why = super::diagnose::diagnose_error(&e);
-                let token = matches!(e, ClientError::Token(_));
-                let mut said = false;
-                for s in todo {
-                    let o = match &s.check {
-                        // What needs no service, or (a token problem) no token, is judged as usual.
-                        Check::Environment | Check::PostmanImport => {
-                            self.judge(lab, before, &done, s, &Records::empty()).await
-                        }
-                        Check::ServiceExists if token => {
-                            self.judge(lab, before, &done, s, &Records::empty()).await
-                        }
-                        // Said once, as "not yet": the checks' own requests failed, not the
-                        // learner's (their attempts, when they made some, show on the steps once
-                        // the service answers again).
-                        Check::Token if token => {
-                            said = true;
-                            Outcome::NotYet {
-                                observed: format!(
-                                    "no token for the DICOM service: {}",
-                                    dicomlab_dicom::text::visible(&e.to_string())
-                                ),
-                                fix: why.clone(),
-                            }
-                        }
-                        _ if !said && !token => {
-                            said = true;
-                            Outcome::NotYet {
-                                observed: format!(
-                                    "no answer from the service: {}",
-                                    dicomlab_dicom::text::visible(&e.to_string())
-                                ),
-                                fix: why.clone(),
-                            }
-                        }
-                        _ => Outcome::Blocked {
-                            reason: format!(
-                                "blocked by {}: {why}",
-                                if token { "the token" } else { "the service" }
-                            ),
-                        },
-                    };
-                    out.push((s.id.clone(), o));
-                }
+                self.judge_unreachable(lab, before, &done, todo, &e, &mut out)
+                    .await;
                 return order(lab, out);
             }
         };
@@ -247,6 +204,64 @@ impl Session {
             out.push((s.id.clone(), o));
         }
         order(lab, out)
+    }
+
+    /// The service (or its token host) cannot be reached: said once, the rest blocked; what needs
+    /// no service (or, a token problem, no token) is judged as usual.
+    async fn judge_unreachable(
+        &self,
+        lab: &Lab,
+        before: &TargetProgress,
+        done: &HashSet<String>,
+        todo: Vec<&Step>,
+        e: &ClientError,
+        out: &mut Vec<(String, Outcome)>,
+    ) {
+        // The service (or its token host) cannot be reached: say why once, block the rest.
+        let why = super::diagnose::diagnose_error(e);
+        let token = matches!(e, ClientError::Token(_));
+        let mut said = false;
+        for s in todo {
+            let o = match &s.check {
+                // What needs no service, or (a token problem) no token, is judged as usual.
+                Check::Environment | Check::PostmanImport => {
+                    self.judge(lab, before, done, s, &Records::empty()).await
+                }
+                Check::ServiceExists if token => {
+                    self.judge(lab, before, done, s, &Records::empty()).await
+                }
+                // Said once, as "not yet": the checks' own requests failed, not the
+                // learner's (their attempts, when they made some, show on the steps once
+                // the service answers again).
+                Check::Token if token => {
+                    said = true;
+                    Outcome::NotYet {
+                        observed: format!(
+                            "no token for the DICOM service: {}",
+                            dicomlab_dicom::text::visible(&e.to_string())
+                        ),
+                        fix: why.clone(),
+                    }
+                }
+                _ if !said && !token => {
+                    said = true;
+                    Outcome::NotYet {
+                        observed: format!(
+                            "no answer from the service: {}",
+                            dicomlab_dicom::text::visible(&e.to_string())
+                        ),
+                        fix: why.clone(),
+                    }
+                }
+                _ => Outcome::Blocked {
+                    reason: format!(
+                        "blocked by {}: {why}",
+                        if token { "the token" } else { "the service" }
+                    ),
+                },
+            };
+            out.push((s.id.clone(), o));
+        }
     }
 
     async fn judge(
@@ -473,18 +488,6 @@ impl Session {
         data.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
         v.extend(data);
         v
-    }
-
-    /// How this session learns that the target's records changed: the embedded service tells; any
-    /// other target is looked at on a schedule that fits it.
-    pub fn watch_plan(&self) -> super::watch::Plan {
-        match &self.practice {
-            Some(p) => super::watch::Plan::Pushed(p.records()),
-            None => super::watch::Plan::Polled(super::watch::Schedule::for_target(
-                self.kind,
-                self.log.is_some(),
-            )),
-        }
     }
 
     /// How long until the current token lapses (None: no token in use yet).

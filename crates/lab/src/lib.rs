@@ -14,6 +14,7 @@ mod diagnose;
 pub mod engine;
 pub mod evidence;
 pub mod model;
+mod outcome;
 pub mod postman;
 pub mod progress;
 pub mod report;

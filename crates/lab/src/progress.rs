@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::checks::Outcome;
 use super::evidence::{Attempt, Evidence, rfc3339};
+use crate::outcome::Outcome;
 use dicomlab_dicomweb::OwnRequest;
 
 /// A step's state.
@@ -67,11 +67,19 @@ pub struct TargetProgress {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub did: Vec<Attempt>,
     /// When a step was last reset: records before count no more for it.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub resets: BTreeMap<String, String>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_map"
+    )]
+    pub resets: BTreeMap<String, time::OffsetDateTime>,
     /// When the whole lab was last reset on this target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reset_all: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_option"
+    )]
+    pub reset_all: Option<time::OffsetDateTime>,
     /// The checks' own requests, newest last: their audit rows are not the learner's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub own: Vec<OwnRequest>,
@@ -80,18 +88,12 @@ pub struct TargetProgress {
 impl TargetProgress {
     /// Records older than this do not count for `step`.
     pub fn since(&self, step: &str) -> Option<time::OffsetDateTime> {
-        [self.resets.get(step), self.reset_all.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|t| dicomlab_dicomweb::parse_timestamp(t))
-            .max()
+        self.resets.get(step).copied().max(self.reset_all)
     }
 
     /// The earliest time any step's records must be read from.
     pub fn earliest_since(&self) -> Option<time::OffsetDateTime> {
         self.reset_all
-            .as_deref()
-            .and_then(dicomlab_dicomweb::parse_timestamp)
     }
 }
 
@@ -365,7 +367,7 @@ impl ProgressStore {
 
     /// Forgets one step, or every step of the lab on this target: records before now count no more.
     pub fn reset(&mut self, lab: &str, target: &str, step: Option<&str>) {
-        let now = now();
+        let now = time::OffsetDateTime::now_utc();
         let t = self.target_mut(lab, target);
         match step {
             Some(s) => {
@@ -525,22 +527,11 @@ pub fn merge(mine: &mut Progress, disk: Progress) {
 }
 
 fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
-    let newer = |a: &Option<String>, b: Option<String>| -> Option<String> {
-        match (
-            a.as_deref().and_then(dicomlab_dicomweb::parse_timestamp),
-            b.as_deref().and_then(dicomlab_dicomweb::parse_timestamp),
-        ) {
-            (Some(x), Some(y)) if y > x => b,
-            (None, Some(_)) => b,
-            _ => a.clone(),
-        }
-    };
-    ours.reset_all = newer(&ours.reset_all, theirs.reset_all);
+    // The later reset wins (a time beats none).
+    ours.reset_all = ours.reset_all.max(theirs.reset_all);
     for (step, at) in theirs.resets {
-        let current = ours.resets.get(&step).cloned();
-        if let Some(t) = newer(&current, Some(at)) {
-            ours.resets.insert(step, t);
-        }
+        let later = ours.resets.get(&step).map_or(at, |t| (*t).max(at));
+        ours.resets.insert(step, later);
     }
     let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (
         t.since(step),
@@ -559,41 +550,7 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
             None => {
                 ours.steps.insert(step, rec);
             }
-            Some(mine) => {
-                let later = |a: &str, b: &str| match (
-                    dicomlab_dicomweb::parse_timestamp(a),
-                    dicomlab_dicomweb::parse_timestamp(b),
-                ) {
-                    (Some(x), Some(y)) => y > x,
-                    _ => false,
-                };
-                let attempts = mine.attempts.max(rec.attempts);
-                let first = if later(&rec.first, &mine.first) {
-                    rec.first.clone()
-                } else {
-                    mine.first.clone()
-                };
-                let last = if later(&mine.last, &rec.last) {
-                    rec.last.clone()
-                } else {
-                    mine.last.clone()
-                };
-                let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
-                    (false, true) => true,
-                    (true, false) => false,
-                    (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
-                        (Some(a), Some(b)) => later(b, a),
-                        _ => false,
-                    },
-                    (false, false) => later(&mine.last, &rec.last),
-                };
-                if take_theirs {
-                    *mine = rec;
-                }
-                mine.attempts = attempts;
-                mine.first = first;
-                mine.last = last;
-            }
+            Some(mine) => merge_step(mine, rec),
         }
     }
     let stale_steps: Vec<String> = ours
@@ -606,8 +563,56 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
         ours.steps.remove(&step);
     }
     let cut = ours.earliest_since();
-    let mut did: Vec<Attempt> = std::mem::take(&mut ours.did);
-    for a in theirs.did {
+    ours.did = merge_did(std::mem::take(&mut ours.did), theirs.did, cut);
+    ours.own = merge_own(std::mem::take(&mut ours.own), theirs.own);
+}
+
+/// One step saved on both sides: the attempts counted once, the first and last times widened, the
+/// record of the side that is done (the later one when both are, else the later attempt).
+fn merge_step(mine: &mut StepProgress, rec: StepProgress) {
+    let later = |a: &str, b: &str| match (
+        dicomlab_dicomweb::parse_timestamp(a),
+        dicomlab_dicomweb::parse_timestamp(b),
+    ) {
+        (Some(x), Some(y)) => y > x,
+        _ => false,
+    };
+    let attempts = mine.attempts.max(rec.attempts);
+    let first = if later(&rec.first, &mine.first) {
+        rec.first.clone()
+    } else {
+        mine.first.clone()
+    };
+    let last = if later(&mine.last, &rec.last) {
+        rec.last.clone()
+    } else {
+        mine.last.clone()
+    };
+    let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
+        (false, true) => true,
+        (true, false) => false,
+        (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
+            (Some(a), Some(b)) => later(b, a),
+            _ => false,
+        },
+        (false, false) => later(&mine.last, &rec.last),
+    };
+    if take_theirs {
+        *mine = rec;
+    }
+    mine.attempts = attempts;
+    mine.first = first;
+    mine.last = last;
+}
+
+/// dicomlab's own exchanges from both sides, once each, none before the earliest reset, oldest
+/// first, at most [`MAX_DID`].
+fn merge_did(
+    mut did: Vec<Attempt>,
+    theirs: Vec<Attempt>,
+    cut: Option<time::OffsetDateTime>,
+) -> Vec<Attempt> {
+    for a in theirs {
         if !did
             .iter()
             .any(|d| d.at == a.at && d.method == a.method && d.url == a.url && d.status == a.status)
@@ -625,237 +630,20 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
         let extra = did.len() - MAX_DID;
         did.drain(..extra);
     }
-    ours.did = did;
-    let mut own = std::mem::take(&mut ours.own);
+    did
+}
+
+/// The checks' own requests from both sides, once each, oldest first, at most [`MAX_OWN`].
+fn merge_own(mut own: Vec<OwnRequest>, theirs: Vec<OwnRequest>) -> Vec<OwnRequest> {
     let seen: std::collections::HashSet<OwnRequest> = own.iter().cloned().collect();
-    own.extend(theirs.own.into_iter().filter(|r| !seen.contains(r)));
-    own.sort_by(|a, b| a.at.cmp(&b.at));
+    own.extend(theirs.into_iter().filter(|r| !seen.contains(r)));
+    own.sort_by_key(|r| r.at);
     if own.len() > MAX_OWN {
         let extra = own.len() - MAX_OWN;
         own.drain(..extra);
     }
-    ours.own = own;
+    own
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::evidence::Source;
-
-    fn pass() -> Outcome {
-        Outcome::Pass {
-            detail: "d".into(),
-            evidence: Evidence {
-                source: Source::ChangeFeed,
-                summary: "Create entries".into(),
-                at: Some("2026-11-30T14:00:00Z".into()),
-                subject: None,
-            },
-        }
-    }
-
-    fn failed() -> Outcome {
-        Outcome::Fail {
-            expected: "e".into(),
-            observed: "o".into(),
-            diagnosis: "x".into(),
-            tried: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn done_stays_done_until_reset() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("progress.json");
-        let mut s = ProgressStore::load(&path);
-        s.record("lab", "t", "store", &failed());
-        s.record("lab", "t", "store", &pass());
-        s.record("lab", "t", "store", &failed());
-        s.save().expect("save");
-        let mut again = ProgressStore::load(&path);
-        let steps = again.steps("lab", "t");
-        assert_eq!(steps["store"].attempts, 3);
-        assert_eq!(steps["store"].status, Status::Done);
-        assert_eq!(
-            steps["store"].done_at.as_deref(),
-            Some("2026-11-30T14:00:00Z")
-        );
-        assert_eq!(
-            steps["store"].evidence.as_ref().map(|e| e.source),
-            Some(Source::ChangeFeed)
-        );
-        again.reset("lab", "t", Some("store"));
-        assert!(!again.steps("lab", "t").contains_key("store"));
-        assert!(again.target("lab", "t").since("store").is_some());
-        again.reset("lab", "t", None);
-        assert!(again.steps("lab", "t").is_empty());
-        assert!(again.target("lab", "t").earliest_since().is_some());
-    }
-
-    fn waiting() -> Outcome {
-        Outcome::Waiting {
-            reason: "w".into(),
-            tried: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn waiting_ends_with_any_other_verdict() {
-        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
-        s.record("lab", "t", "a", &waiting());
-        assert!(s.steps("lab", "t")["a"].waiting_since.is_some());
-        s.record("lab", "t", "a", &failed());
-        assert!(s.steps("lab", "t")["a"].waiting_since.is_none());
-        s.record("lab", "t", "a", &waiting());
-        s.record("lab", "t", "a", &Outcome::Blocked { reason: "b".into() });
-        assert!(s.steps("lab", "t")["a"].waiting_since.is_none());
-    }
-
-    #[test]
-    fn a_check_judged_before_a_reset_is_not_recorded() {
-        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
-        let before = s.target("lab", "t");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        s.reset("lab", "t", Some("a"));
-        assert!(!s.record_from("lab", "t", &before, "a", &pass()));
-        assert!(!s.steps("lab", "t").contains_key("a"));
-        // Judged after the reset: recorded.
-        let before = s.target("lab", "t");
-        assert!(s.record_from("lab", "t", &before, "a", &pass()));
-        assert_eq!(s.steps("lab", "t")["a"].status, Status::Done);
-    }
-
-    #[test]
-    fn a_target_moved_to_a_new_key_stays_moved_after_other_saves() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("progress.json");
-        let old = "http://127.0.0.1:4100/l/ada/v1";
-        let new = "http://127.0.0.1:4200/l/ada/v1";
-        let mut before = ProgressStore::load(&path);
-        before.record("lab", old, "store", &pass());
-        before.save().expect("save");
-        let mut mover = ProgressStore::load(&path);
-        assert!(
-            mover
-                .move_target("lab", |k| k.ends_with("/l/ada/v1"), new)
-                .expect("move")
-        );
-        let now = ProgressStore::load(&path);
-        assert_eq!(now.steps("lab", new)["store"].status, Status::Done);
-        assert!(now.steps("lab", old).is_empty(), "moved, not copied");
-        // Once the new key has records, nothing moves again.
-        let mut other = ProgressStore::load(&path);
-        other.record("lab", old, "token", &pass());
-        other.save().expect("save");
-        assert!(
-            !ProgressStore::load(&path)
-                .move_target("lab", |k| k == old, new)
-                .expect("no move")
-        );
-    }
-
-    #[test]
-    fn two_processes_saving_keep_each_others_work() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("progress.json");
-        // The TUI and a `dicomlab check` load the same file.
-        let mut tui = ProgressStore::load(&path);
-        let mut cli = ProgressStore::load(&path);
-        tui.record("lab", "t", "token", &pass());
-        tui.save().expect("save");
-        cli.record("lab", "t", "store", &pass());
-        cli.record("lab", "t", "token", &failed());
-        cli.save().expect("save");
-        let now = ProgressStore::load(&path);
-        let steps = now.steps("lab", "t");
-        assert_eq!(steps["store"].status, Status::Done);
-        // Done on either side is done.
-        assert_eq!(steps["token"].status, Status::Done);
-        // A reset in one process beats the other's older record, even a done one.
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        tui.reset("lab", "t", Some("store"));
-        tui.save().expect("save");
-        cli.record("lab", "t", "store", &pass());
-        cli.save().expect("save");
-        let now = ProgressStore::load(&path);
-        assert!(!now.steps("lab", "t").contains_key("store"));
-        assert!(now.target("lab", "t").since("store").is_some());
-        // After it, a new record counts.
-        cli.record("lab", "t", "store", &pass());
-        cli.save().expect("save");
-        assert_eq!(
-            ProgressStore::load(&path).steps("lab", "t")["store"].status,
-            Status::Done
-        );
-        // The checks' own requests: the union.
-        let own = |p: &str| OwnRequest {
-            at: "2026-11-30T14:00:00Z".into(),
-            method: "GET".into(),
-            path: p.into(),
-        };
-        tui.own("lab", "t", vec![own("/v1/a")]);
-        cli.own("lab", "t", vec![own("/v1/b")]);
-        tui.save().expect("save");
-        cli.save().expect("save");
-        assert_eq!(ProgressStore::load(&path).target("lab", "t").own.len(), 2);
-    }
-
-    #[test]
-    fn a_version_1_file_is_read() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("progress.json");
-        std::fs::write(&path, r#"{"version":1,"labs":{"dicom-service":{"practice":{"store-samples":{"status":"done","attempts":2,"first":"2026-11-01T10:00:00Z","last":"2026-11-01T10:05:00Z"}}}}}"#).expect("write");
-        let s = ProgressStore::load(&path);
-        assert!(s.warning.is_none(), "{:?}", s.warning);
-        assert_eq!(
-            s.steps("dicom-service", "practice")["store-samples"].status,
-            Status::Done
-        );
-    }
-
-    #[test]
-    fn unreadable_files_are_moved_aside() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("progress.json");
-        for bad in [&b"{ not json"[..], &[0xff, 0xfe, 0x00, 0x13][..]] {
-            std::fs::write(&path, bad).expect("write");
-            let s = ProgressStore::load(&path);
-            assert!(s.warning.as_deref().is_some_and(|w| w.contains("moved")));
-        }
-        let aside: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
-            .collect();
-        assert!(!aside.is_empty());
-    }
-
-    #[test]
-    fn dicomlabs_own_exchanges_are_bounded() {
-        let mut s = ProgressStore::load(Path::new("/nonexistent/progress.json"));
-        for i in 0..(MAX_DID + 10) {
-            s.did(
-                "lab",
-                "t",
-                Attempt {
-                    at: "2026-11-30T14:00:00Z".into(),
-                    method: "GET".into(),
-                    url: format!("/v1/studies?n={i}"),
-                    status: 200,
-                    source: Source::Dicomlab,
-                    tool: None,
-                    detail: None,
-                    parsed: Default::default(),
-                    principal: None,
-                },
-            );
-        }
-        let t = s.target("lab", "t");
-        assert_eq!(t.did.len(), MAX_DID);
-        assert!(
-            t.did
-                .last()
-                .is_some_and(|a| a.url.ends_with(&format!("n={}", MAX_DID + 9)))
-        );
-    }
-}
+mod tests;

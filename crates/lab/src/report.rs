@@ -251,8 +251,8 @@ fn json_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Outcome;
     use crate::evidence::{Evidence, Source};
+    use crate::outcome::Outcome;
     use crate::progress::ProgressStore;
 
     #[test]

@@ -27,6 +27,17 @@ use super::progress::ProgressStore;
 use crate::targets::TargetKind;
 use dicomlab_dicomweb::DicomWebClient;
 
+impl Session {
+    /// How this session learns that the target's records changed: the embedded service tells; any
+    /// other target is looked at on a schedule that fits it.
+    pub fn watch_plan(&self) -> Plan {
+        match &self.practice {
+            Some(p) => Plan::Pushed(p.records()),
+            None => Plan::Polled(Schedule::for_target(self.kind, self.log.is_some())),
+        }
+    }
+}
+
 /// How a session learns that the target's records changed.
 pub enum Plan {
     /// The service is in this process and tells (the value only counts).

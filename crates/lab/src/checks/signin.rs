@@ -4,7 +4,8 @@
 //! of their requests reached the service (a browser blocks what the DICOM service's CORS setting does
 //! not allow), the user's requests refused (401: the token's audience; 403: the user has no role).
 
-use super::{CheckContext, Outcome, Tried, fail, local_time, ready};
+use super::{CheckContext, Outcome, Tried, fail, ready};
+use crate::clock::local_time;
 use crate::evidence::Attempt;
 use crate::model::Step;
 

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use dicomlab_dicom::role::Role;
 use dicomlab_dicomweb::Secret;
 
-use super::roles::Assignment;
-
 /// Where the embedded service answers, and its lab client.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -51,4 +49,16 @@ pub type Launching = Pin<Box<dyn Future<Output = Result<Arc<dyn Embedded>, Strin
 /// Starts the embedded practice service (with whatever data folder the launcher was given).
 pub trait Launch: Send + Sync {
     fn launch(&self) -> Launching;
+}
+
+/// One client and its roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub client_id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// The service's lab client (the one its environment prints).
+    pub lab_client: bool,
+    /// A user of the practice tenant (`name` is their UPN), not an app.
+    pub user: bool,
 }

@@ -6,11 +6,11 @@
 //! through [`embedded`]'s traits, which the binary implements.
 
 pub mod embedded;
+pub(crate) mod kind;
 pub mod roles;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::config::{GenericAuth, Profile};
@@ -18,19 +18,8 @@ use dicomlab_dicomweb::loganalytics::LOG_ANALYTICS_ENDPOINT;
 use dicomlab_dicomweb::{AuthConfig, ClientError, DicomWebClient, Exchange, LogReader};
 
 pub use embedded::{Embedded, Endpoint, Launch};
+pub use kind::TargetKind;
 pub use roles::{Role, RoleAdmin, RoleError};
-
-/// What kind of server the lab runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// The practice service (embedded or `dicomlab serve`): change feed, audit log, sign-in log.
-    Practice,
-    /// Azure Health Data Services: change feed; the audit log when sent to a Log Analytics workspace.
-    Azure,
-    /// Any DICOMweb server (Orthanc…): no change feed, no extended query tags, no audit log.
-    Generic,
-}
 
 /// The port the embedded practice service takes when it is free, so Postman or curl in another
 /// terminal keep working across restarts (the credentials are kept with its data).

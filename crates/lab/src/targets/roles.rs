@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use super::embedded::Assignment;
 use super::embedded::Embedded;
 pub use dicomlab_dicom::role::Role;
 
@@ -107,18 +108,6 @@ impl AdminClient {
             ))
         })
     }
-}
-
-/// One client and its roles.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    pub client_id: String,
-    pub name: String,
-    pub roles: Vec<String>,
-    /// The service's lab client (the one its environment prints).
-    pub lab_client: bool,
-    /// A user of the practice tenant (`name` is their UPN), not an app.
-    pub user: bool,
 }
 
 /// Role administration, one implementation per kind of target.
