@@ -26,10 +26,8 @@ pub fn require(probe: &[&str], flag: &str, install: &str) -> bool {
 
 /// Every one of `probes`, as [`require`] (all are asked, so the message names each one missing).
 pub fn require_all(probes: &[&[&str]], flag: &str, install: &str) -> bool {
-    probes
-        .iter()
-        .map(|p| require(p, flag, install))
-        .fold(true, |all, ok| all && ok)
+    let found: Vec<bool> = probes.iter().map(|p| require(p, flag, install)).collect();
+    found.into_iter().all(|ok| ok)
 }
 
 /// Skips the test with `reason`, or fails it when `flag` is `1`.
