@@ -109,7 +109,7 @@ async fn learner(
             .await
         {
             Ok(s) if s.contains("Check    ✓ pass") => {
-                times.push((id.clone(), start.elapsed().as_secs_f64()))
+                times.push((id.to_string(), start.elapsed().as_secs_f64()))
             }
             Ok(s) => {
                 let line = s

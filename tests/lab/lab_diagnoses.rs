@@ -9,6 +9,7 @@ use dicomlab_dicom::samples::STUDY_UID;
 use dicomlab_dicomweb::{Secret, StoreMode};
 use dicomlab_lab::config::{GenericAuth, Profile};
 use dicomlab_lab::engine::Session;
+use dicomlab_lab::model::StepId;
 use dicomlab_lab::progress::TargetProgress;
 use dicomlab_lab::targets::TargetKind;
 use dicomlab_lab::{Lab, Outcome};
@@ -417,7 +418,7 @@ async fn an_unreachable_service_or_token_host_is_said_once() {
     let out = session.run_all(&lab, &fresh, None).await;
     // Said once, as "not yet" (the checks' own request failed; the learner tried nothing): no step
     // is a failure.
-    let said: Vec<&String> = out
+    let said: Vec<&StepId> = out
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::NotYet { .. }))
         .map(|(id, _)| id)

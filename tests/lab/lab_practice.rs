@@ -14,6 +14,7 @@ use dicomlab_dicomweb::StoreMode;
 use dicomlab_lab::actions::perform;
 use dicomlab_lab::engine::Session;
 use dicomlab_lab::evidence::Source;
+use dicomlab_lab::model::StepId;
 use dicomlab_lab::progress::ProgressStore;
 use dicomlab_lab::{Lab, Outcome};
 use dicomlab_practice::auth::Role;
@@ -32,7 +33,7 @@ async fn fresh() -> Fixture {
 }
 
 /// The steps that pass now.
-async fn passed_steps(f: &mut Fixture) -> BTreeSet<String> {
+async fn passed_steps(f: &mut Fixture) -> BTreeSet<StepId> {
     f.check()
         .await
         .into_iter()
@@ -41,7 +42,7 @@ async fn passed_steps(f: &mut Fixture) -> BTreeSet<String> {
         .collect()
 }
 
-fn outcome<'a>(results: &'a [(String, Outcome)], id: &str) -> &'a Outcome {
+fn outcome<'a>(results: &'a [(StepId, Outcome)], id: &str) -> &'a Outcome {
     &results
         .iter()
         .find(|(s, _)| s == id)
@@ -49,8 +50,8 @@ fn outcome<'a>(results: &'a [(String, Outcome)], id: &str) -> &'a Outcome {
         .1
 }
 
-fn set(ids: &[&str]) -> BTreeSet<String> {
-    ids.iter().map(|s| s.to_string()).collect()
+fn set(ids: &[&str]) -> BTreeSet<StepId> {
+    ids.iter().map(|s| StepId::from(*s)).collect()
 }
 
 /// A learner's tool: plain HTTP with the lab client's token and the tool's User-Agent.

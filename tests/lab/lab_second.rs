@@ -16,6 +16,7 @@ use dicomlab_lab::actions::perform;
 use dicomlab_lab::config::Profile;
 use dicomlab_lab::engine::Session;
 use dicomlab_lab::evidence::Source;
+use dicomlab_lab::model::StepId;
 use dicomlab_lab::progress::ProgressStore;
 use dicomlab_lab::targets::TargetKind;
 use dicomlab_lab::{Lab, Outcome};
@@ -27,7 +28,7 @@ fn second_lab() -> Lab {
         .expect("the second lab loads")
 }
 
-fn passed(results: &[(String, Outcome)]) -> BTreeSet<String> {
+fn passed(results: &[(StepId, Outcome)]) -> BTreeSet<StepId> {
     results
         .iter()
         .filter(|(_, o)| o.is_pass())
@@ -79,7 +80,7 @@ async fn the_second_lab_on_the_practice_service_with_curl() {
         passed(&results),
         ["profile-values", "server-answers", "store-shapes"]
             .iter()
-            .map(|s| s.to_string())
+            .map(|s| StepId::from(*s))
             .collect(),
         "only the store is done: {results:#?}"
     );

@@ -17,7 +17,7 @@ use tui::{app, bar, done, key, on_screen, press, select};
 #[test]
 fn a_step_done_stays_done_whatever_a_later_check_says() {
     let mut a = app();
-    let id = "store-samples".to_string();
+    let id = dicomlab_lab::model::StepId::from("store-samples");
     let mut saved = std::collections::BTreeMap::new();
     saved.insert(
         id.clone(),
@@ -262,7 +262,7 @@ fn the_lab_completed_shows_the_summary_once() {
         .lab
         .steps()
         .filter(|s| !s.optional)
-        .map(|s| s.id.clone())
+        .map(|s| s.id.to_string())
         .collect();
     for id in &required {
         assert!(a.overlay != Some(dicomlab_tui::app::Overlay::Summary));

@@ -104,7 +104,11 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
     t.type_text("Ada Lovelace");
     t.keys("Enter");
     let lab = lab();
-    let first = lab.steps().next().map(|s| s.id.clone()).unwrap_or_default();
+    let first = lab
+        .steps()
+        .next()
+        .map(|s| s.id.to_string())
+        .unwrap_or_default();
     t.wait_for(
         "the first screen",
         |s| s.contains("Exercises") && shows_step(s, &first) && !s.contains("Your name"),
@@ -432,7 +436,7 @@ fn every_exercise_through_its_screen_from_a_postman_import() {
         .steps()
         .skip_while(|s| s.id != "tag-delete")
         .skip(1)
-        .map(|s| s.id.clone())
+        .map(|s| s.id.to_string())
         .collect();
     for id in &rest {
         t.keys("n");

@@ -680,7 +680,7 @@ fn role_screen_after_grant() {
 fn summary_when_the_lab_is_complete() {
     let mut a = app();
     let ids = a.step_ids();
-    let required: Vec<String> = ids
+    let required: Vec<dicomlab_lab::model::StepId> = ids
         .iter()
         .filter(|id| a.lab.step(id).is_some_and(|s| !s.optional))
         .cloned()

@@ -317,7 +317,9 @@ fn learner_row(d: &Dashboard, i: usize, l: &LearnerRow) -> Row<'static> {
     }));
     cells.push(Cell::from(format!("{}/{}", l.done, l.required)));
     cells.push(Cell::from(
-        l.current.clone().unwrap_or_else(|| "complete".into()),
+        l.current
+            .as_ref()
+            .map_or_else(|| "complete".into(), ToString::to_string),
     ));
     cells.push(Cell::from(l.on_step_secs.map(clock).unwrap_or_default()));
     let stuck = l.stuck.clone().unwrap_or_default();

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::LearnerName;
 use dicomlab_dicomweb::Secret;
 use dicomlab_lab::checks::Outcome;
+use dicomlab_lab::model::StepId;
 
 /// The progress key of the classroom's own checks (in each learner's `verdicts.json`).
 pub const VERDICTS_KEY: &str = "classroom";
@@ -267,7 +268,7 @@ impl Folder {
     }
 
     /// The latest outcome of each step the classroom checked (or empty).
-    pub fn last(&self, name: &LearnerName) -> BTreeMap<String, Outcome> {
+    pub fn last(&self, name: &LearnerName) -> BTreeMap<StepId, Outcome> {
         read_json(&self.last_outcomes(name))
             .ok()
             .flatten()
@@ -277,7 +278,7 @@ impl Folder {
     pub fn save_last(
         &self,
         name: &LearnerName,
-        last: &BTreeMap<String, Outcome>,
+        last: &BTreeMap<StepId, Outcome>,
     ) -> Result<(), FolderError> {
         write_json(&self.last_outcomes(name), last)
     }

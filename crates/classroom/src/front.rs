@@ -12,6 +12,7 @@
 //! secret, codes are. A request answered 401 (no valid token) is no reason to check a learner's
 //! steps, so an anonymous flood costs no checks.
 
+use dicomlab_lab::model::StepId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub struct JoinReport {
     /// What kind of target they work on (`azure`, `generic`, `practice`).
     pub target: String,
     /// Each step's record.
-    pub steps: BTreeMap<String, StepProgress>,
+    pub steps: BTreeMap<StepId, StepProgress>,
     /// The token the name's first report got (`None` on the first report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -369,7 +370,7 @@ async fn join(
     let door = gate::Door::Learner(name.as_str());
     // Only the lab's steps are kept, and only what a dashboard may show of them.
     let received = time::OffsetDateTime::now_utc();
-    let steps: BTreeMap<String, StepProgress> = report
+    let steps: BTreeMap<StepId, StepProgress> = report
         .steps
         .into_iter()
         .filter(|(id, _)| core.lab.step(id).is_some())

@@ -5,6 +5,7 @@
 //! Markdown, JSON or CSV. Every text that came from a learner or a service is made safe for a terminal.
 //! Who is connected over SSH is a [`LiveSession`] each.
 
+use dicomlab_lab::model::StepId;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -62,7 +63,7 @@ impl Mark {
 /// A step that failed, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
-    pub step: String,
+    pub step: StepId,
     pub title: String,
     /// What the records show.
     pub observed: String,
@@ -85,12 +86,12 @@ pub struct LearnerRow {
     /// Per exercise, in lab order.
     pub exercises: Vec<Mark>,
     /// Per step, in lab order.
-    pub steps: Vec<(String, Mark)>,
+    pub steps: Vec<(StepId, Mark)>,
     /// Required steps done, of `required`.
     pub done: usize,
     pub required: usize,
     /// The first required step not done (None: the lab is complete).
-    pub current: Option<String>,
+    pub current: Option<StepId>,
     /// Seconds on the current step (since the step before it was done, or since joining).
     pub on_step_secs: Option<i64>,
     /// Why they look stuck.
@@ -121,7 +122,7 @@ fn parse(t: &str) -> Option<time::OffsetDateTime> {
 }
 
 /// The step records of one lab and key in a progress file (read only: nothing is moved aside here).
-fn read_steps(path: &std::path::Path, lab: &str, key: &str) -> BTreeMap<String, StepProgress> {
+fn read_steps(path: &std::path::Path, lab: &str, key: &str) -> BTreeMap<StepId, StepProgress> {
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Progress>(&b).ok())
@@ -134,8 +135,8 @@ fn read_steps(path: &std::path::Path, lab: &str, key: &str) -> BTreeMap<String, 
 /// What a learner's record says, from the folder.
 struct Record {
     entry: LearnerEntry,
-    steps: BTreeMap<String, StepProgress>,
-    last: BTreeMap<String, Outcome>,
+    steps: BTreeMap<StepId, StepProgress>,
+    last: BTreeMap<StepId, Outcome>,
 }
 
 impl Room {
@@ -199,7 +200,7 @@ impl Room {
 
 /// When each step was done, in lab order, and the time each took (from the previous step's done, or
 /// from joining).
-fn spent(lab: &Lab, r: &Record) -> BTreeMap<String, i64> {
+fn spent(lab: &Lab, r: &Record) -> BTreeMap<StepId, i64> {
     let mut previous = parse(&r.entry.joined);
     let mut out = BTreeMap::new();
     for s in lab.steps() {
@@ -225,8 +226,8 @@ fn spent(lab: &Lab, r: &Record) -> BTreeMap<String, i64> {
 /// The room's median time on each step, from the learners the classroom checks itself: what a
 /// self-reporting learner sends (their own machine's word) never moves it, so nobody's "stuck" rests
 /// on a report anyone with the class code could make up.
-fn medians(lab: &Lab, records: &[Record]) -> BTreeMap<String, i64> {
-    let mut all: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+fn medians(lab: &Lab, records: &[Record]) -> BTreeMap<StepId, i64> {
+    let mut all: BTreeMap<StepId, Vec<i64>> = BTreeMap::new();
     for r in records
         .iter()
         .filter(|r| r.entry.source == LearnerSource::Service)
@@ -260,7 +261,7 @@ fn minutes(secs: i64) -> String {
 fn row(
     lab: &Lab,
     r: &Record,
-    medians: &BTreeMap<String, i64>,
+    medians: &BTreeMap<StepId, i64>,
     connected: Option<&BTreeMap<LearnerName, LiveSession>>,
     now: time::OffsetDateTime,
 ) -> LearnerRow {
@@ -280,7 +281,7 @@ fn row(
             _ => Mark::Pending,
         }
     };
-    let steps: Vec<(String, Mark)> = lab.steps().map(|s| (s.id.clone(), mark(&s.id))).collect();
+    let steps: Vec<(StepId, Mark)> = lab.steps().map(|s| (s.id.clone(), mark(&s.id))).collect();
     let exercises = lab
         .exercises
         .iter()
@@ -355,7 +356,7 @@ fn stuck(
     r: &Record,
     current: Option<&str>,
     on_step_secs: Option<i64>,
-    medians: &BTreeMap<String, i64>,
+    medians: &BTreeMap<StepId, i64>,
 ) -> Option<String> {
     let cur = current?;
     let tried: Vec<_> = r
@@ -412,7 +413,7 @@ fn last_failure(lab: &Lab, r: &Record, current: Option<&str>) -> Option<Failure>
                 diagnosis,
                 ..
             } => Some(Failure {
-                step: id.to_string(),
+                step: StepId::from(id),
                 title: title(id),
                 observed: visible(observed).into_owned(),
                 diagnosis: visible(diagnosis).into_owned(),
@@ -420,7 +421,7 @@ fn last_failure(lab: &Lab, r: &Record, current: Option<&str>) -> Option<Failure>
                 at,
             }),
             Outcome::Error { message } => Some(Failure {
-                step: id.to_string(),
+                step: StepId::from(id),
                 title: title(id),
                 observed: visible(message).into_owned(),
                 diagnosis: String::new(),
@@ -428,7 +429,7 @@ fn last_failure(lab: &Lab, r: &Record, current: Option<&str>) -> Option<Failure>
                 at,
             }),
             _ if !tried.is_empty() => Some(Failure {
-                step: id.to_string(),
+                step: StepId::from(id),
                 title: title(id),
                 observed: "not done yet; the learner's last attempts failed".into(),
                 diagnosis: o
@@ -488,7 +489,7 @@ fn json_room(room: &Room) -> serde_json::Value {
             let steps: serde_json::Map<String, serde_json::Value> = l
                 .steps
                 .iter()
-                .map(|(id, m)| (id.clone(), serde_json::to_value(m).unwrap_or_default()))
+                .map(|(id, m)| (id.to_string(), serde_json::to_value(m).unwrap_or_default()))
                 .collect();
             let exercises: serde_json::Map<String, serde_json::Value> = room
                 .exercises
@@ -541,7 +542,7 @@ fn csv(room: &Room) -> String {
         "stuck".into(),
     ];
     if let Some(l) = room.learners.first() {
-        head.extend(l.steps.iter().map(|(id, _)| id.clone()));
+        head.extend(l.steps.iter().map(|(id, _)| id.to_string()));
     }
     let mut o = head.join(",") + "\n";
     for l in &room.learners {
@@ -684,7 +685,7 @@ mod tests {
             ),
             steps: steps
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
+                .map(|(k, v)| (StepId::from(*k), v.clone()))
                 .collect(),
             last: BTreeMap::new(),
         }

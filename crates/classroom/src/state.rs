@@ -2,6 +2,7 @@
 //! the gate, the room's learners (in memory, written to `learners.json`), who is connected, and what
 //! wakes the checks and the dashboard; SSH logins and self-reports go through it.
 
+use dicomlab_lab::model::StepId;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -66,7 +67,7 @@ impl dicomlab_tui::Room for RoomOf {
     fn changed(&self) -> watch::Receiver<u64> {
         self.core.verdicts_watch(&self.name)
     }
-    fn outcomes(&self) -> BTreeMap<String, dicomlab_lab::Outcome> {
+    fn outcomes(&self) -> BTreeMap<dicomlab_lab::model::StepId, dicomlab_lab::Outcome> {
         self.core.folder.last(&self.name)
     }
 }
@@ -594,7 +595,7 @@ impl Core {
         &self,
         name: &LearnerName,
         token: Option<&str>,
-        steps: BTreeMap<String, StepProgress>,
+        steps: BTreeMap<StepId, StepProgress>,
         peer: IpAddr,
     ) -> Result<Option<String>, ClassroomError> {
         let issued = self.self_reporter(name, token, peer).await?;

@@ -18,6 +18,7 @@ use crate::state::Core;
 use crate::stop::stopped;
 use dicomlab_lab::checks::Outcome;
 use dicomlab_lab::engine::Session;
+use dicomlab_lab::model::StepId;
 use dicomlab_lab::progress::ProgressStore;
 
 /// Learners checked at once.
@@ -125,7 +126,7 @@ async fn check_and_keep(
     for (id, o) in &out {
         store.record(&lab.id, VERDICTS_KEY, id, o);
     }
-    let mut last: BTreeMap<String, Outcome> = core.folder.last(name);
+    let mut last: BTreeMap<StepId, Outcome> = core.folder.last(name);
     for (id, o) in out {
         if !matches!(o, Outcome::NotSupported { .. }) {
             last.insert(id, o);

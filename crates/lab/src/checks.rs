@@ -7,6 +7,7 @@
 //! Every outcome is computed from the gathered [`Records`] plus, for the few steps whose record is the
 //! service itself (it exists, the role, a generic server's stored data), one probe of the checks' own.
 
+use crate::model::StepId;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
@@ -89,9 +90,9 @@ pub struct CheckContext<'a> {
     pub lab: &'a Lab,
     pub records: &'a Records,
     /// This target's saved progress.
-    pub saved: &'a BTreeMap<String, StepProgress>,
+    pub saved: &'a BTreeMap<StepId, StepProgress>,
     /// Steps done (saved, or passed earlier in this run).
-    pub done: &'a HashSet<String>,
+    pub done: &'a HashSet<StepId>,
     /// Records older than this do not count for the step (its last reset).
     pub since: Option<OffsetDateTime>,
     /// Where retrieved files go.

@@ -2,6 +2,7 @@
 //! learner's client and the checks' own twin of it, the reader of the service's audit log, and the
 //! running of checks against the gathered records, with progress recorded.
 
+use crate::model::StepId;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -134,13 +135,13 @@ impl Session {
         lab: &Lab,
         before: &TargetProgress,
         only: Option<&str>,
-    ) -> Vec<(String, Outcome)> {
+    ) -> Vec<(StepId, Outcome)> {
         let steps: Vec<&Step> = lab
             .steps()
             .filter(|s| only.is_none_or(|o| o == s.id))
             .collect();
-        let mut out: Vec<(String, Outcome)> = Vec::new();
-        let mut done: HashSet<String> = before
+        let mut out: Vec<(StepId, Outcome)> = Vec::new();
+        let mut done: HashSet<StepId> = before
             .steps
             .iter()
             .filter(|(_, p)| p.status == Status::Done)
@@ -212,10 +213,10 @@ impl Session {
         &self,
         lab: &Lab,
         before: &TargetProgress,
-        done: &HashSet<String>,
+        done: &HashSet<StepId>,
         todo: Vec<&Step>,
         e: &ClientError,
-        out: &mut Vec<(String, Outcome)>,
+        out: &mut Vec<(StepId, Outcome)>,
     ) {
         // The service (or its token host) cannot be reached: say why once, block the rest.
         let why = super::diagnose::diagnose_error(e);
@@ -268,7 +269,7 @@ impl Session {
         &self,
         lab: &Lab,
         before: &TargetProgress,
-        done: &HashSet<String>,
+        done: &HashSet<StepId>,
         step: &Step,
         records: &Records,
     ) -> Outcome {
@@ -353,7 +354,7 @@ impl Session {
         lab: &Lab,
         store: &mut ProgressStore,
         only: Option<&str>,
-    ) -> Vec<(String, Outcome)> {
+    ) -> Vec<(StepId, Outcome)> {
         let before = self.before(lab, store);
         let out = self.run_all(lab, &before, only).await;
         for (id, o) in &out {
@@ -530,7 +531,7 @@ fn needs_of(steps: &[&Step], kind: TargetKind) -> Needs {
 }
 
 /// Outcomes in lab order.
-fn order(lab: &Lab, mut out: Vec<(String, Outcome)>) -> Vec<(String, Outcome)> {
+fn order(lab: &Lab, mut out: Vec<(StepId, Outcome)>) -> Vec<(StepId, Outcome)> {
     let ids: Vec<&str> = lab.steps().map(|s| s.id.as_str()).collect();
     out.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
     out

@@ -15,6 +15,9 @@ use super::dataset::{Dataset, DatasetError};
 pub use super::request::By;
 use super::request::{RequestPattern, RequestSpec};
 
+mod step_id;
+pub use step_id::StepId;
+
 /// The format this build reads.
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -92,7 +95,7 @@ pub enum ScreenKind {
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Stable id (progress is keyed by it, so reordering keeps a learner's progress).
-    pub id: String,
+    pub id: StepId,
     pub title: String,
     pub instructions: String,
     /// Revealed one at a time.
@@ -106,7 +109,7 @@ pub struct Step {
     pub optional: bool,
     /// Steps that must be done first (ids).
     #[serde(default)]
-    pub requires: Vec<String>,
+    pub requires: Vec<StepId>,
     /// The screen below the instructions (default: from the check's kind).
     #[serde(default)]
     pub screen: Option<ScreenKind>,

@@ -6,6 +6,7 @@
 //! Written atomically (a temporary file, fsync'd, renamed); a file that cannot be read or parsed is
 //! moved aside with a message, never silently lost. Never holds a secret or a token.
 
+use crate::model::StepId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +63,7 @@ const MAX_OWN: usize = 5_000;
 #[serde(deny_unknown_fields)]
 pub struct TargetProgress {
     #[serde(default)]
-    pub steps: BTreeMap<String, StepProgress>,
+    pub steps: BTreeMap<StepId, StepProgress>,
     /// The learner's requests sent from dicomlab (never the checks'), newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub did: Vec<Attempt>,
@@ -102,7 +103,7 @@ impl TargetProgress {
 #[serde(untagged)]
 enum TargetFile {
     Current(TargetProgress),
-    V1(BTreeMap<String, StepProgress>),
+    V1(BTreeMap<StepId, StepProgress>),
 }
 
 fn read_targets<'de, D>(
@@ -227,7 +228,7 @@ impl ProgressStore {
     }
 
     /// The step records of one lab on one target.
-    pub fn steps(&self, lab: &str, target: &str) -> BTreeMap<String, StepProgress> {
+    pub fn steps(&self, lab: &str, target: &str) -> BTreeMap<StepId, StepProgress> {
         self.target(lab, target).steps
     }
 
@@ -553,7 +554,7 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
             Some(mine) => merge_step(mine, rec),
         }
     }
-    let stale_steps: Vec<String> = ours
+    let stale_steps: Vec<StepId> = ours
         .steps
         .iter()
         .filter(|(step, rec)| stale(ours, step, rec))

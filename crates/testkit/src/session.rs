@@ -52,7 +52,7 @@ impl LabRun {
     }
 
     /// Checks every step and records them.
-    pub async fn check(&mut self) -> Vec<(String, Outcome)> {
+    pub async fn check(&mut self) -> Vec<(dicomlab_lab::model::StepId, Outcome)> {
         self.session
             .check_all(&self.lab, &mut self.store, None)
             .await

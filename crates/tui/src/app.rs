@@ -5,6 +5,7 @@
 //! The app's own keys are in `keys.rs`.
 
 use dicomlab_lab::model::CheckKind;
+use dicomlab_lab::model::StepId;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ pub enum Focus {
 /// A question on screen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Confirm {
-    ResetStep(String),
+    ResetStep(StepId),
     /// Typed confirmation: the learner types `reset`.
     ResetAll(String),
     /// A screen's question (delete a tag?): on yes, the screen gets `yes` back.
@@ -97,7 +98,7 @@ pub enum Confirm {
     },
     /// The answer to a step's question, being typed.
     Answer {
-        step: String,
+        step: StepId,
         typed: String,
     },
     /// The learner's name for the report (asked once), being typed.
@@ -127,7 +128,7 @@ pub struct App {
     /// The target's base URL, for the header and `{baseUrl}` in the lab's text.
     pub base_url: String,
     /// Every step's state, by step id.
-    pub steps: HashMap<String, StepView>,
+    pub steps: HashMap<StepId, StepView>,
     /// Index into `lab.steps()`.
     pub selected: usize,
     /// The pane that has the keys.
@@ -181,15 +182,15 @@ pub struct App {
 /// Work for the runtime.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Check(String),
+    Check(StepId),
     CheckAll,
     /// Bring every verdict up to date after new records (the watch): judged again without showing
     /// "checking…" (or, in a classroom, read from the room's checks); the runtime answers
     /// `Msg::Judged` when done.
     Judge,
-    Do(String),
-    Skip(String),
-    Reset(Option<String>),
+    Do(StepId),
+    Skip(StepId),
+    Reset(Option<StepId>),
     /// Copy to the clipboard with OSC 52 (works over SSH). A secret: it may be the client secret, and
     /// is never logged.
     Copy(dicomlab_dicomweb::Secret),
@@ -211,14 +212,14 @@ pub enum Effect {
     Keep(Exchange),
     /// Check an answer to the step's question against the service.
     Answer {
-        step: String,
+        step: StepId,
         value: String,
     },
     /// Save the learner's name in the config (empty: declined).
     SaveName(String),
     /// Credit a step with something done in dicomlab that sends no request (the Postman import).
     Credit {
-        step: String,
+        step: StepId,
         summary: String,
     },
     Quit,
@@ -231,11 +232,11 @@ pub enum Msg {
     /// The terminal's new size (columns, rows).
     Resize(u16, u16),
     Checked {
-        step: String,
+        step: StepId,
         outcome: Outcome,
     },
     Did {
-        step: String,
+        step: StepId,
         result: Result<String, String>,
     },
     Exchange(Exchange),
@@ -248,7 +249,7 @@ pub enum Msg {
         target: TargetKind,
         base_url: String,
         vars: Vec<(String, String)>,
-        saved: BTreeMap<String, StepProgress>,
+        saved: BTreeMap<StepId, StepProgress>,
         /// Whether the new target's reads are on a record dicomlab reads.
         reads_recorded: bool,
     },
@@ -259,7 +260,7 @@ pub enum Msg {
     /// The viewed instance's key attributes (keyword, value), from its metadata.
     ImageAttributes(Vec<(String, String)>),
     Saved(Result<(), String>),
-    Progress(BTreeMap<String, StepProgress>),
+    Progress(BTreeMap<StepId, StepProgress>),
     /// A screen's request came back (or reported progress).
     Done(Done),
     /// The requests in flight were aborted.
@@ -374,11 +375,11 @@ impl App {
         self.screens.animating()
     }
 
-    pub fn step_ids(&self) -> Vec<String> {
+    pub fn step_ids(&self) -> Vec<StepId> {
         self.lab.steps().map(|s| s.id.clone()).collect()
     }
 
-    pub fn selected_id(&self) -> String {
+    pub fn selected_id(&self) -> StepId {
         self.lab
             .steps()
             .nth(self.selected)
@@ -417,7 +418,7 @@ impl App {
     }
 
     /// Steps waiting for a late record (the audit log): checked again on a slow tick.
-    pub fn waiting(&self) -> Vec<String> {
+    pub fn waiting(&self) -> Vec<StepId> {
         self.lab
             .steps()
             .filter(|s| {

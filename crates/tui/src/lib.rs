@@ -89,7 +89,7 @@ pub trait Room: Send + Sync {
     /// Changes when the learner's verdicts changed.
     fn changed(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The learner's latest outcomes, per step (blocking: the runtime reads them off its loop).
-    fn outcomes(&self) -> BTreeMap<String, dicomlab_lab::Outcome>;
+    fn outcomes(&self) -> BTreeMap<dicomlab_lab::model::StepId, dicomlab_lab::Outcome>;
 }
 
 /// Runs the TUI in this process's terminal until the learner quits.

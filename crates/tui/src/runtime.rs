@@ -8,6 +8,7 @@
 //! screen, mouse capture, OSC 52 — goes to the channel's writer.
 
 use dicomlab_lab::model::CheckKind;
+use dicomlab_lab::model::StepId;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -559,7 +560,7 @@ impl Job {
     }
 
     /// One step's check. Progress is locked only to read it and to record: never while requests run.
-    async fn check(self, id: String) {
+    async fn check(self, id: StepId) {
         let (session, lab) = (&self.session, &self.lab);
         let before = session.before(lab, &*self.store.lock().await);
         if let Some(outcome) = session.run_check(lab, &before, &id).await {
@@ -576,7 +577,7 @@ impl Job {
     }
 
     /// "Do it": the step's requests, sent by the learner's client.
-    async fn do_step(self, id: String, samples: Option<PathBuf>) {
+    async fn do_step(self, id: StepId, samples: Option<PathBuf>) {
         let (session, lab) = (&self.session, &self.lab);
         let Some(step) = lab.step(&id) else { return };
         let subject = lab.step_of_kind(CheckKind::TagAdded).and_then(|t| {
@@ -602,7 +603,7 @@ impl Job {
     }
 
     /// The answer to a step's question, checked against the service.
-    async fn answer(self, step: String, value: String) {
+    async fn answer(self, step: StepId, value: String) {
         let (session, lab) = (&self.session, &self.lab);
         let before = session.before(lab, &*self.store.lock().await);
         let outcome = session.answer(lab, &before, &step, &value).await;
@@ -638,7 +639,7 @@ impl Job {
     }
 
     /// Something done inside dicomlab that sent no request (an import) credits its step.
-    async fn credit(self, step: String, summary: String) {
+    async fn credit(self, step: StepId, summary: String) {
         let evidence = Evidence::new(
             Source::Dicomlab,
             summary,

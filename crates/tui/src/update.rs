@@ -2,6 +2,7 @@
 //! a screen asks for ([`Out`]) becomes the app's state and the runtime's work ([`Effect`]).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use dicomlab_lab::model::StepId;
 
 use super::app::{App, CheckState, Confirm, Effect, Focus, Msg, Overlay, StepView, Watching};
 use super::app_commands;
@@ -162,7 +163,7 @@ fn cancelled(app: &mut App) -> Vec<Effect> {
 }
 
 /// A step's check came back.
-fn checked(app: &mut App, step: String, outcome: Outcome) -> Vec<Effect> {
+fn checked(app: &mut App, step: StepId, outcome: Outcome) -> Vec<Effect> {
     let mut fx = Vec::new();
     if app.viewer.after_check && app.is_viewer(&step) {
         app.viewer.after_check = false;
@@ -186,7 +187,7 @@ fn checked(app: &mut App, step: String, outcome: Outcome) -> Vec<Effect> {
 }
 
 /// "Do it" of a step came back: its check runs next.
-fn did(app: &mut App, step: String, result: Result<String, String>) -> Vec<Effect> {
+fn did(app: &mut App, step: StepId, result: Result<String, String>) -> Vec<Effect> {
     let viewer = result.is_ok() && app.is_viewer(&step);
     if let Some(s) = app.view_mut(&step) {
         s.doing = false;
@@ -226,7 +227,7 @@ struct Switched {
     target: TargetKind,
     base_url: String,
     vars: Vec<(String, String)>,
-    saved: std::collections::BTreeMap<String, StepProgress>,
+    saved: std::collections::BTreeMap<StepId, StepProgress>,
     reads_recorded: bool,
 }
 
@@ -292,7 +293,7 @@ fn looked(app: &mut App, at: String, changed: bool, problem: Option<String>) -> 
 /// Saved progress arrived (at start, after a switch or a reset): each step shows it.
 fn progress(
     app: &mut App,
-    saved: &std::collections::BTreeMap<String, StepProgress>,
+    saved: &std::collections::BTreeMap<StepId, StepProgress>,
 ) -> Vec<Effect> {
     for (id, view) in app.steps.iter_mut() {
         let p = saved.get(id);
@@ -349,7 +350,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
 pub(super) fn apply(app: &mut App, from: Screen, outs: Vec<Out<Work>>) -> Vec<Effect> {
     let mut fx = Vec::new();
     let here = app.screen() == Some(from);
-    let mut credited: Option<String> = None;
+    let mut credited: Option<StepId> = None;
     for out in outs {
         match out {
             Out::Work(w) => fx.push(Effect::Work(w)),
