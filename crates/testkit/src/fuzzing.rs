@@ -1,6 +1,6 @@
 //! The parsers' fuzz entry points: one function per target, each feeding arbitrary bytes to a parser of
 //! untrusted input and checking what must always hold. `fuzz/` (cargo-fuzz, nightly) runs them for
-//! hours; `tests/fuzz_corpus.rs` replays the committed corpus through them on stable with `cargo test`.
+//! hours; `tests/service/fuzz_corpus.rs` replays the committed corpus through them on stable with `cargo test`.
 //! A panic here is a finding.
 
 use std::sync::OnceLock;
