@@ -24,7 +24,7 @@ pub struct Exchange {
     #[serde(default)]
     pub by_check: bool,
     /// When it was sent (RFC 3339 on the wire, `""` when not known).
-    #[serde(serialize_with = "crate::timestamp::rfc3339_or_empty")]
+    #[serde(serialize_with = "crate::timestamp::rfc3339_or_empty::serialize")]
     pub at: Option<time::OffsetDateTime>,
 }
 

@@ -72,15 +72,22 @@ pub mod rfc3339_map {
     }
 }
 
-/// `#[serde(serialize_with = "…::rfc3339_or_empty")]` for an `Option<OffsetDateTime>` written as
-/// text, `""` when there is none (the form an absent time always had).
-pub(crate) fn rfc3339_or_empty<S: Serializer>(
-    t: &Option<OffsetDateTime>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => rfc3339::serialize(t, s),
-        None => s.serialize_str(""),
+/// `#[serde(with = "…::rfc3339_or_empty")]` for an `Option<OffsetDateTime>` written as text, `""`
+/// when there is none (the form an absent time always had); text that is not a time reads as none.
+pub mod rfc3339_or_empty {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        super::rfc3339_option::deserialize(d)
     }
 }
 
@@ -93,7 +100,7 @@ mod tests {
     struct At {
         #[serde(with = "super::rfc3339")]
         at: time::OffsetDateTime,
-        #[serde(skip_deserializing, serialize_with = "super::rfc3339_or_empty")]
+        #[serde(skip_deserializing, serialize_with = "super::rfc3339_or_empty::serialize")]
         maybe: Option<time::OffsetDateTime>,
     }
 

@@ -130,7 +130,7 @@ impl CheckContext<'_> {
 
     fn tried_of(&self, a: &Attempt) -> Tried {
         Tried {
-            at: a.at.clone(),
+            at: a.at,
             line: a.line(),
             status: a.status,
             tool: a.tool.clone(),
@@ -172,8 +172,7 @@ impl CheckContext<'_> {
         let since = self
             .saved
             .get(&step.id)
-            .and_then(|p| p.waiting_since.as_deref())
-            .and_then(dicomlab_dicomweb::parse_timestamp);
+            .and_then(|p| p.waiting_since);
         since.is_none_or(|s| {
             OffsetDateTime::now_utc() - s < time::Duration::seconds(delay_secs as i64)
         })

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use dicomlab_dicomweb::ledger::OwnRequest;
 use dicomlab_dicomweb::{
-    Answer, ClientError, DicomWebClient, LogError, LogReader, get_ci, parse_timestamp,
+    Answer, ClientError, DicomWebClient, LogError, LogReader, get_ci,
 };
 
 mod audit;
@@ -90,9 +90,13 @@ pub struct Evidence {
     pub source: Source,
     /// What the record shows, in a sentence.
     pub summary: String,
-    /// When the learner did it, as the record says (RFC 3339, UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
+    /// When the learner did it, as the record says (RFC 3339, UTC, on disk).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_option"
+    )]
+    pub at: Option<OffsetDateTime>,
     /// What it is about, for the steps after it (the learner's extended query tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -103,7 +107,7 @@ impl Evidence {
         Evidence {
             source,
             summary: summary.into(),
-            at: at.map(rfc3339),
+            at: at.map(utc),
             subject: None,
         }
     }
@@ -166,8 +170,9 @@ impl Principal {
 /// A request the learner's client made, as a record shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
-    /// RFC 3339, UTC.
-    pub at: String,
+    /// When the record says it was made (RFC 3339 on disk, `""` when the record has no time).
+    #[serde(default, with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty")]
+    pub at: Option<OffsetDateTime>,
     pub method: String,
     /// The request's URI (or path).
     pub url: String,
@@ -209,7 +214,7 @@ impl Attempt {
     }
 
     pub fn time(&self) -> Option<OffsetDateTime> {
-        parse_timestamp(&self.at)
+        self.at
     }
 
     pub fn ok(&self) -> bool {
@@ -257,7 +262,7 @@ impl Attempt {
             return None;
         }
         Some(Attempt {
-            at: rfc3339(e.at.unwrap_or_else(OffsetDateTime::now_utc)),
+            at: Some(utc(e.at.unwrap_or_else(OffsetDateTime::now_utc))),
             method: e.method.clone(),
             url: e.url.clone(),
             status: e.status.unwrap_or(0),
@@ -299,10 +304,14 @@ pub(crate) fn tool_of(user_agent: &str) -> Option<String> {
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.checked_to_offset(time::UtcOffset::UTC)
-        .unwrap_or(t)
+    utc(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// `t` in UTC (itself when it cannot be moved there): the times dicomlab keeps, as it writes them.
+pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t)
 }
 
 /// One change-feed entry.

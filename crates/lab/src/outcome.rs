@@ -9,8 +9,9 @@ use crate::evidence::{Evidence, Source};
 /// One of the learner's failed attempts at a step, diagnosed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tried {
-    /// RFC 3339, UTC.
-    pub at: String,
+    /// When it was made (RFC 3339 on disk, `""` when the record has no time).
+    #[serde(default, with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty")]
+    pub at: Option<time::OffsetDateTime>,
     /// `POST /v1/studies`
     pub line: String,
     pub status: u16,
@@ -22,7 +23,7 @@ pub struct Tried {
 }
 
 impl Tried {
-    /// `14:03 POST /v1/studies from Postman → 415: <diagnosis>` (local time).
+    /// `14:03 POST /v1/studies from Postman → 415: <diagnosis>` (local time; none when not known).
     pub fn text(&self) -> String {
         let tool = self
             .tool
@@ -31,7 +32,7 @@ impl Tried {
             .unwrap_or_default();
         format!(
             "{} {}{tool} → {}: {}",
-            local_time(&self.at),
+            local_time(self.at),
             self.line,
             self.status,
             self.diagnosis

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::evidence::{Attempt, Evidence, rfc3339};
+use super::evidence::{Attempt, Evidence};
 use crate::outcome::Outcome;
 use dicomlab_dicomweb::OwnRequest;
 
@@ -34,20 +34,30 @@ pub struct StepProgress {
     pub status: Status,
     /// How many times it was checked.
     pub attempts: u32,
-    /// RFC 3339, UTC.
-    pub first: String,
-    pub last: String,
+    /// When it was first and last checked (RFC 3339, UTC, on disk; none: the file's text is no time).
+    #[serde(with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty")]
+    pub first: Option<time::OffsetDateTime>,
+    #[serde(with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty")]
+    pub last: Option<time::OffsetDateTime>,
     /// When it was done (the record's time when it has one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub done_at: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_option"
+    )]
+    pub done_at: Option<time::OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
     /// What the ✓ rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// Since when the step waits for a late record (the audit log).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting_since: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "dicomlab_dicomweb::timestamp::rfc3339_option"
+    )]
+    pub waiting_since: Option<time::OffsetDateTime>,
     /// What the step was about, for the steps after it (the learner's extended query tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -150,8 +160,8 @@ pub struct ProgressStore {
     pub warning: Option<String>,
 }
 
-fn now() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 /// Why progress could not be saved.
@@ -249,8 +259,8 @@ impl ProgressStore {
             .or_insert_with(|| StepProgress {
                 status: Status::Pending,
                 attempts: 0,
-                first: now.clone(),
-                last: now,
+                first: Some(now),
+                last: Some(now),
                 done_at: None,
                 last_failure: None,
                 evidence: None,
@@ -268,14 +278,14 @@ impl ProgressStore {
         let now = now();
         let rec = self.entry(lab, target, step);
         rec.attempts += 1;
-        rec.last = now.clone();
+        rec.last = Some(now);
         if rec.status == Status::Done {
             return;
         }
         match outcome {
             Outcome::Pass { evidence, .. } => {
                 rec.status = Status::Done;
-                rec.done_at = Some(evidence.at.clone().unwrap_or(now));
+                rec.done_at = Some(evidence.at.unwrap_or(now));
                 rec.evidence = Some(evidence.clone());
                 rec.waiting_since = None;
                 if let Some(s) = &evidence.subject {
@@ -323,10 +333,10 @@ impl ProgressStore {
     pub fn credit(&mut self, lab: &str, target: &str, step: &str, evidence: Evidence) {
         let now = now();
         let rec = self.entry(lab, target, step);
-        rec.last = now.clone();
+        rec.last = Some(now);
         if rec.status != Status::Done {
             rec.status = Status::Done;
-            rec.done_at = Some(evidence.at.clone().unwrap_or(now));
+            rec.done_at = Some(evidence.at.unwrap_or(now));
             rec.evidence = Some(evidence);
         }
     }
@@ -534,10 +544,7 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
         let later = ours.resets.get(&step).map_or(at, |t| (*t).max(at));
         ours.resets.insert(step, later);
     }
-    let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (
-        t.since(step),
-        dicomlab_dicomweb::parse_timestamp(&rec.first),
-    ) {
+    let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (t.since(step), rec.first) {
         (Some(since), Some(first)) => first < since,
         // A record without a readable time cannot be placed after a reset: a reset drops it.
         (Some(_), None) => true,
@@ -571,32 +578,26 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
 /// One step saved on both sides: the attempts counted once, the first and last times widened, the
 /// record of the side that is done (the later one when both are, else the later attempt).
 fn merge_step(mine: &mut StepProgress, rec: StepProgress) {
-    let later = |a: &str, b: &str| match (
-        dicomlab_dicomweb::parse_timestamp(a),
-        dicomlab_dicomweb::parse_timestamp(b),
-    ) {
+    let later = |a: Option<time::OffsetDateTime>, b: Option<time::OffsetDateTime>| match (a, b) {
         (Some(x), Some(y)) => y > x,
         _ => false,
     };
     let attempts = mine.attempts.max(rec.attempts);
-    let first = if later(&rec.first, &mine.first) {
-        rec.first.clone()
+    let first = if later(rec.first, mine.first) {
+        rec.first
     } else {
-        mine.first.clone()
+        mine.first
     };
-    let last = if later(&mine.last, &rec.last) {
-        rec.last.clone()
+    let last = if later(mine.last, rec.last) {
+        rec.last
     } else {
-        mine.last.clone()
+        mine.last
     };
     let take_theirs = match (mine.status == Status::Done, rec.status == Status::Done) {
         (false, true) => true,
         (true, false) => false,
-        (true, true) => match (mine.done_at.as_deref(), rec.done_at.as_deref()) {
-            (Some(a), Some(b)) => later(b, a),
-            _ => false,
-        },
-        (false, false) => later(&mine.last, &rec.last),
+        (true, true) => later(rec.done_at, mine.done_at),
+        (false, false) => later(mine.last, rec.last),
     };
     if take_theirs {
         *mine = rec;

@@ -46,8 +46,7 @@ fn lines<'a>(lab: &'a Lab, t: &'a TargetProgress) -> Vec<Line<'a>> {
             let rec = t.steps.get(&s.id);
             let done_at = rec
                 .filter(|r| r.status == Status::Done)
-                .and_then(|r| r.done_at.as_deref())
-                .and_then(dicomlab_dicomweb::parse_timestamp);
+                .and_then(|r| r.done_at);
             let spent = match (previous, done_at) {
                 (Some(p), Some(d)) if d >= p => Some(d - p),
                 _ => None,
@@ -98,7 +97,7 @@ fn md_report(
     o.push_str(&format!("# {} — {}\n\n", lab.title, md_cell(who)));
     o.push_str(&format!(
         "Report of {} (local time). A ✓ rests on the service's records (change feed, audit log, what the service holds) or on this learner's machine (done in dicomlab, an answered question, the configuration).\n\n",
-        clock::human(&super::evidence::rfc3339(time::OffsetDateTime::now_utc()))
+        clock::human(time::OffsetDateTime::now_utc())
     ));
     if targets.is_empty() {
         o.push_str("No step checked yet.\n");
@@ -145,7 +144,7 @@ fn md_report(
                             )
                         })
                         .unwrap_or_default(),
-                    r.done_at.as_deref().map(clock::human).unwrap_or_default(),
+                    r.done_at.map(clock::human).unwrap_or_default(),
                     r.attempts.to_string(),
                     if r.status == Status::Done {
                         String::new()
@@ -225,10 +224,10 @@ fn json_report(
                             "label": e.source.label(),
                             "on_service": e.source.on_service(),
                             "summary": e.summary,
-                            "at": e.at,
+                            "at": e.at.map(super::evidence::rfc3339),
                         })),
-                        "done_at": r.and_then(|r| r.done_at.clone()),
-                        "done_at_local": r.and_then(|r| r.done_at.as_deref()).map(clock::human),
+                        "done_at": r.and_then(|r| r.done_at).map(super::evidence::rfc3339),
+                        "done_at_local": r.and_then(|r| r.done_at).map(clock::human),
                         "time_spent_secs": l.spent.map(|d| d.whole_seconds()),
                         "checks": r.map_or(0, |r| r.attempts),
                         "last_failure": r.filter(|r| r.status != Status::Done).and_then(|r| r.last_failure.clone()),
@@ -264,7 +263,7 @@ mod tests {
             evidence: Evidence {
                 source,
                 summary: "the record".into(),
-                at: Some(at.into()),
+                at: dicomlab_dicomweb::parse_timestamp(at),
                 subject: None,
             },
         };

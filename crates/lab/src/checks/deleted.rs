@@ -56,7 +56,7 @@ pub(super) async fn deleted(
             format!("; change feed Delete entries {}", seqs.join(", "))
         };
         return pass(
-            format!("{what} deleted ({}{})", local_time(&a.at), tool_suffix(a)),
+            format!("{what} deleted ({}{})", local_time(a.at), tool_suffix(a)),
             Evidence::new(
                 a.source,
                 format!("{} answered 204{}{feed}", a.line(), tool_suffix(a)),

@@ -72,7 +72,7 @@ pub(super) fn not_yet(
                 "your user's last request: {} answered {} ({})",
                 a.line(),
                 a.status,
-                local_time(&a.at)
+                local_time(a.at)
             ),
             user_request_fix(ctx, a, &name(a)),
             tried,
@@ -94,7 +94,7 @@ pub(super) fn not_yet(
                 expected,
                 format!(
                     "a sign-in through your app was refused ({}{}): {}",
-                    local_time(&s.at),
+                    local_time(s.at),
                     s.tool.as_ref().map(|t| format!(", from {t}")).unwrap_or_default(),
                     dicomlab_dicom::text::visible(&detail)
                 ),
@@ -111,7 +111,7 @@ pub(super) fn not_yet(
                 format!(
                     "your user {} signed in through your app ({}), but no request of theirs reached the DICOM service",
                     name(s),
-                    local_time(&s.at)
+                    local_time(s.at)
                 ),
                 CORS_FIX,
                 tried,

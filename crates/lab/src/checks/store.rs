@@ -240,7 +240,7 @@ fn stored_near(a: &Attempt, e: &FeedEntry) -> bool {
 type Created<'a> = (&'a Instance, &'a FeedEntry);
 
 /// A stored instance, its Create entry, and when another client's request stored it (if known).
-type ByOther<'a> = (&'a Instance, &'a FeedEntry, Option<String>);
+type ByOther<'a> = (&'a Instance, &'a FeedEntry, Option<time::OffsetDateTime>);
 
 /// The Create entries the learner's app made (all of them when callers are not named), and those
 /// another client made (with the time of its request, when the audit log has it).
@@ -270,7 +270,7 @@ fn attribute<'a>(
                 .others
                 .iter()
                 .find(|a| is_store(a) && a.ok() && stored_near(a, e));
-            by_others.push((*i, *e, other.map(|a| a.at.clone())));
+            by_others.push((*i, *e, other.and_then(|a| a.at)));
         }
     }
     (mine, by_others)
@@ -285,8 +285,7 @@ fn stored_by_others(expected: String, by_others: &[ByOther<'_>], tried: Vec<Trie
                 "{} (#{}{})",
                 i.display(),
                 e.sequence,
-                at.as_ref()
-                    .map(|a| format!(", {}", local_time(a)))
+                at.map(|a| format!(", {}", local_time(Some(a))))
                     .unwrap_or_default()
             )
         })

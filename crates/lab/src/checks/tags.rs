@@ -3,7 +3,7 @@
 use super::{CheckContext, Outcome, checks_saw, fail, not_recorded_hint, pass, ready, tool_suffix};
 use crate::clock::local_time;
 use crate::diagnose::diagnose_answer;
-use crate::evidence::{Attempt, Evidence, Source, rfc3339};
+use crate::evidence::{Attempt, Evidence, Source};
 use crate::model::{Check, CheckKind, Step};
 
 /// A tag name as the service would take it, compared by tag.
@@ -139,7 +139,7 @@ pub(super) fn tag_added(ctx: &CheckContext<'_>, step: &Step, suggest: Option<&st
                         } else {
                             "the records show"
                         },
-                        ctx.since.map(|t| format!(" since {}", local_time(&rfc3339(t)))).unwrap_or_default()
+                        ctx.since.map(|t| format!(" since {}", local_time(Some(t)))).unwrap_or_default()
                     ),
                     tried,
                 )
@@ -171,11 +171,11 @@ fn tag_add_passed(a: &Attempt, tag: Option<&str>) -> Outcome {
     );
     let (detail, evidence) = match tag.filter(|t| !t.trim().is_empty()) {
         Some(t) => (
-            format!("{t} added ({}{})", local_time(&a.at), tool_suffix(a)),
+            format!("{t} added ({}{})", local_time(a.at), tool_suffix(a)),
             evidence.about(t.to_string()),
         ),
         None => (
-            format!("a tag added ({}{})", local_time(&a.at), tool_suffix(a)),
+            format!("a tag added ({}{})", local_time(a.at), tool_suffix(a)),
             evidence,
         ),
     };
@@ -217,7 +217,7 @@ pub(super) fn tag_used(ctx: &CheckContext<'_>, step: &Step, value: Option<&str>)
         return pass(
             format!(
                 "searched with {tag} ({}{})",
-                local_time(&a.at),
+                local_time(a.at),
                 tool_suffix(a)
             ),
             Evidence::new(
@@ -300,7 +300,7 @@ pub(super) fn tag_updated(ctx: &CheckContext<'_>, step: &Step, query_status: &st
         (None, Some(a)) => pass(
             format!(
                 "{tag} was updated ({}{})",
-                local_time(&a.at),
+                local_time(a.at),
                 tool_suffix(a)
             ),
             Evidence::new(
@@ -362,7 +362,7 @@ pub(super) fn tag_deleted(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
         .find(|a| is_delete(a) && a.status == 204)
     {
         return pass(
-            format!("{tag} deleted ({}{})", local_time(&a.at), tool_suffix(a)),
+            format!("{tag} deleted ({}{})", local_time(a.at), tool_suffix(a)),
             Evidence::new(
                 a.source,
                 format!("{} answered 204{}", a.line(), tool_suffix(a)),

@@ -28,14 +28,14 @@ pub(super) async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
         return pass(
             format!(
                 "your app got a token ({}{})",
-                local_time(&a.at),
+                local_time(a.at),
                 tool_suffix(a)
             ),
             Evidence::new(
                 a.source,
                 format!(
                     "token request of your app answered 200 ({}{})",
-                    a.at,
+                    a.at.map(crate::evidence::rfc3339).unwrap_or_default(),
                     tool_suffix(a)
                 ),
                 a.time(),
@@ -50,7 +50,7 @@ pub(super) async fn token(ctx: &CheckContext<'_>, step: &Step) -> Outcome {
             format!(
                 "your app sent a request with a valid token ({} {}{})",
                 a.line(),
-                local_time(&a.at),
+                local_time(a.at),
                 tool_suffix(a)
             ),
             Evidence::new(

@@ -266,7 +266,7 @@ pub fn audit_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         .unwrap_or(0);
     let op = t.text(row, "OperationName").unwrap_or_default();
     Some(Attempt {
-        at: t.text(row, "TimeGenerated").unwrap_or_default(),
+        at: time_generated(t, row),
         method: method_of(&op, &uri).to_string(),
         url: uri,
         status,
@@ -276,6 +276,13 @@ pub fn audit_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
         parsed: Default::default(),
         principal: Principal::of_identity(&t.dynamic(row, "Identity")),
     })
+}
+
+/// A row's `TimeGenerated`, read once here (None: the row has no time).
+fn time_generated(t: &LogTable, row: &[Value]) -> Option<OffsetDateTime> {
+    t.text(row, "TimeGenerated")
+        .as_deref()
+        .and_then(dicomlab_dicomweb::parse_timestamp)
 }
 
 /// A sign-in row's error: `AADSTS<code>: <description>`.
@@ -295,7 +302,7 @@ fn user_signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
     let ok = result.trim() == "0";
     let user = t.text(row, "UserPrincipalName").unwrap_or_default();
     Some(Attempt {
-        at: t.text(row, "TimeGenerated").unwrap_or_default(),
+        at: time_generated(t, row),
         method: "GET".into(),
         url: "/oauth2/v2.0/authorize".into(),
         status: if ok { 200 } else { 400 },
@@ -332,7 +339,7 @@ fn signin_attempt(t: &LogTable, row: &[Value]) -> Option<Attempt> {
     let result = t.text(row, "ResultType").unwrap_or_default();
     let ok = result.trim() == "0";
     Some(Attempt {
-        at: t.text(row, "TimeGenerated").unwrap_or_default(),
+        at: time_generated(t, row),
         method: "POST".into(),
         url: "/oauth2/token".into(),
         status: if ok { 200 } else { 400 },

@@ -32,7 +32,7 @@ fn tools_and_methods() {
 
 fn row(at: &str, method: &str, url: &str) -> Attempt {
     Attempt {
-        at: at.into(),
+        at: dicomlab_dicomweb::parse_timestamp(at),
         method: method.into(),
         url: url.into(),
         status: 200,
@@ -96,7 +96,7 @@ fn the_checks_own_rows_are_left_out_one_for_one() {
         },
     ];
     leave_out_own(&mut rows, &own);
-    let left: Vec<&str> = rows.iter().map(|a| a.at.as_str()).collect();
+    let left: Vec<String> = rows.iter().filter_map(|a| a.at).map(rfc3339).collect();
     // One metadata read was the check's; the other (a second later) and the one an hour later
     // are the learner's; the token row near the check's own fetch was the check's.
     assert_eq!(left, ["2026-11-30T14:00:02Z", "2026-11-30T15:00:00Z"]);

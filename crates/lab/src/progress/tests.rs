@@ -9,7 +9,7 @@ fn pass() -> Outcome {
         evidence: Evidence {
             source: Source::ChangeFeed,
             summary: "Create entries".into(),
-            at: Some("2026-11-30T14:00:00Z".into()),
+            at: Some(time::macros::datetime!(2026-11-30 14:00:00 UTC)),
             subject: None,
         },
     }
@@ -38,8 +38,8 @@ fn done_stays_done_until_reset() {
     assert_eq!(steps["store"].attempts, 3);
     assert_eq!(steps["store"].status, Status::Done);
     assert_eq!(
-        steps["store"].done_at.as_deref(),
-        Some("2026-11-30T14:00:00Z")
+        steps["store"].done_at,
+        Some(time::macros::datetime!(2026-11-30 14:00:00 UTC))
     );
     assert_eq!(
         steps["store"].evidence.as_ref().map(|e| e.source),
@@ -117,26 +117,61 @@ fn a_target_moved_to_a_new_key_stays_moved_after_other_saves() {
 
 #[test]
 fn a_progress_file_written_before_keeps_loading() {
-    // Times were RFC 3339 strings on disk; the resets and the checks' own requests now hold an
-    // OffsetDateTime, read from (and written back as) the same text.
+    // Times were RFC 3339 strings on disk; they now hold an OffsetDateTime (the resets, the checks'
+    // own requests, a step's first / last / done / waiting times, its evidence's time, dicomlab's
+    // own exchanges), read from (and written back as) the same text.
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("progress.json");
     let old = r#"{"version":2,"labs":{"lab":{"t":{
         "steps":{"store":{"status":"done","attempts":1,"first":"2026-11-30T14:00:00Z",
-            "last":"2026-11-30T14:00:00Z","done_at":"2026-11-30T14:00:00Z"}},
+            "last":"2026-11-30T14:05:00.5Z","done_at":"2026-11-30T14:00:00Z",
+            "evidence":{"source":"change_feed","summary":"Create entries","at":"2026-11-30T14:00:00Z"}},
+          "token":{"status":"pending","attempts":2,"first":"2026-11-30T15:00:00+01:00",
+            "last":"2026-11-30T15:10:00+01:00","waiting_since":"2026-11-30T14:01:00Z"},
+          "query":{"status":"failed","attempts":1,"first":"not a time","last":"2026-11-30T14:20:00Z",
+            "done_at":"yesterday","last_failure":"o — x"}},
+        "did":[{"at":"2026-11-30T14:00:00Z","method":"GET","url":"/v1/studies","status":200,
+                "source":"dicomlab","tool":"dicomlab"},
+               {"at":"","method":"GET","url":"/v1/series","status":0,"source":"dicomlab"}],
         "resets":{"token":"2026-11-30T13:30:00Z"},"reset_all":"2026-11-30T13:00:00+00:00",
         "own":[{"at":"2026-11-30T14:00:00.123456789Z","method":"GET","path":"/v1/a"},
                {"at":"2026-11-30T13:00:00Z","method":"POST","path":"/v1/studies"}]}}}}"#;
     std::fs::write(&path, old).expect("write");
     let mut store = ProgressStore::load(&path);
     assert!(store.warning.is_none(), "{:?}", store.warning);
-    assert_eq!(store.steps("lab", "t")["store"].status, Status::Done);
+    let steps = store.steps("lab", "t");
+    assert_eq!(steps["store"].status, Status::Done);
+    assert_eq!(
+        steps["store"].last,
+        Some(time::macros::datetime!(2026-11-30 14:05:00.5 UTC))
+    );
+    assert_eq!(
+        steps["store"].evidence.as_ref().and_then(|e| e.at),
+        Some(time::macros::datetime!(2026-11-30 14:00:00 UTC))
+    );
+    assert_eq!(
+        steps["token"].first,
+        Some(time::macros::datetime!(2026-11-30 14:00:00 UTC))
+    );
+    assert_eq!(
+        steps["token"].waiting_since,
+        Some(time::macros::datetime!(2026-11-30 14:01:00 UTC))
+    );
+    // Text that is no time reads as none (as it counted before: not at all).
+    assert_eq!(steps["query"].first, None);
+    assert_eq!(steps["query"].done_at, None);
     let t = store.target("lab", "t");
     assert_eq!(t.own.len(), 2);
     assert_eq!(
         t.own[0].at,
         time::macros::datetime!(2026-11-30 14:00:00.123456789 UTC)
     );
+    assert_eq!(t.did.len(), 2);
+    assert_eq!(
+        t.did[0].time(),
+        Some(time::macros::datetime!(2026-11-30 14:00:00 UTC))
+    );
+    assert_eq!(t.did[1].time(), None);
     assert_eq!(
         t.since("token"),
         Some(time::macros::datetime!(2026-11-30 13:30:00 UTC))
@@ -149,15 +184,21 @@ fn a_progress_file_written_before_keeps_loading() {
     store.save().expect("save");
     let text = std::fs::read_to_string(&path).expect("read");
     let compact: String = text.split_whitespace().collect();
-    assert!(
-        compact.contains(r#""at":"2026-11-30T14:00:00.123456789Z""#),
-        "{text}"
-    );
-    assert!(
-        compact.contains(r#""token":"2026-11-30T13:30:00Z""#),
-        "{text}"
-    );
+    for kept in [
+        r#""at":"2026-11-30T14:00:00.123456789Z""#,
+        r#""token":"2026-11-30T13:30:00Z""#,
+        r#""first":"2026-11-30T14:00:00Z","last":"2026-11-30T14:05:00.5Z","done_at":"2026-11-30T14:00:00Z""#,
+        r#""summary":"Createentries","at":"2026-11-30T14:00:00Z""#,
+        r#""first":"2026-11-30T15:00:00+01:00","last":"2026-11-30T15:10:00+01:00""#,
+        r#""waiting_since":"2026-11-30T14:01:00Z""#,
+        r#"{"at":"2026-11-30T14:00:00Z","method":"GET","url":"/v1/studies""#,
+        r#"{"at":"","method":"GET","url":"/v1/series""#,
+    ] {
+        assert!(compact.contains(kept), "{kept} in {text}");
+    }
     let again = ProgressStore::load(&path);
+    assert!(again.warning.is_none(), "{:?}", again.warning);
+    assert_eq!(again.progress, store.progress);
     let t = again.target("lab", "t");
     assert_eq!(t.own.len(), 2);
     assert_eq!(t.resets.len(), 1);
@@ -248,7 +289,7 @@ fn dicomlabs_own_exchanges_are_bounded() {
             "lab",
             "t",
             Attempt {
-                at: "2026-11-30T14:00:00Z".into(),
+                at: Some(time::macros::datetime!(2026-11-30 14:00:00 UTC)),
                 method: "GET".into(),
                 url: format!("/v1/studies?n={i}"),
                 status: 200,
