@@ -153,7 +153,6 @@ pub(crate) fn print_outcome(lab: &Lab, step_id: &str, o: &Outcome, vars: &[(Stri
             println!("     {}", fill(detail));
             let when = evidence
                 .at
-                .as_deref()
                 .map(|a| format!(" · {}", dicomlab_lab::clock::human(a)))
                 .unwrap_or_default();
             println!(

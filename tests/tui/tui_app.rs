@@ -24,9 +24,9 @@ fn a_step_done_stays_done_whatever_a_later_check_says() {
         StepProgress {
             status: Status::Done,
             attempts: 1,
-            first: "2026-11-30T14:00:00Z".into(),
-            last: "2026-11-30T14:00:00Z".into(),
-            done_at: Some("2026-11-30T14:00:00Z".into()),
+            first: Some(time::macros::datetime!(2026-11-30 14:00 UTC)),
+            last: Some(time::macros::datetime!(2026-11-30 14:00 UTC)),
+            done_at: Some(time::macros::datetime!(2026-11-30 14:00 UTC)),
             last_failure: None,
             evidence: Some(Evidence::new(
                 Source::ChangeFeed,
@@ -328,8 +328,9 @@ fn over_ssh_an_exchange_shows_the_address_the_learners_laptop_uses() {
 #[test]
 fn new_records_judge_every_step_once_at_a_time_and_never_while_unwatched() {
     let mut a = app();
+    let at = time::macros::datetime!(2026-11-30 14:03:22 UTC);
     let looked = |changed| Msg::Looked {
-        at: "14:03:22".into(),
+        at,
         changed,
         problem: None,
     };
@@ -339,8 +340,8 @@ fn new_records_judge_every_step_once_at_a_time_and_never_while_unwatched() {
     // A look that found nothing new costs nothing but the time it shows.
     assert!(update(&mut a, looked(false)).is_empty());
     assert_eq!(
-        a.watch.as_ref().and_then(|w| w.looked.as_deref()),
-        Some("14:03:22")
+        a.watch.as_ref().and_then(|w| w.looked),
+        Some(at)
     );
     // News: judged once; more news meanwhile waits for that judgement, then once more.
     assert_eq!(update(&mut a, looked(true)), vec![Effect::Judge]);
@@ -365,7 +366,7 @@ fn the_header_says_the_lab_is_watched_and_when_it_last_looked() {
         update(
             &mut a,
             Msg::Looked {
-                at: "14:03:22".into(),
+                at: time::macros::datetime!(2026-11-30 14:03:22 UTC),
                 changed: false,
                 problem: None,
             },
@@ -375,11 +376,12 @@ fn the_header_says_the_lab_is_watched_and_when_it_last_looked() {
         let top: String = (0..w)
             .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
             .collect();
-        assert!(top.contains("watching 14:03:22"), "{w}×{h}: {top}");
+        let first = dicomlab_lab::clock::hms(time::macros::datetime!(2026-11-30 14:03:22 UTC));
+        assert!(top.contains(&format!("watching {first}")), "{w}×{h}: {top}");
         update(
             &mut a,
             Msg::Looked {
-                at: "14:03:24".into(),
+                at: time::macros::datetime!(2026-11-30 14:03:24 UTC),
                 changed: false,
                 problem: Some("the audit log: 403".into()),
             },
@@ -388,7 +390,8 @@ fn the_header_says_the_lab_is_watched_and_when_it_last_looked() {
         let top: String = (0..w)
             .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
             .collect();
-        assert!(top.contains("watch failed 14:03:24"), "{w}×{h}: {top}");
+        let second = dicomlab_lab::clock::hms(time::macros::datetime!(2026-11-30 14:03:24 UTC));
+        assert!(top.contains(&format!("watch failed {second}")), "{w}×{h}: {top}");
     }
 }
 

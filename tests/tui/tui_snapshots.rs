@@ -769,7 +769,7 @@ fn a_failed_attempt_from_postman_is_shown_diagnosed() {
                 observed: "no Create entry yet; your last attempt: POST /v1/studies answered 415".into(),
                 diagnosis: "415 Unsupported Media Type: send Content-Type: application/dicom (one file) or multipart/related; type=\"application/dicom\"; boundary=….".into(),
                 tried: vec![Tried {
-                    at: "not a time".into(),
+                    at: None,
                     line: "POST /v1/studies".into(),
                     status: 415,
                     tool: Some("Postman".into()),

@@ -350,7 +350,7 @@ fn detail_pane<'a>(d: &Dashboard, l: &'a LearnerRow) -> Paragraph<'a> {
                 Span::styled(format!("{} · {}", fl.step, fl.title), bold),
                 Span::raw(format!(
                     "  (checked {})",
-                    dicomlab_lab::clock::human(&fl.at)
+                    fl.at.map(dicomlab_lab::clock::human).unwrap_or_default()
                 )),
             ]));
             lines.push(Line::from(format!("observed  {}", fl.observed)));
@@ -534,7 +534,7 @@ mod tests {
         Room {
             lab: lab.id.clone(),
             title: lab.title.clone(),
-            at: "2026-11-30T10:00:00Z".into(),
+            at: time::macros::datetime!(2026-11-30 10:00 UTC),
             exercises: lab
                 .exercises
                 .iter()

@@ -79,7 +79,8 @@ pub struct RoomFile {
     /// The class code learners type as their SSH password (and give `dicomlab join`).
     pub code: String,
     /// RFC 3339, UTC.
-    pub created: String,
+    #[serde(with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty")]
+    pub created: Option<time::OffsetDateTime>,
     /// The lab's id.
     pub lab: String,
 }
@@ -98,8 +99,9 @@ pub enum LearnerSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LearnerEntry {
     pub name: LearnerName,
-    /// RFC 3339, UTC.
-    pub joined: String,
+    /// RFC 3339, UTC, on disk (none: the file's text is no time).
+    #[serde(with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty")]
+    pub joined: Option<time::OffsetDateTime>,
     pub source: LearnerSource,
     /// An SSH learner's personal code: their password after their first login (the class code then
     /// no longer logs in as them). `None`: a learner from before personal codes, given one at their
@@ -113,10 +115,14 @@ pub struct LearnerEntry {
 }
 
 impl LearnerEntry {
-    pub fn new(name: LearnerName, joined: String, source: LearnerSource) -> LearnerEntry {
+    pub fn new(
+        name: LearnerName,
+        joined: time::OffsetDateTime,
+        source: LearnerSource,
+    ) -> LearnerEntry {
         LearnerEntry {
             name,
-            joined,
+            joined: Some(joined),
             source,
             code: None,
             token_sha256: None,
@@ -284,9 +290,9 @@ impl Folder {
     }
 }
 
-/// Now, as the folder's files keep times (RFC 3339, UTC).
-pub(crate) fn now() -> String {
-    dicomlab_lab::evidence::rfc3339(time::OffsetDateTime::now_utc())
+/// Now, in UTC (the folder's files keep times as RFC 3339, UTC).
+pub(crate) fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, FolderError> {
@@ -371,7 +377,7 @@ mod tests {
         f.save_room(&RoomFile {
             version: 1,
             code: "secret-code".into(),
-            created: "2026-11-30T10:00:00Z".into(),
+            created: Some(time::macros::datetime!(2026-11-30 10:00 UTC)),
             lab: "dicom-service".into(),
         })
         .expect("save");
@@ -420,7 +426,7 @@ mod tests {
         }
         let mut e = LearnerEntry::new(
             LearnerName::exact("ada").expect("name"),
-            "2026-11-30T10:00:00Z".into(),
+            time::macros::datetime!(2026-11-30 10:00 UTC),
             LearnerSource::Service,
         );
         e.code = Some(Secret::new("h4rt-2mqa"));

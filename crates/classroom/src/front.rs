@@ -459,12 +459,8 @@ const CLOCK_SLACK: time::Duration = time::Duration::minutes(5);
 /// (else the time it arrived, or none), its texts visible characters and short. The report comes from
 /// anyone who has the class code: nothing in it is trusted to be well formed.
 fn reported_step(mut p: StepProgress, received: time::OffsetDateTime) -> StepProgress {
-    use dicomlab_lab::evidence::rfc3339;
-    let sane = |t: &str| {
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .filter(|at| *at <= received + CLOCK_SLACK && at.year() >= 2000)
-            .map(rfc3339)
+    let sane = |t: Option<time::OffsetDateTime>| {
+        t.filter(|at| *at <= received + CLOCK_SLACK && at.year() >= 2000)
     };
     let text = |t: &str| -> String {
         let v = dicomlab_dicom::text::visible(t);
@@ -473,15 +469,15 @@ fn reported_step(mut p: StepProgress, received: time::OffsetDateTime) -> StepPro
             None => v.into_owned(),
         }
     };
-    p.first = sane(&p.first).unwrap_or_else(|| rfc3339(received));
-    p.last = sane(&p.last).unwrap_or_else(|| rfc3339(received));
-    p.done_at = p.done_at.as_deref().and_then(sane);
-    p.waiting_since = p.waiting_since.as_deref().and_then(sane);
+    p.first = sane(p.first).or(Some(received));
+    p.last = sane(p.last).or(Some(received));
+    p.done_at = sane(p.done_at);
+    p.waiting_since = sane(p.waiting_since);
     p.last_failure = p.last_failure.as_deref().map(text);
     p.subject = p.subject.as_deref().map(text);
     if let Some(e) = &mut p.evidence {
         e.summary = text(&e.summary);
-        e.at = e.at.as_deref().and_then(sane);
+        e.at = sane(e.at);
         e.subject = e.subject.as_deref().map(text);
     }
     p
@@ -504,9 +500,10 @@ mod tests {
         }))
         .expect("a report");
         let kept = reported_step(raw, received);
-        assert_eq!(kept.first, "2026-11-30T11:00:00Z");
+        assert_eq!(kept.first, Some(time::macros::datetime!(2026-11-30 11:00 UTC)));
         assert_eq!(
-            kept.last, "2026-11-30T12:00:00Z",
+            kept.last,
+            Some(received),
             "a future time is the arrival's"
         );
         assert_eq!(kept.done_at, None);
@@ -516,8 +513,8 @@ mod tests {
         let e = kept.evidence.expect("evidence");
         assert!(!e.summary.contains('\u{7}'));
         assert_eq!(
-            e.at.as_deref(),
-            Some("2026-11-30T12:04:00Z"),
+            e.at,
+            Some(time::macros::datetime!(2026-11-30 12:04 UTC)),
             "within the clock slack"
         );
     }

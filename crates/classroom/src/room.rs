@@ -22,8 +22,7 @@ use dicomlab_lab::progress::{Progress, Status, StepProgress};
 #[derive(Debug, Clone)]
 pub struct LiveSession {
     pub id: u64,
-    /// RFC 3339, UTC.
-    pub since: String,
+    pub since: time::OffsetDateTime,
 }
 
 /// The same failure this many times in a row is "stuck".
@@ -71,8 +70,9 @@ pub struct Failure {
     pub diagnosis: String,
     /// The learner's failed requests for the step, newest first (`14:03 POST /v1/studies → 415: …`).
     pub tried: Vec<String>,
-    /// RFC 3339, UTC (the last check that saw it).
-    pub at: String,
+    /// The last check that saw it (RFC 3339, UTC, in JSON; `""` when not known).
+    #[serde(serialize_with = "dicomlab_dicomweb::timestamp::rfc3339_or_empty::serialize")]
+    pub at: Option<time::OffsetDateTime>,
 }
 
 /// One learner's row.
@@ -111,14 +111,11 @@ pub struct Column {
 pub struct Room {
     pub lab: String,
     pub title: String,
-    /// RFC 3339, UTC.
-    pub at: String,
+    /// When it was read (RFC 3339, UTC, in JSON).
+    #[serde(with = "dicomlab_dicomweb::timestamp::rfc3339")]
+    pub at: time::OffsetDateTime,
     pub exercises: Vec<Column>,
     pub learners: Vec<LearnerRow>,
-}
-
-fn parse(t: &str) -> Option<time::OffsetDateTime> {
-    dicomlab_dicomweb::parse_timestamp(t)
 }
 
 /// The step records of one lab and key in a progress file (read only: nothing is moved aside here).
@@ -179,7 +176,7 @@ impl Room {
         Room {
             lab: lab.id.clone(),
             title: lab.title.clone(),
-            at: dicomlab_lab::evidence::rfc3339(now),
+            at: now,
             exercises: lab
                 .exercises
                 .iter()
@@ -201,15 +198,14 @@ impl Room {
 /// When each step was done, in lab order, and the time each took (from the previous step's done, or
 /// from joining).
 fn spent(lab: &Lab, r: &Record) -> BTreeMap<StepId, i64> {
-    let mut previous = parse(&r.entry.joined);
+    let mut previous = r.entry.joined;
     let mut out = BTreeMap::new();
     for s in lab.steps() {
         let done_at = r
             .steps
             .get(&s.id)
             .filter(|p| p.status == Status::Done)
-            .and_then(|p| p.done_at.as_deref())
-            .and_then(parse);
+            .and_then(|p| p.done_at);
         if let Some(d) = done_at {
             if let Some(p) = previous
                 && d >= p
@@ -296,9 +292,9 @@ fn row(
         .steps()
         .filter_map(|s| r.steps.get(&s.id))
         .filter(|p| p.status == Status::Done)
-        .filter_map(|p| p.done_at.as_deref().and_then(parse))
+        .filter_map(|p| p.done_at)
         .max()
-        .or_else(|| parse(&r.entry.joined));
+        .or_else(|| r.entry.joined);
     let on_step_secs = current
         .as_ref()
         .and(since)
@@ -400,7 +396,7 @@ fn last_failure(lab: &Lab, r: &Record, current: Option<&str>) -> Option<Failure>
     let title = |id: &str| lab.step(id).map_or(id.to_string(), |s| s.title.clone());
     let from_outcome = |id: &str| -> Option<Failure> {
         let o = r.last.get(id)?;
-        let at = r.steps.get(id).map(|p| p.last.clone()).unwrap_or_default();
+        let at = r.steps.get(id).and_then(|p| p.last);
         let tried: Vec<String> = o
             .tried()
             .iter()
@@ -451,7 +447,7 @@ fn last_failure(lab: &Lab, r: &Record, current: Option<&str>) -> Option<Failure>
         .steps
         .iter()
         .filter(|(_, p)| p.status == Status::Failed)
-        .max_by_key(|(_, p)| p.last.clone())?;
+        .max_by_key(|(_, p)| p.last)?;
     from_outcome(latest.0).or_else(|| {
         Some(Failure {
             step: latest.0.clone(),
@@ -459,7 +455,7 @@ fn last_failure(lab: &Lab, r: &Record, current: Option<&str>) -> Option<Failure>
             observed: visible(latest.1.last_failure.as_deref().unwrap_or("")).into_owned(),
             diagnosis: String::new(),
             tried: Vec::new(),
-            at: latest.1.last.clone(),
+            at: latest.1.last,
         })
     })
 }
@@ -515,7 +511,7 @@ fn json_room(room: &Room) -> serde_json::Value {
     serde_json::json!({
         "lab": room.lab,
         "title": room.title,
-        "at": room.at,
+        "at": dicomlab_lab::evidence::rfc3339(room.at),
         "exercises": room.exercises,
         "learners": learners,
     })
@@ -582,7 +578,7 @@ fn markdown(room: &Room) -> String {
         "# {} — classroom\n\n{} learner(s), {} (UTC). ✓ done · ✗ failed · » current · … waiting · ⤼ skipped · ○ not yet; \"self-reported\" rows come from the learner's own service, the others from the classroom's checks of theirs.\n\n",
         md_cell(&room.title),
         room.learners.len(),
-        room.at
+        dicomlab_lab::evidence::rfc3339(room.at)
     );
     if room.learners.is_empty() {
         o.push_str("Nobody has joined yet.\n");
@@ -666,9 +662,9 @@ mod tests {
         StepProgress {
             status: Status::Done,
             attempts: 1,
-            first: at.into(),
-            last: at.into(),
-            done_at: Some(at.into()),
+            first: Some(t(at)),
+            last: Some(t(at)),
+            done_at: Some(t(at)),
             last_failure: None,
             evidence: Some(Evidence::new(Source::ChangeFeed, "x", None)),
             waiting_since: None,
@@ -680,7 +676,7 @@ mod tests {
         Record {
             entry: LearnerEntry::new(
                 LearnerName::exact(name).expect("name"),
-                joined.into(),
+                t(joined),
                 LearnerSource::Service,
             ),
             steps: steps
@@ -692,7 +688,7 @@ mod tests {
     }
 
     fn t(s: &str) -> time::OffsetDateTime {
-        parse(s).expect("time")
+        dicomlab_dicomweb::parse_timestamp(s).expect("time")
     }
 
     #[test]
@@ -754,7 +750,7 @@ mod tests {
         let first = lab.steps().next().expect("a step").id.clone();
         let mut r = record("ada", "2026-11-30T10:00:00Z", &[]);
         let tried = |at: &str| Tried {
-            at: at.into(),
+            at: Some(t(at)),
             line: "POST /v1/studies".into(),
             status: 415,
             tool: Some("curl".into()),

@@ -124,7 +124,7 @@ fn open_room(
                     .code
                     .as_ref()
                     .map_or_else(gate::new_code, |c| c.expose().to_string()),
-                created: now(),
+                created: Some(now()),
                 lab: lab.id.clone(),
             };
             folder.save_room(&r)?;

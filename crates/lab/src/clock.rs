@@ -34,12 +34,11 @@ pub fn human(at: OffsetDateTime) -> String {
     format!("{wd} {} {month} {:02}:{:02}", t.day(), t.hour(), t.minute())
 }
 
-/// `14:03` in local time when it can be told, else the UTC time; empty when there is no time (a
-/// record without one).
+/// `14:03` in local time when it can be told, else the UTC time; `--:--` when the record has no
+/// time.
 pub(crate) fn local_time(at: Option<OffsetDateTime>) -> String {
     at.map(to_local)
-        .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
-        .unwrap_or_default()
+        .map_or_else(|| "--:--".into(), |t| format!("{:02}:{:02}", t.hour(), t.minute()))
 }
 
 /// `14:03:22` (local).
@@ -70,5 +69,6 @@ mod tests {
         assert_eq!(duration(time::Duration::seconds(3900)), "1 h 05 min");
         assert_eq!(duration(time::Duration::seconds(-3)), "0 s");
         assert!(human(time::macros::datetime!(2026-11-30 14:03 UTC)).contains("Nov"));
+        assert_eq!(local_time(None), "--:--");
     }
 }

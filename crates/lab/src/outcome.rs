@@ -23,7 +23,7 @@ pub struct Tried {
 }
 
 impl Tried {
-    /// `14:03 POST /v1/studies from Postman → 415: <diagnosis>` (local time; none when not known).
+    /// `14:03 POST /v1/studies from Postman → 415: <diagnosis>` (local time; `--:--` when the record has none).
     pub fn text(&self) -> String {
         let tool = self
             .tool

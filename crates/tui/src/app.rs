@@ -66,8 +66,8 @@ pub struct Watching {
     /// How it learns of new records: `live` (the service in this process tells), the pace of its
     /// looks (`1–2 s`), or `the room` (a classroom's checks).
     pub how: String,
-    /// When it last looked or heard (local `HH:MM:SS`).
-    pub looked: Option<String>,
+    /// When it last looked or heard.
+    pub looked: Option<time::OffsetDateTime>,
     /// Why its last look failed (the watch goes on).
     pub problem: Option<String>,
     /// The verdicts are being brought up to date.
@@ -274,7 +274,7 @@ pub enum Msg {
     Watch(String),
     /// The watch looked (or heard from the service): `changed` when there are new records.
     Looked {
-        at: String,
+        at: time::OffsetDateTime,
         changed: bool,
         problem: Option<String>,
     },

@@ -349,7 +349,7 @@ impl Runtime {
         let tx = self.tx.clone();
         let looked = move |changed: bool, problem: Option<String>| {
             tx.send(Msg::Looked {
-                at: dicomlab_lab::clock::hms(time::OffsetDateTime::now_utc()),
+                at: time::OffsetDateTime::now_utc(),
                 changed,
                 problem,
             })

@@ -273,7 +273,10 @@ fn switched(app: &mut App, to: Switched) -> Vec<Effect> {
 
 /// The watch looked at the target's records: a change is judged once (again after a judgement in
 /// progress).
-fn looked(app: &mut App, at: String, changed: bool, problem: Option<String>) -> Vec<Effect> {
+fn looked(
+    app: &mut App,
+    at: time::OffsetDateTime,
+    changed: bool, problem: Option<String>) -> Vec<Effect> {
     let Some(w) = app.watch.as_mut() else {
         return Vec::new();
     };

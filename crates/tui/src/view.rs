@@ -144,7 +144,9 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
 /// looking.
 fn watch_span(app: &App) -> Option<Span<'static>> {
     let w = app.watch.as_ref()?;
-    let at = w.looked.as_deref().unwrap_or("…");
+    let at = w
+        .looked
+        .map_or_else(|| "…".to_string(), dicomlab_lab::clock::hms);
     Some(match &w.problem {
         Some(_) => Span::styled(
             format!("watch failed {at}"),
@@ -299,7 +301,6 @@ fn check_lines(app: &App, id: &str, view: &crate::app::StepView) -> Vec<Line<'st
                     ]));
                     let when = evidence
                         .at
-                        .as_deref()
                         .map(|a| format!(" · {}", dicomlab_lab::clock::human(a)))
                         .unwrap_or_default();
                     lines.push(Line::from(vec![
