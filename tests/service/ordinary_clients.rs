@@ -113,12 +113,7 @@ async fn curl() {
 
 #[tokio::test]
 async fn python_requests_and_dicomweb_client() {
-    if !tool(
-        "python3",
-        &["-c", "import requests, pydicom, dicomweb_client"],
-    )
-    .await
-    {
+    if !require::python_clients() {
         return;
     }
     let lab = Lab::start().await;

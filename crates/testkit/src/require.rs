@@ -56,3 +56,12 @@ pub fn newman() -> bool {
         "npm install -g newman@6.2.2",
     )
 }
+
+/// Python with the packages learners use, pydicom and dicomweb-client (`DICOMLAB_REQUIRE_CLIENTS`).
+pub fn python_clients() -> bool {
+    require(
+        &["python3", "-c", "import requests, pydicom, dicomweb_client"],
+        "DICOMLAB_REQUIRE_CLIENTS",
+        "pip install requests==2.34.2 pydicom==3.0.2 dicomweb-client==0.61.2",
+    )
+}
