@@ -339,10 +339,7 @@ fn new_records_judge_every_step_once_at_a_time_and_never_while_unwatched() {
     update(&mut a, Msg::Watch("1–2 s".into()));
     // A look that found nothing new costs nothing but the time it shows.
     assert!(update(&mut a, looked(false)).is_empty());
-    assert_eq!(
-        a.watch.as_ref().and_then(|w| w.looked),
-        Some(at)
-    );
+    assert_eq!(a.watch.as_ref().and_then(|w| w.looked), Some(at));
     // News: judged once; more news meanwhile waits for that judgement, then once more.
     assert_eq!(update(&mut a, looked(true)), vec![Effect::Judge]);
     assert!(update(&mut a, looked(true)).is_empty());
@@ -391,7 +388,10 @@ fn the_header_says_the_lab_is_watched_and_when_it_last_looked() {
             .map(|x| t.backend().buffer()[(x, 0)].symbol().to_string())
             .collect();
         let second = dicomlab_lab::clock::hms(time::macros::datetime!(2026-11-30 14:03:24 UTC));
-        assert!(top.contains(&format!("watch failed {second}")), "{w}×{h}: {top}");
+        assert!(
+            top.contains(&format!("watch failed {second}")),
+            "{w}×{h}: {top}"
+        );
     }
 }
 

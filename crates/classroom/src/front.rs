@@ -500,12 +500,11 @@ mod tests {
         }))
         .expect("a report");
         let kept = reported_step(raw, received);
-        assert_eq!(kept.first, Some(time::macros::datetime!(2026-11-30 11:00 UTC)));
         assert_eq!(
-            kept.last,
-            Some(received),
-            "a future time is the arrival's"
+            kept.first,
+            Some(time::macros::datetime!(2026-11-30 11:00 UTC))
         );
+        assert_eq!(kept.last, Some(received), "a future time is the arrival's");
         assert_eq!(kept.done_at, None);
         let failure = kept.last_failure.expect("kept");
         assert!(!failure.contains('\u{1b}'), "{failure}");

@@ -294,7 +294,7 @@ fn row(
         .filter(|p| p.status == Status::Done)
         .filter_map(|p| p.done_at)
         .max()
-        .or_else(|| r.entry.joined);
+        .or(r.entry.joined);
     let on_step_secs = current
         .as_ref()
         .and(since)

@@ -100,7 +100,10 @@ mod tests {
     struct At {
         #[serde(with = "super::rfc3339")]
         at: time::OffsetDateTime,
-        #[serde(skip_deserializing, serialize_with = "super::rfc3339_or_empty::serialize")]
+        #[serde(
+            skip_deserializing,
+            serialize_with = "super::rfc3339_or_empty::serialize"
+        )]
         maybe: Option<time::OffsetDateTime>,
     }
 

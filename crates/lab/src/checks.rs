@@ -169,10 +169,7 @@ impl CheckContext<'_> {
         if delay_secs == 0 {
             return false;
         }
-        let since = self
-            .saved
-            .get(&step.id)
-            .and_then(|p| p.waiting_since);
+        let since = self.saved.get(&step.id).and_then(|p| p.waiting_since);
         since.is_none_or(|s| {
             OffsetDateTime::now_utc() - s < time::Duration::seconds(delay_secs as i64)
         })

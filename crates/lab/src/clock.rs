@@ -20,25 +20,27 @@ pub fn to_local(t: OffsetDateTime) -> OffsetDateTime {
 pub fn human(at: OffsetDateTime) -> String {
     let t = to_local(at);
     let wd = match t.weekday() {
-                time::Weekday::Monday => "Mon",
-                time::Weekday::Tuesday => "Tue",
-                time::Weekday::Wednesday => "Wed",
-                time::Weekday::Thursday => "Thu",
-                time::Weekday::Friday => "Fri",
-                time::Weekday::Saturday => "Sat",
-                time::Weekday::Sunday => "Sun",
-            };
-            let month = [
-                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-            ][usize::from(u8::from(t.month())).saturating_sub(1).min(11)];
+        time::Weekday::Monday => "Mon",
+        time::Weekday::Tuesday => "Tue",
+        time::Weekday::Wednesday => "Wed",
+        time::Weekday::Thursday => "Thu",
+        time::Weekday::Friday => "Fri",
+        time::Weekday::Saturday => "Sat",
+        time::Weekday::Sunday => "Sun",
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][usize::from(u8::from(t.month())).saturating_sub(1).min(11)];
     format!("{wd} {} {month} {:02}:{:02}", t.day(), t.hour(), t.minute())
 }
 
 /// `14:03` in local time when it can be told, else the UTC time; `--:--` when the record has no
 /// time.
 pub(crate) fn local_time(at: Option<OffsetDateTime>) -> String {
-    at.map(to_local)
-        .map_or_else(|| "--:--".into(), |t| format!("{:02}:{:02}", t.hour(), t.minute()))
+    at.map(to_local).map_or_else(
+        || "--:--".into(),
+        |t| format!("{:02}:{:02}", t.hour(), t.minute()),
+    )
 }
 
 /// `14:03:22` (local).

@@ -24,9 +24,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use dicomlab_dicomweb::ledger::OwnRequest;
-use dicomlab_dicomweb::{
-    Answer, ClientError, DicomWebClient, LogError, LogReader, get_ci,
-};
+use dicomlab_dicomweb::{Answer, ClientError, DicomWebClient, LogError, LogReader, get_ci};
 
 mod audit;
 mod feed;

@@ -544,12 +544,13 @@ fn merge_target(ours: &mut TargetProgress, theirs: TargetProgress) {
         let later = ours.resets.get(&step).map_or(at, |t| (*t).max(at));
         ours.resets.insert(step, later);
     }
-    let stale = |t: &TargetProgress, step: &str, rec: &StepProgress| match (t.since(step), rec.first) {
-        (Some(since), Some(first)) => first < since,
-        // A record without a readable time cannot be placed after a reset: a reset drops it.
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
+    let stale =
+        |t: &TargetProgress, step: &str, rec: &StepProgress| match (t.since(step), rec.first) {
+            (Some(since), Some(first)) => first < since,
+            // A record without a readable time cannot be placed after a reset: a reset drops it.
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
     for (step, rec) in theirs.steps {
         if stale(ours, &step, &rec) {
             continue;

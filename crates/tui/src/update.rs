@@ -276,7 +276,9 @@ fn switched(app: &mut App, to: Switched) -> Vec<Effect> {
 fn looked(
     app: &mut App,
     at: time::OffsetDateTime,
-    changed: bool, problem: Option<String>) -> Vec<Effect> {
+    changed: bool,
+    problem: Option<String>,
+) -> Vec<Effect> {
     let Some(w) = app.watch.as_mut() else {
         return Vec::new();
     };
