@@ -2,6 +2,10 @@
 //! parts live in the workspace's crates (`crates/*`: the lab engine, the TUI, the practice service,
 //! the classroom…); this binary ties them together and hands the lab its embedded practice service.
 
+// The arguments' doc comments are clap's `--help` text, written for a terminal (`host[:port]`, a bare
+// `http://…` example), not rustdoc markdown.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 mod cmd;
 mod logfile;
 

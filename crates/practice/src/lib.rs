@@ -491,7 +491,7 @@ pub fn origin_of(headers: &HeaderMap, service: &Service) -> String {
 /// Set by a front that forwards requests from other machines (the classroom's public port) on each
 /// request it forwards: the service then treats it as not from loopback, whatever its peer address — a
 /// reverse proxy on the same machine (nginx in front of the classroom) makes every caller loopback.
-/// The admin routes ([`admin_guard`]) and the practice identity's one-click sign-in refuse it.
+/// The admin routes (`admin_guard.rs`) and the practice identity's one-click sign-in refuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotLoopback;
 

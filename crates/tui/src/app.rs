@@ -1,8 +1,8 @@
-//! The TUI's state ([`App`]) and the one place it changes ([`update`]): pure, no I/O. Everything that
-//! happens arrives as a [`Msg`] — a key, a resize, a result of async work — and everything to do leaves
-//! as an [`Effect`] for the runtime. A key for the focused exercise screen goes to its component
-//! (`screens/`); what the component answers ([`Out`]) is applied here, the same way for every screen.
-//! The app's own keys are in `keys.rs`.
+//! The TUI's state ([`App`]), changed in one place ([`crate::update::update`]: pure, no I/O).
+//! Everything that happens arrives as a [`Msg`] — a key, a resize, a result of async work — and
+//! everything to do leaves as an [`Effect`] for the runtime. A key for the focused exercise screen goes
+//! to its component (`screens/`); what the component answers ([`crate::component::Out`]) is applied by
+//! `update`, the same way for every screen. The app's own keys are in `keys.rs` and `app_commands.rs`.
 
 use dicomlab_lab::model::CheckKind;
 use dicomlab_lab::model::StepId;

@@ -1,6 +1,7 @@
 //! The terminal UI, an Elm-style app:
-//! - `app.rs`: the state ([`app::App`]), what happens ([`app::Msg`]), what to do ([`app::Effect`]), and the
-//!   pure [`app::update`]; `keys.rs`: the app's own keys and the lists the command bar and help show.
+//! - `app.rs`: the state ([`app::App`]), what happens ([`app::Msg`]), what to do ([`app::Effect`]);
+//!   `update.rs`: the pure [`update::update`]; `keys.rs` and `app_commands.rs`: the app's own keys and
+//!   the lists the command bar and help show.
 //! - `screens/`: the exercise screens, one file each, each a [`component::Component`] that owns its
 //!   state, keys, command list, drawing and requests; `screens/mod.rs` registers them and generates the
 //!   dispatch. `component.rs`: the trait, [`component::Request`] (idle / running / done / failed) and

@@ -2,7 +2,7 @@
 //! JWTs, and per-client role assignments that can change while the service runs — like Azure RBAC, the
 //! role is looked up on every request, so granting "DICOM Data Owner" turns the learner's 403 into 200
 //! without a new token. The token endpoint that imitates Azure AD's client-credentials flow is
-//! [`token`]; the admin routes for clients and roles are [`assignments`].
+//! `token.rs`; the admin routes for clients and roles are in `assignments.rs`.
 
 pub(crate) mod assignments;
 #[cfg(test)]

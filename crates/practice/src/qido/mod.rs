@@ -3,7 +3,7 @@
 //! 400 on anything the real service refuses, and its v1 / v2 default attribute sets. A study's (series')
 //! attributes are its latest values, in filters and in results, as upstream keeps them per study.
 //!
-//! [`query`] reads the request, [`run`] answers it from the index; this file holds the six routes.
+//! `query.rs` reads the request, `run.rs` answers it from the index; this file holds the six routes.
 
 mod query;
 mod run;
