@@ -68,6 +68,8 @@ const MAX_ROWS: u32 = 120;
 /// address logs in together, so this is half the room's, not a handful — one address cannot take
 /// every slot.
 const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = MAX_UNAUTHENTICATED / 2;
+/// How often a connection waiting for a place among those logging in looks again.
+const LOGIN_SLOT_POLL: Duration = Duration::from_millis(20);
 
 /// The SSH server, listening.
 #[derive(Debug, Clone)]
@@ -123,7 +125,7 @@ async fn accept(
     config: Arc<russh::server::Config>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let admission = Admission::new(&core.config);
+    let admission = Arc::new(Admission::new(&core.config));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let (socket, peer) = tokio::select! {
@@ -138,18 +140,25 @@ async fn accept(
                 }
             },
         };
-        let Some((alive, slot)) = admission.admit(peer) else {
+        let Some(alive) = admission.admit(peer) else {
             continue;
         };
-        let handler = Connection::new(&core, &runner, peer, slot);
-        connections.spawn(serve(
+        let (admission, core, runner, config, stop) = (
+            admission.clone(),
+            core.clone(),
+            runner.clone(),
             config.clone(),
-            socket,
-            handler,
-            alive,
-            core.config.login_time,
             stop.clone(),
-        ));
+        );
+        connections.spawn(async move {
+            // A room that starts at once (everyone pressing Enter together, from behind one NAT
+            // address) waits a moment for a place among those logging in instead of being closed.
+            let Some(slot) = admission.login_slot(peer, core.config.login_time).await else {
+                return;
+            };
+            let handler = Connection::new(&core, &runner, peer, slot);
+            serve(config, socket, handler, alive, core.config.login_time, stop).await;
+        });
     }
     connections.abort_all();
 }
@@ -182,8 +191,9 @@ impl Admission {
         }
     }
 
-    /// A new connection from `peer`: its places, or `None` (logged) when a limit is reached.
-    fn admit(&self, peer: SocketAddr) -> Option<(Alive, LoginSlot)> {
+    /// A new connection from `peer`: its place for its whole life, or `None` (logged) when a limit is
+    /// reached.
+    fn admit(&self, peer: SocketAddr) -> Option<Alive> {
         let whole_life = self.whole_life;
         let per_address_life = self.per_address_life;
         let Ok(alive_permit) = self.alive.clone().try_acquire_owned() else {
@@ -198,23 +208,37 @@ impl Admission {
             tracing::warn!(%peer, "ssh: {per_address_life} connections open from this address; closed");
             return None;
         };
-        let Ok(permit) = self.unauthenticated.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "ssh: too many connections logging in at once; closed");
-            return None;
-        };
-        let Some(client) = ClientSlot::take(
+        Some((alive_permit, alive_slot))
+    }
+
+    /// A place among the connections logging in (overall, and from `peer`'s address), waited for
+    /// until `wait` has passed (then `None`, logged). The connection already holds its place for its
+    /// whole life, so those waiting here are bounded too.
+    async fn login_slot(&self, peer: SocketAddr, wait: Duration) -> Option<LoginSlot> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(slot) = self.try_login_slot(peer) {
+                return Some(slot);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(%peer, "ssh: too many connections logging in at once (from this address or overall) for {} s; closed", wait.as_secs());
+                return None;
+            }
+            tokio::time::sleep(LOGIN_SLOT_POLL).await;
+        }
+    }
+
+    fn try_login_slot(&self, peer: SocketAddr) -> Option<LoginSlot> {
+        let permit = self.unauthenticated.clone().try_acquire_owned().ok()?;
+        let client = ClientSlot::take(
             &self.per_address,
             gate::client(peer.ip()),
             MAX_UNAUTHENTICATED_PER_ADDRESS,
-        ) else {
-            tracing::warn!(%peer, "ssh: too many connections logging in at once from this address; closed");
-            return None;
-        };
-        let slot = LoginSlot {
+        )?;
+        Some(LoginSlot {
             _overall: permit,
             _client: client,
-        };
-        Some(((alive_permit, alive_slot), slot))
+        })
     }
 }
 

@@ -31,11 +31,37 @@ pub async fn login(
     user: &str,
     password: &str,
 ) -> Result<Option<Handle<Accept>>, String> {
+    login_from(addr, None, user, password).await
+}
+
+/// [`login`] from the local address `from` (a loopback address of its own: another machine, as the
+/// classroom sees it), or the one the system picks.
+pub async fn login_from(
+    addr: std::net::SocketAddr,
+    from: Option<std::net::IpAddr>,
+    user: &str,
+    password: &str,
+) -> Result<Option<Handle<Accept>>, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(600)),
         ..Default::default()
     });
-    let mut handle = client::connect(config, addr, Accept)
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(|e| format!("socket: {e}"))?;
+    if let Some(ip) = from {
+        socket
+            .bind(std::net::SocketAddr::new(ip, 0))
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut handle = client::connect_stream(config, stream, Accept)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let auth = handle
@@ -87,7 +113,18 @@ impl Terminal {
         cols: u16,
         rows: u16,
     ) -> Result<Terminal, String> {
-        let handle = login(addr, user, code)
+        Terminal::open_from(addr, None, user, code, (cols, rows)).await
+    }
+
+    /// [`Terminal::open`] from the local address `from` (see [`login_from`]).
+    pub async fn open_from(
+        addr: std::net::SocketAddr,
+        from: Option<std::net::IpAddr>,
+        user: &str,
+        code: &str,
+        (cols, rows): (u16, u16),
+    ) -> Result<Terminal, String> {
+        let handle = login_from(addr, from, user, code)
             .await?
             .ok_or_else(|| format!("{user}: the code was refused"))?;
         let channel = handle
@@ -122,7 +159,18 @@ impl Terminal {
         cols: u16,
         rows: u16,
     ) -> Result<(Terminal, String), String> {
-        let mut t = Terminal::open(addr, user, class_code, cols, rows).await?;
+        Terminal::first_login_from(addr, None, user, class_code, (cols, rows)).await
+    }
+
+    /// [`Terminal::first_login`] from the local address `from` (see [`login_from`]).
+    pub async fn first_login_from(
+        addr: std::net::SocketAddr,
+        from: Option<std::net::IpAddr>,
+        user: &str,
+        class_code: &str,
+        size: (u16, u16),
+    ) -> Result<(Terminal, String), String> {
+        let mut t = Terminal::open_from(addr, from, user, class_code, size).await?;
         let wait = Duration::from_secs(60);
         let s = t
             .wait_for("the personal code", |s| personal_code(s).is_some(), wait)
