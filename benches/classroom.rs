@@ -20,6 +20,7 @@
 //! logins with names that cannot be used and made-up self-reports under new names. Reported: the
 //! learners' step p99 against the quiet room's (target ≤ 1.5×), their errors (must be 0), the
 //! classroom's peak RSS and how much its folder grew. `--quick` (CI): 3 learners.
+//! `DICOMLAB_BENCH_KEEP=1` keeps each room's folder (the classroom's log, the learners' services).
 
 use dicomlab_testkit::deadline;
 use dicomlab_testkit::procfs;
@@ -300,6 +301,10 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
         "starting the quiet classroom"
     });
     let dir = tempfile::tempdir().expect("tmp");
+    // DICOMLAB_BENCH_KEEP=1: the room's folder (its log, each learner's service and its log) stays.
+    if std::env::var("DICOMLAB_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        println!("  the room's folder: {} (kept)", dir.path().display());
+    }
     let (http, ssh) = (free_port(), free_port());
     let exe = env!("CARGO_BIN_EXE_dicomlab");
     let mut child = Command::new(exe)
@@ -448,6 +453,9 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     println!(
         "  CPU while {connected} sessions sit idle for {idle_secs:.0} s: {idle_cpu:.2} % of a core   (target ≈ 0)"
     );
+    if std::env::var("DICOMLAB_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        let _ = dir.keep();
+    }
     Run {
         p99,
         errors: errors.len(),

@@ -179,11 +179,21 @@ fn serve_fronts(
         (internal, front::Exposure::Internal),
     ] {
         // On the public port one client holds at most a quarter of the connections (a room
-        // behind one NAT address shares them; Postman and Python hold a few each).
-        let front_limits = ConnectionLimits {
-            max_per_client: (exposure == front::Exposure::Public)
-                .then_some(front_limits.max_connections / 4),
-            ..front_limits
+        // behind one NAT address shares them; Postman and Python hold a few each). The loopback
+        // listener serves the room's own TUI sessions and checks, a few connections per learner
+        // each (a store sends its files at once): it grows with the room, or a full room that
+        // stores together is refused connections (100 learners: 347 refusals at 512).
+        let front_limits = match exposure {
+            front::Exposure::Public => ConnectionLimits {
+                max_per_client: Some(front_limits.max_connections / 4),
+                ..front_limits
+            },
+            front::Exposure::Internal => ConnectionLimits {
+                max_connections: front_limits
+                    .max_connections
+                    .max(16 * (core.config.max_sessions + core.config.max_learners)),
+                ..front_limits
+            },
         };
         let app = front::router(core.clone(), exposure);
         let mut stop = stop.clone();

@@ -90,25 +90,26 @@ async fn check_and_keep(
     name: &LearnerName,
 ) {
     let started = Instant::now();
-    let session = {
-        let mut s = sessions.lock().await;
-        match s.get(name) {
-            Some(x) => x.clone(),
-            None => {
-                let env = match core.join_env(name).await {
-                    Some(e) => e,
-                    None => return,
-                };
-                match Session::open(&env.profile(), None, None).await {
-                    Ok(x) => {
-                        let x = Arc::new(x);
-                        s.insert(name.clone(), x.clone());
-                        x
-                    }
-                    Err(e) => {
-                        tracing::warn!(learner = %name, "cannot check: {e}");
-                        return;
-                    }
+    // The map is locked only to look and to insert: a learner's first check opens their session (a
+    // token from their service) without holding up everyone else's — a room that starts together
+    // would otherwise open its sessions one after another. (One check per learner runs at a time, so
+    // no two open the same learner's session.)
+    let known = sessions.lock().await.get(name).cloned();
+    let session = match known {
+        Some(x) => x,
+        None => {
+            let Some(env) = core.join_env(name).await else {
+                return;
+            };
+            match Session::open(&env.profile(), None, None).await {
+                Ok(x) => {
+                    let x = Arc::new(x);
+                    sessions.lock().await.insert(name.clone(), x.clone());
+                    x
+                }
+                Err(e) => {
+                    tracing::warn!(learner = %name, "cannot check: {e}");
+                    return;
                 }
             }
         }

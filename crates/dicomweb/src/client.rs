@@ -214,6 +214,9 @@ impl DicomWebClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(timeout)
+            // Idle connections kept per host: a classroom runs one client per learner against one
+            // front, and each would otherwise keep every connection a burst opened.
+            .pool_max_idle_per_host(8)
             .user_agent(concat!("dicomlab/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Other(e.to_string()))?;
