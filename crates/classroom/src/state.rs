@@ -3,7 +3,7 @@
 //! wakes the checks and the dashboard; SSH logins and self-reports go through it.
 
 use dicomlab_lab::model::StepId;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -85,8 +85,8 @@ pub struct Core {
     learners: Mutex<Roster>,
     /// The version of `learners` last written to `learners.json` (one write at a time).
     learners_saved: tokio::sync::Mutex<u64>,
-    /// Learners whose service saw a request of theirs since their last check.
-    dirty: Mutex<HashSet<LearnerName>>,
+    /// Learners whose service saw a request of theirs since their last check, and since when.
+    dirty: Mutex<HashMap<LearnerName, tokio::time::Instant>>,
     /// Wakes the checks.
     pub(crate) activity: Notify,
     /// Bumped when anything the dashboard shows changed.
@@ -155,7 +155,7 @@ impl Core {
                 version: 0,
             }),
             learners_saved: tokio::sync::Mutex::new(0),
-            dirty: Mutex::new(HashSet::new()),
+            dirty: Mutex::new(HashMap::new()),
             activity: Notify::new(),
             verdicts: Mutex::default(),
             new_names: Mutex::default(),
@@ -210,35 +210,55 @@ impl Core {
         }
     }
 
-    /// The learner did something on their service: check their steps soon.
+    /// The learner did something on their service: check their steps soon (`check_delay` after the
+    /// first thing they did since their last check: a burst costs one check).
     pub fn touched(&self, name: &LearnerName) {
-        let new = self
-            .dirty
-            .lock()
-            .map(|mut d| d.insert(name.clone()))
-            .unwrap_or(false);
+        let new = self.dirty.lock().is_ok_and(|mut d| {
+            let fresh = !d.contains_key(name);
+            d.entry(name.clone())
+                .or_insert_with(tokio::time::Instant::now);
+            fresh
+        });
         if new {
             self.activity.notify_one();
         }
     }
 
-    /// Takes the learners to check.
-    pub(crate) fn take_dirty(&self) -> Vec<LearnerName> {
-        self.dirty
-            .lock()
-            .map(|mut d| d.drain().collect())
-            .unwrap_or_default()
+    /// When the next learner's check is due (None: nobody waits for one).
+    pub(crate) fn next_due(&self) -> Option<tokio::time::Instant> {
+        let d = self.dirty.lock().ok()?;
+        d.values().min().map(|t| *t + self.config.check_delay)
+    }
+
+    /// Takes the learners whose check is due: each `check_delay` after their own first touch, not
+    /// after the room's — one learner's late request does not wait for a round another's began.
+    pub(crate) fn take_due(&self) -> Vec<LearnerName> {
+        let now = tokio::time::Instant::now();
+        let delay = self.config.check_delay;
+        let Ok(mut d) = self.dirty.lock() else {
+            return Vec::new();
+        };
+        let due: Vec<LearnerName> = d
+            .iter()
+            .filter(|(_, t)| **t + delay <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &due {
+            d.remove(n);
+        }
+        due
     }
 
     /// Marks a learner to check again (their check was running when they were touched).
     pub(crate) fn requeue(&self, name: &LearnerName) {
         if let Ok(mut d) = self.dirty.lock() {
-            d.insert(name.clone());
+            d.entry(name.clone())
+                .or_insert_with(tokio::time::Instant::now);
         }
     }
 
     pub(crate) fn is_dirty(&self, name: &LearnerName) -> bool {
-        self.dirty.lock().is_ok_and(|d| d.contains(name))
+        self.dirty.lock().is_ok_and(|d| d.contains_key(name))
     }
 
     /// A learner's values when their service runs (the checks use them).

@@ -3,8 +3,9 @@
 //! loopback front, and kept in the learner's `verdicts.json` — a file the learner never writes, so a
 //! verdict on the dashboard cannot be edited by a learner.
 //!
-//! Checks run when a learner's service saw a request of theirs (a short while after it, so that a burst
-//! costs one check), a few learners at a time; a room where nobody works costs nothing.
+//! Checks run when a learner's service saw a request of theirs (`check_delay` after the first since
+//! their last check, so that a burst costs one check), a few learners at a time; a room where nobody
+//! works costs nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,17 +33,17 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let running: Arc<std::sync::Mutex<std::collections::HashSet<LearnerName>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
+        // Each learner is checked `check_delay` after the first request of theirs since their last
+        // check (a burst costs one check, and the records it made — the audit log's rows come a
+        // moment later — are in); a new learner to wait for wakes the loop to look again.
+        let due = core.next_due();
         tokio::select! {
             () = stopped(&mut stop) => break,
-            () = core.activity.notified() => {}
+            () = core.activity.notified() => continue,
+            () = until(due) => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         }
-        // A burst of requests costs one check.
-        tokio::select! {
-            () = stopped(&mut stop) => break,
-            () = tokio::time::sleep(core.config.check_delay) => {}
-        }
-        for name in core.take_dirty() {
+        for name in core.take_due() {
             let busy = running
                 .lock()
                 .map(|mut r| !r.insert(name.clone()))
@@ -71,6 +72,14 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         }
     }
     tasks.abort_all();
+}
+
+/// Sleeps until `due`; forever when there is none.
+async fn until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Checks one learner's steps against their service and keeps the verdicts; their TUI over SSH
