@@ -39,9 +39,11 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         let due = core.next_due();
         tokio::select! {
             () = stopped(&mut stop) => break,
-            () = core.activity.notified() => continue,
+            // Whatever woke the loop, the checks due now are taken (none, often): a busy room
+            // cannot keep the due ones waiting behind its notifications.
+            () = core.activity.notified() => {}
             () = until(due) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
         for name in core.take_due() {
             let busy = running
