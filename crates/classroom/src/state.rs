@@ -213,15 +213,23 @@ impl Core {
     /// The learner did something on their service: check their steps soon (`check_delay` after the
     /// first thing they did since their last check: a burst costs one check).
     pub fn touched(&self, name: &LearnerName) {
-        let new = self.dirty.lock().is_ok_and(|mut d| {
-            let fresh = !d.contains_key(name);
-            d.entry(name.clone())
-                .or_insert_with(tokio::time::Instant::now);
-            fresh
-        });
-        if new {
+        if self.mark(name) {
             self.activity.notify_one();
         }
+    }
+
+    /// Marks `name` to check, from now unless marked already; whether they were not.
+    fn mark(&self, name: &LearnerName) -> bool {
+        use std::collections::hash_map::Entry;
+        self.dirty
+            .lock()
+            .is_ok_and(|mut d| match d.entry(name.clone()) {
+                Entry::Vacant(v) => {
+                    v.insert(tokio::time::Instant::now());
+                    true
+                }
+                Entry::Occupied(_) => false,
+            })
     }
 
     /// When the next learner's check is due (None: nobody waits for one).
@@ -251,10 +259,7 @@ impl Core {
 
     /// Marks a learner to check again (their check was running when they were touched).
     pub(crate) fn requeue(&self, name: &LearnerName) {
-        if let Ok(mut d) = self.dirty.lock() {
-            d.entry(name.clone())
-                .or_insert_with(tokio::time::Instant::now);
-        }
+        self.mark(name);
     }
 
     pub(crate) fn is_dirty(&self, name: &LearnerName) -> bool {
