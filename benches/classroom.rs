@@ -302,7 +302,8 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     });
     let dir = tempfile::tempdir().expect("tmp");
     // DICOMLAB_BENCH_KEEP=1: the room's folder (its log, each learner's service and its log) stays.
-    if std::env::var("DICOMLAB_BENCH_KEEP").is_ok_and(|v| v == "1") {
+    let keep = std::env::var("DICOMLAB_BENCH_KEEP").is_ok_and(|v| v == "1");
+    if keep {
         println!("  the room's folder: {} (kept)", dir.path().display());
     }
     let (http, ssh) = (free_port(), free_port());
@@ -453,7 +454,7 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     println!(
         "  CPU while {connected} sessions sit idle for {idle_secs:.0} s: {idle_cpu:.2} % of a core   (target ≈ 0)"
     );
-    if std::env::var("DICOMLAB_BENCH_KEEP").is_ok_and(|v| v == "1") {
+    if keep {
         let _ = dir.keep();
     }
     Run {
