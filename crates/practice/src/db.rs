@@ -25,7 +25,6 @@ CREATE TABLE IF NOT EXISTS instances(
     blob TEXT NOT NULL, size INTEGER NOT NULL, frames INTEGER NOT NULL,
     created TEXT NOT NULL, metadata TEXT NOT NULL,
     UNIQUE(study_uid, series_uid, sop_uid));
-CREATE INDEX IF NOT EXISTS ix_instances_series ON instances(series_uid);
 CREATE INDEX IF NOT EXISTS ix_instances_sop ON instances(sop_uid);
 -- A study's (series') instances newest first: its current value of an attribute (qido.rs).
 CREATE INDEX IF NOT EXISTS ix_instances_study_watermark ON instances(study_uid, watermark);
@@ -34,13 +33,13 @@ CREATE TABLE IF NOT EXISTS attr_index(
     watermark INTEGER NOT NULL REFERENCES instances(watermark) ON DELETE CASCADE,
     tag INTEGER NOT NULL, value TEXT, num REAL);
 CREATE INDEX IF NOT EXISTS ix_attr_value ON attr_index(tag, value);
-CREATE INDEX IF NOT EXISTS ix_attr_num ON attr_index(tag, num);
+-- Only numbers are compared as numbers: the index skips the text values' rows (most of them).
+CREATE INDEX IF NOT EXISTS ix_attr_num_set ON attr_index(tag, num) WHERE num IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_attr_watermark ON attr_index(watermark, tag);
 CREATE TABLE IF NOT EXISTS changefeed(
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
     study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,
     action TEXT NOT NULL, timestamp TEXT NOT NULL, watermark INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS ix_changefeed_uids ON changefeed(sop_uid, series_uid, study_uid);
 CREATE INDEX IF NOT EXISTS ix_changefeed_time ON changefeed(timestamp, sequence);
 CREATE TABLE IF NOT EXISTS eqt(
     key INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, vr TEXT NOT NULL,
@@ -56,6 +55,12 @@ CREATE TABLE IF NOT EXISTS operations(
 CREATE TABLE IF NOT EXISTS clients(client_id TEXT PRIMARY KEY, secret TEXT NOT NULL, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS role_assignments(client_id TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY(client_id, role));
+-- Indexes earlier versions made that no query needs (every store paid for them): the series index
+-- is the prefix of (series_uid, watermark), nothing looks the change feed up by UIDs, and the full
+-- (tag, num) index held a row for every text value.
+DROP INDEX IF EXISTS ix_instances_series;
+DROP INDEX IF EXISTS ix_changefeed_uids;
+DROP INDEX IF EXISTS ix_attr_num;
 ";
 
 /// The index. One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
@@ -147,5 +152,59 @@ impl Db {
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<_, _>>()?;
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_names(db: &Db) -> Vec<String> {
+        let c = db.lock().unwrap();
+        let mut s = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%' ORDER BY name")
+            .unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// A data folder an earlier version made loses the indexes every store paid for and no query used,
+    /// and gains the numbers-only one; its rows stay.
+    #[test]
+    fn an_earlier_index_is_brought_to_the_current_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA.split("DROP INDEX").next().unwrap())
+                .unwrap();
+            c.execute_batch(
+                "DROP INDEX ix_attr_num_set;
+                 CREATE INDEX ix_instances_series ON instances(series_uid);
+                 CREATE INDEX ix_attr_num ON attr_index(tag, num);
+                 CREATE INDEX ix_changefeed_uids ON changefeed(sop_uid, series_uid, study_uid);
+                 INSERT INTO meta(key, value) VALUES('kept', 'yes');",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert_eq!(
+            index_names(&db),
+            [
+                "ix_attr_num_set",
+                "ix_attr_value",
+                "ix_attr_watermark",
+                "ix_changefeed_time",
+                "ix_instances_series_watermark",
+                "ix_instances_sop",
+                "ix_instances_study_watermark",
+            ]
+        );
+        assert_eq!(db.meta_get("kept").unwrap().as_deref(), Some("yes"));
+        // Opening again changes nothing.
+        drop(db);
+        assert_eq!(index_names(&Db::open(&path).unwrap()).len(), 7);
     }
 }

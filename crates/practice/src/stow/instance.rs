@@ -2,8 +2,6 @@
 //! validation memory budget), writing its file in the standard form and recording it, its searchable
 //! values and a change-feed entry in one transaction.
 
-use std::sync::Arc;
-
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -32,7 +30,6 @@ pub(super) async fn store_parts(
     version: ApiVersion,
     study: Option<&str>,
     base: &str,
-    eqts: &Arc<Vec<EqtDef>>,
     parts: Vec<ReceivedPart>,
     promise: Option<&StoragePromise>,
 ) -> (Vec<Outcome>, bool) {
@@ -48,7 +45,6 @@ pub(super) async fn store_parts(
             version,
             study.map(str::to_string),
             base.to_string(),
-            eqts.clone(),
             part,
         )
         .await;
@@ -62,13 +58,13 @@ pub(super) async fn store_parts(
 }
 
 /// Scans one received file with the bounded reader, waits for its share of the validation budget, then
-/// validates, indexes and stores it on the blocking pool.
+/// validates, indexes and stores it on the blocking pool — in one trip there, which reads the extended
+/// query tags to index too (a store's second trip to the pool cost more than the query).
 async fn store_part(
     svc: &SharedService,
     version: ApiVersion,
     study: Option<String>,
     base: String,
-    eqts: Arc<Vec<EqtDef>>,
     part: ReceivedPart,
 ) -> (Outcome, bool) {
     if part.size == 0 {
@@ -109,6 +105,7 @@ async fn store_part(
     };
     let done = svc
         .db(move |s| {
+            let eqts = crate::eqt::active_tags(s)?;
             Ok(process(
                 s,
                 version,

@@ -20,7 +20,6 @@ use self::instance::store_parts;
 use self::response::respond;
 use crate::accept::accepts_dicom_json;
 use crate::auth::{Action, Caller};
-use crate::eqt;
 use crate::error::{ApiError, ApiResult};
 use crate::multipart::{Intake, ReceivedPart, receive_related, receive_single};
 use crate::quota::StoragePromise;
@@ -189,13 +188,11 @@ async fn store_impl(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let base = versioned_base(&headers, &svc, version);
-    let eqts = std::sync::Arc::new(svc.db(eqt::active_tags).await?);
     let (outcomes, multi_valued) = store_parts(
         &svc,
         version,
         study.as_deref(),
         &base,
-        &eqts,
         parts,
         promise.as_ref(),
     )
