@@ -160,26 +160,27 @@ mod tests {
     use super::*;
 
     fn index_names(db: &Db) -> Vec<String> {
-        let c = db.lock().unwrap();
+        let c = db.lock().expect("lock");
         let mut s = c
             .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%' ORDER BY name")
-            .unwrap();
+            .expect("prepare");
         s.query_map([], |r| r.get(0))
-            .unwrap()
+            .expect("query")
             .collect::<Result<_, _>>()
-            .unwrap()
+            .expect("names")
     }
 
     /// A data folder an earlier version made loses the indexes every store paid for and no query used,
     /// and gains the numbers-only one; its rows stay.
     #[test]
     fn an_earlier_index_is_brought_to_the_current_indexes() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("index.sqlite");
         {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(SCHEMA.split("DROP INDEX").next().unwrap())
-                .unwrap();
+            let c = Connection::open(&path).expect("open");
+            let before_drops = SCHEMA.split("DROP INDEX").next().unwrap_or(SCHEMA);
+            c.execute_batch(before_drops)
+                .expect("the schema without its drops");
             c.execute_batch(
                 "DROP INDEX ix_attr_num_set;
                  CREATE INDEX ix_instances_series ON instances(series_uid);
@@ -187,9 +188,9 @@ mod tests {
                  CREATE INDEX ix_changefeed_uids ON changefeed(sop_uid, series_uid, study_uid);
                  INSERT INTO meta(key, value) VALUES('kept', 'yes');",
             )
-            .unwrap();
+            .expect("an earlier version's indexes");
         }
-        let db = Db::open(&path).unwrap();
+        let db = Db::open(&path).expect("open the earlier index");
         assert_eq!(
             index_names(&db),
             [
@@ -202,9 +203,9 @@ mod tests {
                 "ix_instances_study_watermark",
             ]
         );
-        assert_eq!(db.meta_get("kept").unwrap().as_deref(), Some("yes"));
+        assert_eq!(db.meta_get("kept").expect("meta").as_deref(), Some("yes"));
         // Opening again changes nothing.
         drop(db);
-        assert_eq!(index_names(&Db::open(&path).unwrap()).len(), 7);
+        assert_eq!(index_names(&Db::open(&path).expect("reopen")).len(), 7);
     }
 }
