@@ -3,6 +3,7 @@
 //! All calls are synchronous; the handlers run them on the blocking pool.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -66,11 +67,13 @@ DROP INDEX IF EXISTS ix_attr_num;
 /// The index. One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
 pub struct Db {
     conn: Mutex<Connection>,
+    /// The stored files' bytes (the sum of `instances.size`), read at open and kept as stores and
+    /// deletes commit (under the lock): a store's quota check is not a scan of every instance.
+    stored: AtomicU64,
 }
 
-/// Bytes the stored instances' files take, read on a connection the caller holds (inside a
-/// transaction too).
-pub fn stored_bytes_in(c: &Connection) -> rusqlite::Result<u64> {
+/// Bytes the stored instances' files take, counted on a connection the caller holds.
+fn stored_bytes_in(c: &Connection) -> rusqlite::Result<u64> {
     let held: i64 = c.query_row("SELECT COALESCE(SUM(size), 0) FROM instances", [], |r| {
         r.get(0)
     })?;
@@ -114,8 +117,10 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let stored = AtomicU64::new(stored_bytes_in(&conn)?);
         Ok(Self {
             conn: Mutex::new(conn),
+            stored,
         })
     }
 
@@ -124,10 +129,19 @@ impl Db {
         self.conn.lock().map_err(|_| DbError::Poisoned)
     }
 
-    /// Bytes the stored instances' files take.
-    pub fn stored_bytes(&self) -> Result<u64, DbError> {
-        let c = self.lock()?;
-        Ok(stored_bytes_in(&c)?)
+    /// Bytes the stored instances' files take (as of the last commit that stored or deleted one).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored.load(Ordering::Acquire)
+    }
+
+    /// A commit (made while the caller held the lock) added `added` bytes of files and removed
+    /// `removed`.
+    pub fn stored_changed(&self, added: u64, removed: u64) {
+        let _ = self
+            .stored
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_add(added).saturating_sub(removed))
+            });
     }
 
     /// A value of the `meta` table (service keys, lab client).
@@ -207,5 +221,33 @@ mod tests {
         // Opening again changes nothing.
         drop(db);
         assert_eq!(index_names(&Db::open(&path).expect("reopen")).len(), 7);
+    }
+
+    /// The stored bytes kept in memory start from what the index holds and follow each change.
+    #[test]
+    fn stored_bytes_start_from_the_index_and_follow_its_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("index.sqlite");
+        {
+            let db = Db::open(&path).expect("open");
+            assert_eq!(db.stored_bytes(), 0);
+            db.lock()
+                .expect("lock")
+                .execute_batch(
+                    "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax,
+                       blob, size, frames, created, metadata)
+                     VALUES('1', '1.1', '1.1.1', '1.2', '1.2.840.10008.1.2.1', 'a', 1000, 1, '', '{}'),
+                           ('1', '1.1', '1.1.2', '1.2', '1.2.840.10008.1.2.1', 'b', 234, 1, '', '{}');",
+                )
+                .expect("rows");
+        }
+        let db = Db::open(&path).expect("reopen");
+        assert_eq!(db.stored_bytes(), 1234);
+        db.stored_changed(66, 0);
+        assert_eq!(db.stored_bytes(), 1300);
+        db.stored_changed(0, 300);
+        assert_eq!(db.stored_bytes(), 1000);
+        db.stored_changed(0, 5000);
+        assert_eq!(db.stored_bytes(), 0, "never below nothing");
     }
 }

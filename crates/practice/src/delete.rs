@@ -18,17 +18,24 @@ pub(crate) fn delete_instances(
     let target = &target.compared();
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
-    let rows: Vec<(i64, String, String, String, String)> = {
+    let rows: Vec<(i64, String, String, String, String, i64)> = {
         let mut stmt = tx.prepare(
-            "SELECT watermark, study_uid, series_uid, sop_uid, blob FROM instances
+            "SELECT watermark, study_uid, series_uid, sop_uid, blob, size FROM instances
              WHERE study_uid = ?1 AND (?2 IS NULL OR series_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3)",
         )?;
         stmt.query_map(params![target.study, target.series, target.sop], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<Result<_, _>>()?
     };
-    for (watermark, study, series, sop, _) in &rows {
+    for (watermark, study, series, sop, _, _) in &rows {
         tx.execute("DELETE FROM instances WHERE watermark = ?1", [watermark])?;
         tx.execute(
             "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
@@ -37,9 +44,11 @@ pub(crate) fn delete_instances(
         )?;
     }
     tx.commit()?;
+    let freed = rows.iter().map(|r| u64::try_from(r.5).unwrap_or(0)).sum();
+    svc.db.stored_changed(0, freed);
     drop(conn);
     // A file being retrieved is removed when its retrieve is done (see `blobs::Lease`).
-    for (_, _, _, _, blob) in &rows {
+    for (_, _, _, _, blob, _) in &rows {
         svc.blobs.remove(blob);
     }
     Ok(rows.len())

@@ -414,10 +414,9 @@ fn insert(
         .optional()?
         .is_some())
     };
-    if exists(&*svc.db.lock()?)? {
-        return Ok(Inserted::Exists);
-    }
-    // Written (and synced) outside the index lock; still invisible until the commit below.
+    // Written (and synced) outside the index lock; still invisible until the commit below. A store of
+    // an instance already there writes its file too, and loses it at the check below: one lock less
+    // for every other store (they wait on it).
     let size = write_blob(svc, part, scan)?;
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
@@ -426,7 +425,7 @@ fn insert(
     }
     if let Some(quota) = svc.config.max_stored_bytes {
         // Under the index lock: stores in parallel cannot together pass the limit.
-        let held = crate::db::stored_bytes_in(&tx)?;
+        let held = svc.db.stored_bytes();
         if held.saturating_add(size) > quota {
             return Ok(Inserted::Full { quota, held });
         }
@@ -473,6 +472,7 @@ fn insert(
         Ok(())
     })();
     result.and_then(|()| tx.commit())?;
+    svc.db.stored_changed(size, 0);
     // Committed: the file is part of the service now (on any error it is removed with the part).
     part.keep.store(true, std::sync::atomic::Ordering::Release);
     Ok(Inserted::Stored)

@@ -168,7 +168,7 @@ async fn store_impl(
     let promise = match svc.config.max_stored_bytes {
         None => None,
         Some(quota) => {
-            let held = svc.db(|s| s.db.stored_bytes()).await?;
+            let held = svc.db.stored_bytes();
             let r = StoragePromise::new(&svc.storage_reserved, quota, held);
             if let Err(e) = r.grow(declared_len.unwrap_or(0)) {
                 return Err(refuse_unread(e, body, &headers, declared_len).await);
