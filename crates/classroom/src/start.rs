@@ -60,6 +60,13 @@ impl Classroom {
             internal_addr,
             public_origin,
         ));
+        // A learner's check runs as soon as their request's audit rows are written.
+        let room = Arc::downgrade(&core);
+        core.tenants.on_rows_landed(Arc::new(move |name| {
+            if let Some(core) = room.upgrade() {
+                core.rows_landed(name);
+            }
+        }));
         reopen_services(&core, &learners).await;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();

@@ -85,7 +85,9 @@ pub struct Core {
     learners: Mutex<Roster>,
     /// The version of `learners` last written to `learners.json` (one write at a time).
     learners_saved: tokio::sync::Mutex<u64>,
-    /// Learners whose service saw a request of theirs since their last check, and since when.
+    /// Learners whose service saw a request of theirs since their last check, and when their check
+    /// is due: as soon as their service wrote the request's audit rows, at the latest `check_delay`
+    /// after the request.
     dirty: Mutex<HashMap<LearnerName, tokio::time::Instant>>,
     /// Wakes the checks.
     pub(crate) activity: Notify,
@@ -210,45 +212,62 @@ impl Core {
         }
     }
 
-    /// The learner did something on their service: check their steps soon (`check_delay` after the
-    /// first thing they did since their last check: a burst costs one check).
+    /// The learner did something on their service: check their steps soon — once its audit rows are
+    /// written ([`Core::rows_landed`]), at the latest `check_delay` after the first thing they did
+    /// since their last check (a burst costs one check).
     pub fn touched(&self, name: &LearnerName) {
         if self.mark(name) {
             self.activity.notify_one();
         }
     }
 
-    /// Marks `name` to check, from now unless marked already; whether they were not.
+    /// Marks `name` to check, due `check_delay` from now unless marked already; whether they were not.
     fn mark(&self, name: &LearnerName) -> bool {
         use std::collections::hash_map::Entry;
         self.dirty
             .lock()
             .is_ok_and(|mut d| match d.entry(name.clone()) {
                 Entry::Vacant(v) => {
-                    v.insert(tokio::time::Instant::now());
+                    v.insert(tokio::time::Instant::now() + self.config.check_delay);
                     true
                 }
                 Entry::Occupied(_) => false,
             })
     }
 
+    /// The learner's service wrote audit rows of theirs (not the checks' own): the records a check
+    /// waits for are in, so a check they wait for is due now. (Rows that land before the request's
+    /// touch change nothing: that check is due `check_delay` after it, when they are long in.)
+    pub(crate) fn rows_landed(&self, name: &LearnerName) {
+        let now = tokio::time::Instant::now();
+        let sooner = self.dirty.lock().is_ok_and(|mut d| match d.get_mut(name) {
+            Some(due) if *due > now => {
+                *due = now;
+                true
+            }
+            _ => false,
+        });
+        if sooner {
+            self.activity.notify_one();
+        }
+    }
+
     /// When the next learner's check is due (None: nobody waits for one).
     pub(crate) fn next_due(&self) -> Option<tokio::time::Instant> {
         let d = self.dirty.lock().ok()?;
-        d.values().min().map(|t| *t + self.config.check_delay)
+        d.values().min().copied()
     }
 
-    /// Takes the learners whose check is due: each `check_delay` after their own first touch, not
-    /// after the room's — one learner's late request does not wait for a round another's began.
+    /// Takes the learners whose check is due, each on their own clock — one learner's late request
+    /// does not wait for a round another's began.
     pub(crate) fn take_due(&self) -> Vec<LearnerName> {
         let now = tokio::time::Instant::now();
-        let delay = self.config.check_delay;
         let Ok(mut d) = self.dirty.lock() else {
             return Vec::new();
         };
         let due: Vec<LearnerName> = d
             .iter()
-            .filter(|(_, t)| **t + delay <= now)
+            .filter(|(_, t)| **t <= now)
             .map(|(n, _)| n.clone())
             .collect();
         for n in &due {

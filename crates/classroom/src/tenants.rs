@@ -62,7 +62,12 @@ pub struct Tenants {
     tenants: RwLock<HashMap<LearnerName, Arc<Tenant>>>,
     /// One creation at a time: two first connections of one learner make one service.
     creating: tokio::sync::Mutex<()>,
+    /// Told, with the learner's name, each time their service wrote audit rows of theirs.
+    rows_landed: std::sync::OnceLock<RowsLanded>,
 }
+
+/// What hears that a learner's service wrote audit rows of theirs (the room's checks).
+pub(crate) type RowsLanded = Arc<dyn Fn(&LearnerName) + Send + Sync>;
 
 impl Tenants {
     pub fn new(folder: Folder, limits: SharedLimits, max: usize, default_origin: String) -> Self {
@@ -76,6 +81,7 @@ impl Tenants {
             reindex_min: Duration::from_secs(2),
             lab_roles: Vec::new(),
             tenants: RwLock::new(HashMap::new()),
+            rows_landed: std::sync::OnceLock::new(),
             creating: tokio::sync::Mutex::new(()),
         }
     }
@@ -96,6 +102,11 @@ impl Tenants {
     pub fn with_lab_roles(mut self, roles: Vec<dicomlab_practice::auth::Role>) -> Self {
         self.lab_roles = roles;
         self
+    }
+
+    /// Tells `f` each time a service (opened from now on) wrote audit rows of its learner's; set once.
+    pub(crate) fn on_rows_landed(&self, f: RowsLanded) {
+        let _ = self.rows_landed.set(f);
     }
 
     /// The learner's service, when it runs.
@@ -166,6 +177,16 @@ impl Tenants {
         });
         if let Ok(mut t) = self.tenants.write() {
             t.insert(name.clone(), tenant.clone());
+        }
+        if let Some(f) = self.rows_landed.get().cloned() {
+            // Ends with the service (its log's sender goes with it).
+            let mut rows = tenant.service.audit.watch();
+            let name = name.clone();
+            tokio::spawn(async move {
+                while rows.changed().await.is_ok() {
+                    f(&name);
+                }
+            });
         }
         tracing::info!(learner = %name, "learner's service ready");
         Ok(tenant)

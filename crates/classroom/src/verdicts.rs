@@ -3,9 +3,9 @@
 //! loopback front, and kept in the learner's `verdicts.json` — a file the learner never writes, so a
 //! verdict on the dashboard cannot be edited by a learner.
 //!
-//! Checks run when a learner's service saw a request of theirs (`check_delay` after the first since
-//! their last check, so that a burst costs one check), a few learners at a time; a room where nobody
-//! works costs nothing.
+//! Checks run when a learner's service saw a request of theirs — once its audit rows are written, at
+//! the latest `check_delay` after the first since their last check, so that a burst costs one check —
+//! a few learners at a time; a room where nobody works costs nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,9 +33,9 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let running: Arc<std::sync::Mutex<std::collections::HashSet<LearnerName>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        // Each learner is checked `check_delay` after the first request of theirs since their last
-        // check (a burst costs one check, and the records it made — the audit log's rows come a
-        // moment later — are in); a new learner to wait for wakes the loop to look again.
+        // Each learner is checked once the records of their request are in (its audit rows come a
+        // moment after it; at the latest `check_delay` after the first request since their last
+        // check: a burst costs one check); a learner newly due wakes the loop to look again.
         let due = core.next_due();
         tokio::select! {
             () = stopped(&mut stop) => break,
