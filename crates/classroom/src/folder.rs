@@ -223,6 +223,11 @@ impl Folder {
         }
     }
 
+    /// The lab's instance files, made once for the whole room (every learner's TUI stores these).
+    pub fn samples_dir(&self) -> PathBuf {
+        self.dir.join("samples")
+    }
+
     pub fn service_dir(&self, name: &LearnerName) -> PathBuf {
         self.learner_dir(name).join("service")
     }

@@ -118,7 +118,7 @@ async fn run(learner: Learner, terminal: Terminal) -> Result<(), String> {
             progress_path: learner.progress.clone(),
             // Never used: the profile names a served service, nothing is embedded.
             embedded: None,
-            samples: None,
+            samples: learner.samples.clone(),
             log_path: learner.log.clone(),
             config_path: None,
             ask_name: false,

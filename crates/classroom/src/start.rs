@@ -70,6 +70,16 @@ impl Classroom {
         reopen_services(&core, &learners).await;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
+        {
+            // Until they are made, a learner's TUI makes its own (as it does outside a room).
+            let core = core.clone();
+            tasks.spawn(async move {
+                let made = tokio::task::spawn_blocking(move || core.make_samples()).await;
+                if let Ok(Err(e)) = made {
+                    tracing::warn!("the room's sample files: {e}");
+                }
+            });
+        }
         serve_fronts(&mut tasks, &core, public, internal, &stop_rx);
         tasks.spawn(verdicts::run(core.clone(), stop_rx.clone()));
         let ssh = ssh::start(core.clone(), runner, stop_rx.clone()).await?;

@@ -112,6 +112,8 @@ pub struct Core {
     pub(crate) ssh_sessions: Arc<Sessions>,
     /// Checks run since the start (a room where nobody works runs none).
     pub checks_run: std::sync::atomic::AtomicU64,
+    /// The lab's instance files, once made (see [`Core::make_samples`]).
+    samples: OnceLock<std::path::PathBuf>,
 }
 
 /// The room's learners, and a version bumped on each change.
@@ -169,11 +171,27 @@ impl Core {
             sessions: Mutex::new(BTreeMap::new()),
             checks_run: std::sync::atomic::AtomicU64::new(0),
             ssh_sessions: Arc::default(),
+            samples: OnceLock::new(),
             config,
         };
         let _ = core.internal_origin.set(internal_origin);
         let _ = core.public_origin.set(public_origin);
         core
+    }
+
+    /// Makes the lab's instance files once for the room, in its folder: each learner's TUI stores
+    /// these rather than drawing and writing its own (megabytes each, all at once when a room starts
+    /// the store step together). Blocking: megabytes written.
+    pub(crate) fn make_samples(&self) -> Result<(), dicomlab_dicom::samples::SampleError> {
+        let dir = self.folder.samples_dir();
+        self.lab.dataset.write_all(&dir)?;
+        let _ = self.samples.set(dir);
+        Ok(())
+    }
+
+    /// The room's instance files, once made.
+    pub(crate) fn samples(&self) -> Option<std::path::PathBuf> {
+        self.samples.get().cloned()
     }
 
     /// The SSH server listens on `port` (what learners are told to connect to).

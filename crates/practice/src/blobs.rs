@@ -1,5 +1,6 @@
 //! Part-10 files on disk, in 256 shard folders (`blobs/ab/<uuid>.dcm`) so concurrent stores do not queue
-//! on one directory lock. An upload is written straight to its final path; it becomes part of the service
+//! on one directory lock; a shard folder is made when its first file is named (a classroom opens a
+//! service per learner, and most hold three files). An upload is written straight to its final path; it becomes part of the service
 //! only when the index commits a row naming it. A crash therefore leaves at worst an unreferenced file,
 //! removed at the next start — never a half instance. Clean-up touches only files named the way this
 //! service names them, in the shard folders it made.
@@ -9,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Files being read, and those deleted from the index while they were.
@@ -25,6 +27,8 @@ struct Leases {
 pub struct Blobs {
     root: PathBuf,
     leases: Arc<Mutex<Leases>>,
+    /// The shard folders known to exist (one bit each).
+    made: Arc<[AtomicU64; 4]>,
 }
 
 /// Holds files open for a retrieve; dropping it lets a pending delete remove them.
@@ -49,19 +53,24 @@ fn is_ours(shard: &str, file: &str) -> bool {
 impl Blobs {
     pub fn open(data: &Path) -> std::io::Result<Self> {
         let root = data.join("blobs");
-        for shard in 0..=255u8 {
-            std::fs::create_dir_all(root.join(format!("{shard:02x}")))?;
-        }
+        std::fs::create_dir_all(&root)?;
         Ok(Self {
             root,
             leases: Arc::default(),
+            made: Arc::default(),
         })
     }
 
-    /// A fresh name for an upload: `ab/<uuid>.dcm`.
-    pub fn new_name(&self) -> String {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        format!("{}/{id}.dcm", &id[..2])
+    /// A fresh name for an upload, `ab/<uuid>.dcm`, its shard folder made.
+    pub fn new_name(&self) -> std::io::Result<String> {
+        let id = uuid::Uuid::new_v4();
+        let shard = id.as_bytes()[0];
+        let (word, bit) = (usize::from(shard / 64), 1u64 << (shard % 64));
+        if self.made[word].load(Ordering::Acquire) & bit == 0 {
+            std::fs::create_dir_all(self.root.join(format!("{shard:02x}")))?;
+            self.made[word].fetch_or(bit, Ordering::AcqRel);
+        }
+        Ok(format!("{shard:02x}/{}.dcm", id.simple()))
     }
 
     /// Where a blob lives.
@@ -162,7 +171,7 @@ mod tests {
     fn a_leased_file_outlives_its_delete_until_the_lease_ends() {
         let t = tempfile::tempdir().expect("tmp");
         let blobs = Blobs::open(t.path()).expect("open");
-        let name = blobs.new_name();
+        let name = blobs.new_name().expect("name");
         std::fs::write(blobs.path(&name), b"x").expect("write");
         let lease = blobs.lease([name.clone()]);
         blobs.remove(&name);
@@ -170,9 +179,32 @@ mod tests {
         drop(lease);
         assert!(!blobs.path(&name).exists());
         // Clean-up leaves what it did not write.
+        std::fs::create_dir_all(t.path().join("blobs/ab")).expect("shard");
         std::fs::write(t.path().join("blobs/ab/notes.txt"), b"mine").expect("write");
         let (removed, foreign) = blobs.remove_unreferenced(&HashSet::new()).expect("clean");
         assert_eq!((removed, foreign), (0, 1));
         assert!(t.path().join("blobs/ab/notes.txt").exists());
+    }
+
+    /// Opening makes no shard folder; naming a file makes its own, once.
+    #[test]
+    fn a_shard_folder_is_made_when_its_first_file_is_named() {
+        let t = tempfile::tempdir().expect("tmp");
+        let blobs = Blobs::open(t.path()).expect("open");
+        let shards = || {
+            std::fs::read_dir(t.path().join("blobs"))
+                .expect("blobs")
+                .count()
+        };
+        assert_eq!(shards(), 0);
+        let name = blobs.new_name().expect("name");
+        assert_eq!(shards(), 1);
+        std::fs::write(blobs.path(&name), b"x").expect("write");
+        // A folder removed behind its back is made again by a reopened service.
+        let again = Blobs::open(t.path()).expect("reopen");
+        std::fs::remove_dir_all(t.path().join("blobs")).expect("remove");
+        let other = again.new_name().expect("name after removal");
+        std::fs::write(again.path(&other), b"y").expect("write");
+        assert!(name.ends_with(".dcm") && &name[2..3] == "/");
     }
 }

@@ -181,12 +181,15 @@ fn limited<'a>(
 
 /// A writer for a new part; nothing touches the disk until the part outgrows its memory allowance,
 /// which is what the receive budget can spare now (nothing: the part streams to disk at once).
-fn create(intake: &Intake<'_>, allowance: u64) -> PartWriter {
-    let name = intake.blobs.new_name();
+fn create(intake: &Intake<'_>, allowance: u64) -> Result<PartWriter, ApiError> {
+    let name = intake
+        .blobs
+        .new_name()
+        .map_err(|e| ApiError::internal("make the upload's folder", e))?;
     let path = intake.blobs.path(&name);
     let memory = intake.memory.try_reserve(allowance);
     let keep_limit = if memory.is_some() { allowance } else { 0 };
-    PartWriter {
+    Ok(PartWriter {
         part: ReceivedPart {
             name,
             path,
@@ -199,7 +202,7 @@ fn create(intake: &Intake<'_>, allowance: u64) -> PartWriter {
         out: None,
         preamble_checked: false,
         keep_limit,
-    }
+    })
 }
 
 /// Streams a single-part body to one file.
@@ -207,7 +210,7 @@ pub(crate) async fn receive_single(
     body: Body,
     intake: &Intake<'_>,
 ) -> Result<ReceivedPart, ApiError> {
-    let mut writer = create(intake, KEEP_IN_MEMORY);
+    let mut writer = create(intake, KEEP_IN_MEMORY)?;
     let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle, intake.storage));
     while let Some(chunk) = stream.next().await {
         writer.write(&chunk?).await?;
@@ -249,7 +252,7 @@ pub(crate) async fn receive_related(
                     }
                     let allowance =
                         KEEP_IN_MEMORY.min(REQUEST_MEMORY_BUDGET.saturating_sub(in_memory));
-                    current = Some(create(intake, allowance));
+                    current = Some(create(intake, allowance)?);
                 }
                 Event::Data(d) => {
                     if let Some(w) = &mut current {

@@ -42,6 +42,9 @@ pub struct Learner {
     pub personal_code: Option<dicomlab_dicomweb::Secret>,
     /// The code was given at this login: show it before the lab.
     pub new_code: bool,
+    /// The lab's instance files the room made once (None until they are there: the TUI then makes
+    /// its own).
+    pub samples: Option<std::path::PathBuf>,
 }
 
 /// A future the runner returns.

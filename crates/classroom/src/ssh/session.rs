@@ -175,6 +175,7 @@ fn learner(core: &Arc<Core>, name: &LearnerName, env: LearnerEnv, new_code: bool
         log: core.folder.log_file(),
         personal_code: core.personal_code(name),
         new_code,
+        samples: core.samples(),
     }
 }
 

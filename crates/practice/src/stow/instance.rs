@@ -351,7 +351,7 @@ fn write_blob(
         }
         (None, Some(head)) => {
             // Rewritten beside it under a blob name (a crash leaves a file the start-up clean-up removes).
-            let tmp = svc.blobs.path(&svc.blobs.new_name());
+            let tmp = svc.blobs.path(&svc.blobs.new_name()?);
             let copied = (|| -> std::io::Result<u64> {
                 let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
                 out.write_all(&head)?;
