@@ -424,3 +424,37 @@ async fn a_callers_host_decides_no_url_on_the_public_port() {
     assert!(body.contains(&ada.public_base_url), "{body}");
     c.shutdown().await;
 }
+
+/// The room draws the lab's instance files once, into its folder, for every learner's TUI to store
+/// (each session drew and wrote its own before: megabytes each, all at the same moment in a room).
+#[tokio::test]
+async fn the_room_makes_the_sample_files_once_for_every_learner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = open(dir.path(), "samples-code-1").await;
+    let lab = Lab::embedded().expect("lab");
+    let folder = dir.path().join("samples");
+    let started = Instant::now();
+    let made = |file: &str| dicomlab_dicom::reader::open_header(&folder.join(file)).ok();
+    while !lab
+        .dataset
+        .instances
+        .iter()
+        .all(|i| made(&i.file).is_some())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the room's sample files never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in &lab.dataset.instances {
+        let header = made(&i.file).expect("header");
+        let sop = header
+            .element(dicom_dictionary_std::tags::SOP_INSTANCE_UID)
+            .expect("SOP Instance UID")
+            .to_str()
+            .expect("text");
+        assert_eq!(sop.trim_end_matches('\0'), i.sop, "{}", i.file);
+    }
+    room.shutdown().await;
+}
