@@ -2,7 +2,8 @@
 //! writer of bytes out, a size — so the same TUI serves the local terminal (`terminal.rs`) or a remote
 //! one. It opens the target's session, feeds every event and result to `update` as a [`Msg`], runs the
 //! [`Effect`]s it returns on tokio (a screen's request runs its component's `run`), and draws after
-//! messages only: a burst of results costs one frame, an idle TUI draws nothing, and the only timers
+//! messages only: a burst of results costs one frame (and frames are at least 25 ms apart: what
+//! arrives meanwhile waits for the next), an idle TUI draws nothing, and the only timers
 //! are the token countdown (20 s), the 2-second tick while something animates, and the 30-second
 //! recheck while a step waits for a late record. Every byte for the terminal — frames, the alternate
 //! screen, mouse capture, OSC 52 — goes to the channel's writer.
@@ -22,7 +23,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use ratatui_image::picker::Picker;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
 use tokio::task::AbortHandle;
 
 use super::app::{App, Effect, Msg};
@@ -236,6 +237,7 @@ where
     recheck.reset();
     let mut pending = super::update::entered(app);
     terminal.draw(|f| view::view(app, f))?;
+    let mut last_frame = tokio::time::Instant::now();
     loop {
         let mut effects = std::mem::take(&mut pending);
         let first = tokio::select! {
@@ -279,12 +281,29 @@ where
         for effect in effects {
             rt.run(effect, terminal.backend_mut());
         }
+        // At most a frame every FRAME: what arrives meanwhile (a step's requests end one after
+        // another) goes in the next one — a room of learners' screens costs frames, not messages.
+        let due = last_frame + FRAME;
+        while !app.quit && tokio::time::Instant::now() < due {
+            let more = tokio::select! {
+                biased;
+                Some(m) = rx.recv() => update(app, m),
+                () = tokio::time::sleep_until(due) => break,
+            };
+            for effect in more {
+                rt.run(effect, terminal.backend_mut());
+            }
+        }
         if app.quit {
             return Ok(());
         }
         terminal.draw(|f| view::view(app, f))?;
+        last_frame = tokio::time::Instant::now();
     }
 }
+
+/// The shortest time between two frames (a terminal shows no more than this anyway).
+const FRAME: Duration = Duration::from_millis(25);
 
 /// The TUI's screen on the channel: the alternate screen, a fixed viewport of the channel's size (the
 /// runtime resizes it on resize events: a remote terminal's size is not this process's).
@@ -553,10 +572,17 @@ struct Job {
 
 impl Job {
     /// Saves progress; the app hears whether it could.
-    fn saved(&self, s: &mut ProgressStore) {
+    /// Saves on the blocking pool — a read, a write and two syncs to disk — never on the runtime's
+    /// threads (in a classroom they draw every learner's screen); the store stays locked until saved.
+    async fn saved(&self, s: OwnedMutexGuard<ProgressStore>) {
+        let done = tokio::task::spawn_blocking(move || {
+            let mut s = s;
+            s.save().map_err(|e| e.to_string())
+        })
+        .await;
         let _ = self
             .tx
-            .send(Msg::Saved(s.save().map_err(|e| e.to_string())));
+            .send(Msg::Saved(done.unwrap_or_else(|e| Err(e.to_string()))));
     }
 
     /// One step's check. Progress is locked only to read it and to record: never while requests run.
@@ -564,11 +590,10 @@ impl Job {
         let (session, lab) = (&self.session, &self.lab);
         let before = session.before(lab, &*self.store.lock().await);
         if let Some(outcome) = session.run_check(lab, &before, &id).await {
-            let mut s = self.store.lock().await;
+            let mut s = self.store.clone().lock_owned().await;
             // Not when the step was reset while the check ran: its verdict is of before.
             let fresh = session.record_from(lab, &mut s, &before, &id, &outcome);
-            self.saved(&mut s);
-            drop(s);
+            self.saved(s).await;
             if fresh {
                 let _ = self.tx.send(Msg::Checked { step: id, outcome });
             }
@@ -607,7 +632,7 @@ impl Job {
         let (session, lab) = (&self.session, &self.lab);
         let before = session.before(lab, &*self.store.lock().await);
         let outcome = session.answer(lab, &before, &step, &value).await;
-        let mut s = self.store.lock().await;
+        let mut s = self.store.clone().lock_owned().await;
         let fresh = match outcome.evidence() {
             Some(e) => {
                 s.credit(&lab.id, &session.target_key, &step, e.clone());
@@ -615,8 +640,7 @@ impl Job {
             }
             None => session.record_from(lab, &mut s, &before, &step, &outcome),
         };
-        self.saved(&mut s);
-        drop(s);
+        self.saved(s).await;
         if fresh {
             let _ = self.tx.send(Msg::Checked { step, outcome });
         }
@@ -645,15 +669,14 @@ impl Job {
             summary,
             Some(time::OffsetDateTime::now_utc()),
         );
-        let mut s = self.store.lock().await;
+        let mut s = self.store.clone().lock_owned().await;
         s.credit(
             &self.lab.id,
             &self.session.target_key,
             &step,
             evidence.clone(),
         );
-        self.saved(&mut s);
-        drop(s);
+        self.saved(s).await;
         let outcome = dicomlab_lab::Outcome::Pass {
             detail: "imported in dicomlab".into(),
             evidence,
@@ -663,18 +686,18 @@ impl Job {
 
     /// A learner's exchange kept as evidence (saved at once when `now`).
     async fn keep(self, exchange: Exchange, now: bool) {
-        let mut s = self.store.lock().await;
+        let mut s = self.store.clone().lock_owned().await;
         self.session.keep_exchange(&self.lab, &mut s, &exchange);
         if now {
-            self.saved(&mut s);
+            self.saved(s).await;
         }
     }
 
     /// A write to the progress of this lab and target, then saved.
     async fn write(self, f: impl FnOnce(&mut ProgressStore, &str, &str)) {
-        let mut s = self.store.lock().await;
+        let mut s = self.store.clone().lock_owned().await;
         f(&mut s, &self.lab.id, &self.session.target_key);
-        self.saved(&mut s);
+        self.saved(s).await;
     }
 
     /// A classroom learner's verdicts: the room's, read from its store.
