@@ -24,6 +24,7 @@
 
 use dicomlab_testkit::deadline;
 use dicomlab_testkit::procfs;
+use dicomlab_testkit::screen::{done_count, step_checked};
 use dicomlab_testkit::ssh_client;
 
 use std::process::{Command, Stdio};
@@ -96,6 +97,7 @@ async fn learner(
             errors.push(format!("{name} {id}: {e}"));
             break;
         }
+        let done_before = done_count(&t.contents());
         let start = Instant::now();
         let _ = t.send(b"d").await;
         if step.check.kind() == dicomlab_lab::model::CheckKind::PostmanImport {
@@ -107,16 +109,7 @@ async fn learner(
             continue;
         }
         match t
-            .wait_for(
-                &id,
-                |s| {
-                    s.contains("Did ")
-                        && (s.contains("Check    ✓")
-                            || s.contains("Check    ✗")
-                            || s.contains("Check    –"))
-                },
-                long,
-            )
+            .wait_for(&id, |s| step_checked(s, done_before), long)
             .await
         {
             Ok(s) if s.contains("Check    ✓ pass") => {

@@ -10,22 +10,12 @@
 //! Skipped with a printed reason when tmux is missing, unless `DICOMLAB_REQUIRE_TMUX=1` (set by `.ci/run`).
 
 use dicomlab_lab::model::CheckKind;
+use dicomlab_testkit::screen::{done_count, step_checked};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The TUI in a 120×40 tmux session `lab` of a server of its own, HOME at `home` (a failed wait
 /// prints the tail of its log), started with `args`.
-/// The header's `N done` (0 when it does not show one).
-fn done_count(screen: &str) -> usize {
-    screen
-        .lines()
-        .next()
-        .and_then(|h| h.split(" done").next())
-        .and_then(|h| h.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 fn start(label: &str, home: &std::path::Path, args: &str) -> Tmux {
     let tmux = Tmux::new(label).with_log(home.join("data/dicomlab/dicomlab.log"));
     let exe = dicomlab_testkit::exe();
@@ -138,17 +128,9 @@ fn the_whole_lab_in_the_tui_then_a_restart_keeps_progress() {
         }
         let done_before = done_count(&t.screen());
         t.keys("d");
-        // The step's verdict, once what `d` did is shown ("Did …") — or, on a screen whose step panel
-        // is too short for that line (the viewer's, when the check's detail wraps over long UIDs), once
-        // the header counts the step done.
         let s = t.wait_for(
             &format!("the check of step {n}"),
-            |s| {
-                (s.contains("Did ") || done_count(s) > done_before)
-                    && (s.contains("Check    ✓")
-                        || s.contains("Check    ✗")
-                        || s.contains("Check    –"))
-            },
+            |s| step_checked(s, done_before),
             60,
         );
         assert!(s.contains("Check    ✓ pass"), "step {n} did not pass:\n{s}");

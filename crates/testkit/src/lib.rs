@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod orthanc;
 pub mod procfs;
 pub mod require;
+pub mod screen;
 pub mod served;
 pub mod session;
 pub mod ssh_client;
