@@ -72,6 +72,8 @@ struct Runtime {
     config: Option<PathBuf>,
     /// The terminal is a remote learner's: screens read no file of this machine.
     remote: bool,
+    /// The largest side, in pixels, of an image this terminal can show (see `viewer::largest_side`).
+    image_side: u32,
     /// Requests in flight, for `x` (cancel).
     inflight: Vec<AbortHandle>,
     /// Results, back to `update`.
@@ -109,6 +111,7 @@ where
     opts.lab.practice.apply(session.practice.as_deref());
     let session = Arc::new(session);
     let store = Arc::new(Mutex::new(ProgressStore::load(&opts.progress_path)));
+    let image_side = viewer::largest_side(&picker);
     let mut app = first_app(&opts, &session, &store, theme, picker, size).await;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
@@ -123,6 +126,7 @@ where
         samples: opts.samples,
         config: opts.config_path,
         remote: opts.remote,
+        image_side,
         inflight: Vec::new(),
         tx,
         exchanges: ex_tx,
@@ -506,7 +510,7 @@ impl Runtime {
             }),
             Effect::Do(id) => tokio::spawn(job.do_step(id, self.samples.clone())),
             Effect::Answer { step, value } => tokio::spawn(job.answer(step, value)),
-            Effect::LoadImage => tokio::spawn(job.load_image()),
+            Effect::LoadImage => tokio::spawn(job.load_image(self.image_side)),
             // Not requests `x` cancels: a judgement (the watch waits for its `Judged`) and quick
             // writes to progress.
             Effect::Judge => {
@@ -571,8 +575,7 @@ struct Job {
 }
 
 impl Job {
-    /// Saves progress; the app hears whether it could.
-    /// Saves on the blocking pool — a read, a write and two syncs to disk — never on the runtime's
+    /// Saves progress (the app hears whether it could) on the blocking pool — a read, a write and two syncs to disk — never on the runtime's
     /// threads (in a classroom they draw every learner's screen); the store stays locked until saved.
     async fn saved(&self, s: OwnedMutexGuard<ProgressStore>) {
         let done = tokio::task::spawn_blocking(move || {
@@ -647,11 +650,12 @@ impl Job {
     }
 
     /// The viewer step's image, then its attributes.
-    async fn load_image(self) {
+    async fn load_image(self, largest_side: u32) {
         let (image_tx, attributes_tx) = (self.tx.clone(), self.tx.clone());
         viewer::load(
             &self.session,
             &self.lab,
+            largest_side,
             |r| {
                 let _ = image_tx.send(Msg::Image(r));
             },

@@ -122,11 +122,35 @@ pub fn key_attributes(ds: &Value) -> Vec<(String, String)> {
 /// A decoded image, or why there is none.
 pub type Loaded = Result<Arc<image::DynamicImage>, String>;
 
-/// Fetches and decodes the viewer step's instance (given to `image`), then reads its key attributes
-/// (given to `attributes`, when the metadata answers).
+/// The largest side, in pixels, of an image worth keeping for this terminal: half-blocks show two
+/// pixels a cell (512 is past any terminal's width), graphics protocols show pixels as they are.
+/// The image is kept for as long as the viewer can draw it; a classroom keeps one per learner.
+pub fn largest_side(picker: &Picker) -> u32 {
+    match picker.protocol_type() {
+        ratatui_image::picker::ProtocolType::Halfblocks => 512,
+        _ => 2048,
+    }
+}
+
+/// The image scaled down (its proportions kept) so that no side is over `largest_side`.
+fn fit(image: image::DynamicImage, largest_side: u32) -> image::DynamicImage {
+    if image.width().max(image.height()) > largest_side {
+        image.resize(
+            largest_side,
+            largest_side,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        image
+    }
+}
+
+/// Fetches and decodes the viewer step's instance (given to `image`, no side over `largest_side`),
+/// then reads its key attributes (given to `attributes`, when the metadata answers).
 pub async fn load(
     session: &Session,
     lab: &Lab,
+    largest_side: u32,
     image: impl FnOnce(Loaded),
     attributes: impl FnOnce(Vec<(String, String)>),
 ) {
@@ -147,9 +171,9 @@ pub async fn load(
     };
     let result = match body {
         Ok(body) => tokio::task::spawn_blocking(move || {
-            image::load_from_memory(&body)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
+            let decoded = image::load_from_memory(&body).map_err(|e| e.to_string())?;
+            drop(body);
+            Ok(Arc::new(fit(decoded, largest_side)))
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string())),
@@ -160,5 +184,24 @@ pub async fn load(
         && let Some(ds) = a.results().first()
     {
         attributes(key_attributes(ds));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab's 979×985 image kept for half-blocks is at most 512 pixels a side, its proportions
+    /// kept; graphics protocols keep it whole, and a small image is never scaled up.
+    #[test]
+    fn an_image_is_kept_no_larger_than_the_terminal_can_show() {
+        let lab = image::DynamicImage::new_rgb8(979, 985);
+        assert_eq!(largest_side(&Picker::halfblocks()), 512);
+        let kept = fit(lab.clone(), 512);
+        assert_eq!((kept.width(), kept.height()), (509, 512));
+        let whole = fit(lab, 2048);
+        assert_eq!((whole.width(), whole.height()), (979, 985));
+        let small = fit(image::DynamicImage::new_rgb8(64, 32), 512);
+        assert_eq!((small.width(), small.height()), (64, 32));
     }
 }
