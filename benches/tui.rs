@@ -148,7 +148,11 @@ fn main() {
             pane.keys("Escape");
             std::thread::sleep(Duration::from_millis(200));
         }
-        per_step.push(format!("{:.0}", status_kb(&pid, "VmRSS:") / 1024.0));
+        per_step.push(format!(
+            "{:.0}/{:.0}",
+            status_kb(&pid, "VmRSS:") / 1024.0,
+            status_kb(&pid, "VmHWM:") / 1024.0
+        ));
         pane.keys("n");
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -221,7 +225,10 @@ fn main() {
         idle_embedded,
         idle_embedded * 100.0 / idle_secs as f64
     );
-    println!("tui: RSS after each step (MB): {}", per_step.join(" "));
+    println!(
+        "tui: RSS / peak so far after each step (MB): {}",
+        per_step.join(" ")
+    );
     println!(
         "tui: peak RSS after {steps} steps: {hwm:.1} MB (process incl. the embedded practice service)"
     );

@@ -39,9 +39,11 @@ pub(crate) fn log_into(
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
     let appender = crate::logfile::CappedFile::open(dir.join(file), cap).ok()?;
-    // Lines are dropped, never waited for, when the disk cannot keep up (a flood of requests).
+    // Lines are dropped, never waited for, when the disk cannot keep up (a flood of requests). The
+    // queue holds 8,192 lines: its default, 128,000, is 4 MB of memory every process keeps.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
+        .buffered_lines_limit(8_192)
         .finish(appender);
     tracing_subscriber::fmt()
         .with_env_filter(

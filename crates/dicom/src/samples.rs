@@ -150,19 +150,59 @@ impl Sample {
         series: &str,
         sop: &str,
     ) -> Result<Vec<u8>, SampleError> {
-        let file = self.dataset_with(study, series, sop).with_meta(meta())?;
-        let mut out = Vec::with_capacity(FRAME_BYTES + 2048);
-        file.write_all(&mut out)?;
+        let mut out = Vec::with_capacity(FRAME_BYTES + 4096);
+        self.write_with(study, series, sop, &mut out)?;
         Ok(out)
     }
 
+    /// Writes the Part-10 file with these UIDs to `out`: the header as dicom-rs encodes it, then
+    /// the pixel data straight from the drawn frame (the encoder copies a value into its tokens:
+    /// 4 MB more for each file).
+    pub fn write_with(
+        &self,
+        study: &str,
+        series: &str,
+        sop: &str,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), SampleError> {
+        let io = |source| SampleError::Io {
+            path: PathBuf::from(self.file_name),
+            source,
+        };
+        let header = self.header_with(study, series, sop).with_meta(meta())?;
+        header.write_all(&mut *out)?;
+        let pixels = self.pixels();
+        // Pixel Data (7FE0,0010), OB, explicit VR little endian, the last element; OB values have
+        // even length: one padding byte, as in the official files.
+        let len = u32::try_from(pixels.len() + pixels.len() % 2).unwrap_or(u32::MAX);
+        out.write_all(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0])
+            .map_err(io)?;
+        out.write_all(&len.to_le_bytes()).map_err(io)?;
+        out.write_all(&pixels).map_err(io)?;
+        if pixels.len() % 2 == 1 {
+            out.write_all(&[0]).map_err(io)?;
+        }
+        Ok(())
+    }
+
     fn dataset_with(&self, study: &str, series: &str, sop: &str) -> InMemDicomObject {
-        let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
-        let empty = |tag, vr| DataElement::new(tag, vr, PrimitiveValue::Empty);
-        let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
         let mut pixels = self.pixels();
         // OB values have even length: one padding byte, as in the official files.
         pixels.push(0);
+        let mut obj = self.header_with(study, series, sop);
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::U8(pixels.into()),
+        ));
+        obj
+    }
+
+    /// Every element but the pixel data.
+    fn header_with(&self, study: &str, series: &str, sop: &str) -> InMemDicomObject {
+        let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+        let empty = |tag, vr| DataElement::new(tag, vr, PrimitiveValue::Empty);
+        let us = |tag, v: u16| DataElement::new(tag, VR::US, dicom_value!(U16, [v]));
         InMemDicomObject::from_element_iter([
             s(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
             DataElement::new(
@@ -211,7 +251,6 @@ impl Sample {
             us(tags::PIXEL_REPRESENTATION, 0),
             us(tags::SMALLEST_IMAGE_PIXEL_VALUE, 0),
             us(tags::LARGEST_IMAGE_PIXEL_VALUE, 255),
-            DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(pixels.into())),
         ])
     }
 
@@ -391,6 +430,20 @@ fn attribute_value(vr: VR, keyword: &str, value: &str) -> Result<PrimitiveValue,
 /// Writes `bytes` to `path` through a temporary file of its own, renamed into place: two writers at
 /// once each leave a whole file, never a half one or an error.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SampleError> {
+    write_atomically_with(path, |w| {
+        w.write_all(bytes).map_err(|source| SampleError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Writes what `write` writes to `path` through a temporary file of its own (buffered), renamed into
+/// place, as [`write_atomically`] does.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), SampleError>,
+) -> Result<(), SampleError> {
     let io = |source| SampleError::Io {
         path: path.to_path_buf(),
         source,
@@ -410,8 +463,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SampleError> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    let tmp = builder.tempfile_in(dir).map_err(io)?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, tmp);
+    write(&mut out)?;
+    let tmp = out.into_inner().map_err(|e| io(e.into_error()))?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
@@ -458,7 +513,9 @@ pub fn write_samples(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
     let mut paths = Vec::new();
     for sample in &SAMPLES {
         let path = dir.join(sample.file_name);
-        write_atomically(&path, &sample.to_bytes()?)?;
+        write_atomically_with(&path, |mut w| {
+            sample.write_with(sample.study_uid, sample.series_uid, sample.sop_uid, &mut w)
+        })?;
         paths.push(path);
     }
     Ok(paths)
@@ -535,6 +592,20 @@ mod tests {
             .to_str()
             .expect("str");
         assert_eq!(sop.trim_end_matches('\0'), RED_UID);
+    }
+
+    /// The file written piece by piece is the one dicom-rs encodes from the whole data set.
+    #[test]
+    fn the_streamed_file_is_the_encoded_one() {
+        for s in &SAMPLES {
+            let mut encoded = Vec::new();
+            s.dataset()
+                .with_meta(meta())
+                .expect("meta")
+                .write_all(&mut encoded)
+                .expect("encode");
+            assert_eq!(s.to_bytes().expect("streamed"), encoded, "{}", s.file_name);
+        }
     }
 
     #[test]

@@ -256,7 +256,13 @@ impl Dataset {
         for i in &self.instances {
             let target = out.join(&i.file);
             if replace || !target.exists() {
-                samples::write_atomically(&target, &self.bytes_of(i, &target)?)?;
+                match i.named_sample() {
+                    // Streamed to the file: the drawn frame is the only copy in memory.
+                    Some(s) => samples::write_atomically_with(&target, |mut w| {
+                        s.write_with(&i.study, &i.series, &i.sop, &mut w)
+                    })?,
+                    None => samples::write_atomically(&target, &self.bytes_of(i, &target)?)?,
+                }
             }
             paths.push(target);
         }
@@ -293,6 +299,14 @@ impl Dataset {
 }
 
 impl Instance {
+    /// The built-in picture it is drawn from, when it names one.
+    fn named_sample(&self) -> Option<&'static samples::Sample> {
+        match &self.generator {
+            Some(Generator::Named(n)) => samples::Sample::by_name(n),
+            _ => None,
+        }
+    }
+
     /// How the lab names it.
     pub fn display(&self) -> &str {
         if self.title.is_empty() {
