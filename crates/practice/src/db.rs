@@ -116,6 +116,9 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The statements a lab's requests use (the searches', the logs', the change feed's, the
+        // stores') outnumber rusqlite's default 16: past it, each was parsed again and again.
+        conn.set_prepared_statement_cache_capacity(48);
         conn.execute_batch(SCHEMA)?;
         let stored = AtomicU64::new(stored_bytes_in(&conn)?);
         Ok(Self {

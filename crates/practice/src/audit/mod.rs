@@ -314,10 +314,10 @@ CREATE INDEX IF NOT EXISTS ix_user_signin_time ON user_signin_log(time);
                 ])?;
             }
             for table in ["audit_log", "signin_log", "user_signin_log"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE id <= (SELECT max(id) FROM {table}) - ?1"),
-                    [self.keep_rows],
-                )?;
+                tx.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE id <= (SELECT max(id) FROM {table}) - ?1"
+                ))?
+                .execute([self.keep_rows])?;
             }
         }
         tx.commit()?;
