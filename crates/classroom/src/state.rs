@@ -231,7 +231,7 @@ impl Core {
     }
 
     /// The learner did something on their service: check their steps soon — once its audit rows are
-    /// written ([`Core::rows_landed`]), at the latest `check_delay` after the first thing they did
+    /// written (`rows_landed`), at the latest `check_delay` after the first thing they did
     /// since their last check (a burst costs one check).
     pub fn touched(&self, name: &LearnerName) {
         if self.mark(name) {
