@@ -1,9 +1,9 @@
 //! Part-10 files on disk, in 256 shard folders (`blobs/ab/<uuid>.dcm`) so concurrent stores do not queue
 //! on one directory lock; a shard folder is made when its first file is named (a classroom opens a
-//! service per learner, and most hold three files). An upload is written straight to its final path; it becomes part of the service
-//! only when the index commits a row naming it. A crash therefore leaves at worst an unreferenced file,
-//! removed at the next start — never a half instance. Clean-up touches only files named the way this
-//! service names them, in the shard folders it made.
+//! service per learner, and most hold three files). An upload is written straight to its final path;
+//! it becomes part of the service only when the index commits a row naming it. A crash therefore leaves
+//! at worst an unreferenced file, removed at the next start — never a half instance. Clean-up touches
+//! only files named the way this service names them, in the shard folders it made.
 //!
 //! A retrieve leases the files it is going to send before it answers; a delete that commits meanwhile
 //! removes a leased file only when its last lease ends, so a retrieve that started sends whole parts.
