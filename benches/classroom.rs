@@ -112,7 +112,12 @@ async fn learner(
             )
             .await
         {
-            Ok(s) if !shows_step(&lab, &s, &id) => continue,
+            // Resumed past it: it is done (every step before the one shown is).
+            Ok(s) if !shows_step(&lab, &s, &id) && done_count(&s) > at => continue,
+            Ok(s) if !shows_step(&lab, &s, &id) => {
+                errors.push(format!("{name} {id}: the TUI went past it, not done"));
+                break;
+            }
             Ok(_) => {}
             Err(e) => {
                 errors.push(format!("{name} {id}: {e}"));

@@ -465,7 +465,11 @@ pub fn write_atomically_with(
     }
     let tmp = builder.tempfile_in(dir).map_err(io)?;
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, tmp);
-    write(&mut out)?;
+    // A write that failed names the file it was for.
+    write(&mut out).map_err(|e| match e {
+        SampleError::Io { source, .. } => io(source),
+        other => other,
+    })?;
     let tmp = out.into_inner().map_err(|e| io(e.into_error()))?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())

@@ -575,8 +575,9 @@ struct Job {
 }
 
 impl Job {
-    /// Saves progress (the app hears whether it could) on the blocking pool — a read, a write and two syncs to disk — never on the runtime's
-    /// threads (in a classroom they draw every learner's screen); the store stays locked until saved.
+    /// Saves progress (the app hears whether it could) on the blocking pool — a read, a write and two
+    /// syncs to disk — never on the runtime's threads (in a classroom they draw every learner's
+    /// screen); the store stays locked until saved.
     async fn saved(&self, s: OwnedMutexGuard<ProgressStore>) {
         let done = tokio::task::spawn_blocking(move || {
             let mut s = s;
