@@ -24,7 +24,7 @@
 
 use dicomlab_testkit::deadline;
 use dicomlab_testkit::procfs;
-use dicomlab_testkit::screen::{done_count, step_checked};
+use dicomlab_testkit::screen::{done_count, shown_step, step_checked};
 use dicomlab_testkit::ssh_client;
 
 use std::process::{Command, Stdio};
@@ -64,17 +64,6 @@ fn shows_step(lab: &dicomlab_lab::Lab, screen: &str, id: &str) -> bool {
         .any(|l| l.contains('┌') && l.contains(&title))
 }
 
-/// The header's `step N/M`: the step the TUI shows (0 when none).
-fn shown_step(screen: &str) -> usize {
-    screen
-        .lines()
-        .next()
-        .and_then(|h| h.split("step ").nth(1))
-        .and_then(|h| h.split('/').next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Learner `i`'s machine: a loopback address of its own (127.1.x.y), as learners at their own
 /// laptops reach the room. From one address (a room behind one NAT address) at most 40 new names join
 /// at once (issue 16's guard against a class-code holder squatting the room's names), so a room larger
@@ -112,13 +101,13 @@ async fn learner(
             )
             .await
         {
+            Ok(s) if shows_step(&lab, &s, &id) => {}
             // Resumed past it: it is done (every step before the one shown is).
-            Ok(s) if !shows_step(&lab, &s, &id) && done_count(&s) > at => continue,
-            Ok(s) if !shows_step(&lab, &s, &id) => {
+            Ok(s) if done_count(&s) > at => continue,
+            Ok(_) => {
                 errors.push(format!("{name} {id}: the TUI went past it, not done"));
                 break;
             }
-            Ok(_) => {}
             Err(e) => {
                 errors.push(format!("{name} {id}: {e}"));
                 break;

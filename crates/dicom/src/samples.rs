@@ -143,21 +143,9 @@ impl Sample {
         self.dataset_with(self.study_uid, self.series_uid, self.sop_uid)
     }
 
-    /// The Part-10 file with other UIDs (a lab that reuses the picture for its own dataset).
-    pub fn to_bytes_with(
-        &self,
-        study: &str,
-        series: &str,
-        sop: &str,
-    ) -> Result<Vec<u8>, SampleError> {
-        let mut out = Vec::with_capacity(FRAME_BYTES + 4096);
-        self.write_with(study, series, sop, &mut out)?;
-        Ok(out)
-    }
-
-    /// Writes the Part-10 file with these UIDs to `out`: the header as dicom-rs encodes it, then
-    /// the pixel data straight from the drawn frame (the encoder copies a value into its tokens:
-    /// 4 MB more for each file).
+    /// Writes the Part-10 file with these UIDs (its own, or those of a lab that reuses the picture for
+    /// its own dataset) to `out`: the header as dicom-rs encodes it, then the pixel data straight from
+    /// the drawn frame (the encoder copies a value into its tokens: 4 MB more for each file).
     pub fn write_with(
         &self,
         study: &str,
@@ -256,7 +244,9 @@ impl Sample {
 
     /// The Part-10 file, in memory.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SampleError> {
-        self.to_bytes_with(self.study_uid, self.series_uid, self.sop_uid)
+        let mut out = Vec::with_capacity(FRAME_BYTES + 4096);
+        self.write_with(self.study_uid, self.series_uid, self.sop_uid, &mut out)?;
+        Ok(out)
     }
 }
 

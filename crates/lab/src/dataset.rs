@@ -256,31 +256,28 @@ impl Dataset {
         for i in &self.instances {
             let target = out.join(&i.file);
             if replace || !target.exists() {
-                match i.named_sample() {
-                    // Streamed to the file: the drawn frame is the only copy in memory.
-                    Some(s) => samples::write_atomically_with(&target, |mut w| {
-                        s.write_with(&i.study, &i.series, &i.sop, &mut w)
-                    })?,
-                    None => samples::write_atomically(&target, &self.bytes_of(i, &target)?)?,
-                }
+                self.write_instance(i, &target)?;
             }
             paths.push(target);
         }
         Ok(paths)
     }
 
-    /// An instance's file: drawn by its generator, or read from beside the lab.
-    fn bytes_of(&self, i: &Instance, target: &Path) -> Result<Vec<u8>, samples::SampleError> {
-        Ok(match &i.generator {
-            Some(Generator::Named(n)) => match samples::Sample::by_name(n) {
-                Some(s) => s.to_bytes_with(&i.study, &i.series, &i.sop)?,
-                None => {
+    /// Writes an instance's file at `target`: drawn by its generator, or copied from beside the lab.
+    fn write_instance(&self, i: &Instance, target: &Path) -> Result<(), samples::SampleError> {
+        let bytes = match &i.generator {
+            Some(Generator::Named(n)) => {
+                let Some(s) = samples::Sample::by_name(n) else {
                     return Err(samples::SampleError::Io {
                         path: target.to_path_buf(),
                         source: std::io::Error::other(format!("no generator '{n}'")),
                     });
-                }
-            },
+                };
+                // Streamed to the file: the drawn frame is the only copy in memory.
+                return samples::write_atomically_with(target, |mut w| {
+                    s.write_with(&i.study, &i.series, &i.sop, &mut w)
+                });
+            }
             Some(Generator::Shape(spec)) => {
                 samples::shape_instance(spec, &i.study, &i.series, &i.sop, &i.attributes)?
             }
@@ -294,19 +291,12 @@ impl Dataset {
                     source,
                 })?
             }
-        })
+        };
+        samples::write_atomically(target, &bytes)
     }
 }
 
 impl Instance {
-    /// The built-in picture it is drawn from, when it names one.
-    fn named_sample(&self) -> Option<&'static samples::Sample> {
-        match &self.generator {
-            Some(Generator::Named(n)) => samples::Sample::by_name(n),
-            _ => None,
-        }
-    }
-
     /// How the lab names it.
     pub fn display(&self) -> &str {
         if self.title.is_empty() {

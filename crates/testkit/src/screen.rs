@@ -12,6 +12,17 @@ pub fn done_count(screen: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The header's `step N/M`: the step the TUI shows, from 1 (0 when it shows none).
+pub fn shown_step(screen: &str) -> usize {
+    screen
+        .lines()
+        .next()
+        .and_then(|h| h.split("step ").nth(1))
+        .and_then(|h| h.split('/').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether a step's check is back after `d` (the header counted `done_before` steps done then): the
 /// check line has a verdict (`✓`, `✗` or `–`), and what `d` did shows ("Did …") — or, on a step
 /// panel too short for that line (the viewer's, when the check's detail wraps over long UIDs), the
@@ -31,6 +42,8 @@ mod tests {
 
     #[test]
     fn the_header_counts_the_steps_done() {
+        assert_eq!(shown_step(HEADER), 16);
+        assert_eq!(shown_step(""), 0);
         assert_eq!(done_count(HEADER), 15);
         assert_eq!(done_count("dicomlab   target: embedded   step 1/19"), 0);
         assert_eq!(done_count(""), 0);
