@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -70,6 +70,9 @@ pub struct Db {
     /// The stored files' bytes (the sum of `instances.size`), read at open and kept as stores and
     /// deletes commit (under the lock): a store's quota check is not a scan of every instance.
     stored: AtomicU64,
+    /// Rows of the extended query tags' table written since open (SQLite's update hook counts them,
+    /// whoever writes): a store reads the tags to index only after they changed.
+    eqt_writes: Arc<AtomicU64>,
 }
 
 /// Bytes the stored instances' files take, counted on a connection the caller holds.
@@ -111,7 +114,7 @@ pub fn read_lab_client(path: &Path) -> Result<Option<(String, String, String)>, 
 impl Db {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -121,9 +124,19 @@ impl Db {
         conn.set_prepared_statement_cache_capacity(48);
         conn.execute_batch(SCHEMA)?;
         let stored = AtomicU64::new(stored_bytes_in(&conn)?);
+        let eqt_writes = Arc::new(AtomicU64::new(0));
+        let counted = eqt_writes.clone();
+        conn.update_hook(Some(
+            move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+                if table == "eqt" {
+                    counted.fetch_add(1, Ordering::AcqRel);
+                }
+            },
+        ))?;
         Ok(Self {
             conn: Mutex::new(conn),
             stored,
+            eqt_writes,
         })
     }
 
@@ -145,6 +158,12 @@ impl Db {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
                 Some(b.saturating_add(added).saturating_sub(removed))
             });
+    }
+
+    /// How many rows of the `eqt` table were inserted, updated or deleted since open (rolled back or
+    /// not). Read under the lock, it dates what the connection then reads of the table.
+    pub fn eqt_writes(&self) -> u64 {
+        self.eqt_writes.load(Ordering::Acquire)
     }
 
     /// A value of the `meta` table (service keys, lab client).
@@ -224,6 +243,31 @@ mod tests {
         // Opening again changes nothing.
         drop(db);
         assert_eq!(index_names(&Db::open(&path).expect("reopen")).len(), 7);
+    }
+
+    /// Every write of an extended query tag's row is counted, by any statement, and nothing else is.
+    #[test]
+    fn writes_of_the_tags_table_are_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&dir.path().join("index.sqlite")).expect("open");
+        assert_eq!(db.eqt_writes(), 0);
+        db.meta_set("k", "v").expect("meta");
+        let c = db.lock().expect("lock");
+        c.execute(
+            "INSERT INTO eqt(path, vr, level, status, query_status) VALUES('00101002', 'SQ', 'Study', 'adding', 'enabled')",
+            [],
+        )
+        .expect("insert");
+        assert_eq!(db.eqt_writes(), 1);
+        c.execute("UPDATE eqt SET status = 'ready'", [])
+            .expect("update");
+        assert_eq!(db.eqt_writes(), 2);
+        c.execute("UPDATE eqt SET status = 'ready' WHERE key = -1", [])
+            .expect("update nothing");
+        assert_eq!(db.eqt_writes(), 2);
+        c.execute("DELETE FROM eqt WHERE path = '00101002'", [])
+            .expect("delete");
+        assert_eq!(db.eqt_writes(), 3);
     }
 
     /// The stored bytes kept in memory start from what the index holds and follow each change.

@@ -74,13 +74,31 @@ pub(crate) fn all_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
     Ok(read_tags(&*svc.db.lock()?, "ORDER BY key", &[])?)
 }
 
-/// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7).
-pub(crate) fn active_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
-    Ok(read_tags(
-        &*svc.db.lock()?,
-        "WHERE status IN ('adding', 'ready') ORDER BY key",
-        &[],
-    )?)
+/// The tags new instances are indexed on, as last read, with the count of the table's writes
+/// ([`Db::eqt_writes`]) they were read at.
+#[derive(Default)]
+pub(crate) struct ActiveTags(std::sync::Mutex<Option<(u64, std::sync::Arc<[EqtDef]>)>>);
+
+/// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7). Read from the index
+/// only when its `eqt` table was written since the last read: every store asks, tags rarely change.
+pub(crate) fn active_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
+    let writes = svc.db.eqt_writes();
+    if let Ok(kept) = svc.active_tags.0.lock()
+        && let Some((at, tags)) = &*kept
+        && *at == writes
+    {
+        return Ok(tags.clone());
+    }
+    let c = svc.db.lock()?;
+    // Under the lock no write is under way: what is read now is what this count dates.
+    let at = svc.db.eqt_writes();
+    let tags: std::sync::Arc<[EqtDef]> =
+        read_tags(&c, "WHERE status IN ('adding', 'ready') ORDER BY key", &[])?.into();
+    drop(c);
+    if let Ok(mut kept) = svc.active_tags.0.lock() {
+        *kept = Some((at, tags.clone()));
+    }
+    Ok(tags)
 }
 
 /// At start-up: operations a previous run left running have failed; their tags are abandoned `adding`

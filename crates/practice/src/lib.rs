@@ -192,6 +192,8 @@ pub struct Service {
     pub cors: cors::Cors,
     /// The user sign-in: users, app registrations' redirect URIs, sessions, codes, the signing key.
     pub identity: identity::Identity,
+    /// The extended query tags stores index, read again only after the tags' table changed.
+    pub(crate) active_tags: eqt::ActiveTags,
 }
 
 pub type SharedService = Arc<Service>;
@@ -418,6 +420,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
         audit,
         cors,
         identity,
+        active_tags: eqt::ActiveTags::default(),
     });
     audit::spawn_flusher(Arc::downgrade(&service));
     Ok(BuiltService {

@@ -7,7 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicomlab_dicom::json::dataset_to_json;
 use dicomlab_dicom::reader::{self, Refusal, Scan};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde_json::Value;
 
 use super::outcome::{Outcome, reason};
@@ -406,37 +406,23 @@ fn insert(
     scan: &Scan,
     rec: &NewInstance,
 ) -> Result<Inserted, Box<dyn std::error::Error + Send + Sync>> {
-    let exists = |c: &rusqlite::Connection| -> rusqlite::Result<bool> {
-        Ok(c.prepare_cached(
-            "SELECT watermark FROM instances WHERE study_uid = ?1 AND series_uid = ?2 AND sop_uid = ?3",
-        )?
-        .query_row(params![rec.study, rec.series, rec.sop], |r| r.get::<_, i64>(0))
-        .optional()?
-        .is_some())
-    };
     // Written (and synced) outside the index lock; still invisible until the commit below. A store of
-    // an instance already there writes its file too, and loses it at the check below: one lock less
+    // an instance already there writes its file too, and loses it at the insert below: one lock less
     // for every other store (they wait on it).
     let size = write_blob(svc, part, scan)?;
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;
-    if exists(&tx)? {
-        return Ok(Inserted::Exists);
-    }
-    if let Some(quota) = svc.config.max_stored_bytes {
-        // Under the index lock: stores in parallel cannot together pass the limit.
-        let held = svc.db.stored_bytes();
-        if held.saturating_add(size) > quota {
-            return Ok(Inserted::Full { quota, held });
-        }
-    }
     let blob = &part.name;
-    let result = (|| -> rusqlite::Result<()> {
-        tx.prepare_cached(
-            "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
-             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
+    let now = now_timestamp();
+    let result = (|| -> rusqlite::Result<Inserted> {
+        // The UID triple's uniqueness is the check: an instance already there inserts no row.
+        let added = tx
+            .prepare_cached(
+                "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(study_uid, series_uid, sop_uid) DO NOTHING",
+            )?
+            .execute(params![
                 rec.study,
                 rec.series,
                 rec.sop,
@@ -445,10 +431,19 @@ fn insert(
                 blob,
                 size as i64,
                 rec.frames,
-                now_timestamp(),
+                now,
                 rec.metadata
-            ],
-        )?;
+            ])?;
+        if added == 0 {
+            return Ok(Inserted::Exists);
+        }
+        if let Some(quota) = svc.config.max_stored_bytes {
+            // Under the index lock: stores in parallel cannot together pass the limit.
+            let held = svc.db.stored_bytes();
+            if held.saturating_add(size) > quota {
+                return Ok(Inserted::Full { quota, held });
+            }
+        }
         let watermark = tx.last_insert_rowid();
         {
             let mut stmt = tx.prepare_cached(
@@ -462,16 +457,14 @@ fn insert(
             "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
              VALUES(?1, ?2, ?3, 'Create', ?4, ?5)",
         )?
-        .execute(params![
-            rec.study,
-            rec.series,
-            rec.sop,
-            now_timestamp(),
-            watermark
-        ])?;
-        Ok(())
-    })();
-    result.and_then(|()| tx.commit())?;
+        .execute(params![rec.study, rec.series, rec.sop, now, watermark])?;
+        Ok(Inserted::Stored)
+    })()?;
+    if !matches!(result, Inserted::Stored) {
+        // Dropped, the transaction rolls back (the row of an instance that does not fit with it).
+        return Ok(result);
+    }
+    tx.commit()?;
     svc.db.stored_changed(size, 0);
     // Committed: the file is part of the service now (on any error it is removed with the part).
     part.keep.store(true, std::sync::atomic::Ordering::Release);
