@@ -752,3 +752,81 @@ async fn stores_received_at_once_cannot_together_pass_the_storage_limit() {
     let (status, _) = lab.store_single("studies", one(40)).await;
     assert_eq!(status, 200);
 }
+
+/// A metadata read racing a delete of what it reads answers what was there or 404 — never 500 (the
+/// instances found and their metadata are read at one moment).
+#[tokio::test]
+async fn a_metadata_read_racing_a_delete_answers_200_or_404() {
+    use dicomlab_dicom::samples::tiny_instance;
+    let lab = Lab::start().await;
+    let study = "1.2.826.0.1.3680043.8.498.4242";
+    let series = format!("{study}.1");
+    let url = lab.url(&format!("studies/{study}/metadata"));
+    let mut answered = std::collections::BTreeMap::<u16, usize>::new();
+    for round in 0..30 {
+        let files: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                tiny_instance(
+                    study,
+                    &series,
+                    &format!("{series}.{round}.{i}"),
+                    "Race^Test",
+                )
+                .expect("instance")
+            })
+            .collect();
+        let (status, body) = lab.store_multipart(&lab.url("studies"), &files).await;
+        assert_eq!(status, 200, "{body}");
+        // Readers read the study's metadata again and again; once each has seen it, it is deleted
+        // while they go on.
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (http, token, url) = (lab.http.clone(), lab.token.clone(), url.clone());
+                let (seen, stop) = (seen.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut statuses = Vec::new();
+                    let mut counted = false;
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                        let r = http
+                            .get(&url)
+                            .bearer_auth(&token)
+                            .header(ACCEPT, "application/dicom+json")
+                            .send()
+                            .await
+                            .expect("send");
+                        statuses.push(r.status().as_u16());
+                        if !counted && r.status().as_u16() == 200 {
+                            counted = true;
+                            seen.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        }
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        while seen.load(std::sync::atomic::Ordering::Acquire) < 4 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let deleted = lab
+            .http
+            .delete(lab.url(&format!("studies/{study}")))
+            .bearer_auth(&lab.token)
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(deleted.status().as_u16(), 204);
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for r in readers {
+            for s in r.await.expect("reader") {
+                assert!(
+                    s == 200 || s == 404,
+                    "a metadata read racing a delete answered {s}"
+                );
+                *answered.entry(s).or_default() += 1;
+            }
+        }
+    }
+    println!("metadata reads racing deletes: {answered:?}");
+}

@@ -48,8 +48,16 @@ type Found = (Vec<Stored>, Lease);
 /// Finds the target's instances (leasing their files while the index is locked, so that a delete cannot
 /// remove them before they are read), or the 404 the real service gives.
 fn find(svc: &Service, t: &Target) -> Result<Result<Found, ApiError>, super::db::DbError> {
+    find_in(svc, &*svc.db.lock()?, t)
+}
+
+/// [`find`] on a connection the caller holds (what it reads next is of the same moment).
+fn find_in(
+    svc: &Service,
+    c: &rusqlite::Connection,
+    t: &Target,
+) -> Result<Result<Found, ApiError>, super::db::DbError> {
     let t = &t.compared();
-    let c = svc.db.lock()?;
     let mut stmt = c.prepare_cached(
         "SELECT watermark, blob, transfer_syntax, frames, size FROM instances
          WHERE study_uid = ?1 AND (?2 IS NULL OR series_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3)
@@ -480,8 +488,28 @@ async fn metadata(
         return Err(ApiError::empty(StatusCode::NOT_ACCEPTABLE));
     }
     caller.require(&svc, Action::Read)?;
-    let (found, _lease) = lookup(&svc, &t).await?;
-    let etag = if t.sop.is_some() {
+    t.validate()?;
+    let t_is_instance = t.sop.is_some();
+    // The instances and their metadata are read under one lock: a delete in between would leave a
+    // found instance without its row.
+    let (found, docs) = svc
+        .db(move |s| {
+            let c = s.db.lock()?;
+            let (found, _lease) = match find_in(s, &c, &t)? {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut stmt =
+                c.prepare_cached("SELECT metadata FROM instances WHERE watermark = ?1")?;
+            let mut docs = Vec::with_capacity(found.len());
+            for f in &found {
+                let m: String = stmt.query_row([f.watermark], |r| r.get(0))?;
+                docs.push(serde_json::from_str::<Value>(&m).unwrap_or(Value::Null));
+            }
+            Ok(Ok((found, docs)))
+        })
+        .await??;
+    let etag = if t_is_instance {
         found[0].watermark.to_string()
     } else {
         format!(
@@ -497,20 +525,6 @@ async fn metadata(
     if if_none_match.is_some_and(|v| v.eq_ignore_ascii_case(&etag)) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let watermarks: Vec<i64> = found.iter().map(|s| s.watermark).collect();
-    let docs = svc
-        .db(move |s| {
-            let c = s.db.lock()?;
-            let mut stmt =
-                c.prepare_cached("SELECT metadata FROM instances WHERE watermark = ?1")?;
-            let mut out = Vec::with_capacity(watermarks.len());
-            for w in watermarks {
-                let m: String = stmt.query_row([w], |r| r.get(0))?;
-                out.push(serde_json::from_str::<Value>(&m).unwrap_or(Value::Null));
-            }
-            Ok(out)
-        })
-        .await?;
     let mut resp = (StatusCode::OK, Value::Array(docs).to_string()).into_response();
     let h = resp.headers_mut();
     h.insert(
