@@ -25,9 +25,19 @@ use dicomlab_lab::progress::ProgressStore;
 /// Learners checked at once.
 const AT_ONCE: usize = 4;
 
+/// What the room keeps of each learner it checked: their session (a token from their service) and
+/// their verdicts' store, which the next check takes in again only when the learner's TUI saved
+/// since (it reads the file only then).
+#[derive(Default)]
+pub(crate) struct Checkers {
+    sessions: tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
+    /// Taken out while the learner's check runs (one at a time per learner), put back after.
+    stores: std::sync::Mutex<HashMap<LearnerName, ProgressStore>>,
+}
+
 /// Runs the checks until `stop`.
 pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
-    let sessions: Arc<tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>> = Arc::default();
+    let checkers: Arc<Checkers> = Arc::default();
     let gate = Arc::new(Semaphore::new(AT_ONCE));
     // Learners whose check runs now: touched meanwhile, they are checked again after.
     let running: Arc<std::sync::Mutex<std::collections::HashSet<LearnerName>>> = Arc::default();
@@ -56,14 +66,14 @@ pub(crate) async fn run(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
             let core = core.clone();
-            let sessions = sessions.clone();
+            let checkers = checkers.clone();
             let gate = gate.clone();
             let running = running.clone();
             tasks.spawn(async move {
                 let Ok(_permit) = gate.acquire().await else {
                     return;
                 };
-                check_learner(&core, &sessions, &name).await;
+                check_learner(&core, &checkers, &name).await;
                 if let Ok(mut r) = running.lock() {
                     r.remove(&name);
                 }
@@ -86,20 +96,13 @@ async fn until(due: Option<tokio::time::Instant>) {
 
 /// Checks one learner's steps against their service and keeps the verdicts; their TUI over SSH
 /// is told when the check ends, whatever it found (it waits for the room's word after `c`).
-pub(crate) async fn check_learner(
-    core: &Core,
-    sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
-    name: &LearnerName,
-) {
-    check_and_keep(core, sessions, name).await;
+pub(crate) async fn check_learner(core: &Core, checkers: &Checkers, name: &LearnerName) {
+    check_and_keep(core, checkers, name).await;
     core.verdicts_changed(name);
 }
 
-async fn check_and_keep(
-    core: &Core,
-    sessions: &tokio::sync::Mutex<HashMap<LearnerName, Arc<Session>>>,
-    name: &LearnerName,
-) {
+async fn check_and_keep(core: &Core, checkers: &Checkers, name: &LearnerName) {
+    let sessions = &checkers.sessions;
     let started = Instant::now();
     // The map is locked only to look and to insert: a learner's first check opens their session (a
     // token from their service) without holding up everyone else's — a room that starts together
@@ -125,9 +128,18 @@ async fn check_and_keep(
             }
         }
     };
+    let kept = checkers.stores.lock().ok().and_then(|mut s| s.remove(name));
     let path = core.folder.verdicts(name);
-    let p = path.clone();
-    let Ok(mut store) = tokio::task::spawn_blocking(move || ProgressStore::load(&p)).await else {
+    let Ok(mut store) = tokio::task::spawn_blocking(move || match kept {
+        // What the learner's TUI saved since (their exchanges, a reset) is taken in.
+        Some(mut store) => {
+            store.reload();
+            store
+        }
+        None => ProgressStore::load(&path),
+    })
+    .await
+    else {
         return;
     };
     let lab = &core.lab;
@@ -147,12 +159,20 @@ async fn check_and_keep(
     let folder = core.folder.clone();
     let who = name.clone();
     let saved = tokio::task::spawn_blocking(move || {
-        store.save().map_err(|e| e.to_string())?;
-        folder.save_last(&who, &last).map_err(|e| e.to_string())
+        let saved = store
+            .save()
+            .map_err(|e| e.to_string())
+            .and_then(|()| folder.save_last(&who, &last).map_err(|e| e.to_string()));
+        (store, saved)
     })
     .await;
-    if let Ok(Err(e)) = saved {
-        tracing::warn!(learner = %name, "cannot keep the verdicts: {e}");
+    if let Ok((store, saved)) = saved {
+        if let Err(e) = saved {
+            tracing::warn!(learner = %name, "cannot keep the verdicts: {e}");
+        }
+        if let Ok(mut s) = checkers.stores.lock() {
+            s.insert(name.clone(), store);
+        }
     }
     core.checks_run
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -158,6 +158,48 @@ pub struct ProgressStore {
     pub progress: Progress,
     /// Set when a file that could not be read was moved aside: tell the learner.
     pub warning: Option<String>,
+    /// The version of the file this store last merged in or wrote (none after a load: the first save
+    /// merges the file, which drops what a reset outdated): while the file is still that one, nobody
+    /// else saved since, and a save need not read and merge it again.
+    seen: Option<FileVersion>,
+}
+
+/// What tells one version of a file from another without reading it: a save renames a new file over
+/// the old one, so its inode (and times, and often length) differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileVersion {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileVersion {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: (meta.dev(), meta.ino()),
+        }
+    }
+
+    /// The version at `path` now (`None`: no file, or it cannot be read).
+    fn at(path: &Path) -> Option<Self> {
+        std::fs::metadata(path).ok().map(|m| Self::of(&m))
+    }
+}
+
+/// The file at `path` and its version, read from one handle (so the version is the content's).
+fn read_versioned(path: &Path) -> std::io::Result<(Vec<u8>, FileVersion)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let version = FileVersion::of(&f.metadata()?);
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok((bytes, version))
 }
 
 fn now() -> time::OffsetDateTime {
@@ -182,6 +224,7 @@ impl ProgressStore {
                 ..Progress::default()
             },
             warning: None,
+            seen: None,
         };
         let problem = match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return store,
@@ -398,17 +441,28 @@ impl ProgressStore {
     /// fsync'd, so the rename survives a crash). Another dicomlab (a `dicomlab check` beside the
     /// TUI) may have saved meanwhile: under a lock file, what is on disk now is read and merged in
     /// first (see [`merge`]), so neither overwrites the other's work; this store then holds the merge.
+    /// A file still the one this store last read or wrote is not read again.
     pub fn save(&mut self) -> Result<(), SaveError> {
         let err = |source| self.save_error(source);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
         let _lock = lock(&self.path.with_extension("json.lock")).map_err(err)?;
-        if let Ok(bytes) = std::fs::read(&self.path)
+        self.merge_from_disk();
+        self.write_unlocked()
+    }
+
+    /// Merges in what is on disk, when another writer saved since this store last read or wrote the
+    /// file (the caller holds the lock).
+    fn merge_from_disk(&mut self) {
+        if self.seen.is_some() && FileVersion::at(&self.path) == self.seen {
+            return;
+        }
+        if let Ok((bytes, version)) = read_versioned(&self.path)
             && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
         {
             merge(&mut self.progress, disk);
+            self.seen = Some(version);
         }
-        self.write_unlocked()
     }
 
     /// Takes in the records of a target kept elsewhere (another file's), merged as saving merges.
@@ -422,11 +476,7 @@ impl ProgressStore {
         let Ok(_lock) = lock(&self.path.with_extension("json.lock")) else {
             return;
         };
-        if let Ok(bytes) = std::fs::read(&self.path)
-            && let Ok(disk) = serde_json::from_slice::<Progress>(&bytes)
-        {
-            merge(&mut self.progress, disk);
-        }
+        self.merge_from_disk();
     }
 
     /// Moves one target's records to another key (a learner's service now reached at another
@@ -473,7 +523,7 @@ impl ProgressStore {
 
     /// Writes the progress atomically (a temporary file renamed over it, synced): the caller holds
     /// the lock.
-    fn write_unlocked(&self) -> Result<(), SaveError> {
+    fn write_unlocked(&mut self) -> Result<(), SaveError> {
         let err = |source| self.save_error(source);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let text =
@@ -484,7 +534,10 @@ impl ProgressStore {
             .map_err(err)?;
         std::io::Write::write_all(&mut tmp, &text).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
+        let version = tmp.as_file().metadata().map(|m| FileVersion::of(&m));
         tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        // What is at the path now is this store's (the lock is held): the next save need not read it.
+        self.seen = version.ok();
         #[cfg(unix)]
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();

@@ -253,6 +253,51 @@ fn two_processes_saving_keep_each_others_work() {
     assert_eq!(ProgressStore::load(&path).target("lab", "t").own.len(), 2);
 }
 
+/// A save reads the file again only when another writer saved since: the store's own last write is
+/// not read back (a file changed in place, same length and time, is taken for it), another's save
+/// always is.
+#[test]
+fn a_save_reads_the_file_only_when_another_writer_saved() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("progress.json");
+    let mut tui = ProgressStore::load(&path);
+    for step in ["token", "role", "store", "search", "retrieve"] {
+        tui.record("lab", "t", step, &pass());
+    }
+    tui.save().expect("save");
+    // Planted in place: a record the TUI never made, padded to the file's length, the time kept.
+    let meta = std::fs::metadata(&path).expect("meta");
+    let mut planted = ProgressStore::load(&dir.path().join("other.json"));
+    planted.record("lab", "t", "planted", &pass());
+    let mut text = serde_json::to_vec(&planted.progress).expect("json");
+    let len = usize::try_from(meta.len()).expect("length");
+    assert!(text.len() <= len, "the planted file fits in the TUI's");
+    text.resize(len, b' ');
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.write_all(&text).expect("plant");
+    f.set_modified(meta.modified().expect("mtime"))
+        .expect("keep the time");
+    drop(f);
+    tui.record("lab", "t", "change-feed", &pass());
+    tui.save().expect("save");
+    let now = ProgressStore::load(&path);
+    assert!(now.steps("lab", "t").contains_key("change-feed"));
+    assert!(!now.steps("lab", "t").contains_key("planted"));
+    // Another writer's save is a new file: the TUI's next save takes its record in.
+    let mut cli = now;
+    cli.record("lab", "t", "eqt-create", &pass());
+    cli.save().expect("save");
+    tui.record("lab", "t", "eqt-list", &pass());
+    tui.save().expect("save");
+    let steps = ProgressStore::load(&path).steps("lab", "t");
+    assert!(steps.contains_key("eqt-create") && steps.contains_key("eqt-list"));
+    assert!(tui.steps("lab", "t").contains_key("eqt-create"));
+}
+
 #[test]
 fn a_version_1_file_is_read() {
     let dir = tempfile::tempdir().expect("tmp");
