@@ -420,3 +420,45 @@ fn the_token_step_names_the_targets_own_token_endpoint() {
         );
     }
 }
+
+/// A countdown tick redraws only what it changes: the header shows whole minutes, the token step
+/// (when shown, with its claims) minutes and seconds. The runtime skips the frame of a tick that
+/// changes neither (a room's idle sessions tick every 20 s).
+#[test]
+fn the_token_countdown_shows_minutes_except_on_the_token_step() {
+    use dicomlab_tui::view::countdown_shown;
+    use std::time::Duration;
+    let mut a = app();
+    select(&mut a, "store-samples");
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(3599))));
+    let before = countdown_shown(&a);
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(3579))));
+    assert_eq!(countdown_shown(&a), before, "59 min either way");
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(3539))));
+    assert_ne!(countdown_shown(&a), before, "58 min");
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(59))));
+    let last_minute = countdown_shown(&a);
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(39))));
+    assert_ne!(
+        countdown_shown(&a),
+        last_minute,
+        "seconds in the last minute"
+    );
+    // On the token step with its claims, every tick shows.
+    select(&mut a, "get-token");
+    update(
+        &mut a,
+        Msg::Claims(Some(dicomlab_dicomweb::Claims {
+            aud: Some("https://dicom.healthcareapis.azure.com".into()),
+            tid: None,
+            app: None,
+            roles: vec![],
+            exp: None,
+            oid: None,
+        })),
+    );
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(3599))));
+    let before = countdown_shown(&a);
+    update(&mut a, Msg::TokenLeft(Some(Duration::from_secs(3579))));
+    assert_ne!(countdown_shown(&a), before);
+}

@@ -273,10 +273,20 @@ where
             };
             tracing::debug!(code, modifiers = ?k.modifiers, focus = ?app.focus, "key");
         }
+        // A countdown tick that changes nothing on screen costs no frame: a room's idle sessions
+        // each tick every 20 s, and the header shows minutes.
+        let mut countdown_only =
+            matches!(first, Msg::TokenLeft(_)).then(|| view::countdown_shown(app));
         effects.extend(update(app, first));
         // A burst of results costs one frame.
         while let Ok(m) = rx.try_recv() {
+            countdown_only = None;
             effects.extend(update(app, m));
+        }
+        if effects.is_empty()
+            && countdown_only.is_some_and(|before| before == view::countdown_shown(app))
+        {
+            continue;
         }
         if !effects.is_empty() {
             tracing::debug!(?effects, "effects");

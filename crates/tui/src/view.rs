@@ -74,15 +74,40 @@ pub fn view(app: &App, f: &mut Frame) {
     }
 }
 
-fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
-    let total = app.lab.steps().count();
-    let done = app.step_ids().iter().filter(|id| app.is_done(id)).count();
-    let token = match app.token_left {
+/// The header's word on the token: minutes left, seconds in the last one.
+fn token_header(app: &App) -> String {
+    match app.token_left {
         Some(d) if d.as_secs() >= 60 => format!("token {} min", d.as_secs() / 60),
         Some(d) if d.as_secs() > 0 => format!("token {} s", d.as_secs()),
         Some(_) => "token expired".into(),
         None => "no token".into(),
-    };
+    }
+}
+
+/// The token step's countdown.
+fn token_left_text(app: &App) -> String {
+    app.token_left.map_or_else(String::new, |d| {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    })
+}
+
+/// What the token countdown puts on screen: the header's word, and the token step's countdown when
+/// that step is shown. A countdown tick that changes neither needs no frame.
+pub fn countdown_shown(app: &App) -> (String, Option<String>) {
+    let token_step = app
+        .lab
+        .step(&app.selected_id())
+        .is_some_and(|s| s.check == dicomlab_lab::model::Check::Token);
+    (
+        token_header(app),
+        (token_step && app.claims.is_some()).then(|| token_left_text(app)),
+    )
+}
+
+fn draw_header(app: &App, f: &mut Frame, area: Rect, wide: bool) {
+    let total = app.lab.steps().count();
+    let done = app.step_ids().iter().filter(|id| app.is_done(id)).count();
+    let token = token_header(app);
     let watch = watch_span(app);
     let line = if wide {
         let mut spans = vec![
@@ -345,9 +370,7 @@ fn check_lines(app: &App, id: &str, view: &crate::app::StepView) -> Vec<Line<'st
 fn token_lines(app: &App) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     if let Some(c) = &app.claims {
-        let left = app.token_left.map_or_else(String::new, |d| {
-            format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
-        });
+        let left = token_left_text(app);
         lines.push(Line::from(vec![
             label("Token"),
             Span::raw(format!("aud {}", c.aud.as_deref().unwrap_or("?"))),
