@@ -78,7 +78,8 @@ async fn learner(
     from: std::net::IpAddr,
     name: String,
     lab: Arc<dicomlab_lab::Lab>,
-) -> (Vec<(String, f64)>, Vec<String>, Option<Terminal>) {
+    began: Instant,
+) -> (Vec<(String, f64, String)>, Vec<String>, Option<Terminal>) {
     let long = Duration::from_secs(120);
     let mut times = Vec::new();
     let mut errors = Vec::new();
@@ -128,9 +129,11 @@ async fn learner(
             .wait_for(&id, |s| step_checked(s, done_before), long)
             .await
         {
-            Ok(s) if s.contains("Check    ✓ pass") => {
-                times.push((id.to_string(), start.elapsed().as_secs_f64()))
-            }
+            Ok(s) if s.contains("Check    ✓ pass") => times.push((
+                id.to_string(),
+                start.elapsed().as_secs_f64(),
+                format!("{name}, {:.1} s in", (start - began).as_secs_f64()),
+            )),
             Ok(s) => {
                 let line = s
                     .lines()
@@ -370,6 +373,7 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
                 machine(i),
                 format!("learner{i:02}"),
                 lab.clone(),
+                started,
             ));
         }
         let mut out = Vec::new();
@@ -390,9 +394,9 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     let mut all: Vec<f64> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut sessions = Vec::new();
-    let mut slowest: Vec<(String, f64)> = Vec::new();
+    let mut slowest: Vec<(String, f64, String)> = Vec::new();
     for (times, errs, t) in results {
-        all.extend(times.iter().map(|(_, s)| *s));
+        all.extend(times.iter().map(|(_, s, _)| *s));
         slowest.extend(times);
         errors.extend(errs);
         sessions.extend(t);
@@ -449,9 +453,25 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
         p50,
         p99
     );
-    for (id, s) in slowest.iter().take(5) {
-        println!("    slowest: {id} {s:.3} s");
+    for (id, s, whose) in slowest.iter().take(5) {
+        println!("    slowest: {id} {s:.3} s ({whose})");
     }
+    // Each step's own p50 / p99, the slowest six by p99: which steps make the room's p99.
+    let mut by_step: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for (id, s, _) in &slowest {
+        by_step.entry(id.as_str()).or_default().push(*s);
+    }
+    let mut per_step: Vec<(&str, f64, f64)> = by_step
+        .into_iter()
+        .map(|(id, mut v)| (id, percentile(&mut v, 50.0), percentile(&mut v, 99.0)))
+        .collect();
+    per_step.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let line: Vec<String> = per_step
+        .iter()
+        .take(6)
+        .map(|(id, p50, p99)| format!("{id} {p50:.2}/{p99:.2}"))
+        .collect();
+    println!("    by step (p50/p99 s): {}", line.join(" · "));
     println!(
         "  the classroom's checks of each service: {n_checks} · p50 {c50:.3} s · p99 {c99:.3} s   (target p99 ≤ 1 s)"
     );
