@@ -128,6 +128,19 @@ async fn a_hostile_server_cannot_reach_the_terminal_or_the_memory() {
             .contains("headers do not end within 65536 bytes"),
         "{err}"
     );
+    // Counted only (a step's retrieve, nothing kept): refused the same.
+    let err = client
+        .retrieve_counted(
+            "studies/1.2.3",
+            "multipart/related; type=\"application/dicom\"",
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("headers do not end within 65536 bytes"),
+        "{err}"
+    );
 
     // JSON nested 100,000 deep: not parsed, and no stack overflow.
     let a = client

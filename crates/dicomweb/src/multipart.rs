@@ -86,9 +86,10 @@ pub enum ReadError {
     },
 }
 
-/// One part written to disk.
+/// One part written to disk (or only counted).
 #[derive(Debug, Clone)]
 pub struct SavedPart {
+    /// Where it was written; empty when the answer was only counted.
     pub path: PathBuf,
     pub content_type: Option<String>,
     pub size: u64,
@@ -97,11 +98,12 @@ pub struct SavedPart {
 /// Parts a client accepts in one answer (a study's instances).
 const MAX_PARTS: usize = 100_000;
 
-/// Streams each part of a multipart body into `dir/part-N.ext`.
+/// Streams each part of a multipart body into `dir/part-N.ext`; with no `dir`, reads each part to
+/// its end and counts its bytes, writing nothing.
 pub(crate) async fn save_parts<S, E>(
     body: S,
     boundary: &str,
-    dir: &Path,
+    dir: Option<&Path>,
     ext: &str,
 ) -> Result<Vec<SavedPart>, ReadError>
 where
@@ -123,14 +125,18 @@ where
         while let Some(event) = parser.next_event()? {
             match event {
                 Event::Part(headers) => {
-                    let path = dir.join(format!("part-{}.{ext}", saved.len() + 1));
-                    let file = tokio::fs::File::create(&path).await.map_err(|source| {
-                        ReadError::Write {
-                            path: path.clone(),
-                            source,
-                        }
-                    })?;
-                    out = Some(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+                    let path = dir.map_or_else(PathBuf::new, |d| {
+                        d.join(format!("part-{}.{ext}", saved.len() + 1))
+                    });
+                    if dir.is_some() {
+                        let file = tokio::fs::File::create(&path).await.map_err(|source| {
+                            ReadError::Write {
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
+                        out = Some(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+                    }
                     saved.push(SavedPart {
                         path,
                         content_type: header(&headers, "content-type").map(str::to_string),
@@ -138,8 +144,10 @@ where
                     });
                 }
                 Event::Data(chunk) => {
-                    if let (Some(o), Some(part)) = (&mut out, saved.last_mut()) {
+                    if let Some(part) = saved.last_mut() {
                         part.size += chunk.len() as u64;
+                    }
+                    if let (Some(o), Some(part)) = (&mut out, saved.last()) {
                         o.write_all(&chunk)
                             .await
                             .map_err(|source| ReadError::Write {
@@ -187,7 +195,7 @@ mod tests {
         assert!(ct.contains("type=\"application/dicom\""));
         let boundary = boundary_of(&ct).expect("boundary");
         let out = tempfile::tempdir().expect("tmp");
-        let parts = save_parts(body, &boundary, out.path(), "dcm")
+        let parts = save_parts(body, &boundary, Some(out.path()), "dcm")
             .await
             .expect("parts");
         assert_eq!(parts.len(), 2);
@@ -198,5 +206,26 @@ mod tests {
         assert_eq!(parts[1].size, 300_000);
         assert_eq!(counters[1].get(), 300_000);
         assert_eq!(parts[0].content_type.as_deref(), Some("application/dicom"));
+    }
+
+    /// Without a folder the parts are read to their end and counted; nothing is written.
+    #[tokio::test]
+    async fn parts_only_counted_write_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = dir.path().join("a.dcm");
+        std::fs::write(&a, vec![3u8; 200_000]).expect("write");
+        let counters = vec![Counter::default(), Counter::default()];
+        let (ct, body) = related_body(&[a.clone(), a], &counters);
+        let boundary = boundary_of(&ct).expect("boundary");
+        let before = std::fs::read_dir(dir.path()).expect("dir").count();
+        let parts = save_parts(body, &boundary, None, "dcm")
+            .await
+            .expect("parts");
+        assert_eq!(
+            parts.iter().map(|p| p.size).collect::<Vec<_>>(),
+            [200_000, 200_000]
+        );
+        assert!(parts.iter().all(|p| p.path.as_os_str().is_empty()));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), before);
     }
 }

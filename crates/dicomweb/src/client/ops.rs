@@ -12,7 +12,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -134,7 +134,29 @@ impl DicomWebClient {
         accept: &str,
         dir: &Path,
     ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
-        tokio::fs::create_dir_all(dir).await?;
+        self.retrieve_into(path, accept, Some(dir)).await
+    }
+
+    /// WADO-RS read to its end and counted, nothing written (as `curl -o /dev/null`): a request sent
+    /// for what the service records of it. Returns the answer (body empty) and each part's size.
+    pub async fn retrieve_counted(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
+        self.retrieve_into(path, accept, None).await
+    }
+
+    /// A retrieve streamed into `dir`, or only counted.
+    async fn retrieve_into(
+        &self,
+        path: &str,
+        accept: &str,
+        dir: Option<&Path>,
+    ) -> Result<(Answer, Vec<SavedPart>), ClientError> {
+        if let Some(dir) = dir {
+            tokio::fs::create_dir_all(dir).await?;
+        }
         let url = self.url(path);
         let auth = self.auth_header().await?;
         let mut exchange = self.exchange("GET", &url);
@@ -148,10 +170,13 @@ impl DicomWebClient {
                 .request_headers
                 .push(("Authorization".into(), shown.clone()));
         }
-        exchange.request_body = vec![format!(
-            "-o {}",
-            shell_quote(&dir.join("retrieved").display().to_string())
-        )];
+        exchange.request_body = vec![match dir {
+            Some(dir) => format!(
+                "-o {}",
+                shell_quote(&dir.join("retrieved").display().to_string())
+            ),
+            None => "-o /dev/null".to_string(),
+        }];
         let started = Instant::now();
         let resp = req
             .send()
@@ -186,16 +211,25 @@ impl DicomWebClient {
                 } else {
                     "dcm"
                 };
-                let path = dir.join(format!("part-1.{ext}"));
-                let mut file = tokio::io::BufWriter::new(tokio::fs::File::create(&path).await?);
+                let path = dir.map_or_else(PathBuf::new, |d| d.join(format!("part-1.{ext}")));
+                let mut file = match dir {
+                    Some(_) => Some(tokio::io::BufWriter::new(
+                        tokio::fs::File::create(&path).await?,
+                    )),
+                    None => None,
+                };
                 let mut stream = resp.bytes_stream().map_err(std::io::Error::other);
                 let mut size = 0u64;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
                     size += chunk.len() as u64;
-                    tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+                    if let Some(f) = &mut file {
+                        tokio::io::AsyncWriteExt::write_all(f, &chunk).await?;
+                    }
                 }
-                tokio::io::AsyncWriteExt::flush(&mut file).await?;
+                if let Some(f) = &mut file {
+                    tokio::io::AsyncWriteExt::flush(f).await?;
+                }
                 saved.push(SavedPart {
                     path,
                     content_type: Some(ct.clone()),
@@ -203,11 +237,14 @@ impl DicomWebClient {
                 });
             }
             let total: u64 = saved.iter().map(|p| p.size).sum();
-            exchange.response_excerpt = format!(
-                "<{} part(s), {total} bytes, saved under {}>",
-                saved.len(),
-                dir.display()
-            );
+            exchange.response_excerpt = match dir {
+                Some(dir) => format!(
+                    "<{} part(s), {total} bytes, saved under {}>",
+                    saved.len(),
+                    dir.display()
+                ),
+                None => format!("<{} part(s), {total} bytes, read and dropped>", saved.len()),
+            };
         } else {
             small = read_bounded(resp, &url, self.timeout).await?;
             exchange.response_excerpt = excerpt(&ct, &small);
