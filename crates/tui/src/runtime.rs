@@ -61,6 +61,8 @@ type Opened = (String, Result<Session, String>);
 struct Runtime {
     session: Arc<Session>,
     store: Arc<Mutex<ProgressStore>>,
+    /// Saves `store`, one save at a time.
+    saver: Arc<Saver>,
     lab: Arc<Lab>,
     /// Every profile, for `t`; a profile saved on the environment screen replaces its old self.
     profiles: BTreeMap<String, Profile>,
@@ -120,6 +122,7 @@ where
     let mut rt = Runtime {
         session,
         store,
+        saver: Arc::default(),
         lab: Arc::new(opts.lab),
         profiles: opts.profiles,
         embedded: opts.embedded,
@@ -482,6 +485,7 @@ impl Runtime {
         let job = Job {
             session: self.session.clone(),
             store: self.store.clone(),
+            saver: self.saver.clone(),
             lab: self.lab.clone(),
             tx: self.tx.clone(),
         };
@@ -575,28 +579,82 @@ impl Runtime {
     }
 }
 
+/// Whether progress is being saved, and whether it must be saved again after (see
+/// [`Job::save_soon`]).
+#[derive(Default)]
+struct Saver {
+    running: std::sync::atomic::AtomicBool,
+    again: std::sync::atomic::AtomicBool,
+}
+
+impl Saver {
+    /// Runs `save` on a task now, or — when a save runs — once after it: however many ask meanwhile,
+    /// one more save, which starts after the last of them asked.
+    fn ask<F, Fut>(self: &Arc<Self>, save: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.again.store(true, SeqCst);
+        if self.running.swap(true, SeqCst) {
+            return;
+        }
+        let saver = self.clone();
+        tokio::spawn(async move {
+            loop {
+                saver.again.store(false, SeqCst);
+                save().await;
+                if saver.again.load(SeqCst) {
+                    continue;
+                }
+                saver.running.store(false, SeqCst);
+                // Asked for between the look and the release: this task makes it, unless the one
+                // who asked started another.
+                if !saver.again.load(SeqCst) || saver.running.swap(true, SeqCst) {
+                    break;
+                }
+            }
+        });
+    }
+}
+
 /// What an effect's task holds: the session, the progress store, the lab, and the way back to the app.
 #[derive(Clone)]
 struct Job {
     session: Arc<Session>,
     store: Arc<Mutex<ProgressStore>>,
+    saver: Arc<Saver>,
     lab: Arc<Lab>,
     tx: mpsc::UnboundedSender<Msg>,
 }
 
 impl Job {
-    /// Saves progress (the app hears whether it could) on the blocking pool — a read, a write and two
-    /// syncs to disk — never on the runtime's threads (in a classroom they draw every learner's
-    /// screen); the store stays locked until saved.
-    async fn saved(&self, s: OwnedMutexGuard<ProgressStore>) {
-        let done = tokio::task::spawn_blocking(move || {
-            let mut s = s;
-            s.save().map_err(|e| e.to_string())
-        })
-        .await;
-        let _ = self
-            .tx
-            .send(Msg::Saved(done.unwrap_or_else(|e| Err(e.to_string()))));
+    /// Progress was recorded (under `s`, released now): it is saved soon, by [`Job::save_soon`].
+    fn saved(&self, s: OwnedMutexGuard<ProgressStore>) {
+        drop(s);
+        self.save_soon();
+    }
+
+    /// Saves progress (the app hears whether it could) on the blocking pool — a read when another
+    /// writer saved, a write and two syncs to disk — never on the runtime's threads (in a classroom
+    /// they draw every learner's screen). One save runs at a time: what is recorded while it runs is
+    /// saved once after it, with whatever else came meanwhile (a step's three exchanges cost one or
+    /// two writes, not three).
+    fn save_soon(&self) {
+        let (store, tx) = (self.store.clone(), self.tx.clone());
+        self.saver.ask(move || {
+            let (store, tx) = (store.clone(), tx.clone());
+            async move {
+                let s = store.lock_owned().await;
+                let done = tokio::task::spawn_blocking(move || {
+                    let mut s = s;
+                    s.save().map_err(|e| e.to_string())
+                })
+                .await;
+                let _ = tx.send(Msg::Saved(done.unwrap_or_else(|e| Err(e.to_string()))));
+            }
+        });
     }
 
     /// One step's check. Progress is locked only to read it and to record: never while requests run.
@@ -607,7 +665,7 @@ impl Job {
             let mut s = self.store.clone().lock_owned().await;
             // Not when the step was reset while the check ran: its verdict is of before.
             let fresh = session.record_from(lab, &mut s, &before, &id, &outcome);
-            self.saved(s).await;
+            self.saved(s);
             if fresh {
                 let _ = self.tx.send(Msg::Checked { step: id, outcome });
             }
@@ -654,7 +712,7 @@ impl Job {
             }
             None => session.record_from(lab, &mut s, &before, &step, &outcome),
         };
-        self.saved(s).await;
+        self.saved(s);
         if fresh {
             let _ = self.tx.send(Msg::Checked { step, outcome });
         }
@@ -691,7 +749,7 @@ impl Job {
             &step,
             evidence.clone(),
         );
-        self.saved(s).await;
+        self.saved(s);
         let outcome = dicomlab_lab::Outcome::Pass {
             detail: "imported in dicomlab".into(),
             evidence,
@@ -704,7 +762,7 @@ impl Job {
         let mut s = self.store.clone().lock_owned().await;
         self.session.keep_exchange(&self.lab, &mut s, &exchange);
         if now {
-            self.saved(s).await;
+            self.saved(s);
         }
     }
 
@@ -712,7 +770,7 @@ impl Job {
     async fn write(self, f: impl FnOnce(&mut ProgressStore, &str, &str)) {
         let mut s = self.store.clone().lock_owned().await;
         f(&mut s, &self.lab.id, &self.session.target_key);
-        self.saved(s).await;
+        self.saved(s);
     }
 
     /// A classroom learner's verdicts: the room's, read from its store.
@@ -800,4 +858,85 @@ fn shown_urls(session: &Session, shown: &dicomlab_lab::config::Profile) -> Vec<(
     }
     pairs.retain(|(from, to)| !from.is_empty() && !to.is_empty() && from != to);
     pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Saver;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::time::Duration;
+
+    /// Saves asked for while one runs cost one more save, not one each.
+    #[tokio::test]
+    async fn saves_asked_while_one_runs_are_made_once_after_it() {
+        let saver = Arc::new(Saver::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let save = {
+            let runs = runs.clone();
+            move || {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        saver.ask(save.clone());
+        while runs.load(SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The first runs: nine more asks.
+        for _ in 0..9 {
+            saver.ask(save.clone());
+        }
+        while saver.running.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(runs.load(SeqCst), 2, "the first, then one for the nine");
+        saver.ask(save);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while saver.running.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(runs.load(SeqCst), 3);
+    }
+
+    /// However asks and saves interleave, the last ask is followed by a save that began after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_ask_is_always_saved() {
+        for _ in 0..50 {
+            let saver = Arc::new(Saver::default());
+            let asked = Arc::new(AtomicUsize::new(0));
+            let saved = Arc::new(AtomicUsize::new(0));
+            let save = {
+                let (asked, saved) = (asked.clone(), saved.clone());
+                move || {
+                    let (asked, saved) = (asked.clone(), saved.clone());
+                    async move {
+                        saved.fetch_max(asked.load(SeqCst), SeqCst);
+                        tokio::task::yield_now().await;
+                    }
+                }
+            };
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let (saver, asked, save) = (saver.clone(), asked.clone(), save.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..20 {
+                        asked.fetch_add(1, SeqCst);
+                        saver.ask(save.clone());
+                        tokio::task::yield_now().await;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.expect("asker");
+            }
+            while saver.running.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(saved.load(SeqCst), asked.load(SeqCst));
+        }
+    }
 }
