@@ -148,6 +148,10 @@ where
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub version: u32,
+    /// A random id each save writes near the file's start: a store tells its own last write from
+    /// another writer's by the file's first bytes, without reading the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_id: Option<String>,
     #[serde(deserialize_with = "read_targets")]
     pub labs: BTreeMap<String, BTreeMap<String, TargetProgress>>,
 }
@@ -164,21 +168,27 @@ pub struct ProgressStore {
     seen: Option<FileVersion>,
 }
 
-/// What tells one version of a file from another without reading it: a save renames a new file over
-/// the old one, so its inode (and times, and often length) differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What tells one version of the file from another without reading it all: its first bytes, which
+/// hold the save's random id ([`Progress::save_id`]), then its length, time and inode (a file
+/// changed by hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct FileVersion {
+    head: Vec<u8>,
     len: u64,
     modified: Option<std::time::SystemTime>,
     #[cfg(unix)]
     inode: (u64, u64),
 }
 
+/// The bytes of a file's start a [`FileVersion`] holds: the save id is within them.
+const HEAD: usize = 96;
+
 impl FileVersion {
-    fn of(meta: &std::fs::Metadata) -> Self {
+    fn of(meta: &std::fs::Metadata, text: &[u8]) -> Self {
         #[cfg(unix)]
         use std::os::unix::fs::MetadataExt;
         FileVersion {
+            head: text.get(..HEAD).unwrap_or(text).to_vec(),
             len: meta.len(),
             modified: meta.modified().ok(),
             #[cfg(unix)]
@@ -186,9 +196,14 @@ impl FileVersion {
         }
     }
 
-    /// The version at `path` now (`None`: no file, or it cannot be read).
+    /// The version at `path` now, from its first bytes (`None`: no file, or it cannot be read).
     fn at(path: &Path) -> Option<Self> {
-        std::fs::metadata(path).ok().map(|m| Self::of(&m))
+        use std::io::Read;
+        let f = std::fs::File::open(path).ok()?;
+        let meta = f.metadata().ok()?;
+        let mut head = Vec::with_capacity(HEAD);
+        f.take(HEAD as u64).read_to_end(&mut head).ok()?;
+        Some(Self::of(&meta, &head))
     }
 }
 
@@ -196,9 +211,10 @@ impl FileVersion {
 fn read_versioned(path: &Path) -> std::io::Result<(Vec<u8>, FileVersion)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
-    let version = FileVersion::of(&f.metadata()?);
+    let meta = f.metadata()?;
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)?;
+    let version = FileVersion::of(&meta, &bytes);
     Ok((bytes, version))
 }
 
@@ -455,6 +471,7 @@ impl ProgressStore {
     /// file (the caller holds the lock).
     fn merge_from_disk(&mut self) {
         if self.seen.is_some() && FileVersion::at(&self.path) == self.seen {
+            // Still this store's own last write (its save id): nobody saved since.
             return;
         }
         if let Ok((bytes, version)) = read_versioned(&self.path)
@@ -524,6 +541,7 @@ impl ProgressStore {
     /// Writes the progress atomically (a temporary file renamed over it, synced): the caller holds
     /// the lock.
     fn write_unlocked(&mut self) -> Result<(), SaveError> {
+        self.progress.save_id = Some(uuid::Uuid::new_v4().simple().to_string());
         let err = |source| self.save_error(source);
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let text =
@@ -534,7 +552,7 @@ impl ProgressStore {
             .map_err(err)?;
         std::io::Write::write_all(&mut tmp, &text).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
-        let version = tmp.as_file().metadata().map(|m| FileVersion::of(&m));
+        let version = tmp.as_file().metadata().map(|m| FileVersion::of(&m, &text));
         tmp.persist(&self.path).map_err(|e| err(e.error))?;
         // What is at the path now is this store's (the lock is held): the next save need not read it.
         self.seen = version.ok();

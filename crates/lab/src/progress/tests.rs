@@ -254,48 +254,60 @@ fn two_processes_saving_keep_each_others_work() {
 }
 
 /// A save reads the file again only when another writer saved since: the store's own last write is
-/// not read back (a file changed in place, same length and time, is taken for it), another's save
-/// always is.
+/// not read back, another's always is — even one of the same length, time and inode (its save id,
+/// in the file's first bytes, differs).
 #[test]
 fn a_save_reads_the_file_only_when_another_writer_saved() {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("progress.json");
+    // Writes `text` over the file in place, its length and time kept.
+    let overwrite = |text: &[u8]| {
+        let meta = std::fs::metadata(&path).expect("meta");
+        let mut text = text.to_vec();
+        let len = usize::try_from(meta.len()).expect("length");
+        assert!(text.len() <= len, "the new text fits in the file");
+        text.resize(len, b' ');
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.write_all(&text).expect("write");
+        f.set_modified(meta.modified().expect("mtime"))
+            .expect("keep the time");
+    };
     let mut tui = ProgressStore::load(&path);
     for step in ["token", "role", "store", "search", "retrieve"] {
         tui.record("lab", "t", step, &pass());
     }
     tui.save().expect("save");
-    // Planted in place: a record the TUI never made, padded to the file's length, the time kept.
-    let meta = std::fs::metadata(&path).expect("meta");
-    let mut planted = ProgressStore::load(&dir.path().join("other.json"));
-    planted.record("lab", "t", "planted", &pass());
-    let mut text = serde_json::to_vec(&planted.progress).expect("json");
-    let len = usize::try_from(meta.len()).expect("length");
-    assert!(text.len() <= len, "the planted file fits in the TUI's");
-    text.resize(len, b' ');
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    f.write_all(&text).expect("plant");
-    f.set_modified(meta.modified().expect("mtime"))
-        .expect("keep the time");
-    drop(f);
+    // Its own write (the same first bytes): not read back — a record planted past them is not seen.
+    let own = std::fs::read_to_string(&path).expect("read");
+    assert!(own.contains(tui.progress.save_id.as_deref().expect("an id")));
+    overwrite(own.replace("\"retrieve\"", "\"planted1\"").as_bytes());
     tui.record("lab", "t", "change-feed", &pass());
     tui.save().expect("save");
     let now = ProgressStore::load(&path);
     assert!(now.steps("lab", "t").contains_key("change-feed"));
-    assert!(!now.steps("lab", "t").contains_key("planted"));
-    // Another writer's save is a new file: the TUI's next save takes its record in.
-    let mut cli = now;
-    cli.record("lab", "t", "eqt-create", &pass());
-    cli.save().expect("save");
+    assert!(!now.steps("lab", "t").contains_key("planted1"));
+    // Another writer's file, in place with the same length, time and inode: read and merged.
+    let mut other = ProgressStore::load(&dir.path().join("other.json"));
+    other.record("lab", "t", "planted2", &pass());
+    other.progress.save_id = Some("another writer".into());
+    overwrite(&serde_json::to_vec(&other.progress).expect("json"));
     tui.record("lab", "t", "eqt-list", &pass());
     tui.save().expect("save");
     let steps = ProgressStore::load(&path).steps("lab", "t");
-    assert!(steps.contains_key("eqt-create") && steps.contains_key("eqt-list"));
+    assert!(steps.contains_key("planted2") && steps.contains_key("eqt-list"));
+    // And a new file (another store's save): its record is taken in too.
+    let mut cli = ProgressStore::load(&path);
+    cli.record("lab", "t", "eqt-create", &pass());
+    cli.save().expect("save");
+    tui.record("lab", "t", "eqt-get", &pass());
+    tui.save().expect("save");
     assert!(tui.steps("lab", "t").contains_key("eqt-create"));
+    let steps = ProgressStore::load(&path).steps("lab", "t");
+    assert!(steps.contains_key("eqt-create") && steps.contains_key("eqt-get"));
 }
 
 #[test]
