@@ -556,14 +556,7 @@ async fn a23_states_after_create_delete_create() {
     assert_eq!(lab.store_single("studies", file.clone()).await.0, 200);
     let (_, latest) = lab.get_json(&lab.url_v2("changefeed/latest")).await;
     let start = latest["timestamp"].as_str().expect("timestamp").to_string();
-    let r = lab
-        .http
-        .delete(lab.url(&format!("studies/{study}")))
-        .bearer_auth(&lab.token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 204);
+    assert_eq!(lab.delete(&format!("studies/{study}")).await, 204);
     let (_, latest) = lab.get_json(&lab.url_v2("changefeed/latest")).await;
     assert_eq!(latest["action"], "Delete");
     assert_eq!(latest["state"], "Deleted");

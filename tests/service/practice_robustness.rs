@@ -664,14 +664,7 @@ async fn a_storage_limit_refuses_what_does_not_fit_and_a_delete_makes_room() {
     let (status, body) = lab.store_single("studies", big).await;
     assert_eq!(status, 507, "{body:#}");
     // A delete makes room.
-    let r = lab
-        .http
-        .delete(lab.url(&format!("studies/{study}")))
-        .bearer_auth(&lab.token)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 204);
+    assert_eq!(lab.delete(&format!("studies/{study}")).await, 204);
     let (status, _) = lab.store_single("studies", one()).await;
     assert_eq!(status, 200);
 }
@@ -741,14 +734,11 @@ async fn stores_received_at_once_cannot_together_pass_the_storage_limit() {
     // Full now; and nothing is promised any more, so a delete makes room for B.
     let (status, _) = lab.store_single("studies", one(40)).await;
     assert_eq!(status, 507);
-    let r = lab
-        .http
-        .delete(lab.url(&format!("studies/{study}/series/{}", fixed(20))))
-        .bearer_auth(&lab.token)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        lab.delete(&format!("studies/{study}/series/{}", fixed(20)))
+            .await,
+        204
+    );
     let (status, _) = lab.store_single("studies", one(40)).await;
     assert_eq!(status, 200);
 }
@@ -809,14 +799,7 @@ async fn a_metadata_read_racing_a_delete_answers_200_or_404() {
         while seen.load(std::sync::atomic::Ordering::Acquire) < 4 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let deleted = lab
-            .http
-            .delete(lab.url(&format!("studies/{study}")))
-            .bearer_auth(&lab.token)
-            .send()
-            .await
-            .expect("delete");
-        assert_eq!(deleted.status().as_u16(), 204);
+        assert_eq!(lab.delete(&format!("studies/{study}")).await, 204);
         stop.store(true, std::sync::atomic::Ordering::Release);
         for r in readers {
             for s in r.await.expect("reader") {

@@ -85,6 +85,18 @@ impl Lab {
         self.http.get(url).bearer_auth(&self.token)
     }
 
+    /// DELETE of `path` (under the v1 base) with the lab's token; the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("delete")
+            .status()
+            .as_u16()
+    }
+
     pub async fn get_json(&self, url: &str) -> (u16, Value) {
         let r = self
             .get(url)
