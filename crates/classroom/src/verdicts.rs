@@ -150,15 +150,16 @@ async fn check_and_keep(core: &Core, checkers: &Checkers, name: &LearnerName) {
     for (id, o) in &out {
         store.record(&lab.id, VERDICTS_KEY, id, o);
     }
-    let mut last: BTreeMap<StepId, Outcome> = core.folder.last(name);
-    for (id, o) in out {
-        if !matches!(o, Outcome::NotSupported { .. }) {
-            last.insert(id, o);
-        }
-    }
     let folder = core.folder.clone();
     let who = name.clone();
+    // The files are read and written on the blocking pool: the runtime's threads draw the screens.
     let saved = tokio::task::spawn_blocking(move || {
+        let mut last: BTreeMap<StepId, Outcome> = folder.last(&who);
+        for (id, o) in out {
+            if !matches!(o, Outcome::NotSupported { .. }) {
+                last.insert(id, o);
+            }
+        }
         let saved = store
             .save()
             .map_err(|e| e.to_string())
