@@ -146,14 +146,14 @@ where
                 Event::Data(chunk) => {
                     if let Some(part) = saved.last_mut() {
                         part.size += chunk.len() as u64;
-                    }
-                    if let (Some(o), Some(part)) = (&mut out, saved.last()) {
-                        o.write_all(&chunk)
-                            .await
-                            .map_err(|source| ReadError::Write {
-                                path: part.path.clone(),
-                                source,
-                            })?;
+                        if let Some(o) = &mut out {
+                            o.write_all(&chunk)
+                                .await
+                                .map_err(|source| ReadError::Write {
+                                    path: part.path.clone(),
+                                    source,
+                                })?;
+                        }
                     }
                 }
                 Event::PartEnd => {

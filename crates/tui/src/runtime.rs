@@ -23,7 +23,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use ratatui_image::picker::Picker;
-use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
+use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio::task::AbortHandle;
 
 use super::app::{App, Effect, Msg};
@@ -631,7 +631,7 @@ struct Job {
 
 impl Job {
     /// Progress was recorded (under `s`, released now): it is saved soon, by [`Job::save_soon`].
-    fn saved(&self, s: OwnedMutexGuard<ProgressStore>) {
+    fn saved(&self, s: MutexGuard<'_, ProgressStore>) {
         drop(s);
         self.save_soon();
     }
@@ -662,7 +662,7 @@ impl Job {
         let (session, lab) = (&self.session, &self.lab);
         let before = session.before(lab, &*self.store.lock().await);
         if let Some(outcome) = session.run_check(lab, &before, &id).await {
-            let mut s = self.store.clone().lock_owned().await;
+            let mut s = self.store.lock().await;
             // Not when the step was reset while the check ran: its verdict is of before.
             let fresh = session.record_from(lab, &mut s, &before, &id, &outcome);
             self.saved(s);
@@ -704,7 +704,7 @@ impl Job {
         let (session, lab) = (&self.session, &self.lab);
         let before = session.before(lab, &*self.store.lock().await);
         let outcome = session.answer(lab, &before, &step, &value).await;
-        let mut s = self.store.clone().lock_owned().await;
+        let mut s = self.store.lock().await;
         let fresh = match outcome.evidence() {
             Some(e) => {
                 s.credit(&lab.id, &session.target_key, &step, e.clone());
@@ -742,7 +742,7 @@ impl Job {
             summary,
             Some(time::OffsetDateTime::now_utc()),
         );
-        let mut s = self.store.clone().lock_owned().await;
+        let mut s = self.store.lock().await;
         s.credit(
             &self.lab.id,
             &self.session.target_key,
@@ -759,7 +759,7 @@ impl Job {
 
     /// A learner's exchange kept as evidence (saved at once when `now`).
     async fn keep(self, exchange: Exchange, now: bool) {
-        let mut s = self.store.clone().lock_owned().await;
+        let mut s = self.store.lock().await;
         self.session.keep_exchange(&self.lab, &mut s, &exchange);
         if now {
             self.saved(s);
@@ -768,7 +768,7 @@ impl Job {
 
     /// A write to the progress of this lab and target, then saved.
     async fn write(self, f: impl FnOnce(&mut ProgressStore, &str, &str)) {
-        let mut s = self.store.clone().lock_owned().await;
+        let mut s = self.store.lock().await;
         f(&mut s, &self.lab.id, &self.session.target_key);
         self.saved(s);
     }
