@@ -33,7 +33,19 @@ fn big_frames() -> usize {
 struct Server(Child, String);
 
 impl Drop for Server {
+    /// Told to stop (SIGTERM), the service removes its ephemeral data folder (a GB after the big
+    /// study); killed only if it has not stopped within 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -155,75 +167,113 @@ fn main() {
         .build()
         .expect("runtime");
     let work = tempfile::tempdir().expect("tmp");
+    // `cargo bench` passes `--bench`; DICOMLAB_BENCH=stow|wado runs one part only.
+    let only = std::env::var("DICOMLAB_BENCH").unwrap_or_default();
     rt.block_on(async {
-        deadline::phase("bulk stores");
         let server = serve();
         let client = DicomWebClient::new(&server.1, AuthConfig::None).expect("client");
-        let mut ours = Vec::new();
-        for (n, concurrency) in [1usize, 4, 8].into_iter().enumerate() {
-            let files = write_bulk(&work.path().join(format!("bulk{n}")), &n.to_string());
-            reset_peak_rss();
-            let start = Instant::now();
-            let answers = client.store(&files, StoreMode::Single, None, concurrency, None).await.expect("store");
-            let rate = files.len() as f64 / start.elapsed().as_secs_f64();
-            assert!(answers.iter().all(|a| a.status == 200));
-            println!("stow: {} instances, {concurrency} concurrent: {rate:>7.0} instances/s, client peak RSS {:.1} MB", bulk(), peak_rss_mb());
-            ours.push((concurrency, rate));
+        if only != "wado" {
+            bulk_stores(&client, &server, work.path()).await;
         }
-        let files_dir = work.path().join("python");
-        write_bulk(&files_dir, "9");
-        match python_baseline(&server.1, &files_dir) {
-            Some(py) => {
-                println!("stow: Python dicomweb-client (one store_instances call per file): {py:.0} instances/s");
-                for (c, r) in &ours {
-                    println!("stow: dicomlab with {c} concurrent = {:.1}× Python", r / py);
-                }
-            }
-            None => println!("stow: Python dicomweb-client not available; no comparison"),
+        if only != "stow" {
+            big_study(&client, work.path()).await;
         }
-
-        // A 1 GB study: 10 instances of 100 MB, stored (streamed), then retrieved to disk.
-        deadline::phase("the big study");
-        let study = "1.2.826.0.1.3680043.8.498.77";
-        let big_dir = work.path().join("big");
-        std::fs::create_dir_all(&big_dir).expect("dir");
-        let mut big = Vec::new();
-        for i in 0..10 {
-            let p = big_dir.join(format!("big{i}.dcm"));
-            write_big(&p, study, i);
-            big.push(p);
-        }
-        let answers = client.store(&big, StoreMode::Single, None, 2, None).await.expect("store big");
-        assert!(answers.iter().all(|a| a.status == 200), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
-        let total: u64 = big.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
-        reset_peak_rss();
-        let start = Instant::now();
-        let out = work.path().join("retrieved");
-        let (a, parts) = client
-            .retrieve_to_dir(&format!("studies/{study}"), "multipart/related; type=\"application/dicom\"; transfer-syntax=*", &out)
-            .await
-            .expect("retrieve");
-        let secs = start.elapsed().as_secs_f64();
-        assert_eq!(a.status, 200);
-        let got: u64 = parts.iter().map(|p| p.size).sum();
-        assert_eq!(got, total);
-        println!(
-            "wado: {:.2} GB study ({} parts) to disk in {secs:.1} s ({:.0} MB/s), client peak RSS {:.1} MB",
-            total as f64 / 1e9,
-            parts.len(),
-            total as f64 / 1e6 / secs,
-            peak_rss_mb()
-        );
-        deadline::phase("the plain-I/O ceiling");
-        let (read, copy) = plain_io(&big, &work.path().join("copied"));
-        println!(
-            "wado: plain buffered read {:.0} MB/s, read + write to disk {:.0} MB/s: retrieve is {:.2}× below the copy",
-            total as f64 / 1e6 / read,
-            total as f64 / 1e6 / copy,
-            secs / copy
-        );
         drop(server);
     });
+}
+
+/// Bulk STOW at 1, 4 and 8 concurrent requests, beside Python's dicomweb-client.
+async fn bulk_stores(client: &DicomWebClient, server: &Server, work: &Path) {
+    deadline::phase("bulk stores");
+    let mut ours = Vec::new();
+    for (n, concurrency) in [1usize, 4, 8].into_iter().enumerate() {
+        let files = write_bulk(&work.join(format!("bulk{n}")), &n.to_string());
+        reset_peak_rss();
+        let start = Instant::now();
+        let answers = client
+            .store(&files, StoreMode::Single, None, concurrency, None)
+            .await
+            .expect("store");
+        let rate = files.len() as f64 / start.elapsed().as_secs_f64();
+        assert!(answers.iter().all(|a| a.status == 200));
+        println!(
+            "stow: {} instances, {concurrency} concurrent: {rate:>7.0} instances/s, client peak RSS {:.1} MB",
+            bulk(),
+            peak_rss_mb()
+        );
+        ours.push((concurrency, rate));
+    }
+    let files_dir = work.join("python");
+    write_bulk(&files_dir, "9");
+    match python_baseline(&server.1, &files_dir) {
+        Some(py) => {
+            println!(
+                "stow: Python dicomweb-client (one store_instances call per file): {py:.0} instances/s"
+            );
+            for (c, r) in &ours {
+                println!("stow: dicomlab with {c} concurrent = {:.1}× Python", r / py);
+            }
+        }
+        None => println!("stow: Python dicomweb-client not available; no comparison"),
+    }
+}
+
+/// A 1 GB study stored, then retrieved to disk, beside plain buffered I/O on the same bytes.
+async fn big_study(client: &DicomWebClient, work: &Path) {
+    // A 1 GB study: 10 instances of 100 MB, stored (streamed), then retrieved to disk.
+    deadline::phase("the big study");
+    let study = "1.2.826.0.1.3680043.8.498.77";
+    let big_dir = work.join("big");
+    std::fs::create_dir_all(&big_dir).expect("dir");
+    let mut big = Vec::new();
+    for i in 0..10 {
+        let p = big_dir.join(format!("big{i}.dcm"));
+        write_big(&p, study, i);
+        big.push(p);
+    }
+    let answers = client
+        .store(&big, StoreMode::Single, None, 2, None)
+        .await
+        .expect("store big");
+    assert!(
+        answers.iter().all(|a| a.status == 200),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let total: u64 = big
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    reset_peak_rss();
+    let start = Instant::now();
+    let out = work.join("retrieved");
+    let (a, parts) = client
+        .retrieve_to_dir(
+            &format!("studies/{study}"),
+            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+            &out,
+        )
+        .await
+        .expect("retrieve");
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(a.status, 200);
+    let got: u64 = parts.iter().map(|p| p.size).sum();
+    assert_eq!(got, total);
+    println!(
+        "wado: {:.2} GB study ({} parts) to disk in {secs:.1} s ({:.0} MB/s), client peak RSS {:.1} MB",
+        total as f64 / 1e9,
+        parts.len(),
+        total as f64 / 1e6 / secs,
+        peak_rss_mb()
+    );
+    deadline::phase("the plain-I/O ceiling");
+    let (read, copy) = plain_io(&big, &work.join("copied"));
+    println!(
+        "wado: plain buffered read {:.0} MB/s, read + write to disk {:.0} MB/s: retrieve is {:.2}× below the copy",
+        total as f64 / 1e6 / read,
+        total as f64 / 1e6 / copy,
+        secs / copy
+    );
 }
 
 /// Seconds to read `files` with buffered I/O, and to read and write them into `dir`: what the

@@ -247,6 +247,38 @@ fn a_lab_says_what_the_practice_service_starts_with() {
     assert!(roles.contains("DICOM Data Owner"), "{roles}");
 }
 
+/// The data folder `serve` printed.
+fn data_folder(said: &[String]) -> std::path::PathBuf {
+    said.iter()
+        .find_map(|l| l.trim_start().strip_prefix("data"))
+        .map(|rest| std::path::PathBuf::from(rest.trim()))
+        .expect("the data line")
+}
+
+#[test]
+fn an_ephemeral_service_removes_its_folder_and_the_next_one_a_killed_ones() {
+    let home = tempfile::tempdir().expect("home");
+    let (mut killed, said) = serve(home.path(), &[]);
+    let left = data_folder(&said);
+    assert!(left.join("index.sqlite").exists(), "{said:?}");
+    let _ = killed.kill();
+    let _ = killed.wait();
+    assert!(left.exists(), "SIGKILL leaves the folder");
+    let (mut next, said) = serve(home.path(), &[]);
+    let own = data_folder(&said);
+    assert!(
+        !left.exists(),
+        "the next ephemeral service removes a killed one's folder"
+    );
+    assert!(own.exists() && own != left);
+    // Told to stop, it removes its own.
+    let _ = Command::new("kill")
+        .args(["-TERM", &next.id().to_string()])
+        .status();
+    let _ = next.wait();
+    assert!(!own.exists(), "{}", own.display());
+}
+
 #[test]
 fn serve_prints_a_role_command_that_works_as_printed() {
     let home = tempfile::tempdir().expect("home");
@@ -269,9 +301,11 @@ fn serve_prints_a_role_command_that_works_as_printed() {
 }
 
 /// `dicomlab GLOBAL… serve --ephemeral` on a free loopback port, once it says it is ready: the
-/// process (the caller kills it) and the lines it printed.
+/// process (the caller kills it) and the lines it printed. Its temporary folder is `HOME/tmp`.
 fn serve(home: &Path, global: &[&str]) -> (std::process::Child, Vec<String>) {
     use std::io::BufRead;
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
     let port = served::free_port();
     let mut child = Command::new(dicomlab_testkit::exe())
         .args(global)
@@ -282,6 +316,7 @@ fn serve(home: &Path, global: &[&str]) -> (std::process::Child, Vec<String>) {
             &format!("127.0.0.1:{port}"),
         ])
         .env("HOME", home)
+        .env("TMPDIR", &tmp)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

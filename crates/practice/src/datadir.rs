@@ -2,6 +2,11 @@
 //! says so; a folder that is not empty and has no marker is refused, never touched — `serve --data ~/x`
 //! by mistake must not delete anything. The folder is private (0700) and so are the index (0600), which
 //! holds the signing key and every client secret, and its WAL files.
+//!
+//! An ephemeral folder (`serve --ephemeral`, the tests' services) is a temporary folder its process
+//! removes when it stops. A process killed outright cannot: its folder keeps a lock file the process
+//! holds locked while it lives, and the next ephemeral service removes the folders whose lock nobody
+//! holds ([`Ephemeral::new`]).
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +96,107 @@ pub(crate) fn private_index(file: &Path) -> Result<(), DataDirError> {
     Ok(())
 }
 
+/// The name prefix of ephemeral folders in the system's temporary folder.
+const EPHEMERAL_PREFIX: &str = "dicomlab-practice-";
+/// The lock file of an ephemeral folder: locked by its process for as long as it lives.
+const EPHEMERAL_LOCK: &str = ".ephemeral.lock";
+/// At most this many entries of the temporary folder are looked at for abandoned folders.
+const SWEEP_LOOKS: usize = 100_000;
+
+/// A temporary data folder, removed when dropped; locked while its process lives.
+pub struct Ephemeral {
+    dir: tempfile::TempDir,
+    /// Dropped after `dir` is removed: another service never sweeps a folder being removed.
+    _lock: std::fs::File,
+}
+
+impl Ephemeral {
+    /// Creates one in the system's temporary folder, then removes the ephemeral folders there that
+    /// processes killed outright left (their locks are free); a folder in use is never touched.
+    pub(crate) fn new() -> Result<Ephemeral, DataDirError> {
+        let parent = std::env::temp_dir();
+        let made = Self::new_in(&parent)?;
+        let removed = sweep_abandoned(&parent, made.path());
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} data folder(s) of ephemeral practice services that were killed"
+            );
+        }
+        Ok(made)
+    }
+
+    fn new_in(parent: &Path) -> Result<Ephemeral, DataDirError> {
+        let dir = tempfile::Builder::new()
+            .prefix(EPHEMERAL_PREFIX)
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        // Marked before its lock file is made: a folder with files and no marker is refused.
+        prepare(dir.path())?;
+        let path = dir.path().join(EPHEMERAL_LOCK);
+        let lock = std::fs::File::create(&path).map_err(io(&path))?;
+        lock.try_lock().map_err(|e| DataDirError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        Ok(Ephemeral { dir, _lock: lock })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes the ephemeral folders in `parent` (not `own`) that this user owns and whose lock file is
+/// free: their process is gone. Folders of another user, without a lock file (an older version's) or
+/// locked are left. Returns how many were removed.
+fn sweep_abandoned(parent: &Path, own: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    #[cfg(unix)]
+    let owner = std::fs::metadata(own).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    let mut removed = 0;
+    for entry in entries.take(SWEEP_LOOKS).filter_map(Result::ok) {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(EPHEMERAL_PREFIX));
+        // Not followed: a link or a file by that name is not a folder this service made.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !ours || path == own || !meta.is_dir() {
+            continue;
+        }
+        #[cfg(unix)]
+        if !owner
+            .as_ref()
+            .is_ok_and(|uid| std::os::unix::fs::MetadataExt::uid(&meta) == *uid)
+        {
+            continue;
+        }
+        let Ok(lock) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.join(EPHEMERAL_LOCK))
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!(
+                "could not remove the abandoned data folder {}: {e}",
+                path.display()
+            ),
+        }
+    }
+    removed
+}
+
 #[cfg(unix)]
 fn private(path: &Path, mode: u32) -> Result<(), DataDirError> {
     use std::os::unix::fs::PermissionsExt;
@@ -105,6 +211,42 @@ fn private(_: &Path, _: u32) -> Result<(), DataDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_of_killed_ephemeral_services_are_swept_and_live_ones_kept() {
+        let t = tempfile::tempdir().expect("tmp");
+        let live = Ephemeral::new_in(t.path()).expect("live");
+        // A killed process's folder: its lock file is there, and nobody holds it.
+        let killed = t.path().join(format!("{EPHEMERAL_PREFIX}killed"));
+        std::fs::create_dir_all(killed.join("blobs/ab")).expect("mkdir");
+        std::fs::write(killed.join(EPHEMERAL_LOCK), "").expect("lock file");
+        std::fs::write(killed.join("blobs/ab/x"), "dicom").expect("blob");
+        // What the sweep must leave: no lock file, another name, a link to a folder.
+        let unlocked_old = t.path().join(format!("{EPHEMERAL_PREFIX}older"));
+        std::fs::create_dir_all(&unlocked_old).expect("mkdir");
+        std::fs::write(unlocked_old.join(MARKER), "").expect("marker");
+        let other = t.path().join("mine");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::fs::write(other.join(EPHEMERAL_LOCK), "").expect("lock file");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&other, t.path().join(format!("{EPHEMERAL_PREFIX}link")))
+            .expect("link");
+        let own = Ephemeral::new_in(t.path()).expect("own");
+        prepare(own.path()).expect("a data folder");
+        assert_eq!(sweep_abandoned(t.path(), own.path()), 1);
+        assert!(!killed.exists());
+        assert!(
+            live.path().join(EPHEMERAL_LOCK).exists(),
+            "a live one is kept"
+        );
+        assert!(own.path().exists() && unlocked_old.exists());
+        assert!(other.join(EPHEMERAL_LOCK).exists());
+        // When its service stops, the folder goes with it.
+        let gone = live.path().to_path_buf();
+        drop(live);
+        assert!(!gone.exists());
+        assert_eq!(sweep_abandoned(t.path(), own.path()), 0);
+    }
 
     #[test]
     fn only_empty_marked_or_legacy_folders_are_used() {

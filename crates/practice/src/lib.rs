@@ -11,6 +11,7 @@ mod budget;
 mod changefeed;
 pub mod cors;
 mod datadir;
+pub use datadir::Ephemeral;
 pub mod db;
 mod delete;
 mod eqt;
@@ -229,7 +230,7 @@ pub struct RunningService {
     service: SharedService,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<datadir::Ephemeral>,
 }
 
 impl RunningService {
@@ -299,7 +300,7 @@ pub struct BuiltService {
     /// Where its data lives.
     pub data_dir: PathBuf,
     /// The temporary data folder, when `config.data_dir` was `None` (removed when dropped).
-    pub temp: Option<tempfile::TempDir>,
+    pub temp: Option<datadir::Ephemeral>,
 }
 
 impl BuiltService {
@@ -355,13 +356,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
     let (data_dir, temp) = match &config.data_dir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("dicomlab-practice-")
-                .tempdir()
-                .map_err(|source| StartError::DataDir {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
+            let t = datadir::Ephemeral::new()?;
             (t.path().to_path_buf(), Some(t))
         }
     };
