@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio_util::io::ReaderStream;
 
 /// Counts bytes as they leave, for progress gauges.
 #[derive(Debug, Default, Clone)]
@@ -31,9 +29,7 @@ pub(crate) fn file_stream(
     path: PathBuf,
     counter: Counter,
 ) -> BoxStream<'static, std::io::Result<Bytes>> {
-    stream::once(async move { tokio::fs::File::open(path).await })
-        .map_ok(|f| ReaderStream::with_capacity(f, 256 * 1024))
-        .try_flatten()
+    dicomlab_dicom::chunks::file_stream(path)
         .inspect_ok(move |chunk| {
             counter.0.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         })
@@ -95,6 +91,76 @@ pub struct SavedPart {
     pub size: u64,
 }
 
+/// Bytes of a part gathered before they are written.
+const BATCH: usize = 1024 * 1024;
+
+/// A part's file, written on the blocking pool a batch at a time while the next batch arrives. The
+/// parser's chunks are written as they are: no copy into a buffer, and none into `tokio::fs`'s.
+struct PartFile {
+    /// Here between writes; with the write in flight while one runs.
+    file: Option<std::fs::File>,
+    batch: Vec<Bytes>,
+    batched: usize,
+    writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+}
+
+impl PartFile {
+    async fn create(path: &Path) -> std::io::Result<PartFile> {
+        let path = path.to_path_buf();
+        let file = tokio::task::spawn_blocking(move || std::fs::File::create(path))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(PartFile {
+            file: Some(file),
+            batch: Vec::new(),
+            batched: 0,
+            writing: None,
+        })
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= BATCH {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight, then starts writing the batch.
+    async fn send(&mut self) -> std::io::Result<()> {
+        let file = match self.writing.take() {
+            Some(w) => w.await.map_err(std::io::Error::other)??,
+            None => self
+                .file
+                .take()
+                .ok_or_else(|| std::io::Error::other("the part's file was lost"))?,
+        };
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = file;
+            for chunk in &batch {
+                file.write_all(chunk)?;
+            }
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    /// Writes what is left and waits until it is written.
+    async fn finish(mut self) -> std::io::Result<()> {
+        if !self.batch.is_empty() {
+            self.send().await?;
+        }
+        if let Some(w) = self.writing.take() {
+            w.await.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    }
+}
+
 /// Parts a client accepts in one answer (a study's instances).
 const MAX_PARTS: usize = 100_000;
 
@@ -120,7 +186,11 @@ where
     );
     let mut body = std::pin::pin!(body);
     let mut saved: Vec<SavedPart> = Vec::new();
-    let mut out: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
+    let mut out: Option<PartFile> = None;
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReadError::Write { path, source }
+    };
     loop {
         while let Some(event) = parser.next_event()? {
             match event {
@@ -129,13 +199,7 @@ where
                         d.join(format!("part-{}.{ext}", saved.len() + 1))
                     });
                     if dir.is_some() {
-                        let file = tokio::fs::File::create(&path).await.map_err(|source| {
-                            ReadError::Write {
-                                path: path.clone(),
-                                source,
-                            }
-                        })?;
-                        out = Some(tokio::io::BufWriter::with_capacity(256 * 1024, file));
+                        out = Some(PartFile::create(&path).await.map_err(write_error(&path))?);
                     }
                     saved.push(SavedPart {
                         path,
@@ -147,21 +211,13 @@ where
                     if let Some(part) = saved.last_mut() {
                         part.size += chunk.len() as u64;
                         if let Some(o) = &mut out {
-                            o.write_all(&chunk)
-                                .await
-                                .map_err(|source| ReadError::Write {
-                                    path: part.path.clone(),
-                                    source,
-                                })?;
+                            o.write(chunk).await.map_err(write_error(&part.path))?;
                         }
                     }
                 }
                 Event::PartEnd => {
-                    if let (Some(mut o), Some(part)) = (out.take(), saved.last()) {
-                        o.flush().await.map_err(|source| ReadError::Write {
-                            path: part.path.clone(),
-                            source,
-                        })?;
+                    if let (Some(o), Some(part)) = (out.take(), saved.last()) {
+                        o.finish().await.map_err(write_error(&part.path))?;
                     }
                 }
                 Event::End => {}
@@ -189,7 +245,9 @@ mod tests {
         let a = dir.path().join("a.dcm");
         let b = dir.path().join("b.dcm");
         std::fs::write(&a, b"first file\r\n--not-a-boundary").expect("write");
-        std::fs::write(&b, vec![7u8; 300_000]).expect("write");
+        // Over three batches and three read chunks, not a multiple of either.
+        let big: Vec<u8> = (0..3_500_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&b, &big).expect("write");
         let counters = vec![Counter::default(), Counter::default()];
         let (ct, body) = related_body(&[a, b], &counters);
         assert!(ct.contains("type=\"application/dicom\""));
@@ -203,8 +261,9 @@ mod tests {
             std::fs::read(&parts[0].path).expect("read"),
             b"first file\r\n--not-a-boundary"
         );
-        assert_eq!(parts[1].size, 300_000);
-        assert_eq!(counters[1].get(), 300_000);
+        assert_eq!(parts[1].size, 3_500_000);
+        assert!(std::fs::read(&parts[1].path).expect("read") == big);
+        assert_eq!(counters[1].get(), 3_500_000);
         assert_eq!(parts[0].content_type.as_deref(), Some("application/dicom"));
     }
 

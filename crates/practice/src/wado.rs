@@ -10,11 +10,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
-use futures_util::{StreamExt, TryStreamExt};
 use rusqlite::params;
 use serde_json::Value;
-use tokio_util::io::ReaderStream;
 
 use super::accept::{MediaRange, accepts_dicom_json, parse as parse_accept};
 use super::auth::{Action, Caller};
@@ -24,6 +23,7 @@ use super::error::{ApiError, ApiResult};
 use super::transcode;
 use super::uids::UidPath as Target;
 use super::{ApiVersion, Service, SharedService};
+use dicomlab_dicom::chunks::file_stream;
 use dicomlab_dicom::reader;
 
 /// Explicit VR Little Endian: the default transfer syntax of WADO.
@@ -287,13 +287,6 @@ async fn transcoding<T: Send + 'static>(
         started.elapsed().as_millis()
     );
     Ok(out)
-}
-
-fn file_stream(path: PathBuf) -> BoxStream<'static, std::io::Result<Bytes>> {
-    stream::once(async move { tokio::fs::File::open(path).await })
-        .map_ok(|f| ReaderStream::with_capacity(f, 256 * 1024))
-        .try_flatten()
-        .boxed()
 }
 
 /// A body that holds its files' lease until it is sent (or dropped).
