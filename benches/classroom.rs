@@ -447,8 +447,14 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
         );
     }
     println!("  the classroom's folder grew {grown_kb} KB");
+    // Issue 19's targets: 30 learners p99 ≤ 1 s; the default room of 100 p99 ≤ 2 s, 600 MB, 1 % idle.
+    let (p99_target, rss_target, idle_target) = if learners > 30 {
+        ("2 s", "600 MB", "≤ 1 %")
+    } else {
+        ("1 s", "300 MB", "≈ 0")
+    };
     println!(
-        "  steps (d → check on screen): {} · p50 {:.3} s · p99 {:.3} s   (target p99 ≤ 1 s)",
+        "  steps (d → check on screen): {} · p50 {:.3} s · p99 {:.3} s   (target p99 ≤ {p99_target})",
         all.len(),
         p50,
         p99
@@ -479,9 +485,9 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     for e in errors.iter().take(10) {
         println!("    {e}");
     }
-    println!("  peak RSS of the classroom: {peak:.0} MB   (target ≤ 300 MB)");
+    println!("  peak RSS of the classroom: {peak:.0} MB   (target ≤ {rss_target})");
     println!(
-        "  CPU while {connected} sessions sit idle for {idle_secs:.0} s: {idle_cpu:.2} % of a core   (target ≈ 0)"
+        "  CPU while {connected} sessions sit idle for {idle_secs:.0} s: {idle_cpu:.2} % of a core   (target {idle_target})"
     );
     if keep {
         let _ = dir.keep();

@@ -204,24 +204,6 @@ pub const CHECK_USER_AGENT: &str = concat!("dicomlab-check/", env!("CARGO_PKG_VE
 /// The query parameter that marks a check's read in a log that keeps only the URI (Azure's audit log).
 pub const CHECK_MARK: &str = "dicomlab-check=1";
 
-/// Whether every URL a client is made for is plain HTTP on this machine — the practice service, a
-/// classroom's front, a local Orthanc — with the token endpoint's too.
-fn loopback_http_only(base: &BaseUrl, auth: &AuthConfig) -> bool {
-    let local_http = |url: &str| {
-        reqwest::Url::parse(url).is_ok_and(|u| {
-            u.scheme() == "http"
-                && u.host_str().is_some_and(|h| {
-                    h.eq_ignore_ascii_case("localhost")
-                        || h.trim_start_matches('[')
-                            .trim_end_matches(']')
-                            .parse::<std::net::IpAddr>()
-                            .is_ok_and(|ip| ip.is_loopback())
-                })
-        })
-    };
-    local_http(base.as_str()) && auth.token_url().is_none_or(|t| local_http(&t))
-}
-
 impl DicomWebClient {
     /// A client for `base` (e.g. `https://ws-dicom.dicom.azurehealthcareapis.com/v1`).
     pub fn new(base: &str, auth: AuthConfig) -> Result<Self, ClientError> {
@@ -229,19 +211,13 @@ impl DicomWebClient {
         reqwest::Url::parse(base.as_str())
             .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         let timeout = Duration::from_secs(60);
-        let mut builder = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(timeout)
             // Idle connections kept per host: a classroom runs one client per learner against one
             // front, and each would otherwise keep every connection a burst opened.
             .pool_max_idle_per_host(8)
-            .user_agent(concat!("dicomlab/", env!("CARGO_PKG_VERSION")));
-        if loopback_http_only(&base, &auth) {
-            // No certificate store to load (the system's: milliseconds and hundreds of KB a
-            // client, and a classroom makes one per learner); HTTPS would be refused.
-            builder = builder.tls_certs_only(std::iter::empty());
-        }
-        let http = builder
+            .user_agent(concat!("dicomlab/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Other(e.to_string()))?;
         Ok(Self {
@@ -503,48 +479,4 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn azure(authority: &str) -> AuthConfig {
-        AuthConfig::Azure {
-            tenant_id: "t".into(),
-            client_id: "c".into(),
-            client_secret: crate::Secret::new("s"),
-            resource: "https://dicom.healthcareapis.azure.com".into(),
-            authority: authority.into(),
-            token_version: Default::default(),
-        }
-    }
-
-    /// Only plain HTTP to this machine — base and token endpoint both — goes without a certificate
-    /// store.
-    #[test]
-    fn a_client_skips_the_certificate_store_only_for_loopback_http() {
-        let local = |base: &str, auth: &AuthConfig| loopback_http_only(&BaseUrl::parse(base), auth);
-        assert!(local(
-            "http://127.0.0.1:8042/v1",
-            &azure("http://127.0.0.1:8042")
-        ));
-        assert!(local("http://localhost:8042/dicom-web", &AuthConfig::None));
-        assert!(local("http://[::1]:8042/v2", &AuthConfig::None));
-        assert!(local("http://127.1.0.7:9000/ada/v1", &AuthConfig::None));
-        assert!(!local(
-            "https://ws-dicom.dicom.azurehealthcareapis.com/v1",
-            &azure("https://login.microsoftonline.com")
-        ));
-        assert!(!local(
-            "http://127.0.0.1:8042/v1",
-            &azure("https://login.microsoftonline.com")
-        ));
-        assert!(!local(
-            "http://orthanc.school.lan:8042/dicom-web",
-            &AuthConfig::None
-        ));
-        assert!(!local("https://127.0.0.1:8443/v1", &AuthConfig::None));
-        assert!(!local("http://127.0.0.1.example.com/v1", &AuthConfig::None));
-    }
 }

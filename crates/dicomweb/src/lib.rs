@@ -12,6 +12,7 @@ pub mod loganalytics;
 mod multipart;
 pub mod routes;
 pub mod timestamp;
+pub mod tls;
 
 pub use auth::{AuthConfig, Claims, Secret, Token, TokenError, TokenVersion};
 pub use client::{Answer, ClientError, DicomWebClient, Level, StoreMode, StoreProgress};

@@ -46,7 +46,7 @@ impl AdminClient {
     pub fn new(service: &str) -> AdminClient {
         AdminClient {
             origin: crate::config::service_root(service),
-            http: reqwest::Client::builder()
+            http: dicomlab_dicomweb::tls::client_builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .unwrap_or_default(),
