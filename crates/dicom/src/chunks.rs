@@ -1,5 +1,6 @@
-//! A file streamed into a request or response body: read on the blocking pool a chunk at a time,
-//! straight into a buffer that comes back to a pool when the connection has sent it.
+//! Files and bodies, a chunk at a time. [`file_stream`]: a file streamed into a request or response
+//! body, read on the blocking pool a chunk at a time, straight into a buffer that comes back to a pool
+//! when the connection has sent it. [`FileWriter`]: a body's chunks written into a file as they came.
 //!
 //! `tokio::fs::File` behind a `ReaderStream` copies every chunk twice (into its own buffer, then into
 //! the stream's) and allocates a fresh chunk each time; above the 128 KiB mmap threshold the TUI and
@@ -118,6 +119,82 @@ fn stream_from(pool: &'static Pool, path: PathBuf) -> BoxStream<'static, std::io
     .boxed()
 }
 
+/// Bytes gathered before they are written.
+const BATCH: usize = 1024 * 1024;
+
+/// A file written on the blocking pool a batch of chunks at a time while the next batch arrives. The
+/// chunks are written as they are: no copy into a buffer (a `BufWriter`'s) and none into
+/// `tokio::fs`'s. At most two batches are held: the one being written and the one gathering.
+pub struct FileWriter {
+    /// Here between writes; with the write in flight while one runs.
+    file: Option<std::fs::File>,
+    batch: Vec<Bytes>,
+    batched: usize,
+    writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+}
+
+impl FileWriter {
+    /// Creates (or truncates) the file at `path`.
+    pub async fn create(path: &std::path::Path) -> std::io::Result<FileWriter> {
+        let path = path.to_path_buf();
+        let file = tokio::task::spawn_blocking(move || std::fs::File::create(path))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(FileWriter {
+            file: Some(file),
+            batch: Vec::new(),
+            batched: 0,
+            writing: None,
+        })
+    }
+
+    /// Adds `chunk`; writes the batch once it is full.
+    pub async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= BATCH {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight, then starts writing the batch.
+    async fn send(&mut self) -> std::io::Result<()> {
+        let file = match self.writing.take() {
+            Some(w) => w.await.map_err(std::io::Error::other)??,
+            None => self
+                .file
+                .take()
+                .ok_or_else(|| std::io::Error::other("the file was lost to an earlier error"))?,
+        };
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = file;
+            for chunk in &batch {
+                file.write_all(chunk)?;
+            }
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    /// Writes what is left; the file once all of it is written (not synced).
+    pub async fn finish(mut self) -> std::io::Result<std::fs::File> {
+        if !self.batch.is_empty() {
+            self.send().await?;
+        }
+        match self.writing.take() {
+            Some(w) => w.await.map_err(std::io::Error::other)?,
+            None => self
+                .file
+                .take()
+                .ok_or_else(|| std::io::Error::other("the file was lost to an earlier error")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +237,33 @@ mod tests {
             .await
             .expect_err("missing");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn chunks_written_are_the_file_in_order() {
+        let t = tempfile::tempdir().expect("tmp");
+        let path = t.path().join("out");
+        let data: Vec<u8> = (0..3 * BATCH + 4321).map(|i| (i % 241) as u8).collect();
+        let mut w = FileWriter::create(&path).await.expect("create");
+        // Chunks of uneven sizes, some larger than a batch; the last takes the rest.
+        let mut at: usize = 0;
+        for len in [1, 70_000, BATCH + 5, 3, BATCH, usize::MAX] {
+            let end = data.len().min(at.saturating_add(len));
+            w.write(Bytes::copy_from_slice(&data[at..end]))
+                .await
+                .expect("write");
+            at = end;
+        }
+        assert_eq!(at, data.len());
+        let file = w.finish().await.expect("finish");
+        assert_eq!(file.metadata().expect("meta").len(), data.len() as u64);
+        assert!(std::fs::read(&path).expect("read") == data);
+        // Nothing written still makes the (empty) file.
+        let empty = t.path().join("empty");
+        let w = FileWriter::create(&empty).await.expect("create");
+        w.finish().await.expect("finish");
+        assert_eq!(std::fs::read(&empty).expect("read").len(), 0);
+        let refused = FileWriter::create(&t.path().join("no/such/dir/f")).await;
+        assert!(refused.is_err());
     }
 }

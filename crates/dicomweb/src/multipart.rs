@@ -91,76 +91,6 @@ pub struct SavedPart {
     pub size: u64,
 }
 
-/// Bytes of a part gathered before they are written.
-const BATCH: usize = 1024 * 1024;
-
-/// A part's file, written on the blocking pool a batch at a time while the next batch arrives. The
-/// parser's chunks are written as they are: no copy into a buffer, and none into `tokio::fs`'s.
-struct PartFile {
-    /// Here between writes; with the write in flight while one runs.
-    file: Option<std::fs::File>,
-    batch: Vec<Bytes>,
-    batched: usize,
-    writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
-}
-
-impl PartFile {
-    async fn create(path: &Path) -> std::io::Result<PartFile> {
-        let path = path.to_path_buf();
-        let file = tokio::task::spawn_blocking(move || std::fs::File::create(path))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(PartFile {
-            file: Some(file),
-            batch: Vec::new(),
-            batched: 0,
-            writing: None,
-        })
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
-        self.batched += chunk.len();
-        self.batch.push(chunk);
-        if self.batched >= BATCH {
-            self.send().await?;
-        }
-        Ok(())
-    }
-
-    /// Waits for the write in flight, then starts writing the batch.
-    async fn send(&mut self) -> std::io::Result<()> {
-        let file = match self.writing.take() {
-            Some(w) => w.await.map_err(std::io::Error::other)??,
-            None => self
-                .file
-                .take()
-                .ok_or_else(|| std::io::Error::other("the part's file was lost"))?,
-        };
-        let batch = std::mem::take(&mut self.batch);
-        self.batched = 0;
-        self.writing = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut file = file;
-            for chunk in &batch {
-                file.write_all(chunk)?;
-            }
-            Ok(file)
-        }));
-        Ok(())
-    }
-
-    /// Writes what is left and waits until it is written.
-    async fn finish(mut self) -> std::io::Result<()> {
-        if !self.batch.is_empty() {
-            self.send().await?;
-        }
-        if let Some(w) = self.writing.take() {
-            w.await.map_err(std::io::Error::other)??;
-        }
-        Ok(())
-    }
-}
-
 /// Parts a client accepts in one answer (a study's instances).
 const MAX_PARTS: usize = 100_000;
 
@@ -176,6 +106,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display + 'static,
 {
+    use dicomlab_dicom::chunks::FileWriter;
     use dicomlab_dicom::multipart::{Event, Limits, Parser, header};
     let mut parser = Parser::new(
         boundary,
@@ -186,7 +117,7 @@ where
     );
     let mut body = std::pin::pin!(body);
     let mut saved: Vec<SavedPart> = Vec::new();
-    let mut out: Option<PartFile> = None;
+    let mut out: Option<FileWriter> = None;
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ReadError::Write { path, source }
@@ -199,7 +130,11 @@ where
                         d.join(format!("part-{}.{ext}", saved.len() + 1))
                     });
                     if dir.is_some() {
-                        out = Some(PartFile::create(&path).await.map_err(write_error(&path))?);
+                        out = Some(
+                            FileWriter::create(&path)
+                                .await
+                                .map_err(write_error(&path))?,
+                        );
                     }
                     saved.push(SavedPart {
                         path,

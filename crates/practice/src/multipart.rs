@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::StatusCode;
+use bytes::Bytes;
+use dicomlab_dicom::chunks::FileWriter;
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
 
 use super::blobs::Blobs;
 use super::budget::{Budget, Reservation};
@@ -76,22 +77,22 @@ impl Drop for ReceivedPart {
 struct PartWriter {
     part: ReceivedPart,
     memory: Vec<u8>,
-    out: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    out: Option<FileWriter>,
     preamble_checked: bool,
     /// This part spills to disk past this many bytes (≤ KEEP_IN_MEMORY, less when the request's budget is short).
     keep_limit: u64,
 }
 
 impl PartWriter {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), ApiError> {
         self.part.size += chunk.len() as u64;
         if let Some(out) = &mut self.out {
             return out
-                .write_all(chunk)
+                .write(chunk)
                 .await
                 .map_err(|e| ApiError::internal("write upload", e));
         }
-        self.memory.extend_from_slice(chunk);
+        self.memory.extend_from_slice(&chunk);
         if !self.preamble_checked && self.memory.len() >= 132 {
             self.preamble_checked = true;
             if &self.memory[128..132] == b"DICM" {
@@ -100,11 +101,10 @@ impl PartWriter {
         }
         // Spill only once the preamble has been seen (and zeroed), so what reaches the disk is final.
         if self.part.size > self.keep_limit && self.preamble_checked {
-            let file = tokio::fs::File::create(&self.part.path)
+            let mut out = FileWriter::create(&self.part.path)
                 .await
                 .map_err(|e| ApiError::internal("create upload file", e))?;
-            let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-            out.write_all(&std::mem::take(&mut self.memory))
+            out.write(Bytes::from(std::mem::take(&mut self.memory)))
                 .await
                 .map_err(|e| ApiError::internal("write upload", e))?;
             self.out = Some(out);
@@ -114,11 +114,12 @@ impl PartWriter {
     }
 
     async fn finish(mut self) -> Result<ReceivedPart, ApiError> {
-        match &mut self.out {
-            Some(out) => out
-                .flush()
-                .await
-                .map_err(|e| ApiError::internal("write upload", e))?,
+        match self.out.take() {
+            Some(out) => {
+                out.finish()
+                    .await
+                    .map_err(|e| ApiError::internal("write upload", e))?;
+            }
             None => {
                 if let Some(r) = &mut self.part.memory {
                     r.shrink_to(self.memory.len() as u64);
@@ -213,7 +214,7 @@ pub(crate) async fn receive_single(
     let mut writer = create(intake, KEEP_IN_MEMORY)?;
     let mut stream = std::pin::pin!(limited(body, intake.max, intake.idle, intake.storage));
     while let Some(chunk) = stream.next().await {
-        writer.write(&chunk?).await?;
+        writer.write(chunk?).await?;
     }
     writer.finish().await
 }
@@ -256,7 +257,7 @@ pub(crate) async fn receive_related(
                 }
                 Event::Data(d) => {
                     if let Some(w) = &mut current {
-                        w.write(&d).await?;
+                        w.write(d).await?;
                     }
                 }
                 Event::PartEnd => {
