@@ -113,7 +113,7 @@ pub(crate) async fn join(
     }
     let tokens = tokens_file();
     let key = format!("{endpoint} {learner}");
-    let http = dicomlab_dicomweb::tls::client_builder()
+    let http = dicomlab_dicomweb::tls::client_builder([endpoint.as_str()])
         .timeout(Duration::from_secs(20))
         .build()?;
     loop {

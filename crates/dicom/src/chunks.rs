@@ -19,8 +19,9 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 /// Bytes read at a time.
 const CHUNK: usize = 1024 * 1024;
 /// Free buffers kept for reuse (process-wide: the classroom runs a service per learner, and a TUI per
-/// learner, in one process). What more streams at once need is allocated and freed as usual.
-const KEEP: usize = 8;
+/// learner, in one process): 4 MiB at most stay allocated. What more streams at once need is
+/// allocated and freed as usual.
+const KEEP: usize = 4;
 
 /// Free buffers, each `CHUNK` long.
 struct Pool(Mutex<Vec<Vec<u8>>>);

@@ -211,7 +211,9 @@ impl DicomWebClient {
         reqwest::Url::parse(base.as_str())
             .map_err(|e| ClientError::BadUrl(format!("{base}: {e}")))?;
         let timeout = Duration::from_secs(60);
-        let http = crate::tls::client_builder()
+        let token_url = auth.token_url();
+        let urls = std::iter::once(base.as_str()).chain(token_url.as_deref());
+        let http = crate::tls::client_builder(urls)
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(timeout)
             // Idle connections kept per host: a classroom runs one client per learner against one

@@ -44,12 +44,13 @@ impl AdminClient {
     /// The service at `service`: its origin, or a base URL (its routes outside `/v1` are found as
     /// [`crate::config::service_root`] says).
     pub fn new(service: &str) -> AdminClient {
+        let origin = crate::config::service_root(service);
         AdminClient {
-            origin: crate::config::service_root(service),
-            http: dicomlab_dicomweb::tls::client_builder()
+            http: dicomlab_dicomweb::tls::client_builder([origin.as_str()])
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .unwrap_or_default(),
+            origin,
         }
     }
 
