@@ -158,11 +158,10 @@ fn main() -> Result<std::process::ExitCode> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     #[cfg(target_os = "linux")]
-    if matches!(
-        cli.command,
-        None | Some(Command::Tui { .. } | Command::Classroom(_))
-    ) {
-        cmd::tui::tune_allocator();
+    match cli.command {
+        None | Some(Command::Tui { .. }) => cmd::tui::tune_allocator(cmd::tui::MMAP_THRESHOLD),
+        Some(Command::Classroom(_)) => cmd::tui::tune_allocator(cmd::tui::ROOM_MMAP_THRESHOLD),
+        _ => {}
     }
     // A small blocking pool: the practice service runs its index calls there, and every extra thread
     // costs memory (its own malloc arena) that a laptop in a classroom would rather keep.

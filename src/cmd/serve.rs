@@ -73,7 +73,7 @@ pub(crate) async fn serve(args: ServeArgs, lab_roles: Vec<Role>) -> Result<()> {
     // each thread's freed blocks resident, and the memory budget would bound what is live but not what
     // the process holds. (exec keeps the PID; nothing has been printed yet.)
     #[cfg(target_os = "linux")]
-    super::tui::tune_allocator();
+    super::tui::tune_allocator(super::tui::MMAP_THRESHOLD);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
