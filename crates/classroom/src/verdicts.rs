@@ -155,15 +155,16 @@ async fn check_and_keep(core: &Core, checkers: &Checkers, name: &LearnerName) {
     // The files are read and written on the blocking pool: the runtime's threads draw the screens.
     let saved = tokio::task::spawn_blocking(move || {
         let mut last: BTreeMap<StepId, Outcome> = folder.last(&who);
-        for (id, o) in out {
-            if !matches!(o, Outcome::NotSupported { .. }) {
-                last.insert(id, o);
+        let changed = merge_last(&mut last, out);
+        // Most checks find what the last one found: the file is rewritten only when a step's
+        // outcome changed.
+        let saved = store.save().map_err(|e| e.to_string()).and_then(|()| {
+            if changed {
+                folder.save_last(&who, &last).map_err(|e| e.to_string())
+            } else {
+                Ok(())
             }
-        }
-        let saved = store
-            .save()
-            .map_err(|e| e.to_string())
-            .and_then(|()| folder.save_last(&who, &last).map_err(|e| e.to_string()));
+        });
         (store, saved)
     })
     .await;
@@ -180,4 +181,48 @@ async fn check_and_keep(core: &Core, checkers: &Checkers, name: &LearnerName) {
     let took = started.elapsed();
     tracing::info!(learner = %name, ms = took.as_millis() as u64, "checked");
     core.changed();
+}
+
+/// Takes a check's outcomes into the learner's last ones (a step the target lacks keeps what it had);
+/// whether any changed.
+fn merge_last(last: &mut BTreeMap<StepId, Outcome>, out: Vec<(StepId, Outcome)>) -> bool {
+    let mut changed = false;
+    for (id, o) in out {
+        if !matches!(o, Outcome::NotSupported { .. }) && last.get(&id) != Some(&o) {
+            last.insert(id, o);
+            changed = true;
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_outcomes_change_only_when_a_step_does() {
+        let ready = |d: &str| Outcome::Ready {
+            detail: d.into(),
+            tried: Vec::new(),
+        };
+        let mut last = BTreeMap::new();
+        let first = vec![
+            (StepId::new("a"), ready("x")),
+            (StepId::new("b"), ready("y")),
+        ];
+        assert!(merge_last(&mut last, first.clone()));
+        assert!(!merge_last(&mut last, first), "the same outcomes again");
+        // A step the target lacks keeps what it had, and changes nothing.
+        let unsupported = Outcome::NotSupported {
+            reason: "no".into(),
+        };
+        assert!(!merge_last(
+            &mut last,
+            vec![(StepId::new("a"), unsupported)]
+        ));
+        assert_eq!(last.get(&StepId::new("a")), Some(&ready("x")));
+        assert!(merge_last(&mut last, vec![(StepId::new("b"), ready("z"))]));
+        assert_eq!(last.get(&StepId::new("b")), Some(&ready("z")));
+    }
 }
