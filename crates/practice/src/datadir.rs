@@ -132,12 +132,16 @@ impl Ephemeral {
             .map_err(io(parent))?;
         // Marked before its lock file is made: a folder with files and no marker is refused.
         prepare(dir.path())?;
-        let path = dir.path().join(EPHEMERAL_LOCK);
-        let lock = std::fs::File::create(&path).map_err(io(&path))?;
+        // Locked under another name, then renamed into place: a sweep never finds the lock file
+        // unlocked while its process lives (the lock is the file's, and stays through the rename).
+        let fresh = dir.path().join(format!("{EPHEMERAL_LOCK}.new"));
+        let lock = std::fs::File::create(&fresh).map_err(io(&fresh))?;
         lock.try_lock().map_err(|e| DataDirError::Io {
-            path: path.clone(),
+            path: fresh.clone(),
             source: e.into(),
         })?;
+        let path = dir.path().join(EPHEMERAL_LOCK);
+        std::fs::rename(&fresh, &path).map_err(io(&path))?;
         Ok(Ephemeral { dir, _lock: lock })
     }
 
