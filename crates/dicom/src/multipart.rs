@@ -92,6 +92,8 @@ pub struct Parser {
     parts: usize,
     /// Preamble bytes already dropped.
     preamble: usize,
+    /// A chunk fed in a part's data and not parsed yet (see [`Parser::feed_bytes`]).
+    pending: Option<Bytes>,
 }
 
 /// The value of a header, by case-insensitive name.
@@ -117,13 +119,39 @@ impl Parser {
             limits,
             parts: 0,
             preamble: 0,
+            pending: None,
         }
     }
 
     /// Adds bytes that arrived.
     pub fn feed(&mut self, chunk: &[u8]) {
         if !matches!(self.state, State::Done | State::Closing) {
+            self.merge_pending();
             self.buf.extend_from_slice(chunk);
+        }
+    }
+
+    /// Adds bytes that arrived, as [`Parser::feed`] does; inside a part's data they are not copied:
+    /// the part's data comes out as slices of `chunk` (only a delimiter, what follows it, and the
+    /// last bytes that could start one are copied).
+    pub fn feed_bytes(&mut self, chunk: Bytes) {
+        if matches!(self.state, State::Done | State::Closing) {
+            return;
+        }
+        if matches!(self.state, State::Body)
+            && self.pending.is_none()
+            && self.buf.len() < self.delimiter.len()
+        {
+            self.pending = Some(chunk);
+        } else {
+            self.feed(&chunk);
+        }
+    }
+
+    /// A pending chunk goes into the buffer, where every state but a part's data reads.
+    fn merge_pending(&mut self) {
+        if let Some(chunk) = self.pending.take() {
+            self.buf.extend_from_slice(&chunk);
         }
     }
 
@@ -177,10 +205,22 @@ impl Parser {
                     self.state = State::Done;
                     return Ok(Some(Event::End));
                 }
-                State::Preamble => self.in_preamble(),
-                State::AfterBoundary { in_part } => self.after_boundary(in_part),
-                State::Headers => self.in_headers(),
-                State::Body => self.in_body(),
+                State::Body => match self.pending.take() {
+                    Some(chunk) => self.in_body_pending(chunk),
+                    None => self.in_body(),
+                },
+                State::Preamble => {
+                    self.merge_pending();
+                    self.in_preamble()
+                }
+                State::AfterBoundary { in_part } => {
+                    self.merge_pending();
+                    self.after_boundary(in_part)
+                }
+                State::Headers => {
+                    self.merge_pending();
+                    self.in_headers()
+                }
             };
             if let Break(r) = flow {
                 return r;
@@ -321,6 +361,46 @@ impl Parser {
                 }
                 return Break(Ok(Some(Event::Data(self.consume(n)))));
             }
+        }
+        Continue(())
+    }
+
+    /// A part's data when a chunk was fed whole (`feed_bytes`) and the buffer holds less than a
+    /// delimiter: the chunk's data comes out as its own slices.
+    fn in_body_pending(&mut self, chunk: Bytes) -> Flow {
+        let dl = self.delimiter.len();
+        if !self.buf.is_empty() {
+            // The buffer is a tail that could start a delimiter. With the chunk's first dl - 1
+            // bytes, does one start in it? Then (rarely) the chunk is taken in as `feed` would.
+            let k = (dl - 1).min(chunk.len());
+            let mut window = Vec::with_capacity(self.buf.len() + k);
+            window.extend_from_slice(&self.buf);
+            window.extend_from_slice(&chunk[..k]);
+            let starts_in_tail = memchr::memmem::find_iter(&window, &self.delimiter)
+                .next()
+                .is_some_and(|i| i < self.buf.len());
+            if starts_in_tail || chunk.len() < dl - 1 {
+                self.buf.extend_from_slice(&chunk);
+                return Continue(());
+            }
+            // The tail is data; the chunk comes next.
+            self.searched = 0;
+            self.pending = Some(chunk);
+            return Break(Ok(Some(Event::Data(self.buf.split().freeze()))));
+        }
+        let (data, rest) = match memchr::memmem::find(&chunk, &self.delimiter) {
+            // The delimiter and what follows it are parsed from the buffer.
+            Some(i) => (i, i),
+            // All but what could start a delimiter is data.
+            None => {
+                let n = chunk.len().saturating_sub(dl - 1);
+                (n, n)
+            }
+        };
+        self.buf.extend_from_slice(&chunk[rest..]);
+        self.searched = 0;
+        if data > 0 {
+            return Break(Ok(Some(Event::Data(chunk.slice(..data)))));
         }
         Continue(())
     }

@@ -135,3 +135,77 @@ fn cost_is_linear_in_the_number_of_parts() {
         started.elapsed()
     );
 }
+
+/// Every event of `body` fed in chunks of `sizes` (cycled), whole chunks (`feed_bytes`) or copied.
+fn events_of(body: &[u8], boundary: &str, sizes: &[usize], whole: bool) -> Vec<Event> {
+    let mut p = Parser::new(boundary, Limits::default());
+    let mut events: Vec<Event> = Vec::new();
+    let mut at = 0;
+    for size in sizes.iter().cycle() {
+        let end = body.len().min(at + size);
+        if whole {
+            p.feed_bytes(Bytes::copy_from_slice(&body[at..end]));
+        } else {
+            p.feed(&body[at..end]);
+        }
+        at = end;
+        while let Some(e) = p.next_event().expect("event") {
+            // Adjacent data joined: how the data is cut is the feeding's, not the body's.
+            match (events.last_mut(), e) {
+                (Some(Event::Data(d)), Event::Data(more)) => {
+                    let mut joined = d.to_vec();
+                    joined.extend_from_slice(&more);
+                    *d = Bytes::from(joined);
+                }
+                (_, e) => events.push(e),
+            }
+        }
+        if at == body.len() {
+            break;
+        }
+    }
+    p.finish().expect("complete");
+    events
+}
+
+#[test]
+fn whole_chunks_give_the_events_copied_chunks_give() {
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    // Near-delimiters at every offset a chunk edge can cut: a line end, dashes, part of the boundary.
+    let tricky = b"\r\n--xy\r\n-\r\n--xyz-\r\n--x\r\n--xyz \r".to_vec();
+    let bodies = [
+        body(&[&tricky, b"", &data, &tricky], "xyz"),
+        body(&[b"a", b"\r\n--xy", b"--xyz"], "xyz"),
+        b"preamble\r\n--xyz\r\n\r\nno headers\r\n--xyz  \r\nX-A: 1\r\n\r\n\r\n--xyz--\r\nepilogue"
+            .to_vec(),
+    ];
+    let mut sizes: Vec<Vec<usize>> = (1..=12).map(|n| vec![n]).collect();
+    sizes.extend([
+        vec![4099],
+        vec![3, 1, 7, 2, 11],
+        vec![6, 6, 1],
+        vec![20_000, 2],
+    ]);
+    for b in &bodies {
+        let expected = events_of(b, "xyz", &[1], false);
+        for s in &sizes {
+            assert_eq!(events_of(b, "xyz", s, true), expected, "chunks of {s:?}");
+        }
+    }
+}
+
+#[test]
+fn a_whole_chunk_of_data_comes_out_uncopied() {
+    let mut p = Parser::new("b", Limits::default());
+    p.feed(b"--b\r\nContent-Type: application/dicom\r\n\r\n");
+    assert!(matches!(p.next_event(), Ok(Some(Event::Part(_)))));
+    assert_eq!(p.next_event().expect("event"), None);
+    let chunk = Bytes::from(vec![7u8; 10_000]);
+    p.feed_bytes(chunk.clone());
+    let Ok(Some(Event::Data(d))) = p.next_event() else {
+        panic!("data");
+    };
+    // All but what could start a delimiter ("\r\n--b": 5 bytes less 1), out of the same memory.
+    assert_eq!(d.len(), 10_000 - 4);
+    assert_eq!(d.as_ptr(), chunk.as_ptr());
+}

@@ -159,7 +159,7 @@ where
             }
         }
         match body.next().await {
-            Some(chunk) => parser.feed(&chunk.map_err(|e| ReadError::Body(e.to_string()))?),
+            Some(chunk) => parser.feed_bytes(chunk.map_err(|e| ReadError::Body(e.to_string()))?),
             None => break,
         }
         if parser.is_done() {

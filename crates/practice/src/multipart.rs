@@ -274,7 +274,7 @@ pub(crate) async fn receive_related(
         }
         // After the closing boundary the rest (an epilogue) is read and ignored.
         match stream.next().await {
-            Some(chunk) => parser.feed(&chunk?),
+            Some(chunk) => parser.feed_bytes(chunk?),
             None => break,
         }
     }
