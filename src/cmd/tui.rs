@@ -36,6 +36,13 @@ pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The fixed mmap threshold of the TUI and `serve`.
+#[cfg(target_os = "linux")]
+pub(crate) const MMAP_THRESHOLD: usize = 128 * 1024;
+/// The fixed mmap threshold of a classroom.
+#[cfg(target_os = "linux")]
+pub(crate) const ROOM_MMAP_THRESHOLD: usize = 512 * 1024;
+
 /// glibc's malloc keeps a heap arena per thread and, after a large block is freed, raises its mmap
 /// threshold so that later large blocks (a 3 MB image, a file being validated) come from those arenas and
 /// stay resident. For the long-lived TUI (embedded practice service included) that doubled the memory
@@ -49,13 +56,6 @@ pub(crate) async fn tui(cli: &Cli, samples: Option<PathBuf>) -> Result<()> {
 /// read buffers, parts received in memory), and each one mapped afresh page-faults as it is written
 /// and is unmapped when freed. Measured on the 100-learner bench, four runs each: step p99 1.20–1.43 s
 /// against 1.38–2.20 s, peak RSS 420–430 MB against 310–317 MB (the target is 600).
-/// The fixed mmap threshold of the TUI and `serve`.
-#[cfg(target_os = "linux")]
-pub(crate) const MMAP_THRESHOLD: usize = 128 * 1024;
-/// The fixed mmap threshold of a classroom.
-#[cfg(target_os = "linux")]
-pub(crate) const ROOM_MMAP_THRESHOLD: usize = 512 * 1024;
-
 #[cfg(target_os = "linux")]
 pub(crate) fn tune_allocator(mmap_threshold: usize) {
     use std::os::unix::process::CommandExt;
