@@ -255,8 +255,9 @@ async fn big_study(client: &DicomWebClient, work: &Path) {
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     println!(
-        "stow: {:.2} GB study (10 instances of 100 MB, 2 at once, each synced by the service) in {stow_secs:.2} s ({:.0} MB/s)",
+        "stow: {:.2} GB study (10 instances of {:.0} MB, 2 at once, each synced by the service) in {stow_secs:.2} s ({:.0} MB/s)",
         total as f64 / 1e9,
+        total as f64 / 1e7,
         total as f64 / 1e6 / stow_secs
     );
     // Rounds of: the retrieve to disk, the retrieve only counted, the plain read, the plain copy;
