@@ -21,6 +21,7 @@ use dicomlab_dicom::samples::tiny_instance;
 use dicomlab_dicomweb::{AuthConfig, DicomWebClient, StoreMode};
 
 use dicomlab_testkit::deadline;
+use dicomlab_testkit::served::signal_and_wait;
 
 /// Instances of the bulk store (`--quick`: 20, what CI runs).
 fn bulk() -> usize {
@@ -37,18 +38,10 @@ impl Drop for Server {
     /// Told to stop (SIGTERM), the service removes its ephemeral data folder (a GB after the big
     /// study); killed only if it has not stopped within 10 s.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if signal_and_wait(&mut self.0, "TERM", Duration::from_secs(10)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -272,10 +272,8 @@ fn an_ephemeral_service_removes_its_folder_and_the_next_one_a_killed_ones() {
     );
     assert!(own.exists() && own != left);
     // Told to stop, it removes its own.
-    let _ = Command::new("kill")
-        .args(["-TERM", &next.id().to_string()])
-        .status();
-    let _ = next.wait();
+    let stopped = served::signal_and_wait(&mut next, "TERM", std::time::Duration::from_secs(30));
+    assert!(stopped.is_some(), "SIGTERM stops it");
     assert!(!own.exists(), "{}", own.display());
 }
 

@@ -200,18 +200,24 @@ impl Served {
 
     /// Sends a signal by name (`TERM`, `INT`) and waits up to `limit` for the exit; returns how long it took.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<Duration> {
-        let start = Instant::now();
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &self.pid().to_string()])
-            .status();
-        while start.elapsed() < limit {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        signal_and_wait(&mut self.child, signal, limit)
     }
+}
+
+/// Sends `child` a signal by name (`TERM`, `INT`) and waits up to `limit` for it to exit; returns
+/// how long it took (`None`: still running).
+pub fn signal_and_wait(child: &mut Child, signal: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
+    while start.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 impl Drop for Served {
