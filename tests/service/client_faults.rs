@@ -1,5 +1,6 @@
 //! Client faults against a real (tiny) server on loopback: 503 / 429 are retried, honouring Retry-After;
-//! an answer that stays busy is returned as it is after the retries.
+//! an answer that stays busy is returned as it is after the retries. And a single-part retrieve's
+//! body is written whole, or only counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,4 +124,43 @@ async fn stow_never_sends_expect_100_continue() {
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 4, "3 single-part requests and 1 multipart");
     assert!(seen.iter().all(Option::is_none), "{seen:?}");
+}
+
+/// A retrieve answered with one part (not multipart) is written to `part-1.dcm` whole, over several
+/// of the writer's batches, or read and counted only.
+#[tokio::test]
+async fn a_single_part_retrieve_is_written_whole_or_counted() {
+    let body: Vec<u8> = (0..3_300_000u32).map(|i| (i % 247) as u8).collect();
+    let served = body.clone();
+    let app = Router::new().route(
+        "/v1/studies/1.2.3/series/4.5/instances/6.7",
+        get(move || {
+            let b = served.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/dicom")], b) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let client =
+        DicomWebClient::new(&format!("http://{addr}/v1"), AuthConfig::None).expect("client");
+    let path = "studies/1.2.3/series/4.5/instances/6.7";
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, parts) = client
+        .retrieve_to_dir(path, "application/dicom; transfer-syntax=*", dir.path())
+        .await
+        .expect("retrieve");
+    assert_eq!(a.status, 200);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].size, body.len() as u64);
+    assert!(std::fs::read(&parts[0].path).expect("read") == body);
+    let (a, parts) = client
+        .retrieve_counted(path, "application/dicom; transfer-syntax=*")
+        .await
+        .expect("retrieve");
+    assert_eq!(a.status, 200);
+    assert_eq!(parts[0].size, body.len() as u64);
+    assert!(parts[0].path.as_os_str().is_empty());
 }

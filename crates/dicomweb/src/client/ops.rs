@@ -8,6 +8,7 @@ use crate::exchange::{excerpt, shell_quote};
 use crate::multipart::{self, SavedPart};
 use crate::routes::{self, InstanceRef, Retrieve};
 use bytes::Bytes;
+use dicomlab_dicom::chunks::FileWriter;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -213,9 +214,7 @@ impl DicomWebClient {
                 };
                 let path = dir.map_or_else(PathBuf::new, |d| d.join(format!("part-1.{ext}")));
                 let mut file = match dir {
-                    Some(_) => Some(tokio::io::BufWriter::new(
-                        tokio::fs::File::create(&path).await?,
-                    )),
+                    Some(_) => Some(FileWriter::create(&path).await?),
                     None => None,
                 };
                 let mut stream = resp.bytes_stream().map_err(std::io::Error::other);
@@ -224,11 +223,11 @@ impl DicomWebClient {
                     let chunk = chunk?;
                     size += chunk.len() as u64;
                     if let Some(f) = &mut file {
-                        tokio::io::AsyncWriteExt::write_all(f, &chunk).await?;
+                        f.write(chunk).await?;
                     }
                 }
-                if let Some(f) = &mut file {
-                    tokio::io::AsyncWriteExt::flush(f).await?;
+                if let Some(f) = file {
+                    f.finish().await?;
                 }
                 saved.push(SavedPart {
                     path,
