@@ -25,6 +25,7 @@
 use dicomlab_testkit::deadline;
 use dicomlab_testkit::procfs;
 use dicomlab_testkit::screen::{done_count, shown_step, step_checked};
+use dicomlab_testkit::served::signal_and_wait;
 use dicomlab_testkit::ssh_client;
 
 use std::process::{Command, Stdio};
@@ -426,16 +427,10 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     let n_checks = checks.len();
     let (c50, c99) = (percentile(&mut checks, 50.0), percentile(&mut checks, 99.0));
     drop(sessions);
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let end = Instant::now();
-    while end.elapsed() < Duration::from_secs(15) {
-        if child.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if signal_and_wait(&mut child, "TERM", Duration::from_secs(15)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    let _ = child.kill();
-    let _ = child.wait();
 
     println!(
         "classroom{}: {learners} learners over SSH, each the whole lab at once, in {lab_secs:.1} s",
