@@ -195,6 +195,8 @@ pub struct Service {
     pub identity: identity::Identity,
     /// The extended query tags stores index, read again only after the tags' table changed.
     pub(crate) active_tags: eqt::ActiveTags,
+    /// Stores whose files are written, committed to the index together (`stow::commit`).
+    pub(crate) store_commits: stow::StoreCommits,
 }
 
 pub type SharedService = Arc<Service>;
@@ -416,6 +418,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
         cors,
         identity,
         active_tags: eqt::ActiveTags::default(),
+        store_commits: stow::StoreCommits::default(),
     });
     audit::spawn_flusher(Arc::downgrade(&service));
     Ok(BuiltService {

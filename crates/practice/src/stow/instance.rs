@@ -7,9 +7,9 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicomlab_dicom::json::dataset_to_json;
 use dicomlab_dicom::reader::{self, Refusal, Scan};
-use rusqlite::params;
 use serde_json::Value;
 
+use super::commit::{CommitError, Row};
 use super::outcome::{Outcome, reason};
 use super::validate::{
     Identifiers, indexed_attributes, refused, single_str, validate, validation_bytes,
@@ -19,7 +19,7 @@ use crate::index::{self, CORE_ATTRIBUTES};
 use crate::multipart::ReceivedPart;
 use crate::quota::{StoragePromise, full_reason};
 use crate::tags::tag_number;
-use crate::{ApiVersion, Service, SharedService, now_timestamp};
+use crate::{ApiVersion, Service, SharedService};
 
 /// Stores each received part in turn. What was promised for the body is now what was received: each
 /// part's share is given back as soon as the part is stored (then it counts as stored) or refused (its
@@ -217,7 +217,7 @@ fn process(
         warnings,
     };
     (
-        outcome(insert(svc, part, scan, &record), stored),
+        outcome(insert(svc, part, scan, record), stored),
         multi_valued,
     )
 }
@@ -270,10 +270,7 @@ struct Stored {
 }
 
 /// The outcome of an instance that passed validation, by what the index made of it.
-fn outcome(
-    inserted: Result<Inserted, Box<dyn std::error::Error + Send + Sync>>,
-    stored: Stored,
-) -> Outcome {
+fn outcome(inserted: Result<Inserted, CommitError>, stored: Stored) -> Outcome {
     let Stored {
         class,
         sop,
@@ -319,11 +316,7 @@ fn outcome(
 /// Puts a validated part at its blob path in the standard form (a preamble, `DICM`, and a meta group
 /// with its length: pydicom's bare in-memory datasets gain them, so strict readers read the stored file),
 /// synced to disk; returns its size.
-fn write_blob(
-    svc: &Service,
-    part: &ReceivedPart,
-    scan: &Scan,
-) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+fn write_blob(svc: &Service, part: &ReceivedPart, scan: &Scan) -> Result<u64, CommitError> {
     use std::io::Write;
     let head = scan.canonical_head(part.source())?;
     let start = scan.dataset_start;
@@ -372,22 +365,22 @@ fn write_blob(
 }
 
 /// A searchable value as the index keeps it: the tag's number, its text and its number.
-type IndexRow = (i64, Option<String>, Option<f64>);
+pub(super) type IndexRow = (i64, Option<String>, Option<f64>);
 
 /// An instance ready for the index.
-struct NewInstance {
-    study: String,
-    series: String,
-    sop: String,
-    class: String,
-    transfer_syntax: String,
-    frames: u32,
-    metadata: String,
-    values: Vec<IndexRow>,
+pub(super) struct NewInstance {
+    pub study: String,
+    pub series: String,
+    pub sop: String,
+    pub class: String,
+    pub transfer_syntax: String,
+    pub frames: u32,
+    pub metadata: String,
+    pub values: Vec<IndexRow>,
 }
 
 /// What became of an instance.
-enum Inserted {
+pub(super) enum Inserted {
     Stored,
     /// The same Study/Series/SOP triple is stored already.
     Exists,
@@ -398,75 +391,27 @@ enum Inserted {
     },
 }
 
-/// Records the instance (its file already written under its blob name), its searchable values and a
-/// `Create` change-feed entry in one transaction; only then is the file kept.
+/// Writes the instance's file (synced) under its blob name, then commits its row with the stores
+/// committing beside it ([`commit`](super::commit)); only then is the file kept.
 fn insert(
     svc: &Service,
     part: &ReceivedPart,
     scan: &Scan,
-    rec: &NewInstance,
-) -> Result<Inserted, Box<dyn std::error::Error + Send + Sync>> {
-    // Written (and synced) outside the index lock; still invisible until the commit below. A store of
-    // an instance already there writes its file too, and loses it at the insert below: one lock less
-    // for every other store (they wait on it).
+    rec: NewInstance,
+) -> Result<Inserted, CommitError> {
+    // Written (and synced) outside the index lock; still invisible until the commit. A store of an
+    // instance already there writes its file too, and loses it at the insert: one lock less for
+    // every other store (they wait on it).
     let size = write_blob(svc, part, scan)?;
-    let mut conn = svc.db.lock()?;
-    let tx = conn.transaction()?;
-    let blob = &part.name;
-    let now = now_timestamp();
-    let result = (|| -> rusqlite::Result<Inserted> {
-        // The UID triple's uniqueness is the check: an instance already there inserts no row.
-        let added = tx
-            .prepare_cached(
-                "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax, blob, size, frames, created, metadata)
-                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT(study_uid, series_uid, sop_uid) DO NOTHING",
-            )?
-            .execute(params![
-                rec.study,
-                rec.series,
-                rec.sop,
-                rec.class,
-                rec.transfer_syntax,
-                blob,
-                size as i64,
-                rec.frames,
-                now,
-                rec.metadata
-            ])?;
-        if added == 0 {
-            return Ok(Inserted::Exists);
-        }
-        if let Some(quota) = svc.config.max_stored_bytes {
-            // Under the index lock: stores in parallel cannot together pass the limit.
-            let held = svc.db.stored_bytes();
-            if held.saturating_add(size) > quota {
-                return Ok(Inserted::Full { quota, held });
-            }
-        }
-        let watermark = tx.last_insert_rowid();
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO attr_index(watermark, tag, value, num) VALUES(?1, ?2, ?3, ?4)",
-            )?;
-            for (tag, text, num) in &rec.values {
-                stmt.execute(params![watermark, tag, text, num])?;
-            }
-        }
-        tx.prepare_cached(
-            "INSERT INTO changefeed(study_uid, series_uid, sop_uid, action, timestamp, watermark)
-             VALUES(?1, ?2, ?3, 'Create', ?4, ?5)",
-        )?
-        .execute(params![rec.study, rec.series, rec.sop, now, watermark])?;
-        Ok(Inserted::Stored)
-    })()?;
-    if !matches!(result, Inserted::Stored) {
-        // Dropped, the transaction rolls back (the row of an instance that does not fit with it).
-        return Ok(result);
+    let row = Row {
+        rec,
+        blob: part.name.clone(),
+        size,
+    };
+    let inserted = svc.store_commits.commit(svc, row)?;
+    if matches!(inserted, Inserted::Stored) {
+        // Committed: the file is part of the service now (on any error it is removed with the part).
+        part.keep.store(true, std::sync::atomic::Ordering::Release);
     }
-    tx.commit()?;
-    svc.db.stored_changed(size, 0);
-    // Committed: the file is part of the service now (on any error it is removed with the part).
-    part.keep.store(true, std::sync::atomic::Ordering::Release);
-    Ok(Inserted::Stored)
+    Ok(inserted)
 }

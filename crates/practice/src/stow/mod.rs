@@ -6,6 +6,7 @@
 //! for it); [`instance`] stores each received instance, [`validate`] checks it as Azure does, and
 //! [`response`] writes the answer from each instance's [`outcome`].
 
+mod commit;
 mod instance;
 mod outcome;
 mod response;
@@ -16,6 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+pub(crate) use self::commit::StoreCommits;
 use self::instance::store_parts;
 use self::response::respond;
 use crate::accept::accepts_dicom_json;
