@@ -1,7 +1,8 @@
 //! Practice-service benchmark (a bench binary, not a timed test): `cargo bench --bench practice`.
 //!
 //! - ingest: 1,000 small instances over STOW (multipart/related, one instance per request — the framing
-//!   Orthanc's DICOMweb plugin accepts), 4 concurrent clients, instances/s; the same against Orthanc when
+//!   Orthanc's DICOMweb plugin accepts), 4 concurrent clients, instances/s, the best of three rounds
+//!   (each of new instances; `--quick`: one round of 50); the same against Orthanc when
 //!   it is installed, and against a null server (reads the body, answers 200: the loopback ceiling of
 //!   these clients). The data goes where `TMPDIR` says (`TMPDIR=/dev/shm` for tmpfs).
 //! - QIDO latency: p50 / p99 over 2,000 lab-style searches with 10,000 instances stored.
@@ -198,27 +199,48 @@ async fn null_server() -> String {
     format!("http://{addr}/studies")
 }
 
+/// Rounds of ingest against each server; the best counts (the VM's neighbours take a share of its
+/// CPU now and then, and a round of 1,000 stores lasts a fraction of a second).
+fn rounds() -> usize {
+    if deadline::quick() { 1 } else { 3 }
+}
+
+/// The best rate of `rounds()` rounds against `url`, each of instances not stored before.
+async fn best_ingest(url: &str, rounds: &[Arc<Vec<Inst>>]) -> f64 {
+    let mut best: f64 = 0.0;
+    for items in rounds {
+        best = best.max(ingest(url, items.clone()).await);
+    }
+    best
+}
+
 async fn ingest_vs_orthanc() {
     let n = ingest_n();
-    let items = Arc::new(instances(n, 5, "1"));
-    println!("ingest: data under {}", std::env::temp_dir().display());
-    let ceiling = ingest(&null_server().await, items.clone()).await;
+    let rounds: Vec<Arc<Vec<Inst>>> = (0..rounds())
+        .map(|r| Arc::new(instances(n, 5, &format!("1{r}"))))
+        .collect();
+    let k = rounds.len();
+    println!(
+        "ingest: data under {}; best of {k} rounds",
+        std::env::temp_dir().display()
+    );
+    let ceiling = best_ingest(&null_server().await, &rounds).await;
     println!(
         "ingest: null server       {ceiling:>8.0} instances/s  (the clients' loopback ceiling)"
     );
     let svc = dicomlab_practice::start(config())
         .await
         .expect("practice service");
-    let ours = ingest(&format!("{}/studies", svc.base_url), items.clone()).await;
+    let ours = best_ingest(&format!("{}/studies", svc.base_url), &rounds).await;
     println!(
-        "ingest: practice service  {ours:>8.0} instances/s  ({n} instances, {CLIENTS} clients; {:.2}× below the ceiling)",
+        "ingest: practice service  {ours:>8.0} instances/s  ({n} instances a round, {CLIENTS} clients; {:.2}× below the ceiling)",
         ceiling / ours
     );
     svc.shutdown().await;
 
     match orthanc::start() {
         Some(o) => {
-            let theirs = ingest(&format!("{}/studies", o.dicomweb), items.clone()).await;
+            let theirs = best_ingest(&format!("{}/studies", o.dicomweb), &rounds).await;
             println!(
                 "ingest: Orthanc 1.10      {theirs:>8.0} instances/s  (same instances, same clients)"
             );
