@@ -269,12 +269,21 @@ mod tests {
         svc.store_commits.lock().waiting.len()
     }
 
+    /// Waits (at most 20 s) until `done` holds.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed().as_secs() < 20, "{what}");
+            std::thread::yield_now();
+        }
+    }
+
     /// Commits each row on its own thread while the test holds the index: the first row's store
-    /// takes its batch and waits for the index; the others queue behind it, and go in one batch
-    /// once the index is free. Answers each row's answer, in order.
+    /// takes its batch and waits for the index; the others queue behind it in order (each thread
+    /// starts once the one before has queued), and go in one batch once the index is free. Answers
+    /// each row's answer, in order.
     fn commit_queued(svc: &SharedService, rows: Vec<Row>) -> Vec<Result<Inserted, String>> {
         let held = svc.db.lock().expect("index");
-        let n = rows.len();
         let threads: Vec<_> = rows
             .into_iter()
             .enumerate()
@@ -286,21 +295,15 @@ mod tests {
                         .map_err(|e| e.to_string())
                 });
                 if i == 0 {
-                    // The first store is committing (blocked on the index) before the others come.
-                    let started = std::time::Instant::now();
-                    while !svc.store_commits.lock().committing {
-                        assert!(started.elapsed().as_secs() < 20, "no store committed");
-                        std::thread::yield_now();
-                    }
+                    until("the first store never committed", || {
+                        svc.store_commits.lock().committing
+                    });
+                } else {
+                    until("a store never queued", || waiting(svc) == i);
                 }
                 t
             })
             .collect();
-        let started = std::time::Instant::now();
-        while waiting(svc) < n - 1 {
-            assert!(started.elapsed().as_secs() < 20, "the stores never queued");
-            std::thread::yield_now();
-        }
         drop(held);
         threads
             .into_iter()
