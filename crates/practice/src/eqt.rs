@@ -69,36 +69,76 @@ fn read_tags(
     rows.collect()
 }
 
-/// Every tag, in creation order.
-pub(crate) fn all_tags(svc: &Service) -> Result<Vec<EqtDef>, DbError> {
-    Ok(read_tags(&*svc.db.lock()?, "ORDER BY key", &[])?)
+/// Tags as last read from the index, with the count of the table's writes ([`Db::eqt_writes`]) they
+/// were read at: good until the table is written again.
+#[derive(Default)]
+pub(crate) struct KeptTags(std::sync::Mutex<Option<(u64, std::sync::Arc<[EqtDef]>)>>);
+
+impl KeptTags {
+    /// The tags kept, unless the table was written since they were read.
+    fn fresh(&self, db: &Db) -> Option<std::sync::Arc<[EqtDef]>> {
+        let writes = db.eqt_writes();
+        let kept = self.0.lock().ok()?;
+        match &*kept {
+            Some((at, tags)) if *at == writes => Some(tags.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reads the tags `filter` selects (on the caller's connection: no write is under way) and keeps
+    /// them.
+    fn read(
+        &self,
+        db: &Db,
+        c: &rusqlite::Connection,
+        filter: &str,
+    ) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
+        let at = db.eqt_writes();
+        let tags: std::sync::Arc<[EqtDef]> = read_tags(c, filter, &[])?.into();
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some((at, tags.clone()));
+        }
+        Ok(tags)
+    }
 }
 
-/// The tags new instances are indexed on, as last read, with the count of the table's writes
-/// ([`Db::eqt_writes`]) they were read at.
+/// The tags a store indexes and a search reads, each kept between the table's writes: every store
+/// and every search asks, tags rarely change.
 #[derive(Default)]
-pub(crate) struct ActiveTags(std::sync::Mutex<Option<(u64, std::sync::Arc<[EqtDef]>)>>);
+pub(crate) struct ActiveTags {
+    /// Adding or ready (what new instances are indexed on).
+    active: KeptTags,
+    /// Every tag, in creation order (what a search may name).
+    all: KeptTags,
+}
 
-/// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7). Read from the index
-/// only when its `eqt` table was written since the last read: every store asks, tags rarely change.
-pub(crate) fn active_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
-    let writes = svc.db.eqt_writes();
-    if let Ok(kept) = svc.active_tags.0.lock()
-        && let Some((at, tags)) = &*kept
-        && *at == writes
-    {
-        return Ok(tags.clone());
+/// Every tag, in creation order, as kept: `None` when the table was written since (then
+/// [`all_tags`] reads them on the blocking pool). A search's first look, on the runtime's thread.
+pub(crate) fn kept_tags(svc: &Service) -> Option<std::sync::Arc<[EqtDef]>> {
+    svc.active_tags.all.fresh(&svc.db)
+}
+
+/// Every tag, in creation order.
+pub(crate) fn all_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
+    if let Some(tags) = kept_tags(svc) {
+        return Ok(tags);
     }
     let c = svc.db.lock()?;
-    // Under the lock no write is under way: what is read now is what this count dates.
-    let at = svc.db.eqt_writes();
-    let tags: std::sync::Arc<[EqtDef]> =
-        read_tags(&c, "WHERE status IN ('adding', 'ready') ORDER BY key", &[])?.into();
-    drop(c);
-    if let Ok(mut kept) = svc.active_tags.0.lock() {
-        *kept = Some((at, tags.clone()));
+    svc.active_tags.all.read(&svc.db, &c, "ORDER BY key")
+}
+
+/// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7). Read from the index
+/// only when its `eqt` table was written since the last read.
+pub(crate) fn active_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
+    if let Some(tags) = svc.active_tags.active.fresh(&svc.db) {
+        return Ok(tags);
     }
-    Ok(tags)
+    let c = svc.db.lock()?;
+    svc.active_tags.active.read(
+        &svc.db,
+        &c,
+        "WHERE status IN ('adding', 'ready') ORDER BY key",
+    )
 }
 
 /// At start-up: operations a previous run left running have failed; their tags are abandoned `adding`
@@ -844,4 +884,41 @@ pub(crate) async fn operation(
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tags a search and a store use are kept until the table is written, by any statement, and
+    /// then read again.
+    #[tokio::test]
+    async fn kept_tags_last_until_the_table_is_written() {
+        let svc = crate::build(crate::ServiceConfig::default(), "http://127.0.0.1")
+            .expect("service")
+            .service;
+        assert!(kept_tags(&svc).is_none(), "nothing read yet");
+        assert_eq!(all_tags(&svc).expect("all").len(), 0);
+        assert_eq!(active_tags(&svc).expect("active").len(), 0);
+        assert_eq!(kept_tags(&svc).expect("kept").len(), 0);
+        svc.db
+            .lock()
+            .expect("index")
+            .execute_batch(
+                "INSERT INTO eqt(path, vr, level, status, query_status) VALUES('00101002', 'SQ', 'Study', 'deleting', 'enabled');",
+            )
+            .expect("a tag");
+        assert!(kept_tags(&svc).is_none(), "the table was written");
+        assert_eq!(all_tags(&svc).expect("all").len(), 1);
+        assert_eq!(kept_tags(&svc).expect("kept").len(), 1);
+        assert_eq!(active_tags(&svc).expect("active").len(), 0, "deleting");
+        svc.db
+            .lock()
+            .expect("index")
+            .execute_batch("UPDATE eqt SET status = 'ready';")
+            .expect("ready");
+        assert!(kept_tags(&svc).is_none());
+        assert_eq!(active_tags(&svc).expect("active").len(), 1);
+        assert_eq!(all_tags(&svc).expect("all")[0].status, "ready");
+    }
 }

@@ -49,7 +49,11 @@ async fn search(
             return Err(ApiError::bad_uid(name, u));
         }
     }
-    let eqts = svc.db(eqt::all_tags).await?;
+    // The tags as kept, without a trip to the blocking pool (a search makes one, for its query).
+    let eqts = match eqt::kept_tags(&svc) {
+        Some(tags) => tags,
+        None => svc.db(eqt::all_tags).await?,
+    };
     let q = parse_query(raw.as_deref().unwrap_or(""), &route, version, &eqts)?;
     let erroneous = q.erroneous.join(",");
     let results = svc.db(move |s| run(s, &route, &q)).await?;
