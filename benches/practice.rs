@@ -220,8 +220,13 @@ async fn ingest_vs_orthanc() {
         .map(|r| Arc::new(instances(n, 5, &format!("1{r}"))))
         .collect();
     let k = rounds.len();
+    let rounds_said = if k == 1 {
+        "one round".to_string()
+    } else {
+        format!("best of {k} rounds")
+    };
     println!(
-        "ingest: data under {}; best of {k} rounds",
+        "ingest: data under {}; {rounds_said}",
         std::env::temp_dir().display()
     );
     let ceiling = best_ingest(&null_server().await, &rounds).await;

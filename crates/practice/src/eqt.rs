@@ -105,7 +105,7 @@ impl KeptTags {
 /// The tags a store indexes and a search reads, each kept between the table's writes: every store
 /// and every search asks, tags rarely change.
 #[derive(Default)]
-pub(crate) struct ActiveTags {
+pub(crate) struct TagCache {
     /// Adding or ready (what new instances are indexed on).
     active: KeptTags,
     /// Every tag, in creation order (what a search may name).
@@ -115,7 +115,7 @@ pub(crate) struct ActiveTags {
 /// Every tag, in creation order, as kept: `None` when the table was written since (then
 /// [`all_tags`] reads them on the blocking pool). A search's first look, on the runtime's thread.
 pub(crate) fn kept_tags(svc: &Service) -> Option<std::sync::Arc<[EqtDef]>> {
-    svc.active_tags.all.fresh(&svc.db)
+    svc.tag_cache.all.fresh(&svc.db)
 }
 
 /// Every tag, in creation order.
@@ -124,17 +124,17 @@ pub(crate) fn all_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbErro
         return Ok(tags);
     }
     let c = svc.db.lock()?;
-    svc.active_tags.all.read(&svc.db, &c, "ORDER BY key")
+    svc.tag_cache.all.read(&svc.db, &c, "ORDER BY key")
 }
 
 /// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7). Read from the index
 /// only when its `eqt` table was written since the last read.
 pub(crate) fn active_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
-    if let Some(tags) = svc.active_tags.active.fresh(&svc.db) {
+    if let Some(tags) = svc.tag_cache.active.fresh(&svc.db) {
         return Ok(tags);
     }
     let c = svc.db.lock()?;
-    svc.active_tags.active.read(
+    svc.tag_cache.active.read(
         &svc.db,
         &c,
         "WHERE status IN ('adding', 'ready') ORDER BY key",

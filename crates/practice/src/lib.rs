@@ -193,8 +193,8 @@ pub struct Service {
     pub cors: cors::Cors,
     /// The user sign-in: users, app registrations' redirect URIs, sessions, codes, the signing key.
     pub identity: identity::Identity,
-    /// The extended query tags stores index, read again only after the tags' table changed.
-    pub(crate) active_tags: eqt::ActiveTags,
+    /// The extended query tags stores index and searches read, kept until the tags' table changes.
+    pub(crate) tag_cache: eqt::TagCache,
     /// Stores whose files are written, committed to the index together (`stow::commit`).
     pub(crate) store_commits: stow::StoreCommits,
 }
@@ -417,7 +417,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
         audit,
         cors,
         identity,
-        active_tags: eqt::ActiveTags::default(),
+        tag_cache: eqt::TagCache::default(),
         store_commits: stow::StoreCommits::default(),
     });
     audit::spawn_flusher(Arc::downgrade(&service));
