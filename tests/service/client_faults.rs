@@ -30,12 +30,8 @@ async fn serve(busy_times: usize, status: StatusCode) -> (String, Arc<AtomicUsiz
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}/v1"), hits)
+    let origin = crate::loopback::serve(app).await;
+    (format!("{origin}/v1"), hits)
 }
 
 #[tokio::test]
@@ -102,15 +98,10 @@ async fn stow_never_sends_expect_100_continue() {
         )
         // The samples are 2.9 MB: past axum's default 2 MB limit for `Bytes`.
         .layer(axum::extract::DefaultBodyLimit::disable());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let origin = crate::loopback::serve(app).await;
     let dir = tempfile::tempdir().expect("tmp");
     let files = dicomlab_dicom::samples::write_samples(dir.path()).expect("samples");
-    let client =
-        DicomWebClient::new(&format!("http://{addr}/v1"), AuthConfig::None).expect("client");
+    let client = DicomWebClient::new(&format!("{origin}/v1"), AuthConfig::None).expect("client");
     for mode in [
         dicomlab_dicomweb::StoreMode::Single,
         dicomlab_dicomweb::StoreMode::Multipart,
@@ -139,13 +130,8 @@ async fn a_single_part_retrieve_is_written_whole_or_counted() {
             async move { ([(axum::http::header::CONTENT_TYPE, "application/dicom")], b) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    let client =
-        DicomWebClient::new(&format!("http://{addr}/v1"), AuthConfig::None).expect("client");
+    let origin = crate::loopback::serve(app).await;
+    let client = DicomWebClient::new(&format!("{origin}/v1"), AuthConfig::None).expect("client");
     let path = "studies/1.2.3/series/4.5/instances/6.7";
     let dir = tempfile::tempdir().expect("tmp");
     let (a, parts) = client

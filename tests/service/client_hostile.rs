@@ -70,12 +70,7 @@ async fn hostile() -> String {
                 (StatusCode::UNAUTHORIZED, axum::Json(body))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    format!("http://{addr}")
+    crate::loopback::serve(app).await
 }
 
 #[tokio::test]
@@ -191,13 +186,8 @@ async fn a_change_feed_that_never_moves_ahead_is_read_in_bounded_pages() {
                 async move { axum::Json(serde_json::json!([entry(1)])) }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    let client =
-        DicomWebClient::new(&format!("http://{addr}/v1"), AuthConfig::None).expect("client");
+    let origin = crate::loopback::serve(app).await;
+    let client = DicomWebClient::new(&format!("{origin}/v1"), AuthConfig::None).expect("client");
     let learner = dicomlab_lab::evidence::Learner::default();
     let records = tokio::time::timeout(
         Duration::from_secs(120),

@@ -7,6 +7,7 @@ mod client_faults;
 mod client_hostile;
 mod conformance;
 mod fuzz_corpus;
+mod loopback;
 mod ohif_browser;
 mod ohif_serve;
 mod ordinary_clients;
