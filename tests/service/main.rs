@@ -13,6 +13,7 @@ mod ohif_serve;
 mod ordinary_clients;
 mod practice_acceptance;
 mod practice_hardening;
+mod practice_in_index;
 mod practice_kill9;
 mod practice_robustness;
 mod practice_signin;

@@ -37,6 +37,11 @@ CREATE INDEX IF NOT EXISTS ix_attr_value ON attr_index(tag, value);
 -- Only numbers are compared as numbers: the index skips the text values' rows (most of them).
 CREATE INDEX IF NOT EXISTS ix_attr_num_set ON attr_index(tag, num) WHERE num IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_attr_watermark ON attr_index(watermark, tag);
+-- Small instances' files, kept in the index rather than in a file of their own (stow/instance.rs):
+-- their rows have the blob name ''.
+CREATE TABLE IF NOT EXISTS inline_blobs(
+    watermark INTEGER PRIMARY KEY REFERENCES instances(watermark) ON DELETE CASCADE,
+    data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS changefeed(
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
     study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,

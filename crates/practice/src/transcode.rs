@@ -4,8 +4,6 @@
 //! layer: lossless). What cannot be converted is refused with Azure's words; the caller bounds the size
 //! of what is converted (Azure's 100 MB) and the memory it takes.
 
-use std::path::Path;
-
 use dicom_core::value::{PixelFragmentSequence, PrimitiveValue};
 use dicom_core::{DataElement, Length, VR};
 use dicom_dictionary_std::tags;
@@ -96,11 +94,8 @@ pub fn memory_needed(file_size: u64, image: &Image, frames: Option<usize>, to: &
 }
 
 /// Reads what sizes a conversion: the file's scan (its header only).
-pub fn scan(path: &Path) -> Result<reader::Scan, Unsupported> {
-    Ok(reader::scan(
-        Source::File(path),
-        &reader::Limits::default(),
-    )?)
+pub fn scan(source: Source<'_>) -> Result<reader::Scan, Unsupported> {
+    Ok(reader::scan(source, &reader::Limits::default())?)
 }
 
 /// How one frame's samples are laid out.
@@ -339,9 +334,8 @@ fn write(obj: &DefaultDicomObject) -> Result<Vec<u8>, Unsupported> {
 }
 
 /// A whole stored file as a Part 10 file in `to`. The caller has bounded the file's size.
-pub fn file(path: &Path, to: &str) -> Result<Vec<u8>, Unsupported> {
-    let source = Source::File(path);
-    let scan = scan(path)?;
+pub fn file(source: Source<'_>, to: &str) -> Result<Vec<u8>, Unsupported> {
+    let scan = scan(source)?;
     let from = scan.transfer_syntax.clone();
     if !converts(&from, to) {
         return Err(Unsupported(format!("{from} to {to}")));
@@ -391,9 +385,8 @@ pub fn file(path: &Path, to: &str) -> Result<Vec<u8>, Unsupported> {
 }
 
 /// The given (1-based) frames of a stored file, in `to`.
-pub fn frames(path: &Path, wanted: &[u32], to: &str) -> Result<Vec<Vec<u8>>, Unsupported> {
-    let source = Source::File(path);
-    let scan = scan(path)?;
+pub fn frames(source: Source<'_>, wanted: &[u32], to: &str) -> Result<Vec<Vec<u8>>, Unsupported> {
+    let scan = scan(source)?;
     let from = scan.transfer_syntax.clone();
     if !converts(&from, to) {
         return Err(Unsupported(format!("{from} to {to}")));

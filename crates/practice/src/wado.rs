@@ -4,8 +4,6 @@
 //! transcoded as Azure does (`transcode.rs`: Explicit VR Little Endian ↔ JPEG 2000 lossless, files up to
 //! 100 MB, `image/jp2` frames); several instances need `transfer-syntax=*`.
 
-use std::path::PathBuf;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,7 +15,7 @@ use serde_json::Value;
 
 use super::accept::{MediaRange, accepts_dicom_json, parse as parse_accept};
 use super::auth::{Action, Caller};
-use super::blobs::Lease;
+use super::blobs::{Content, IN_INDEX, Lease};
 use super::changefeed::Params;
 use super::error::{ApiError, ApiResult};
 use super::transcode;
@@ -31,6 +29,9 @@ pub(crate) const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const JPEG2000: &str = transcode::JPEG2000_LOSSLESS;
 /// Files above this size are not transcoded or rendered (docs/contract.md §4.2).
 const RENDER_LIMIT: u64 = 100 * 1024 * 1024;
+/// A retrieve reads the instances the index keeps (`blobs::IN_INDEX`) with its lookup, consistent
+/// with it, while they come to at most this many bytes; beyond, each is read when its part is sent.
+const IN_INDEX_AT_ONCE: u64 = 4 * 1024 * 1024;
 
 /// A stored instance, as retrieval needs it.
 #[derive(Debug, Clone)]
@@ -40,6 +41,16 @@ pub(crate) struct Stored {
     pub transfer_syntax: String,
     pub frames: u32,
     pub size: u64,
+    /// Its bytes: its file, or (a small instance) from the index.
+    pub content: Content,
+}
+
+/// Whether a lookup reads the bytes of the instances the index keeps: a retrieve does, a metadata read
+/// does not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum InIndex {
+    Read,
+    Skip,
 }
 
 /// What a lookup found: the instances, and a lease on their files for as long as the answer needs them.
@@ -48,14 +59,18 @@ type Found = (Vec<Stored>, Lease);
 /// Finds the target's instances (leasing their files while the index is locked, so that a delete cannot
 /// remove them before they are read), or the 404 the real service gives.
 fn find(svc: &Service, t: &Target) -> Result<Result<Found, ApiError>, super::db::DbError> {
-    find_in(svc, &*svc.db.lock()?, t)
+    find_in(svc, &*svc.db.lock()?, t, InIndex::Read, IN_INDEX_AT_ONCE)
 }
 
-/// [`find`] on a connection the caller holds (what it reads next is of the same moment).
+/// [`find`] on a connection the caller holds (what it reads next is of the same moment). The bytes of
+/// the instances the index keeps are read too when `in_index` says so and they come to at most
+/// `at_once` bytes; otherwise each is [`Content::Later`].
 fn find_in(
     svc: &Service,
     c: &rusqlite::Connection,
     t: &Target,
+    in_index: InIndex,
+    at_once: u64,
 ) -> Result<Result<Found, ApiError>, super::db::DbError> {
     let t = &t.compared();
     let mut stmt = c.prepare_cached(
@@ -63,17 +78,37 @@ fn find_in(
          WHERE study_uid = ?1 AND (?2 IS NULL OR series_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3)
          ORDER BY watermark",
     )?;
-    let rows: Vec<Stored> = stmt
+    let mut rows: Vec<Stored> = stmt
         .query_map(params![t.study, t.series, t.sop], |r| {
+            let watermark = r.get(0)?;
+            let blob: String = r.get(1)?;
+            let content = if blob == IN_INDEX {
+                Content::Later(watermark)
+            } else {
+                Content::File(svc.blobs.path(&blob))
+            };
             Ok(Stored {
-                watermark: r.get(0)?,
-                blob: r.get(1)?,
+                watermark,
+                blob,
                 transfer_syntax: r.get(2)?,
                 frames: r.get(3)?,
                 size: r.get::<_, i64>(4)?.max(0) as u64,
+                content,
             })
         })?
         .collect::<Result<_, _>>()?;
+    let held: u64 = rows
+        .iter()
+        .filter(|r| r.blob == IN_INDEX)
+        .map(|r| r.size)
+        .sum();
+    if in_index == InIndex::Read && held <= at_once {
+        for r in &mut rows {
+            if let Content::Later(watermark) = r.content {
+                r.content = Content::Bytes(in_index_bytes(c, watermark)?);
+            }
+        }
+    }
     if !rows.is_empty() {
         let lease = svc.blobs.lease(rows.iter().map(|r| r.blob.clone()));
         return Ok(Ok((rows, lease)));
@@ -102,6 +137,13 @@ fn find_in(
     Ok(Err(ApiError::not_found(format!(
         "The specified {what} cannot be found."
     ))))
+}
+
+/// The bytes of an instance the index keeps.
+fn in_index_bytes(c: &rusqlite::Connection, watermark: i64) -> rusqlite::Result<Bytes> {
+    c.prepare_cached("SELECT data FROM inline_blobs WHERE watermark = ?1")?
+        .query_row([watermark], |r| r.get::<_, Vec<u8>>(0))
+        .map(Bytes::from)
 }
 
 async fn lookup(svc: &SharedService, t: &Target) -> ApiResult<Found> {
@@ -254,17 +296,17 @@ async fn transcoding<T: Send + 'static>(
     stored: &Stored,
     frames: Option<usize>,
     to: &str,
-    work: impl FnOnce(&std::path::Path) -> Result<T, transcode::Unsupported> + Send + 'static,
+    work: impl FnOnce(reader::Source<'_>) -> Result<T, transcode::Unsupported> + Send + 'static,
 ) -> ApiResult<T> {
     check_transcode(stored, to)?;
-    let path = svc.blobs.path(&stored.blob);
+    let content = stored.content.clone();
     let _permit = svc
         .heavy
         .acquire()
         .await
         .map_err(|e| ApiError::internal("transcode gate", e))?;
-    let p = path.clone();
-    let scan = tokio::task::spawn_blocking(move || transcode::scan(&p))
+    let c = content.clone();
+    let scan = tokio::task::spawn_blocking(move || transcode::scan(source_of(&c)?))
         .await
         .map_err(|e| ApiError::internal("transcode", e))?;
     let unsupported = |e: transcode::Unsupported| {
@@ -278,7 +320,7 @@ async fn transcoding<T: Send + 'static>(
         ApiError::not_acceptable(transcode::UNSUPPORTED_TEXT)
     })?;
     let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || work(&path))
+    let out = tokio::task::spawn_blocking(move || work(source_of(&content)?))
         .await
         .map_err(|e| ApiError::internal("transcode", e))?
         .map_err(unsupported)?;
@@ -287,6 +329,13 @@ async fn transcoding<T: Send + 'static>(
         started.elapsed().as_millis()
     );
     Ok(out)
+}
+
+/// The bytes of one instance looked up alone (always read with its lookup).
+fn source_of(content: &Content) -> Result<reader::Source<'_>, transcode::Unsupported> {
+    content
+        .source()
+        .ok_or_else(|| transcode::Unsupported("the instance's bytes were not read".into()))
 }
 
 /// A body that holds its files' lease until it is sent (or dropped).
@@ -301,15 +350,40 @@ fn holding(
     .boxed()
 }
 
-/// A streamed multipart/related body: `(part content type, file)` in order.
-fn multipart_body(parts: Vec<(String, PathBuf)>, lease: Lease) -> (String, Body) {
+/// One instance's bytes as a body stream: its file read a chunk at a time, or what the index keeps.
+fn content_stream(
+    svc: &SharedService,
+    content: Content,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    match content {
+        Content::File(path) => file_stream(path),
+        Content::Bytes(b) => stream::iter([Ok(b)]).boxed(),
+        Content::Later(watermark) => {
+            let svc = svc.clone();
+            stream::once(async move {
+                // Deleted since the lookup, the part cannot be sent whole: the body ends in an error.
+                svc.db(move |s| Ok(in_index_bytes(&*s.db.lock()?, watermark)?))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .boxed()
+        }
+    }
+}
+
+/// A streamed multipart/related body: `(part content type, bytes)` in order.
+fn multipart_body(
+    svc: &SharedService,
+    parts: Vec<(String, Content)>,
+    lease: Lease,
+) -> (String, Body) {
     let boundary = uuid::Uuid::new_v4().to_string();
     let mut segments: Vec<BoxStream<'static, std::io::Result<Bytes>>> = Vec::new();
-    for (i, (ct, path)) in parts.into_iter().enumerate() {
+    for (i, (ct, content)) in parts.into_iter().enumerate() {
         let lead = if i == 0 { "" } else { "\r\n" };
         let head = Bytes::from(format!("{lead}--{boundary}\r\nContent-Type: {ct}\r\n\r\n"));
         segments.push(stream::iter([Ok(head)]).boxed());
-        segments.push(file_stream(path));
+        segments.push(content_stream(svc, content));
     }
     let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
     segments.push(stream::iter([Ok(tail)]).boxed());
@@ -347,8 +421,8 @@ async fn retrieve(
     }
     if let Sending::Transcoded(to) = how_to_send(&choice, &found[0]) {
         let target = to.clone();
-        let bytes = transcoding(&svc, &found[0], None, &to, move |path| {
-            transcode::file(path, &target)
+        let bytes = transcoding(&svc, &found[0], None, &to, move |source| {
+            transcode::file(source, &target)
         })
         .await?;
         drop(lease);
@@ -369,7 +443,7 @@ async fn retrieve(
         let resp = (
             StatusCode::OK,
             [(header::CONTENT_LENGTH, stored.size.to_string())],
-            Body::from_stream(holding(file_stream(svc.blobs.path(&stored.blob)), lease)),
+            Body::from_stream(holding(content_stream(&svc, stored.content.clone()), lease)),
         )
             .into_response();
         return Ok(with_content_type(
@@ -384,10 +458,10 @@ async fn retrieve(
                 "application/dicom; transfer-syntax={}",
                 stored.transfer_syntax
             ),
-            svc.blobs.path(&stored.blob),
+            stored.content.clone(),
         ));
     }
-    let (ct, body) = multipart_body(parts, lease);
+    let (ct, body) = multipart_body(&svc, parts, lease);
     Ok(with_content_type(
         (StatusCode::OK, body).into_response(),
         &ct,
@@ -488,7 +562,7 @@ async fn metadata(
     let (found, docs) = svc
         .db(move |s| {
             let c = s.db.lock()?;
-            let (found, _lease) = match find_in(s, &c, &t)? {
+            let (found, _lease) = match find_in(s, &c, &t, InIndex::Skip, 0)? {
                 Ok(f) => f,
                 Err(e) => return Ok(Err(e)),
             };
@@ -618,8 +692,8 @@ fn parse_frames(s: &str) -> ApiResult<Vec<u32>> {
 
 /// Reads the raw bytes of the given (1-based) frames from a stored file: only those bytes, through the
 /// bounded reader.
-fn read_frames(path: &std::path::Path, frames: &[u32]) -> Result<Vec<Vec<u8>>, String> {
-    let source = reader::Source::File(path);
+fn read_frames(content: &Content, frames: &[u32]) -> Result<Vec<Vec<u8>>, String> {
+    let source = source_of(content).map_err(|e| e.to_string())?;
     let scan = reader::scan(source, &reader::Limits::default()).map_err(|e| e.to_string())?;
     reader::read_frames(source, &scan, frames).map_err(|e| e.to_string())
 }
@@ -655,14 +729,14 @@ pub(crate) async fn retrieve_frames(
         Sending::Transcoded(to) => {
             let target = to.clone();
             let count = frames.len();
-            let data = transcoding(&svc, &stored, Some(count), &to, move |path| {
-                transcode::frames(path, &frames, &target)
+            let data = transcoding(&svc, &stored, Some(count), &to, move |source| {
+                transcode::frames(source, &frames, &target)
             })
             .await?;
             (to, data)
         }
         Sending::AsStored(ts) => {
-            let path = svc.blobs.path(&stored.blob);
+            let content = stored.content.clone();
             let _permit = svc
                 .heavy
                 .acquire()
@@ -675,7 +749,7 @@ pub(crate) async fn retrieve_frames(
                 .reserve(want)
                 .await
                 .map_err(|e| ApiError::internal("frames budget", e))?;
-            let data = tokio::task::spawn_blocking(move || read_frames(&path, &frames))
+            let data = tokio::task::spawn_blocking(move || read_frames(&content, &frames))
                 .await
                 .map_err(|e| ApiError::internal("frames", e))?
                 .map_err(|e| {
@@ -697,9 +771,9 @@ pub(crate) async fn retrieve_frames(
 }
 
 /// Renders one frame to PNG or JPEG.
-fn render(path: &std::path::Path, frame: u32, png: bool, quality: u8) -> Result<Vec<u8>, String> {
+fn render(content: &Content, frame: u32, png: bool, quality: u8) -> Result<Vec<u8>, String> {
     use dicom_pixeldata::PixelDecoder;
-    let source = reader::Source::File(path);
+    let source = source_of(content).map_err(|e| e.to_string())?;
     let scan = reader::scan(source, &reader::Limits::default()).map_err(|e| e.to_string())?;
     let obj = reader::read_all(source, &scan).map_err(|e| e.to_string())?;
     let decoded = obj.decode_pixel_data().map_err(|e| e.to_string())?;
@@ -749,7 +823,7 @@ async fn rendered(
             "The instance is too large to render (over 100 MB).",
         ));
     }
-    let path = svc.blobs.path(&stored.blob);
+    let content = stored.content.clone();
     let _permit = svc
         .heavy
         .acquire()
@@ -765,7 +839,7 @@ async fn rendered(
         .reserve(want)
         .await
         .map_err(|e| ApiError::internal("render budget", e))?;
-    let bytes = tokio::task::spawn_blocking(move || render(&path, frame, png, quality as u8))
+    let bytes = tokio::task::spawn_blocking(move || render(&content, frame, png, quality as u8))
         .await
         .map_err(|e| ApiError::internal("render", e))?
         .map_err(|e| {
@@ -858,6 +932,109 @@ mod tests {
             frame(r#"multipart/related; type="*/*""#),
             Some((true, "application/octet-stream", "*".into()))
         );
+    }
+
+    /// Adds an instance of study `1.2` whose bytes the index keeps; answers its watermark.
+    fn kept(svc: &Service, sop: &str, data: &[u8]) -> i64 {
+        let c = svc.db.lock().expect("index");
+        c.execute(
+            "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax,
+               blob, size, frames, created, metadata)
+             VALUES('1.2', '1.2.1', ?1, '1.2.840.10008.5.1.4.1.1.7', ?2, ?3, ?4, 1, '', '{}')",
+            params![sop, EXPLICIT_LE, IN_INDEX, data.len() as i64],
+        )
+        .expect("instance");
+        let watermark = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO inline_blobs(watermark, data) VALUES(?1, ?2)",
+            params![watermark, data],
+        )
+        .expect("bytes");
+        watermark
+    }
+
+    fn found(svc: &Service, in_index: InIndex, at_once: u64) -> Found {
+        let study = Target {
+            study: "1.2".into(),
+            series: None,
+            sop: None,
+        };
+        find_in(
+            svc,
+            &svc.db.lock().expect("index"),
+            &study,
+            in_index,
+            at_once,
+        )
+        .expect("index")
+        .expect("found")
+    }
+
+    async fn multipart_of(svc: &SharedService, (found, lease): Found) -> Result<Bytes, String> {
+        let parts = found
+            .into_iter()
+            .map(|f| ("application/dicom".to_string(), f.content))
+            .collect();
+        let (_, body) = multipart_body(svc, parts, lease);
+        axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The instances the index keeps are read with the lookup while they fit what a retrieve holds at
+    /// once, and part by part beyond it; either way every part is sent whole, and a part deleted
+    /// before its turn ends the body in an error, never a part cut short. A metadata read reads none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retrieve_reads_what_the_index_keeps_at_once_or_part_by_part() {
+        let svc = crate::build(crate::ServiceConfig::default(), "http://127.0.0.1")
+            .expect("service")
+            .service;
+        kept(&svc, "1.2.1.1", b"first");
+        let second = kept(&svc, "1.2.1.2", b"second!");
+
+        let (at_once, lease) = found(&svc, InIndex::Read, 12);
+        let read: Vec<&[u8]> = at_once
+            .iter()
+            .filter_map(|f| match &f.content {
+                Content::Bytes(b) => Some(&b[..]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(read, [&b"first"[..], b"second!"]);
+        let body = multipart_of(&svc, (at_once, lease)).await.expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("\r\n\r\nfirst\r\n--") && text.contains("\r\n\r\nsecond!\r\n--"));
+
+        let part_by_part = found(&svc, InIndex::Read, 11);
+        assert!(
+            part_by_part
+                .0
+                .iter()
+                .all(|f| matches!(f.content, Content::Later(_)))
+        );
+        assert_eq!(
+            multipart_of(&svc, part_by_part).await.expect("body").len(),
+            body.len(),
+            "the same body, read part by part"
+        );
+
+        let (skip, _) = found(&svc, InIndex::Skip, u64::MAX);
+        assert!(skip.iter().all(|f| matches!(f.content, Content::Later(_))));
+
+        let later = found(&svc, InIndex::Read, 0);
+        svc.db
+            .lock()
+            .expect("index")
+            .execute("DELETE FROM instances WHERE watermark = ?1", [second])
+            .expect("delete");
+        let left: i64 = svc
+            .db
+            .lock()
+            .expect("index")
+            .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 1, "the bytes go with their instance");
+        assert!(multipart_of(&svc, later).await.is_err());
     }
 
     #[test]

@@ -29,9 +29,11 @@ pub(super) type CommitError = Box<dyn std::error::Error + Send + Sync>;
 /// A stored file's row, waiting for the index.
 pub(super) struct Row {
     pub rec: NewInstance,
-    /// Its blob name, already written and synced.
+    /// Its blob name, already written and synced ([`IN_INDEX`](crate::blobs::IN_INDEX) for `data`).
     pub blob: String,
     pub size: u64,
+    /// A small instance's bytes, kept in the index (`inline_blobs`) rather than in a file.
+    pub data: Option<Vec<u8>>,
 }
 
 /// The stores waiting for the index, and the answers of those committed.
@@ -215,6 +217,10 @@ fn insert_row(
         return Ok(Inserted::Exists);
     }
     let watermark = tx.last_insert_rowid();
+    if let Some(data) = &row.data {
+        tx.prepare_cached("INSERT INTO inline_blobs(watermark, data) VALUES(?1, ?2)")?
+            .execute(params![watermark, data])?;
+    }
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO attr_index(watermark, tag, value, num) VALUES(?1, ?2, ?3, ?4)",
@@ -262,6 +268,7 @@ mod tests {
             },
             blob: format!("00/{sop}.dcm"),
             size,
+            data: None,
         }
     }
 

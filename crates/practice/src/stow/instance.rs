@@ -14,6 +14,7 @@ use super::outcome::{Outcome, reason};
 use super::validate::{
     Identifiers, indexed_attributes, refused, single_str, validate, validation_bytes,
 };
+use crate::blobs::{IN_INDEX, IN_INDEX_MAX};
 use crate::eqt::EqtDef;
 use crate::index::{self, CORE_ATTRIBUTES};
 use crate::multipart::ReceivedPart;
@@ -391,8 +392,29 @@ pub(super) enum Inserted {
     },
 }
 
-/// Writes the instance's file (synced) under its blob name, then commits its row with the stores
-/// committing beside it ([`commit`](super::commit)); only then is the file kept.
+/// A small part received in memory, as it is stored (see [`write_blob`]), when the index is to keep
+/// it: at most [`IN_INDEX_MAX`] bytes.
+fn in_index_bytes(part: &ReceivedPart, scan: &Scan) -> Result<Option<Vec<u8>>, CommitError> {
+    let Some(bytes) = &part.bytes else {
+        return Ok(None);
+    };
+    let head = scan.canonical_head(part.source())?;
+    let rest = match &head {
+        None => &bytes[..],
+        Some(_) => bytes.get(scan.dataset_start as usize..).unwrap_or_default(),
+    };
+    let size = head.as_ref().map_or(0, Vec::len) + rest.len();
+    if size as u64 > IN_INDEX_MAX {
+        return Ok(None);
+    }
+    let mut data = head.unwrap_or_default();
+    data.extend_from_slice(rest);
+    Ok(Some(data))
+}
+
+/// Writes the instance's file (synced) under its blob name — or, a small one, keeps its bytes for the
+/// index — then commits its row with the stores committing beside it ([`commit`](super::commit));
+/// only then is the file kept.
 fn insert(
     svc: &Service,
     part: &ReceivedPart,
@@ -402,15 +424,25 @@ fn insert(
     // Written (and synced) outside the index lock; still invisible until the commit. A store of an
     // instance already there writes its file too, and loses it at the insert: one lock less for
     // every other store (they wait on it).
-    let size = write_blob(svc, part, scan)?;
-    let row = Row {
-        rec,
-        blob: part.name.clone(),
-        size,
+    let row = match in_index_bytes(part, scan)? {
+        Some(data) => Row {
+            rec,
+            blob: IN_INDEX.to_string(),
+            size: data.len() as u64,
+            data: Some(data),
+        },
+        None => Row {
+            rec,
+            blob: part.name.clone(),
+            size: write_blob(svc, part, scan)?,
+            data: None,
+        },
     };
+    let in_index = row.data.is_some();
     let inserted = svc.store_commits.commit(svc, row)?;
-    if matches!(inserted, Inserted::Stored) {
+    if in_index || matches!(inserted, Inserted::Stored) {
         // Committed: the file is part of the service now (on any error it is removed with the part).
+        // A part kept in the index has no file to remove.
         part.keep.store(true, std::sync::atomic::Ordering::Release);
     }
     Ok(inserted)
