@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 /// The blob name of an instance whose bytes the index keeps (`inline_blobs`).
 pub(crate) const IN_INDEX: &str = "";
 
-/// The largest instance kept in the index rather than in a file of its own.
+/// The largest part (as received, in memory) whose instance the index keeps rather than a file of its own.
 pub(crate) const IN_INDEX_MAX: u64 = 64 * 1024;
 
 /// Where a stored instance's bytes are read from.

@@ -197,6 +197,8 @@ pub struct Service {
     pub(crate) tag_cache: eqt::TagCache,
     /// Stores whose files are written, committed to the index together (`stow::commit`).
     pub(crate) store_commits: stow::StoreCommits,
+    /// The thread that validates and commits small stores (`stow::storer`).
+    pub(crate) storer: stow::Storer,
 }
 
 pub type SharedService = Arc<Service>;
@@ -419,6 +421,7 @@ pub fn build(config: ServiceConfig, default_origin: &str) -> Result<BuiltService
         identity,
         tag_cache: eqt::TagCache::default(),
         store_commits: stow::StoreCommits::default(),
+        storer: stow::Storer::default(),
     });
     audit::spawn_flusher(Arc::downgrade(&service));
     Ok(BuiltService {

@@ -117,7 +117,7 @@ impl Drop for Committing<'_> {
 }
 
 /// Commits a batch in one transaction; if that fails, each row alone.
-fn commit_batch(
+pub(super) fn commit_batch(
     svc: &Service,
     batch: Vec<(u64, Row)>,
 ) -> Vec<(u64, Result<Inserted, CommitError>)> {

@@ -104,54 +104,142 @@ async fn store_part(
             return refused(&why, None, None);
         }
     };
+    let job = Job::new(version, study, base, part, scan);
+    // A small part's store needs no disk of its own: the store thread validates and commits it.
+    let job = if job.in_index() {
+        match svc.storer.store(svc, job).await {
+            Ok(done) => return done,
+            Err(job) => job,
+        }
+    } else {
+        job
+    };
     let done = svc
         .db(move |s| {
             let eqts = crate::eqt::active_tags(s)?;
-            Ok(process(
-                s,
-                version,
-                study.as_deref(),
-                &base,
-                &eqts,
-                &part,
-                &scan,
-            ))
+            Ok(job.process(s, &eqts))
         })
         .await;
     done.unwrap_or_else(|e| {
         tracing::error!("store failed: {e}");
-        (
-            Outcome::Failed {
-                reason: reason::PROCESSING_FAILURE,
-                class: None,
-                sop: None,
-                comments: Vec::new(),
-            },
-            false,
-        )
+        processing_failure()
     })
 }
 
-/// Validates, indexes and stores one received file. Returns its outcome and whether an indexed tag had
-/// several values.
-fn process(
-    svc: &Service,
+/// The outcome of a store that failed for a reason of the service's own.
+pub(super) fn processing_failure() -> (Outcome, bool) {
+    failed(reason::PROCESSING_FAILURE, None, None, Vec::new())
+}
+
+/// One received part, scanned, with what its store needs.
+pub(super) struct Job {
+    version: ApiVersion,
+    study: Option<String>,
+    base: String,
+    part: ReceivedPart,
+    scan: Scan,
+}
+
+/// A part validated: its row for the index and what it answers once committed — or, refused, its
+/// outcome already.
+pub(super) type Prepared = Result<Ready, (Outcome, bool)>;
+
+/// A part that passed validation.
+pub(super) struct Ready {
+    pub rec: NewInstance,
+    pub stored: Stored,
+    /// An indexed tag had several values.
+    pub multi_valued: bool,
+}
+
+impl Job {
+    pub(super) fn new(
+        version: ApiVersion,
+        study: Option<String>,
+        base: String,
+        part: ReceivedPart,
+        scan: Scan,
+    ) -> Self {
+        Job {
+            version,
+            study,
+            base,
+            part,
+            scan,
+        }
+    }
+
+    /// Whether the index keeps this part's bytes (it came in memory and is small).
+    pub(super) fn in_index(&self) -> bool {
+        self.part.bytes.is_some() && self.part.size <= IN_INDEX_MAX
+    }
+
+    /// Validates the part against the extended query tags `eqts`.
+    pub(super) fn prepare(&self, eqts: &[EqtDef]) -> Prepared {
+        prepare(
+            self.version,
+            self.study.as_deref(),
+            &self.base,
+            eqts,
+            &self.part,
+            &self.scan,
+        )
+    }
+
+    /// Validates, indexes and stores the part (on the blocking pool: its file is written and synced).
+    fn process(&self, svc: &Service, eqts: &[EqtDef]) -> (Outcome, bool) {
+        match self.prepare(eqts) {
+            Err(done) => done,
+            Ok(Ready {
+                rec,
+                stored,
+                multi_valued,
+            }) => (
+                outcome(insert(svc, &self.part, &self.scan, rec), stored),
+                multi_valued,
+            ),
+        }
+    }
+
+    /// The part has no file to remove (the index keeps it, or its file is part of the service).
+    pub(super) fn keep(&self) {
+        self.part
+            .keep
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The row of a part the index keeps, its bytes in their stored form (see [`write_blob`]).
+    pub(super) fn in_index_row(&self, rec: NewInstance) -> Result<Row, CommitError> {
+        let data =
+            in_index_bytes(&self.part, &self.scan)?.ok_or("the part is not one the index keeps")?;
+        Ok(Row {
+            rec,
+            blob: IN_INDEX.to_string(),
+            size: data.len() as u64,
+            data: Some(data),
+        })
+    }
+}
+
+/// Validates one received file: its outcome when it fails, else its row for the index (with whether an
+/// indexed tag had several values).
+fn prepare(
     version: ApiVersion,
     study_in_path: Option<&str>,
     base: &str,
     eqts: &[EqtDef],
     part: &ReceivedPart,
     scan: &Scan,
-) -> (Outcome, bool) {
+) -> Prepared {
     // The header only (up to PixelData): memory follows the header, never the pixel data.
     let file = match reader::read_header(part.source(), scan) {
         Ok(f) => f,
-        Err(why) => return refused(&why, None, None),
+        Err(why) => return Err(refused(&why, None, None)),
     };
     if let Err(why) = scan.check_pixels() {
         let sop = single_str(&file, tags::SOP_INSTANCE_UID);
         let class = single_str(&file, tags::SOP_CLASS_UID);
-        return refused(&why, class, sop);
+        return Err(refused(&why, class, sop));
     }
     let ts = file
         .meta()
@@ -171,15 +259,20 @@ fn process(
     let (Some(class), Some(sop), Some(study), Some(series)) =
         (class.clone(), sop.clone(), study, series)
     else {
-        return failed(reason::VALIDATION_FAILED, class, sop, checked.comments);
+        return Err(failed(
+            reason::VALIDATION_FAILED,
+            class,
+            sop,
+            checked.comments,
+        ));
     };
     if checked.fails {
-        return failed(
+        return Err(failed(
             reason::VALIDATION_FAILED,
             Some(class),
             Some(sop),
             checked.comments,
-        );
+        ));
     }
     let warnings = checked.comments;
 
@@ -200,7 +293,7 @@ fn process(
         warning = Some(reason::ATTRIBUTES_DROPPED);
     }
     let url = format!("{base}/studies/{study}/series/{series}/instances/{sop}");
-    let record = NewInstance {
+    let rec = NewInstance {
         study,
         series,
         sop: sop.clone(),
@@ -217,10 +310,11 @@ fn process(
         warning,
         warnings,
     };
-    (
-        outcome(insert(svc, part, scan, record), stored),
+    Ok(Ready {
+        rec,
+        stored,
         multi_valued,
-    )
+    })
 }
 
 /// A failed instance's outcome.
@@ -262,7 +356,7 @@ fn index_values(
 }
 
 /// What an instance stored answers.
-struct Stored {
+pub(super) struct Stored {
     class: String,
     sop: String,
     url: String,
@@ -271,7 +365,7 @@ struct Stored {
 }
 
 /// The outcome of an instance that passed validation, by what the index made of it.
-fn outcome(inserted: Result<Inserted, CommitError>, stored: Stored) -> Outcome {
+pub(super) fn outcome(inserted: Result<Inserted, CommitError>, stored: Stored) -> Outcome {
     let Stored {
         class,
         sop,
@@ -392,23 +486,19 @@ pub(super) enum Inserted {
     },
 }
 
-/// A small part received in memory, as it is stored (see [`write_blob`]), when the index is to keep
-/// it: at most [`IN_INDEX_MAX`] bytes.
+/// A part the index keeps — received in memory, of at most [`IN_INDEX_MAX`] bytes — in its stored form
+/// (see [`write_blob`]: the preamble and meta group a bare data set lacks are added).
 fn in_index_bytes(part: &ReceivedPart, scan: &Scan) -> Result<Option<Vec<u8>>, CommitError> {
     let Some(bytes) = &part.bytes else {
         return Ok(None);
     };
-    let head = scan.canonical_head(part.source())?;
-    let rest = match &head {
-        None => &bytes[..],
-        Some(_) => bytes.get(scan.dataset_start as usize..).unwrap_or_default(),
-    };
-    let size = head.as_ref().map_or(0, Vec::len) + rest.len();
-    if size as u64 > IN_INDEX_MAX {
+    if part.size > IN_INDEX_MAX {
         return Ok(None);
     }
-    let mut data = head.unwrap_or_default();
-    data.extend_from_slice(rest);
+    let Some(mut data) = scan.canonical_head(part.source())? else {
+        return Ok(Some(bytes.clone()));
+    };
+    data.extend_from_slice(bytes.get(scan.dataset_start as usize..).unwrap_or_default());
     Ok(Some(data))
 }
 

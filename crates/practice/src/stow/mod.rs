@@ -10,6 +10,7 @@ mod commit;
 mod instance;
 mod outcome;
 mod response;
+mod storer;
 mod validate;
 
 use axum::body::Body;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 pub(crate) use self::commit::StoreCommits;
 use self::instance::store_parts;
 use self::response::respond;
+pub(crate) use self::storer::Storer;
 use crate::accept::accepts_dicom_json;
 use crate::auth::{Action, Caller};
 use crate::error::{ApiError, ApiResult};
