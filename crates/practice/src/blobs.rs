@@ -7,6 +7,8 @@
 //!
 //! A retrieve leases the files it is going to send before it answers; a delete that commits meanwhile
 //! removes a leased file only when its last lease ends, so a retrieve that started sends whole parts.
+//! (The bytes the index keeps are read with the retrieve's lookup, or — beyond what it holds at once —
+//! when each part's turn comes; a part deleted before then is left out, never cut short.)
 //!
 //! A small instance (up to [`IN_INDEX_MAX`] bytes, received in memory) has no file: its bytes are a row of
 //! the index's `inline_blobs`, committed with its instance row, and its blob name is [`IN_INDEX`]. On a

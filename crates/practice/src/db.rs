@@ -1,5 +1,6 @@
 //! The practice service's index in SQLite (WAL): instances, searchable values, change feed, extended query
-//! tags, operations, clients and role assignments. Files live on disk beside it (see `blobs`).
+//! tags, operations, clients and role assignments, and the bytes of small instances. Other instances'
+//! files live on disk beside it (see `blobs`).
 //! All calls are synchronous; the handlers run them on the blocking pool.
 
 use std::path::Path;

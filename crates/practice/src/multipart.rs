@@ -19,7 +19,7 @@ use super::quota::StoragePromise;
 use dicomlab_dicom::multipart::{self, Event, Parser};
 
 /// Parts up to this size are received in memory: validated without a file round trip, and never written
-/// when they fail.
+/// when they fail (the smallest are never written at all: the index keeps them, `blobs::IN_INDEX`).
 const KEEP_IN_MEMORY: u64 = 1024 * 1024;
 /// At most this much of one request is held in memory; later parts stream to disk.
 const REQUEST_MEMORY_BUDGET: u64 = 8 * 1024 * 1024;
@@ -38,7 +38,8 @@ pub(crate) struct Intake<'a> {
     pub storage: Option<&'a StoragePromise>,
 }
 
-/// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it.
+/// One received part: on disk at its blob path, or (small parts) in memory until the store step writes it
+/// or hands it to the index.
 /// The file is removed when this is dropped unless the index committed it (`keep`).
 #[derive(Debug)]
 pub(crate) struct ReceivedPart {
@@ -71,8 +72,8 @@ impl Drop for ReceivedPart {
     }
 }
 
-/// Receives a part: small parts stay in memory (written to their blob path only once validated, by the
-/// store step); a part that grows past `KEEP_IN_MEMORY` spills to its blob path and streams from there.
+/// Receives a part: small parts stay in memory (written to their blob path, or kept by the index, only
+/// once validated, by the store step); a part that grows past `KEEP_IN_MEMORY` spills to its blob path and streams from there.
 /// The 128-byte preamble is zeroed on the way (docs/contract.md §3.2).
 struct PartWriter {
     part: ReceivedPart,

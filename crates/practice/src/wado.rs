@@ -30,8 +30,9 @@ const JPEG2000: &str = transcode::JPEG2000_LOSSLESS;
 /// Files above this size are not transcoded or rendered (docs/contract.md §4.2).
 const RENDER_LIMIT: u64 = 100 * 1024 * 1024;
 /// A retrieve reads the instances the index keeps (`blobs::IN_INDEX`) with its lookup, consistent
-/// with it, while they come to at most this many bytes; beyond, each is read when its part is sent.
-const IN_INDEX_AT_ONCE: u64 = 4 * 1024 * 1024;
+/// with it, while they come to at most this many bytes — what a file's retrieve holds in its read
+/// buffer; beyond, each is read when its part is sent.
+const IN_INDEX_AT_ONCE: u64 = 1024 * 1024;
 
 /// A stored instance, as retrieval needs it.
 #[derive(Debug, Clone)]
@@ -358,17 +359,35 @@ fn content_stream(
     match content {
         Content::File(path) => file_stream(path),
         Content::Bytes(b) => stream::iter([Ok(b)]).boxed(),
-        Content::Later(watermark) => {
-            let svc = svc.clone();
-            stream::once(async move {
-                // Deleted since the lookup, the part cannot be sent whole: the body ends in an error.
-                svc.db(move |s| Ok(in_index_bytes(&*s.db.lock()?, watermark)?))
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            })
-            .boxed()
-        }
+        Content::Later(watermark) => part_read_later(svc, None, watermark),
     }
+}
+
+/// A part whose bytes the index keeps, read when its turn comes: `head` (its part header, if any)
+/// and its bytes — or nothing at all when it was deleted since the lookup, so that every part sent
+/// is whole.
+fn part_read_later(
+    svc: &SharedService,
+    head: Option<Bytes>,
+    watermark: i64,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    let svc = svc.clone();
+    stream::once(async move {
+        let read = svc
+            .db(move |s| {
+                use rusqlite::OptionalExtension;
+                Ok(in_index_bytes(&*s.db.lock()?, watermark).optional()?)
+            })
+            .await;
+        let items: Vec<std::io::Result<Bytes>> = match read {
+            Ok(Some(bytes)) => head.into_iter().chain([bytes]).map(Ok).collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => vec![Err(std::io::Error::other(e.to_string()))],
+        };
+        stream::iter(items)
+    })
+    .flatten()
+    .boxed()
 }
 
 /// A streamed multipart/related body: `(part content type, bytes)` in order.
@@ -382,6 +401,10 @@ fn multipart_body(
     for (i, (ct, content)) in parts.into_iter().enumerate() {
         let lead = if i == 0 { "" } else { "\r\n" };
         let head = Bytes::from(format!("{lead}--{boundary}\r\nContent-Type: {ct}\r\n\r\n"));
+        if let Content::Later(watermark) = content {
+            segments.push(part_read_later(svc, Some(head), watermark));
+            continue;
+        }
         segments.push(stream::iter([Ok(head)]).boxed());
         segments.push(content_stream(svc, content));
     }
@@ -983,7 +1006,7 @@ mod tests {
 
     /// The instances the index keeps are read with the lookup while they fit what a retrieve holds at
     /// once, and part by part beyond it; either way every part is sent whole, and a part deleted
-    /// before its turn ends the body in an error, never a part cut short. A metadata read reads none.
+    /// before its turn is left out, never cut short. A metadata read reads none.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_retrieve_reads_what_the_index_keeps_at_once_or_part_by_part() {
         let svc = crate::build(crate::ServiceConfig::default(), "http://127.0.0.1")
@@ -1034,7 +1057,10 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| r.get(0))
             .expect("count");
         assert_eq!(left, 1, "the bytes go with their instance");
-        assert!(multipart_of(&svc, later).await.is_err());
+        let body = multipart_of(&svc, later).await.expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(text.matches("Content-Type: application/dicom").count(), 1);
+        assert!(text.contains("\r\n\r\nfirst\r\n--") && !text.contains("second!"));
     }
 
     #[test]

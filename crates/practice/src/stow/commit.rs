@@ -3,7 +3,7 @@
 //! A store's commit writes to the WAL every B-tree page it dirtied, and most of them are pages every
 //! store dirties — the right-hand leaves of the instances, searchable values and change feed, the
 //! sequence table, the pages of values all instances share. Stores committed together write those
-//! once. A store whose file is written queues its row; if no store is committing, it commits every
+//! once. A store whose file is written (or whose bytes the index keeps) queues its row; if no store is committing, it commits every
 //! row queued (up to [`MAX_BATCH`]), its own among them, and hands each store its answer; otherwise it
 //! waits, and commits the next batch itself if its row is still queued when the commit ends.
 //!
@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 64;
 /// Why a row was not committed.
 pub(super) type CommitError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A stored file's row, waiting for the index.
+/// A stored instance's row, waiting for the index.
 pub(super) struct Row {
     pub rec: NewInstance,
     /// Its blob name, already written and synced ([`IN_INDEX`](crate::blobs::IN_INDEX) for `data`).
@@ -148,7 +148,7 @@ pub(super) fn commit_batch(
     }
 }
 
-/// Records each row (its file already written under its blob name), its searchable values and a
+/// Records each row (its file already written under its blob name, or its bytes), its searchable values and a
 /// `Create` change-feed entry in one transaction; answers what became of each.
 fn insert_all(svc: &Service, rows: &[&Row]) -> Result<Vec<Inserted>, CommitError> {
     let mut conn = svc.db.lock()?;

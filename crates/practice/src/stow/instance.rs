@@ -1,6 +1,6 @@
 //! Storing one received instance: scanning it with the bounded reader, validating it (within the
-//! validation memory budget), writing its file in the standard form and recording it, its searchable
-//! values and a change-feed entry in one transaction.
+//! validation memory budget), writing its file in the standard form — or, a small one, giving its bytes
+//! to the index — and recording it, its searchable values and a change-feed entry in one transaction.
 
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
@@ -59,8 +59,9 @@ pub(super) async fn store_parts(
 }
 
 /// Scans one received file with the bounded reader, waits for its share of the validation budget, then
-/// validates, indexes and stores it on the blocking pool — in one trip there, which reads the extended
-/// query tags to index too (a store's second trip to the pool cost more than the query).
+/// validates, indexes and stores it: a small part the index keeps on the service's store thread
+/// ([`storer`](super::storer)), any other on the blocking pool — in one trip there, which reads the
+/// extended query tags to index too (a store's second trip to the pool cost more than the query).
 async fn store_part(
     svc: &SharedService,
     version: ApiVersion,
@@ -186,7 +187,8 @@ impl Job {
         )
     }
 
-    /// Validates, indexes and stores the part (on the blocking pool: its file is written and synced).
+    /// Validates, indexes and stores the part on the blocking pool: its file is written and synced (or,
+    /// when the store thread could not take a small part, the index keeps it).
     fn process(&self, svc: &Service, eqts: &[EqtDef]) -> (Outcome, bool) {
         match self.prepare(eqts) {
             Err(done) => done,

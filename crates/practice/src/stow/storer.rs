@@ -13,6 +13,8 @@
 //! classroom runs a service per learner).
 //!
 //! A part the thread cannot take (it could not be started) is stored on the blocking pool as before.
+//! A panic while a part is validated is that part's 272; a thread that panics elsewhere answers its
+//! waiting stores 272, and the next small store starts another.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -46,12 +48,29 @@ struct Task {
 /// The way to the service's store thread, while it runs.
 #[derive(Default)]
 pub(crate) struct Storer {
-    slot: Arc<Mutex<Option<Sender<Task>>>>,
+    slot: Arc<Mutex<Slot>>,
 }
 
-fn lock(slot: &Mutex<Option<Sender<Task>>>) -> MutexGuard<'_, Option<Sender<Task>>> {
-    // Only a sender is kept under this lock: a poisoned slot is still whole.
+/// The running thread's sender, with the number it was started under.
+#[derive(Default)]
+struct Slot {
+    running: Option<(u64, Sender<Task>)>,
+    /// Threads started so far.
+    started: u64,
+}
+
+fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    // Nothing under this lock can panic: a poisoned slot is still whole.
     slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Slot {
+    /// Forgets thread `n`'s sender (a later store starts another thread), unless another runs now.
+    fn forget(&mut self, n: u64) {
+        if self.running.as_ref().is_some_and(|(m, _)| *m == n) {
+            self.running = None;
+        }
+    }
 }
 
 impl Storer {
@@ -68,35 +87,46 @@ impl Storer {
             job,
             answer,
         };
-        // Twice: a thread that ended just as this store cloned its sender is started again.
+        // Twice: a thread that has just ended (its channel closed) is started again.
         for _ in 0..2 {
-            let Some(sender) = self.sender() else { break };
+            let Some((n, sender)) = self.sender() else {
+                break;
+            };
             match sender.send(task) {
                 Ok(()) => {
+                    drop(sender);
                     // A thread that panicked drops the answer: the store failed for the service's reason.
                     return Ok(answered.await.unwrap_or_else(|_| processing_failure()));
                 }
-                Err(mpsc::SendError(t)) => task = t,
+                Err(mpsc::SendError(t)) => {
+                    task = t;
+                    lock(&self.slot).forget(n);
+                }
             }
         }
         Err(task.job)
     }
 
-    /// The running thread's sender, starting the thread if none runs.
-    fn sender(&self) -> Option<Sender<Task>> {
+    /// The running thread's number and sender, starting the thread if none runs.
+    fn sender(&self) -> Option<(u64, Sender<Task>)> {
         let mut slot = lock(&self.slot);
-        if let Some(s) = slot.as_ref() {
-            return Some(s.clone());
+        if let Some((n, s)) = slot.running.as_ref() {
+            return Some((*n, s.clone()));
         }
+        let n = slot.started + 1;
         let (sender, tasks) = mpsc::channel();
-        let kept = self.slot.clone();
+        let ends = Ends {
+            slot: self.slot.clone(),
+            n,
+        };
         let started = std::thread::Builder::new()
             .name("dicomlab-store".into())
-            .spawn(move || run(&kept, &tasks));
+            .spawn(move || run(&ends, tasks));
         match started {
             Ok(_) => {
-                *slot = Some(sender.clone());
-                Some(sender)
+                slot.started = n;
+                slot.running = Some((n, sender.clone()));
+                Some((n, sender))
             }
             Err(e) => {
                 tracing::warn!(
@@ -108,34 +138,48 @@ impl Storer {
     }
 }
 
-/// The thread: rounds of every task waiting, until none came for [`IDLE`].
-fn run(slot: &Mutex<Option<Sender<Task>>>, tasks: &mpsc::Receiver<Task>) {
+/// Held by a running thread: when it ends — idle, or unwinding from a panic — its sender leaves the
+/// slot, and the next small store starts another thread.
+struct Ends {
+    slot: Arc<Mutex<Slot>>,
+    n: u64,
+}
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        lock(&self.slot).forget(self.n);
+    }
+}
+
+/// The thread: rounds of every task waiting, until none came for [`IDLE`]. Then no new store reaches
+/// it (its sender leaves the slot), and it answers those that took the sender before, until the last
+/// of them is answered and the channel closes.
+fn run(ends: &Ends, tasks: mpsc::Receiver<Task>) {
     loop {
-        let first = match tasks.recv_timeout(IDLE) {
-            Ok(t) => t,
+        match tasks.recv_timeout(IDLE) {
+            Ok(first) => store_round(round(first, &tasks)),
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
-                // Ends only with nothing sent: a store that took the sender before it was cleared
-                // finds the channel closed and starts a new thread.
-                let mut kept = lock(slot);
-                match tasks.try_recv() {
-                    Ok(t) => t,
-                    Err(_) => {
-                        *kept = None;
-                        return;
-                    }
+                lock(&ends.slot).forget(ends.n);
+                while let Ok(first) = tasks.recv() {
+                    store_round(round(first, &tasks));
                 }
-            }
-        };
-        let mut round = vec![first];
-        while round.len() < MAX_BATCH {
-            match tasks.try_recv() {
-                Ok(t) => round.push(t),
-                Err(_) => break,
+                return;
             }
         }
-        store_round(round);
     }
+}
+
+/// `first` and every task waiting behind it, up to [`MAX_BATCH`].
+fn round(first: Task, tasks: &mpsc::Receiver<Task>) -> Vec<Task> {
+    let mut round = vec![first];
+    while round.len() < MAX_BATCH {
+        match tasks.try_recv() {
+            Ok(t) => round.push(t),
+            Err(_) => break,
+        }
+    }
+    round
 }
 
 /// Validates each task's part, commits those that passed in one transaction, and answers each.
@@ -272,7 +316,7 @@ mod tests {
             "1.2.3.4.3",
         ];
         let held = svc.db.lock().expect("index");
-        let sender = svc.storer.sender().expect("the store thread");
+        let (_, sender) = svc.storer.sender().expect("the store thread");
         let mut answers = Vec::new();
         for sop in sops {
             let (answer, answered) = oneshot::channel();
@@ -311,20 +355,48 @@ mod tests {
         assert_eq!(kept, 3);
     }
 
-    /// The thread ends after a while without stores, and the next store starts it again.
+    /// The thread ends after a while without stores, and the next store starts another.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_thread_ends_when_idle_and_the_next_store_starts_it() {
+    async fn the_thread_ends_when_idle_and_the_next_store_starts_another() {
         let svc = service();
         let stored =
             |o: Result<(Outcome, bool), Job>| matches!(o.map(|(o, _)| reason_of(&o)), Ok(None));
         assert!(stored(svc.storer.store(&svc, job(&svc, "1.2.3.4.1")).await));
-        assert!(lock(&svc.storer.slot).is_some(), "running");
+        assert_eq!(lock(&svc.storer.slot).started, 1);
         let started = std::time::Instant::now();
-        while lock(&svc.storer.slot).is_some() {
+        while lock(&svc.storer.slot).running.is_some() {
             assert!(started.elapsed() < Duration::from_secs(20), "never ended");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(stored(svc.storer.store(&svc, job(&svc, "1.2.3.4.2")).await));
-        assert!(lock(&svc.storer.slot).is_some(), "running again");
+        assert_eq!(lock(&svc.storer.slot).started, 2, "a new thread");
+    }
+
+    /// A store that took the sender just before the thread went idle is still answered: the thread
+    /// ends only once no store holds its sender.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_sent_as_the_thread_goes_idle_is_answered() {
+        let svc = service();
+        let (n, sender) = svc.storer.sender().expect("the store thread");
+        // The thread goes idle with this sender still held (as a store between taking and sending).
+        let started = std::time::Instant::now();
+        while lock(&svc.storer.slot).running.is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never went idle"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (answer, answered) = oneshot::channel();
+        let task = Task {
+            svc: svc.clone(),
+            job: job(&svc, "1.2.3.4.1"),
+            answer,
+        };
+        assert!(sender.send(task).is_ok());
+        drop(sender);
+        let (o, _) = answered.await.expect("answered, not dropped");
+        assert_eq!(reason_of(&o), None);
+        assert_eq!(n, 1);
     }
 }
