@@ -149,3 +149,24 @@ async fn small_instances_live_in_the_index_and_come_back_whole() {
     assert_eq!(get(&s, &token, &instance(1), ANY).await.0, 404);
     study_is_whole(&s, &token, &study, &sent[1..]).await;
 }
+
+/// A study of more small instances than a retrieve reads with its lookup (1 MiB of them) comes back
+/// whole too: the rest are read as their turn comes.
+#[tokio::test]
+async fn a_study_beyond_what_a_retrieve_reads_at_once_comes_back_whole() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let s = Served::start(&data, &[]);
+    let token = s.token().await;
+    let (study, series) = (uid(), uid());
+    // 30 of about 40 KB: 1.2 MB in all.
+    let sent: Vec<Vec<u8>> = (1..=30u8)
+        .map(|i| hostile::image(&study, &series, &format!("{series}.{i}"), 200, 200, i))
+        .collect();
+    assert!(sent.iter().map(Vec::len).sum::<usize>() > 1024 * 1024);
+    for f in &sent {
+        assert_eq!(s.store(&token, f.clone()).await.0, 200);
+    }
+    assert_eq!((files(&data), kept(&data)), (0, 30));
+    study_is_whole(&s, &token, &study, &sent).await;
+}
