@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{split_multipart, uid};
 use dicomlab_dicom::hostile;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::ACCEPT;
 
 /// Files under `blobs/` (in its shard folders).
 pub(crate) fn files(data: &Path) -> usize {
@@ -42,14 +42,7 @@ async fn get(s: &Served, token: &str, path: &str, accept: &str) -> (u16, String,
         .send()
         .await
         .expect("send");
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (status, ct, r.bytes().await.expect("body").to_vec())
+    common::status_type_bytes(r).await
 }
 
 const ANY: &str = "application/dicom; transfer-syntax=*";

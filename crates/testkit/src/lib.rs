@@ -187,6 +187,18 @@ impl Lab {
     }
 }
 
+/// A response's status, Content-Type (empty when absent) and body.
+pub async fn status_type_bytes(r: reqwest::Response) -> (u16, String, Vec<u8>) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, ct, r.bytes().await.expect("body").to_vec())
+}
+
 pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");

@@ -106,14 +106,7 @@ impl Azure {
             .send()
             .await
             .expect("send");
-        let status = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        (status, ct, r.bytes().await.expect("body").to_vec())
+        common::status_type_bytes(r).await
     }
 
     async fn add_tags(&self, body: &str) {
