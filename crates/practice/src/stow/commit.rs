@@ -3,9 +3,10 @@
 //! A store's commit writes to the WAL every B-tree page it dirtied, and most of them are pages every
 //! store dirties — the right-hand leaves of the instances, searchable values and change feed, the
 //! sequence table, the pages of values all instances share. Stores committed together write those
-//! once. A store whose file is written (or whose bytes the index keeps) queues its row; if no store is committing, it commits every
-//! row queued (up to [`MAX_BATCH`]), its own among them, and hands each store its answer; otherwise it
-//! waits, and commits the next batch itself if its row is still queued when the commit ends.
+//! once. A store whose file is written (or whose bytes the index keeps) queues its row; if no store
+//! is committing, it commits every row queued (up to [`MAX_BATCH`]), its own among them, and hands
+//! each store its answer; otherwise it waits, and commits the next batch itself if its row is still
+//! queued when the commit ends.
 //!
 //! Each row's answer is its own: a row already stored (the UID triple's uniqueness) or over the
 //! quota inserts nothing and takes nothing from the others; if the transaction fails, each row of the
@@ -148,8 +149,8 @@ pub(super) fn commit_batch(
     }
 }
 
-/// Records each row (its file already written under its blob name, or its bytes), its searchable values and a
-/// `Create` change-feed entry in one transaction; answers what became of each.
+/// Records each row (its file already written under its blob name, or its bytes), its searchable
+/// values and a `Create` change-feed entry in one transaction; answers what became of each.
 fn insert_all(svc: &Service, rows: &[&Row]) -> Result<Vec<Inserted>, CommitError> {
     let mut conn = svc.db.lock()?;
     let tx = conn.transaction()?;

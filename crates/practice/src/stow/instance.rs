@@ -1,6 +1,7 @@
 //! Storing one received instance: scanning it with the bounded reader, validating it (within the
-//! validation memory budget), writing its file in the standard form — or, a small one, giving its bytes
-//! to the index — and recording it, its searchable values and a change-feed entry in one transaction.
+//! validation memory budget), writing its file in the standard form — or, a small one, giving its
+//! bytes to the index — and recording it, its searchable values and a change-feed entry in one
+//! transaction.
 
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
