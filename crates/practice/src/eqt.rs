@@ -85,16 +85,15 @@ impl KeptTags {
         }
     }
 
-    /// Reads the tags `filter` selects (on the caller's connection: no write is under way) and keeps
-    /// them.
-    fn read(
-        &self,
-        db: &Db,
-        c: &rusqlite::Connection,
-        filter: &str,
-    ) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
+    /// The tags kept, or else the tags `filter` selects, read from the index and kept.
+    fn get(&self, db: &Db, filter: &str) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
+        if let Some(tags) = self.fresh(db) {
+            return Ok(tags);
+        }
+        let c = db.lock()?;
+        // Under the lock no write is under way: what is read now is what this count dates.
         let at = db.eqt_writes();
-        let tags: std::sync::Arc<[EqtDef]> = read_tags(c, filter, &[])?.into();
+        let tags: std::sync::Arc<[EqtDef]> = read_tags(&c, filter, &[])?.into();
         if let Ok(mut kept) = self.0.lock() {
             *kept = Some((at, tags.clone()));
         }
@@ -120,25 +119,15 @@ pub(crate) fn kept_tags(svc: &Service) -> Option<std::sync::Arc<[EqtDef]>> {
 
 /// Every tag, in creation order.
 pub(crate) fn all_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
-    if let Some(tags) = kept_tags(svc) {
-        return Ok(tags);
-    }
-    let c = svc.db.lock()?;
-    svc.tag_cache.all.read(&svc.db, &c, "ORDER BY key")
+    svc.tag_cache.all.get(&svc.db, "ORDER BY key")
 }
 
 /// Tags that new instances are indexed on (adding or ready, docs/contract.md §8.7). Read from the index
 /// only when its `eqt` table was written since the last read.
 pub(crate) fn active_tags(svc: &Service) -> Result<std::sync::Arc<[EqtDef]>, DbError> {
-    if let Some(tags) = svc.tag_cache.active.fresh(&svc.db) {
-        return Ok(tags);
-    }
-    let c = svc.db.lock()?;
-    svc.tag_cache.active.read(
-        &svc.db,
-        &c,
-        "WHERE status IN ('adding', 'ready') ORDER BY key",
-    )
+    svc.tag_cache
+        .active
+        .get(&svc.db, "WHERE status IN ('adding', 'ready') ORDER BY key")
 }
 
 /// At start-up: operations a previous run left running have failed; their tags are abandoned `adding`

@@ -14,6 +14,7 @@
 //! the row was committed before the answer.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Transaction, params};
@@ -76,14 +77,12 @@ impl StoreCommits {
                 let take = q.waiting.len().min(MAX_BATCH);
                 let batch: Vec<(u64, Row)> = q.waiting.drain(..take).collect();
                 drop(q);
-                let mut committing = Committing {
-                    commits: self,
-                    tickets: batch.iter().map(|(t, _)| *t).collect(),
-                    answers: Vec::new(),
-                };
-                committing.answers = commit_batch(svc, batch);
-                drop(committing);
+                let answers = commit_answering(svc, batch);
+                // Each row has its answer; the waiting stores wake, and one of them commits next.
                 q = self.lock();
+                q.committing = false;
+                q.answers.extend(answers);
+                self.changed.notify_all();
                 continue;
             }
             q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
@@ -91,34 +90,30 @@ impl StoreCommits {
     }
 }
 
-/// The batch being committed. Dropped — when the commit ends or if it panicked — it gives each row its
-/// answer (a panic's rows an error) and wakes the waiting stores, one of which commits next.
-struct Committing<'a> {
-    commits: &'a StoreCommits,
-    tickets: Vec<u64>,
-    answers: Vec<(u64, Result<Inserted, CommitError>)>,
-}
-
-impl Drop for Committing<'_> {
-    fn drop(&mut self) {
-        let mut q = self.commits.lock();
-        q.committing = false;
-        let answers = std::mem::take(&mut self.answers);
-        for (ticket, answer) in answers {
-            q.answers.insert(ticket, answer);
-        }
-        for ticket in &self.tickets {
-            q.answers
-                .entry(*ticket)
-                .or_insert_with(|| Err("the store's commit failed unexpectedly".into()));
-        }
-        drop(q);
-        self.commits.changed.notify_all();
+/// Commits a batch ([`commit_batch`]) and answers every row of it: the rows of a commit that
+/// panicked are answered with an error (the store thread and the group commit's stores alike).
+pub(super) fn commit_answering(
+    svc: &Service,
+    batch: Vec<(u64, Row)>,
+) -> HashMap<u64, Result<Inserted, CommitError>> {
+    let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
+    let mut answers: HashMap<u64, _> = catch_unwind(AssertUnwindSafe(|| commit_batch(svc, batch)))
+        .unwrap_or_else(|_| {
+            tracing::error!("stores panicked while committing");
+            Vec::new()
+        })
+        .into_iter()
+        .collect();
+    for ticket in tickets {
+        answers
+            .entry(ticket)
+            .or_insert_with(|| Err("the store's commit failed unexpectedly".into()));
     }
+    answers
 }
 
 /// Commits a batch in one transaction; if that fails, each row alone.
-pub(super) fn commit_batch(
+fn commit_batch(
     svc: &Service,
     batch: Vec<(u64, Row)>,
 ) -> Vec<(u64, Result<Inserted, CommitError>)> {

@@ -171,9 +171,9 @@ impl Job {
         }
     }
 
-    /// Whether the index keeps this part's bytes (it came in memory and is small).
+    /// Whether the index keeps this part's bytes.
     pub(super) fn in_index(&self) -> bool {
-        self.part.bytes.is_some() && self.part.size <= IN_INDEX_MAX
+        kept_by_index(&self.part)
     }
 
     /// Validates the part against the extended query tags `eqts`.
@@ -489,15 +489,17 @@ pub(super) enum Inserted {
     },
 }
 
+/// Whether the index keeps a part's bytes: it was received in memory, and is small.
+fn kept_by_index(part: &ReceivedPart) -> bool {
+    part.bytes.is_some() && part.size <= IN_INDEX_MAX
+}
+
 /// A part the index keeps — received in memory, of at most [`IN_INDEX_MAX`] bytes — in its stored form
 /// (see [`write_blob`]: the preamble and meta group a bare data set lacks are added).
 fn in_index_bytes(part: &ReceivedPart, scan: &Scan) -> Result<Option<Vec<u8>>, CommitError> {
-    let Some(bytes) = &part.bytes else {
+    let (Some(bytes), true) = (&part.bytes, kept_by_index(part)) else {
         return Ok(None);
     };
-    if part.size > IN_INDEX_MAX {
-        return Ok(None);
-    }
     let Some(mut data) = scan.canonical_head(part.source())? else {
         return Ok(Some(bytes.clone()));
     };

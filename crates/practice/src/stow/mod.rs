@@ -1,6 +1,7 @@
 //! STOW-RS (docs/contract.md §3): `POST /v{n}/studies[/{study}]`, single-part `application/dicom` or
-//! `multipart/related`, streamed to disk (small parts kept in memory), validated like the real service (v1: required and indexed tags;
-//! v2: required tags fail, the rest are dropped with warnings) and stored atomically.
+//! `multipart/related`, streamed to disk (small parts kept in memory), validated like the real service
+//! (v1: required and indexed tags; v2: required tags fail, the rest are dropped with warnings) and
+//! stored atomically.
 //!
 //! This file takes the request (its framing, the refusals before the body is read, the room promised
 //! for it); [`instance`] stores each received instance, [`validate`] checks it as Azure does, and

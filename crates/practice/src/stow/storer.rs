@@ -3,7 +3,7 @@
 //! committed by one thread of its own rather than on the blocking pool. Nothing there waits on a disk:
 //! there is no file to write or sync. A store hands its part over and waits for its answer; the thread
 //! takes every part waiting, validates each, and commits those that passed in one transaction (with
-//! [`commit_batch`], as the group commit does).
+//! [`commit_answering`], as the group commit does).
 //!
 //! Why a thread: a tiny store's own work is a fraction of a millisecond, and on the blocking pool each
 //! one woke a pool thread, then its runtime worker, and concurrent stores met again at the index lock:
@@ -16,7 +16,6 @@
 //! A panic while a part is validated is that part's 272; a thread that panics elsewhere answers its
 //! waiting stores 272, and the next small store starts another.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,7 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::commit::commit_batch;
+use super::commit::commit_answering;
 use super::instance::{Job, Ready, outcome, processing_failure};
 use super::outcome::Outcome;
 use crate::SharedService;
@@ -232,12 +231,7 @@ fn store_round(round: Vec<Task>) {
     if rows.is_empty() {
         return;
     }
-    let committed =
-        catch_unwind(AssertUnwindSafe(|| commit_batch(&svc, rows))).unwrap_or_else(|_| {
-            tracing::error!("stores panicked while committing");
-            Vec::new()
-        });
-    let mut answers: HashMap<u64, _> = committed.into_iter().collect();
+    let mut answers = commit_answering(&svc, rows);
     for (ticket, task, stored, multi_valued) in waiting {
         let inserted = answers
             .remove(&ticket)
