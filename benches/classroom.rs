@@ -25,7 +25,7 @@
 use dicomlab_testkit::deadline;
 use dicomlab_testkit::procfs;
 use dicomlab_testkit::screen::{done_count, shown_step, step_checked};
-use dicomlab_testkit::served::signal_and_wait;
+use dicomlab_testkit::served;
 use dicomlab_testkit::ssh_client;
 
 use std::process::{Command, Stdio};
@@ -427,10 +427,7 @@ fn room(learners: usize, quick: bool, under_attack: bool) -> Run {
     let n_checks = checks.len();
     let (c50, c99) = (percentile(&mut checks, 50.0), percentile(&mut checks, 99.0));
     drop(sessions);
-    if signal_and_wait(&mut child, "TERM", Duration::from_secs(15)).is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    served::stop(&mut child, Duration::from_secs(15));
 
     println!(
         "classroom{}: {learners} learners over SSH, each the whole lab at once, in {lab_secs:.1} s",

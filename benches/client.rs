@@ -21,7 +21,7 @@ use dicomlab_dicom::samples::tiny_instance;
 use dicomlab_dicomweb::{AuthConfig, DicomWebClient, StoreMode};
 
 use dicomlab_testkit::deadline;
-use dicomlab_testkit::served::signal_and_wait;
+use dicomlab_testkit::served;
 
 /// Instances of the bulk store (`--quick`: 20, what CI runs).
 fn bulk() -> usize {
@@ -38,10 +38,7 @@ impl Drop for Server {
     /// Told to stop (SIGTERM), the service removes its ephemeral data folder (a GB after the big
     /// study); killed only if it has not stopped within 10 s.
     fn drop(&mut self) {
-        if signal_and_wait(&mut self.0, "TERM", Duration::from_secs(10)).is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+        served::stop(&mut self.0, Duration::from_secs(10));
     }
 }
 

@@ -204,6 +204,14 @@ impl Served {
     }
 }
 
+/// Asks `child` to stop (SIGTERM) and kills it if it has not stopped within `limit`.
+pub fn stop(child: &mut Child, limit: Duration) {
+    if signal_and_wait(child, "TERM", limit).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Sends `child` a signal by name (`TERM`, `INT`) and waits up to `limit` for it to exit; returns
 /// how long it took (`None`: still running).
 pub fn signal_and_wait(child: &mut Child, signal: &str, limit: Duration) -> Option<Duration> {
