@@ -14,8 +14,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub enum DbError {
     #[error("the practice service's database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the practice service's database lock is poisoned (a request panicked)")]
-    Poisoned,
 }
 
 const SCHEMA: &str = r"
@@ -156,7 +154,28 @@ impl Db {
 
     /// Locks the connection for one unit of work.
     pub fn lock(&self) -> Result<MutexGuard<'_, Connection>, DbError> {
-        self.conn.lock().map_err(|_| DbError::Poisoned)
+        match self.conn.lock() {
+            Ok(c) => Ok(c),
+            Err(poisoned) => self.recover(poisoned.into_inner()),
+        }
+    }
+
+    /// The connection after a request panicked while holding it. Its transaction, if one was open,
+    /// is rolled back — rusqlite's `Transaction` does that as the panic unwinds; a transaction begun
+    /// by hand is rolled back here — and the stored bytes are counted again (the panic may have come
+    /// between a commit and its count). Then the lock serves every request as before: one request
+    /// that panicked does not take the service's index down with it.
+    fn recover<'a>(
+        &'a self,
+        c: MutexGuard<'a, Connection>,
+    ) -> Result<MutexGuard<'a, Connection>, DbError> {
+        if !c.is_autocommit() {
+            c.execute_batch("ROLLBACK")?;
+        }
+        self.stored.store(stored_bytes_in(&c)?, Ordering::Release);
+        self.conn.clear_poison();
+        tracing::warn!("a request panicked while holding the index; its changes were rolled back");
+        Ok(c)
     }
 
     /// Bytes the stored instances' files take (as of the last commit that stored or deleted one).
@@ -208,6 +227,52 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A panic while a transaction was open (begun by hand: nothing rolls it back as it unwinds)
+    /// leaves the lock poisoned; the next request rolls the transaction back, counts the stored
+    /// bytes again, and is served, as is every one after it.
+    #[test]
+    fn a_request_that_panicked_holding_the_index_does_not_take_it_down() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&dir.path().join("index.sqlite")).expect("open");
+        let insert = "INSERT INTO instances(study_uid, series_uid, sop_uid, sop_class_uid,
+            transfer_syntax, blob, size, frames, created, metadata)
+            VALUES('1.2', '1.2.3', ?1, '1.2.840.10008.5.1.4.1.1.7', '1.2.840.10008.1.2.1', 'b', ?2,
+            1, '2026-12-07T00:00:00Z', '{}')";
+        db.lock()
+            .expect("lock")
+            .execute(insert, params!["1.2.3.1", 100])
+            .expect("a committed instance");
+        db.stored_changed(100, 0);
+        let panicked = std::thread::scope(|s| {
+            s.spawn(|| {
+                let c = db.lock().expect("lock");
+                c.execute_batch("BEGIN").expect("begin");
+                c.execute(insert, params!["1.2.3.2", 5_000])
+                    .expect("an uncommitted instance");
+                // As if a commit had counted bytes it never made durable.
+                db.stored_changed(5_000, 0);
+                panic!("a bug, mid-transaction");
+            })
+            .join()
+        });
+        assert!(panicked.is_err());
+        assert!(db.conn.is_poisoned());
+        for _ in 0..2 {
+            let c = db.lock().expect("the index serves again");
+            assert!(c.is_autocommit(), "the open transaction was rolled back");
+            let sops: Vec<String> = c
+                .prepare("SELECT sop_uid FROM instances")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .expect("read");
+            assert_eq!(sops, ["1.2.3.1"]);
+        }
+        assert!(!db.conn.is_poisoned());
+        assert_eq!(db.stored_bytes(), 100);
+        db.meta_set("after", "yes")
+            .expect("a write after the panic");
+        assert_eq!(db.meta_get("after").expect("meta").as_deref(), Some("yes"));
+    }
 
     fn index_names(db: &Db) -> Vec<String> {
         let c = db.lock().expect("lock");
