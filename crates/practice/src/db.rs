@@ -14,6 +14,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub enum DbError {
     #[error("the practice service's database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "this data folder was written by a newer dicomlab (its index has format {found}; this \
+         dicomlab reads formats up to {known}): update dicomlab, or give it another data folder"
+    )]
+    NewerFormat { found: i64, known: i64 },
 }
 
 const SCHEMA: &str = r"
@@ -67,6 +72,13 @@ DROP INDEX IF EXISTS ix_instances_series;
 DROP INDEX IF EXISTS ix_changefeed_uids;
 DROP INDEX IF EXISTS ix_attr_num;
 ";
+
+/// The index's format, kept as SQLite's `user_version`: what a dicomlab that opens the folder must
+/// know to serve it. 0: every instance's bytes in a file of its own (versions that set no format);
+/// 2: small instances' bytes kept in the index (`inline_blobs`, blob name `''`), which a version
+/// that knows only files cannot serve. A dicomlab refuses a folder of a newer format than its own
+/// rather than serve it in part; versions before this check read any folder.
+const FORMAT: i64 = 2;
 
 /// The index. One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
 pub struct Db {
@@ -134,7 +146,17 @@ impl Db {
         // The statements a lab's requests use (the searches', the logs', the change feed's, the
         // stores') outnumber rusqlite's default 16: past it, each was parsed again and again.
         conn.set_prepared_statement_cache_capacity(48);
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > FORMAT {
+            return Err(DbError::NewerFormat {
+                found,
+                known: FORMAT,
+            });
+        }
         conn.execute_batch(SCHEMA)?;
+        if found < FORMAT {
+            conn.pragma_update(None, "user_version", FORMAT)?;
+        }
         let stored = AtomicU64::new(stored_bytes_in(&conn)?);
         let eqt_writes = Arc::new(AtomicU64::new(0));
         let counted = eqt_writes.clone();
@@ -227,6 +249,35 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder gets this dicomlab's format; one of a newer format is refused with a message that
+    /// says what to do, and left as it was.
+    #[test]
+    fn a_folder_of_a_newer_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("index.sqlite");
+        let format = |p: &Path| -> i64 {
+            Connection::open(p)
+                .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+                .expect("format")
+        };
+        drop(Db::open(&path).expect("a new index"));
+        assert_eq!(format(&path), FORMAT);
+        // An earlier version's folder (no format set) is brought to this one's.
+        Connection::open(&path)
+            .and_then(|c| c.pragma_update(None, "user_version", 0))
+            .expect("as an earlier version left it");
+        drop(Db::open(&path).expect("an earlier index"));
+        assert_eq!(format(&path), FORMAT);
+        Connection::open(&path)
+            .and_then(|c| c.pragma_update(None, "user_version", FORMAT + 1))
+            .expect("as a newer version left it");
+        let refused = Db::open(&path).err().expect("refused");
+        assert!(matches!(refused, DbError::NewerFormat { found, known }
+            if found == FORMAT + 1 && known == FORMAT));
+        assert!(refused.to_string().contains("update dicomlab"), "{refused}");
+        assert_eq!(format(&path), FORMAT + 1);
+    }
 
     /// A panic while a transaction was open (begun by hand: nothing rolls it back as it unwinds)
     /// leaves the lock poisoned; the next request rolls the transaction back, counts the stored
