@@ -97,10 +97,21 @@ fn reset_peak_rss() {
 }
 
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// The resident memory now: what the process holds from its earlier work (the allocator keeps
+/// freed memory) before a measurement starts.
+fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// A field of `/proc/self/status`, in MB.
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -276,6 +287,8 @@ async fn big_study(client: &DicomWebClient, work: &Path, service: u32) {
     let _ = plain_io(&big, &copied);
     let mut best = [f64::MAX; 5];
     let mut rss: f64 = 0.0;
+    // The most the retrieve itself added to what the process held when it started.
+    let mut rss_added: f64 = 0.0;
     // The CPU seconds the retrieve to disk took in the client and the service, of its fastest round.
     let mut cpu = (0.0, 0.0);
     // The same of the loopback socket's copy (both its ends are this process's threads).
@@ -285,6 +298,7 @@ async fn big_study(client: &DicomWebClient, work: &Path, service: u32) {
         let _ = std::fs::remove_dir_all(&copied);
         settle_disk();
         reset_peak_rss();
+        let rss_before = rss_mb();
         let cpu_before = (cpu_secs("self"), cpu_secs(&service));
         let start = Instant::now();
         let out = work.join("retrieved");
@@ -294,6 +308,7 @@ async fn big_study(client: &DicomWebClient, work: &Path, service: u32) {
             .expect("retrieve");
         let secs = start.elapsed().as_secs_f64();
         rss = rss.max(peak_rss_mb());
+        rss_added = rss_added.max(peak_rss_mb() - rss_before);
         if secs < best[0] {
             cpu = (
                 cpu_secs("self") - cpu_before.0,
@@ -327,7 +342,7 @@ async fn big_study(client: &DicomWebClient, work: &Path, service: u32) {
     }
     let mbs = |secs: f64| total as f64 / 1e6 / secs;
     println!(
-        "wado: {:.2} GB study (10 parts) to disk in {:.2} s ({:.0} MB/s, best of {rounds}), client peak RSS {rss:.1} MB",
+        "wado: {:.2} GB study (10 parts) to disk in {:.2} s ({:.0} MB/s, best of {rounds}), client peak RSS {rss:.1} MB ({rss_added:.1} MB above what it held before the retrieve)",
         total as f64 / 1e9,
         best[0],
         mbs(best[0]),
