@@ -74,10 +74,11 @@ DROP INDEX IF EXISTS ix_attr_num;
 ";
 
 /// The index's format, kept as SQLite's `user_version`: what a dicomlab that opens the folder must
-/// know to serve it. 0: every instance's bytes in a file of its own (versions that set no format);
-/// 2: small instances' bytes kept in the index (`inline_blobs`, blob name `''`), which a version
-/// that knows only files cannot serve. A dicomlab refuses a folder of a newer format than its own
-/// rather than serve it in part; versions before this check read any folder.
+/// know to serve it. 2: small instances' bytes may be kept in the index (`inline_blobs`, blob name
+/// `''`), which a version that knows only files cannot serve. 0: no format recorded — a folder of a
+/// version before the check, whose small instances may be kept in the index too (1 is not used).
+/// A dicomlab refuses a folder of a newer format than its own rather than serve it in part;
+/// versions before the check read any folder.
 const FORMAT: i64 = 2;
 
 /// The index. One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
@@ -105,6 +106,18 @@ fn meta_in(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
         .optional()
 }
 
+/// The format of the index `c` is open on ([`FORMAT`]); an error if it is newer than this dicomlab's.
+fn known_format(c: &Connection) -> Result<i64, DbError> {
+    let found: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > FORMAT {
+        return Err(DbError::NewerFormat {
+            found,
+            known: FORMAT,
+        });
+    }
+    Ok(found)
+}
+
 /// The lab client of the index at `path` — tenant id, client id, secret — read without opening the
 /// service (another process may serve it: nothing is written). `None` when there is no index yet.
 pub fn read_lab_client(path: &Path) -> Result<Option<(String, String, String)>, DbError> {
@@ -113,6 +126,7 @@ pub fn read_lab_client(path: &Path) -> Result<Option<(String, String, String)>, 
     }
     let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
+    known_format(&c)?;
     let (Some(tenant), Some(client)) = (meta_in(&c, "tenant_id")?, meta_in(&c, "lab_client_id")?)
     else {
         return Ok(None);
@@ -131,10 +145,12 @@ impl Db {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Before anything is written: a folder of a newer format is left as it was.
+        let found = known_format(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // A cached statement keeps its plan. Without this SQLite (3.54) plans a bound LIMIT as the
         // number bound and marks the statement to be prepared again at every new binding — every
         // search, change-feed page and audit read was parsed and planned anew each time (~70 µs a
@@ -146,13 +162,6 @@ impl Db {
         // The statements a lab's requests use (the searches', the logs', the change feed's, the
         // stores') outnumber rusqlite's default 16: past it, each was parsed again and again.
         conn.set_prepared_statement_cache_capacity(48);
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > FORMAT {
-            return Err(DbError::NewerFormat {
-                found,
-                known: FORMAT,
-            });
-        }
         conn.execute_batch(SCHEMA)?;
         if found < FORMAT {
             conn.pragma_update(None, "user_version", FORMAT)?;
@@ -182,11 +191,13 @@ impl Db {
         }
     }
 
-    /// The connection after a request panicked while holding it. Its transaction, if one was open,
-    /// is rolled back — rusqlite's `Transaction` does that as the panic unwinds; a transaction begun
-    /// by hand is rolled back here — and the stored bytes are counted again (the panic may have come
-    /// between a commit and its count). Then the lock serves every request as before: one request
-    /// that panicked does not take the service's index down with it.
+    /// The connection after a request panicked while holding it. A transaction it left open is
+    /// rolled back — rusqlite's `Transaction` does that as the panic unwinds; one begun by hand is
+    /// rolled back here — and the stored bytes are counted again (the panic may have come between
+    /// a commit and its count). Then the lock serves every request as before: one request that
+    /// panicked does not take the service's index down with it. What the request had already
+    /// committed stays, and what it kept outside the index (a cache in memory, the files of a
+    /// delete) is not reconciled here.
     fn recover<'a>(
         &'a self,
         c: MutexGuard<'a, Connection>,
@@ -196,7 +207,9 @@ impl Db {
         }
         self.stored.store(stored_bytes_in(&c)?, Ordering::Release);
         self.conn.clear_poison();
-        tracing::warn!("a request panicked while holding the index; its changes were rolled back");
+        tracing::warn!(
+            "a request panicked while holding the index; a transaction it left open was rolled back"
+        );
         Ok(c)
     }
 
@@ -269,19 +282,46 @@ mod tests {
             .expect("as an earlier version left it");
         drop(Db::open(&path).expect("an earlier index"));
         assert_eq!(format(&path), FORMAT);
+        // A newer version's index: with an index this one's schema drops, and out of WAL mode.
         Connection::open(&path)
-            .and_then(|c| c.pragma_update(None, "user_version", FORMAT + 1))
+            .and_then(|c| {
+                c.pragma_update(None, "journal_mode", "DELETE")?;
+                c.execute_batch("CREATE INDEX ix_attr_num ON attr_index(tag, num)")?;
+                c.pragma_update(None, "user_version", FORMAT + 1)
+            })
             .expect("as a newer version left it");
         let refused = Db::open(&path).err().expect("refused");
         assert!(matches!(refused, DbError::NewerFormat { found, known }
             if found == FORMAT + 1 && known == FORMAT));
         assert!(refused.to_string().contains("update dicomlab"), "{refused}");
+        let c = Connection::open(&path).expect("open");
+        let journal: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal mode");
+        let kept: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ix_attr_num'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(
+            (journal.as_str(), kept),
+            ("delete", 1),
+            "nothing was changed"
+        );
         assert_eq!(format(&path), FORMAT + 1);
+        // Nor are its lab client's credentials read as if it were this dicomlab's.
+        assert!(matches!(
+            read_lab_client(&path),
+            Err(DbError::NewerFormat { .. })
+        ));
     }
 
-    /// A panic while a transaction was open (begun by hand: nothing rolls it back as it unwinds)
-    /// leaves the lock poisoned; the next request rolls the transaction back, counts the stored
-    /// bytes again, and is served, as is every one after it.
+    /// A panic while a transaction was open leaves the lock poisoned; the next request finds the
+    /// transaction rolled back — as rusqlite's `Transaction` unwinds (what the service's code uses),
+    /// or by the recovery (one begun by hand, which nothing rolls back as it unwinds) — counts the
+    /// stored bytes again, and is served, as is every one after it.
     #[test]
     fn a_request_that_panicked_holding_the_index_does_not_take_it_down() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -295,31 +335,39 @@ mod tests {
             .execute(insert, params!["1.2.3.1", 100])
             .expect("a committed instance");
         db.stored_changed(100, 0);
-        let panicked = std::thread::scope(|s| {
-            s.spawn(|| {
-                let c = db.lock().expect("lock");
-                c.execute_batch("BEGIN").expect("begin");
-                c.execute(insert, params!["1.2.3.2", 5_000])
-                    .expect("an uncommitted instance");
-                // As if a commit had counted bytes it never made durable.
-                db.stored_changed(5_000, 0);
-                panic!("a bug, mid-transaction");
-            })
-            .join()
-        });
-        assert!(panicked.is_err());
-        assert!(db.conn.is_poisoned());
-        for _ in 0..2 {
-            let c = db.lock().expect("the index serves again");
-            assert!(c.is_autocommit(), "the open transaction was rolled back");
-            let sops: Vec<String> = c
-                .prepare("SELECT sop_uid FROM instances")
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .expect("read");
-            assert_eq!(sops, ["1.2.3.1"]);
+        for by_hand in [true, false] {
+            let panicked = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut c = db.lock().expect("lock");
+                    // As if a commit had counted bytes it never made durable.
+                    db.stored_changed(5_000, 0);
+                    if by_hand {
+                        c.execute_batch("BEGIN").expect("begin");
+                        c.execute(insert, params!["1.2.3.2", 5_000])
+                            .expect("an uncommitted instance");
+                        panic!("a bug, mid-transaction");
+                    }
+                    let tx = c.transaction().expect("transaction");
+                    tx.execute(insert, params!["1.2.3.2", 5_000])
+                        .expect("an uncommitted instance");
+                    panic!("a bug, mid-transaction");
+                })
+                .join()
+            });
+            assert!(panicked.is_err());
+            assert!(db.conn.is_poisoned());
+            for _ in 0..2 {
+                let c = db.lock().expect("the index serves again");
+                assert!(c.is_autocommit(), "the open transaction was rolled back");
+                let sops: Vec<String> = c
+                    .prepare("SELECT sop_uid FROM instances")
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                    .expect("read");
+                assert_eq!(sops, ["1.2.3.1"]);
+            }
+            assert!(!db.conn.is_poisoned());
+            assert_eq!(db.stored_bytes(), 100);
         }
-        assert!(!db.conn.is_poisoned());
-        assert_eq!(db.stored_bytes(), 100);
         db.meta_set("after", "yes")
             .expect("a write after the panic");
         assert_eq!(db.meta_get("after").expect("meta").as_deref(), Some("yes"));
