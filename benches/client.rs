@@ -6,6 +6,8 @@
 //! - a 1 GB study (10 instances of 100 MB) retrieved to disk: MB/s and the client's peak RSS, beside
 //!   the ceiling of plain buffered I/O on the same bytes (read and write them to disk); and retrieved
 //!   only counted (read to its end, nothing written) beside plain buffered reading. Best of 3 rounds.
+//!   Beside them, the CPU seconds the retrieve took in the client and the service (and what that
+//!   allows on this machine's cores) and the memory the retrieve itself added to the client's.
 //!
 //! Peak RSS is the process's VmHWM, reset before each measurement (`/proc/self/clear_refs` = 5).
 
