@@ -62,6 +62,12 @@ impl ReceivedPart {
             None => dicomlab_dicom::reader::Source::File(&self.path),
         }
     }
+
+    /// The part's file, if it has one, is the service's now (committed): it stays when the part is
+    /// dropped. A part whose bytes the index keeps has no file to remove either.
+    pub(crate) fn mark_kept(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Drop for ReceivedPart {
@@ -73,7 +79,8 @@ impl Drop for ReceivedPart {
 }
 
 /// Receives a part: small parts stay in memory (written to their blob path, or kept by the index, only
-/// once validated, by the store step); a part that grows past `KEEP_IN_MEMORY` spills to its blob path and streams from there.
+/// once validated, by the store step); a part that grows past `KEEP_IN_MEMORY` spills to its blob path
+/// and streams from there.
 /// The 128-byte preamble is zeroed on the way (docs/contract.md §3.2).
 struct PartWriter {
     part: ReceivedPart,

@@ -105,11 +105,14 @@ pub(super) fn commit_answering(
         .into_iter()
         .collect();
     for ticket in tickets {
-        answers
-            .entry(ticket)
-            .or_insert_with(|| Err("the store's commit failed unexpectedly".into()));
+        answers.entry(ticket).or_insert_with(|| Err(unanswered()));
     }
     answers
+}
+
+/// The answer of a row its commit left unanswered (it panicked).
+pub(super) fn unanswered() -> CommitError {
+    "the store's commit failed unexpectedly".into()
 }
 
 /// Commits a batch in one transaction; if that fails, each row alone.

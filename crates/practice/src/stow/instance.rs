@@ -206,21 +206,14 @@ impl Job {
 
     /// The part has no file to remove (the index keeps it, or its file is part of the service).
     pub(super) fn keep(&self) {
-        self.part
-            .keep
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.part.mark_kept();
     }
 
     /// The row of a part the index keeps, its bytes in their stored form (see [`write_blob`]).
     pub(super) fn in_index_row(&self, rec: NewInstance) -> Result<Row, CommitError> {
         let data =
             in_index_bytes(&self.part, &self.scan)?.ok_or("the part is not one the index keeps")?;
-        Ok(Row {
-            rec,
-            blob: IN_INDEX.to_string(),
-            size: data.len() as u64,
-            data: Some(data),
-        })
+        Ok(kept_row(rec, data))
     }
 }
 
@@ -507,6 +500,16 @@ fn in_index_bytes(part: &ReceivedPart, scan: &Scan) -> Result<Option<Vec<u8>>, C
     Ok(Some(data))
 }
 
+/// The row of an instance whose stored bytes `data` the index keeps.
+fn kept_row(rec: NewInstance, data: Vec<u8>) -> Row {
+    Row {
+        rec,
+        blob: IN_INDEX.to_string(),
+        size: data.len() as u64,
+        data: Some(data),
+    }
+}
+
 /// Writes the instance's file (synced) under its blob name — or, a small one, keeps its bytes for the
 /// index — then commits its row with the stores committing beside it ([`commit`](super::commit));
 /// only then is the file kept.
@@ -520,12 +523,7 @@ fn insert(
     // instance already there writes its file too, and loses it at the insert: one lock less for
     // every other store (they wait on it).
     let row = match in_index_bytes(part, scan)? {
-        Some(data) => Row {
-            rec,
-            blob: IN_INDEX.to_string(),
-            size: data.len() as u64,
-            data: Some(data),
-        },
+        Some(data) => kept_row(rec, data),
         None => Row {
             rec,
             blob: part.name.clone(),
@@ -538,7 +536,7 @@ fn insert(
     if in_index || matches!(inserted, Inserted::Stored) {
         // Committed: the file is part of the service now (on any error it is removed with the part).
         // A part kept in the index has no file to remove.
-        part.keep.store(true, std::sync::atomic::Ordering::Release);
+        part.mark_kept();
     }
     Ok(inserted)
 }
