@@ -9,7 +9,6 @@ use std::path::Path;
 
 use common::{split_multipart, uid};
 use dicomlab_dicom::hostile;
-use reqwest::header::ACCEPT;
 
 /// Files under `blobs/` (in its shard folders).
 pub(crate) fn files(data: &Path) -> usize {
@@ -35,14 +34,7 @@ pub(crate) fn kept(data: &Path) -> usize {
 
 /// GET with a bearer token and an Accept header: the status, the Content-Type and the body.
 async fn get(s: &Served, token: &str, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
-    let r = reqwest::Client::new()
-        .get(s.url(path))
-        .bearer_auth(token)
-        .header(ACCEPT, accept)
-        .send()
-        .await
-        .expect("send");
-    common::status_type_bytes(r).await
+    common::status_type_bytes(s.get(token, path, accept).await).await
 }
 
 const ANY: &str = "application/dicom; transfer-syntax=*";

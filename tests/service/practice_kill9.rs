@@ -10,21 +10,14 @@ use std::time::Duration;
 
 use common::{DICOM_JSON, sample_files, uid};
 use dicomlab_dicom::hostile;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 use served::Served;
 
 use crate::practice_in_index::{files, kept};
 
 async fn get_json(s: &Served, token: &str, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(s.url(path))
-        .bearer_auth(token)
-        .header(ACCEPT, DICOM_JSON)
-        .send()
-        .await
-        .expect("send");
-    common::status_json(r).await
+    common::status_json(s.get(token, path, DICOM_JSON).await).await
 }
 
 /// Instances (by QIDO), change-feed entries and files on disk agree.

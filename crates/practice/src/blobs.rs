@@ -26,6 +26,15 @@ pub(crate) const IN_INDEX: &str = "";
 /// The largest part (as received, in memory) whose instance the index keeps rather than a file of its own.
 pub(crate) const IN_INDEX_MAX: u64 = 64 * 1024;
 
+/// How many instances' bytes the index keeps (rows of `inline_blobs`), for the tests.
+#[cfg(test)]
+pub(crate) fn kept_in_index(db: &crate::db::Db) -> i64 {
+    db.lock()
+        .expect("index")
+        .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| r.get(0))
+        .expect("count")
+}
+
 /// Where a stored instance's bytes are read from.
 #[derive(Debug, Clone)]
 pub(crate) enum Content {

@@ -1050,13 +1050,11 @@ mod tests {
             .expect("index")
             .execute("DELETE FROM instances WHERE watermark = ?1", [second])
             .expect("delete");
-        let left: i64 = svc
-            .db
-            .lock()
-            .expect("index")
-            .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(left, 1, "the bytes go with their instance");
+        assert_eq!(
+            crate::blobs::kept_in_index(&svc.db),
+            1,
+            "the bytes go with their instance"
+        );
         let body = multipart_of(&svc, later).await.expect("body");
         let text = String::from_utf8_lossy(&body);
         assert_eq!(text.matches("Content-Type: application/dicom").count(), 1);

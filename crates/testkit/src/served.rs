@@ -192,6 +192,17 @@ impl Served {
         )
     }
 
+    /// GET `path` with a token and an Accept header; the answer, whatever its status.
+    pub async fn get(&self, token: &str, path: &str, accept: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .header("Accept", accept)
+            .send()
+            .await
+            .expect("get")
+    }
+
     /// SIGKILL, and wait for it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -81,13 +81,13 @@ async fn hostile_files_are_refused_with_a_reason_and_the_service_lives_on() {
     let file = hostile::without_group_length(&st, &se, &sop);
     let (status, body) = s.store(&token, file.clone()).await;
     assert_eq!(status, 200, "{body}");
-    let r = reqwest::Client::new()
-        .get(s.url(&format!("studies/{st}/series/{se}/instances/{sop}")))
-        .bearer_auth(&token)
-        .header(ACCEPT, "application/dicom; transfer-syntax=*")
-        .send()
-        .await
-        .expect("retrieve");
+    let r = s
+        .get(
+            &token,
+            &format!("studies/{st}/series/{se}/instances/{sop}"),
+            "application/dicom; transfer-syntax=*",
+        )
+        .await;
     assert_eq!(r.status(), 200);
     // Stored in the standard form: the same bytes with the group length added, which dicom-rs reads.
     let stored = r.bytes().await.expect("bytes");
@@ -285,13 +285,9 @@ async fn a_thousand_word_fuzzy_search_is_400_with_the_reason() {
     assert!(text.contains("1000 words; at most 32"), "{text}");
     // Many parameters too.
     let many: Vec<String> = (0..65).map(|i| format!("x{i}=1")).collect();
-    let r = reqwest::Client::new()
-        .get(s.url(&format!("studies?{}", many.join("&"))))
-        .bearer_auth(&token)
-        .header(ACCEPT, DICOM_JSON)
-        .send()
-        .await
-        .expect("search");
+    let r = s
+        .get(&token, &format!("studies?{}", many.join("&")), DICOM_JSON)
+        .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.expect("text").contains("at most 64"));
     s.assert_healthy(base + 60).await;

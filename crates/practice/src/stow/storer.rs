@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::commit::commit_answering;
+use super::commit::{commit_answering, unanswered};
 use super::instance::{Job, Ready, outcome, processing_failure};
 use super::outcome::Outcome;
 use crate::SharedService;
@@ -233,9 +233,7 @@ fn store_round(round: Vec<Task>) {
     }
     let mut answers = commit_answering(&svc, rows);
     for (ticket, task, stored, multi_valued) in waiting {
-        let inserted = answers
-            .remove(&ticket)
-            .unwrap_or_else(|| Err("the store's commit failed unexpectedly".into()));
+        let inserted = answers.remove(&ticket).unwrap_or_else(|| Err(unanswered()));
         // The index keeps the part: there is no file of it to remove, whatever the commit answered.
         task.job.keep();
         let _ = task.answer.send((outcome(inserted, stored), multi_valued));
@@ -340,13 +338,7 @@ mod tests {
         );
         let n = commits.load(Ordering::SeqCst);
         assert!((1..=2).contains(&n), "five stores in {n} commits");
-        let kept: i64 = svc
-            .db
-            .lock()
-            .expect("index")
-            .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(kept, 3);
+        assert_eq!(crate::blobs::kept_in_index(&svc.db), 3);
     }
 
     /// The thread ends after a while without stores, and the next store starts another.
